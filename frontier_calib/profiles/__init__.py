@@ -1,0 +1,1 @@
+"""Profile tables: the canonical schema, the bundled-table store and importers."""

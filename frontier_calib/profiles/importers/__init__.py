@@ -1,0 +1,1 @@
+"""Importers that convert other tools' profile tables into the canonical schema."""

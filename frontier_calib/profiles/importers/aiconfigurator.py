@@ -1,0 +1,271 @@
+"""Convert the public kernel tables of the ``aiconfigurator-core`` package into the canonical schema.
+
+Source layout: ``<systems>/data/<gpu>/<op>/<framework>/<version>/<table>.parquet`` (Apache-2.0,
+NVIDIA). For each (gpu, engine, source table) the newest version folder that holds the table is
+used. Units in the source: latencies in milliseconds, except the all-to-all tables, which are in
+microseconds; NCCL message sizes are element counts. Both are converted here (ms, bytes).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ...dtypes import DTYPE_BYTES, normalize_dtype
+from ...errors import CoverageError, FrontierError, InputError
+from ..schema import columns, validate_table
+
+SOURCE_PACKAGE = "aiconfigurator-core"
+ENGINES = ("vllm", "sglang", "trtllm")
+LICENSE_NOTICE = (
+    "Tables derived from aiconfigurator-core (https://github.com/ai-dynamo/aiconfigurator), "
+    "Copyright (c) 2025-2026 NVIDIA CORPORATION & AFFILIATES, licensed under the Apache License 2.0. "
+    "Converted to the frontier-calib canonical schema by frontier_calib/profiles/importers/aiconfigurator.py."
+)
+
+
+def find_systems_dir(source: str | Path | None = None) -> Path:
+    """The ``systems`` folder: ``source`` if given, else the installed package's."""
+    if source is not None:
+        p = Path(source)
+        if (p / "data").is_dir():
+            return p
+        if p.name == "data" and p.is_dir():
+            return p.parent
+        raise InputError("not an aiconfigurator systems folder (expected a 'data/' subfolder)", path=str(p))
+    try:
+        import aiconfigurator_core  # noqa: F401
+    except ImportError:
+        raise FrontierError(
+            "aiconfigurator-core is not installed; install the optional extra with "
+            "`pip install -e .[public-data]` or pass --source PATH/TO/systems") from None
+    import aiconfigurator_core
+
+    return Path(aiconfigurator_core.__file__).parent / "systems"
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(SOURCE_PACKAGE)
+    except Exception:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- converters
+# Each converter takes the raw source frame and returns canonical rows (without gpu/engine columns,
+# which the caller fills in).
+
+def _kernel(df):
+    return df["kernel_source"].astype(str)
+
+
+def _col(df, name, default):
+    """A source column, or a constant for older tables that predate it (e.g. window_size)."""
+    return df[name] if name in df else pd.Series(default, index=df.index)
+
+
+def _gemm(df):
+    return pd.DataFrame({"engine_version": df["version"].astype(str), "kernel": _kernel(df),
+                         "dtype": df["gemm_dtype"], "m": df["m"], "n": df["n"], "k": df["k"],
+                         "latency_ms": df["latency"]})
+
+
+def _attn_prefill(df):
+    return pd.DataFrame({
+        "engine_version": df["version"].astype(str), "kernel": _kernel(df), "batch_size": df["batch_size"],
+        "q_len": df["isl"], "kv_len": df["isl"] + _col(df, "step", 0), "num_heads": df["num_heads"],
+        "num_kv_heads": df["num_key_value_heads"], "head_dim": df["head_dim"], "window": _col(df, "window_size", 0),
+        "dtype": df["attn_dtype"], "kv_dtype": df["kv_cache_dtype"], "latency_ms": df["latency"]})
+
+
+def _attn_decode(df):
+    return pd.DataFrame({
+        "engine_version": df["version"].astype(str), "kernel": _kernel(df), "batch_size": df["batch_size"],
+        "kv_len": df["isl"] + _col(df, "step", 0), "num_heads": df["num_heads"],
+        "num_kv_heads": df["num_key_value_heads"], "head_dim": df["head_dim"], "window": _col(df, "window_size", 0),
+        "dtype": df["attn_dtype"], "kv_dtype": df["kv_cache_dtype"], "latency_ms": df["latency"]})
+
+
+def _mla(scope: str, decode: bool):
+    def conv(df):
+        gemm = df["gemm_type"] if "gemm_type" in df else df["mla_dtype"]
+        out = {"engine_version": df["version"].astype(str), "kernel": _kernel(df), "batch_size": df["batch_size"]}
+        if decode:
+            out["kv_len"] = df["isl"] + _col(df, "step", 0)
+        else:
+            out["q_len"] = df["isl"]
+            out["kv_len"] = df["isl"] + _col(df, "step", 0)
+        out.update({"num_heads": df["num_heads"], "scope": scope, "dtype": gemm,
+                    "kv_dtype": df["kv_cache_dtype"], "latency_ms": df["latency"]})
+        return pd.DataFrame(out)
+    return conv
+
+
+def _moe(df):
+    return pd.DataFrame({
+        "engine_version": df["version"].astype(str), "kernel": _kernel(df), "dtype": df["moe_dtype"],
+        "num_tokens": df["num_tokens"], "hidden_size": df["hidden_size"], "inter_size": df["inter_size"],
+        "topk": df["topk"], "num_experts": df["num_experts"], "moe_tp": df["moe_tp_size"],
+        "moe_ep": df["moe_ep_size"], "distribution": df["distribution"], "latency_ms": df["latency"]})
+
+
+def _nccl(df):
+    dt = df["nccl_dtype"].map(normalize_dtype)
+    op = df["op_name"].replace({"alltoall": "all_to_all"})
+    return pd.DataFrame({
+        "engine_version": df["version"].astype(str), "kernel": _kernel(df), "op": op,
+        "implementation": "nccl", "dtype": dt, "num_gpus": df["num_gpus"],
+        "message_bytes": (df["message_size"] * dt.map(DTYPE_BYTES)).round().astype("int64"),
+        "latency_ms": df["latency"]})
+
+
+def _custom_allreduce(df):
+    dt = df["allreduce_dtype"].map(normalize_dtype)
+    tag = df["backend"] if "backend" in df else df.get("implementation", pd.Series("graph", index=df.index))
+    impl = np.where(tag.astype(str).str.contains("eager"), "custom_eager", "custom")
+    return pd.DataFrame({
+        "engine_version": df["version"].astype(str), "kernel": _kernel(df), "op": "all_reduce",
+        "implementation": impl, "dtype": dt, "num_gpus": df["num_gpus"],
+        "message_bytes": (df["message_size"] * dt.map(DTYPE_BYTES)).round().astype("int64"),
+        "latency_ms": df["latency"]})
+
+
+_A2A_BACKENDS = {"deepep_ht": "deepep_normal", "trtllm_deepep_ht": "deepep_normal",
+                 "deepep_ll": "deepep_ll", "trtllm_deepep_ll": "deepep_ll"}
+
+
+def _moe_a2a(df):
+    df = df[df["comm_backend"].isin(list(_A2A_BACKENDS))]
+    out = pd.DataFrame({
+        "engine_version": df["version"].astype(str), "kernel": _kernel(df),
+        "backend": df["comm_backend"].map(_A2A_BACKENDS), "phase": df["phase"], "ep_size": df["ep_size"],
+        "num_nodes": df["node_num"], "num_tokens": df["num_tokens"], "hidden_size": df["hidden_size"],
+        "topk": df["topk"], "num_experts": df["num_experts"],
+        "latency_ms": df["latency"] / 1000.0})  # source is microseconds
+    return _best_over_tuning(out)
+
+
+def _sglang_deepep(backend: str):
+    def conv(df):
+        rows = []
+        for phase in ("dispatch", "combine"):
+            if backend == "deepep_ll":
+                lat = df[f"{phase}_avg_t_us"]
+            else:
+                lat = df[f"{phase}_transmit_us"] + df[f"{phase}_notify_us"]
+            rows.append(pd.DataFrame({
+                "engine_version": df["version"].astype(str), "kernel": _kernel(df), "backend": backend,
+                "phase": phase, "ep_size": 8 * df["node_num"], "num_nodes": df["node_num"],
+                "num_tokens": df["num_token"], "hidden_size": df["hidden_size"], "topk": df["num_topk"],
+                "num_experts": df["num_experts"], "latency_ms": lat / 1000.0}))  # source is microseconds
+        return _best_over_tuning(pd.concat(rows, ignore_index=True))
+    return conv
+
+
+def _best_over_tuning(df):
+    """Several SM-count settings were timed per shape; an engine runs the tuned (fastest) one."""
+    keys = [c for c in df.columns if c != "latency_ms"]
+    return df.groupby(keys, as_index=False, sort=False)["latency_ms"].min()
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    op_dir: str            #: folder under data/<gpu>/ (gemm, attention, ...)
+    file: str              #: parquet file name
+    family: str            #: canonical family
+    convert: Callable
+    frameworks: tuple = ENGINES  #: framework folders to read ('nccl' for NCCL)
+
+
+SOURCES = [
+    SourceTable("gemm", "gemm_perf.parquet", "gemm", _gemm),
+    SourceTable("attention", "context_attention_perf.parquet", "attention_prefill", _attn_prefill),
+    SourceTable("attention", "generation_attention_perf.parquet", "attention_decode", _attn_decode),
+    SourceTable("mla", "mla_context_module_perf.parquet", "mla_prefill", _mla("module", False)),
+    SourceTable("mla", "mla_generation_module_perf.parquet", "mla_decode", _mla("module", True)),
+    SourceTable("mla", "context_mla_perf.parquet", "mla_prefill", _mla("kernel", False)),
+    SourceTable("mla", "generation_mla_perf.parquet", "mla_decode", _mla("kernel", True)),
+    SourceTable("moe", "moe_perf.parquet", "moe", _moe),
+    SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
+    SourceTable("comm", "nccl_perf.parquet", "collective", _nccl, ("nccl",)),
+    SourceTable("comm", "moe_a2a_perf.parquet", "moe_a2a", _moe_a2a),
+    SourceTable("comm", "wideep_deepep_normal_perf.parquet", "moe_a2a", _sglang_deepep("deepep_normal")),
+    SourceTable("comm", "wideep_deepep_ll_perf.parquet", "moe_a2a", _sglang_deepep("deepep_ll")),
+]
+
+
+def _version_key(v: str):
+    parts = re.findall(r"\d+|[a-z]+", v.lower())
+    # pre-releases (rc, dev) sort below the release they precede
+    return [(int(p), "") if p.isdigit() else (-1, p) for p in parts]
+
+
+def newest_with(folder: Path, file: str) -> Path | None:
+    """Newest version subfolder of ``folder`` containing ``file``."""
+    if not folder.is_dir():
+        return None
+    versions = [d for d in folder.iterdir() if d.is_dir() and (d / file).exists()]
+    if not versions:
+        return None
+    return max(versions, key=lambda d: _version_key(d.name)) / file
+
+
+@dataclass
+class ImportedTable:
+    gpu: str
+    engine: str            #: vllm / sglang / trtllm, or 'any' for NCCL
+    family: str
+    frame: pd.DataFrame
+    sources: list          #: source files (relative to systems dir) that fed this table
+
+
+def import_gpu(gpu: str, *, engines=ENGINES, families=None, source=None, dtypes=None) -> list[ImportedTable]:
+    """Convert every supported source table for one GPU into canonical tables.
+
+    ``dtypes``: keep only these canonical dtypes in dtype-carrying families (None = all).
+    """
+    systems = find_systems_dir(source)
+    gpu_dir = systems / "data" / gpu
+    if not gpu_dir.is_dir():
+        known = sorted(p.name for p in (systems / "data").iterdir() if p.is_dir())
+        raise CoverageError(f"the source has no data for gpu '{gpu}' (has: {', '.join(known)})")
+    collected: dict[tuple, ImportedTable] = {}
+    for src in SOURCES:
+        if families and src.family not in families:
+            continue
+        for fw in src.frameworks:
+            if fw != "nccl" and fw not in engines:
+                continue
+            path = newest_with(gpu_dir / src.op_dir / fw, src.file)
+            if path is None:
+                continue
+            raw = pd.read_parquet(path)
+            try:
+                conv = src.convert(raw)
+            except KeyError as exc:
+                raise InputError(f"source table lacks column {exc}", path=str(path)) from None
+            if conv.empty:
+                continue
+            engine = "any" if fw == "nccl" else fw
+            conv.insert(0, "engine", engine)
+            conv.insert(0, "gpu", gpu)
+            conv = validate_table(conv, src.family, path=str(path))
+            if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe"):
+                conv = conv[conv["dtype"].isin(dtypes)]
+            key = (gpu, engine, src.family)
+            rel = str(path.relative_to(systems))
+            if key in collected:
+                collected[key].frame = pd.concat([collected[key].frame, conv], ignore_index=True)
+                collected[key].sources.append(rel)
+            else:
+                collected[key] = ImportedTable(gpu, engine, src.family, conv, [rel])
+    for t in collected.values():
+        t.frame = t.frame[columns(t.family)].reset_index(drop=True)
+    return list(collected.values())

@@ -1,0 +1,219 @@
+"""The canonical profile schema: one table per operator family, one unit per quantity.
+
+Every table has the common columns (``gpu``, ``engine``, ``engine_version``, ``kernel``,
+``latency_ms``) plus its family's shape columns. Latencies are **milliseconds** of GPU time
+for one call, everywhere. Token counts are tokens, sizes are bytes, head counts are per GPU
+(already divided by tensor parallelism). ``profiles/README.md`` documents the same schema for
+people; this module is the source of truth for code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..dtypes import DTYPE_BYTES, normalize_dtype
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str      #: "int", "float", "str" or "dtype" (a canonical dtype name)
+    unit: str
+    doc: str
+
+
+COMMON = [
+    Column("gpu", "str", "-", "GPU id from frontier_calib.hardware (h100_sxm, a100_sxm, h200_sxm, ...)"),
+    Column("engine", "str", "-", "serving engine whose kernels were timed: vllm, sglang, trtllm; 'any' for NCCL"),
+    Column("engine_version", "str", "-", "engine (or NCCL) version the kernels came from"),
+    Column("kernel", "str", "-", "kernel implementation timed (e.g. vllm_flash_attn_fa3, DeepGemm, NCCL)"),
+    Column("latency_ms", "float", "ms", "median GPU time of one call, milliseconds"),
+]
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    doc: str
+    columns: tuple                 #: family-specific Columns (after COMMON)
+    shape_columns: tuple           #: numeric columns that define the shape (range-checked at predict time)
+    group_column: str | None       #: dtype column that splits one model per dtype group
+
+
+def _c(name, kind, unit, doc):
+    return Column(name, kind, unit, doc)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in [
+    Family("gemm", "Dense GEMM C[m,n] = A[m,k] @ B[k,n]; m = tokens, n = output features, k = input features.", (
+        _c("dtype", "dtype", "-", "weight/activation format: bf16, fp16, fp8 (per-tensor), fp8_block, int8, int4_wo, mxfp4, nvfp4"),
+        _c("m", "int", "tokens", "rows of the activation (tokens in the batch)"),
+        _c("n", "int", "features", "output features"),
+        _c("k", "int", "features", "input features (reduction dimension)"),
+    ), ("m", "n", "k"), "dtype"),
+    Family("attention_prefill", "Causal attention over a prefill (context) chunk: each of batch_size sequences has "
+           "q_len new query tokens attending to kv_len keys (kv_len - q_len of them already cached).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new (query) tokens per sequence"),
+        _c("kv_len", "int", "tokens", "keys attended per sequence, cached prefix included (kv_len >= q_len)"),
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("num_kv_heads", "int", "heads", "key/value heads per GPU"),
+        _c("head_dim", "int", "elements", "head dimension"),
+        _c("window", "int", "tokens", "sliding-window size; 0 = full attention"),
+        _c("dtype", "dtype", "-", "activation format"),
+        _c("kv_dtype", "dtype", "-", "KV-cache format"),
+    ), ("batch_size", "q_len", "kv_len", "num_heads", "num_kv_heads", "head_dim"), "kv_dtype"),
+    Family("attention_decode", "Decode (generation) attention: batch_size sequences, one query token each, "
+           "attending to kv_len cached tokens.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("kv_len", "int", "tokens", "KV length per sequence"),
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("num_kv_heads", "int", "heads", "key/value heads per GPU"),
+        _c("head_dim", "int", "elements", "head dimension"),
+        _c("window", "int", "tokens", "sliding-window size; 0 = full attention"),
+        _c("dtype", "dtype", "-", "activation format"),
+        _c("kv_dtype", "dtype", "-", "KV-cache format"),
+    ), ("batch_size", "kv_len", "num_heads", "num_kv_heads", "head_dim"), "kv_dtype"),
+    Family("mla_prefill", "Multi-head latent attention (DeepSeek) over a prefill chunk. scope='module' includes "
+           "the MLA projections of a DeepSeek-V3 layer (vLLM module tables); scope='kernel' is attention alone.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        _c("kv_len", "int", "tokens", "keys attended per sequence (kv_len >= q_len)"),
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("scope", "str", "-", "'module' (projections + attention) or 'kernel' (attention only)"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections (module scope)"),
+        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+    ), ("batch_size", "q_len", "kv_len", "num_heads"), "kv_dtype"),
+    Family("mla_decode", "Multi-head latent attention for decode: batch_size sequences, one token each.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("kv_len", "int", "tokens", "KV length per sequence"),
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("scope", "str", "-", "'module' or 'kernel' as for mla_prefill"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections (module scope)"),
+        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+    ), ("batch_size", "kv_len", "num_heads"), "kv_dtype"),
+    Family("moe", "MoE expert computation on one GPU (grouped GEMMs up/gate + down, routing included) for "
+           "num_tokens tokens each routed to topk of num_experts experts, experts split over moe_ep GPUs and "
+           "each expert's intermediate dimension over moe_tp GPUs.", (
+        _c("dtype", "dtype", "-", "expert weight format"),
+        _c("num_tokens", "int", "tokens", "tokens entering the MoE layer on this GPU"),
+        _c("hidden_size", "int", "features", "model hidden size"),
+        _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
+        _c("topk", "int", "experts", "experts per token"),
+        _c("num_experts", "int", "experts", "routed experts in the layer (all GPUs)"),
+        _c("moe_tp", "int", "GPUs", "tensor parallelism inside each expert"),
+        _c("moe_ep", "int", "GPUs", "expert parallelism"),
+        _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
+    ), ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp", "moe_ep"), "dtype"),
+    Family("collective", "Collective communication among num_gpus GPUs of one node: all_reduce, all_gather, "
+           "reduce_scatter, all_to_all; NCCL or an engine's custom all-reduce.", (
+        _c("op", "str", "-", "all_reduce | all_gather | reduce_scatter | all_to_all"),
+        _c("implementation", "str", "-", "nccl | custom (engine one-shot/two-shot kernels) | custom_eager"),
+        _c("dtype", "dtype", "-", "element format"),
+        _c("num_gpus", "int", "GPUs", "participants"),
+        _c("message_bytes", "int", "bytes", "message size per GPU"),
+    ), ("num_gpus", "message_bytes"), None),
+    Family("moe_a2a", "MoE all-to-all token dispatch / combine across ep_size GPUs (DeepEP normal or "
+           "low-latency kernels).", (
+        _c("backend", "str", "-", "deepep_normal | deepep_ll"),
+        _c("phase", "str", "-", "dispatch | combine"),
+        _c("ep_size", "int", "GPUs", "expert-parallel group size"),
+        _c("num_nodes", "int", "nodes", "nodes spanned by the EP group"),
+        _c("num_tokens", "int", "tokens", "tokens per GPU"),
+        _c("hidden_size", "int", "features", "model hidden size"),
+        _c("topk", "int", "experts", "experts per token"),
+        _c("num_experts", "int", "experts", "routed experts"),
+    ), ("ep_size", "num_tokens", "hidden_size", "topk", "num_experts"), None),
+]}
+
+
+def family(name: str) -> Family:
+    if name not in FAMILIES:
+        raise InputError(f"unknown operator family '{name}'", fix=f"use one of {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def columns(name: str) -> list[str]:
+    """All column names of a family's canonical table, in order."""
+    fam = family(name)
+    return [c.name for c in COMMON[:-1]] + [c.name for c in fam.columns] + ["latency_ms"]
+
+
+def validate_table(df: pd.DataFrame, family_name: str, *, path: str = "<table>") -> pd.DataFrame:
+    """Check a profile table against the canonical schema and return it with canonical dtypes.
+
+    Raises :class:`InputError` naming the file and column for: missing columns, non-numeric
+    or non-positive latencies, negative or non-integer shape values, unknown dtypes.
+    """
+    fam = family(family_name)
+    missing = [c for c in columns(family_name) if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing} for family '{family_name}'", path=path,
+                         field=missing[0], fix="see profiles/README.md for the canonical schema")
+    if len(df) == 0:
+        raise InputError(f"table for family '{family_name}' has no rows", path=path)
+    out = df[columns(family_name)].copy()
+    for col in list(COMMON[:-1]) + list(fam.columns) + [COMMON[-1]]:
+        series = out[col.name]
+        if col.kind == "dtype":
+            vals = series.astype(str)
+            bad = [v for v in vals.unique() if _dtype_or_none(v) is None]
+            if bad:
+                row = int(np.flatnonzero(vals.isin(bad))[0])
+                raise InputError(f"unknown dtype '{bad[0]}'", path=path, row=row, field=col.name,
+                                 fix=f"use one of {', '.join(sorted(DTYPE_BYTES))}")
+            out[col.name] = vals.map(_dtype_or_none)
+        elif col.kind == "str":
+            if series.isna().any():
+                row = int(np.flatnonzero(series.isna().to_numpy())[0])
+                raise InputError("empty value", path=path, row=row, field=col.name)
+            out[col.name] = series.astype(str)
+        else:
+            num = pd.to_numeric(series, errors="coerce")
+            if num.isna().any():
+                row = int(np.flatnonzero(num.isna().to_numpy())[0])
+                raise InputError(f"non-numeric value {series.iloc[row]!r}", path=path, row=row, field=col.name)
+            if col.name == "latency_ms":
+                bad = ~(num > 0) | ~np.isfinite(num)
+                if bad.any():
+                    row = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise InputError(f"latency must be positive and finite, got {num.iloc[row]}",
+                                     path=path, row=row, field=col.name)
+                out[col.name] = num.astype("float64")
+            else:
+                if (num < 0).any():
+                    row = int(np.flatnonzero((num < 0).to_numpy())[0])
+                    raise InputError(f"negative value {num.iloc[row]}", path=path, row=row, field=col.name)
+                if col.kind == "int":
+                    if (num != np.floor(num)).any():
+                        row = int(np.flatnonzero((num != np.floor(num)).to_numpy())[0])
+                        raise InputError(f"expected a whole number, got {num.iloc[row]}", path=path,
+                                         row=row, field=col.name)
+                    out[col.name] = num.astype("int64")
+                else:
+                    out[col.name] = num.astype("float64")
+    return out.reset_index(drop=True)
+
+
+def _dtype_or_none(v: str):
+    try:
+        return normalize_dtype(v)
+    except ValueError:
+        return None
+
+
+def describe_markdown() -> str:
+    """The schema as Markdown tables (used to write profiles/README.md)."""
+    lines = []
+    for fam in FAMILIES.values():
+        lines.append(f"### `{fam.name}`\n\n{fam.doc}\n")
+        lines.append("| column | type | unit | meaning |\n|---|---|---|---|")
+        for col in list(COMMON[:-1]) + list(fam.columns) + [COMMON[-1]]:
+            lines.append(f"| `{col.name}` | {col.kind} | {col.unit} | {col.doc} |")
+        grp = f"one model per `{fam.group_column}`" if fam.group_column else "one model for the whole table"
+        lines.append(f"\nShape columns (range-checked at prediction): {', '.join(fam.shape_columns)}; {grp}.\n")
+    return "\n".join(lines)
