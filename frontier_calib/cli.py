@@ -30,8 +30,9 @@ def main():
 def _register():
     from .profiles.commands import profiles
     from .opmodel.commands import fit
+    from .traces.commands import traces
 
-    for cmd in (profiles, fit):
+    for cmd in (profiles, fit, traces):
         main.add_command(cmd)
 
 

@@ -52,6 +52,12 @@ GPUS: dict[str, GPUSpec] = {
         hbm_bandwidth=8.0e12,
         peak_flops={"bf16": 2250e12, "fp8": 4500e12, "int8": 4500e12, "fp4": 9000e12},
         nvlink_bandwidth=900e9, network_bandwidth=50e9, l2_bytes=126e6),
+    # Not a GPU: lets profiles measured with `frontier-calib profile --device cpu` be fitted, so the
+    # profile -> fit -> predict pipeline is testable without a GPU. Its numbers mean nothing for serving.
+    "cpu": GPUSpec(
+        "cpu", "host CPU (pipeline testing only)", sm_count=2, memory_bytes=16 * 2**30,
+        hbm_bandwidth=20e9, peak_flops={"bf16": 2e11, "fp8": 2e11, "int8": 2e11},
+        gpus_per_node=1, nvlink_bandwidth=10e9, network_bandwidth=1e9, l2_bytes=8e6),
 }
 
 #: spellings seen in the wild -> canonical id

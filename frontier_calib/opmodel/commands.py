@@ -1,0 +1,53 @@
+"""`frontier-calib fit`: fit every operator family for one GPU/engine and report held-out accuracy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from ..io import write_json
+from .registry import cache_dir, fit_all
+
+
+@click.command()
+@click.option("--gpu", required=True, help="GPU id, e.g. h100_sxm (see `frontier-calib profiles list`).")
+@click.option("--engine", required=True, help="Engine whose kernel tables to fit: vllm, sglang, trtllm, ...")
+@click.option("--profiles", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Profile folder (default: the bundled profiles/).")
+@click.option("--family", "families", multiple=True, help="Only these operator families (default: all).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to save the fitted model set (default: the user cache, used by replay).")
+@click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the accuracy report as JSON.")
+@click.option("--no-baselines", is_flag=True, help="Skip the random-forest and roofline baselines.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def fit(gpu, engine, root, families, out, report_json, no_baselines, seed):
+    """Fit one XGBoost latency model per (operator family, dtype group) and print their accuracy.
+
+    Each model is fitted on 80% of its table; the 20% it never saw give the `random` split error,
+    and a second fit with whole shape groups held out gives the `extrapolation` error.
+    """
+    report = fit_all(gpu, engine, root=root, families=list(families) or None, seed=seed,
+                     with_baselines=not no_baselines, progress=True)
+    ms = report.model_set
+    if out is None:
+        out = cache_dir() / "models" / gpu / engine / ms.profile_checksum
+    ms.save(out)
+    table = pd.DataFrame(report.results)
+    if not table.empty:
+        wide = table.pivot_table(index=["op", "dtype", "split"], columns="model",
+                                 values=["median_ape", "p90_ape"], aggfunc="first")
+        wide.columns = [f"{model}_{stat.replace('_ape', '')}" for stat, model in wide.columns]
+        wide = wide[[c for c in ("xgboost_median", "xgboost_p90", "random_forest_median", "random_forest_p90",
+                                 "roofline_median", "roofline_p90") if c in wide.columns]]
+        rows = table.drop_duplicates(["op", "dtype", "split"]).set_index(["op", "dtype", "split"])["rows"]
+        wide.insert(0, "test_rows", rows)
+        click.echo("\nHeld-out absolute percentage error (fractions: 0.02 = 2%)")
+        click.echo((wide.reset_index()).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"\nfitted {len(ms.models)} models in {report.fit_seconds:.1f} s -> {out}")
+    if report_json:
+        write_json({"gpu": gpu, "engine": engine, "fit_seconds": round(report.fit_seconds, 2),
+                    "kernels": ms.kernels, "results": report.results}, report_json)
+        click.echo(f"report -> {report_json}")

@@ -1,0 +1,266 @@
+"""Physics-informed features for operator-latency models.
+
+Every family turns a canonical profile table (or a query frame with the same shape columns)
+into (1) a feature matrix and (2) a roofline time in milliseconds: max(FLOPs / peak FLOP/s,
+bytes / HBM bytes/s) plus a fixed launch floor, from :mod:`frontier_calib.hardware`.
+Models learn log(latency / roofline), the achieved fraction of the roofline, which keeps their
+answers sensible on shapes the tables never measured (a new (n, k), a prefill chunk attending
+to a cached prefix, an unseen head layout) because the roofline carries the scaling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..dtypes import COMPUTE_DTYPE, DTYPE_BYTES
+from ..hardware import GPUSpec
+
+LAUNCH_FLOOR_MS = 0.003  #: fixed per-call floor (kernel launch + tail), milliseconds
+
+# DeepSeek-V3 MLA dimensions: the public MLA tables were measured on that layer.
+MLA_QK_HEAD_DIM = 192      # 128 no-RoPE + 64 RoPE
+MLA_V_HEAD_DIM = 128
+MLA_LATENT = 576           # kv_lora_rank 512 + RoPE 64 (cached per token)
+MLA_KV_LORA = 512
+MLA_HIDDEN = 7168
+MLA_Q_LORA = 1536
+
+_OP_CODES = {"all_reduce": 0, "all_gather": 1, "reduce_scatter": 2, "all_to_all": 3}
+_IMPL_CODES = {"nccl": 0, "custom": 1, "custom_eager": 2}
+_BUS_FACTOR = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0, "all_to_all": 1.0}
+
+
+def _bytes(series) -> np.ndarray:
+    return series.map(DTYPE_BYTES).to_numpy(dtype=float)
+
+
+def _peak(series, gpu: GPUSpec) -> np.ndarray:
+    """Peak FLOP/s per row for the dtype in ``series`` (cached per distinct dtype)."""
+    table = {d: gpu.flops(d) for d in series.unique()}
+    return series.map(table).to_numpy(dtype=float)
+
+
+def _act_bytes(series) -> np.ndarray:
+    """Activation bytes per element: fp8/int8 formats quantise activations, weight-only ones do not."""
+    return series.map(lambda d: 1.0 if COMPUTE_DTYPE[d] in ("fp8", "int8") else 2.0).to_numpy(dtype=float)
+
+
+def _num(df, col) -> np.ndarray:
+    return df[col].to_numpy(dtype=float)
+
+
+def _log(x) -> np.ndarray:
+    return np.log2(np.maximum(x, 1e-30))
+
+
+def _pad_eff(x, tile) -> np.ndarray:
+    """Useful fraction of work when x is padded up to a multiple of ``tile``."""
+    return x / (np.ceil(x / tile) * tile)
+
+
+def _alignment(x, cap: int = 8) -> np.ndarray:
+    """log2 of the largest power of two dividing x (capped): odd sizes defeat vectorised loads."""
+    xi = np.maximum(np.asarray(x, dtype=np.int64), 1)
+    return np.minimum(np.log2((xi & -xi).astype(float)), cap)
+
+
+def _wave_eff(ctas, sms) -> np.ndarray:
+    """Fraction of SM slots busy across the waves needed for ``ctas`` thread blocks."""
+    waves = np.ceil(np.maximum(ctas, 1) / sms)
+    return ctas / (waves * sms)
+
+
+def _roofline(flops, nbytes, peak, bw):
+    t_c = flops / peak * 1e3
+    t_m = nbytes / bw * 1e3
+    return t_c, t_m, np.maximum(t_c, t_m) + LAUNCH_FLOOR_MS
+
+
+def causal_pairs(q_len, kv_len, window) -> np.ndarray:
+    """Query-key pairs one sequence computes: q_len new tokens at the end of kv_len, causal,
+    optionally within a sliding window (0 = full). A prefix-cached chunk has kv_len > q_len."""
+    q = np.asarray(q_len, dtype=float)
+    kv = np.asarray(kv_len, dtype=float)
+    w = np.asarray(window, dtype=float)
+
+    def s(x):  # sum_{p=0}^{x-1} min(p + 1, w)
+        full = x * (x + 1) / 2
+        capped = w * (w + 1) / 2 + (x - w) * w
+        return np.where((w > 0) & (x > w), capped, full)
+
+    return s(kv) - s(kv - q)
+
+
+# ----------------------------------------------------------------------------- families
+
+def gemm(df: pd.DataFrame, gpu: GPUSpec):
+    m, n, k = _num(df, "m"), _num(df, "n"), _num(df, "k")
+    wb, ab = _bytes(df["dtype"]), _act_bytes(df["dtype"])
+    flops = 2 * m * n * k
+    nbytes = m * k * ab + k * n * wb + m * n * 2
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    tiles = np.ceil(m / 128) * np.ceil(n / 128)
+    x = {
+        "log_m": _log(m), "log_n": _log(n), "log_k": _log(k),
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+        "log_intensity": _log(flops / nbytes),
+        "m_pad64": _pad_eff(m, 64), "m_pad128": _pad_eff(m, 128), "n_pad128": _pad_eff(n, 128),
+        "k_pad128": _pad_eff(k, 128),
+        "wave_eff": _wave_eff(tiles, gpu.sm_count), "log_waves": _log(tiles / gpu.sm_count),
+        "weight_bytes": wb, "m_align": _alignment(m), "n_align": _alignment(n), "k_align": _alignment(k),
+    }
+    return pd.DataFrame(x), roof
+
+
+def attention_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    b, q, kv = _num(df, "batch_size"), _num(df, "q_len"), _num(df, "kv_len")
+    h, kvh, d, w = _num(df, "num_heads"), _num(df, "num_kv_heads"), _num(df, "head_dim"), _num(df, "window")
+    kvb = _bytes(df["kv_dtype"])
+    pairs = causal_pairs(q, kv, w)
+    kv_read = np.where(w > 0, np.minimum(kv, w + q), kv)
+    flops = 4 * b * h * d * pairs
+    nbytes = b * (2 * q * h * d * 2 + kv_read * kvh * d * 2 * kvb)
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    ctas = b * h * np.ceil(q / 128)
+    x = {
+        "log_batch": _log(b), "log_q": _log(q), "log_pairs_per_seq": _log(pairs),
+        "log_keys_per_query": _log(pairs / q), "heads": h, "kv_heads": kvh, "head_dim": d,
+        "gqa_ratio": h / kvh, "windowed": (w > 0).astype(float),
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+        "q_pad128": _pad_eff(q, 128), "wave_eff": _wave_eff(ctas, gpu.sm_count), "log_ctas": _log(ctas),
+        "kv_bytes": kvb,
+    }
+    return pd.DataFrame(x), roof
+
+
+def attention_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, kv = _num(df, "batch_size"), _num(df, "kv_len")
+    h, kvh, d, w = _num(df, "num_heads"), _num(df, "num_kv_heads"), _num(df, "head_dim"), _num(df, "window")
+    kvb = _bytes(df["kv_dtype"])
+    kv_eff = np.where(w > 0, np.minimum(kv, w), kv)
+    flops = 4 * b * h * d * kv_eff
+    nbytes = b * kv_eff * kvh * d * 2 * kvb + b * h * d * 2 * 2
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    x = {
+        "log_batch": _log(b), "log_kv": _log(kv_eff), "log_kv_tokens": _log(b * kv_eff),
+        "heads": h, "kv_heads": kvh, "head_dim": d, "gqa_ratio": h / kvh, "windowed": (w > 0).astype(float),
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+        "wave_eff": _wave_eff(b * kvh, gpu.sm_count), "kv_bytes": kvb,
+    }
+    return pd.DataFrame(x), roof
+
+
+def _mla_projection_cost(tokens, h, scope, wb):
+    """FLOPs and weight bytes of the MLA projections (q_a, q_b, kv_a, kv_b, o) for module-scope rows."""
+    per_tok = (MLA_HIDDEN * MLA_Q_LORA + MLA_Q_LORA * h * MLA_QK_HEAD_DIM + MLA_HIDDEN * MLA_LATENT
+               + MLA_KV_LORA * h * (MLA_QK_HEAD_DIM - 64 + MLA_V_HEAD_DIM) + h * MLA_V_HEAD_DIM * MLA_HIDDEN)
+    is_mod = (scope == "module").astype(float)
+    return is_mod * 2 * tokens * per_tok, is_mod * per_tok * wb, is_mod
+
+
+def mla_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    b, q, kv, h = _num(df, "batch_size"), _num(df, "q_len"), _num(df, "kv_len"), _num(df, "num_heads")
+    kvb, wb = _bytes(df["kv_dtype"]), _bytes(df["dtype"])
+    pairs = causal_pairs(q, kv, np.zeros_like(q))
+    p_flops, p_bytes, is_mod = _mla_projection_cost(b * q, h, df["scope"].to_numpy(), wb)
+    flops = b * h * pairs * 2 * (MLA_QK_HEAD_DIM + MLA_V_HEAD_DIM) + p_flops
+    nbytes = b * kv * MLA_LATENT * kvb + b * q * h * (MLA_QK_HEAD_DIM + MLA_V_HEAD_DIM) * 2 + p_bytes
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    x = {
+        "log_batch": _log(b), "log_q": _log(q), "log_pairs_per_seq": _log(pairs),
+        "log_keys_per_query": _log(pairs / q), "heads": h, "module": is_mod,
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
+        "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count),
+    }
+    return pd.DataFrame(x), roof
+
+
+def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, kv, h = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "num_heads")
+    kvb, wb = _bytes(df["kv_dtype"]), _bytes(df["dtype"])
+    p_flops, p_bytes, is_mod = _mla_projection_cost(b, h, df["scope"].to_numpy(), wb)
+    flops = b * h * kv * 2 * (MLA_LATENT + MLA_KV_LORA) + p_flops
+    nbytes = b * kv * MLA_LATENT * kvb + p_bytes
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    x = {
+        "log_batch": _log(b), "log_kv": _log(kv), "log_kv_tokens": _log(b * kv), "heads": h, "module": is_mod,
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
+        "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
+    }
+    return pd.DataFrame(x), roof
+
+
+def routing_alpha(distribution: pd.Series) -> np.ndarray:
+    """Power-law exponent of a routing distribution name ('balanced' -> 0)."""
+    def parse(s):
+        if s == "balanced":
+            return 0.0
+        if s.startswith("power_law_"):
+            return float(s[len("power_law_"):])
+        raise ValueError(f"unknown routing distribution '{s}' (use 'balanced' or 'power_law_<alpha>')")
+    table = {s: parse(s) for s in distribution.unique()}
+    return distribution.map(table).to_numpy(dtype=float)
+
+
+def moe(df: pd.DataFrame, gpu: GPUSpec):
+    t, hdim, inter = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "inter_size")
+    k, e, tp, ep = _num(df, "topk"), _num(df, "num_experts"), _num(df, "moe_tp"), _num(df, "moe_ep")
+    wb, ab = _bytes(df["dtype"]), _act_bytes(df["dtype"])
+    alpha = routing_alpha(df["distribution"])
+    inter_local = inter / tp
+    e_local = e / ep
+    pairs_local = t * k / ep                            # token-expert pairs on this GPU (balanced)
+    active_local = e_local * (1 - np.power(1 - 1 / e, t * k))  # experts that get >= 1 token
+    flops = 2 * pairs_local * hdim * inter_local * 3      # gate + up + down
+    nbytes = active_local * 3 * hdim * inter_local * wb + pairs_local * (2 * hdim + 2 * inter_local) * ab
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    per_expert = pairs_local / np.maximum(active_local, 1e-9)
+    x = {
+        "log_tokens": _log(t), "log_hidden": _log(hdim), "log_inter_local": _log(inter_local), "topk": k,
+        "log_experts": _log(e), "log_experts_local": _log(e_local), "moe_tp": tp, "moe_ep": ep,
+        "alpha": alpha, "log_pairs_local": _log(pairs_local), "log_active_local": _log(active_local),
+        "log_tokens_per_expert": _log(per_expert), "expert_m_pad64": _pad_eff(np.maximum(per_expert, 1), 64),
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "weight_bytes": wb,
+    }
+    return pd.DataFrame(x), roof
+
+
+def collective(df: pd.DataFrame, gpu: GPUSpec):
+    n, nbytes = _num(df, "num_gpus"), _num(df, "message_bytes")
+    factor = df["op"].map(_BUS_FACTOR).to_numpy(dtype=float)
+    t_bw = nbytes * factor * (n - 1) / n / gpu.nvlink_bandwidth * 1e3
+    roof = t_bw + LAUNCH_FLOOR_MS
+    x = {
+        "log_bytes": _log(nbytes), "num_gpus": n, "op": df["op"].map(_OP_CODES).to_numpy(dtype=float),
+        "implementation": df["implementation"].map(_IMPL_CODES).fillna(3).to_numpy(dtype=float),
+        "log_t_bandwidth": _log(t_bw),
+    }
+    return pd.DataFrame(x), roof
+
+
+def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
+    t, hdim, k, e = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "topk"), _num(df, "num_experts")
+    ep, nodes = _num(df, "ep_size"), _num(df, "num_nodes")
+    nbytes = t * k * hdim * 2 * (ep - 1) / ep
+    bw = np.where(nodes > 1, gpu.network_bandwidth, gpu.nvlink_bandwidth)
+    t_bw = nbytes / bw * 1e3
+    roof = t_bw + LAUNCH_FLOOR_MS
+    x = {
+        "log_tokens": _log(t), "log_hidden": _log(hdim), "topk": k, "log_experts": _log(e), "ep_size": ep,
+        "num_nodes": nodes, "low_latency": (df["backend"] == "deepep_ll").to_numpy(dtype=float),
+        "combine": (df["phase"] == "combine").to_numpy(dtype=float), "log_t_bandwidth": _log(t_bw),
+    }
+    return pd.DataFrame(x), roof
+
+
+FEATURES = {
+    "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
+    "mla_prefill": mla_prefill, "mla_decode": mla_decode, "moe": moe, "collective": collective,
+    "moe_a2a": moe_a2a,
+}
+
+
+def featurize(family: str, df: pd.DataFrame, gpu: GPUSpec):
+    """(feature frame, roofline milliseconds) for rows of ``family``."""
+    return FEATURES[family](df, gpu)

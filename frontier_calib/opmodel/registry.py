@@ -1,0 +1,189 @@
+"""All operator models of one (GPU, engine): fit them, save/load them, cache them per user.
+
+A model set is a folder::
+
+    index.json                      gpu, engine, profile checksum, one entry per (family, group)
+    <family>__<group>.json          XGBoost's own JSON
+    <family>__<group>.meta.json     features, training-data checksum, metrics
+
+Fitted sets are cached under the platform cache dir (``$FRONTIER_CALIB_CACHE`` overrides), keyed by
+the checksum of the profile tables they were fitted on, so a later replay does not refit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CoverageError, FrontierError
+from ..io import write_json
+from ..profiles import store
+from ..profiles.schema import FAMILIES
+from ..profiles.schema import family as get_family
+from .dataset import frame_checksum, training_rows
+from .evaluate import evaluate_group
+from .model import OperatorModel
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("FRONTIER_CALIB_CACHE")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("frontier-calib"))
+
+
+def _model_name(family: str, group: str) -> str:
+    return f"{family}__{group}"
+
+
+@dataclass
+class ModelSet:
+    """Fitted operator models for one GPU and engine; ``predict(family, df)`` routes rows by dtype group."""
+
+    gpu: str
+    engine: str
+    models: dict = field(default_factory=dict)       #: (family, group) -> OperatorModel
+    kernels: dict = field(default_factory=dict)      #: family -> {variant: kernel used}
+    profile_checksum: str = ""
+
+    def families(self) -> list[str]:
+        return sorted({f for f, _ in self.models})
+
+    def groups(self, family: str) -> list[str]:
+        return sorted(g for f, g in self.models if f == family)
+
+    def has(self, family: str, group: str | None = None) -> bool:
+        return any(f == family and (group is None or g == group) for f, g in self.models)
+
+    def predict(self, family: str, df: pd.DataFrame) -> np.ndarray:
+        """Milliseconds per row; rows are routed to the model of their dtype group."""
+        fam = get_family(family)
+        if not self.has(family):
+            raise CoverageError(f"no fitted '{family}' model for gpu={self.gpu} engine={self.engine} "
+                                f"(the profile tables lack this family)")
+        if fam.group_column is None:
+            return self.models[(family, "all")].predict(df)
+        out = np.empty(len(df))
+        keys = df[fam.group_column].to_numpy()
+        for g in pd.unique(keys):
+            if (family, g) not in self.models:
+                raise CoverageError(f"no '{family}' model for {fam.group_column}={g} on gpu={self.gpu} "
+                                    f"engine={self.engine}; fitted groups: {self.groups(family)}")
+            sel = keys == g
+            out[sel] = self.models[(family, g)].predict(df[sel])
+        return out
+
+    def out_of_range_counts(self) -> dict:
+        return {f"{f}/{g}": (m.n_out_of_range, m.n_predicted) for (f, g), m in self.models.items()}
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, directory: str | Path) -> Path:
+        directory = Path(directory)
+        entries = []
+        for (fam, grp), model in sorted(self.models.items()):
+            name = _model_name(fam, grp)
+            model.save(directory, name)
+            entries.append({"family": fam, "group": grp, "name": name})
+        write_json({"gpu": self.gpu, "engine": self.engine, "profile_checksum": self.profile_checksum,
+                    "kernels": self.kernels, "models": entries}, directory / "index.json")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "ModelSet":
+        directory = Path(directory)
+        idx_path = directory / "index.json"
+        if not idx_path.exists():
+            raise FrontierError(f"{idx_path}: no fitted model set here (run `frontier-calib fit`)")
+        idx = json.loads(idx_path.read_text())
+        ms = cls(idx["gpu"], idx["engine"], kernels=idx.get("kernels", {}),
+                 profile_checksum=idx.get("profile_checksum", ""))
+        for e in idx["models"]:
+            ms.models[(e["family"], e["group"])] = OperatorModel.load(directory, e["name"])
+        return ms
+
+
+def load_profiles(gpu: str, engine: str, root=None, families=None) -> dict[str, pd.DataFrame]:
+    """Every available family table for (gpu, engine) under ``root`` (default: bundled)."""
+    out = {}
+    for fam in families or FAMILIES:
+        try:
+            out[fam] = store.load_family(fam, gpu, engine, root)
+        except CoverageError:
+            continue
+    if not out:
+        raise CoverageError(f"no profile tables for gpu={gpu} engine={engine} under "
+                            f"{root or store.bundled_root()} (see `frontier-calib profiles list`)")
+    return out
+
+
+def profiles_checksum(tables: dict[str, pd.DataFrame]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for fam in sorted(tables):
+        h.update(fam.encode())
+        h.update(frame_checksum(tables[fam]).encode())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class FitReport:
+    results: list          #: accuracy rows, see `frontier-calib fit --report-json`
+    fit_seconds: float
+    model_set: ModelSet
+
+
+def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, with_baselines: bool = True,
+            extrapolation: bool = True, progress: bool = False, model_params: dict | None = None,
+            tables: dict | None = None) -> FitReport:
+    """Fit one model per (family, dtype group) and measure held-out accuracy against the baselines."""
+    t0 = time.perf_counter()
+    tables = tables if tables is not None else load_profiles(gpu, engine, root, families)
+    ms = ModelSet(gpu, engine, profile_checksum=profiles_checksum(tables))
+    jobs = []
+    for fam, table in tables.items():
+        rows, kernels = training_rows(table, fam)
+        ms.kernels[fam] = kernels
+        gcol = get_family(fam).group_column
+        for grp, sub in (rows.groupby(gcol, observed=True) if gcol else [("all", rows)]):
+            if len(sub) >= 20:
+                jobs.append((fam, str(grp), sub.reset_index(drop=True)))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=f"fit {gpu}/{engine}", unit="model")
+    results = []
+    for fam, grp, sub in jobs:
+        if bar:
+            bar.set_postfix_str(f"{fam}/{grp} ({len(sub)} rows)")
+        rows, model = evaluate_group(sub, fam, gpu, seed=seed, model_params=model_params,
+                                     with_baselines=with_baselines, extrapolation=extrapolation)
+        for r in rows:
+            results.append({"op": fam, "dtype": grp, **r})
+        ms.models[(fam, grp)] = model
+        if bar:
+            bar.update(1)
+    if bar:
+        bar.close()
+    return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
+
+
+def cached_model_set(gpu: str, engine: str, *, root=None, refit: bool = False, progress: bool = False) -> ModelSet:
+    """The fitted model set for (gpu, engine) from the user cache, fitting it once if needed."""
+    tables = load_profiles(gpu, engine, root)
+    key = profiles_checksum(tables)
+    directory = cache_dir() / "models" / gpu / engine / key
+    if (directory / "index.json").exists() and not refit:
+        return ModelSet.load(directory)
+    report = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress, tables=tables)
+    report.model_set.save(directory)
+    return report.model_set

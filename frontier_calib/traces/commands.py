@@ -1,0 +1,43 @@
+"""``frontier-calib traces ...``: inspect trace files and generate synthetic ones from YAML specs."""
+
+from __future__ import annotations
+
+import click
+
+from .detect import FORMATS, detect_format
+from .loader import load_trace
+from .native import write_trace
+from .spec import load_spec, trace_from_spec
+from .stats import format_summary, summarize
+
+
+@click.group()
+def traces() -> None:
+    """Inspect request traces and generate synthetic ones."""
+
+
+@traces.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "format_", type=click.Choice(FORMATS), help="Trace format (default: detect from content).")
+def show(path: str, format_: str | None) -> None:
+    """Print the format, size, arrival rate, token-length percentiles and prefix sharing of a trace."""
+    fmt = format_ or detect_format(path)
+    trace = load_trace(path, fmt)
+    click.echo(f"format: {fmt}" + ("" if format_ else " (detected)"))
+    click.echo(f"source: {trace.source}")
+    click.echo(format_summary(summarize(trace)))
+
+
+@traces.command()
+@click.argument("spec", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Output trace file: .csv, .jsonl or .parquet (native format).")
+def generate(spec: str, out: str) -> None:
+    """Generate a synthetic trace from a YAML SPEC (see frontier_calib/traces/spec.py) into --out."""
+    trace = trace_from_spec(load_spec(spec), spec_path=spec)
+    write_trace(trace, out)
+    click.echo(f"wrote {trace.num_requests} requests to {out}")
+
+
+if __name__ == "__main__":  # until the group is registered in frontier_calib.cli
+    traces()
