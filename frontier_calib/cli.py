@@ -30,9 +30,10 @@ def main():
 def _register():
     from .profiles.commands import profiles
     from .opmodel.commands import fit
+    from .replay import demo, replay
     from .traces.commands import traces
 
-    for cmd in (profiles, fit, traces):
+    for cmd in (profiles, fit, traces, replay, demo):
         main.add_command(cmd)
 
 

@@ -177,13 +177,40 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
     return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
 
 
-def cached_model_set(gpu: str, engine: str, *, root=None, refit: bool = False, progress: bool = False) -> ModelSet:
-    """The fitted model set for (gpu, engine) from the user cache, fitting it once if needed."""
-    tables = load_profiles(gpu, engine, root)
-    key = profiles_checksum(tables)
-    directory = cache_dir() / "models" / gpu / engine / key
-    if (directory / "index.json").exists() and not refit:
-        return ModelSet.load(directory)
-    report = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress, tables=tables)
-    report.model_set.save(directory)
-    return report.model_set
+def _family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
+    root = Path(root) if root is not None else store.bundled_root()
+    paths = [store.table_path(root, gpu, eng, family) for eng in dict.fromkeys([engine, store.ENGINE_INDEPENDENT])]
+    return [p for p in paths if p is not None]
+
+
+def cached_model_set(gpu: str, engine: str, *, families=None, root=None, refit: bool = False,
+                     progress: bool = False) -> ModelSet:
+    """Fitted models for (gpu, engine) from the user cache, fitting missing families once.
+
+    Each family is cached on its own, keyed by the sha256 of the table files it is fitted on, so a
+    replay fits only what its model needs, and only the first time (and refits if a table changes).
+    """
+    import hashlib
+
+    merged = ModelSet(gpu, engine)
+    found = 0
+    for fam in families or list(FAMILIES):
+        files = _family_files(gpu, engine, fam, root)
+        if not files:
+            continue
+        found += 1
+        key = hashlib.sha256("".join(store.file_sha256(f) for f in files).encode()).hexdigest()[:16]
+        directory = cache_dir() / "models" / gpu / engine / f"{fam}-{key}"
+        if (directory / "index.json").exists() and not refit:
+            part = ModelSet.load(directory)
+        else:
+            table = store.load_family(fam, gpu, engine, root)
+            part = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress,
+                           tables={fam: table}).model_set
+            part.save(directory)
+        merged.models.update(part.models)
+        merged.kernels.update(part.kernels)
+    if not found:
+        raise CoverageError(f"no profile tables for gpu={gpu} engine={engine} under "
+                            f"{root or store.bundled_root()} (see `frontier-calib profiles list`)")
+    return merged

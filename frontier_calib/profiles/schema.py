@@ -161,12 +161,14 @@ def validate_table(df: pd.DataFrame, family_name: str, *, path: str = "<table>")
         series = out[col.name]
         if col.kind == "dtype":
             vals = series.astype(str)
-            bad = [v for v in vals.unique() if _dtype_or_none(v) is None]
+            canon = {v: _dtype_or_none(v) for v in vals.unique()}  # normalise each spelling once, not per row
+            bad = [v for v, c in canon.items() if c is None]
             if bad:
                 row = int(np.flatnonzero(vals.isin(bad))[0])
-                raise InputError(f"unknown dtype '{bad[0]}'", path=path, row=row, field=col.name,
+                bad_value = vals.iloc[row]
+                raise InputError(f"unknown dtype '{bad_value}'", path=path, row=row, field=col.name,
                                  fix=f"use one of {', '.join(sorted(DTYPE_BYTES))}")
-            out[col.name] = vals.map(_dtype_or_none)
+            out[col.name] = vals.map(canon)
         elif col.kind == "str":
             if series.isna().any():
                 row = int(np.flatnonzero(series.isna().to_numpy())[0])
@@ -185,6 +187,9 @@ def validate_table(df: pd.DataFrame, family_name: str, *, path: str = "<table>")
                                      path=path, row=row, field=col.name)
                 out[col.name] = num.astype("float64")
             else:
+                if not np.isfinite(num).all():
+                    row = int(np.flatnonzero(~np.isfinite(num.to_numpy())).min())
+                    raise InputError(f"non-finite value {num.iloc[row]}", path=path, row=row, field=col.name)
                 if (num < 0).any():
                     row = int(np.flatnonzero((num < 0).to_numpy())[0])
                     raise InputError(f"negative value {num.iloc[row]}", path=path, row=row, field=col.name)

@@ -202,9 +202,15 @@ SOURCES = [
 
 
 def _version_key(v: str):
+    """Sort key for version folder names: 1.3.0rc20 < 1.3.0 < 1.3.0.post1 < 1.3.1.
+
+    Numbers rank above every word; pre-release words (rc, dev, a, b) rank below the end of the
+    version, which ranks below 'post', so a pre-release sorts below the release it precedes and a
+    post-release above it (a plain list of numbers would put 1.3.0 below its prefix-extended 1.3.0rc20).
+    """
     parts = re.findall(r"\d+|[a-z]+", v.lower())
-    # pre-releases (rc, dev) sort below the release they precede
-    return [(int(p), "") if p.isdigit() else (-1, p) for p in parts]
+    key = [(3, int(p), "") if p.isdigit() else ((2, 0, p) if p == "post" else (0, 0, p)) for p in parts]
+    return key + [(1, 0, "")]
 
 
 def newest_with(folder: Path, file: str) -> Path | None:
@@ -251,6 +257,8 @@ def import_gpu(gpu: str, *, engines=ENGINES, families=None, source=None, dtypes=
                 conv = src.convert(raw)
             except KeyError as exc:
                 raise InputError(f"source table lacks column {exc}", path=str(path)) from None
+            except FrontierError as exc:  # e.g. an unknown dtype met while converting units
+                raise InputError(str(exc), path=str(path)) from None
             if conv.empty:
                 continue
             engine = "any" if fw == "nccl" else fw

@@ -1,0 +1,69 @@
+"""Cache of precomputed cost tables, so a replay with unchanged inputs needs no model evaluation.
+
+The key hashes everything the tables depend on: the worker (model, GPU, engine, formats,
+parallelism, routing), the grid sizes, and the sha256 of the profile tables the operator models
+were fitted on. A hit loads a few NumPy arrays and skips importing XGBoost at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_path
+from ..opmodel.registry import _family_files, cache_dir, cached_model_set
+from ..profiles import store
+from .iteration import IterationCostModel
+from .worker import WorkerSpec
+
+COST_FAMILIES = ("gemm", "attention_prefill", "attention_decode", "mla_prefill", "mla_decode", "moe",
+                 "collective", "moe_a2a")
+TABLES_VERSION = "1"
+
+
+def needed_families(worker: WorkerSpec) -> list[str]:
+    m = worker.model
+    fams = ["gemm"]
+    fams += ["mla_prefill", "mla_decode"] if m.mla is not None else ["attention_prefill", "attention_decode"]
+    if m.is_moe:
+        fams.append("moe")
+        if worker.ep > 1 and worker.attention_dp > 1:
+            fams.append("moe_a2a")
+    if worker.tp > 1:
+        fams.append("collective")
+    return fams
+
+
+def _key(worker: WorkerSpec, limits: tuple, root) -> str:
+    h = hashlib.sha256(TABLES_VERSION.encode())
+    w = asdict(worker)
+    w.pop("overheads")  # overheads are applied at lookup time, not baked into the tables
+    h.update(repr(sorted(w.items(), key=lambda kv: kv[0])).encode())
+    h.update(repr(limits).encode())
+    for fam in needed_families(worker):
+        for f in _family_files(worker.gpu, worker.engine, fam, root):
+            h.update(store.file_sha256(f).encode())
+    return h.hexdigest()[:20]
+
+
+def cost_model_for(worker: WorkerSpec, *, max_tokens: int, max_seqs: int, max_model_len: int,
+                   profiles_root=None, progress: bool = False) -> IterationCostModel:
+    """An IterationCostModel for ``worker``, from the cache when its inputs are unchanged."""
+    limits = (int(max_tokens), int(max_seqs), int(max_model_len))
+    path = cache_dir() / "cost_tables" / f"{worker.model.name}-{worker.gpu}-{worker.engine}-" \
+        f"{_key(worker, limits, profiles_root)}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            tables = {k: z[k] for k in z.files}
+        return IterationCostModel(worker, None, max_tokens=max_tokens, max_seqs=max_seqs,
+                                  max_model_len=max_model_len, tables=tables)
+    models = cached_model_set(worker.gpu, worker.engine, families=needed_families(worker), root=profiles_root,
+                              progress=progress)
+    cm = IterationCostModel(worker, models, max_tokens=max_tokens, max_seqs=max_seqs, max_model_len=max_model_len)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **cm.tables)
+    return cm

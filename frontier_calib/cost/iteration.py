@@ -1,0 +1,329 @@
+"""The time of one engine iteration on one worker, as the sum of the operator calls it issues.
+
+An iteration runs prefill chunks (q new tokens each, attending to kv keys: cached prefix + q) and
+decode sequences (one token each, attending to their KV). Its time is
+
+    token-proportional ops (GEMMs, MoE, TP all-reduce, EP dispatch/combine, norms, PP hand-off)
+  + lm_head over the sequences that sample
+  + prefill attention per chunk + decode attention for the decode batch
+  + engine overheads (per step, per sequence, extra for prefill steps)
+
+Every operator latency comes from the fitted operator models (:mod:`frontier_calib.opmodel`).
+Because replay asks for millions of iterations, the model is evaluated once on grids: exact token
+counts 1..max_tokens for the token-proportional part, exact decode batch sizes x a log grid of KV
+lengths for decode attention, and a log grid of (q, kv) for prefill attention; queries interpolate
+in log space. Times returned to the simulator are seconds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CoverageError
+from ..hardware import get_gpu
+from ..opmodel.registry import ModelSet
+from .worker import WorkerSpec
+
+_MLA_PROJECTIONS = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "kv_b_proj", "o_proj"}
+
+
+def _log_grid(lo: int, hi: int, points: int) -> np.ndarray:
+    """Integer grid from lo to hi, log-spaced, both ends included."""
+    hi = max(hi, lo)
+    g = np.unique(np.round(np.exp(np.linspace(math.log(lo), math.log(hi), points))).astype(np.int64))
+    return g
+
+
+@dataclass
+class CostBreakdown:
+    """Milliseconds per component for one batch (what `breakdown()` returns)."""
+
+    token_ops_ms: float
+    lm_head_ms: float
+    prefill_attention_ms: float
+    decode_attention_ms: float
+    overhead_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return (self.token_ops_ms + self.lm_head_ms + self.prefill_attention_ms + self.decode_attention_ms
+                + self.overhead_ms)
+
+
+class IterationCostModel:
+    """Implements the simulator's ``IterationCost`` protocol for one worker.
+
+    ``max_tokens``: the largest tokens per iteration the scheduler can issue (token budget);
+    ``max_seqs``: the largest decode batch; ``max_model_len``: the longest KV (tokens).
+    """
+
+    def __init__(self, worker: WorkerSpec, models: ModelSet | None, *, max_tokens: int, max_seqs: int,
+                 max_model_len: int, kv_grid_points: int = 48, q_grid_points: int = 40, tables: dict | None = None):
+        self.worker = worker
+        self.models = models
+        self.spec = get_gpu(worker.gpu)
+        self.max_tokens = int(max(max_tokens, max_seqs, 1))
+        self.max_seqs = int(max(max_seqs, 1))
+        self.max_model_len = int(max(max_model_len, 2))
+        m = worker.model
+        self._layer_counts = self._attention_layer_kinds()
+        if tables is None:
+            if models is None:
+                raise ValueError("IterationCostModel needs fitted models or precomputed tables")
+            tables = self._build_tables(kv_grid_points, q_grid_points)
+        self.tables = tables
+        self._token_ms = tables["token_ms"]
+        self._lm_head_ms = tables["lm_head_ms"]
+        self._kv_grid = tables["kv_grid"]
+        self._decode_ms = tables["decode_ms"]            # [b, kv_grid], log2 ms
+        self._q_grid = tables["q_grid"]
+        self._prefill_ms = tables["prefill_ms"]          # [q_grid, kv_grid], log2 ms
+        self._log_q_grid = np.log2(self._q_grid)
+        self._log_kv_grid = np.log2(self._kv_grid)
+        self._log_kv_list = self._log_kv_grid.tolist()
+        self._kv_grid_max = float(self._kv_grid[-1])
+        self._prefill_memo: dict = {}
+        ov = worker.overheads
+        self._step_s, self._per_seq_s, self._prefill_step_s = ov.step_s, ov.per_seq_s, ov.prefill_step_s
+
+    def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
+        m, w = self.worker.model, self.worker
+        self._mla_module = m.mla is not None and self._has_mla_scope("module")
+        n = np.arange(1, self.max_tokens + 1)
+        t = {"token_ms": np.concatenate([[0.0], self._token_ops_ms(n)]),
+             "lm_head_ms": np.concatenate([[0.0], self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16")])}
+        self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
+        t["decode_ms"] = self._decode_grid_ms(np.arange(1, self.max_seqs + 1))
+        self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
+        t["prefill_ms"] = self._prefill_table()
+        return t
+
+    # ------------------------------------------------------------------ protocol
+    def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
+        q = np.asarray(prefill_q, dtype=np.int64)
+        n_tok = int(q.sum()) + int(num_decode)
+        n_seq = len(q) + int(num_decode)
+        if n_tok == 0:
+            return 0.0
+        ms = self._token_lookup(n_tok) + self._lm_head_lookup(n_seq)
+        if len(q):
+            memo = self._prefill_memo
+            for qi, ki in zip(q.tolist(), np.asarray(prefill_kv).tolist()):
+                key = (qi, ki)
+                v = memo.get(key)
+                if v is None:
+                    v = memo[key] = float(self._prefill_attention_ms(np.array([qi]), np.array([ki]))[0])
+                ms += v
+        if num_decode:
+            ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
+        s = ms / 1e3 + self._step_s + self._per_seq_s * n_seq
+        if len(q):
+            s += self._prefill_step_s
+        return s
+
+    def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
+        kv = np.asarray(decode_kv_sums, dtype=float)
+        base = self._token_lookup(num_decode) + self._lm_head_lookup(num_decode)
+        ms = base + self._decode_attention_ms(int(num_decode), kv)
+        return ms / 1e3 + self._step_s + self._per_seq_s * num_decode
+
+    def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
+        q = np.asarray(prefill_q, dtype=np.int64)
+        n_tok, n_seq = int(q.sum()) + num_decode, len(q) + num_decode
+        pre = float(self._prefill_attention_ms(q, np.asarray(prefill_kv)).sum()) if len(q) else 0.0
+        dec = float(self._decode_attention_ms(num_decode, np.array([decode_kv_sum], float))[0]) if num_decode else 0.0
+        ov = (self._step_s + self._per_seq_s * n_seq + (self._prefill_step_s if len(q) else 0.0)) * 1e3
+        return CostBreakdown(self._token_lookup(n_tok), self._lm_head_lookup(n_seq), pre, dec, ov)
+
+    # ------------------------------------------------------------------ lookups
+    def _token_lookup(self, n: int) -> float:
+        if n <= self.max_tokens:
+            return float(self._token_ms[n])
+        # beyond the precomputed budget (rare): evaluate directly, or scale the last entry per token
+        if self.models is not None:
+            return float(self._token_ops_ms(np.array([n]))[0])
+        return float(self._token_ms[-1] * n / self.max_tokens)
+
+    def _lm_head_lookup(self, n: int) -> float:
+        if n <= self.max_tokens:
+            return float(self._lm_head_ms[n])
+        if self.models is not None:
+            return float(self._gemm_ms(self.worker.model.lm_head_gemm(self.worker.tp), np.array([n]), "bf16")[0])
+        return float(self._lm_head_ms[-1] * n / self.max_tokens)
+
+    def _decode_attention_one(self, b: int, kv_sum: float) -> float:
+        """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
+        mean_kv = min(max(kv_sum / b, 1.0), self._kv_grid_max)
+        row = self._decode_ms[b - 1] if b <= self.max_seqs else self._decode_row(b)
+        x = math.log2(mean_kv)
+        g = self._log_kv_list
+        j = min(max(bisect.bisect_right(g, x) - 1, 0), len(g) - 2)
+        t = (x - g[j]) / (g[j + 1] - g[j])
+        return 2.0 ** (row[j] + t * (row[j + 1] - row[j]))
+
+    def _decode_attention_ms(self, b: int, kv_sums: np.ndarray) -> np.ndarray:
+        if b <= 0:
+            return np.zeros(len(kv_sums))
+        mean_kv = np.clip(kv_sums / b, 1, self._kv_grid[-1])
+        if b <= self.max_seqs:
+            row = self._decode_ms[b - 1]
+        else:
+            row = self._decode_row(b)
+        return np.exp2(np.interp(np.log2(mean_kv), self._log_kv_grid, row))
+
+    def _prefill_attention_ms(self, q: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        """Bilinear interpolation of log2(ms) over (log2 q, log2 kv)."""
+        lq = np.log2(np.clip(q, 1, self._q_grid[-1]))
+        lk = np.log2(np.clip(np.maximum(kv, q), 1, self._kv_grid[-1]))
+        gq, gk = self._log_q_grid, self._log_kv_grid
+        i = np.clip(np.searchsorted(gq, lq) - 1, 0, len(gq) - 2)
+        j = np.clip(np.searchsorted(gk, lk) - 1, 0, len(gk) - 2)
+        tq = np.clip((lq - gq[i]) / (gq[i + 1] - gq[i]), 0, 1)
+        tk = np.clip((lk - gk[j]) / (gk[j + 1] - gk[j]), 0, 1)
+        z = self._prefill_ms
+        v = ((1 - tq) * (1 - tk) * z[i, j] + tq * (1 - tk) * z[i + 1, j]
+             + (1 - tq) * tk * z[i, j + 1] + tq * tk * z[i + 1, j + 1])
+        return np.exp2(v)
+
+    # ------------------------------------------------------------------ building the tables
+    def _has_mla_scope(self, scope: str) -> bool:
+        """Whether the fitted MLA models were trained on rows of this scope ('module' or 'kernel')."""
+        fams = [(f, g) for f in ("mla_prefill", "mla_decode") for g in self.models.groups(f)]
+        return bool(fams) and all(scope in self.models.models[k].categories_.get("scope", []) for k in fams)
+
+    def _attention_layer_kinds(self) -> list[tuple[int, int]]:
+        """[(window, layers)] for attention layers: sliding-window layers and full layers."""
+        m = self.worker.model
+        kinds = []
+        if m.sliding_window and m.sliding_window_layers:
+            kinds.append((m.sliding_window, m.sliding_window_layers))
+        full = m.num_layers - (m.sliding_window_layers if m.sliding_window else 0)
+        if full:
+            kinds.append((0, full))
+        return kinds
+
+    def _gemm_ms(self, g, m_tokens: np.ndarray, dtype: str) -> np.ndarray:
+        df = pd.DataFrame({"dtype": dtype, "m": m_tokens * g.count, "n": g.n, "k": g.k})
+        return self.models.predict("gemm", df)
+
+    def _token_ops_ms(self, n: np.ndarray) -> np.ndarray:
+        """Milliseconds of every token-proportional op of all layers for n tokens per rank."""
+        w, m = self.worker, self.worker.model
+        n = np.asarray(n, dtype=np.int64)
+        total = np.zeros(len(n))
+        for moe_layer, layers in ((False, m.num_dense_layers), (True, m.num_moe_layers)):
+            if not layers:
+                continue
+            per_layer = np.zeros(len(n))
+            for g in m.layer_gemms(w.tp, moe_layer=moe_layer):
+                if self._mla_module and g.name in _MLA_PROJECTIONS:
+                    continue  # included in the MLA module tables
+                per_layer += self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
+            if moe_layer:
+                per_layer += self._moe_ms(n)
+            per_layer += self._tp_allreduce_ms(n) * 2
+            per_layer += self._elementwise_ms(n, moe_layer)
+            total += layers * per_layer
+        if w.pp > 1:
+            act = n * m.hidden_size * 2
+            total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
+        return total
+
+    def _moe_ms(self, n: np.ndarray) -> np.ndarray:
+        w, m = self.worker, self.worker.model
+        tokens = n * w.attention_dp
+        df = pd.DataFrame({"dtype": w.moe_dtype, "num_tokens": tokens, "hidden_size": m.hidden_size,
+                           "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
+                           "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": w.routing})
+        ms = self.models.predict("moe", df)
+        if w.ep > 1 and w.attention_dp > 1:
+            ms = ms + self._a2a_ms(n)
+        return ms
+
+    def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
+        w, m = self.worker, self.worker.model
+        if not self.models.has("moe_a2a"):
+            raise CoverageError(f"ep={w.ep} with attention_dp={w.attention_dp} needs all-to-all "
+                                f"(moe_a2a) tables for gpu={w.gpu} engine={w.engine}")
+        nodes = max(1, math.ceil(w.moe_gpus / self.spec.gpus_per_node))
+        if w.a2a_backend == "auto":
+            backend = np.where(n <= 128, "deepep_ll", "deepep_normal")
+        else:
+            backend = np.full(len(n), w.a2a_backend)
+        out = np.zeros(len(n))
+        for phase in ("dispatch", "combine"):
+            df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
+                               "num_tokens": n, "hidden_size": m.hidden_size, "topk": m.topk,
+                               "num_experts": m.num_experts})
+            out += self.models.predict("moe_a2a", df)
+        return out
+
+    def _tp_allreduce_ms(self, n: np.ndarray) -> np.ndarray:
+        w, m = self.worker, self.worker.model
+        if w.tp <= 1:
+            return np.zeros(len(n))
+        impls = set()
+        for g in self.models.groups("collective"):
+            impls |= set(self.models.models[("collective", g)].categories_.get("implementation", []))
+        impl = "custom" if "custom" in impls and w.tp <= self.spec.gpus_per_node else "nccl"
+        df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": w.tp,
+                           "message_bytes": n * m.hidden_size * 2})
+        return self.models.predict("collective", df)
+
+    def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
+        """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
+        w, m = self.worker, self.worker.model
+        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer else m.intermediate_size / w.tp)
+        nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
+        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
+
+    def _decode_query(self, b: np.ndarray, kv: np.ndarray, window: int) -> tuple[str, pd.DataFrame]:
+        w, m = self.worker, self.worker.model
+        heads, kv_heads = m.heads_per_gpu(w.tp)
+        if m.mla is not None:
+            scope = "module" if self._mla_module else "kernel"
+            return "mla_decode", pd.DataFrame({"batch_size": b, "kv_len": kv, "num_heads": heads, "scope": scope,
+                                               "dtype": w.dtype, "kv_dtype": w.kv_dtype})
+        return "attention_decode", pd.DataFrame({
+            "batch_size": b, "kv_len": kv, "num_heads": heads, "num_kv_heads": kv_heads,
+            "head_dim": m.head_dim, "window": window, "dtype": "bf16", "kv_dtype": w.kv_dtype})
+
+    def _decode_row(self, b: int) -> np.ndarray:
+        if self.models is not None:
+            return self._decode_grid_ms(np.array([b]))[0]
+        return self._decode_ms[-1] + math.log2(b / self.max_seqs)  # past the largest batch: scale with b
+
+    def _decode_grid_ms(self, bs: np.ndarray) -> np.ndarray:
+        kvg = self._kv_grid
+        bb, kk = np.meshgrid(bs, kvg, indexing="ij")
+        total = np.zeros(bb.shape)
+        for window, layers in self._layer_counts:
+            fam, df = self._decode_query(bb.ravel(), kk.ravel(), window)
+            total += layers * self.models.predict(fam, df).reshape(bb.shape)
+        return np.log2(total)
+
+    def _prefill_table(self) -> np.ndarray:
+        w, m = self.worker, self.worker.model
+        heads, kv_heads = m.heads_per_gpu(w.tp)
+        qq, kk = np.meshgrid(self._q_grid, self._kv_grid, indexing="ij")
+        kv = np.maximum(kk, qq).ravel()
+        q = qq.ravel()
+        total = np.zeros(qq.shape)
+        for window, layers in self._layer_counts:
+            if m.mla is not None:
+                scope = "module" if self._mla_module else "kernel"
+                df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads, "scope": scope,
+                                   "dtype": w.dtype, "kv_dtype": w.kv_dtype})
+                fam = "mla_prefill"
+            else:
+                df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads,
+                                   "num_kv_heads": kv_heads, "head_dim": m.head_dim, "window": window,
+                                   "dtype": "bf16", "kv_dtype": w.kv_dtype})
+                fam = "attention_prefill"
+            total += layers * self.models.predict(fam, df).reshape(qq.shape)
+        return np.log2(total)

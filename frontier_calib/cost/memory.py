@@ -1,0 +1,57 @@
+"""GPU memory of a worker: weights, reserved memory, and the KV blocks that are left (bytes, tokens)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import FrontierError
+from ..hardware import get_gpu
+from .worker import WorkerSpec
+
+#: memory neither weights nor KV may use: activations, CUDA graphs, allocator slack (bytes per GPU).
+#: The same order as the public serving configurator's "other_mem" (3.5 GiB) plus NCCL buffers.
+RESERVED_BYTES = 3.5 * 2**30
+NCCL_BYTES = {1: 0.0, 2: 342 * 2**20}
+NCCL_BYTES_MANY = 392 * 2**20
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    gpu_bytes: float            #: HBM per GPU
+    usable_bytes: float         #: gpu_bytes x gpu_memory_utilization
+    weight_bytes: float         #: weights on the most loaded GPU
+    reserved_bytes: float       #: activations, graphs, NCCL
+    kv_bytes_per_token: float   #: KV bytes one token takes on one GPU (all layers of its stage)
+    kv_tokens: int              #: tokens of KV that fit (per attention-DP rank)
+    kv_blocks: int              #: kv_tokens // block_size
+
+
+def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, block_size: int = 16) -> MemoryPlan:
+    """Raise FrontierError when the model does not fit; else the KV capacity in blocks."""
+    if not 0 < gpu_memory_utilization <= 1:
+        raise FrontierError(f"gpu_memory_utilization={gpu_memory_utilization} must be in (0, 1]")
+    spec = get_gpu(worker.gpu)
+    m = worker.model
+    # attention (and dense MLPs) are sharded by tp and replicated across attention-DP ranks;
+    # routed experts are split by ep and moe_tp
+    weights = m.weight_bytes_per_gpu(_weight_override(worker), tp=worker.tp, pp=worker.pp, ep=worker.ep,
+                                     moe_tp=worker.moe_tp)
+    nccl = NCCL_BYTES.get(worker.moe_gpus, NCCL_BYTES_MANY)
+    usable = spec.memory_bytes * gpu_memory_utilization
+    reserved = RESERVED_BYTES + nccl
+    kv_free = usable - weights - reserved
+    per_token = m.kv_bytes_per_token(worker.kv_dtype, tp=worker.tp) / worker.pp
+    if kv_free <= per_token * block_size:
+        raise FrontierError(
+            f"{m.name} does not fit on {worker.gpu} with tp={worker.tp} pp={worker.pp} ep={worker.ep} "
+            f"dtype={worker.dtype}: weights {weights / 2**30:.1f} GiB + reserved {reserved / 2**30:.1f} GiB "
+            f"exceed {usable / 2**30:.1f} GiB usable ({gpu_memory_utilization:.0%} of "
+            f"{spec.memory_bytes / 2**30:.0f} GiB); use more GPUs, a smaller dtype or a higher utilisation")
+    tokens = int(kv_free // per_token)
+    return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size)
+
+
+def _weight_override(worker: WorkerSpec):
+    """The deployment's dtype overrides the checkpoint's only when it differs from it."""
+    m = worker.model
+    return None if worker.dtype == (m.dense_weight_dtype or m.weight_dtype) else worker.dtype

@@ -1,0 +1,67 @@
+"""What one worker (one model replica's GPUs) runs: model, GPU, engine, formats, parallelism, overheads."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import FrontierError
+from ..model_spec import ModelSpec
+
+#: per-iteration engine overheads (seconds) before calibration: CPU scheduling, input preparation,
+#: kernel launches outside CUDA graphs, sampling. `frontier-calib calibrate` replaces these.
+DEFAULT_OVERHEADS = {
+    "vllm": {"step_s": 0.0020, "per_seq_s": 5e-6, "prefill_step_s": 0.0010},
+    "sglang": {"step_s": 0.0015, "per_seq_s": 4e-6, "prefill_step_s": 0.0010},
+    "trtllm": {"step_s": 0.0010, "per_seq_s": 3e-6, "prefill_step_s": 0.0005},
+}
+
+
+@dataclass(frozen=True)
+class Overheads:
+    """Engine time per iteration that no kernel table shows (seconds)."""
+
+    step_s: float = 0.0020         #: fixed cost of every iteration (scheduler, launch, sync)
+    per_seq_s: float = 5e-6        #: per sequence in the batch (input prep, sampling, detokenize)
+    prefill_step_s: float = 0.0010  #: extra when the step runs prefill (no CUDA graph for mixed batches)
+
+    @classmethod
+    def for_engine(cls, engine: str, **overrides) -> "Overheads":
+        base = dict(DEFAULT_OVERHEADS.get(engine, DEFAULT_OVERHEADS["vllm"]))
+        unknown = set(overrides) - set(base)
+        if unknown:
+            raise FrontierError(f"unknown overhead field(s) {sorted(unknown)}; known: {sorted(base)}")
+        base.update({k: float(v) for k, v in overrides.items()})
+        return cls(**base)
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """One model instance on ``gpus`` GPUs.
+
+    Conventions (as in the public serving benchmarks): ``tp`` is attention tensor parallelism inside
+    one attention data-parallel rank; the replica has ``tp * attention_dp * pp`` GPUs; MoE layers are
+    spread over ``moe_tp * ep == tp * attention_dp`` GPUs.
+    """
+
+    model: ModelSpec
+    gpu: str
+    engine: str
+    dtype: str = "bf16"            #: GEMM format (bf16, fp8, fp8_block, ...)
+    moe_dtype: str = "bf16"        #: routed-expert format
+    kv_dtype: str = "bf16"         #: KV-cache format
+    tp: int = 1
+    pp: int = 1
+    ep: int = 1
+    attention_dp: int = 1
+    moe_tp: int = 1
+    routing: str = "power_law_1.01"  #: expert load: 'balanced' or 'power_law_<alpha>'
+    a2a_backend: str = "auto"        #: 'auto' (low-latency for small batches), 'deepep_normal', 'deepep_ll'
+    overheads: Overheads = field(default_factory=Overheads)
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.attention_dp * self.pp
+
+    @property
+    def moe_gpus(self) -> int:
+        return self.tp * self.attention_dp

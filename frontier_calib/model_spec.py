@@ -1,0 +1,567 @@
+"""Model architecture from a Hugging Face ``config.json`` (dense, MoE, MLA) or a bundled preset.
+
+Everything downstream (profiling shape grids, the cost model, KV-cache sizing) reads model shapes
+from :class:`ModelSpec`, never from raw configs. Units: parameters are counts, sizes are **bytes**,
+GEMM dimensions are features, ``m`` (the token count) is left to the caller.
+
+Presets live in ``frontier_calib/data/models/<short name>.json`` (see ``NOTICE.md`` there);
+:data:`PRESETS` is the one table mapping Hugging Face ids to those files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .dtypes import DTYPE_BYTES, normalize_dtype
+from .errors import FrontierError, InputError
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "models"
+
+#: Hugging Face id -> preset file name (without ``.json``) under ``data/models``. The one place for this.
+PRESETS: dict[str, str] = {
+    "meta-llama/Llama-2-7b-hf": "Llama-2-7b",
+    "meta-llama/Meta-Llama-3.1-8B": "Meta-Llama-3.1-8B",
+    "meta-llama/Meta-Llama-3.1-70B": "Meta-Llama-3.1-70B",
+    "meta-llama/Meta-Llama-3.1-405B": "Meta-Llama-3.1-405B",
+    "mistralai/Mistral-7B-v0.1": "Mistral-7B-v0.1",
+    "mistralai/Mixtral-8x7B-v0.1": "Mixtral-8x7B-v0.1",
+    "mistralai/Mixtral-8x22B-v0.1": "Mixtral-8x22B-v0.1",
+    "Qwen/Qwen3-8B": "Qwen3-8B",
+    "Qwen/Qwen3-32B": "Qwen3-32B",
+    "Qwen/Qwen3-32B-FP8": "Qwen3-32B-FP8",
+    "Qwen/Qwen3-30B-A3B": "Qwen3-30B-A3B",
+    "Qwen/Qwen3-30B-A3B-FP8": "Qwen3-30B-A3B-FP8",
+    "Qwen/Qwen3-235B-A22B": "Qwen3-235B-A22B",
+    "Qwen/Qwen3-235B-A22B-FP8": "Qwen3-235B-A22B-FP8",
+    "deepseek-ai/DeepSeek-V3": "DeepSeek-V3",
+    "deepseek-ai/DeepSeek-R1": "DeepSeek-R1",
+    "moonshotai/Kimi-K2-Instruct": "Kimi-K2-Instruct",
+    "openai/gpt-oss-20b": "gpt-oss-20b",
+    "openai/gpt-oss-120b": "gpt-oss-120b",
+    "MiniMaxAI/MiniMax-M2.5": "MiniMax-M2.5",
+}
+
+#: other spellings seen in the wild -> Hugging Face id in PRESETS
+_PRESET_ALIASES: dict[str, str] = {
+    "meta-llama/Llama-2-7b": "meta-llama/Llama-2-7b-hf",
+    "meta-llama/Llama-3.1-8B": "meta-llama/Meta-Llama-3.1-8B",
+    "meta-llama/Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
+    "meta-llama/Llama-3.1-405B": "meta-llama/Meta-Llama-3.1-405B",
+    "Llama-3.1-8B": "meta-llama/Meta-Llama-3.1-8B",
+    "Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
+    "Llama-3.1-405B": "meta-llama/Meta-Llama-3.1-405B",
+}
+
+#: architectures this module understands, by family of config fields
+_DENSE = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
+_MOE = {"MixtralForCausalLM", "Qwen3MoeForCausalLM", "GptOssForCausalLM", "MiniMaxM2ForCausalLM"}
+_MLA = {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA))
+
+
+@dataclass(frozen=True)
+class MLASpec:
+    """Multi-head latent attention dimensions (DeepSeek-V2/V3, Kimi-K2). All in elements."""
+    q_lora_rank: int | None          #: None = no query compression (q_proj is a plain GEMM)
+    kv_lora_rank: int                #: latent KV width cached per token
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int            #: decoupled RoPE key width, cached per token next to the latent
+    v_head_dim: int
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    """One GEMM a layer issues on one GPU: C[m, n] = A[m, k] @ B[k, n], m = tokens at call time.
+
+    ``count`` > 1 means ``count`` independent GEMMs of this shape (a batched GEMM, e.g. the per-head
+    absorbed MLA projections).
+    """
+    name: str
+    n: int                           #: output features per GPU
+    k: int                           #: input (reduction) features per GPU
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture facts of one decoder-only LLM (per model, not per GPU unless a method says so)."""
+    name: str
+    architecture: str                #: Hugging Face architecture, e.g. "MixtralForCausalLM"
+    hidden_size: int
+    num_layers: int                  #: decoder layers (MTP / next-n prediction layers excluded)
+    vocab_size: int
+    num_heads: int                   #: attention (query) heads
+    num_kv_heads: int                #: key/value heads (= num_heads for MHA and MLA)
+    head_dim: int                    #: query/key head dimension (MLA: nope + rope)
+    intermediate_size: int           #: dense MLP intermediate (dense layers / dense-first layers); for
+    #                                  pure-MoE configs whose config has no separate field it equals the expert size
+    num_experts: int = 0             #: routed experts per MoE layer (0 = dense model)
+    topk: int = 0                    #: routed experts per token
+    moe_intermediate_size: int = 0   #: intermediate size of one routed expert
+    num_shared_experts: int = 0      #: shared experts, each of moe_intermediate_size (DeepSeek)
+    first_dense_layers: int = 0      #: dense layers in an MoE model (DeepSeek first_k_dense_replace,
+    #                                  Qwen3-MoE mlp_only_layers count)
+    mla: MLASpec | None = None
+    sliding_window: int = 0          #: tokens; 0 = none
+    sliding_window_layers: int = 0   #: layers that use the window (gpt-oss: every other layer)
+    tie_word_embeddings: bool = False
+    weight_dtype: str = "bf16"       #: format of the quantized linear weights (experts at least)
+    dense_weight_dtype: str | None = None  #: format of attention/dense-MLP weights when it differs
+    #                                        from weight_dtype (gpt-oss: bf16 attention, mxfp4 experts)
+    attention_bias: bool = False
+    max_position_embeddings: int = 0  #: tokens; the model's context limit (0 = unknown)
+
+    # ---- structure ---------------------------------------------------------------------------
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.num_layers - self.first_dense_layers if self.is_moe else 0
+
+    @property
+    def num_dense_layers(self) -> int:
+        return self.num_layers - self.num_moe_layers
+
+    @property
+    def shared_intermediate_size(self) -> int:
+        """Total intermediate width of the shared experts of one MoE layer (0 if none)."""
+        return self.num_shared_experts * self.moe_intermediate_size
+
+    # ---- parameter counts (elements) ---------------------------------------------------------
+    def _attention_params(self) -> int:
+        h = self.hidden_size
+        if self.mla is not None:
+            m = self.mla
+            qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+            if m.q_lora_rank:
+                q = h * m.q_lora_rank + m.q_lora_rank + m.q_lora_rank * self.num_heads * qk
+            else:
+                q = h * self.num_heads * qk
+            kv = h * (m.kv_lora_rank + m.qk_rope_head_dim) + m.kv_lora_rank \
+                + m.kv_lora_rank * self.num_heads * (m.qk_nope_head_dim + m.v_head_dim)
+            o = self.num_heads * m.v_head_dim * h
+            return q + kv + o
+        q_out = self.num_heads * self.head_dim
+        kv_out = 2 * self.num_kv_heads * self.head_dim
+        params = h * (q_out + kv_out) + q_out * h
+        if self.attention_bias:
+            params += q_out + kv_out + h
+        return params
+
+    def _dense_mlp_params(self) -> int:
+        return 3 * self.hidden_size * self.intermediate_size
+
+    def _expert_params(self) -> int:
+        """One routed expert (gate, up, down)."""
+        return 3 * self.hidden_size * self.moe_intermediate_size
+
+    def _router_params(self) -> int:
+        return self.hidden_size * self.num_experts
+
+    def _embedding_params(self) -> tuple[int, int]:
+        """(input embedding, lm_head) elements; lm_head is 0 when tied."""
+        e = self.vocab_size * self.hidden_size
+        return e, (0 if self.tie_word_embeddings else e)
+
+    def param_count(self) -> int:
+        """Total parameters (all experts, embeddings and lm_head; MTP layers excluded)."""
+        emb, head = self._embedding_params()
+        per_layer_common = self._attention_params() + 2 * self.hidden_size
+        total = self.num_layers * per_layer_common + self.num_dense_layers * self._dense_mlp_params()
+        total += self.num_moe_layers * (self.num_experts * self._expert_params()
+                                        + self.num_shared_experts * self._expert_params()
+                                        + self._router_params())
+        return int(total + emb + head + self.hidden_size)
+
+    def active_param_count(self) -> int:
+        """Parameters one token touches: attention, dense MLPs, topk + shared experts, router, embeddings."""
+        emb, head = self._embedding_params()
+        per_layer_common = self._attention_params() + 2 * self.hidden_size
+        total = self.num_layers * per_layer_common + self.num_dense_layers * self._dense_mlp_params()
+        total += self.num_moe_layers * ((self.topk + self.num_shared_experts) * self._expert_params()
+                                        + self._router_params())
+        return int(total + emb + head + self.hidden_size)
+
+    # ---- parallelism -------------------------------------------------------------------------
+    def check_parallel(self, tp: int = 1, ep: int = 1, *, pp: int = 1, moe_tp: int | None = None) -> None:
+        """Raise :class:`FrontierError` with the reason when this model cannot run at these degrees.
+
+        Rules follow vLLM: tp divides the attention heads; KV heads are split when tp <= kv heads
+        (tp must divide them) and replicated when tp > kv heads (kv heads must divide tp); ep divides
+        the routed experts; moe_tp divides the expert intermediate size; pp <= layers.
+        """
+        for label, v in (("tp", tp), ("ep", ep), ("pp", pp), ("moe_tp", moe_tp if moe_tp is not None else 1)):
+            if not isinstance(v, int) or v < 1:
+                raise FrontierError(f"{label}={v!r} must be a positive whole number")
+        where = f"{self.name}"
+        if self.num_heads % tp:
+            raise FrontierError(f"tp={tp} does not divide {self.num_heads} attention heads of {where}")
+        if self.mla is None:
+            kv = self.num_kv_heads
+            if tp <= kv and kv % tp:
+                raise FrontierError(f"tp={tp} does not divide {kv} KV heads of {where}")
+            if tp > kv and tp % kv:
+                raise FrontierError(f"tp={tp} is not a multiple of {kv} KV heads of {where} "
+                                    "(KV heads can only be replicated a whole number of times)")
+        if self.num_dense_layers and self.intermediate_size % tp:
+            raise FrontierError(f"tp={tp} does not divide the MLP intermediate size {self.intermediate_size} of {where}")
+        if pp > self.num_layers:
+            raise FrontierError(f"pp={pp} exceeds the {self.num_layers} layers of {where}")
+        if not self.is_moe:
+            if ep > 1:
+                raise FrontierError(f"ep={ep} needs an MoE model; {where} is dense")
+            return
+        if self.num_experts % ep:
+            raise FrontierError(f"ep={ep} does not divide {self.num_experts} experts of {where}")
+        mtp = self._moe_tp(tp, ep, moe_tp)
+        if self.moe_intermediate_size % mtp:
+            raise FrontierError(f"moe_tp={mtp} does not divide the expert intermediate size "
+                                f"{self.moe_intermediate_size} of {where}")
+
+    @staticmethod
+    def _moe_tp(tp: int, ep: int, moe_tp: int | None) -> int:
+        """Default expert TP: tp // ep (vLLM: TP without EP shards experts by tp; with EP, moe_tp = 1)."""
+        if moe_tp is not None:
+            return moe_tp
+        return max(1, tp // ep)
+
+    def heads_per_gpu(self, tp: int = 1) -> tuple[int, int]:
+        """(query heads, KV heads) on one GPU under tensor parallelism ``tp`` (KV heads replicated if tp > kv)."""
+        q = self.num_heads // tp if self.num_heads % tp == 0 else math.ceil(self.num_heads / tp)
+        if self.mla is not None:
+            return q, q
+        return q, max(1, math.ceil(self.num_kv_heads / tp))
+
+    # ---- memory (bytes) ----------------------------------------------------------------------
+    def weight_bytes_per_gpu(self, dtype: str | None = None, *, tp: int = 1, pp: int = 1, ep: int = 1,
+                             moe_tp: int | None = None) -> float:
+        """Weight bytes on the most loaded GPU.
+
+        Attention and dense MLPs are sharded by ``tp``; routed experts by ``ep`` (whole experts) and
+        ``moe_tp`` (each expert's intermediate dim; default tp // ep); shared experts by tp; embeddings
+        and lm_head by tp (vocab-parallel); layers split into ``pp`` contiguous stages (the first stage
+        holds the embedding, the last the lm_head). Router weights, norms are replicated.
+
+        ``dtype`` overrides the format of the quantizable linear weights (attention, MLPs, experts);
+        None uses the model's own (``weight_dtype`` / ``dense_weight_dtype``). Embeddings, lm_head,
+        router and norms stay in bf16 unless ``dtype`` is itself an unquantized float (fp32/fp16/bf16).
+        """
+        if dtype is not None:
+            dtype = normalize_dtype(dtype, where="weight dtype")
+            expert_b = dense_b = DTYPE_BYTES[dtype]
+            other_b = DTYPE_BYTES[dtype] if dtype in ("fp32", "fp16", "bf16") else 2.0
+        else:
+            expert_b = DTYPE_BYTES[self.weight_dtype]
+            dense_b = DTYPE_BYTES[self.dense_weight_dtype or self.weight_dtype]
+            other_b = DTYPE_BYTES[self.weight_dtype] if self.weight_dtype in ("fp32", "fp16") else 2.0
+        mtp = self._moe_tp(tp, ep, moe_tp)
+        attn = self._attention_params() / tp * dense_b + 2 * self.hidden_size * other_b
+        dense_layer = attn + self._dense_mlp_params() / tp * dense_b
+        moe_layer = attn
+        if self.is_moe:
+            local_experts = math.ceil(self.num_experts / ep)
+            moe_layer += local_experts * self._expert_params() / mtp * expert_b
+            moe_layer += self.num_shared_experts * self._expert_params() / tp * dense_b
+            moe_layer += self._router_params() * other_b
+        emb, head = self._embedding_params()
+        emb_b = math.ceil(self.vocab_size / tp) * self.hidden_size * other_b
+        head_b = emb_b if head else 0.0
+        # layer i is dense if i < num_dense_layers (dense-first layout)
+        bounds = _pp_bounds(self.num_layers, pp)
+        worst = 0.0
+        for stage, (lo, hi) in enumerate(bounds):
+            n_dense = max(0, min(hi, self.num_dense_layers) - lo)
+            n_moe = (hi - lo) - n_dense
+            b = n_dense * dense_layer + n_moe * moe_layer
+            if stage == 0:
+                b += emb_b
+            if stage == pp - 1:
+                b += head_b + self.hidden_size * other_b
+                if pp > 1 and not head:      # tied embeddings: the last stage needs its own copy
+                    b += emb_b
+            worst = max(worst, b)
+        return float(worst)
+
+    def kv_bytes_per_token(self, kv_dtype: str = "bf16", *, tp: int = 1) -> float:
+        """KV-cache bytes one token occupies on one GPU, summed over ALL layers.
+
+        GQA/MHA: 2 (K and V) x kv_heads_per_gpu x head_dim x layers x bytes, kv_heads_per_gpu =
+        max(1, kv_heads / tp). MLA: (kv_lora_rank + qk_rope_head_dim) x layers x bytes (the latent is
+        not sharded by TP). Sliding-window layers are counted like the others (per token).
+        """
+        b = DTYPE_BYTES[normalize_dtype(kv_dtype, where="kv dtype")]
+        if self.mla is not None:
+            return float((self.mla.kv_lora_rank + self.mla.qk_rope_head_dim) * self.num_layers * b)
+        _, kv_per_gpu = self.heads_per_gpu(tp)
+        return float(2 * kv_per_gpu * self.head_dim * self.num_layers * b)
+
+    # ---- GEMMs -------------------------------------------------------------------------------
+    def layer_gemms(self, tp: int = 1, *, moe_layer: bool, mla_absorbed: bool = False) -> list[GemmShape]:
+        """GEMMs one layer issues on one GPU (excluding the attention core and the routed experts).
+
+        ``moe_layer`` picks an MoE layer (router + shared experts) or a dense layer (gate_up + down).
+        For MLA, ``mla_absorbed`` gives the decode form (W_UK / W_UV absorbed into per-head batched
+        GEMMs) instead of the prefill form (kv_b_proj expanding the latent).
+        """
+        if moe_layer and not self.is_moe:
+            raise FrontierError(f"{self.name} has no MoE layers")
+        if not moe_layer and self.num_dense_layers == 0:
+            raise FrontierError(f"{self.name} has no dense MLP layers")
+        h = self.hidden_size
+        heads, kv_heads = self.heads_per_gpu(tp)
+        out: list[GemmShape] = []
+        if self.mla is not None:
+            m = self.mla
+            qk = m.qk_nope_head_dim + m.qk_rope_head_dim
+            if m.q_lora_rank:
+                out.append(GemmShape("q_a_proj", m.q_lora_rank, h))
+                out.append(GemmShape("q_b_proj", heads * qk, m.q_lora_rank))
+            else:
+                out.append(GemmShape("q_proj", heads * qk, h))
+            out.append(GemmShape("kv_a_proj", m.kv_lora_rank + m.qk_rope_head_dim, h))
+            if mla_absorbed:
+                out.append(GemmShape("w_uk_bmm", m.kv_lora_rank, m.qk_nope_head_dim, count=heads))
+                out.append(GemmShape("w_uv_bmm", m.v_head_dim, m.kv_lora_rank, count=heads))
+            else:
+                out.append(GemmShape("kv_b_proj", heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank))
+            out.append(GemmShape("o_proj", h, heads * m.v_head_dim))
+        else:
+            out.append(GemmShape("qkv_proj", (heads + 2 * kv_heads) * self.head_dim, h))
+            out.append(GemmShape("o_proj", h, heads * self.head_dim))
+        if moe_layer:
+            out.append(GemmShape("router", self.num_experts, h))
+            if self.num_shared_experts:
+                inter = self.shared_intermediate_size // tp
+                out.append(GemmShape("shared_expert_gate_up", 2 * inter, h))
+                out.append(GemmShape("shared_expert_down", h, inter))
+        else:
+            inter = self.intermediate_size // tp
+            out.append(GemmShape("gate_up_proj", 2 * inter, h))
+            out.append(GemmShape("down_proj", h, inter))
+        return out
+
+    def lm_head_gemm(self, tp: int = 1) -> GemmShape:
+        """The vocab projection on one GPU (vocab-parallel: n = ceil(vocab / tp))."""
+        return GemmShape("lm_head", math.ceil(self.vocab_size / tp), self.hidden_size)
+
+    def expert_gemms(self, moe_tp: int = 1) -> list[GemmShape]:
+        """The two GEMMs of one routed expert on one GPU (gate_up fused, down), intermediate split by moe_tp."""
+        inter = self.moe_intermediate_size // moe_tp
+        return [GemmShape("expert_gate_up", 2 * inter, self.hidden_size),
+                GemmShape("expert_down", self.hidden_size, inter)]
+
+
+def _pp_bounds(num_layers: int, pp: int) -> list[tuple[int, int]]:
+    """Contiguous [lo, hi) layer ranges per pipeline stage; earlier stages take the remainder."""
+    base, rem = divmod(num_layers, pp)
+    bounds, lo = [], 0
+    for s in range(pp):
+        hi = lo + base + (1 if s < rem else 0)
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds
+
+
+# ---- loading ---------------------------------------------------------------------------------
+
+def list_presets() -> list[str]:
+    """Short names of the bundled presets (pass any of them to :func:`load_model`)."""
+    return sorted(set(PRESETS.values()), key=str.lower)
+
+
+def _preset_index() -> dict[str, str]:
+    """Lower-cased spelling -> preset file stem: short name, HF id, ``org--name``, aliases."""
+    idx: dict[str, str] = {}
+    for hf_id, stem in PRESETS.items():
+        idx[stem.lower()] = stem
+        idx[hf_id.lower()] = stem
+        idx[hf_id.replace("/", "--").lower()] = stem
+    for alias, hf_id in _PRESET_ALIASES.items():
+        idx[alias.lower()] = PRESETS[hf_id]
+        idx[alias.replace("/", "--").lower()] = PRESETS[hf_id]
+    return idx
+
+
+def resolve_preset(name: str) -> Path | None:
+    """Path of the preset file for a name in any accepted spelling, or None."""
+    stem = _preset_index().get(str(name).strip().lower())
+    return DATA_DIR / f"{stem}.json" if stem else None
+
+
+def load_model(name_or_path: str) -> ModelSpec:
+    """A :class:`ModelSpec` from a preset name / HF id, a ``config.json`` path, or a folder holding one.
+
+    Raises :class:`InputError` (naming file and field) for malformed configs, and
+    :class:`FrontierError` listing the supported architectures for models this project cannot model.
+    """
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        path = path / "config.json"
+        if not path.exists():
+            raise InputError("folder has no config.json", path=str(path.parent),
+                             fix="pass the config.json of a Hugging Face model or a preset name")
+        name = path.parent.name
+    elif path.is_file():
+        name = path.stem.removesuffix("_config") if path.stem not in ("config",) else path.parent.name
+    else:
+        preset = resolve_preset(text)
+        if preset is None:
+            raise FrontierError(f"unknown model '{text}': not a file and not a preset; presets: "
+                                f"{', '.join(list_presets())} (or pass a Hugging Face config.json path)")
+        path, name = preset, preset.stem
+    try:
+        cfg = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg} at line {exc.lineno})", path=str(path),
+                         fix="pass a Hugging Face config.json") from None
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path=str(path)) from None
+    if not isinstance(cfg, dict):
+        raise InputError("expected a JSON object", path=str(path), fix="pass a Hugging Face config.json")
+    return spec_from_config(cfg, name=name, path=str(path))
+
+
+def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSpec:
+    """Build a :class:`ModelSpec` from a parsed Hugging Face config dict."""
+    archs = cfg.get("architectures")
+    if not archs or not isinstance(archs, list):
+        raise InputError("missing 'architectures' list", path=path, field="architectures",
+                         fix=f"set it to one of {', '.join(SUPPORTED_ARCHITECTURES)}")
+    arch = str(archs[0])
+    if arch not in SUPPORTED_ARCHITECTURES:
+        raise FrontierError(f"{path}: architecture '{arch}' is not supported (decoder-only text LLMs only); "
+                            f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    if isinstance(cfg.get("text_config"), dict):   # defensive: multimodal wrappers are not supported
+        raise FrontierError(f"{path}: multimodal configs (text_config) are not supported")
+
+    def req(key: str, *alts: str) -> int:
+        for k in (key, *alts):
+            if k in cfg and cfg[k] is not None:
+                return _pos_int(cfg[k], path, k)
+        raise InputError("missing required field", path=path, field=key)
+
+    def opt(key: str, default: int = 0, *alts: str) -> int:
+        for k in (key, *alts):
+            if k in cfg and cfg[k] is not None:
+                return _pos_int(cfg[k], path, k, allow_zero=True)
+        return default
+
+    hidden = req("hidden_size")
+    layers = req("num_hidden_layers")
+    vocab = req("vocab_size")
+    heads = req("num_attention_heads")
+    kv_heads = opt("num_key_value_heads", heads)
+    if kv_heads == 0:
+        raise InputError("must be positive", path=path, field="num_key_value_heads")
+    if heads % kv_heads:
+        raise InputError(f"{heads} attention heads are not a multiple of {kv_heads} KV heads", path=path,
+                         field="num_key_value_heads")
+    head_dim = opt("head_dim", 0) or (hidden // heads)
+    inter = req("intermediate_size")
+    kw: dict = {}
+
+    mla = None
+    if arch in _MLA:
+        q_lora = cfg.get("q_lora_rank")
+        mla = MLASpec(
+            q_lora_rank=_pos_int(q_lora, path, "q_lora_rank") if q_lora is not None else None,
+            kv_lora_rank=req("kv_lora_rank"), qk_nope_head_dim=req("qk_nope_head_dim"),
+            qk_rope_head_dim=req("qk_rope_head_dim"), v_head_dim=req("v_head_dim"))
+        kv_heads = heads
+        head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
+        n_exp = opt("n_routed_experts", 0)
+        if n_exp:
+            if opt("moe_layer_freq", 1) != 1:
+                raise InputError("only moe_layer_freq = 1 is supported", path=path, field="moe_layer_freq")
+            kw.update(num_experts=n_exp, topk=req("num_experts_per_tok"),
+                      moe_intermediate_size=req("moe_intermediate_size"),
+                      num_shared_experts=opt("n_shared_experts", 0),
+                      first_dense_layers=opt("first_k_dense_replace", 0))
+    elif arch in _MOE:
+        n_exp = req("num_local_experts", "num_experts")
+        topk = req("num_experts_per_tok", "experts_per_token")
+        moe_inter = opt("moe_intermediate_size", 0) or inter
+        dense_first = 0
+        if arch == "Qwen3MoeForCausalLM":
+            mlp_only = cfg.get("mlp_only_layers") or []
+            step = opt("decoder_sparse_step", 1) or 1
+            dense_idx = {int(i) for i in mlp_only} | {i for i in range(layers) if (i + 1) % step}
+            dense_first = len(dense_idx)   # counted as dense-first layers: position does not matter for cost
+        if arch == "MiniMaxM2ForCausalLM" and opt("shared_intermediate_size", 0):
+            raise InputError("shared experts of MiniMax-M2 are not supported", path=path,
+                             field="shared_intermediate_size")
+        kw.update(num_experts=n_exp, topk=topk, moe_intermediate_size=moe_inter, first_dense_layers=dense_first)
+        if topk > n_exp:
+            raise InputError(f"{topk} experts per token exceed {n_exp} experts", path=path,
+                             field="num_experts_per_tok")
+    if kw.get("first_dense_layers", 0) > layers:
+        raise InputError("more dense layers than layers", path=path, field="first_k_dense_replace")
+
+    window, window_layers = _sliding_window(cfg, arch, layers, path)
+    weight_dtype, dense_dtype = _weight_dtypes(cfg, path)
+    return ModelSpec(
+        name=name, architecture=arch, hidden_size=hidden, num_layers=layers, vocab_size=vocab,
+        num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, intermediate_size=inter, mla=mla,
+        sliding_window=window, sliding_window_layers=window_layers,
+        tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+        weight_dtype=weight_dtype, dense_weight_dtype=dense_dtype,
+        attention_bias=bool(cfg.get("attention_bias", False)) or arch == "Qwen2ForCausalLM",
+        max_position_embeddings=opt("max_position_embeddings", 0), **kw)
+
+
+def _pos_int(value, path: str, field: str, *, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise InputError(f"expected a whole number, got {value!r}", path=path, field=field)
+    if int(value) < 0 or (int(value) == 0 and not allow_zero):
+        raise InputError(f"must be positive, got {value!r}", path=path, field=field)
+    return int(value)
+
+
+def _sliding_window(cfg: dict, arch: str, layers: int, path: str) -> tuple[int, int]:
+    """(window tokens, layers using it). gpt-oss lists ``layer_types``; Qwen gates it by use_sliding_window."""
+    win = cfg.get("sliding_window")
+    if not win:
+        return 0, 0
+    win = _pos_int(win, path, "sliding_window")
+    if cfg.get("use_sliding_window") is False:
+        return 0, 0
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        n = sum(1 for t in types[:layers] if t == "sliding_attention")
+        return (win, n) if n else (0, 0)
+    if arch in ("Qwen2ForCausalLM", "Qwen3ForCausalLM", "Qwen3MoeForCausalLM"):
+        n = max(0, layers - int(cfg.get("max_window_layers", layers)))
+        return (win, n) if n else (0, 0)
+    if win >= int(cfg.get("max_position_embeddings", 0) or 0) > 0:
+        return 0, 0                 # a window as long as the context is no window
+    return win, layers
+
+
+def _weight_dtypes(cfg: dict, path: str) -> tuple[str, str | None]:
+    """(weight_dtype, dense_weight_dtype) from quantization_config, else torch_dtype."""
+    q = cfg.get("quantization_config")
+    if isinstance(q, dict) and q:
+        method = str(q.get("quant_method", "")).lower()
+        if method == "fp8":
+            return ("fp8_block" if q.get("weight_block_size") else "fp8"), None
+        if method == "mxfp4":
+            skipped = " ".join(map(str, q.get("modules_to_not_convert") or []))
+            return "mxfp4", ("bf16" if "self_attn" in skipped else None)
+        if method in ("awq", "gptq", "compressed-tensors") and q.get("bits") in (4, 8):
+            return ("int4_wo" if q["bits"] == 4 else "int8"), None
+        if method in ("modelopt",) and "fp4" in str(q.get("quant_algo", "")).lower():
+            return "nvfp4", None
+        raise InputError(f"unsupported quant_method '{q.get('quant_method')}'", path=path,
+                         field="quantization_config.quant_method",
+                         fix="supported: fp8 (per-tensor or block), mxfp4, awq/gptq 4- or 8-bit")
+    td = cfg.get("torch_dtype") or cfg.get("dtype") or "bfloat16"
+    try:
+        return normalize_dtype(str(td), where=f"{path} torch_dtype"), None
+    except FrontierError:
+        raise InputError(f"unknown torch_dtype {td!r}", path=path, field="torch_dtype") from None

@@ -1,0 +1,105 @@
+"""Scheduler settings of one replica, with the names the engines use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import FrontierError
+
+POLICIES = ("vllm", "sglang", "trtllm")
+CAPACITY_POLICIES = ("guaranteed_no_evict", "max_utilization")
+
+
+@dataclass
+class SchedulerConfig:
+    """Scheduling policy and limits of one replica. All sizes are in tokens unless named ``*_blocks``.
+
+    Common (vLLM names): ``max_num_batched_tokens`` is the token budget of one step, ``max_num_seqs`` caps the
+    running requests, ``max_model_len`` caps input + output tokens of a request, ``num_kv_blocks`` blocks of
+    ``block_size`` tokens form the KV cache. ``long_prefill_token_threshold`` (0 = off) caps one request's
+    prefill chunk per step.
+
+    SGLang extras: ``chunked_prefill_size`` (prefill tokens per step; None = ``max_num_batched_tokens``),
+    ``max_prefill_tokens`` (tokens of a prefill batch), ``schedule_conservativeness`` (scales the reserved
+    future decode tokens), ``enable_mixed_chunk`` (run decodes inside prefill steps).
+
+    TensorRT-LLM extras: ``max_batch_size`` (None = ``max_num_seqs``), ``max_num_tokens``
+    (None = ``max_num_batched_tokens``), ``capacity_scheduler_policy``.
+    """
+
+    policy: str = "vllm"
+    max_num_batched_tokens: int = 2048
+    max_num_seqs: int = 256
+    max_model_len: int = 8192
+    enable_prefix_caching: bool = True
+    block_size: int = 16
+    num_kv_blocks: int = 10_000
+    enable_chunked_prefill: bool = True
+    long_prefill_token_threshold: int = 0
+    # sglang
+    chunked_prefill_size: int | None = None
+    max_prefill_tokens: int = 16384
+    schedule_conservativeness: float = 1.0
+    enable_mixed_chunk: bool = False
+    # trtllm
+    max_batch_size: int | None = None
+    max_num_tokens: int | None = None
+    capacity_scheduler_policy: str = "guaranteed_no_evict"
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise FrontierError naming the field for an impossible configuration."""
+        if self.policy not in POLICIES:
+            raise FrontierError(f"scheduler.policy: unknown policy {self.policy!r}; choose one of {POLICIES}")
+        for name in ("max_num_batched_tokens", "max_num_seqs", "max_model_len", "block_size", "num_kv_blocks",
+                     "max_prefill_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, (int,)) or isinstance(value, bool) or value < 1:
+                raise FrontierError(f"scheduler.{name} must be a positive integer, got {value!r}")
+        if self.long_prefill_token_threshold < 0:
+            raise FrontierError("scheduler.long_prefill_token_threshold must be >= 0 (0 disables it)")
+        if self.schedule_conservativeness <= 0:
+            raise FrontierError("scheduler.schedule_conservativeness must be > 0")
+        if self.chunked_prefill_size is not None and self.chunked_prefill_size < 1:
+            raise FrontierError("scheduler.chunked_prefill_size must be >= 1 (or null for max_num_batched_tokens)")
+        if self.capacity_scheduler_policy not in CAPACITY_POLICIES:
+            raise FrontierError(f"scheduler.capacity_scheduler_policy must be one of {CAPACITY_POLICIES}, "
+                                f"got {self.capacity_scheduler_policy!r}")
+        # Every running request decodes in every step (vllm, trtllm): the step budget must hold one token per
+        # request. SGLang decode steps have no token budget.
+        if self.policy != "sglang" and self.step_token_budget < self.max_running:
+            raise FrontierError(
+                f"scheduler: the step token budget ({self.step_token_budget}) is smaller than the maximum number of "
+                f"running requests ({self.max_running}); raise max_num_batched_tokens/max_num_tokens or lower "
+                f"max_num_seqs/max_batch_size (vLLM enforces the same)")
+        if self.policy == "trtllm" and self.enable_chunked_prefill and self.step_token_budget < self.block_size:
+            raise FrontierError("scheduler: trtllm context chunks are multiples of block_size; "
+                                "max_num_tokens must be >= block_size")
+        if (self.policy != "sglang" and not self.enable_chunked_prefill
+                and self.step_token_budget < self.max_model_len):
+            raise FrontierError(
+                f"scheduler: without chunked prefill the step token budget ({self.step_token_budget}) must be >= "
+                f"max_model_len ({self.max_model_len}), otherwise long prompts can never be scheduled")
+
+    @property
+    def max_running(self) -> int:
+        """Most requests running at once (max_num_seqs, or max_batch_size for trtllm)."""
+        if self.policy == "trtllm" and self.max_batch_size is not None:
+            return int(self.max_batch_size)
+        return int(self.max_num_seqs)
+
+    @property
+    def step_token_budget(self) -> int:
+        """Most tokens (prefill + decode) in one step."""
+        if self.policy == "trtllm" and self.max_num_tokens is not None:
+            return int(self.max_num_tokens)
+        return int(self.max_num_batched_tokens)
+
+    @property
+    def prefill_chunk_tokens(self) -> int:
+        """SGLang: prefill tokens per step (chunked_prefill_size); unbounded without chunked prefill."""
+        if not self.enable_chunked_prefill:
+            return 1 << 60
+        return int(self.chunked_prefill_size or self.max_num_batched_tokens)

@@ -1,0 +1,130 @@
+"""Latency metrics with vLLM ``bench serve`` conventions.
+
+Per request (seconds): TTFT = first token - arrival; E2E = completion - arrival; TPOT = (E2E - TTFT) /
+(output tokens - 1), NaN for one-token outputs; ITL = gaps between consecutive tokens. The summary reports
+milliseconds (``*_ms``) like ``bench serve --save-result``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+PERCENTILES = (90, 99)
+METRICS = ("ttft", "tpot", "itl", "e2el")
+
+
+def itl_stats(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray):
+    """Per-request mean, median, p99 and max of inter-token latencies (seconds).
+
+    ``itl[offsets[i]:offsets[i + 1]]`` holds request ``i``'s gaps; only requests with ``valid[i]`` count.
+    Returns four float64 arrays (NaN where a request has no gap) and the flat array of all valid gaps.
+    """
+    n = len(offsets) - 1
+    lens = np.diff(offsets)
+    use = valid & (lens > 0)
+    out = [np.full(n, np.nan) for _ in range(4)]
+    if not use.any():
+        return (*out, np.zeros(0, dtype=np.float64))
+    token_mask = np.repeat(use, lens)
+    vals = itl[token_mask]                                  # float32, segments of used requests in order
+    seg_lens = lens[use]
+    starts = np.zeros(len(seg_lens), dtype=np.int64)
+    np.cumsum(seg_lens[:-1], out=starts[1:])
+    v64 = vals.astype(np.float64)
+    mean = np.add.reduceat(v64, starts) / seg_lens
+    vmax = np.maximum.reduceat(v64, starts)
+    # Sort within segments: key = segment index in the high 32 bits, float32 bits (monotone for x >= 0) below.
+    seg_id = np.repeat(np.arange(len(seg_lens), dtype=np.uint64), seg_lens)
+    bits = np.maximum(vals, np.float32(0)).view(np.uint32).astype(np.uint64)
+    keys = np.sort((seg_id << np.uint64(32)) | bits)
+    svals = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32).astype(np.float64)
+
+    def seg_percentile(q):
+        pos = q / 100.0 * (seg_lens - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, seg_lens - 1)
+        frac = pos - lo
+        a, b = svals[starts + lo], svals[starts + hi]
+        return a + (b - a) * frac
+
+    idx = np.flatnonzero(use)
+    out[0][idx] = mean
+    out[1][idx] = seg_percentile(50)
+    out[2][idx] = seg_percentile(99)
+    out[3][idx] = vmax
+    return (*out, v64)
+
+
+def _describe(prefix: str, values_ms: np.ndarray) -> dict:
+    v = np.asarray(values_ms, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    d = {}
+    if v.size == 0:
+        d[f"mean_{prefix}_ms"] = d[f"median_{prefix}_ms"] = d[f"std_{prefix}_ms"] = math.nan
+        for p in PERCENTILES:
+            d[f"p{p}_{prefix}_ms"] = math.nan
+        return d
+    d[f"mean_{prefix}_ms"] = float(np.mean(v))
+    d[f"median_{prefix}_ms"] = float(np.median(v))
+    d[f"std_{prefix}_ms"] = float(np.std(v))
+    pct = np.percentile(v, PERCENTILES)
+    for p, x in zip(PERCENTILES, pct):
+        d[f"p{p}_{prefix}_ms"] = float(x)
+    return d
+
+
+def summary_from_requests(df: pd.DataFrame, itls=None, *, duration: float | None = None) -> dict:
+    """vLLM ``bench serve`` summary of a per-request table (simulated or measured).
+
+    ``df`` needs ``input_tokens``, ``output_tokens``, ``ttft_s`` and ``e2e_s`` (seconds); optional ``status``
+    (rows other than 'ok' count as failed), ``tpot_s`` (else derived), and ``arrival_s`` / ``completion_s`` for the
+    duration (first arrival to last completion, seconds) unless ``duration`` is given. ``itls``: all inter-token
+    latencies in seconds (a flat array, or one sequence per request); without them the ITL keys are NaN.
+    Keys: completed, failed, duration, total_input_tokens, total_output_tokens, request_throughput,
+    output_throughput, total_token_throughput, and mean_/median_/std_/p90_/p99_ of ttft_ms, tpot_ms, itl_ms,
+    e2el_ms (milliseconds). Empty metrics are NaN (vLLM writes 0).
+    """
+    if "status" in df.columns:
+        ok = df[df["status"] == "ok"]
+    else:
+        ok = df
+    completed = int(len(ok))
+    failed = int(len(df) - completed)
+    if duration is None:
+        if completed and "arrival_s" in df.columns and "completion_s" in df.columns:
+            duration = float(np.nanmax(ok["completion_s"].to_numpy(dtype=np.float64))
+                             - np.nanmin(df["arrival_s"].to_numpy(dtype=np.float64)))
+        else:
+            duration = math.nan
+    n_in = int(ok["input_tokens"].sum()) if completed else 0
+    n_out = int(ok["output_tokens"].sum()) if completed else 0
+    rate = (lambda x: x / duration) if duration and duration > 0 else (lambda x: math.nan)
+    summary = {
+        "completed": completed, "failed": failed, "duration": duration,
+        "total_input_tokens": n_in, "total_output_tokens": n_out,
+        "request_throughput": rate(completed), "output_throughput": rate(n_out),
+        "total_token_throughput": rate(n_in + n_out),
+    }
+    ttft = ok["ttft_s"].to_numpy(dtype=np.float64)
+    e2e = ok["e2e_s"].to_numpy(dtype=np.float64)
+    if "tpot_s" in ok.columns:
+        tpot = ok["tpot_s"].to_numpy(dtype=np.float64)
+    else:
+        out = ok["output_tokens"].to_numpy(dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tpot = np.where(out > 1, (e2e - ttft) / (out - 1), np.nan)
+    if itls is None:
+        itl = np.full(0, np.nan)
+    elif isinstance(itls, np.ndarray) and itls.dtype != object:
+        itl = itls.astype(np.float64, copy=False).ravel()
+    else:
+        parts = [np.asarray(x, dtype=np.float64).ravel() for x in itls]
+        itl = np.concatenate(parts) if parts else np.zeros(0)
+    summary.update(_describe("ttft", ttft * 1e3))
+    summary.update(_describe("tpot", tpot * 1e3))
+    summary.update(_describe("itl", itl * 1e3) if itls is not None else _describe("itl", np.zeros(0)))
+    summary.update(_describe("e2el", e2e * 1e3))
+    return summary

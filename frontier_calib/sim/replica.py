@@ -1,0 +1,194 @@
+"""A replica: one scheduling policy + its KV cache + a cost model, producing timed engine steps.
+
+The replica turns the scheduler's next :class:`~frontier_calib.sim.schedulers.StepPlan` into time with the cost
+model. A step with prefill work is one step. A *steady* decode-only step (the policy would schedule the same batch
+again) is fast-forwarded: the replica advances up to the earliest of
+
+* the first completion in the decode batch,
+* the last step whose new KV blocks still fit (the step after it would need a preemption or retraction),
+* the policy's own limit (SGLang: when the waiting head's KV reservation starts to fit),
+* the step in progress when the next known arrival happens (``horizon``),
+
+pricing all of those steps with one vectorised ``decode_times`` call and a cumulative sum. Step end times are
+accumulated in the same order as step-by-step simulation, so both give bit-identical times. Arrivals that were
+not known when the stretch was planned (closed-loop clients, other replicas' handoffs) cut it short with
+:meth:`Replica.sync`.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from dataclasses import dataclass
+from itertools import accumulate
+
+import numpy as np
+
+from .config import SchedulerConfig
+from .cost_protocol import IterationCost
+from .schedulers import make_scheduler
+from .schedulers.base import ROLES
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class ReplicaSpec:
+    """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name."""
+
+    scheduler: SchedulerConfig
+    cost: IterationCost
+    role: str = "both"
+    name: str = ""
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            from ..errors import FrontierError
+            raise FrontierError(f"replica role must be one of {ROLES}, got {self.role!r}")
+
+
+class Replica:
+    """Runtime state of one replica during a replay."""
+
+    def __init__(self, index: int, spec: ReplicaSpec, reqs, *, fast_forward: bool = True, check: bool = False,
+                 timeline: list | None = None):
+        self.index = index
+        self.name = spec.name or f"replica{index}"
+        self.role = spec.role
+        self.sched = make_scheduler(spec.scheduler, reqs, spec.role)
+        self.cost = spec.cost
+        self.fast_forward = fast_forward
+        self.check = check
+        self.timeline = timeline
+        self.plan = None        # the step (or stretch) in progress
+        self.version = 0        # bumps whenever the pending end event changes
+        self._dt_guess = 0.0    # last decode step duration (s), to size stretches
+        self._arange = np.arange(256, dtype=np.int64)
+        self.cost_calls = 0
+        self.stretches = 0
+
+    @property
+    def busy(self) -> bool:
+        return self.plan is not None
+
+    @property
+    def outstanding(self) -> int:
+        return self.sched.outstanding
+
+    # ------------------------------------------------------------------ steps
+    def start_step(self, now: float, horizon: float = math.inf):
+        """Schedule and price the next step at ``now``; returns its end time (s) or None when idle."""
+        plan = self.sched.schedule(now)
+        if plan is None:
+            self.plan = None
+            return None
+        if plan.chunks or not plan.steady or not self.fast_forward:
+            if plan.chunks:
+                q = np.array(plan.prefill_q, dtype=np.int64)
+                kv = np.array(plan.prefill_kv, dtype=np.int64)
+            else:
+                q = kv = _EMPTY
+            dt = self.cost.iteration_time(q, kv, plan.num_decode, plan.decode_kv_sum)
+            self.cost_calls += 1
+            plan.ends = [now + dt]
+        else:
+            self._stretch(plan, now, horizon)
+        self.plan = plan
+        self.version += 1
+        return plan.ends[plan.n_steps - 1]
+
+    def _stretch(self, plan, now: float, horizon: float) -> None:
+        sched = self.sched
+        dec = sched.decode
+        s, n = sched.s, len(dec.members)
+        k_max = dec.next_finish() - s
+        if k_max > 1:
+            free = sched.cache.clean + sched.cache.evictable
+            if dec.new_blocks(s + 1, k_max - 1) > free:
+                k_max = 1 + dec.steps_fitting(s + 1, free)
+        if k_max > 1:
+            k_max = min(k_max, sched.steady_steps(plan, k_max))
+        kv1 = plan.decode_kv_sum
+        if k_max <= 1 or horizon <= now:
+            ends = self._decode_ends(now, n, kv1, 1)
+        else:
+            want = k_max
+            if horizon < math.inf and self._dt_guess > 0:
+                want = min(k_max, int(min((horizon - now) / self._dt_guess, 1e9)) + 2)
+            ends = self._decode_ends(now, n, kv1, want)
+            while ends[-1] < horizon and len(ends) < k_max:
+                more = min(k_max - len(ends), max(len(ends), 16))
+                ends += self._decode_ends(ends[-1], n, kv1 + n * len(ends), more)
+            k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
+            if k < len(ends):
+                del ends[k:]
+        plan.ends = ends
+        plan.n_steps = len(ends)
+        self.stretches += 1
+
+    def _decode_ends(self, t0: float, n: int, kv1: int, k: int) -> list:
+        """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens."""
+        ar = self._arange
+        if k > len(ar):
+            ar = self._arange = np.arange(max(k, 2 * len(ar)), dtype=np.int64)
+        kv = ar[:k] * n + kv1
+        d = self.cost.decode_times(n, kv)
+        self.cost_calls += 1
+        d = d.tolist() if hasattr(d, "tolist") else list(d)
+        self._dt_guess = d[-1]
+        ends = list(accumulate(d, initial=t0))   # sequential sums: identical to one step at a time
+        del ends[0]
+        return ends
+
+    def sync(self, t: float) -> bool:
+        """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` and
+        cut the stretch after it. Returns True when the end time changed (a new end event is needed)."""
+        plan = self.plan
+        if plan is None or plan.n_steps <= 1:
+            return False
+        ends = plan.ends
+        n = plan.n_steps
+        if ends[n - 1] <= t:
+            return False
+        k = bisect_left(ends, t, 0, n) + 1
+        self.sched.alloc_decode_steps(plan, k)
+        if k < n:
+            plan.n_steps = k
+            del ends[k:]
+            self.version += 1
+            return True
+        return False
+
+    def finish_step(self, now: float) -> list:
+        """Apply the step ending at ``now``; returns rows that finished."""
+        plan = self.plan
+        self.plan = None
+        if self.timeline is not None:
+            self._record(plan, now)
+        done = self.sched.complete_step(plan, now)
+        if self.check:
+            self.sched.check()
+        return done
+
+    def _record(self, plan, end: float) -> None:
+        if plan.chunks:
+            name = "prefill+decode" if plan.num_decode else "prefill"
+        else:
+            name = "decode"
+        self.timeline.append({
+            "name": name, "ph": "X", "ts": plan.start_s * 1e6, "dur": (end - plan.start_s) * 1e6,
+            "pid": self.index, "tid": 0,
+            "args": {"n_steps": plan.n_steps, "prefill_requests": len(plan.chunks),
+                     "prefill_tokens": int(sum(plan.prefill_q)), "num_decode": plan.num_decode,
+                     "decode_kv_sum": plan.decode_kv_sum},
+        })
+
+    def stats(self) -> dict:
+        c = self.sched.cache
+        return {
+            "name": self.name, "role": self.role, "policy": self.sched.policy,
+            "steps": self.sched.num_steps, "decode_steps": self.sched.s, "stretches": self.stretches,
+            "cost_calls": self.cost_calls, "preemptions": self.sched.num_preemptions,
+            "kv_blocks": c.num_blocks, "kv_blocks_max_used": c.max_used,
+            "prefix_hit_blocks": c.hit_blocks, "evicted_blocks": c.evicted_blocks,
+        }

@@ -1,0 +1,84 @@
+"""The outcome of a replay: per-request table, vLLM-style summary, optional timeline, engine statistics."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import write_json, write_table
+from .metrics import itl_stats, summary_from_requests
+from .requests import RequestTable
+
+REQUEST_COLUMNS = (
+    "request_id", "replica", "status", "arrival_s", "scheduled_s", "first_token_s", "completion_s",
+    "input_tokens", "output_tokens", "cached_tokens", "preemptions", "ttft_s", "tpot_s", "e2e_s",
+    "itl_mean_s", "itl_p50_s", "itl_p99_s", "itl_max_s",
+)
+
+
+@dataclass
+class SimResult:
+    """``requests``: one row per trace row (columns :data:`REQUEST_COLUMNS`, times in seconds);
+    ``summary``: vLLM ``bench serve`` keys (milliseconds for latencies); ``timeline``: Chrome-trace events
+    (µs) or None; ``stats``: engine counters (steps, cost-model calls, preemptions, KV use, wall time)."""
+
+    requests: pd.DataFrame
+    summary: dict
+    timeline: list | None = None
+    stats: dict = field(default_factory=dict)
+    itls: np.ndarray | None = None   # all inter-token latencies of completed requests (s), for re-summarising
+
+    def write(self, out_dir: str | os.PathLike, *, fmt: str = "parquet") -> dict:
+        """Write ``requests.<fmt>``, ``summary.json`` and (if recorded) ``timeline.json`` into ``out_dir``
+        atomically. Returns the paths written."""
+        out = Path(out_dir)
+        paths = {"requests": write_table(self.requests, out / f"requests.{fmt}"),
+                 "summary": write_json(self.summary, out / "summary.json")}
+        if self.timeline is not None:
+            paths["timeline"] = write_json({"traceEvents": self.timeline, "displayTimeUnit": "ms"},
+                                           out / "timeline.json", indent=None)
+        return paths
+
+
+def build_requests_frame(table: RequestTable, replica_names: list) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per-request frame (trace row order) and the flat ITL array of completed requests (s)."""
+    status = np.array(table.status, dtype=object)
+    ok = status == "ok"
+    arrival = np.array(table.arrival, dtype=np.float64)
+    first = np.array(table.first_token_s, dtype=np.float64)
+    done = np.array(table.completion_s, dtype=np.float64)
+    n_out = np.array(table.n_out, dtype=np.int64)
+    ttft = first - arrival
+    e2e = done - arrival
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tpot = np.where(n_out > 1, (e2e - ttft) / (n_out - 1), np.nan)
+    mean, p50, p99, vmax, all_itl = itl_stats(table.itl, table.itl_off, ok)
+    rep_idx = np.array(table.replica, dtype=np.int64)
+    names = np.array(list(replica_names) + [""], dtype=object)
+    cached = np.array(table.cached_tokens, dtype=np.int64)
+    frame = pd.DataFrame({
+        "request_id": table.request_id,
+        "replica": names[rep_idx],          # -1 (never placed) maps to ""
+        "status": status,
+        "arrival_s": arrival,
+        "scheduled_s": np.array(table.scheduled_s, dtype=np.float64),
+        "first_token_s": first,
+        "completion_s": done,
+        "input_tokens": np.array(table.n_in, dtype=np.int64),
+        "output_tokens": n_out,
+        "cached_tokens": np.maximum(cached, 0),
+        "preemptions": np.array(table.preemptions, dtype=np.int64),
+        "ttft_s": ttft, "tpot_s": tpot, "e2e_s": e2e,
+        "itl_mean_s": mean, "itl_p50_s": p50, "itl_p99_s": p99, "itl_max_s": vmax,
+    })
+    return frame, all_itl
+
+
+def make_result(table: RequestTable, replica_names: list, timeline, stats: dict) -> SimResult:
+    frame, all_itl = build_requests_frame(table, replica_names)
+    summary = summary_from_requests(frame, all_itl)
+    return SimResult(frame, summary, timeline, stats, all_itl)
