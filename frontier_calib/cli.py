@@ -30,10 +30,11 @@ def main():
 def _register():
     from .profiles.commands import profiles
     from .opmodel.commands import fit
+    from .profiling.commands import profile
     from .replay import demo, replay
     from .traces.commands import traces
 
-    for cmd in (profiles, fit, traces, replay, demo):
+    for cmd in (profiles, profile, fit, traces, replay, demo):
         main.add_command(cmd)
 
 

@@ -106,10 +106,11 @@ class IterationCostModel:
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
         q = np.asarray(prefill_q, dtype=np.int64)
+        if len(q) == 0:  # decode-only: identical to decode_times (the fast-forward contract)
+            return float(self.decode_times(int(num_decode), np.array([decode_kv_sum], dtype=float))[0]) \
+                if num_decode else 0.0
         n_tok = int(q.sum()) + int(num_decode)
         n_seq = len(q) + int(num_decode)
-        if n_tok == 0:
-            return 0.0
         ms = self._token_lookup(n_tok) + self._lm_head_lookup(n_seq)
         if len(q):
             memo = self._prefill_memo
