@@ -96,13 +96,21 @@ def _section(raw: dict, key: str, allowed: set | None, src: str) -> dict:
     return sec
 
 
-def _int(sec: dict, key: str, default: int, src: str, where: str) -> int:
+def _int(sec: dict, key: str, default: int, src: str, where: str | None) -> int:
     v = sec.get(key, default)
     if v is None:
         return default
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise InputError(f"must be a positive whole number, got {v!r}", path=src, field=f"{where}.{key}")
+        raise InputError(f"must be a positive whole number, got {v!r}", path=src,
+                         field=f"{where}.{key}" if where else key)
     return v
+
+
+def _fraction(sec: dict, key: str, default: float, src: str, where: str) -> float:
+    v = sec.get(key, default)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+        raise InputError(f"must be a number in (0, 1], got {v!r}", path=src, field=f"{where}.{key}")
+    return float(v)
 
 
 def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | None = None) -> Deployment:
@@ -161,7 +169,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     if tp > gpus_per_node:
         raise InputError(f"tp={tp} spans more than one node ({gpus_per_node} GPUs per node); tensor parallelism "
                          "across nodes is not modelled", path=src, field="parallel.tp")
-    replicas = _int(raw, "replicas", 1, src, "deployment")
+    replicas = _int(raw, "replicas", 1, src, None)
     routing = str(raw.get("routing", "power_law_1.01"))
     if routing != "balanced" and not routing.startswith("power_law_"):
         raise InputError(f"unknown routing '{routing}'", path=src, field="routing",
@@ -181,26 +189,43 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
             raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
                              f"cluster has {nodes} x {gpus_per_node}", path=src, field="replicas")
     sched_raw = dict(_section(raw, "scheduler", None, src))
-    util = float(sched_raw.pop("gpu_memory_utilization", 0.9))
+    util = _fraction(sched_raw, "gpu_memory_utilization", 0.9, src, "scheduler")
+    sched_raw.pop("gpu_memory_utilization", None)
     sched_raw.setdefault("policy", engine)
+    # like vLLM, max_model_len defaults to the model's context length
+    if sched_raw.get("max_model_len") is None and model.max_position_embeddings:
+        sched_raw["max_model_len"] = int(model.max_position_embeddings)
     allowed = {f.name for f in fields(SchedulerConfig)} - {"num_kv_blocks"}
     bad = sorted(set(sched_raw) - allowed)
     if bad:
         raise InputError(f"unknown scheduler key(s) {bad}", path=src, field="scheduler",
                          fix=f"allowed: {sorted(allowed | {'gpu_memory_utilization'})}")
-    block_size = int(sched_raw.get("block_size", 16))
+    block_size = _int(sched_raw, "block_size", 16, src, "scheduler")
     try:
         memory = plan_memory(worker, gpu_memory_utilization=util, block_size=block_size)
+    except FrontierError as exc:  # the model does not fit: more GPUs (parallel) is the usual fix
+        raise InputError(str(exc), path=src, field="parallel") from None
+    try:
         sched = SchedulerConfig(**sched_raw, num_kv_blocks=memory.kv_blocks)
-    except FrontierError as exc:
-        raise InputError(str(exc), path=src, field="scheduler" if "scheduler" in str(exc) else "parallel") from None
+    except (FrontierError, TypeError, ValueError) as exc:
+        msg = str(exc).removeprefix("scheduler: ").removeprefix("scheduler.")
+        if isinstance(exc, TypeError):
+            msg = f"a value has the wrong type ({exc})"
+        raise InputError(msg, path=src, field="scheduler") from None
     if model.max_position_embeddings and sched.max_model_len > model.max_position_embeddings:
         raise InputError(f"max_model_len {sched.max_model_len} exceeds the model's context length "
                          f"{model.max_position_embeddings}", path=src, field="scheduler.max_model_len")
+    if sched.policy == "vllm" and memory.kv_tokens < sched.max_model_len:
+        # vLLM refuses to start when one request of max_model_len tokens cannot fit in the KV cache
+        raise InputError(f"max_model_len {sched.max_model_len} is more than the KV cache holds "
+                         f"({memory.kv_tokens:,} tokens)", path=src, field="scheduler.max_model_len",
+                         fix="lower max_model_len, raise gpu_memory_utilization or use more GPUs")
     router = str(raw.get("router", "round_robin"))
     if router not in ROUTERS:
         raise InputError(f"unknown router '{router}'", path=src, field="router", fix=f"one of {ROUTERS}")
     profiles = raw.get("profiles")
+    if profiles is not None and not isinstance(profiles, str):
+        raise InputError(f"expected a folder path, got {profiles!r}", path=src, field="profiles")
     if profiles is not None and base_dir is not None and not Path(profiles).is_absolute():
         profiles = str(base_dir / profiles)
     name = str(raw.get("name") or Path(source).stem)
@@ -212,6 +237,8 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
 def token_budget(sched: SchedulerConfig) -> int:
     """The most tokens one iteration can carry under this scheduler (for the cost tables)."""
     vals = [sched.max_num_batched_tokens, sched.max_num_seqs]
+    if not sched.enable_chunked_prefill:  # a whole prompt (up to max_model_len) can be one chunk
+        vals += [sched.max_model_len]
     if sched.policy == "sglang":
         vals += [sched.chunked_prefill_size or 0, sched.max_prefill_tokens]
     if sched.policy == "trtllm":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,16 +40,33 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
 
     result = simulate(trace, replicas, router=dep.router, seed=seed, progress=progress, timeline=timeline)
     wall = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(result.requests, out / f"requests.{requests_format}")
     summary = dict(result.summary)
     summary.update({"deployment": str(deployment), "trace": str(trace_path), "seed": seed,
                     "model": dep.worker.model.name, "gpu": dep.worker.gpu, "engine": dep.worker.engine,
                     "num_gpus": dep.total_gpus, "kv_blocks_per_rank": dep.memory.kv_blocks,
                     "simulation_stats": result.stats, "wall_seconds": round(wall, 3)})
-    write_json(summary, out / "summary.json")
-    if timeline and result.timeline is not None:
-        write_json({"traceEvents": result.timeline, "displayTimeUnit": "ms"}, out / "timeline.json")
+    # Write every file into a staging folder first and move them into `out` only when all were written,
+    # so a failure (disk full, an unserialisable value) never leaves a partial result set behind.
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".replay-", dir=out))
+    ok = False
+    try:
+        names = [f"requests.{requests_format}", "summary.json"]
+        write_table(result.requests, staging / names[0])
+        write_json(summary, staging / names[1])
+        if timeline and result.timeline is not None:
+            write_json({"traceEvents": result.timeline, "displayTimeUnit": "ms"}, staging / "timeline.json",
+                       indent=None)
+            names.append("timeline.json")
+        for name in names:
+            os.replace(staging / name, out / name)
+        ok = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not ok and created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if still empty
     return result, summary
 
 

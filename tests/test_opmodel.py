@@ -344,11 +344,7 @@ def test_fit_command_writes_models_and_report(tiny_profiles, tmp_path, monkeypat
     (lambda df: df.assign(dtype="float7"), "dtype"),
 ])
 def test_fit_command_rejects_a_malformed_table(tiny_profiles, tmp_path, damage, column):
-    bad_root = tmp_path / "bad"
-    for p in tiny_profiles.rglob("*.parquet"):
-        dest = bad_root / p.relative_to(tiny_profiles)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(p.read_bytes())
+    bad_root = _copy_tree(tiny_profiles, tmp_path / "bad")
     path = bad_root / GPU / ENGINE / "gemm.parquet"
     damage(pd.read_parquet(path)).to_parquet(path, index=False)
     result = CliRunner().invoke(main, ["fit", "--gpu", GPU, "--engine", ENGINE, "--profiles", str(bad_root),
@@ -359,51 +355,95 @@ def test_fit_command_rejects_a_malformed_table(tiny_profiles, tmp_path, damage, 
     assert not (tmp_path / "m").exists()
 
 
-def test_cached_model_set_fits_once_then_loads(tiny_profiles, tmp_path, monkeypatch):
-    monkeypatch.setenv("FRONTIER_CALIB_CACHE", str(tmp_path / "cache"))
+@pytest.fixture()
+def counted_fit_all(monkeypatch):
+    """Wrap registry.fit_all: record which families each call fits, and keep the models small."""
     calls = []
     real_fit_all = registry.fit_all
 
     def counting_fit_all(*args, **kwargs):
-        calls.append(kwargs)
-        kwargs["model_params"] = SMALL
-        return real_fit_all(*args, **kwargs)
+        calls.append({"families": sorted(kwargs.get("tables") or kwargs.get("families") or []),
+                      "with_baselines": kwargs.get("with_baselines"), "extrapolation": kwargs.get("extrapolation")})
+        return real_fit_all(*args, **{**kwargs, "model_params": SMALL})
 
     monkeypatch.setattr(registry, "fit_all", counting_fit_all)
+    return calls
+
+
+def _copy_tree(src: Path, dest: Path) -> Path:
+    for p in src.rglob("*.parquet"):
+        d = dest / p.relative_to(src)
+        d.parent.mkdir(parents=True, exist_ok=True)
+        d.write_bytes(p.read_bytes())
+    return dest
+
+
+def test_cached_model_set_fits_once_then_loads(tiny_profiles, tmp_path, monkeypatch, counted_fit_all):
+    monkeypatch.setenv("FRONTIER_CALIB_CACHE", str(tmp_path / "cache"))
     first = cached_model_set(GPU, ENGINE, root=tiny_profiles)
-    assert len(calls) == 1
-    assert calls[0]["with_baselines"] is False and calls[0]["extrapolation"] is False  # replay needs no report
-    index = tmp_path / "cache" / "models" / GPU / ENGINE / first.profile_checksum / "index.json"
-    assert index.exists()
-    mtime = index.stat().st_mtime_ns
+    fitted = sorted(f for c in counted_fit_all for f in c["families"])
+    assert fitted == ["attention_decode", "collective", "gemm"]          # each family once
+    assert all(c["with_baselines"] is False and c["extrapolation"] is False for c in counted_fit_all)
+    assert set(first.models) == EXPECTED
+    models_dir = tmp_path / "cache" / "models" / GPU / ENGINE
+    indexes = sorted(models_dir.glob("*/index.json"))
+    assert len(indexes) == 3
+    mtimes = [p.stat().st_mtime_ns for p in indexes]
+
     second = cached_model_set(GPU, ENGINE, root=tiny_profiles)
-    assert len(calls) == 1 and index.stat().st_mtime_ns == mtime  # loaded, not refitted
-    assert set(second.models) == set(first.models) == EXPECTED
+    assert len(counted_fit_all) == 3                                     # loaded, not refitted
+    assert [p.stat().st_mtime_ns for p in indexes] == mtimes
+    assert set(second.models) == EXPECTED and second.kernels == first.kernels
     q = pd.DataFrame({"batch_size": [8, 64], "kv_len": [1024, 8192], "num_heads": 32, "num_kv_heads": 8,
                       "head_dim": 128, "window": 0, "dtype": "bf16", "kv_dtype": ["bf16", "fp8"]})
     np.testing.assert_array_equal(first.predict("attention_decode", q), second.predict("attention_decode", q))
-    cached_model_set(GPU, ENGINE, root=tiny_profiles, refit=True)
-    assert len(calls) == 2
+
+    only = cached_model_set(GPU, ENGINE, root=tiny_profiles, families=["gemm"])
+    assert set(only.models) == {("gemm", "bf16"), ("gemm", "fp8")} and len(counted_fit_all) == 3
+    cached_model_set(GPU, ENGINE, root=tiny_profiles, families=["gemm"], refit=True)
+    assert len(counted_fit_all) == 4 and counted_fit_all[-1]["families"] == ["gemm"]
 
 
-def test_cache_key_follows_the_profile_tables(tiny_profiles, tmp_path, monkeypatch):
+def test_cache_refits_only_the_family_whose_table_changed(tiny_profiles, tmp_path, monkeypatch, counted_fit_all):
     """Changed profile data must never be answered by models fitted on the old data."""
     monkeypatch.setenv("FRONTIER_CALIB_CACHE", str(tmp_path / "cache"))
-    root = tmp_path / "p"
-    for p in tiny_profiles.rglob("*.parquet"):
-        dest = root / p.relative_to(tiny_profiles)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(p.read_bytes())
-    tables = registry.load_profiles(GPU, ENGINE, root)
-    key_before = registry.profiles_checksum(tables)
+    root = _copy_tree(tiny_profiles, tmp_path / "p")
+    cached_model_set(GPU, ENGINE, root=root, families=["gemm", "collective"])
+    assert len(counted_fit_all) == 2
     path = root / GPU / ENGINE / "gemm.parquet"
     df = pd.read_parquet(path)
     df.loc[df.index[0], "latency_ms"] *= 1.5
     df.to_parquet(path, index=False)
-    assert registry.profiles_checksum(registry.load_profiles(GPU, ENGINE, root)) != key_before
+    cached_model_set(GPU, ENGINE, root=root, families=["gemm", "collective"])
+    assert len(counted_fit_all) == 3 and counted_fit_all[-1]["families"] == ["gemm"]
+    # the engine-independent NCCL table is part of the collective family's key too
+    path = root / GPU / "any" / "collective.parquet"
+    df = pd.read_parquet(path)
+    df.loc[df.index[0], "latency_ms"] *= 1.5
+    df.to_parquet(path, index=False)
+    cached_model_set(GPU, ENGINE, root=root, families=["gemm", "collective"])
+    assert len(counted_fit_all) == 4 and counted_fit_all[-1]["families"] == ["collective"]
+
+
+def test_fit_command_without_out_fills_the_cache_replay_uses(tiny_profiles, tmp_path, monkeypatch,
+                                                             counted_fit_all):
+    monkeypatch.setenv("FRONTIER_CALIB_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["fit", "--gpu", GPU, "--engine", ENGINE, "--profiles", str(tiny_profiles),
+                                       "--family", "gemm", "--family", "collective", "--no-baselines"])
+    assert result.exit_code == 0, result.output
+    assert str(tmp_path / "cache") in result.output
+    ms = cached_model_set(GPU, ENGINE, root=tiny_profiles, families=["gemm", "collective"])
+    assert counted_fit_all == []  # `fit` already put them where replay looks: nothing refitted
+    assert set(ms.models) == {("gemm", "bf16"), ("gemm", "fp8"), ("collective", "all")}
+
+
+def test_cache_dir_and_uncovered_gpu(tmp_path, monkeypatch, tiny_profiles):
+    monkeypatch.setenv("FRONTIER_CALIB_CACHE", str(tmp_path / "cache"))
     assert registry.cache_dir() == tmp_path / "cache"
+    with pytest.raises(CoverageError, match="no profile tables for gpu=a100_sxm"):
+        cached_model_set("a100_sxm", ENGINE, root=tiny_profiles)
     monkeypatch.delenv("FRONTIER_CALIB_CACHE")
-    assert "frontier-calib" in str(registry.cache_dir())  # platform default
+    assert "frontier-calib" in str(registry.cache_dir())  # the platform's per-user cache
 
 
 # ----------------------------------------------------------------------------- fidelity smoke test

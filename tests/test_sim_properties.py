@@ -59,7 +59,10 @@ def deployments(draw):
     )
     n_rep = draw(st.integers(1, 3))
     router = draw(st.sampled_from(["round_robin", "least_outstanding", "prefix_affinity"]))
-    return [ReplicaSpec(cfg, LinearCost()) for _ in range(n_rep)], router
+    roles = ["both"] * n_rep
+    if n_rep >= 2 and draw(st.booleans()):   # prefill/decode disaggregation
+        roles = ["prefill"] + ["decode"] * (n_rep - 1) if draw(st.booleans()) else ["prefill"] * (n_rep - 1) + ["decode"]
+    return [ReplicaSpec(cfg, LinearCost(), role=role) for role in roles], router
 
 
 def _run(trace, specs, router, **kw):

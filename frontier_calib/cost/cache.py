@@ -1,8 +1,10 @@
 """Cache of precomputed cost tables, so a replay with unchanged inputs needs no model evaluation.
 
 The key hashes everything the tables depend on: the worker (model, GPU, engine, formats,
-parallelism, routing), the grid sizes, and the sha256 of the profile tables the operator models
-were fitted on. A hit loads a few NumPy arrays and skips importing XGBoost at all.
+parallelism, routing), the table limits, the sha256 of the profile tables the operator models
+were fitted on, and the identity of the fitted models themselves (their cached metadata, so a
+refit, e.g. by `frontier-calib fit`, invalidates the tables built from the old models). A hit
+loads a few NumPy arrays and skips importing XGBoost at all.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
-from ..opmodel.registry import _family_files, cache_dir, cached_model_set
+from ..opmodel.registry import _family_files, cache_dir, cached_model_set, code_fingerprint, family_cache_dir
 from ..profiles import store
 from .iteration import IterationCostModel
 from .worker import WorkerSpec
 
 COST_FAMILIES = ("gemm", "attention_prefill", "attention_decode", "mla_prefill", "mla_decode", "moe",
                  "collective", "moe_a2a")
-TABLES_VERSION = "1"
+TABLES_VERSION = "2"  # bump when iteration.py changes what the tables hold
 
 
 def needed_families(worker: WorkerSpec) -> list[str]:
@@ -37,12 +39,31 @@ def needed_families(worker: WorkerSpec) -> list[str]:
     return fams
 
 
-def _key(worker: WorkerSpec, limits: tuple, root) -> str:
+def _models_signature(worker: WorkerSpec, root) -> str | None:
+    """sha256 over the cached fitted models' metadata files, or None when a family is not fitted yet."""
+    h = hashlib.sha256()
+    for fam in needed_families(worker):
+        directory = family_cache_dir(worker.gpu, worker.engine, fam, root)
+        if directory is None:
+            continue  # no profile table: cached_model_set will say so
+        metas = sorted(directory.glob("*.meta.json"))
+        if not (directory / "index.json").exists() or not metas:
+            return None
+        for f in [directory / "index.json", *metas]:
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h = hashlib.sha256(TABLES_VERSION.encode())
+    h.update(models_sig.encode())
     w = asdict(worker)
     w.pop("overheads")  # overheads are applied at lookup time, not baked into the tables
     h.update(repr(sorted(w.items(), key=lambda kv: kv[0])).encode())
     h.update(repr(limits).encode())
+    h.update(code_fingerprint().encode())
+    h.update(Path(__file__).with_name("iteration.py").read_bytes())
     for fam in needed_families(worker):
         for f in _family_files(worker.gpu, worker.engine, fam, root):
             h.update(store.file_sha256(f).encode())
@@ -53,9 +74,14 @@ def cost_model_for(worker: WorkerSpec, *, max_tokens: int, max_seqs: int, max_mo
                    profiles_root=None, progress: bool = False) -> IterationCostModel:
     """An IterationCostModel for ``worker``, from the cache when its inputs are unchanged."""
     limits = (int(max_tokens), int(max_seqs), int(max_model_len))
-    path = cache_dir() / "cost_tables" / f"{worker.model.name}-{worker.gpu}-{worker.engine}-" \
-        f"{_key(worker, limits, profiles_root)}.npz"
-    if path.exists():
+
+    def table_path(sig: str) -> Path:
+        return cache_dir() / "cost_tables" / f"{worker.model.name}-{worker.gpu}-{worker.engine}-" \
+            f"{_key(worker, limits, profiles_root, sig)}.npz"
+
+    sig = _models_signature(worker, profiles_root)
+    path = table_path(sig) if sig is not None else None
+    if path is not None and path.exists():
         with np.load(path) as z:
             tables = {k: z[k] for k in z.files}
         return IterationCostModel(worker, None, max_tokens=max_tokens, max_seqs=max_seqs,
@@ -63,7 +89,9 @@ def cost_model_for(worker: WorkerSpec, *, max_tokens: int, max_seqs: int, max_mo
     models = cached_model_set(worker.gpu, worker.engine, families=needed_families(worker), root=profiles_root,
                               progress=progress)
     cm = IterationCostModel(worker, models, max_tokens=max_tokens, max_seqs=max_seqs, max_model_len=max_model_len)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **cm.tables)
+    sig = _models_signature(worker, profiles_root)  # the models are in the cache now
+    if sig is not None:
+        with atomic_path(table_path(sig)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **cm.tables)
     return cm

@@ -32,6 +32,24 @@ from .worker import WorkerSpec
 _MLA_PROJECTIONS = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "kv_b_proj", "o_proj"}
 
 
+def _fmt(dtype: str) -> str:
+    """The format whose kernel tables stand for ``dtype``: fp16 runs on the same tensor cores at the same
+    rate and size as bf16 (the profile tables measure bf16 only)."""
+    return "bf16" if dtype == "fp16" else dtype
+
+
+def _monotone(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` made non-decreasing along ``axis``: the mean of its running maximum and its running minimum
+    from the far end. Both are order-preserving, so applying this along one axis and then another keeps
+    the first axis non-decreasing too. Removes the small dips that tree-ensemble predictions show between
+    neighbouring shapes (more tokens, sequences or KV must never be cheaper) without biasing the curve up
+    the way a plain running maximum would."""
+    a = np.asarray(a, dtype=float)
+    up = np.maximum.accumulate(a, axis=axis)
+    down = np.flip(np.minimum.accumulate(np.flip(a, axis=axis), axis=axis), axis=axis)
+    return 0.5 * (up + down)
+
+
 def _log_grid(lo: int, hi: int, points: int) -> np.ndarray:
     """Integer grid from lo to hi, log-spaced, both ends included."""
     hi = max(hi, lo)
@@ -95,12 +113,13 @@ class IterationCostModel:
         m, w = self.worker.model, self.worker
         self._mla_module = m.mla is not None and self._has_mla_scope("module")
         n = np.arange(1, self.max_tokens + 1)
-        t = {"token_ms": np.concatenate([[0.0], self._token_ops_ms(n)]),
-             "lm_head_ms": np.concatenate([[0.0], self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16")])}
+        # every table is made non-decreasing in each of its axes (see _monotone)
+        t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
+             "lm_head_ms": np.concatenate([[0.0], _monotone(self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16"), 0)])}
         self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
-        t["decode_ms"] = self._decode_grid_ms(np.arange(1, self.max_seqs + 1))
+        t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
         self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
-        t["prefill_ms"] = self._prefill_table()
+        t["prefill_ms"] = _monotone(_monotone(self._prefill_table(), 0), 1)
         return t
 
     # ------------------------------------------------------------------ protocol
@@ -147,14 +166,15 @@ class IterationCostModel:
             return float(self._token_ms[n])
         # beyond the precomputed budget (rare): evaluate directly, or scale the last entry per token
         if self.models is not None:
-            return float(self._token_ops_ms(np.array([n]))[0])
+            return max(float(self._token_ops_ms(np.array([n]))[0]), float(self._token_ms[-1]))
         return float(self._token_ms[-1] * n / self.max_tokens)
 
     def _lm_head_lookup(self, n: int) -> float:
         if n <= self.max_tokens:
             return float(self._lm_head_ms[n])
         if self.models is not None:
-            return float(self._gemm_ms(self.worker.model.lm_head_gemm(self.worker.tp), np.array([n]), "bf16")[0])
+            ms = float(self._gemm_ms(self.worker.model.lm_head_gemm(self.worker.tp), np.array([n]), "bf16")[0])
+            return max(ms, float(self._lm_head_ms[-1]))
         return float(self._lm_head_ms[-1] * n / self.max_tokens)
 
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
@@ -209,7 +229,7 @@ class IterationCostModel:
         return kinds
 
     def _gemm_ms(self, g, m_tokens: np.ndarray, dtype: str) -> np.ndarray:
-        df = pd.DataFrame({"dtype": dtype, "m": m_tokens * g.count, "n": g.n, "k": g.k})
+        df = pd.DataFrame({"dtype": _fmt(dtype), "m": m_tokens * g.count, "n": g.n, "k": g.k})
         return self.models.predict("gemm", df)
 
     def _token_ops_ms(self, n: np.ndarray) -> np.ndarray:
@@ -238,7 +258,7 @@ class IterationCostModel:
     def _moe_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
         tokens = n * w.attention_dp
-        df = pd.DataFrame({"dtype": w.moe_dtype, "num_tokens": tokens, "hidden_size": m.hidden_size,
+        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": w.routing})
         ms = self.models.predict("moe", df)
@@ -289,14 +309,14 @@ class IterationCostModel:
         if m.mla is not None:
             scope = "module" if self._mla_module else "kernel"
             return "mla_decode", pd.DataFrame({"batch_size": b, "kv_len": kv, "num_heads": heads, "scope": scope,
-                                               "dtype": w.dtype, "kv_dtype": w.kv_dtype})
+                                               "dtype": _fmt(w.dtype), "kv_dtype": _fmt(w.kv_dtype)})
         return "attention_decode", pd.DataFrame({
             "batch_size": b, "kv_len": kv, "num_heads": heads, "num_kv_heads": kv_heads,
-            "head_dim": m.head_dim, "window": window, "dtype": "bf16", "kv_dtype": w.kv_dtype})
+            "head_dim": m.head_dim, "window": window, "dtype": "bf16", "kv_dtype": _fmt(w.kv_dtype)})
 
     def _decode_row(self, b: int) -> np.ndarray:
-        if self.models is not None:
-            return self._decode_grid_ms(np.array([b]))[0]
+        if self.models is not None:  # never below the largest tabulated batch
+            return np.maximum(_monotone(self._decode_grid_ms(np.array([b]))[0], 0), self._decode_ms[-1])
         return self._decode_ms[-1] + math.log2(b / self.max_seqs)  # past the largest batch: scale with b
 
     def _decode_grid_ms(self, bs: np.ndarray) -> np.ndarray:
@@ -319,12 +339,12 @@ class IterationCostModel:
             if m.mla is not None:
                 scope = "module" if self._mla_module else "kernel"
                 df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads, "scope": scope,
-                                   "dtype": w.dtype, "kv_dtype": w.kv_dtype})
+                                   "dtype": _fmt(w.dtype), "kv_dtype": _fmt(w.kv_dtype)})
                 fam = "mla_prefill"
             else:
                 df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads,
                                    "num_kv_heads": kv_heads, "head_dim": m.head_dim, "window": window,
-                                   "dtype": "bf16", "kv_dtype": w.kv_dtype})
+                                   "dtype": "bf16", "kv_dtype": _fmt(w.kv_dtype)})
                 fam = "attention_prefill"
             total += layers * self.models.predict(fam, df).reshape(qq.shape)
         return np.log2(total)

@@ -30,7 +30,10 @@ class Overheads:
         unknown = set(overrides) - set(base)
         if unknown:
             raise FrontierError(f"unknown overhead field(s) {sorted(unknown)}; known: {sorted(base)}")
-        base.update({k: float(v) for k, v in overrides.items()})
+        for k, v in overrides.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise FrontierError(f"overhead {k} must be a number of seconds >= 0, got {v!r}")
+            base[k] = float(v)
         return cls(**base)
 
 

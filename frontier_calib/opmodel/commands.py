@@ -8,7 +8,7 @@ import click
 import pandas as pd
 
 from ..io import write_json
-from .registry import cache_dir, fit_all
+from .registry import cache_dir, fit_all, save_to_cache
 
 
 @click.command()
@@ -32,9 +32,11 @@ def fit(gpu, engine, root, families, out, report_json, no_baselines, seed):
     report = fit_all(gpu, engine, root=root, families=list(families) or None, seed=seed,
                      with_baselines=not no_baselines, progress=True)
     ms = report.model_set
-    if out is None:
-        out = cache_dir() / "models" / gpu / engine / ms.profile_checksum
-    ms.save(out)
+    if out is None:  # the per-user cache, one folder per family, where replay looks (cached_model_set)
+        save_to_cache(ms, root)
+        out = cache_dir() / "models" / gpu / engine
+    else:
+        ms.save(out)
     table = pd.DataFrame(report.results)
     if not table.empty:
         wide = table.pivot_table(index=["op", "dtype", "split"], columns="model",

@@ -144,6 +144,7 @@ def attention_decode(df: pd.DataFrame, gpu: GPUSpec):
     t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
     x = {
         "log_batch": _log(b), "log_kv": _log(kv_eff), "log_kv_tokens": _log(b * kv_eff),
+        "log_kv_full": _log(kv), "log_window": _log(np.maximum(w, 1)),
         "heads": h, "kv_heads": kvh, "head_dim": d, "gqa_ratio": h / kvh, "windowed": (w > 0).astype(float),
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
         "wave_eff": _wave_eff(b * kvh, gpu.sm_count), "kv_bytes": kvb,
@@ -203,6 +204,15 @@ def routing_alpha(distribution: pd.Series) -> np.ndarray:
     return distribution.map(table).to_numpy(dtype=float)
 
 
+def _power_law_top_share(e: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """1 / sum_{i=1..E} i^-alpha, computed once per distinct (E, alpha)."""
+    out = np.empty(len(e))
+    pairs = pd.DataFrame({"e": e, "a": alpha})
+    for (ei, a), idx in pairs.groupby(["e", "a"]).groups.items():
+        out[np.asarray(idx)] = 1.0 / np.sum(np.arange(1, int(ei) + 1, dtype=float) ** -a)
+    return out
+
+
 def moe(df: pd.DataFrame, gpu: GPUSpec):
     t, hdim, inter = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "inter_size")
     k, e, tp, ep = _num(df, "topk"), _num(df, "num_experts"), _num(df, "moe_tp"), _num(df, "moe_ep")
@@ -216,11 +226,14 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
     nbytes = active_local * 3 * hdim * inter_local * wb + pairs_local * (2 * hdim + 2 * inter_local) * ab
     t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
     per_expert = pairs_local / np.maximum(active_local, 1e-9)
+    # the busiest expert under power-law routing: share p_max = 1 / sum_i i^-alpha (1/E when balanced)
+    p_max = _power_law_top_share(e, alpha)
     x = {
         "log_tokens": _log(t), "log_hidden": _log(hdim), "log_inter_local": _log(inter_local), "topk": k,
         "log_experts": _log(e), "log_experts_local": _log(e_local), "moe_tp": tp, "moe_ep": ep,
         "alpha": alpha, "log_pairs_local": _log(pairs_local), "log_active_local": _log(active_local),
         "log_tokens_per_expert": _log(per_expert), "expert_m_pad64": _pad_eff(np.maximum(per_expert, 1), 64),
+        "log_busiest_expert_tokens": _log(np.maximum(t * k * p_max, 1.0)),
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "weight_bytes": wb,
     }
     return pd.DataFrame(x), roof

@@ -177,10 +177,48 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
     return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
 
 
+def code_fingerprint() -> str:
+    """Hash of the feature and model code: a fitted model is only reused by the code that fitted it."""
+    import hashlib
+
+    here = Path(__file__).parent
+    h = hashlib.sha256()
+    for name in ("features.py", "model.py", "dataset.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
 def _family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
     root = Path(root) if root is not None else store.bundled_root()
     paths = [store.table_path(root, gpu, eng, family) for eng in dict.fromkeys([engine, store.ENGINE_INDEPENDENT])]
     return [p for p in paths if p is not None]
+
+
+def family_cache_dir(gpu: str, engine: str, family: str, root=None) -> Path | None:
+    """Cache folder of one family's models, keyed by the sha256 of its table files and of the feature/model
+    code (None: no table)."""
+    import hashlib
+
+    files = _family_files(gpu, engine, family, root)
+    if not files:
+        return None
+    key = hashlib.sha256(("".join(store.file_sha256(f) for f in files) + code_fingerprint()).encode()
+                         ).hexdigest()[:16]
+    return cache_dir() / "models" / gpu / engine / f"{family}-{key}"
+
+
+def save_to_cache(model_set: ModelSet, root=None) -> list[Path]:
+    """Store a fitted set where :func:`cached_model_set` looks for it (one folder per family)."""
+    written = []
+    for fam in model_set.families():
+        directory = family_cache_dir(model_set.gpu, model_set.engine, fam, root)
+        if directory is None:
+            continue
+        part = ModelSet(model_set.gpu, model_set.engine, profile_checksum=model_set.profile_checksum,
+                        models={k: m for k, m in model_set.models.items() if k[0] == fam},
+                        kernels={fam: model_set.kernels[fam]} if fam in model_set.kernels else {})
+        written.append(part.save(directory))
+    return written
 
 
 def cached_model_set(gpu: str, engine: str, *, families=None, root=None, refit: bool = False,
@@ -190,17 +228,13 @@ def cached_model_set(gpu: str, engine: str, *, families=None, root=None, refit: 
     Each family is cached on its own, keyed by the sha256 of the table files it is fitted on, so a
     replay fits only what its model needs, and only the first time (and refits if a table changes).
     """
-    import hashlib
-
     merged = ModelSet(gpu, engine)
     found = 0
     for fam in families or list(FAMILIES):
-        files = _family_files(gpu, engine, fam, root)
-        if not files:
+        directory = family_cache_dir(gpu, engine, fam, root)
+        if directory is None:
             continue
         found += 1
-        key = hashlib.sha256("".join(store.file_sha256(f) for f in files).encode()).hexdigest()[:16]
-        directory = cache_dir() / "models" / gpu / engine / f"{fam}-{key}"
         if (directory / "index.json").exists() and not refit:
             part = ModelSet.load(directory)
         else:

@@ -161,6 +161,6 @@ class DecodeBatch:
         while heap and heap[0][0] <= s:
             f, r = heapq.heappop(heap)
             m = members.get(r)
-            if m is not None and m[3] == f:
+            if m is not None and m[3] == f and r not in out:   # a re-joined row may have two equal items
                 out.append(r)
         return out

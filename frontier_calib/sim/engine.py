@@ -148,13 +148,18 @@ class _Replay:
                 fits.append(rep)
             elif reason is None:
                 reason = why
+        if fits and pool is self.entry and self.decoders:
+            # Disaggregated: some decode worker must be able to hold it too.
+            why = [d.sched.reject_reason(r) for d in self.decoders]
+            if all(w is not None for w in why):
+                fits, reason = [], why[0]
         if not fits:
             R.status[r] = f"rejected:{reason}"
             self.arrivals.on_done(t)
             self._resolved(1)
             return None
         self._sync_all(t, self.replicas)
-        rep = fits[0] if len(fits) == 1 else self.router.choose(r, fits)
+        rep = self.router.choose(r, fits)
         R.replica[r] = rep.index
         return rep
 
@@ -172,7 +177,8 @@ class _Replay:
         rows, src.sched.handoffs = src.sched.handoffs, []
         for r in rows:
             self._sync_all(t, self.decoders)
-            dest = self.decoders[0] if len(self.decoders) == 1 else self.decode_router.choose(r, self.decoders)
+            fits = [d for d in self.decoders if d.sched.reject_reason(r) is None]
+            dest = self.decode_router.choose(r, fits)
             self.table.replica[r] = dest.index
             dest.sched.enqueue_prefilled(r, t)
             if dest.plan is None:

@@ -52,10 +52,11 @@ class Hit:
     """Result of a prefix lookup: ``blocks`` cached blocks usable by the request (tokens = blocks x block_size),
     ``pinned`` currently-free blocks that admitting it would take out of the free pool."""
 
-    __slots__ = ("blocks", "pinned", "units", "run", "n_shared")
+    __slots__ = ("blocks", "pinned", "units", "run", "n_shared", "trim")
 
-    def __init__(self, blocks=0, pinned=0, units=(), run=None, n_shared=0):
+    def __init__(self, blocks=0, pinned=0, units=(), run=None, n_shared=0, trim=None):
         self.blocks, self.pinned, self.units, self.run, self.n_shared = blocks, pinned, units, run, n_shared
+        self.trim = trim
 
 
 NO_HIT = Hit()
@@ -120,6 +121,7 @@ class KVCacheManager:
             return NO_HIT
         blocks = pinned = 0
         units = []
+        trim = None
         complete = True
         if layout is not None:
             prev = 0
@@ -130,19 +132,20 @@ class KVCacheManager:
                     complete = False
                     break
                 units.append(e)
-                if e.refs == 0:
-                    pinned += e.cached
-                need = end - prev
-                if e.cached < need:
-                    blocks += e.cached
+                use = end - prev
+                if e.cached < use:
+                    use = e.cached
                     complete = False
-                    break
-                blocks += need
+                if blocks + use > cap:
+                    use = cap - blocks
+                blocks += use
+                if e.refs == 0:
+                    pinned += use
+                    if use < e.cached:
+                        trim = (e, use)   # a free unit used in part: its unused tail is let go on admission
                 prev = end
-                if blocks >= cap:
+                if not complete or blocks >= cap:
                     break
-            if blocks > cap:
-                blocks = cap
         run = None
         n_shared = blocks
         if complete and blocks < cap and self.runs:
@@ -153,7 +156,7 @@ class KVCacheManager:
                 pinned += use
         if blocks == 0:
             return NO_HIT
-        return Hit(blocks, pinned, units, run, n_shared)
+        return Hit(blocks, pinned, units, run, n_shared, trim)
 
     def admit(self, r: int, layout, hit: Hit) -> None:
         """Start tracking request ``r`` on this replica and pin the blocks of ``hit`` (from :meth:`lookup`).
@@ -164,6 +167,13 @@ class KVCacheManager:
             return
         rec = _ReqKV(layout)
         self.reqs[r] = rec
+        if hit.trim is not None:
+            # Only the blocks this request uses get pinned; the rest of the free unit becomes plain free space
+            # (vLLM would keep them cached; this keeps a lone request always admissible).
+            e, use = hit.trim
+            self.evictable -= e.cached - use
+            self.clean += e.cached - use
+            e.cached = use
         for e in hit.units:
             self._ref(e)
             rec.units.append(e)

@@ -19,60 +19,99 @@ METRICS = ("ttft", "tpot", "itl", "e2el")
 def itl_stats(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray):
     """Per-request mean, median, p99 and max of inter-token latencies (seconds).
 
-    ``itl[offsets[i]:offsets[i + 1]]`` holds request ``i``'s gaps; only requests with ``valid[i]`` count.
-    Returns four float64 arrays (NaN where a request has no gap) and the flat array of all valid gaps.
+    ``itl[offsets[i]:offsets[i + 1]]`` holds request ``i``'s gaps (float32, >= 0); only requests with ``valid[i]``
+    count. Returns four float64 arrays (NaN where a request has no gap) and the flat float32 array of all valid
+    gaps. Percentiles interpolate linearly like ``numpy.percentile``.
     """
     n = len(offsets) - 1
     lens = np.diff(offsets)
     use = valid & (lens > 0)
     out = [np.full(n, np.nan) for _ in range(4)]
     if not use.any():
-        return (*out, np.zeros(0, dtype=np.float64))
-    token_mask = np.repeat(use, lens)
-    vals = itl[token_mask]                                  # float32, segments of used requests in order
+        return (*out, np.zeros(0, dtype=np.float32))
+    vals = itl if use[lens > 0].all() else itl[np.repeat(use, lens)]
+    vals = np.ascontiguousarray(vals, dtype=np.float32)
     seg_lens = lens[use]
     starts = np.zeros(len(seg_lens), dtype=np.int64)
     np.cumsum(seg_lens[:-1], out=starts[1:])
-    v64 = vals.astype(np.float64)
-    mean = np.add.reduceat(v64, starts) / seg_lens
-    vmax = np.maximum.reduceat(v64, starts)
+    mean = np.add.reduceat(vals, starts, dtype=np.float64) / seg_lens
+    vmax = np.maximum.reduceat(vals, starts).astype(np.float64)
     # Sort within segments: key = segment index in the high 32 bits, float32 bits (monotone for x >= 0) below.
-    seg_id = np.repeat(np.arange(len(seg_lens), dtype=np.uint64), seg_lens)
-    bits = np.maximum(vals, np.float32(0)).view(np.uint32).astype(np.uint64)
-    keys = np.sort((seg_id << np.uint64(32)) | bits)
-    svals = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.float32).astype(np.float64)
+    keys = np.repeat(np.arange(len(seg_lens), dtype=np.uint64) << np.uint64(32), seg_lens)
+    keys |= np.maximum(vals, np.float32(0)).view(np.uint32)
+    keys.sort()
+    svals = keys.astype(np.uint32).view(np.float32)
 
     def seg_percentile(q):
         pos = q / 100.0 * (seg_lens - 1)
         lo = np.floor(pos).astype(np.int64)
         hi = np.minimum(lo + 1, seg_lens - 1)
-        frac = pos - lo
-        a, b = svals[starts + lo], svals[starts + hi]
-        return a + (b - a) * frac
+        a = svals[starts + lo].astype(np.float64)
+        b = svals[starts + hi].astype(np.float64)
+        return a + (b - a) * (pos - lo)
 
     idx = np.flatnonzero(use)
     out[0][idx] = mean
     out[1][idx] = seg_percentile(50)
     out[2][idx] = seg_percentile(99)
     out[3][idx] = vmax
-    return (*out, v64)
+    return (*out, vals)
 
 
-def _describe(prefix: str, values_ms: np.ndarray) -> dict:
-    v = np.asarray(values_ms, dtype=np.float64)
-    v = v[~np.isnan(v)]
+def _order_stats(v: np.ndarray, ks: list) -> list:
+    """The ``ks``-th smallest values of ``v`` (0-based ranks).
+
+    Large non-negative float32 arrays (all ITLs of a replay) use an exact two-level radix select: the float32 bit
+    pattern orders non-negative values, a 65,536-bucket histogram of the high 16 bits finds each rank's bucket, and
+    only those buckets are sorted. Anything else uses ``numpy.partition``.
+    """
+    if v.dtype == np.float32 and v.size > 100_000 and float(v.min()) >= 0.0:
+        u = v.view(np.uint32)
+        top = u >> np.uint32(16)
+        counts = np.bincount(top, minlength=65536)
+        below = np.concatenate(([0], np.cumsum(counts)))
+        buckets = np.searchsorted(below, np.asarray(ks), side="right") - 1
+        wanted = np.unique(buckets)
+        pick = np.zeros(65536, dtype=bool)
+        pick[wanted] = True
+        sub = np.sort(u[pick[top]])
+        start = dict(zip(wanted.tolist(), (np.cumsum(counts[wanted]) - counts[wanted]).tolist()))
+        return [float(sub[start[b] + k - below[b]].view(np.float32)) for k, b in zip(ks, buckets.tolist())]
+    part = np.partition(v, sorted(set(ks)))
+    return [float(part[k]) for k in ks]
+
+
+def _percentiles(v: np.ndarray, qs) -> list:
+    """``numpy.percentile(v, qs)`` with linear interpolation, via order statistics."""
+    n = len(v)
+    pos = [q / 100.0 * (n - 1) for q in qs]
+    los = [int(math.floor(p)) for p in pos]
+    his = [min(lo + 1, n - 1) for lo in los]
+    vals = _order_stats(v, los + his)
+    a, b = vals[:len(qs)], vals[len(qs):]
+    return [x + (y - x) * (p - lo) for x, y, p, lo in zip(a, b, pos, los)]
+
+
+def _describe(prefix: str, values_s: np.ndarray) -> dict:
+    """mean/median/std/p90/p99 in milliseconds of ``values_s`` (seconds, NaN ignored)."""
+    v = np.asarray(values_s)
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
+    if np.isnan(v).any():
+        v = v[~np.isnan(v)]
     d = {}
     if v.size == 0:
         d[f"mean_{prefix}_ms"] = d[f"median_{prefix}_ms"] = d[f"std_{prefix}_ms"] = math.nan
         for p in PERCENTILES:
             d[f"p{p}_{prefix}_ms"] = math.nan
         return d
-    d[f"mean_{prefix}_ms"] = float(np.mean(v))
-    d[f"median_{prefix}_ms"] = float(np.median(v))
-    d[f"std_{prefix}_ms"] = float(np.std(v))
-    pct = np.percentile(v, PERCENTILES)
+    d[f"mean_{prefix}_ms"] = float(np.mean(v, dtype=np.float64)) * 1e3
+    d[f"median_{prefix}_ms"] = math.nan
+    d[f"std_{prefix}_ms"] = float(np.std(v, dtype=np.float64)) * 1e3
+    med, *pct = _percentiles(v, (50,) + PERCENTILES)
+    d[f"median_{prefix}_ms"] = med * 1e3
     for p, x in zip(PERCENTILES, pct):
-        d[f"p{p}_{prefix}_ms"] = float(x)
+        d[f"p{p}_{prefix}_ms"] = x * 1e3
     return d
 
 
@@ -119,12 +158,12 @@ def summary_from_requests(df: pd.DataFrame, itls=None, *, duration: float | None
     if itls is None:
         itl = np.full(0, np.nan)
     elif isinstance(itls, np.ndarray) and itls.dtype != object:
-        itl = itls.astype(np.float64, copy=False).ravel()
+        itl = itls.ravel()
     else:
         parts = [np.asarray(x, dtype=np.float64).ravel() for x in itls]
         itl = np.concatenate(parts) if parts else np.zeros(0)
-    summary.update(_describe("ttft", ttft * 1e3))
-    summary.update(_describe("tpot", tpot * 1e3))
-    summary.update(_describe("itl", itl * 1e3) if itls is not None else _describe("itl", np.zeros(0)))
-    summary.update(_describe("e2el", e2e * 1e3))
+    summary.update(_describe("ttft", ttft))
+    summary.update(_describe("tpot", tpot))
+    summary.update(_describe("itl", itl))
+    summary.update(_describe("e2el", e2e))
     return summary

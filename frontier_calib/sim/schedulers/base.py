@@ -174,7 +174,7 @@ class Scheduler:
             r = waiting[0]
             kv = R.computed[r]
             nb = -(-kv // self.bs)
-            if nb + 1 > self.cache.num_free:
+            if -(-(kv + 1) // self.bs) > self.cache.num_free:
                 break   # back-pressure: the KV stays on the prefill side until blocks free up
             waiting.popleft()
             R.remote_kv[r] = False

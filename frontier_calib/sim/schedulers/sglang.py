@@ -45,6 +45,15 @@ class SGLangScheduler(Scheduler):
         self._blocked = None     # (row, tokens it needs) when the head waited for the KV reservation
         self._has_long = bool(reqs.n) and max(reqs.n_out) > CLIP_MAX_NEW_TOKENS
 
+    def reject_reason(self, r: int):
+        why = super().reject_reason(r)
+        if why is None:
+            R = self.reqs
+            # Admission needs prompt + min(output, 4096) tokens below the free KV tokens (strict, as SGLang).
+            if R.n_in[r] + min(R.n_out[r], CLIP_MAX_NEW_TOKENS) >= self.cache.num_blocks * self.bs:
+                return "kv_capacity"
+        return why
+
     def preempt_keep_upto(self, r: int) -> int:
         # Retraction frees the generated tokens; the computed prompt stays in the radix tree.
         R = self.reqs
@@ -83,6 +92,8 @@ class SGLangScheduler(Scheduler):
         if self.decode.step_blocks(self.s) > self.cache.num_free:
             self._retract(now)
             retracted = True
+            if not self.decode.n:
+                return self._prefill_batch(now)
         else:
             self.ratio = max(self.ratio - self.decay, self.min_ratio)
         plan = self.decode_plan(now)
@@ -164,6 +175,10 @@ class SGLangScheduler(Scheduler):
                 break
             first = False
             self.preempt(order.pop(), now)
+            self.num_retractions += 1
+        # A chunked prefill in progress holds blocks too: retract it if the last decode still does not fit.
+        while dec.n and dec.step_blocks(self.s) > cache.num_free and self.prefilling:
+            self.preempt(self.prefilling[-1], now)
             self.num_retractions += 1
         decoded = sum(dec.state(r, self.s)[1] for r in dec.members)
         max_new = sum(R.n_out[r] for r in dec.members)

@@ -1,0 +1,215 @@
+"""Deployment YAML files: the examples load, impossible deployments are rejected naming the file and field,
+and the CLI turns every rejection into exit code 2 with one `error:` line (no traceback)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from frontier_calib.cli import main
+from frontier_calib.deployment import (CLUSTER_KEYS, PARALLEL_KEYS, TOP_KEYS, deployment_from_dict, load_deployment,
+                                       token_budget)
+from frontier_calib.errors import InputError
+from frontier_calib.sim.config import SchedulerConfig
+
+REPO = Path(__file__).resolve().parents[1]
+DEPLOYMENTS = sorted((REPO / "deployments").glob("*.yaml"))
+TRACE = REPO / "traces" / "poisson_lognormal_1k.csv"
+LLAMA = {"model": "Llama-2-7b", "gpu": "h100_sxm", "dtype": "bf16"}
+
+# (name, deployment dict, field named in the message, words the message must contain)
+IMPOSSIBLE = [
+    ("unknown top-level key", {**LLAMA, "colour": "red"}, "colour", "unknown key"),
+    ("unknown parallel key", {**LLAMA, "parallel": {"tp": 1, "sp": 2}}, "parallel", "unknown key"),
+    ("unknown cluster key", {**LLAMA, "cluster": {"racks": 2}}, "cluster", "unknown key"),
+    ("unknown scheduler key", {**LLAMA, "scheduler": {"max_num_seq": 8}}, "scheduler", "unknown scheduler key"),
+    ("unknown overhead", {**LLAMA, "overheads": {"launch_s": 0.001}}, "overheads", "unknown overhead"),
+    ("tp does not divide heads", {**LLAMA, "parallel": {"tp": 3}}, "parallel", "does not divide 32 attention heads"),
+    ("tp larger than a node", {**LLAMA, "parallel": {"tp": 16}}, "parallel.tp", "more than one node"),
+    ("tp larger than a small node", {**LLAMA, "parallel": {"tp": 4}, "cluster": {"gpus_per_node": 2}},
+     "parallel.tp", "more than one node"),
+    ("more GPUs than the cluster", {**LLAMA, "replicas": 3, "parallel": {"tp": 4}, "cluster": {"nodes": 1}},
+     "replicas", "12 GPUs, but the cluster has 1 x 8"),
+    ("more replicas than GPUs", {**LLAMA, "replicas": 9, "cluster": {"nodes": 1}}, "replicas", "9 GPUs"),
+    ("model does not fit", {"model": "Meta-Llama-3.1-405B", "gpu": "h100_sxm"}, "parallel", "does not fit"),
+    ("unknown engine", {**LLAMA, "engine": "tgi"}, "engine", "unknown engine 'tgi'"),
+    ("unknown router", {**LLAMA, "router": "random"}, "router", "unknown router 'random'"),
+    ("unknown routing", {**LLAMA, "routing": "zipf"}, "routing", "unknown routing 'zipf'"),
+    ("unknown dtype", {**LLAMA, "dtype": "fp7"}, "dtype", "unknown dtype 'fp7'"),
+    ("unknown kv dtype", {**LLAMA, "kv_dtype": "int3"}, "kv_dtype", "unknown dtype 'int3'"),
+    ("unknown model", {**LLAMA, "model": "NoSuchModel-1B"}, "model", "unknown model"),
+    ("unknown gpu", {**LLAMA, "gpu": "h900"}, "gpu", "unknown GPU"),
+    ("max_model_len above the context", {**LLAMA, "scheduler": {"max_model_len": 8192}},
+     "scheduler.max_model_len", "exceeds the model's context length 4096"),
+    ("max_model_len above the KV cache", {"model": "Meta-Llama-3.1-70B", "gpu": "h100_sxm", "parallel": {"tp": 2}},
+     "scheduler.max_model_len", "more than the KV cache holds"),
+    ("ep on a dense model", {**LLAMA, "parallel": {"ep": 2}}, "parallel.ep", "needs an MoE model"),
+    ("moe_tp x ep != tp x attention_dp", {"model": "Mixtral-8x7B-v0.1", "gpu": "h100_sxm",
+                                          "parallel": {"tp": 2, "ep": 2, "moe_tp": 2}},
+     "parallel", "must equal tp x attention_dp"),
+    ("ep larger than the attention GPUs", {"model": "Mixtral-8x7B-v0.1", "gpu": "h100_sxm",
+                                           "parallel": {"tp": 2, "ep": 4}}, "parallel", "must equal"),
+    ("zero tp", {**LLAMA, "parallel": {"tp": 0}}, "parallel.tp", "positive whole number"),
+    ("zero replicas", {**LLAMA, "replicas": 0}, "replicas", "positive whole number"),
+    ("zero nodes", {**LLAMA, "cluster": {"nodes": 0}}, "cluster.nodes", "positive whole number"),
+    ("utilisation above 1", {**LLAMA, "scheduler": {"gpu_memory_utilization": 1.5}},
+     "scheduler.gpu_memory_utilization", "(0, 1]"),
+    ("utilisation not a number", {**LLAMA, "scheduler": {"gpu_memory_utilization": "most"}},
+     "scheduler.gpu_memory_utilization", "(0, 1]"),
+    ("zero block size", {**LLAMA, "scheduler": {"block_size": 0}}, "scheduler.block_size", "positive whole number"),
+    ("scheduler value of the wrong type", {**LLAMA, "scheduler": {"long_prefill_token_threshold": "x"}},
+     "scheduler", "wrong type"),
+    ("token budget below max_num_seqs", {**LLAMA, "scheduler": {"max_num_batched_tokens": 64, "max_num_seqs": 128}},
+     "scheduler", "step token budget"),
+    ("negative overhead", {**LLAMA, "overheads": {"step_s": -0.001}}, "overheads", ">= 0"),
+    ("overhead not a number", {**LLAMA, "overheads": {"step_s": "fast"}}, "overheads", ">= 0"),
+    ("unsupported mode", {**LLAMA, "mode": "disaggregated"}, "mode", "not supported"),
+    ("parallel not a mapping", {**LLAMA, "parallel": [1, 2]}, "parallel", "expected a mapping"),
+    ("profiles not a path", {**LLAMA, "profiles": 3}, "profiles", "folder path"),
+    ("missing gpu", {"model": "Llama-2-7b"}, "gpu", "required field missing"),
+]
+
+
+def _write(tmp_path: Path, raw: dict, name: str = "dep.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+# ------------------------------------------------------------------------------------------- examples
+
+def test_there_are_three_example_deployments():
+    assert {p.name for p in DEPLOYMENTS} >= {"llama2-7b-h100-vllm.yaml", "mixtral-8x7b-h100-vllm-tp2.yaml",
+                                             "qwen3-32b-h200-sglang.yaml"}
+
+
+@pytest.mark.parametrize("path", DEPLOYMENTS, ids=lambda p: p.name)
+def test_every_example_deployment_loads(path):
+    dep = load_deployment(path)
+    assert dep.name == path.stem
+    assert dep.memory.kv_blocks > 0
+    assert dep.total_gpus == dep.replicas * dep.worker.tp * dep.worker.attention_dp * dep.worker.pp
+    assert dep.scheduler.policy == dep.worker.engine
+    assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks
+    assert dep.describe().startswith(f"{path.stem}: {dep.worker.model.name} on {dep.replicas} x ")
+
+
+def test_llama_example_matches_the_benchmark_setup():
+    dep = load_deployment(REPO / "deployments" / "llama2-7b-h100-vllm.yaml")
+    w, s = dep.worker, dep.scheduler
+    assert (w.model.name, w.gpu, w.engine, w.dtype, w.tp, w.pp) == ("Llama-2-7b", "h100_sxm", "vllm", "bf16", 1, 1)
+    assert (s.max_num_batched_tokens, s.max_num_seqs, s.max_model_len, s.block_size) == (512, 128, 4096, 16)
+    assert s.enable_prefix_caching and dep.router == "round_robin" and dep.replicas == 1
+    assert token_budget(s) == 512
+
+
+def test_mixtral_example_spreads_moe_over_the_tp_gpus():
+    dep = load_deployment(REPO / "deployments" / "mixtral-8x7b-h100-vllm-tp2.yaml")
+    w = dep.worker
+    assert (w.tp, w.ep, w.moe_tp, w.attention_dp, w.gpus) == (2, 1, 2, 1, 2)
+    assert dep.total_gpus == 4 and dep.router == "least_outstanding"
+
+
+def test_qwen_example_uses_sglang_extras():
+    dep = load_deployment(REPO / "deployments" / "qwen3-32b-h200-sglang.yaml")
+    s = dep.scheduler
+    assert dep.worker.engine == s.policy == "sglang"
+    assert dep.worker.dtype == "fp8_block" and dep.worker.gpu == "h200_sxm"
+    assert s.chunked_prefill_size == 8192
+    assert token_budget(s) == max(8192, s.max_prefill_tokens)
+
+
+# ------------------------------------------------------------------------------------------- defaults
+
+def test_minimal_deployment_takes_engine_and_model_defaults(tmp_path):
+    dep = load_deployment(_write(tmp_path, {"model": "Llama-2-7b", "gpu": "h100_sxm"}))
+    w, s = dep.worker, dep.scheduler
+    assert (w.engine, w.tp, w.pp, w.ep, w.attention_dp, w.moe_tp, dep.replicas) == ("vllm", 1, 1, 1, 1, 1, 1)
+    assert w.dtype == "fp16"  # the checkpoint's torch_dtype, as vLLM's dtype=auto
+    assert w.kv_dtype == "bf16"
+    assert s.max_model_len == 4096  # the model's context length, as vLLM
+    assert dep.gpu_memory_utilization == 0.9 and s.block_size == 16
+    assert dep.router == "round_robin" and w.routing == "power_law_1.01"
+    assert dep.gpus_per_node == 8 and dep.nodes is None
+
+
+def test_moe_tp_defaults_to_tp_times_dp_over_ep():
+    dep = deployment_from_dict({"model": "Mixtral-8x7B-v0.1", "gpu": "h100_sxm", "parallel": {"tp": 4, "ep": 2},
+                                "scheduler": {"max_model_len": 4096}})
+    assert dep.worker.moe_tp == 2 and dep.worker.gpus == 4
+
+
+def test_overheads_and_paths_relative_to_the_file(tmp_path):
+    cfg = tmp_path / "models" / "tiny.json"
+    cfg.parent.mkdir()
+    cfg.write_text((REPO / "frontier_calib" / "data" / "models" / "Llama-2-7b.json").read_text())
+    dep = load_deployment(_write(tmp_path, {"model": "models/tiny.json", "gpu": "h100_sxm", "profiles": "tables",
+                                            "overheads": {"step_s": 0.003}}))
+    assert dep.worker.model.name == "tiny"
+    assert dep.profiles == str(tmp_path / "tables")
+    assert dep.worker.overheads.step_s == 0.003
+    assert dep.worker.overheads.per_seq_s == 5e-6  # the rest keep the engine's defaults
+
+
+def test_sglang_without_chunked_prefill_prices_whole_prompts():
+    dep = deployment_from_dict({**LLAMA, "engine": "sglang", "scheduler": {"enable_chunked_prefill": False,
+                                                                           "max_prefill_tokens": 2048}})
+    assert token_budget(dep.scheduler) >= dep.scheduler.max_model_len
+
+
+# --------------------------------------------------------------------------------------- rejections
+
+@pytest.mark.parametrize("name,raw,field,words", IMPOSSIBLE, ids=[c[0] for c in IMPOSSIBLE])
+def test_impossible_deployment_is_rejected_naming_file_and_field(tmp_path, name, raw, field, words):
+    path = _write(tmp_path, raw)
+    with pytest.raises(InputError) as exc:
+        load_deployment(path)
+    msg = str(exc.value)
+    assert msg.startswith(str(path)), msg
+    assert f"field '{field}'" in msg, msg
+    assert words in msg, msg
+    assert exc.value.field == field
+
+
+def test_file_level_problems(tmp_path):
+    with pytest.raises(InputError, match="deployment file not found"):
+        load_deployment(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_deployment(bad)
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(InputError, match="expected a mapping"):
+        load_deployment(bad)
+
+
+@pytest.mark.parametrize("name,raw,field,words", IMPOSSIBLE, ids=[c[0] for c in IMPOSSIBLE])
+def test_cli_reports_rejection_as_one_error_line(tmp_path, name, raw, field, words):
+    path = _write(tmp_path, raw)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["replay", "--deployment", str(path), "--trace", str(TRACE),
+                                       "--out", str(out), "--limit", "5"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert str(path) in lines[0] and f"field '{field}'" in lines[0] and words in lines[0]
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------------------- docs
+
+def test_docs_describe_every_deployment_field():
+    doc = (REPO / "docs" / "deployments.md").read_text()
+    sched = {f.name for f in fields(SchedulerConfig)} - {"num_kv_blocks"} | {"gpu_memory_utilization"}
+    overheads = {"step_s", "per_seq_s", "prefill_step_s"}
+    missing = sorted(k for k in TOP_KEYS | PARALLEL_KEYS | CLUSTER_KEYS | sched | overheads
+                     if not re.search(rf"`{re.escape(k)}`", doc))
+    assert not missing, f"docs/deployments.md does not document {missing}"
+    for path in DEPLOYMENTS:
+        assert path.name in doc
