@@ -294,12 +294,14 @@ def test_unknown_gpu_and_bad_source_folder(systems, tmp_path):
     assert aic.find_systems_dir(systems / "data") == systems  # the data/ folder itself is accepted
 
 
-def test_without_the_optional_package_the_message_says_how_to_get_it(monkeypatch):
+def test_without_the_optional_package_the_message_says_how_to_get_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "aiconfigurator_core", None)  # import now raises ImportError
     with pytest.raises(FrontierError, match=r"pip install -e \.\[public-data\]"):
         aic.find_systems_dir(None)
-    result = CliRunner().invoke(main, ["profiles", "import", "aiconfigurator", "--gpu", GPU, "--out", "x"])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["profiles", "import", "aiconfigurator", "--gpu", GPU, "--out", str(out)])
     assert result.exit_code == 2 and "public-data" in result.output and "Traceback" not in result.output
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- commands

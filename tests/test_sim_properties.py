@@ -61,7 +61,8 @@ def deployments(draw):
     router = draw(st.sampled_from(["round_robin", "least_outstanding", "prefix_affinity"]))
     roles = ["both"] * n_rep
     if n_rep >= 2 and draw(st.booleans()):   # prefill/decode disaggregation
-        roles = ["prefill"] + ["decode"] * (n_rep - 1) if draw(st.booleans()) else ["prefill"] * (n_rep - 1) + ["decode"]
+        n_prefill = draw(st.integers(1, n_rep - 1))
+        roles = ["prefill"] * n_prefill + ["decode"] * (n_rep - n_prefill)
     return [ReplicaSpec(cfg, LinearCost(), role=role) for role in roles], router
 
 

@@ -87,3 +87,15 @@ def test_role_wiring_errors():
         simulate(trace, [ReplicaSpec(cfg, LinearCost(), role="both"), ReplicaSpec(cfg, LinearCost(), role="decode")])
     with pytest.raises(FrontierError):
         ReplicaSpec(cfg, LinearCost(), role="attention")
+
+
+def test_prefix_affinity_balances_a_hot_prefix():
+    from frontier_calib.sim.router import PrefixAffinity
+    # Everyone shares one system prompt: pure affinity piles all onto one replica, the guarded one spreads load.
+    trace = shared_prefix_trace(1, 300, system_tokens=1024, question_tokens=64, output_tokens=64, rate=40.0,
+                                hash_block_size=16, seed=4)
+    pure = simulate(trace, _specs(3), router=PrefixAffinity(balance_abs_threshold=None, cache_threshold=0.0))
+    guarded = simulate(trace, _specs(3), router=PrefixAffinity(balance_abs_threshold=8))
+    assert pure.requests["replica"].nunique() == 1
+    assert guarded.requests["replica"].nunique() == 3
+    assert guarded.summary["mean_e2el_ms"] < pure.summary["mean_e2el_ms"]

@@ -39,17 +39,36 @@ def needed_families(worker: WorkerSpec) -> list[str]:
     return fams
 
 
+def needed_groups(worker: WorkerSpec) -> dict:
+    """The dtype groups of each family the worker's iterations query (router and lm_head run in bf16)."""
+    from .iteration import _fmt
+
+    kv = {_fmt(worker.kv_dtype)}
+    return {"gemm": {_fmt(worker.dtype), "bf16"}, "attention_prefill": kv, "attention_decode": kv,
+            "mla_prefill": kv, "mla_decode": kv, "moe": {_fmt(worker.moe_dtype)}}
+
+
 def _models_signature(worker: WorkerSpec, root) -> str | None:
-    """sha256 over the cached fitted models' metadata files, or None when a family is not fitted yet."""
+    """sha256 over the metadata of the fitted models the worker uses, or None when one is not fitted yet.
+
+    Only the needed dtype groups count, so fitting another group of a family later does not invalidate
+    this worker's tables.
+    """
     h = hashlib.sha256()
+    groups = needed_groups(worker)
     for fam in needed_families(worker):
         directory = family_cache_dir(worker.gpu, worker.engine, fam, root)
         if directory is None:
             continue  # no profile table: cached_model_set will say so
-        metas = sorted(directory.glob("*.meta.json"))
-        if not (directory / "index.json").exists() or not metas:
+        wanted = groups.get(fam)
+        metas = sorted(directory.glob(f"{fam}__*.meta.json"))
+        if wanted:
+            metas = [m for m in metas if m.name[len(fam) + 2:-len(".meta.json")] in wanted]
+            if len(metas) < len(wanted):
+                return None
+        elif not metas:
             return None
-        for f in [directory / "index.json", *metas]:
+        for f in metas:
             h.update(f.name.encode())
             h.update(f.read_bytes())
     return h.hexdigest()
@@ -86,8 +105,8 @@ def cost_model_for(worker: WorkerSpec, *, max_tokens: int, max_seqs: int, max_mo
             tables = {k: z[k] for k in z.files}
         return IterationCostModel(worker, None, max_tokens=max_tokens, max_seqs=max_seqs,
                                   max_model_len=max_model_len, tables=tables)
-    models = cached_model_set(worker.gpu, worker.engine, families=needed_families(worker), root=profiles_root,
-                              progress=progress)
+    models = cached_model_set(worker.gpu, worker.engine, families=needed_families(worker),
+                              groups=needed_groups(worker), root=profiles_root, progress=progress)
     cm = IterationCostModel(worker, models, max_tokens=max_tokens, max_seqs=max_seqs, max_model_len=max_model_len)
     sig = _models_signature(worker, profiles_root)  # the models are in the cache now
     if sig is not None:

@@ -8,6 +8,7 @@ import click
 import pandas as pd
 
 from ..io import write_json
+from ..profiles.schema import FAMILIES
 from .registry import cache_dir, fit_all, save_to_cache
 
 
@@ -16,7 +17,8 @@ from .registry import cache_dir, fit_all, save_to_cache
 @click.option("--engine", required=True, help="Engine whose kernel tables to fit: vllm, sglang, trtllm, ...")
 @click.option("--profiles", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Profile folder (default: the bundled profiles/).")
-@click.option("--family", "families", multiple=True, help="Only these operator families (default: all).")
+@click.option("--family", "families", multiple=True, type=click.Choice(list(FAMILIES)),
+              help="Only these operator families (default: all).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to save the fitted model set (default: the user cache, used by replay).")
 @click.option("--report-json", type=click.Path(dir_okay=False, path_type=Path), default=None,

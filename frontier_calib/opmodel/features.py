@@ -31,19 +31,24 @@ _IMPL_CODES = {"nccl": 0, "custom": 1, "custom_eager": 2}
 _BUS_FACTOR = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0, "all_to_all": 1.0}
 
 
+def _per_value(series, fn) -> np.ndarray:
+    """Apply ``fn`` once per distinct value of ``series`` and broadcast (dtype columns have few values)."""
+    codes, uniques = pd.factorize(series)
+    return np.array([fn(u) for u in uniques], dtype=float)[codes]
+
+
 def _bytes(series) -> np.ndarray:
-    return series.map(DTYPE_BYTES).to_numpy(dtype=float)
+    return _per_value(series, DTYPE_BYTES.__getitem__)
 
 
 def _peak(series, gpu: GPUSpec) -> np.ndarray:
-    """Peak FLOP/s per row for the dtype in ``series`` (cached per distinct dtype)."""
-    table = {d: gpu.flops(d) for d in series.unique()}
-    return series.map(table).to_numpy(dtype=float)
+    """Peak FLOP/s per row for the dtype in ``series``."""
+    return _per_value(series, gpu.flops)
 
 
 def _act_bytes(series) -> np.ndarray:
     """Activation bytes per element: fp8/int8 formats quantise activations, weight-only ones do not."""
-    return series.map(lambda d: 1.0 if COMPUTE_DTYPE[d] in ("fp8", "int8") else 2.0).to_numpy(dtype=float)
+    return _per_value(series, lambda d: 1.0 if COMPUTE_DTYPE[d] in ("fp8", "int8") else 2.0)
 
 
 def _num(df, col) -> np.ndarray:

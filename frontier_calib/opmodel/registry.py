@@ -194,6 +194,11 @@ def _family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
     return [p for p in paths if p is not None]
 
 
+def _table_groups(table: pd.DataFrame, family: str) -> list[str]:
+    gcol = get_family(family).group_column
+    return ["all"] if gcol is None else sorted(map(str, table[gcol].unique()))
+
+
 def family_cache_dir(gpu: str, engine: str, family: str, root=None) -> Path | None:
     """Cache folder of one family's models, keyed by the sha256 of its table files and of the feature/model
     code (None: no table)."""
@@ -221,12 +226,14 @@ def save_to_cache(model_set: ModelSet, root=None) -> list[Path]:
     return written
 
 
-def cached_model_set(gpu: str, engine: str, *, families=None, root=None, refit: bool = False,
-                     progress: bool = False) -> ModelSet:
-    """Fitted models for (gpu, engine) from the user cache, fitting missing families once.
+def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | None = None, root=None,
+                     refit: bool = False, progress: bool = False) -> ModelSet:
+    """Fitted models for (gpu, engine) from the user cache, fitting what is missing once.
 
-    Each family is cached on its own, keyed by the sha256 of the table files it is fitted on, so a
-    replay fits only what its model needs, and only the first time (and refits if a table changes).
+    Each family is cached on its own, keyed by the sha256 of the table files it is fitted on (and the
+    feature/model code), so a replay fits only what its model needs, and only the first time.
+    ``groups`` ({family: {dtype group, ...}}) limits fitting to the dtype groups a deployment uses;
+    families not named in it get all their groups.
     """
     merged = ModelSet(gpu, engine)
     found = 0
@@ -235,15 +242,30 @@ def cached_model_set(gpu: str, engine: str, *, families=None, root=None, refit: 
         if directory is None:
             continue
         found += 1
-        if (directory / "index.json").exists() and not refit:
-            part = ModelSet.load(directory)
-        else:
+        part = ModelSet.load(directory) if (directory / "index.json").exists() and not refit \
+            else ModelSet(gpu, engine)
+        have = set(part.groups(fam))
+        table = None
+        want = set((groups or {}).get(fam) or ())
+        if not want:  # every group of the table
             table = store.load_family(fam, gpu, engine, root)
-            part = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress,
-                           tables={fam: table}).model_set
+            want = set(_table_groups(table, fam))
+        missing = want - have
+        if missing:
+            table = table if table is not None else store.load_family(fam, gpu, engine, root)
+            gcol = get_family(fam).group_column
+            sub = table if gcol is None else table[table[gcol].isin(missing)]
+            if sub.empty:
+                raise CoverageError(f"no '{fam}' rows for {gcol}={sorted(missing)} on gpu={gpu} engine={engine}; "
+                                    f"the tables have {sorted(_table_groups(table, fam))}")
+            fitted = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress,
+                             tables={fam: sub}).model_set
+            part.models.update(fitted.models)
+            part.kernels.setdefault(fam, {}).update(fitted.kernels.get(fam, {}))
             part.save(directory)
         merged.models.update(part.models)
-        merged.kernels.update(part.kernels)
+        for f, k in part.kernels.items():
+            merged.kernels.setdefault(f, {}).update(k)
     if not found:
         raise CoverageError(f"no profile tables for gpu={gpu} engine={engine} under "
                             f"{root or store.bundled_root()} (see `frontier-calib profiles list`)")

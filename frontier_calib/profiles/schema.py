@@ -201,7 +201,27 @@ def validate_table(df: pd.DataFrame, family_name: str, *, path: str = "<table>")
                     out[col.name] = num.astype("int64")
                 else:
                     out[col.name] = num.astype("float64")
+    _check_relations(out, family_name, path)
     return out.reset_index(drop=True)
+
+
+_DISTRIBUTION = r"^(balanced|power_law_\d+(\.\d+)?)$"
+
+
+def _check_relations(out: pd.DataFrame, family_name: str, path: str) -> None:
+    """Cross-column rules: a prefill attends at least to its own tokens; routing names are known."""
+    if "q_len" in out and "kv_len" in out:
+        bad = (out["kv_len"] < out["q_len"]).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(f"kv_len ({out['kv_len'].iloc[row]}) is smaller than q_len ({out['q_len'].iloc[row]}); "
+                             "kv_len counts the cached prefix plus the new tokens", path=path, row=row, field="kv_len")
+    if "distribution" in out:
+        ok = out["distribution"].str.match(_DISTRIBUTION).to_numpy()
+        if not ok.all():
+            row = int(np.flatnonzero(~ok)[0])
+            raise InputError(f"unknown routing distribution {out['distribution'].iloc[row]!r}", path=path, row=row,
+                             field="distribution", fix="use 'balanced' or 'power_law_<alpha>', e.g. power_law_1.2")
 
 
 def _dtype_or_none(v: str):

@@ -64,7 +64,7 @@ class _Replay:
         if self.decoders and not has_prefill:
             raise FrontierError("simulate: 'decode' replicas need at least one 'prefill' replica")
         self.router = make_router(router, seed)
-        self.decode_router = make_router(router, seed + 1)
+        self.decode_router = make_router(router if isinstance(router, str) else router.name, seed + 1)
         concurrency = getattr(trace, "concurrency", None)
         n = self.table.n
         if concurrency:
@@ -195,16 +195,17 @@ class _Replay:
             raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
 
 
-def simulate(trace, replicas: list[ReplicaSpec], *, router: str = "round_robin", seed: int = 0,
+def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: int = 0,
              progress: bool = False, timeline: bool = False, fast_forward: bool = True,
              check: bool = False) -> SimResult:
-    """Replay ``trace`` through ``replicas``.
+    """Replay ``trace`` through ``replicas``; returns a :class:`SimResult`.
 
     ``trace``: an object with ``requests`` (DataFrame: request_id, arrival_s [s], input_tokens, output_tokens,
-    optional hash_ids), ``hash_block_size`` and ``concurrency`` (closed loop when set). ``router``: 'round_robin',
-    'least_outstanding' or 'prefix_affinity'. ``seed``: router tie-breaks. ``progress``: a tqdm bar over resolved
-    requests. ``timeline``: record a Chrome-trace of engine steps. ``fast_forward``: advance static decode batches
-    many steps at a time (False: one step at a time, same results, slower). ``check``: assert KV accounting
-    after every step (slow; for tests).
+    optional hash_ids), ``hash_block_size`` and ``concurrency`` (closed loop when set).
+    ``router``: 'round_robin', 'least_outstanding', 'prefix_affinity', or a
+    :class:`~frontier_calib.sim.router.Router`. ``seed``: router tie-breaks. ``progress``: a tqdm bar over
+    resolved requests. ``timeline``: record a Chrome-trace of engine steps. ``fast_forward``: advance static
+    decode batches many steps at a time (False: one step at a time, same results, slower). ``check``: assert the
+    KV accounting after every step (slow; for tests).
     """
     return _Replay(trace, replicas, router, seed, progress, timeline, fast_forward, check).run()

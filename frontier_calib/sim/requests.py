@@ -38,7 +38,7 @@ class PrefixLayout:
 
 def build_layout(hash_ids, input_tokens: int, hash_block_size: int, block_size: int) -> PrefixLayout | None:
     """The :class:`PrefixLayout` of one prompt, or None when it has no shareable full block."""
-    if hash_ids is None:
+    if hash_ids is None or not hasattr(hash_ids, "__len__"):   # missing (None / NaN): nothing shareable
         return None
     if isinstance(hash_ids, np.ndarray):
         hash_ids = hash_ids.tolist()

@@ -51,22 +51,48 @@ class LeastOutstanding(Router):
 
 
 class PrefixAffinity(Router):
-    """The replica whose prefix cache holds the longest prefix of the request; ties go to the least loaded."""
+    """Cache-aware routing (as the SGLang / SMG router): the replica whose prefix cache holds the longest prefix of
+    the request, ties to the least loaded; but the least loaded replica when the best match covers no more than
+    ``cache_threshold`` of the prompt, or when load is imbalanced (max - min outstanding requests above
+    ``balance_abs_threshold`` and max above ``balance_rel_threshold`` x min). Set ``balance_abs_threshold=None``
+    and ``cache_threshold=0`` for pure longest-prefix routing."""
 
     name = "prefix_affinity"
 
+    def __init__(self, seed: int = 0, cache_threshold: float = 0.3, balance_abs_threshold: int | None = 64,
+                 balance_rel_threshold: float = 1.5):
+        super().__init__(seed)
+        self.cache_threshold = cache_threshold
+        self.balance_abs_threshold = balance_abs_threshold
+        self.balance_rel_threshold = balance_rel_threshold
+
+    def _least_loaded(self, replicas):
+        low = min(rep.outstanding for rep in replicas)
+        return self._tie([rep for rep in replicas if rep.outstanding == low])
+
     def choose(self, r, replicas):
+        if len(replicas) == 1:
+            return replicas[0]
+        loads = [rep.outstanding for rep in replicas]
+        hi, lo = max(loads), min(loads)
+        if (self.balance_abs_threshold is not None and hi - lo > self.balance_abs_threshold
+                and hi > self.balance_rel_threshold * lo):
+            return self._least_loaded(replicas)
         hits = []
         for rep in replicas:
             _, hit = rep.sched.lookup(r)
             hits.append(hit.blocks * rep.sched.bs)
         top = max(hits)
-        tied = [rep for rep, h in zip(replicas, hits) if h == top]
-        low = min(rep.outstanding for rep in tied)
-        return self._tie([rep for rep in tied if rep.outstanding == low])
+        prompt = replicas[0].sched.reqs.n_in[r]
+        if top == 0 or top <= self.cache_threshold * prompt:
+            return self._least_loaded(replicas)
+        return self._least_loaded([rep for rep, h in zip(replicas, hits) if h == top])
 
 
-def make_router(name: str, seed: int = 0) -> Router:
+def make_router(name, seed: int = 0) -> Router:
+    """A router by name, or ``name`` itself when it already is a :class:`Router`."""
+    if isinstance(name, Router):
+        return name
     classes = {"round_robin": RoundRobin, "least_outstanding": LeastOutstanding, "prefix_affinity": PrefixAffinity}
     if name not in classes:
         raise FrontierError(f"unknown router {name!r}; choose one of {ROUTERS}")

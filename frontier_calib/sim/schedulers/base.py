@@ -17,7 +17,6 @@ compute, but it needs KV blocks and holds the request back while they are short)
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from array import array
 

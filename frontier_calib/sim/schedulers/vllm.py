@@ -5,7 +5,8 @@ request still in its prompt continues with a chunk of ``min(remaining, long_pref
 tokens. If their KV blocks do not fit, the most recently admitted running request is preempted (recompute: its
 blocks are freed, it returns to the front of the waiting queue) until they do. Then, if nothing was preempted in
 this step, waiting requests are admitted in FCFS order while the budget, ``max_num_seqs`` and the KV blocks allow:
-each gets its prefix-cache hit and a prefill chunk from the remaining budget.
+each gets its prefix-cache hit and a prefill chunk from the remaining budget (without chunked prefill, a prompt
+larger than the remaining budget is skipped for this step, as vLLM V1 does).
 
 One simplification: vLLM walks running requests in admission order, so with ``long_prefill_token_threshold`` a
 prefilling request admitted before a decoding one could take budget first; here decodes always go first (identical
@@ -70,8 +71,9 @@ class VLLMScheduler(Scheduler):
     def _admit_waiting(self, now: float, plan: StepPlan, left: int) -> None:
         cfg, R, cache, waiting, bs = self.cfg, self.reqs, self.cache, self.waiting, self.bs
         thr = cfg.long_prefill_token_threshold
-        while waiting and left > 0 and len(self.running) < cfg.max_num_seqs:
-            r = waiting[0]
+        i = 0   # queue position: without chunked prefill a prompt that does not fit the budget is skipped
+        while i < len(waiting) and left > 0 and len(self.running) < cfg.max_num_seqs:
+            r = waiting[i]
             if R.remote_kv[r]:
                 break
             lay, hit = self.lookup(r)
@@ -81,12 +83,16 @@ class VLLMScheduler(Scheduler):
                 q = thr
             if q > left:
                 if not cfg.enable_chunked_prefill:
-                    break
+                    i += 1
+                    continue
                 q = left
             nb = -(-(c0 + q) // bs) - hit.blocks
             if nb > cache.clean + cache.evictable - hit.pinned:
                 break
-            waiting.popleft()
+            if i:
+                del waiting[i]
+            else:
+                waiting.popleft()
             self.admit(r, now, lay, hit)
             self.add_chunk(plan, r, q)
             self.alloc_chunk(r, q, nb)

@@ -1,0 +1,100 @@
+"""Policy details, one scheduler at a time (no event loop)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from frontier_calib.sim import SchedulerConfig
+from frontier_calib.sim.requests import RequestTable
+from frontier_calib.sim.schedulers import make_scheduler
+
+
+def _sched(inp, out, **kw):
+    n = len(inp)
+    table = RequestTable(np.arange(n), np.zeros(n), inp, out)
+    cfg = SchedulerConfig(**{"block_size": 16, "num_kv_blocks": 1000, **kw})
+    return make_scheduler(cfg, table), table
+
+
+def _step(s, plan, t):
+    """Pretend the step took until ``t`` and apply it."""
+    plan.ends = [t]
+    return s.complete_step(plan, t)
+
+
+def test_vllm_decodes_first_then_fcfs_chunks_from_the_rest_of_the_budget():
+    s, R = _sched([30, 30, 30, 2000, 900], [50, 50, 50, 10, 10], max_num_batched_tokens=512, max_num_seqs=8)
+    for r in range(3):
+        s.enqueue(r, 0.0)
+    _step(s, s.schedule(0.0), 0.1)                   # three short prompts prefill together
+    assert s.decode.n == 3
+    s.enqueue(3, 0.1)
+    s.enqueue(4, 0.1)
+    plan = s.schedule(0.1)
+    assert plan.num_decode == 3
+    assert plan.chunks == [(3, 509)]                 # 512 - 3 decode tokens, all to the head of the queue
+    _step(s, plan, 0.2)
+    plan = s.schedule(0.2)
+    assert plan.chunks == [(3, 509)]                 # the running chunked prefill continues before request 4
+    assert plan.prefill_kv == [1018]
+
+
+def test_vllm_preempts_the_newest_and_requeues_it_first():
+    s, R = _sched([64, 64, 64], [200, 200, 200], max_num_batched_tokens=256, max_num_seqs=8, num_kv_blocks=14)
+    for r in range(3):
+        s.enqueue(r, 0.0)
+    t = 0.0
+    while s.num_preemptions == 0:
+        t += 0.01
+        _step(s, s.schedule(t), t)
+    assert s.waiting[0] == 2 and R.preemptions[2] == 1 and R.computed[2] == 0
+    assert 2 not in s.running
+
+
+def test_vllm_max_num_seqs_caps_running():
+    s, _ = _sched([10] * 5, [5] * 5, max_num_batched_tokens=512, max_num_seqs=2)
+    for r in range(5):
+        s.enqueue(r, 0.0)
+    plan = s.schedule(0.0)
+    assert [r for r, _ in plan.chunks] == [0, 1] and len(s.waiting) == 3
+
+
+def test_sglang_prefill_batches_do_not_carry_decodes_unless_mixed():
+    for mixed in (False, True):
+        s, _ = _sched([32, 100], [50, 5], policy="sglang", max_num_batched_tokens=512, max_num_seqs=8,
+                      enable_mixed_chunk=mixed)
+        s.enqueue(0, 0.0)
+        _step(s, s.schedule(0.0), 0.1)
+        s.enqueue(1, 0.1)
+        plan = s.schedule(0.1)
+        assert plan.chunks == [(1, 100)]
+        assert plan.num_decode == (1 if mixed else 0)
+
+
+def test_sglang_reserves_future_decode_tokens():
+    # 40 blocks x 16 = 640 tokens. A running request will still write ~400 tokens (x new_token_ratio 0.7 = 280),
+    # so a 300-token prompt with 100 output tokens must wait, but fits once the reservation is gone.
+    s, R = _sched([64, 300], [400, 100], policy="sglang", max_num_batched_tokens=512, max_num_seqs=8,
+                  num_kv_blocks=40)
+    s.enqueue(0, 0.0)
+    _step(s, s.schedule(0.0), 0.1)
+    s.enqueue(1, 0.1)
+    plan = s.schedule(0.1)
+    assert not plan.chunks and plan.num_decode == 1 and s.waiting[0] == 1
+
+
+def test_trtllm_context_chunks_are_block_multiples_and_gne_reserves_full_length():
+    s, _ = _sched([20, 1000], [10, 10], policy="trtllm", max_num_tokens=100, max_batch_size=8)
+    s.enqueue(0, 0.0)
+    _step(s, s.schedule(0.0), 0.1)
+    s.enqueue(1, 0.1)
+    plan = s.schedule(0.1)
+    assert plan.num_decode == 1 and plan.chunks == [(1, 96)]      # 99 tokens left -> 6 blocks of 16
+    # Guaranteed-no-evict: the second request's whole length must fit next to the first one's.
+    for policy, admitted in (("guaranteed_no_evict", False), ("max_utilization", True)):
+        s, _ = _sched([100, 100], [400, 400], policy="trtllm", max_num_tokens=512, max_batch_size=8,
+                      num_kv_blocks=40, capacity_scheduler_policy=policy)
+        s.enqueue(0, 0.0)
+        s.enqueue(1, 0.0)
+        plan = s.schedule(0.0)
+        assert [r for r, _ in plan.chunks] == ([0, 1] if admitted else [0])
