@@ -15,6 +15,7 @@ A co-located deployment (all keys but ``model`` and ``gpu`` optional)::
     router: round_robin                  # round_robin | least_outstanding | prefix_affinity
     routing: power_law_1.01              # MoE expert load: balanced | power_law_<alpha>
     overheads: {step_s: 0.002, per_seq_s: 5.0e-6, prefill_step_s: 0.001}   # seconds
+    calibration: calib.yaml              # overheads fitted by `frontier-calib calibrate` (overheads: wins)
     cluster: {gpus_per_node: 8, nodes: 1}
 
 See docs/deployments.md for every field.
@@ -36,7 +37,7 @@ from .model_spec import ModelSpec, load_model
 from .sim.config import SchedulerConfig
 
 TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replicas", "parallel", "scheduler",
-            "router", "routing", "overheads", "cluster", "profiles", "name", "mode", "description"}
+            "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp"}
 CLUSTER_KEYS = {"gpus_per_node", "nodes"}
 ENGINES = ("vllm", "sglang", "trtllm")
@@ -85,14 +86,17 @@ def load_deployment(path: str | Path) -> Deployment:
     return deployment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 
-def _section(raw: dict, key: str, allowed: set | None, src: str) -> dict:
+def _section(raw: dict, key: str, allowed: set | None, src: str, field_name: str | None = None) -> dict:
+    """The mapping ``raw[key]`` (empty when missing); ``field_name`` names it in errors (default ``key``)."""
+    field_name = field_name or key
     sec = raw.get(key) or {}
     if not isinstance(sec, dict):
-        raise InputError("expected a mapping", path=src, field=key)
+        raise InputError("expected a mapping", path=src, field=field_name)
     if allowed is not None:
         unknown = sorted(set(sec) - allowed)
         if unknown:
-            raise InputError(f"unknown key(s) {unknown}", path=src, field=key, fix=f"allowed: {sorted(allowed)}")
+            raise InputError(f"unknown key(s) {unknown}", path=src, field=field_name,
+                             fix=f"allowed: {sorted(allowed)}")
     return sec
 
 
@@ -113,14 +117,13 @@ def _fraction(sec: dict, key: str, default: float, src: str, where: str) -> floa
     return float(v)
 
 
-def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | None = None) -> Deployment:
-    src = source
-    unknown = sorted(set(raw) - TOP_KEYS)
-    if unknown:
-        raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=f"allowed: {sorted(TOP_KEYS)}")
-    mode = raw.get("mode", "colocated")
-    if mode != "colocated":
-        raise InputError(f"mode '{mode}' is not supported yet (only 'colocated')", path=src, field="mode")
+def _f(where: str, key: str) -> str:
+    """Field name ``key`` inside section ``where`` ('' at top level)."""
+    return f"{where}.{key}" if where else key
+
+
+def parse_model_gpu(raw: dict, src: str, base_dir: Path | None):
+    """(ModelSpec, GPUSpec) of a deployment mapping."""
     for key in ("model", "gpu"):
         if key not in raw:
             raise InputError("required field missing", path=src, field=key)
@@ -131,65 +134,107 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
         model: ModelSpec = load_model(model_ref)
     except FrontierError as exc:
         raise InputError(str(exc), path=src, field="model") from None
-    gpu = str(raw["gpu"])
     try:
-        spec = get_gpu(gpu)
+        spec = get_gpu(str(raw["gpu"]))
     except FrontierError as exc:
         raise InputError(str(exc), path=src, field="gpu") from None
-    engine = str(raw.get("engine", "vllm"))
+    return model, spec
+
+
+def parse_engine(sec: dict, default: str, src: str, where: str = "") -> str:
+    engine = str(sec.get("engine", default))
     if engine not in ENGINES:
-        raise InputError(f"unknown engine '{engine}'", path=src, field="engine", fix=f"one of {ENGINES}")
+        raise InputError(f"unknown engine '{engine}'", path=src, field=_f(where, "engine"), fix=f"one of {ENGINES}")
+    return engine
+
+
+def parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str = "", base: dict | None = None) -> dict:
+    """dtype, moe_dtype, kv_dtype of ``sec``; missing keys fall back to ``base`` (a pool inherits the top level)
+    and then to the checkpoint's formats."""
+    if base is not None:
+        out = dict(base)
+        if "dtype" in sec and "moe_dtype" not in sec and base.get("moe_from_dtype"):
+            out["moe_dtype"] = None
+        for key in ("dtype", "moe_dtype", "kv_dtype"):
+            if key in sec:
+                try:
+                    out[key] = normalize_dtype(sec[key], where=key)
+                except FrontierError as exc:
+                    raise InputError(str(exc), path=src, field=_f(where, key)) from None
+        if out["moe_dtype"] is None:
+            out["moe_dtype"] = out["dtype"]
+        return out
     dtypes = {}
     for key, default in (("dtype", model.dense_weight_dtype or model.weight_dtype), ("moe_dtype", None),
                          ("kv_dtype", "bf16")):
-        v = raw.get(key, default)
+        v = sec.get(key, default)
         if v is None:
-            v = raw.get("dtype", model.weight_dtype) if key == "moe_dtype" else default
+            v = sec.get("dtype", model.weight_dtype) if key == "moe_dtype" else default
         try:
             dtypes[key] = normalize_dtype(v, where=key)
         except FrontierError as exc:
-            raise InputError(str(exc), path=src, field=key) from None
-    par = _section(raw, "parallel", PARALLEL_KEYS, src)
-    tp, pp = _int(par, "tp", 1, src, "parallel"), _int(par, "pp", 1, src, "parallel")
-    ep, dp = _int(par, "ep", 1, src, "parallel"), _int(par, "attention_dp", 1, src, "parallel")
+            raise InputError(str(exc), path=src, field=_f(where, key)) from None
+    dtypes["moe_from_dtype"] = sec.get("moe_dtype") is None
+    return dtypes
+
+
+def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, where: str = "") -> dict:
+    """tp, pp, ep, attention_dp, moe_tp of the ``parallel`` mapping inside ``sec`` (validated)."""
+    pw = _f(where, "parallel")
+    par = _section(sec, "parallel", PARALLEL_KEYS, src, pw)
+    tp, pp = _int(par, "tp", 1, src, pw), _int(par, "pp", 1, src, pw)
+    ep, dp = _int(par, "ep", 1, src, pw), _int(par, "attention_dp", 1, src, pw)
     moe_gpus = tp * dp
-    moe_tp = _int(par, "moe_tp", max(1, moe_gpus // ep), src, "parallel")
+    moe_tp = _int(par, "moe_tp", max(1, moe_gpus // ep), src, pw)
     if model.is_moe and moe_tp * ep != moe_gpus:
         raise InputError(f"moe_tp ({moe_tp}) x ep ({ep}) must equal tp x attention_dp ({moe_gpus}): MoE layers "
-                         "run on the same GPUs as attention", path=src, field="parallel")
+                         "run on the same GPUs as attention", path=src, field=pw)
     try:
         model.check_parallel(tp, ep if model.is_moe else 1, pp=pp, moe_tp=moe_tp if model.is_moe else None)
     except FrontierError as exc:
-        raise InputError(str(exc), path=src, field="parallel") from None
+        raise InputError(str(exc), path=src, field=pw) from None
     if ep > 1 and not model.is_moe:
-        raise InputError(f"ep={ep} needs an MoE model; {model.name} is dense", path=src, field="parallel.ep")
-    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
-    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
-    nodes = clu.get("nodes")
+        raise InputError(f"ep={ep} needs an MoE model; {model.name} is dense", path=src, field=f"{pw}.ep")
     if tp > gpus_per_node:
         raise InputError(f"tp={tp} spans more than one node ({gpus_per_node} GPUs per node); tensor parallelism "
-                         "across nodes is not modelled", path=src, field="parallel.tp")
-    replicas = _int(raw, "replicas", 1, src, None)
-    routing = str(raw.get("routing", "power_law_1.01"))
+                         "across nodes is not modelled", path=src, field=f"{pw}.tp")
+    return {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp}
+
+
+def parse_routing(sec: dict, default: str, src: str, where: str = "") -> str:
+    routing = str(sec.get("routing", default))
     if routing != "balanced" and not routing.startswith("power_law_"):
-        raise InputError(f"unknown routing '{routing}'", path=src, field="routing",
+        raise InputError(f"unknown routing '{routing}'", path=src, field=_f(where, "routing"),
                          fix="use 'balanced' or 'power_law_<alpha>', e.g. power_law_1.2")
-    ov = _section(raw, "overheads", None, src)
+    return routing
+
+
+def parse_overheads(sec: dict, engine: str, src: str, base_dir: Path | None, where: str = "",
+                    base: dict | None = None) -> Overheads:
+    ov = dict(base or {})
+    ov.update(_section(sec, "overheads", None, src, _f(where, "overheads")))
+    cal = sec.get("calibration")
+    if cal is not None:  # a calibration file's overheads for this engine; explicit `overheads:` keys win
+        if not isinstance(cal, str):
+            raise InputError(f"expected a file path, got {cal!r}", path=src, field=_f(where, "calibration"))
+        cal_path = Path(cal)
+        if base_dir is not None and not cal_path.is_absolute():
+            cal_path = base_dir / cal_path
+        from .cost.calibration import load_calibration
+
+        ov = {**load_calibration(cal_path).get(engine, {}), **ov}
     try:
-        overheads = Overheads.for_engine(engine, **ov)
+        return Overheads.for_engine(engine, **ov)
     except FrontierError as exc:
-        raise InputError(str(exc), path=src, field="overheads") from None
-    worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
-                        moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], tp=tp, pp=pp, ep=ep,
-                        attention_dp=dp, moe_tp=moe_tp, routing=routing, overheads=overheads)
-    if nodes is not None:
-        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-            raise InputError(f"must be a positive whole number, got {nodes!r}", path=src, field="cluster.nodes")
-        if replicas * worker.gpus > nodes * gpus_per_node:
-            raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
-                             f"cluster has {nodes} x {gpus_per_node}", path=src, field="replicas")
-    sched_raw = dict(_section(raw, "scheduler", None, src))
-    util = _fraction(sched_raw, "gpu_memory_utilization", 0.9, src, "scheduler")
+        raise InputError(str(exc), path=src, field=_f(where, "overheads")) from None
+
+
+def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = ""):
+    """(SchedulerConfig, MemoryPlan, gpu_memory_utilization) of the ``scheduler`` mapping inside ``sec``."""
+    sw = _f(where, "scheduler")
+    model, engine = worker.model, worker.engine
+    sched_raw = dict(_section(sec, "scheduler", None, src, sw))
+    util = _fraction(sched_raw, "gpu_memory_utilization", 0.9, src, sw)
     sched_raw.pop("gpu_memory_utilization", None)
     sched_raw.setdefault("policy", engine)
     # like vLLM, max_model_len defaults to the model's context length
@@ -198,36 +243,83 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     allowed = {f.name for f in fields(SchedulerConfig)} - {"num_kv_blocks"}
     bad = sorted(set(sched_raw) - allowed)
     if bad:
-        raise InputError(f"unknown scheduler key(s) {bad}", path=src, field="scheduler",
+        raise InputError(f"unknown scheduler key(s) {bad}", path=src, field=sw,
                          fix=f"allowed: {sorted(allowed | {'gpu_memory_utilization'})}")
-    block_size = _int(sched_raw, "block_size", 16, src, "scheduler")
+    block_size = _int(sched_raw, "block_size", 16, src, sw)
+    pw = _f(where, "parallel")
     try:
         memory = plan_memory(worker, gpu_memory_utilization=util, block_size=block_size)
     except FrontierError as exc:  # the model does not fit: more GPUs (parallel) is the usual fix
-        raise InputError(str(exc), path=src, field="parallel") from None
+        raise InputError(str(exc), path=src, field=pw) from None
     try:
         sched = SchedulerConfig(**sched_raw, num_kv_blocks=memory.kv_blocks)
     except (FrontierError, TypeError, ValueError) as exc:
         msg = str(exc).removeprefix("scheduler: ").removeprefix("scheduler.")
         if isinstance(exc, TypeError):
             msg = f"a value has the wrong type ({exc})"
-        raise InputError(msg, path=src, field="scheduler") from None
+        raise InputError(msg, path=src, field=sw) from None
     if model.max_position_embeddings and sched.max_model_len > model.max_position_embeddings:
         raise InputError(f"max_model_len {sched.max_model_len} exceeds the model's context length "
-                         f"{model.max_position_embeddings}", path=src, field="scheduler.max_model_len")
+                         f"{model.max_position_embeddings}", path=src, field=f"{sw}.max_model_len")
     if sched.policy == "vllm" and memory.kv_tokens < sched.max_model_len:
         # vLLM refuses to start when one request of max_model_len tokens cannot fit in the KV cache
         raise InputError(f"max_model_len {sched.max_model_len} is more than the KV cache holds "
-                         f"({memory.kv_tokens:,} tokens)", path=src, field="scheduler.max_model_len",
+                         f"({memory.kv_tokens:,} tokens)", path=src, field=f"{sw}.max_model_len",
                          fix="lower max_model_len, raise gpu_memory_utilization or use more GPUs")
-    router = str(raw.get("router", "round_robin"))
-    if router not in ROUTERS:
-        raise InputError(f"unknown router '{router}'", path=src, field="router", fix=f"one of {ROUTERS}")
+    return sched, memory, util
+
+
+def parse_profiles(raw: dict, src: str, base_dir: Path | None) -> str | None:
     profiles = raw.get("profiles")
     if profiles is not None and not isinstance(profiles, str):
         raise InputError(f"expected a folder path, got {profiles!r}", path=src, field="profiles")
     if profiles is not None and base_dir is not None and not Path(profiles).is_absolute():
         profiles = str(base_dir / profiles)
+    return profiles
+
+
+def parse_nodes(clu: dict, src: str) -> int | None:
+    nodes = clu.get("nodes")
+    if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1):
+        raise InputError(f"must be a positive whole number, got {nodes!r}", path=src, field="cluster.nodes")
+    return nodes
+
+
+def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | None = None):
+    """A validated deployment from a mapping: :class:`Deployment` (``mode: colocated``) or
+    :class:`~frontier_calib.deployment_pd.PDDeployment` (``mode: pd``)."""
+    src = source
+    mode = raw.get("mode", "colocated")
+    if mode == "pd":
+        from .deployment_pd import pd_deployment_from_dict
+
+        return pd_deployment_from_dict(raw, source=source, base_dir=base_dir)
+    unknown = sorted(set(raw) - TOP_KEYS)
+    if unknown:
+        raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=f"allowed: {sorted(TOP_KEYS)}")
+    if mode != "colocated":
+        raise InputError(f"mode '{mode}' is not supported (use 'colocated' or 'pd')", path=src, field="mode")
+    model, spec = parse_model_gpu(raw, src, base_dir)
+    engine = parse_engine(raw, "vllm", src)
+    dtypes = parse_dtypes(raw, model, src)
+    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
+    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
+    nodes = parse_nodes(clu, src)
+    par = parse_parallel(raw, model, gpus_per_node, src)
+    replicas = _int(raw, "replicas", 1, src, None)
+    routing = parse_routing(raw, "power_law_1.01", src)
+    overheads = parse_overheads(raw, engine, src, base_dir)
+    worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
+                        moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], routing=routing,
+                        overheads=overheads, **par)
+    if nodes is not None and replicas * worker.gpus > nodes * gpus_per_node:
+        raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
+                         f"cluster has {nodes} x {gpus_per_node}", path=src, field="replicas")
+    sched, memory, util = parse_scheduler(raw, worker, src)
+    router = str(raw.get("router", "round_robin"))
+    if router not in ROUTERS:
+        raise InputError(f"unknown router '{router}'", path=src, field="router", fix=f"one of {ROUTERS}")
+    profiles = parse_profiles(raw, src, base_dir)
     name = str(raw.get("name") or Path(source).stem)
     return Deployment(name=name, worker=worker, scheduler=sched, replicas=replicas, router=router, memory=memory,
                       gpu_memory_utilization=util, gpus_per_node=gpus_per_node, nodes=nodes, profiles=profiles,
@@ -246,8 +338,13 @@ def token_budget(sched: SchedulerConfig) -> int:
     return int(max(vals))
 
 
-def build_replicas(dep: Deployment, *, progress: bool = False):
-    """Simulator replicas for the deployment: replicas x attention_dp schedulers sharing one cost model."""
+def build_replicas(dep, *, progress: bool = False):
+    """Simulator replicas for the deployment: replicas x attention_dp schedulers sharing one cost model.
+    For a PD deployment: see :func:`frontier_calib.deployment_pd.build_pd_replicas`."""
+    if not isinstance(dep, Deployment):
+        from .deployment_pd import build_pd_replicas
+
+        return build_pd_replicas(dep, progress=progress)
     from .cost.cache import cost_model_for
     from .sim.replica import ReplicaSpec
 

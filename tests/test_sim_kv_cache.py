@@ -53,10 +53,12 @@ def test_hit_is_capped_and_shared_blocks_counted_once(cls):
     # Same prompt: all 4 blocks cached but at least one token must be computed -> 3 blocks hit.
     hit_b = c.lookup(1, lay, 64)
     assert hit_b.blocks == 3 and hit_b.pinned == 0     # in use by request 0, nothing free gets pinned
+    assert c.units[2].refs == 1
     c.admit(1, lay, hit_b)
     c.take(1)                                          # its own copy of the last block
     c.register_full(1, 4)
-    assert c.num_used == 5
+    # vLLM keeps the duplicate; SGLang's insert switches to the tree's copy and frees its own.
+    assert c.num_used == (4 if cls is RadixCache else 5)
     c.check({0: 4, 1: 4})
     c.release(0, 4, keep_upto=4)
     c.release(1, 4, keep_upto=4)
@@ -147,3 +149,33 @@ def test_radix_evicts_leaves_before_shared_parent():
     c.take(2)                        # now the parent is a leaf
     assert c.lookup(9, lay_a, 100).blocks == 0
     assert c.num_used == 8 and c.evictable == 0
+
+
+@pytest.mark.parametrize("cls", [KVCacheManager, RadixCache])
+def test_unused_tail_of_a_shared_unit_is_free(cls):
+    # Request 0 caches a 4-block unit; request 1 (shorter prompt, same hash id) uses only 2 of its blocks.
+    bs = 16
+    c = cls(10, bs)
+    long = build_layout([7], 64, hash_block_size=64, block_size=bs)
+    short = build_layout([7], 40, hash_block_size=64, block_size=bs)
+    _compute(c, 0, long, 64, bs)
+    c.release(0, 4, keep_upto=4)
+    hit = c.lookup(1, short, 40)
+    assert hit.blocks == 2 and hit.pinned == 2
+    c.admit(1, short, hit)
+    assert c.num_used == 2 and c.evictable == 2      # the unit's tail stays cached but free
+    c.take(c.num_free)                               # a lone request can still use every other block
+    assert c.num_used == 10 and c.units[7].cached == 2
+
+
+def test_vllm_keeps_duplicates_and_starts_fresh_units():
+    bs = 16
+    c = KVCacheManager(20, bs)
+    lay = build_layout([1, 2], 64, hash_block_size=32, block_size=bs)
+    for r in (0, 1):                                 # both miss: two requests computing the same prompt at once
+        c.admit(r, lay, c.lookup(r, lay, 64))
+        c.take(4)
+    c.register_full(0, 4)
+    c.register_full(1, 4)                            # request 1's copy is a private duplicate
+    assert c.num_used == 8 and c.units[1].cached == 2 and c.units[2].cached == 2
+    c.check({0: 4, 1: 4})

@@ -17,6 +17,7 @@ from .events import EventQueue
 from .replica import Replica, ReplicaSpec
 from .requests import RequestTable
 from .results import SimResult, make_result
+from .disagg import KVTransfers, pool_stats
 from .router import make_router
 
 REQUIRED_COLUMNS = ("request_id", "arrival_s", "input_tokens", "output_tokens")
@@ -47,7 +48,8 @@ def _table_from_trace(trace) -> RequestTable:
 class _Replay:
     """State of one :func:`simulate` call."""
 
-    def __init__(self, trace, specs, router, seed, progress, timeline, fast_forward, check):
+    def __init__(self, trace, specs, router, seed, progress, timeline, fast_forward, check, decode_router=None,
+                 ttft="decode"):
         if not specs:
             raise FrontierError("simulate: no replicas")
         self.table = _table_from_trace(trace)
@@ -63,8 +65,19 @@ class _Replay:
             raise FrontierError("simulate: 'prefill' replicas need at least one 'decode' replica")
         if self.decoders and not has_prefill:
             raise FrontierError("simulate: 'decode' replicas need at least one 'prefill' replica")
+        if isinstance(router, dict):   # {'prefill': ..., 'decode': ...}
+            unknown = set(router) - {"prefill", "decode"}
+            if unknown:
+                raise FrontierError(f"simulate: router keys must be 'prefill' and 'decode', got {sorted(unknown)}")
+            decode_router = router.get("decode", decode_router)
+            router = router.get("prefill", "round_robin")
         self.router = make_router(router, seed)
-        self.decode_router = make_router(router if isinstance(router, str) else router.name, seed + 1)
+        self.events = EventQueue()
+        self.transfers = None
+        if self.decoders:
+            if decode_router is None:
+                decode_router = router if isinstance(router, str) and router != "prefix_affinity" else "round_robin"
+            self.transfers = KVTransfers(self, decode_router, seed + 1, ttft)
         concurrency = getattr(trace, "concurrency", None)
         n = self.table.n
         if concurrency:
@@ -74,7 +87,6 @@ class _Replay:
             self.arrivals = ClosedLoopArrivals(n, int(concurrency), start)
         else:
             self.arrivals = OpenLoopArrivals(np.asarray(self.table.arrival))
-        self.events = EventQueue()
         self.n_resolved = 0
         self.bar = None
         if progress:
@@ -95,6 +107,9 @@ class _Replay:
                 self._arrive(r, t)
             else:
                 t, (idx, version) = events.pop()
+                if idx < 0:    # a KV transfer arrived at its decode worker (version: the request row)
+                    self.transfers.deliver(version, t)
+                    continue
                 rep = reps[idx]
                 if version != rep.version or rep.plan is None:
                     continue   # superseded by a sync
@@ -103,7 +118,9 @@ class _Replay:
                     arrivals.on_done(t)
                 self._resolved(len(done))
                 if rep.sched.handoffs:
-                    self._hand_off(rep, t)
+                    self.transfers.hand_off(rep, t)
+                elif rep.role == "decode":
+                    self.transfers.pump(rep, t)   # freed KV blocks may unblock held-back transfers
                 self._kick(rep, t)
         if self.bar is not None:
             self.bar.close()
@@ -124,8 +141,35 @@ class _Replay:
         if isinstance(arrivals, ClosedLoopArrivals):
             stats["max_in_flight"] = arrivals.max_in_flight
         result = make_result(self.table, [rep.name for rep in reps], self.timeline, stats)
+        self._disagg_results(result)
         result.stats["total_wall_s"] = time.perf_counter() - wall0
         return result
+
+    def _disagg_results(self, result: SimResult) -> None:
+        """Per-pool statistics always; per-request KV-transfer columns and per-link statistics for PD."""
+        R = self.table
+        done = [c for c in R.completion_s if c == c]
+        makespan = (max(done) - min(R.arrival)) if done else 0.0
+        result.stats["makespan_s"] = makespan
+        pools = pool_stats(self.replicas, R, makespan)
+        result.stats["pools"] = pools
+        if self.transfers is None:
+            return
+        cols = self.transfers.request_columns()
+        for name, values in cols.items():
+            result.requests[name] = values
+        pd_stats = self.transfers.stats(makespan, cols)
+        pools["decode"]["queue_s"] = pd_stats.pop("decode_queue_s")
+        result.stats["links"] = pd_stats.pop("links")
+        result.stats["disaggregation"] = pd_stats
+        for key in ("kv_transfer_wait_s", "kv_transfer_s"):
+            d = pd_stats[key]
+            result.summary[f"mean_{key[:-2]}_ms"] = None if d["mean"] is None else d["mean"] * 1e3
+            result.summary[f"p99_{key[:-2]}_ms"] = None if d["p99"] is None else d["p99"] * 1e3
+        if self.timeline is not None:
+            for link in self.transfers.links:
+                self.timeline.append({"name": "process_name", "ph": "M", "pid": 100000 + link.index,
+                                      "args": {"name": f"link {link.spec.name}"}})
 
     def _resolved(self, k: int) -> None:
         if k:
@@ -172,17 +216,13 @@ class _Replay:
         if rep.plan is None:
             self._kick(rep, t)
 
-    def _hand_off(self, src: Replica, t: float) -> None:
-        """Prefill worker -> decode worker (instant KV transfer for now)."""
-        rows, src.sched.handoffs = src.sched.handoffs, []
-        for r in rows:
-            self._sync_all(t, self.decoders)
-            fits = [d for d in self.decoders if d.sched.reject_reason(r) is None]
-            dest = self.decode_router.choose(r, fits)
-            self.table.replica[r] = dest.index
-            dest.sched.enqueue_prefilled(r, t)
-            if dest.plan is None:
-                self._kick(dest, t)
+    def sync(self, rep: Replica, t: float) -> None:
+        """Bring ``rep``'s stretch in progress up to ``t`` (see :meth:`Replica.sync`)."""
+        if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
+            self.events.push(rep.plan.end_s, (rep.index, rep.version))
+
+    def kick(self, rep: Replica, t: float) -> None:
+        self._kick(rep, t)
 
     def _kick(self, rep: Replica, t: float) -> None:
         """Start the replica's next step if it has work."""
@@ -191,13 +231,13 @@ class _Replay:
         end = rep.start_step(t, self.arrivals.peek_time())
         if end is not None:
             self.events.push(end, (rep.index, rep.version))
-        elif rep.sched.waiting:
+        elif rep.sched.waiting and not rep.sched.sending:   # a prefill worker may wait for its KV to leave
             raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
 
 
 def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: int = 0,
              progress: bool = False, timeline: bool = False, fast_forward: bool = True,
-             check: bool = False) -> SimResult:
+             check: bool = False, decode_router: str | None = None, ttft: str = "decode") -> SimResult:
     """Replay ``trace`` through ``replicas``; returns a :class:`SimResult`.
 
     ``trace``: an object with ``requests`` (DataFrame: request_id, arrival_s [s], input_tokens, output_tokens,
@@ -207,5 +247,12 @@ def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: 
     resolved requests. ``timeline``: record a Chrome-trace of engine steps. ``fast_forward``: advance static
     decode batches many steps at a time (False: one step at a time, same results, slower). ``check``: assert the
     KV accounting after every step (slow; for tests).
+
+    Prefill/decode disaggregation (replicas with roles 'prefill' and 'decode'): ``router`` may be a mapping
+    ``{'prefill': ..., 'decode': ...}``; ``decode_router``: 'round_robin' | 'least_outstanding' | 'kv_aware'
+    (default: the prefill router when it is one of those); ``ttft``: 'decode' (first token counted when the
+    decode worker admits the request) or 'prefill' (when the prefill worker samples it). KV transfers follow
+    the prefill replicas' ``kv_transfer`` (see :mod:`frontier_calib.sim.disagg`).
     """
-    return _Replay(trace, replicas, router, seed, progress, timeline, fast_forward, check).run()
+    return _Replay(trace, replicas, router, seed, progress, timeline, fast_forward, check, decode_router,
+                   ttft).run()

@@ -6,23 +6,26 @@ Semantics follow vLLM's automatic prefix caching (APC):
   least one prompt token is computed.
 * A block is registered in the cache as soon as it is allocated for tokens that the scheduled step will compute
   (so a request scheduled later in the same step already hits it, as in vLLM V1).
-* Freed blocks stay cached until their space is needed; eviction takes the least recently freed block first, and
-  the blocks of one request are freed deepest-first, so its prefix survives longest.
+* A cached block nobody uses is free; it keeps its content until its space is needed. Eviction takes the least
+  recently freed block first, and the blocks of one request are freed deepest-first, so its prefix survives longest.
+* The same content computed twice (two requests missing the cache at once) stays in two blocks; only the first is
+  shared.
 
 Shareable content comes from trace ``hash_ids`` (see :class:`~frontier_calib.sim.requests.PrefixLayout`). To stay
 fast on long prompts, blocks are grouped into *entries* instead of being tracked one by one:
 
-* a **unit** holds the engine blocks of one trace hash block, cached from the front (``cached`` blocks);
-  requests that use it hold a reference; an unreferenced unit is evictable and loses blocks from its back;
+* a **unit** holds the engine blocks of one trace hash block, cached from the front (``cached`` blocks). Each
+  request using it uses a prefix of it; the longest such prefix is pinned (``pin``), the blocks behind it are free
+  and are evicted from the back: per-block reference counts, restricted to what prefix sharing can produce;
 * a **run** holds the blocks of a preempted request beyond its shared prefix (its own prompt and output tokens):
   only that request can hit it, when it is re-admitted (recompute preemption then skips work, as in vLLM);
 * a **junk** entry holds the full non-shareable blocks of a finished request: free, never hit, evicted in order
   (only when the trace has shareable content; otherwise they are plain free space).
 
 Never-used blocks (``clean``) are handed out before any cached block is evicted; that is exactly vLLM's order, as its
-free queue starts with all blocks and appends freed ones at the tail. Deviations from vLLM, all small: a unit stays
-pinned as a whole while any request references it; the partial last block of a request and duplicate blocks
-(the same prefix computed twice concurrently) are freed without being cached.
+free queue starts with all blocks and appends freed ones at the tail. Small deviations from vLLM: the partial last
+block of a request and duplicate blocks are freed without being cached, and a request that found part of a unit
+already computed by someone else (a duplicate) stops adding to that unit.
 
 Counts: ``num_blocks == clean + evictable + num_used`` always; ``num_used <= num_blocks`` is asserted on every
 allocation.
@@ -36,41 +39,52 @@ UNIT, RUN, JUNK = 0, 1, 2
 
 
 class Entry:
-    """A group of cached KV blocks: a prefix unit, a preempted request's run, or a finished request's junk."""
+    """A group of cached KV blocks: a prefix unit, a preempted request's run, or a finished request's junk.
 
-    __slots__ = ("kind", "key", "cached", "refs", "parent", "children", "stamp")
+    ``cached`` blocks hold content; the first ``pin`` are in use, the rest (the *tail*) are free. ``uses`` counts
+    the requests using the unit by the number of its blocks they use (units only)."""
+
+    __slots__ = ("kind", "key", "cached", "pin", "uses", "parent", "children", "stamp")
 
     def __init__(self, kind: int, key, cached: int, parent=None):
         self.kind, self.key, self.cached = kind, key, cached
-        self.refs = 0
+        self.pin = 0
+        self.uses: dict = {}
         self.parent = parent
         self.children = 0
         self.stamp = 0
 
+    @property
+    def refs(self) -> int:
+        """Requests using this entry."""
+        return sum(self.uses.values())
+
 
 class Hit:
     """Result of a prefix lookup: ``blocks`` cached blocks usable by the request (tokens = blocks x block_size),
-    ``pinned`` currently-free blocks that admitting it would take out of the free pool."""
+    ``pinned`` currently-free blocks that admitting it would take out of the free pool; ``units`` / ``uses``: the
+    units it would use and how many blocks of each."""
 
-    __slots__ = ("blocks", "pinned", "units", "run", "n_shared", "trim")
+    __slots__ = ("blocks", "pinned", "units", "uses", "run", "n_shared")
 
-    def __init__(self, blocks=0, pinned=0, units=(), run=None, n_shared=0, trim=None):
-        self.blocks, self.pinned, self.units, self.run, self.n_shared = blocks, pinned, units, run, n_shared
-        self.trim = trim
+    def __init__(self, blocks=0, pinned=0, units=(), uses=(), run=None, n_shared=0):
+        self.blocks, self.pinned, self.units, self.uses = blocks, pinned, units, uses
+        self.run, self.n_shared = run, n_shared
 
 
 NO_HIT = Hit()
 
 
 class _ReqKV:
-    """The cache entries one request references, and how many of its block positions they back."""
+    """The units one request uses (in prompt order, with how many blocks of each), and its registration cursor."""
 
-    __slots__ = ("layout", "units", "n_shared", "reg_pos", "unit_idx")
+    __slots__ = ("layout", "units", "uses", "n_shared", "reg_pos", "unit_idx")
 
     def __init__(self, layout):
         self.layout = layout
         self.units: list[Entry] = []
-        self.n_shared = 0   # block positions backed by referenced units (not counted as the request's own)
+        self.uses: list[int] = []
+        self.n_shared = 0   # block positions backed by units (sum of uses), not counted as the request's own
         self.reg_pos = 0    # block positions [0, reg_pos) already matched or registered
         self.unit_idx = 0   # index of the unit holding block position reg_pos
 
@@ -81,6 +95,8 @@ class KVCacheManager:
     The scheduler owns how many blocks each request holds (``RequestTable.held`` or the decode batch); this class
     owns where free blocks come from and which cached content survives.
     """
+
+    dedup = False   # SGLang inserts computed tokens into the tree and frees its own copy of what was there
 
     def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True,
                  cache_finished: bool = True):
@@ -98,7 +114,7 @@ class KVCacheManager:
         self.max_used = 0
         self.hit_blocks = 0            # statistics
         self.evicted_blocks = 0
-        self._lru: OrderedDict = OrderedDict()   # free entries, next victim first
+        self._lru: OrderedDict = OrderedDict()   # entries with free blocks, next victim first
 
     # ------------------------------------------------------------------ counts
     @property
@@ -120,29 +136,30 @@ class KVCacheManager:
         if cap <= 0:
             return NO_HIT
         blocks = pinned = 0
-        units = []
-        trim = None
+        units, uses = [], []
         complete = True
         if layout is not None:
             prev = 0
             get = self.units.get
             for key, end in zip(layout.keys, layout.ends):
                 e = get(key)
-                if e is None or e.cached == 0:
+                if e is None:
                     complete = False
                     break
-                units.append(e)
                 use = end - prev
                 if e.cached < use:
                     use = e.cached
                     complete = False
                 if blocks + use > cap:
                     use = cap - blocks
+                if use <= 0:
+                    complete = False
+                    break
+                units.append(e)
+                uses.append(use)
                 blocks += use
-                if e.refs == 0:
-                    pinned += use
-                    if use < e.cached:
-                        trim = (e, use)   # a free unit used in part: its unused tail is let go on admission
+                if use > e.pin:
+                    pinned += use - e.pin
                 prev = end
                 if not complete or blocks >= cap:
                     break
@@ -156,7 +173,7 @@ class KVCacheManager:
                 pinned += use
         if blocks == 0:
             return NO_HIT
-        return Hit(blocks, pinned, units, run, n_shared, trim)
+        return Hit(blocks, pinned, units, uses, run, n_shared)
 
     def admit(self, r: int, layout, hit: Hit) -> None:
         """Start tracking request ``r`` on this replica and pin the blocks of ``hit`` (from :meth:`lookup`).
@@ -167,16 +184,10 @@ class KVCacheManager:
             return
         rec = _ReqKV(layout)
         self.reqs[r] = rec
-        if hit.trim is not None:
-            # Only the blocks this request uses get pinned; the rest of the free unit becomes plain free space
-            # (vLLM would keep them cached; this keeps a lone request always admissible).
-            e, use = hit.trim
-            self.evictable -= e.cached - use
-            self.clean += e.cached - use
-            e.cached = use
-        for e in hit.units:
-            self._ref(e)
+        for e, use in zip(hit.units, hit.uses):
+            self._use(e, 0, use)
             rec.units.append(e)
+            rec.uses.append(use)
         rec.n_shared = hit.n_shared
         rec.reg_pos = hit.n_shared
         if layout is not None:
@@ -212,8 +223,8 @@ class KVCacheManager:
             self.max_used = used
 
     def register_full(self, r: int, full_blocks: int) -> None:
-        """Cache the request's shareable blocks among its first ``full_blocks`` (which are now computed or being
-        computed in the scheduled step). Blocks move from the request's own count into shared units."""
+        """Cache the request's shareable blocks among its first ``full_blocks`` (computed, or being computed in
+        the scheduled step). Blocks the request extends a unit with move from its own count into the unit."""
         rec = self.reqs.get(r)
         if rec is None or rec.layout is None:
             return
@@ -229,25 +240,62 @@ class KVCacheManager:
             start = ends[k - 1] if k else 0
             end = ends[k]
             hi = end if end < hi_all else hi_all
-            key = keys[k]
-            e = units.get(key)
-            if e is None and p == start:
-                parent = units.get(keys[k - 1]) if k else None
-                e = units[key] = Entry(UNIT, key, 0, parent)
-                if parent is not None:
-                    parent.children += 1
-            if e is not None and e.cached == p - start:
-                if not rec.units or rec.units[-1] is not e:
-                    self._ref(e)
-                    rec.units.append(e)
-                e.cached += hi - p
-                rec.n_shared += hi - p
-            # else: this content is already cached (or a gap was evicted): the request keeps private duplicates.
+            pos = p - start                   # the request's next block inside unit k
+            e = units.get(keys[k])
+            mine = bool(rec.units) and rec.units[-1] is e and rec.uses[-1] == pos
+            if e is None:
+                if pos == 0:                  # new content: the request starts the unit
+                    parent = units.get(keys[k - 1]) if k else None
+                    e = units[keys[k]] = Entry(UNIT, keys[k], 0, parent)
+                    if parent is not None:
+                        parent.children += 1
+                    self._extend(rec, e, 0, hi - p, new=True)
+            elif mine or (pos == 0 and self.dedup):
+                have = e.cached - pos         # blocks of this stretch somebody already cached
+                if have > 0 and self.dedup:   # SGLang: use the tree's copy, free the request's own
+                    take = min(have, hi - p)
+                    self.clean += take
+                    self._grow(rec, e, pos, take, new=not mine)
+                    pos += take
+                    mine = True
+                if mine and e.cached == pos and pos + start < hi:
+                    self._extend(rec, e, pos, hi - start - pos, new=False)
+            # else: the content is cached already (or a gap was evicted): the request keeps private duplicates.
             p = hi
             if p == end:
                 k += 1
         rec.reg_pos = p
         rec.unit_idx = k
+
+    def _grow(self, rec: _ReqKV, e: Entry, pos: int, n: int, new: bool) -> None:
+        """The request now uses ``n`` more cached blocks of ``e`` (after its first ``pos``)."""
+        self._use(e, pos if not new else 0, pos + n)
+        if new:
+            rec.units.append(e)
+            rec.uses.append(pos + n)
+        else:
+            rec.uses[-1] = pos + n
+        rec.n_shared += n
+
+    def _extend(self, rec: _ReqKV, e: Entry, pos: int, n: int, new: bool) -> None:
+        """The request adds its ``n`` own blocks after block ``pos == e.cached`` of unit ``e``. It uses all of
+        ``e`` (or ``e`` is new), so ``e`` has no free tail before or after."""
+        uses = e.uses
+        if not new:
+            c = uses[pos] - 1
+            if c:
+                uses[pos] = c
+            else:
+                del uses[pos]
+        uses[pos + n] = uses.get(pos + n, 0) + 1
+        e.cached += n
+        e.pin = pos + n
+        if new:
+            rec.units.append(e)
+            rec.uses.append(pos + n)
+        else:
+            rec.uses[-1] = pos + n
+        rec.n_shared += n
 
     # ------------------------------------------------------------------ release
     def release(self, r: int, held: int, keep_upto: int = 0, reusable: bool = False) -> None:
@@ -285,18 +333,36 @@ class KVCacheManager:
             self.evictable += keep
             self._to_free(e)
         if rec is not None:
-            for e in reversed(rec.units):   # deepest first: evicted before the shallower prefix
-                e.refs -= 1
-                if e.refs == 0:
-                    self.evictable += e.cached
-                    self._to_free(e)
+            for e, use in zip(reversed(rec.units), reversed(rec.uses)):   # deepest first: evicted first
+                self._use(e, use, 0)
 
-    # ------------------------------------------------------------------ internals (eviction policy)
-    def _ref(self, e: Entry) -> None:
-        if e.refs == 0 and e.cached:
-            self._unfree(e)
-            self.evictable -= e.cached
-        e.refs += 1
+    # ------------------------------------------------------------------ internals
+    def _use(self, e: Entry, old: int, new: int) -> None:
+        """A request using the first ``old`` blocks of unit ``e`` now uses the first ``new`` (0 = none)."""
+        uses = e.uses
+        if old:
+            c = uses[old] - 1
+            if c:
+                uses[old] = c
+            else:
+                del uses[old]
+        if new:
+            uses[new] = uses.get(new, 0) + 1
+        if new > e.pin:
+            pin = new
+        elif old == e.pin and old not in uses:
+            pin = max(uses, default=0)
+        else:
+            return
+        if pin != e.pin:
+            old_tail = e.cached - e.pin if e.cached > e.pin else 0
+            e.pin = pin
+            tail = e.cached - pin
+            self.evictable += tail - old_tail
+            if tail > old_tail:
+                self._to_free(e)        # more of it became free: most recently freed
+            elif tail == 0 and old_tail > 0:
+                self._unfree(e)
 
     def _note_used(self) -> None:
         used = self.num_blocks - self.clean - self.evictable
@@ -304,26 +370,29 @@ class KVCacheManager:
             self.max_used = used
 
     def _to_free(self, e: Entry) -> None:
-        """``e`` became unreferenced: it joins the free pool as the most recently freed entry."""
+        """``e`` has free blocks: it joins (or moves to the end of) the free pool, most recently freed."""
         self._lru[e] = None
+        self._lru.move_to_end(e)
 
     def _unfree(self, e: Entry) -> None:
-        """``e`` leaves the free pool (hit or forgotten)."""
+        """``e`` has no free blocks any more (hit or forgotten): it leaves the free pool."""
         self._lru.pop(e, None)
 
     def _evict(self, n: int) -> None:
-        """Take ``n`` cached free blocks, least recently freed first, from the back of each entry."""
+        """Take ``n`` free cached blocks, least recently freed first, from the back of each entry."""
         lru = self._lru
         self.evicted_blocks += n
         while n > 0:
             e = next(iter(lru))
-            t = e.cached if e.cached <= n else n
+            tail = e.cached - e.pin
+            t = tail if tail <= n else n
             e.cached -= t
             self.evictable -= t
             n -= t
-            if e.cached == 0:
+            if e.cached == e.pin:
                 del lru[e]
-                self._forget(e)
+                if e.cached == 0:
+                    self._forget(e)
 
     def _forget(self, e: Entry) -> None:
         """Drop an entry that holds no blocks any more."""
@@ -335,25 +404,31 @@ class KVCacheManager:
                 del self.runs[e.key]
         if e.parent is not None:
             e.parent.children -= 1
+            self._child_gone(e.parent)
             e.parent = None
+
+    def _child_gone(self, parent: Entry) -> None:
+        """Hook: ``parent`` lost a child entry (the radix cache may gain a leaf)."""
 
     # ------------------------------------------------------------------ checks
     def check(self, own_blocks: dict) -> None:
         """Assert the block counts add up. ``own_blocks``: request row -> blocks it holds on this replica."""
         assert self.clean >= 0 and self.evictable >= 0, (self.clean, self.evictable)
-        entries = list(self.units.values()) + list(self.runs.values())
-        free_cached = sum(e.cached for e in self._free_entries())
-        assert free_cached == self.evictable, (free_cached, self.evictable)
-        pinned = sum(e.cached for e in self.units.values() if e.refs > 0)
+        units = list(self.units.values())
+        free = sum(e.cached - e.pin for e in self._free_entries())
+        assert free == self.evictable, (free, self.evictable)
+        assert all(e.cached >= e.pin >= 0 for e in units)
+        assert all(e.pin == max(e.uses, default=0) for e in units)
+        assert all((e.cached - e.pin > 0) == (e in set(self._free_entries())) for e in units)
+        pinned = sum(e.pin for e in units)
         own = 0
         for r, held in own_blocks.items():
             rec = self.reqs.get(r)
-            own += held - (rec.n_shared if rec is not None else 0)
-            assert held >= (rec.n_shared if rec is not None else 0)
+            shared = rec.n_shared if rec is not None else 0
+            assert held >= shared and (rec is None or shared == sum(rec.uses))
+            own += held - shared
         assert pinned + own == self.num_used, (pinned, own, self.num_used)
         assert 0 <= self.num_used <= self.num_blocks
-        for e in entries:
-            assert e.cached >= 0 and e.refs >= 0
 
     def _free_entries(self):
         return list(self._lru)

@@ -4,11 +4,14 @@ The cached units form a radix tree: each edge is one trace hash block's run of e
 prefix-chained, so a unit's parent is the unit before it in any prompt that holds it), and a preempted or finished
 request's own blocks hang below its last unit as a leaf. As in SGLang's ``RadixCache``:
 
-* a request locks the path it uses (reference counts); unlocked nodes count as evictable space;
-* eviction removes whole **leaves**, least recently used first; a parent becomes a leaf (and a candidate) once
-  its last child is gone, so a shared prefix outlives every branch below it;
-* the sglang scheduler registers computed blocks *after* the step that computed them (``cache_unfinished_req``),
-  so requests in the same prefill batch do not share with each other.
+* a request locks the nodes of its path (what it uses of each unit is pinned; it always uses its path from the
+  root contiguously, so a locked node never hangs below an evictable one);
+* eviction removes whole **leaves** (a unit's unlocked tail counts as the leaf it would be split into), least
+  recently used first; a parent becomes a candidate once its last child is gone, so a shared prefix outlives every
+  branch below it;
+* computed tokens enter the tree after the step that computed them (``cache_unfinished_req``), so requests in the
+  same prefill batch do not share; a request that computed something the tree already holds switches to the
+  tree's copy and frees its own (insert-time de-duplication).
 
 Removing a whole leaf may free more blocks than asked; the surplus becomes never-used space.
 """
@@ -23,13 +26,19 @@ from .kv_cache import Entry, KVCacheManager
 class RadixCache(KVCacheManager):
     """Prefix cache with radix-tree leaf eviction (SGLang flavour)."""
 
+    dedup = True
+
     def __init__(self, num_blocks: int, block_size: int, enable_prefix_caching: bool = True,
                  cache_finished: bool = True):
         super().__init__(num_blocks, block_size, enable_prefix_caching, cache_finished)
         self._heap: list = []        # (stamp, seq, entry) of candidate leaves; stale items skipped on pop
-        self._free_set: set = set()  # entries counted in ``evictable``
+        self._free_set: set = set()  # entries with free blocks (counted in ``evictable``)
         self._tick = 0
         self._seq = 0
+
+    def _push(self, e: Entry) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (e.stamp, self._seq, e))
 
     def _to_free(self, e: Entry) -> None:
         self._tick += 1
@@ -38,29 +47,27 @@ class RadixCache(KVCacheManager):
         if e.children == 0:
             self._push(e)
 
-    def _push(self, e: Entry) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (e.stamp, self._seq, e))
-
     def _unfree(self, e: Entry) -> None:
         self._free_set.discard(e)
+
+    def _child_gone(self, parent: Entry) -> None:
+        if parent.children == 0 and parent in self._free_set:
+            self._push(parent)
 
     def _evict(self, n: int) -> None:
         heap = self._heap
         while n > 0:
             stamp, _, e = heapq.heappop(heap)
-            if e.refs or e.children or e.cached == 0 or e.stamp != stamp or e not in self._free_set:
+            if e.children or e.stamp != stamp or e not in self._free_set:
                 continue   # stale: re-used, grew children, or already gone
-            take = e.cached
-            e.cached = 0
+            take = e.cached - e.pin
+            e.cached = e.pin
             self.evictable -= take
             self.evicted_blocks += take
             n -= take
             self._free_set.discard(e)
-            parent = e.parent
-            self._forget(e)
-            if parent is not None and parent.children == 0 and parent.refs == 0 and parent.cached > 0:
-                self._push(parent)
+            if e.cached == 0:
+                self._forget(e)   # a parent left without children becomes a candidate leaf
         if n < 0:   # the last leaf was larger than needed
             self.clean += -n
 

@@ -34,12 +34,16 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 @dataclass
 class ReplicaSpec:
-    """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name."""
+    """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name.
+
+    ``kv_transfer`` (prefill role): how its requests' KV reaches the decode workers
+    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off."""
 
     scheduler: SchedulerConfig
     cost: IterationCost
     role: str = "both"
     name: str = ""
+    kv_transfer: object = None
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -66,6 +70,9 @@ class Replica:
         self._arange = np.arange(256, dtype=np.int64)
         self.cost_calls = 0
         self.stretches = 0
+        self.kv_transfer = spec.kv_transfer
+        self.incoming = 0       # decode role: requests routed here whose KV has not arrived yet
+        self.busy_s = 0.0       # simulated seconds spent in steps
 
     @property
     def busy(self) -> bool:
@@ -73,7 +80,7 @@ class Replica:
 
     @property
     def outstanding(self) -> int:
-        return self.sched.outstanding
+        return self.sched.outstanding + self.incoming
 
     # ------------------------------------------------------------------ steps
     def start_step(self, now: float, horizon: float = math.inf):
@@ -163,6 +170,7 @@ class Replica:
         """Apply the step ending at ``now``; returns rows that finished."""
         plan = self.plan
         self.plan = None
+        self.busy_s += now - plan.start_s
         if self.timeline is not None:
             self._record(plan, now)
         done = self.sched.complete_step(plan, now)
@@ -188,7 +196,7 @@ class Replica:
         return {
             "name": self.name, "role": self.role, "policy": self.sched.policy,
             "steps": self.sched.num_steps, "decode_steps": self.sched.s, "stretches": self.stretches,
-            "cost_calls": self.cost_calls, "preemptions": self.sched.num_preemptions,
+            "cost_calls": self.cost_calls, "preemptions": self.sched.num_preemptions, "busy_s": self.busy_s,
             "kv_blocks": c.num_blocks, "kv_blocks_max_used": c.max_used,
             "prefix_hit_blocks": c.hit_blocks, "evicted_blocks": c.evicted_blocks,
         }

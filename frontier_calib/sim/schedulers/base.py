@@ -81,6 +81,11 @@ class Scheduler:
         self._dlog = array("d")       # end time (s) of each decode step: step i + 1 ends at _dlog[i]
         self._segments: list = []     # (row, join, leave, gen_at_join, previous token time): ITLs to write
         self.handoffs: list = []      # prefill role: rows whose first token is out, ready for a decode worker
+        self.sending: dict = {}       # prefill role: row -> KV blocks still held until its KV transfer is done
+        self.reserved: dict = {}      # decode role: row -> KV blocks reserved for a transfer not yet admitted
+        self.reserve_extra = 0        # decode role: reserved rows that need one more block when admitted
+        self.first_token_at_admit = False   # decode role: the first token reaches the client at admission
+        self.remote_admits: list = []        # decode role: (row, admission time s) of transferred requests
         self.num_preemptions = 0
         self.num_steps = 0
 
@@ -98,9 +103,36 @@ class Scheduler:
         self.waiting.append(r)
 
     def enqueue_prefilled(self, r: int, now: float) -> None:
-        """Decode role: request ``r`` arrives with its prompt KV computed elsewhere."""
+        """Decode role: request ``r`` arrives with its prompt KV computed elsewhere (its blocks may have been
+        reserved by :meth:`reserve_prefilled`)."""
         self.reqs.remote_kv[r] = True
         self.waiting.append(r)
+
+    def reserve_prefilled(self, r: int) -> bool:
+        """Decode role: reserve the KV blocks of request ``r``'s prompt before its KV is transferred here.
+
+        Succeeds only when the blocks fit next to what the running decode batch needs for its next step and
+        what earlier reservations still need at admission, and when ``max_running`` leaves room; otherwise the
+        transfer is held back (backpressure). Reserved blocks count as used, so a decode worker never holds
+        more KV than its capacity."""
+        if len(self.running) + len(self.reserved) >= self.cfg.max_running:
+            return False
+        kv, bs = self.reqs.computed[r], self.bs
+        nb = -(-kv // bs)
+        plus = 1 if kv % bs == 0 else 0     # the first decode token opens a new block
+        dec_need = self.decode.step_blocks(self.s) if self.decode.n else 0
+        if nb + plus + self.reserve_extra + dec_need > self.cache.num_free:
+            return False
+        self.cache.take(nb)
+        self.reserved[r] = nb
+        self.reserve_extra += plus
+        self.reqs.held[r] = nb
+        return True
+
+    def release_sent(self, r: int) -> None:
+        """Prefill role: request ``r``'s KV has left for a decode worker; free (and keep cached) its blocks."""
+        nb = self.sending.pop(r)
+        self.cache.release(r, nb, keep_upto=self.reqs.computed[r] // self.bs, reusable=False)
 
     def max_blocks(self, r: int) -> int:
         """KV blocks request ``r`` needs at most on this replica (the KV of its last sampled token is never
@@ -169,16 +201,30 @@ class Scheduler:
         Returns the step tokens they use (one decode token each)."""
         R, waiting, used = self.reqs, self.waiting, 0
         cap = self.cfg.max_running
-        while waiting and R.remote_kv[waiting[0]] and len(self.running) < cap and used < budget:
-            r = waiting[0]
+        i = 0   # transferred requests hold reserved blocks: admit them past locally recomputing ones
+        while i < len(waiting) and len(self.running) < cap and used < budget:
+            r = waiting[i]
+            if not R.remote_kv[r]:
+                i += 1
+                continue
             kv = R.computed[r]
             nb = -(-kv // self.bs)
-            if -(-(kv + 1) // self.bs) > self.cache.num_free:
-                break   # back-pressure: the KV stays on the prefill side until blocks free up
-            waiting.popleft()
+            held = self.reserved.pop(r, None)
+            if held is None:
+                held = R.held[r] = 0
+                if -(-(kv + 1) // self.bs) > self.cache.num_free:
+                    break   # back-pressure: the KV stays on the prefill side until blocks free up
+            elif kv % self.bs == 0:
+                self.reserve_extra -= 1
+            del waiting[i]
             R.remote_kv[r] = False
-            self.cache.take(nb)
+            if nb > held:
+                self.cache.take(nb - held)
             R.held[r] = nb
+            self.remote_admits.append((r, now))
+            if self.first_token_at_admit:
+                R.first_token_s[r] = now
+                R.last_token_s[r] = now
             if R.cached_tokens[r] < 0:
                 R.cached_tokens[r] = 0
             if R.scheduled_s[r] != R.scheduled_s[r]:
@@ -333,7 +379,7 @@ class Scheduler:
             self.finish(r, now)
             done.append(r)
         elif self.role == "prefill":
-            self.cache.release(r, R.held[r], keep_upto=R.computed[r] // self.bs, reusable=False)
+            self.sending[r] = R.held[r]   # the KV stays here until it is transferred (release_sent)
             R.held[r] = 0
             self.running.remove(r)
             self.handoffs.append(r)
@@ -353,6 +399,9 @@ class Scheduler:
                 own[r] = R.held[r]
                 assert R.held[r] * bs >= R.computed[r]
         assert self.decode.blocks(self.s) == sum(own[r] for r in self.running if r in self.decode)
+        own.update(self.sending)    # prefill role: KV waiting to be transferred
+        own.update(self.reserved)   # decode role: blocks reserved for KV on its way here
         self.cache.check(own)
+        assert self.reserve_extra == sum(1 for r in self.reserved if R.computed[r] % bs == 0)
         assert len(self.running) <= self.cfg.max_running
         assert len(self.decode.members) + len(self.prefilling) == len(self.running)

@@ -1,0 +1,101 @@
+"""Calibration files: engine-level constants fitted on measured serving benchmarks.
+
+The kernel tables cannot show what an engine spends outside its kernels (scheduling, input preparation,
+launches outside CUDA graphs, sampling). Those are the :class:`~frontier_calib.cost.worker.Overheads` fields,
+and ``frontier-calib calibrate`` fits them per engine. The result is a small YAML (or JSON) file::
+
+    format: frontier-calib-calibration/1
+    overheads:                      # seconds per iteration, per engine (Overheads fields)
+      vllm:   {step_s: 0.0018, per_seq_s: 4.0e-06, prefill_step_s: 0.0006}
+      sglang: {step_s: 0.0012, per_seq_s: 3.0e-06, prefill_step_s: 0.0009}
+    provenance: {...}               # free-form: data, split, seed, errors (not read back)
+
+A deployment uses it with ``calibration: FILE`` (its explicit ``overheads:`` keys still win), and
+``frontier-calib validate silicon --calibration FILE`` applies it to every row of its engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from ..errors import FrontierError, InputError
+from ..io import write_text
+from .worker import DEFAULT_OVERHEADS, Overheads
+
+CALIBRATION_FORMAT = "frontier-calib-calibration/1"
+
+
+def read_calibration(path: str | Path) -> dict:
+    """The whole calibration document (validated), as a dict with ``overheads`` {engine: {field: seconds}}."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("calibration file not found", path=str(path))
+    try:
+        text = path.read_text()
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})", path=str(path)) from None
+    if not isinstance(doc, dict):
+        raise InputError("expected a mapping with an 'overheads' section", path=str(path))
+    fmt = doc.get("format", CALIBRATION_FORMAT)
+    if fmt != CALIBRATION_FORMAT:
+        raise InputError(f"unknown calibration format {fmt!r}", path=str(path), field="format",
+                         fix=f"expected {CALIBRATION_FORMAT!r}")
+    ov = doc.get("overheads")
+    if not isinstance(ov, dict) or not ov:
+        raise InputError("missing or empty 'overheads' mapping", path=str(path), field="overheads")
+    clean = {}
+    for engine, fields_ in ov.items():
+        if engine not in DEFAULT_OVERHEADS:
+            raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"overheads.{engine}",
+                             fix=f"one of {sorted(DEFAULT_OVERHEADS)}")
+        if not isinstance(fields_, dict):
+            raise InputError("expected a mapping of overhead fields", path=str(path), field=f"overheads.{engine}")
+        try:
+            Overheads.for_engine(engine, **fields_)
+        except FrontierError as exc:
+            raise InputError(str(exc), path=str(path), field=f"overheads.{engine}") from None
+        clean[engine] = {k: float(v) for k, v in fields_.items()}
+    out = dict(doc)
+    out["overheads"] = clean
+    return out
+
+
+def load_calibration(path: str | Path) -> dict[str, dict[str, float]]:
+    """{engine: {overhead field: seconds}} from a calibration file."""
+    return read_calibration(path)["overheads"]
+
+
+def write_calibration(path: str | Path, overheads: dict[str, dict[str, float]], *,
+                      provenance: dict | None = None) -> Path:
+    """Write a calibration file atomically (YAML, or JSON when ``path`` ends in .json)."""
+    for engine, fields_ in overheads.items():  # validate before writing anything
+        Overheads.for_engine(engine, **fields_)
+    doc = {"format": CALIBRATION_FORMAT,
+           "overheads": {e: {k: float(v) for k, v in f.items()} for e, f in sorted(overheads.items())},
+           "provenance": provenance or {}}
+    path = Path(path)
+    if path.suffix == ".json":
+        text = json.dumps(_plain(doc), indent=2) + "\n"
+    else:
+        text = ("# frontier-calib calibration: per-iteration engine overheads in seconds (see docs/validation.md)\n"
+                + yaml.safe_dump(_plain(doc), sort_keys=False, default_flow_style=None, width=110))
+    return write_text(text, path)
+
+
+def _plain(obj):
+    """Plain Python types (numpy scalars, tuples) for YAML/JSON."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and obj != obj:  # NaN
+        return None
+    return obj

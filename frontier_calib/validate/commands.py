@@ -1,0 +1,227 @@
+"""CLI: ``frontier-calib validate silicon``, ``frontier-calib validate trace`` and ``frontier-calib calibrate``."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+
+
+def _command_line() -> str:
+    return "frontier-calib " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _select(df, gpus, engines, mode, model, limit):
+    sel = []
+    if gpus:
+        df = df[df["system"].isin(gpus)]
+        sel.append("gpu " + "/".join(gpus))
+    if engines:
+        df = df[df["backend"].isin(engines)]
+        sel.append("engine " + "/".join(engines))
+    if mode:
+        df = df[df["mode"] == mode]
+        sel.append(f"mode {mode}")
+    if model:
+        df = df[df["model_path"].astype(str).str.contains(model, case=False, regex=False)]
+        sel.append(f"model ~ {model!r}")
+    if limit:
+        df = df.head(limit)
+        sel.append(f"first {limit}")
+    return df, ", ".join(sel) or "all rows"
+
+
+def _load_csv(csv_path: Path | None):
+    from .silicon import default_csv_path, read_silicon_csv
+
+    path = csv_path or default_csv_path()
+    if path is None:
+        raise InputError("no silicon CSV: aiconfigurator-core is not installed",
+                         fix="pass --csv PATH, or pip install -e '.[public-data]'")
+    return read_silicon_csv(path), Path(path)
+
+
+def _csv_meta(path: Path, df_all) -> dict:
+    from ..profiles.store import file_sha256
+
+    meta = {"csv": str(path), "csv_sha256": file_sha256(path), "csv_rows": int(len(df_all))}
+    try:
+        from importlib.metadata import version
+
+        meta["aiconfigurator_core_version"] = version("aiconfigurator-core")
+    except Exception:  # noqa: BLE001 - informative only
+        pass
+    return meta
+
+
+PROTOCOL_TEXT = ("closed loop, N clients all sending at t=0 (genai-perf's profiling phase after its drained "
+                 "warm-up), {rpc} x N fixed-length requests (EOS ignored), first-wave output lengths spread over "
+                 "1..osl to desynchronise the clients; TTFT = mean over all requests, TPOT = mean after the first "
+                 "wave (docs/validation.md).")
+
+_common = [
+    click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                 help="Silicon CSV (default: silicon_sample.csv of the installed aiconfigurator-core)."),
+    click.option("--gpu", "gpus", multiple=True, default=("h100_sxm", "h200_sxm"), show_default=True,
+                 help="GPU(s) to keep (repeat)."),
+    click.option("--engine", "engines", multiple=True, type=click.Choice(["vllm", "sglang", "trtllm"]),
+                 help="Engine(s) to keep (repeat; default all)."),
+    click.option("--mode", type=click.Choice(["agg", "disagg"]), default=None,
+                 help="Aggregated or disaggregated rows only (default both)."),
+    click.option("--model", default=None, help="Keep rows whose model_path contains this (case-insensitive)."),
+    click.option("--limit", type=int, default=None, help="Only the first N selected rows."),
+    click.option("--jobs", type=int, default=None, help="Processes (default: the number of cores)."),
+    click.option("--requests-per-client", type=int, default=10, show_default=True,
+                 help="Requests per client (genai-perf --request-count = 10 x concurrency)."),
+]
+
+
+def _with_common(f):
+    for opt in reversed(_common):
+        f = opt(f)
+    return f
+
+
+@click.group()
+def validate():
+    """Fidelity validation: replay measured benchmarks and report the error."""
+
+
+@validate.command("silicon")
+@_with_common
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-silicon"),
+              show_default=True)
+@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Calibration file from `frontier-calib calibrate` (engine overheads).")
+def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, calibration):
+    """Replay every selected row of the silicon benchmarks; write rows.csv, summary.json, report.md and plots."""
+    from ..cost.calibration import load_calibration
+    from .metrics import pct
+    from .report import write_silicon_report
+    from .runner import default_jobs, run_silicon
+    from .silicon import Protocol
+
+    t0 = time.perf_counter()
+    overheads = load_calibration(calibration) if calibration else None
+    df_all, path = _load_csv(csv_path)
+    df, selection = _select(df_all, gpus, engines, mode, model, limit)
+    if df.empty:
+        raise InputError(f"no rows match the selection ({selection})", path=str(path))
+    jobs = jobs or default_jobs()
+    protocol = Protocol(requests_per_client=requests_per_client)
+    click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
+    rows, stats = run_silicon(df, overheads=overheads, protocol=protocol, jobs=jobs, progress=True)
+    stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "fit_s", "tables_s"))
+    stats["total_s"] = time.perf_counter() - t0
+    meta = {**_csv_meta(path, df_all), "selection": selection, "command": _command_line(),
+            "calibration": str(calibration) if calibration else None, "overheads": overheads,
+            "protocol": vars(protocol), "protocol_text": PROTOCOL_TEXT.format(rpc=requests_per_client), "run": stats}
+    summary = write_silicon_report(rows, out, meta=meta)
+    cov, o = summary["coverage"], summary["overall"]
+    click.echo(f"ok {cov['ok']}/{cov['total']} rows; TTFT MAPE {pct(o['ttft']['mape'])} (median "
+               f"{pct(o['ttft']['median_ape'])}, bias {pct(o['ttft']['bias'], signed=True)}), TPOT MAPE "
+               f"{pct(o['tpot']['mape'])} (median {pct(o['tpot']['median_ape'])}, bias "
+               f"{pct(o['tpot']['bias'], signed=True)}); {stats['total_s']:.1f} s")
+    click.echo(f"report -> {out}/report.md")
+
+
+@validate.command("trace")
+@click.option("--deployment", "-d", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Deployment YAML.")
+@click.option("--trace", "-t", "trace_path", required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Trace with measured per-request timings (vLLM --save-detailed JSON, or measured_* columns).")
+@click.option("--format", "fmt", default=None, help="Trace format (default: detected).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-trace"),
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def trace_cmd(deployment, trace_path, fmt, out, seed):
+    """Replay a measured trace and compare per request and in aggregate (with CDF overlays)."""
+    from .metrics import pct
+    from .trace import compare_trace, write_trace_report
+
+    result = compare_trace(deployment, trace_path, fmt=fmt, seed=seed, progress=False)
+    summary = write_trace_report(result, out)
+    agg = summary["aggregate"]
+    for key in ("mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms", "output_throughput"):
+        a = agg[key]
+        click.echo(f"{key:<22} measured {a['measured']:10.2f}  predicted {a['predicted']:10.2f}  "
+                   f"({pct(a['error'], signed=True)})")
+    click.echo(f"report -> {out}/report.md")
+
+
+@click.command("calibrate")
+@_with_common
+@click.option("--train-fraction", type=float, default=0.5, show_default=True,
+              help="Share of each engine's configurations on the training side.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the configuration split.")
+@click.option("--max-rows", type=int, default=48, show_default=True,
+              help="Training rows replayed per engine while fitting (a subsample spread over configurations).")
+@click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="rows.csv of an uncalibrated `validate silicon` run of the same selection (skips one replay).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("calibration.yaml"),
+              show_default=True, help="Calibration file to write (.yaml or .json).")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the split, both rows tables and the side-by-side report (default: next to --out).")
+def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, train_fraction, seed,
+                  max_rows, baseline, out, report_dir):
+    """Fit the per-engine overheads on a training split of the silicon rows; report held-out vs training error."""
+    import pandas as pd
+
+    from ..cost.calibration import write_calibration
+    from .calibrate import calibrate
+    from .report import write_calibration_report
+    from .runner import default_jobs
+    from .silicon import Protocol
+
+    if not 0 < train_fraction < 1:
+        raise click.BadParameter("must be in (0, 1)", param_hint="--train-fraction")
+    t0 = time.perf_counter()
+    df_all, path = _load_csv(csv_path)
+    df, selection = _select(df_all, gpus, engines, mode, model, limit)
+    if df.empty:
+        raise InputError(f"no rows match the selection ({selection})", path=str(path))
+    base = None
+    if baseline is not None:
+        base = pd.read_csv(baseline, dtype={"id": str})
+        missing = sorted(set(df["id"]) - set(base["id"]))
+        if missing:
+            raise InputError(f"{len(missing)} selected rows are not in the baseline (first: {missing[0]})",
+                             path=str(baseline), fix="run `validate silicon` with the same selection first")
+    jobs = jobs or default_jobs()
+    click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
+    res = calibrate(df, train_fraction=train_fraction, seed=seed, max_rows=max_rows, jobs=jobs, progress=True,
+                    protocol=Protocol(requests_per_client=requests_per_client), baseline=base, log=click.echo)
+    errs = res["errors"]
+
+    def brief(block):
+        o = block["overall"]
+        return {m: {k: o[m][k] for k in ("n", "mape", "median_ape", "bias")} for m in ("ttft", "tpot")}
+
+    provenance = {"command": _command_line(), **_csv_meta(path, df_all), "selection": selection,
+                  "split": {"by": "config_key (deployment without workload), per engine", "seed": seed,
+                            "train_fraction": train_fraction,
+                            "train_configs": int(res["split"].loc[res["split"]["split"] == "train",
+                                                                   "config_key"].nunique()),
+                            "held_out_configs": int(res["split"].loc[res["split"]["split"] == "held_out",
+                                                                      "config_key"].nunique())},
+                  "fit_rows_per_engine": {e: f["rows"] for e, f in res["fits"].items()},
+                  "held_out": {"before": brief(errs["held_out"]["before"]), "after": brief(errs["held_out"]["after"])},
+                  "train": {"before": brief(errs["train"]["before"]), "after": brief(errs["train"]["after"])}}
+    write_calibration(out, res["overheads"], provenance=provenance)
+    report_dir = report_dir or Path(out).with_suffix("")
+    write_calibration_report(res, report_dir, meta={**provenance, "seconds": time.perf_counter() - t0})
+    from .metrics import pct
+
+    for split in ("held_out", "train"):
+        for when in ("before", "after"):
+            o = errs[split][when]["overall"]
+            click.echo(f"{split:>8} {when:>6}: TTFT MAPE {pct(o['ttft']['mape']):>7} median {pct(o['ttft']['median_ape']):>6}"
+                       f" bias {pct(o['ttft']['bias'], signed=True):>7} | TPOT MAPE {pct(o['tpot']['mape']):>7} "
+                       f"median {pct(o['tpot']['median_ape']):>6} bias {pct(o['tpot']['bias'], signed=True):>7}")
+    click.echo(f"calibration -> {out}; report -> {report_dir}/report.md ({time.perf_counter() - t0:.0f} s)")

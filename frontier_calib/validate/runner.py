@@ -1,0 +1,240 @@
+"""Running many silicon rows: cost models prepared once per deployment shape, rows on a local process pool.
+
+Every row is a pure, seeded function (:func:`~frontier_calib.validate.silicon.run_scenario`), so the pool only
+changes the wall time. Before the rows run, the operator models each (GPU, engine) pair needs are fitted once
+(one task per pair, so two processes never fit the same model) and the cost table of every distinct deployment
+shape is built once; both land in the cost cache (``$FRONTIER_CALIB_CACHE``) and the rows then load them in
+milliseconds. A second run with the same inputs skips straight to the rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import pandas as pd
+
+from .silicon import RESULT_COLUMNS, Protocol, Scenario, build_deployment, run_scenario, scenario_for_row
+
+#: silicon columns copied into rows.csv (when present), before the results
+ROW_COLUMNS = ("id", "system", "backend", "backend_version", "mode", "model_path", "precision", "gemm_quant_mode",
+               "moe_quant_mode", "isl", "osl", "concurrency", "concurrency_source", "config_key", "config_id",
+               "batch_size", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size",
+               "prefill_num_workers", "prefill_tp_size", "decode_num_workers", "decode_tp_size",
+               "decode_batch_size", "silicon_ttft_ms", "silicon_tpot_ms")
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker():
+    # one OpenMP thread per process (the pool already uses every core); passive waiting (see tests/conftest.py)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    warnings.simplefilter("ignore")
+    import logging
+
+    logging.getLogger("frontier_calib").setLevel(logging.ERROR)  # extrapolation notes: one per table, noisy
+
+
+def _fit_pair(gpu: str, engine: str, families: list, groups: dict) -> str | None:
+    from ..opmodel.registry import cached_model_set
+
+    try:
+        cached_model_set(gpu, engine, families=families, groups=groups)
+    except Exception as exc:  # noqa: BLE001 - the rows that need it report it
+        return f"{gpu}/{engine}: {exc}"
+    return None
+
+
+def _build_tables(scn: Scenario) -> str | None:
+    from ..deployment import build_replicas
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            build_replicas(build_deployment(scn))
+    except Exception as exc:  # noqa: BLE001 - the row itself reports it
+        return str(exc)
+    return None
+
+
+def _run_rows(scns: list[Scenario]) -> list[dict]:
+    return [run_scenario(s) for s in scns]
+
+
+def _shape_key(dep) -> tuple:
+    """What a cost table depends on (the worker without its overheads, and the table limits)."""
+    from dataclasses import asdict
+
+    from ..deployment import token_budget
+
+    w = asdict(dep.worker)
+    w.pop("overheads")
+    s = dep.scheduler
+    return (repr(sorted(w.items(), key=lambda kv: kv[0])), token_budget(s),
+            max(s.max_num_seqs, s.max_batch_size or 0), s.max_model_len, dep.profiles)
+
+
+def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool = True,
+                        log=None) -> dict:
+    """Fit the operator models and build the cost tables the ok scenarios need (cached on disk).
+    Returns timing and counts."""
+    from ..cost.cache import needed_families, needed_groups
+
+    t0 = time.perf_counter()
+    pairs: dict = {}
+    shapes: dict = {}
+    for scn in scenarios:
+        if scn.status != "ok":
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                dep = build_deployment(scn)
+        except Exception:  # noqa: BLE001 - reported when the row runs
+            continue
+        w = dep.worker
+        fams, grps = pairs.setdefault((w.gpu, w.engine), (set(), {}))
+        fams.update(needed_families(w))
+        for fam, g in needed_groups(w).items():
+            grps.setdefault(fam, set()).update(g)
+        shapes.setdefault(_shape_key(dep), scn)
+    t1 = time.perf_counter()
+    fit_tasks = [(g, e, sorted(f), {k: sorted(v) for k, v in gr.items() if k in f})
+                 for (g, e), (f, gr) in sorted(pairs.items())]
+    errors = _pool_map(_fit_pair, fit_tasks, jobs=jobs, progress=progress, desc="operator models", unit="gpu/engine")
+    t2 = time.perf_counter()
+    errors += _pool_map(_build_tables, [(s,) for s in shapes.values()], jobs=jobs, progress=progress,
+                        desc="cost tables", unit="shape")
+    t3 = time.perf_counter()
+    return {"pairs": len(fit_tasks), "shapes": len(shapes), "plan_s": t1 - t0, "fit_s": t2 - t1,
+            "tables_s": t3 - t2, "errors": [e for e in errors if e]}
+
+
+def _pool_map(fn, arg_list: list, *, jobs: int, progress: bool, desc: str, unit: str) -> list:
+    if not arg_list:
+        return []
+    bar = _bar(len(arg_list), desc, unit, progress)
+    out = []
+    if jobs <= 1 or len(arg_list) == 1:
+        for args in arg_list:
+            out.append(fn(*args))
+            bar.update(1)
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(arg_list)), mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as ex:
+            futs = [ex.submit(fn, *args) for args in arg_list]
+            for f in as_completed(futs):
+                out.append(f.result())
+                bar.update(1)
+    bar.close()
+    return out
+
+
+class _NoBar:
+    def update(self, n=1):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total: int, desc: str, unit: str, progress: bool):
+    if not progress:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, mininterval=0.5, dynamic_ncols=True)
+
+
+def run_silicon(df: pd.DataFrame, *, overheads: dict | None = None, protocol: Protocol | None = None,
+                jobs: int | None = None, progress: bool = True, prepare: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Replay every row of a silicon frame (from read_silicon_csv); returns (rows frame, run statistics)."""
+    jobs = jobs or default_jobs()
+    protocol = protocol or Protocol()
+    t0 = time.perf_counter()
+    records = df.to_dict("records")
+    scenarios = [scenario_for_row(r, overheads=overheads, protocol=protocol) for r in records]
+    stats = {"jobs": jobs, "rows": len(scenarios)}
+    if prepare:
+        stats["prepare"] = prepare_cost_models(scenarios, jobs=jobs, progress=progress)
+    t1 = time.perf_counter()
+    results = run_scenarios(scenarios, jobs=jobs, progress=progress)
+    t2 = time.perf_counter()
+    frame = rows_frame(df, scenarios, results)
+    stats.update(rows_s=t2 - t1, total_s=t2 - t0,
+                 sim_s_sum=float(frame["sim_wall_s"].sum(skipna=True)),
+                 sim_s_median=float(frame["sim_wall_s"].median(skipna=True)) if frame["sim_wall_s"].notna().any()
+                 else math.nan,
+                 sim_s_max=float(frame["sim_wall_s"].max(skipna=True)) if frame["sim_wall_s"].notna().any()
+                 else math.nan)
+    return frame, stats
+
+
+def run_scenarios(scenarios: list[Scenario], *, jobs: int | None = None, progress: bool = True,
+                  desc: str = "silicon rows") -> list[dict]:
+    """run_scenario over a list (heavy rows first, 4 rows per pool task); results in input order."""
+    jobs = jobs or default_jobs()
+    results: dict[int, dict] = {}
+    order = sorted(range(len(scenarios)), key=lambda i: -_weight(scenarios[i]))
+    chunks = [order[i:i + 4] for i in range(0, len(order), 4)]
+    bar = _bar(len(scenarios), desc, "row", progress)
+    if jobs <= 1:
+        for ch in chunks:
+            for i, res in zip(ch, _run_rows([scenarios[i] for i in ch])):
+                results[i] = res
+            bar.update(len(ch))
+    else:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as ex:
+            futs = {ex.submit(_run_rows, [scenarios[i] for i in ch]): ch for ch in chunks}
+            for f in as_completed(futs):
+                ch = futs[f]
+                for i, res in zip(ch, f.result()):
+                    results[i] = res
+                bar.update(len(ch))
+    bar.close()
+    return [results[i] for i in range(len(scenarios))]
+
+
+def _weight(scn: Scenario) -> float:
+    return scn.num_requests * (scn.osl + scn.isl / 64) if scn.status == "ok" else 0.0
+
+
+def rows_frame(df: pd.DataFrame, scenarios: list[Scenario], results: list[dict]) -> pd.DataFrame:
+    """One output row per input row: the silicon columns, what the scenario used, and the prediction."""
+    base = df[[c for c in ROW_COLUMNS if c in df.columns]].reset_index(drop=True).copy()
+    res = pd.DataFrame(results, columns=list(RESULT_COLUMNS))
+    dep_cols = pd.DataFrame([_scenario_columns(s) for s in scenarios])
+    out = pd.concat([base, dep_cols, res], axis=1)
+    out["ttft_ratio"] = out["pred_ttft_ms"] / out["silicon_ttft_ms"]
+    out["tpot_ratio"] = out["pred_tpot_ms"] / out["silicon_tpot_ms"]
+    out["ttft_ape"] = (out["ttft_ratio"] - 1).abs()
+    out["tpot_ape"] = (out["tpot_ratio"] - 1).abs()
+    first = ["id", "system", "backend", "mode", "model_path", "isl", "osl", "concurrency", "silicon_ttft_ms",
+             "silicon_tpot_ms", "pred_ttft_ms", "pred_tpot_ms", "status"]
+    return out[first + [c for c in out.columns if c not in first]]
+
+
+def _scenario_columns(s: Scenario) -> dict:
+    d = s.deployment or {}
+    par = d.get("parallel") or {}
+    return {"preset": d.get("model", ""), "dtype": d.get("dtype", ""), "moe_dtype": d.get("moe_dtype", ""),
+            "kv_dtype": d.get("kv_dtype", ""), "parallel": _fmt_par(par) if par else "",
+            "seed": s.seed, "overheads": str(d.get("overheads", "")) if d.get("overheads") else "engine defaults"}
+
+
+def _fmt_par(par: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in par.items())

@@ -1,0 +1,530 @@
+"""Measured serving benchmarks (aiconfigurator-core's ``silicon_sample.csv``) turned into replay scenarios.
+
+Each CSV row is one benchmark: a deployment (model, GPU, engine, quantization, parallelism) served at a fixed
+prompt/output length (``isl``/``osl``) to ``N`` closed-loop clients (``silicon_concurrency=N`` inside
+``silicon_data_source``), with the measured mean TTFT and TPOT. :func:`scenario_for_row` maps a row to a
+:class:`Scenario` (a deployment dict for :func:`~frontier_calib.deployment.deployment_from_dict` and a
+benchmark protocol) or to ``skipped:<reason>``; :func:`run_scenario` replays it and returns the predicted
+TTFT/TPOT. Both are pure, seeded functions of the row (the seed is a hash of the row id), so rows can run in
+any order on any number of processes. docs/validation.md explains every choice made here.
+
+The benchmark protocol (:class:`Protocol`) follows how these rows were measured: ``aiconfigurator eval`` runs
+genai-perf with ``--concurrency N --request-count 10N --warmup-request-count 2N``, fixed lengths and EOS ignored.
+The warm-up drains before profiling starts, so the profiled phase begins with all N clients sending at once
+(a burst) and all 10N profiled requests count, burst and drain included. A deterministic replay of identical
+clients would stay synchronised in waves forever; real clients are not (timing jitter in the client, HTTP and
+tokenizer spreads them out). We model that by giving the first wave (N requests, one per client) output lengths
+spread evenly at random over 1..osl: their prompts still arrive as one burst at t = 0 (so their TTFT is the
+burst's), but the clients then continue at phases spread over one request duration. TTFT is the mean over all
+10N requests; TPOT the mean over the 9N requests after the first wave (whose output lengths were changed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import CoverageError, FrontierError, InputError
+
+#: columns every silicon CSV must have (the parallelism columns of the row's mode are checked per row)
+REQUIRED_COLUMNS = ("id", "silicon_data_source", "backend", "model_path", "system", "mode", "isl", "osl",
+                    "silicon_ttft_ms", "silicon_tpot_ms")
+AGG_PARALLEL = ("tp_size", "pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+DISAGG_PARALLEL = tuple(f"{side}_{k}" for side in ("prefill", "decode")
+                        for k in ("batch_size", "num_workers", "tp_size", "pp_size", "attention_dp_size",
+                                  "moe_tp_size", "moe_ep_size"))
+OPTIONAL_COLUMNS = ("backend_version", "precision", "gemm_quant_mode", "moe_quant_mode", "batch_size") \
+    + AGG_PARALLEL + DISAGG_PARALLEL
+
+#: Hugging Face ids in the silicon rows that are not spelled like a preset, mapped to the preset with the same
+#: architecture. Instruct/FP8 variants share the base model's shapes (the quantization comes from the row's quant
+#: columns). Kimi-K2.5's text_config equals Kimi-K2-Instruct in every shape field (hidden 7168, 61 layers,
+#: 384 experts top-8, MLA ranks 512/1536); its vision tower does not run for text-only benchmarks.
+MODEL_ALIASES = {
+    "meta-llama/llama-3.1-8b-instruct": "Meta-Llama-3.1-8B",
+    "nvidia/llama-3.1-8b-instruct-fp8": "Meta-Llama-3.1-8B",
+    "meta-llama/llama-3.1-70b-instruct": "Meta-Llama-3.1-70B",
+    "nvidia/llama-3.1-70b-instruct-fp8": "Meta-Llama-3.1-70B",
+    "moonshotai/kimi-k2.5": "Kimi-K2-Instruct",
+}
+
+#: GPUs with bundled profile tables (others are skipped with that reason)
+TABLE_GPUS = ("h100_sxm", "h200_sxm", "a100_sxm")
+#: GPUs without FP4 tensor cores: an "nvfp4"/"fp4" label there can only mean a checkpoint served another way
+NO_FP4_GPUS = ("h100_sxm", "h200_sxm", "a100_sxm")
+#: models whose native checkpoint format is MXFP4 experts (served w4a16 on GPUs without FP4 tensor cores)
+MXFP4_NATIVE = ("gpt-oss-120b", "gpt-oss-20b")
+
+_QUANT = {"fp8": "fp8", "fp8_block": "fp8_block", "int4_wo": "int4_wo", "w4a16": "int4_wo",
+          "w4a16_mxfp4": "mxfp4", "mxfp4": "mxfp4", "nvfp4": "nvfp4", "bf16": "bf16", "float16": "fp16"}
+_WEIGHT_ONLY_4BIT = ("int4_wo", "mxfp4")
+
+
+# ---------------------------------------------------------------------------------------------- protocol
+@dataclass(frozen=True)
+class Protocol:
+    """How a silicon row's benchmark is replayed (see the module docstring)."""
+
+    requests_per_client: int = 10      #: genai-perf --request-count = 10 x concurrency
+    desync: bool = True                #: spread the clients' phases after the first (burst) wave
+    max_requests: int = 6000           #: cap on requests per row (only the largest concurrencies hit it)
+    min_requests_per_client: int = 4   #: never fewer than 4 x N requests, whatever the cap
+
+    def num_requests(self, concurrency: int) -> int:
+        n = concurrency * self.requests_per_client
+        return int(max(min(n, self.max_requests), concurrency * self.min_requests_per_client))
+
+
+#: per-engine scheduler settings of the replayed deployments (docs/validation.md, "Engine limits").
+#: Token budgets are the engines' defaults on 80-141 GB GPUs (vLLM V1 API server 8192; SGLang
+#: chunked_prefill_size 8192 and max_prefill_tokens 16384; TensorRT-LLM max_num_tokens 8192). The running-request
+#: caps are set at or above the benchmark's concurrency so the closed loop, not the cap, sets the batch; a fixed
+#: value (1024) lets every row of a deployment share one cached cost table.
+ENGINE_SCHEDULER = {
+    "vllm": {"max_num_batched_tokens": 8192, "max_num_seqs": 1024, "block_size": 16},
+    "sglang": {"max_num_batched_tokens": 8192, "chunked_prefill_size": 8192, "max_prefill_tokens": 16384,
+               "max_num_seqs": 1024, "block_size": 16},
+    "trtllm": {"max_num_batched_tokens": 8192, "max_num_tokens": 8192, "max_num_seqs": 1024, "block_size": 32},
+}
+DEFAULT_MAX_MODEL_LEN = 16384
+
+
+# ---------------------------------------------------------------------------------------------- reading
+def default_csv_path() -> Path | None:
+    """``silicon_sample.csv`` of the installed aiconfigurator-core, or None when it is not installed."""
+    try:
+        import aiconfigurator_core
+    except ImportError:
+        return None
+    p = Path(aiconfigurator_core.__file__).parent / "systems" / "silicon_sample.csv"
+    return p if p.exists() else None
+
+
+def read_silicon_csv(path: str | Path) -> pd.DataFrame:
+    """The silicon CSV with derived columns ``concurrency``, ``concurrency_source``, ``config_key`` and
+    ``config_id``. Raises InputError naming the file (and the column) when it is missing or malformed."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("silicon CSV not found", path=str(path),
+                         fix="pass --csv PATH, or install the public-data extra (pip install -e '.[public-data]')")
+    try:
+        df = pd.read_csv(path, dtype={"id": str, "backend_version": str})
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"not a readable CSV ({exc})", path=str(path)) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}", path=str(path), field=missing[0])
+    for c in OPTIONAL_COLUMNS:
+        if c not in df.columns:
+            df[c] = np.nan
+    if df["id"].duplicated().any():
+        dup = df.loc[df["id"].duplicated(), "id"].iloc[0]
+        raise InputError(f"duplicate id {dup!r}", path=str(path), field="id")
+    df["concurrency"], df["concurrency_source"] = zip(*(_concurrency(r) for r in df.to_dict("records"))) \
+        if len(df) else ([], [])
+    df["config_id"] = df["silicon_data_source"].astype(str).str.extract(r"config_id=(\d+)")[0]
+    df["config_key"] = [config_key(r) for r in df.to_dict("records")]
+    return df
+
+
+def _num(v) -> float | None:
+    """A positive number from a CSV cell, or None (empty, NaN, 0, not a number)."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) and x > 0 else None
+
+
+def _int(v) -> int | None:
+    x = _num(v)
+    return int(round(x)) if x is not None else None
+
+
+def _concurrency(row: dict) -> tuple[float, str]:
+    m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source", "")))
+    if m:
+        return float(m.group(1)), "silicon_concurrency"
+    if str(row.get("mode")) == "disagg":
+        b, w = _num(row.get("decode_batch_size")), _num(row.get("decode_num_workers"))
+        dp = _num(row.get("decode_attention_dp_size")) or 1.0
+        if b and w:
+            return b * w * dp, "decode_batch_size x decode_num_workers x decode_attention_dp"
+    else:
+        b = _num(row.get("batch_size"))
+        dp = _num(row.get("attention_dp_size")) or 1.0
+        if b:
+            return b * dp, "batch_size x attention_dp"
+    return math.nan, "unknown"
+
+
+def config_key(row: dict) -> str:
+    """The deployment a row measures, without its workload (isl, osl, concurrency) or engine version: two rows
+    with the same key are the same configuration. Calibration splits on this key, so one configuration never
+    sits on both sides."""
+    parts = [str(row.get(c, "")).strip().lower() for c in ("system", "backend", "model_path", "mode", "precision",
+                                                            "gemm_quant_mode", "moe_quant_mode")]
+    cols = AGG_PARALLEL if str(row.get("mode")) != "disagg" else DISAGG_PARALLEL
+    parts += [str(_int(row.get(c)) or 0) for c in cols if not c.endswith("batch_size")]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+def row_seed(row_id: str) -> int:
+    """The replay seed of a row: a stable hash of its id (independent of filtering and order)."""
+    return zlib.crc32(str(row_id).encode()) & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------------------------------------- scenarios
+@dataclass
+class Scenario:
+    """One row as a replay: ``deployment`` (a dict for deployment_from_dict) or a skip ``status``."""
+
+    row_id: str
+    status: str                          #: 'ok' or 'skipped:<reason>'
+    gpu: str = ""
+    engine: str = ""
+    mode: str = "agg"
+    isl: int = 0
+    osl: int = 0
+    concurrency: int = 0
+    num_requests: int = 0
+    seed: int = 0
+    deployment: dict | None = None
+    notes: list = field(default_factory=list)
+    protocol: Protocol = field(default_factory=Protocol)
+
+
+def _skip(scn: Scenario, reason: str) -> Scenario:
+    scn.status = f"skipped:{reason}"
+    scn.deployment = None
+    return scn
+
+
+def resolve_model(model_path: str):
+    """(ModelSpec, note) for a row's model_path, or raise FrontierError('unknown model ...')."""
+    from ..model_spec import load_model
+
+    ref = str(model_path).strip()
+    alias = MODEL_ALIASES.get(ref.lower())
+    try:
+        spec = load_model(alias or ref)
+    except FrontierError:
+        raise FrontierError(f"unknown model {ref}") from None
+    return spec, (f"model {ref} -> preset {spec.name}" if alias else "")
+
+
+def _quant(v) -> str | None:
+    s = str(v).strip().lower()
+    if s in ("", "nan", "none"):
+        return None
+    return _QUANT.get(s, s)
+
+
+def row_dtypes(row: dict, model, gpu: str) -> tuple[dict, list]:
+    """(dtype, moe_dtype, kv_dtype) for a row, and notes. Raises FrontierError for an unsupported format."""
+    notes = []
+    gemm, moe = _quant(row.get("gemm_quant_mode")), _quant(row.get("moe_quant_mode"))
+    precision = str(row.get("precision", "")).strip().lower()
+    if gemm is None and precision in ("bf16", "fp16", "nan", ""):
+        gemm = moe = None  # the checkpoint's own formats
+    if "nvfp4" in (gemm, moe) or precision == "fp4":
+        if gpu in NO_FP4_GPUS and model.name in MXFP4_NATIVE:
+            # gpt-oss ships MXFP4 experts; GPUs without FP4 tensor cores serve them weight-only (w4a16)
+            gemm, moe = None, "mxfp4"
+            notes.append("fp4 label on a GPU without FP4 tensor cores: the checkpoint's MXFP4 experts, w4a16")
+        else:
+            raise FrontierError(f"nvfp4 has no profile tables on {gpu}")
+    dense = model.dense_weight_dtype or model.weight_dtype
+    if gemm in _WEIGHT_ONLY_4BIT:
+        # 4-bit weight-only checkpoints (Kimi-K2.5 int4, gpt-oss mxfp4) quantize the routed experts only
+        notes.append(f"{gemm} applies to the routed experts; attention/dense GEMMs in bf16")
+        moe = moe or gemm
+        gemm = "bf16" if dense in _WEIGHT_ONLY_4BIT or model.is_moe else dense
+    dtype = gemm or (dense if dense not in _WEIGHT_ONLY_4BIT else "bf16")
+    moe_dtype = (moe or gemm or model.weight_dtype) if model.is_moe else dtype
+    # FP8 serving configs in these benchmarks use an FP8 KV cache (the KV-capacity-bound rows confirm it:
+    # docs/validation.md); everything else keeps the checkpoint's 16-bit KV
+    kv = "fp8" if precision == "fp8" or (gemm in ("fp8", "fp8_block") and precision in ("", "nan")) else "bf16"
+    return {"dtype": dtype, "moe_dtype": moe_dtype, "kv_dtype": kv}, notes
+
+
+def _parallel(row: dict, model, prefix: str = "") -> dict:
+    """The parallel section for one worker role (prefix '' for agg, 'prefill_'/'decode_' for disagg).
+    Raises FrontierError('inconsistent parallelism ...') when the row's degrees contradict each other."""
+    tp = _int(row.get(f"{prefix}tp_size")) or 1
+    pp = _int(row.get(f"{prefix}pp_size")) or 1
+    dp = _int(row.get(f"{prefix}attention_dp_size")) or 1
+    par = {"tp": tp, "pp": pp, "attention_dp": dp}
+    if model.is_moe:
+        ep = _int(row.get(f"{prefix}moe_ep_size"))
+        mtp = _int(row.get(f"{prefix}moe_tp_size"))
+        gpus = tp * dp
+        if ep is None and mtp is None:
+            ep, mtp = 1, gpus
+        elif ep is None:
+            ep = gpus // mtp if gpus % mtp == 0 else 0
+        elif mtp is None:
+            mtp = gpus // ep if gpus % ep == 0 else 0
+        if not ep or not mtp or ep * mtp != gpus:
+            raise FrontierError(f"inconsistent parallelism: moe_tp ({mtp}) x moe_ep ({ep}) != tp ({tp}) x "
+                                f"attention_dp ({dp}) = {gpus} (MoE layers run on the attention GPUs)")
+        par.update(ep=ep, moe_tp=mtp)
+    return par
+
+
+def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
+    s = dict(ENGINE_SCHEDULER[engine])
+    cap = max(s["max_num_seqs"], 1 << max(per_rank - 1, 0).bit_length())
+    s["max_num_seqs"] = cap
+    s["max_num_batched_tokens"] = max(s["max_num_batched_tokens"], cap)
+    if engine == "trtllm":
+        s["max_num_tokens"] = max(s["max_num_tokens"], cap)
+    s["max_model_len"] = max_model_len
+    s["enable_prefix_caching"] = False  # synthetic random prompts share no prefix
+    return s
+
+
+def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Protocol | None = None) -> Scenario:
+    """The replay scenario of one silicon row (pure). ``overheads``: {engine: {field: seconds}} (a calibration)."""
+    protocol = protocol or Protocol()
+    rid = str(row.get("id"))
+    gpu = str(row.get("system", "")).strip()
+    engine = str(row.get("backend", "")).strip().lower()
+    mode = str(row.get("mode", "agg")).strip().lower()
+    scn = Scenario(row_id=rid, status="ok", gpu=gpu, engine=engine, mode=mode, seed=row_seed(rid), protocol=protocol)
+    isl, osl = _int(row.get("isl")), _int(row.get("osl"))
+    conc = _num(row.get("concurrency"))
+    if conc is None:
+        conc, _ = _concurrency(row)
+        conc = _num(conc)
+    if not isl or not osl:
+        return _skip(scn, "missing isl/osl")
+    scn.isl, scn.osl = isl, osl
+    if conc is None:
+        return _skip(scn, "no concurrency (no silicon_concurrency and no batch sizes)")
+    scn.concurrency = int(round(conc))
+    scn.num_requests = protocol.num_requests(scn.concurrency)
+    if engine not in ENGINE_SCHEDULER:
+        return _skip(scn, f"unknown engine {engine}")
+    if mode not in ("agg", "disagg"):
+        return _skip(scn, f"unknown mode {mode}")
+    if gpu not in TABLE_GPUS:
+        return _skip(scn, f"no bundled profile tables for {gpu}")
+    try:
+        model, note = resolve_model(row.get("model_path"))
+    except FrontierError as exc:
+        return _skip(scn, str(exc))
+    if note:
+        scn.notes.append(note)
+    try:
+        dtypes, notes = row_dtypes(row, model, gpu)
+    except FrontierError as exc:
+        return _skip(scn, str(exc))
+    scn.notes += notes
+    need = isl + osl
+    if model.max_position_embeddings and need > model.max_position_embeddings:
+        return _skip(scn, f"isl+osl {need} exceeds the model's context {model.max_position_embeddings}")
+    max_len = max(DEFAULT_MAX_MODEL_LEN, -(-need // 1024) * 1024)
+    if model.max_position_embeddings:
+        max_len = min(max_len, int(model.max_position_embeddings))
+    base = {"model": model.name, "gpu": gpu, "engine": engine, **dtypes, "name": rid,
+            "routing": "power_law_1.01", "router": "least_outstanding"}
+    if overheads and engine in overheads:
+        base["overheads"] = dict(overheads[engine])
+    try:
+        if mode == "agg":
+            par = _parallel(row, model)
+            per_rank = -(-scn.concurrency // par["attention_dp"])
+            base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
+            scn.deployment = base
+        else:
+            scn.deployment = _pd_deployment(row, model, base, engine, max_len, scn.concurrency)
+    except FrontierError as exc:
+        return _skip(scn, str(exc))
+    return scn
+
+
+def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, concurrency: int) -> dict:
+    """The prefill/decode-disaggregated deployment of a disagg row: ``mode: pd`` with a prefill and a decode pool.
+    Whether deployment.py accepts it decides whether the row runs (until it does: skipped)."""
+    pools = {}
+    for side in ("prefill", "decode"):
+        par = _parallel(row, model, f"{side}_")
+        workers = _int(row.get(f"{side}_num_workers")) or 1
+        batch = _int(row.get(f"{side}_batch_size")) or 1
+        per_rank = batch if side == "decode" else max(batch, -(-concurrency // (workers * par["attention_dp"])))
+        pools[side] = {"replicas": workers, "parallel": par,
+                       "scheduler": _scheduler(engine, max(per_rank, 1), max_len)}
+    dep = {k: v for k, v in base.items() if k not in ("parallel", "scheduler")}
+    dep.update(mode="pd", prefill=pools["prefill"], decode=pools["decode"])
+    return dep
+
+
+# ---------------------------------------------------------------------------------------------- replay
+def benchmark_trace(isl: int, osl: int, concurrency: int, num_requests: int, *, seed: int, desync: bool = True):
+    """The closed-loop trace of one benchmark: ``concurrency`` clients, ``num_requests`` fixed-length requests.
+
+    With ``desync``, the first wave (one request per client) gets output lengths spread over 1..osl (stratified:
+    client i's phase is uniform in its own 1/N slot, slots shuffled), so that the clients continue at spread-out
+    phases after the burst."""
+    from ..traces import closed_loop
+
+    n = int(num_requests)
+    ins = np.full(n, int(isl), dtype=np.int64)
+    outs = np.full(n, int(osl), dtype=np.int64)
+    if desync and concurrency > 1:
+        rng = np.random.default_rng(seed)
+        k = min(concurrency, n)
+        u = (rng.permutation(k) + rng.random(k)) / k
+        outs[:k] = np.maximum(1, np.ceil(u * osl)).astype(np.int64)
+    return closed_loop((ins, outs), int(concurrency))
+
+
+def build_deployment(scn: Scenario):
+    """deployment_from_dict for a scenario; for vLLM, a max_model_len the KV cache cannot hold is lowered to
+    isl + osl (what a benchmark operator does for vLLM to start)."""
+    from ..deployment import deployment_from_dict
+
+    raw = scn.deployment
+    try:
+        return deployment_from_dict(raw, source=f"silicon row {scn.row_id}")
+    except InputError as exc:
+        if "more than the KV cache holds" not in str(exc):
+            raise
+        raw = _with_max_model_len(raw, scn.isl + scn.osl)
+        return deployment_from_dict(raw, source=f"silicon row {scn.row_id}")
+
+
+def _with_max_model_len(raw: dict, n: int) -> dict:
+    raw = dict(raw)
+    for key in ("scheduler",) if "scheduler" in raw else ():
+        raw[key] = {**raw[key], "max_model_len": n}
+    for side in ("prefill", "decode"):
+        if side in raw:
+            raw[side] = {**raw[side], "scheduler": {**raw[side]["scheduler"], "max_model_len": n}}
+    return raw
+
+
+def classify_error(exc: BaseException) -> str:
+    """The skip reason for an exception raised while building or replaying a scenario."""
+    msg = str(exc).split("\n")[0]
+    msg = re.sub(r"^silicon row [^:]*: ", "", msg)
+    if isinstance(exc, CoverageError):
+        return f"missing profile coverage: {msg}"
+    if "mode 'pd'" in msg or "mode 'pd' is not supported" in msg:
+        return "disaggregated mode not supported yet"
+    if "does not fit" in msg or "more than the KV cache holds" in msg:
+        return f"does not fit: {msg}"
+    if isinstance(exc, FrontierError):
+        return f"deployment rejected: {msg}"
+    return f"internal error {type(exc).__name__}: {msg}"
+
+
+def table_provenance(worker) -> str:
+    """Which bundled profile tables (engine and engine version, from the manifest) the worker's cost model uses:
+    ``family=engine/version`` joined by ``; ``."""
+    from ..cost.cache import needed_families
+
+    man = _manifest()
+    out = []
+    for fam in needed_families(worker):
+        for eng in (worker.engine, "any"):
+            e = man.get((worker.gpu, eng, fam))
+            if e is None:
+                continue
+            versions = sorted({_version_of(p) for p in e.get("source_files", [])} - {""})
+            out.append(f"{fam}={eng}/{'+'.join(versions) or '?'}")
+    return "; ".join(out)
+
+
+_MANIFEST_CACHE: dict | None = None
+
+
+def _manifest() -> dict:
+    global _MANIFEST_CACHE
+    if _MANIFEST_CACHE is None:
+        from ..profiles.manifest import read_manifest
+        from ..profiles.store import bundled_root
+
+        try:
+            tables = read_manifest(bundled_root()).get("tables", [])
+        except Exception:  # noqa: BLE001 - provenance is informative only
+            tables = []
+        _MANIFEST_CACHE = {(t["gpu"], t["engine"], t["family"]): t for t in tables}
+    return _MANIFEST_CACHE
+
+
+def _version_of(source_file: str) -> str:
+    """'data/h100_sxm/gemm/vllm/0.24.0/gemm_perf.parquet' -> 'vllm 0.24.0' style version folder."""
+    parts = Path(source_file).parts
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+RESULT_COLUMNS = ("status", "pred_ttft_ms", "pred_tpot_ms", "pred_median_ttft_ms", "pred_median_tpot_ms",
+                  "pred_completed", "pred_rejected", "pred_preemptions", "num_requests", "profile_tables",
+                  "kv_tokens_per_rank", "kv_load", "notes", "sim_wall_s", "build_wall_s")
+
+
+def run_scenario(scn: Scenario) -> dict:
+    """Replay one scenario; returns the RESULT_COLUMNS of its row (pure and seeded)."""
+    from ..deployment import build_replicas
+    from ..sim import simulate
+
+    out = {c: math.nan for c in RESULT_COLUMNS}
+    out.update(status=scn.status, num_requests=scn.num_requests, notes="; ".join(scn.notes), profile_tables="")
+    if scn.status != "ok":
+        return out
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # out-of-range notes of the operator models: counted in reports
+            dep = build_deployment(scn)
+            out["profile_tables"] = table_provenance(dep.worker)
+            kv = getattr(getattr(dep, "memory", None), "kv_tokens", None)
+            if kv:
+                per_rank = scn.concurrency / max(1, dep.worker.attention_dp * getattr(dep, "replicas", 1))
+                out["kv_tokens_per_rank"] = int(kv)
+                out["kv_load"] = per_rank * (scn.isl + scn.osl) / kv
+            replicas, _ = build_replicas(dep)
+            t1 = time.perf_counter()
+            trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
+                                    desync=scn.protocol.desync)
+            res = simulate(trace, replicas, router=dep.router, seed=scn.seed)
+    except Exception as exc:  # noqa: BLE001 - every row gets a status, bugs included (reported as such)
+        out["status"] = "skipped:" + classify_error(exc)
+        return out
+    t2 = time.perf_counter()
+    req = res.requests
+    ok = req["status"].to_numpy() == "ok"
+    n_first = min(scn.concurrency, len(req)) if scn.protocol.desync else 0
+    later = ok.copy()
+    later[:n_first] = False
+    out.update(pred_completed=int(ok.sum()), pred_rejected=int((~ok).sum()),
+               pred_preemptions=int(req["preemptions"].sum()), build_wall_s=t1 - t0, sim_wall_s=t2 - t1)
+    if not ok.any() or not later.any():
+        first = next((s for s in req["status"] if s != "ok"), "?")
+        out["status"] = f"skipped:all requests rejected ({first})"
+        return out
+    ttft = req["ttft_s"].to_numpy()[ok]
+    tpot = req["tpot_s"].to_numpy()[later]
+    tpot = tpot[np.isfinite(tpot)]
+    out["pred_ttft_ms"] = float(np.mean(ttft)) * 1e3
+    out["pred_median_ttft_ms"] = float(np.median(ttft)) * 1e3
+    out["pred_tpot_ms"] = float(np.mean(tpot)) * 1e3 if len(tpot) else math.nan
+    out["pred_median_tpot_ms"] = float(np.median(tpot)) * 1e3 if len(tpot) else math.nan
+    if (~ok).any():
+        out["notes"] = "; ".join(filter(None, [out["notes"], f"{int((~ok).sum())} requests rejected"]))
+    return out
+
+
+def with_protocol(scn: Scenario, protocol: Protocol) -> Scenario:
+    return replace(scn, protocol=protocol, num_requests=protocol.num_requests(scn.concurrency))
