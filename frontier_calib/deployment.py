@@ -37,8 +37,9 @@ from .model_spec import ModelSpec, load_model
 from .sim.config import SchedulerConfig
 
 TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replicas", "parallel", "scheduler",
-            "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description"}
-PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp"}
+            "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
+            "tbo"}
+PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
 CLUSTER_KEYS = {"gpus_per_node", "nodes"}
 ENGINES = ("vllm", "sglang", "trtllm")
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
@@ -198,15 +199,60 @@ def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, wh
     if tp > gpus_per_node:
         raise InputError(f"tp={tp} spans more than one node ({gpus_per_node} GPUs per node); tensor parallelism "
                          "across nodes is not modelled", path=src, field=f"{pw}.tp")
-    return {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp}
+    tbo = par.get("tbo", sec.get("tbo", False) if not where else False)
+    if not isinstance(tbo, bool):
+        raise InputError(f"must be true or false, got {tbo!r}", path=src, field=f"{pw}.tbo")
+    if tbo and ep < 2:
+        raise InputError("tbo (two-batch overlap) hides EP all-to-all: it needs ep > 1", path=src,
+                         field=f"{pw}.tbo")
+    return {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp, "tbo": tbo}
 
 
-def parse_routing(sec: dict, default: str, src: str, where: str = "") -> str:
-    routing = str(sec.get("routing", default))
-    if routing != "balanced" and not routing.startswith("power_law_"):
-        raise InputError(f"unknown routing '{routing}'", path=src, field=_f(where, "routing"),
-                         fix="use 'balanced' or 'power_law_<alpha>', e.g. power_law_1.2")
+def parse_routing(sec: dict, default, src: str, where: str = "", model: ModelSpec | None = None,
+                  base_dir: Path | None = None):
+    """The expert-load model: a name ('balanced' | 'power_law_<alpha>') or, for ``{histogram: [...]}`` /
+    ``{histogram_file: path}``, the validated per-expert loads as a tuple (see cost/moe_routing.py).
+    Pass the result through :func:`routing_fields` to build a WorkerSpec."""
+    from .cost.moe_routing import check_routing_name, load_histogram_file, validate_histogram
+
+    fw = _f(where, "routing")
+    value = sec.get("routing", default)
+    if isinstance(value, tuple):   # an inherited, already validated histogram
+        return value
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"histogram", "histogram_file"})
+        if unknown or len(value) != 1:
+            raise InputError("expected {histogram: [load per expert, ...]} or {histogram_file: path}",
+                             path=src, field=fw)
+        if model is None or not model.is_moe:
+            raise InputError("a routing histogram needs an MoE model", path=src, field=fw)
+        try:
+            if "histogram_file" in value:
+                hp = Path(str(value["histogram_file"]))
+                if base_dir is not None and not hp.is_absolute():
+                    hp = base_dir / hp
+                values = load_histogram_file(hp)
+            else:
+                values = value["histogram"]
+            return validate_histogram(values, model.num_experts)
+        except FrontierError as exc:
+            raise InputError(str(exc), path=src, field=fw) from None
+    routing = str(value)
+    try:
+        check_routing_name(routing)
+        if routing == "histogram":
+            raise FrontierError("give the loads as {histogram: [...]}")
+    except FrontierError:
+        raise InputError(f"unknown routing '{routing}'", path=src, field=fw,
+                         fix="use 'balanced', 'power_law_<alpha>' (e.g. power_law_1.2) or {histogram: [...]}") from None
     return routing
+
+
+def routing_fields(routing) -> dict:
+    """WorkerSpec keyword arguments for a :func:`parse_routing` result."""
+    if isinstance(routing, tuple):
+        return {"routing": "histogram", "expert_histogram": routing}
+    return {"routing": routing}
 
 
 def parse_overheads(sec: dict, engine: str, src: str, base_dir: Path | None, where: str = "",
@@ -229,8 +275,9 @@ def parse_overheads(sec: dict, engine: str, src: str, base_dir: Path | None, whe
         raise InputError(str(exc), path=src, field=_f(where, "overheads")) from None
 
 
-def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = ""):
-    """(SchedulerConfig, MemoryPlan, gpu_memory_utilization) of the ``scheduler`` mapping inside ``sec``."""
+def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", plan=None):
+    """(SchedulerConfig, MemoryPlan, gpu_memory_utilization) of the ``scheduler`` mapping inside ``sec``.
+    ``plan``: the memory planner (default :func:`~frontier_calib.cost.memory.plan_memory`)."""
     sw = _f(where, "scheduler")
     model, engine = worker.model, worker.engine
     sched_raw = dict(_section(sec, "scheduler", None, src, sw))
@@ -248,7 +295,7 @@ def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = ""):
     block_size = _int(sched_raw, "block_size", 16, src, sw)
     pw = _f(where, "parallel")
     try:
-        memory = plan_memory(worker, gpu_memory_utilization=util, block_size=block_size)
+        memory = (plan or plan_memory)(worker, gpu_memory_utilization=util, block_size=block_size)
     except FrontierError as exc:  # the model does not fit: more GPUs (parallel) is the usual fix
         raise InputError(str(exc), path=src, field=pw) from None
     try:
@@ -294,11 +341,16 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
         from .deployment_pd import pd_deployment_from_dict
 
         return pd_deployment_from_dict(raw, source=source, base_dir=base_dir)
+    if mode == "af":
+        from .deployment_af import af_deployment_from_dict
+
+        return af_deployment_from_dict(raw, source=source, base_dir=base_dir)
     unknown = sorted(set(raw) - TOP_KEYS)
     if unknown:
         raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=f"allowed: {sorted(TOP_KEYS)}")
     if mode != "colocated":
-        raise InputError(f"mode '{mode}' is not supported (use 'colocated' or 'pd')", path=src, field="mode")
+        raise InputError(f"mode '{mode}' is not supported (use 'colocated', 'pd' or 'af')", path=src,
+                         field="mode")
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
     dtypes = parse_dtypes(raw, model, src)
@@ -307,10 +359,10 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     nodes = parse_nodes(clu, src)
     par = parse_parallel(raw, model, gpus_per_node, src)
     replicas = _int(raw, "replicas", 1, src, None)
-    routing = parse_routing(raw, "power_law_1.01", src)
+    routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
     overheads = parse_overheads(raw, engine, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
-                        moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], routing=routing,
+                        moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
                         overheads=overheads, **par)
     if nodes is not None and replicas * worker.gpus > nodes * gpus_per_node:
         raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
@@ -341,6 +393,10 @@ def token_budget(sched: SchedulerConfig) -> int:
 def build_replicas(dep, *, progress: bool = False):
     """Simulator replicas for the deployment: replicas x attention_dp schedulers sharing one cost model.
     For a PD deployment: see :func:`frontier_calib.deployment_pd.build_pd_replicas`."""
+    if getattr(dep, "mode", "colocated") == "af":
+        from .deployment_af import build_af_replicas
+
+        return build_af_replicas(dep, progress=progress)
     if not isinstance(dep, Deployment):
         from .deployment_pd import build_pd_replicas
 

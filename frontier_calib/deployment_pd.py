@@ -36,7 +36,7 @@ from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (CLUSTER_KEYS, ENGINES, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
                          parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
-                         parse_scheduler, token_budget)
+                         parse_scheduler, routing_fields, token_budget)
 from .errors import InputError
 from .hardware import GPUSpec
 from .model_spec import ModelSpec
@@ -146,13 +146,13 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     engine = parse_engine(sec, shared["engine"], src, role)
     dtypes = parse_dtypes(sec, model, src, role, base=shared["dtypes"])
     par = parse_parallel(sec, model, gpus_per_node, src, role)
-    routing = parse_routing(sec, shared["routing"], src, role)
+    routing = parse_routing(sec, shared["routing"], src, role, model=model, base_dir=base_dir)
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
         overheads = shared["overheads"]
     else:
         overheads = parse_overheads(sec, engine, src, base_dir, role, base=_section(raw, "overheads", None, src))
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
-                        moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], routing=routing,
+                        moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
                         overheads=overheads, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     return Pool(role, workers, worker, sched, memory, util)
@@ -199,7 +199,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src),
-              "routing": parse_routing(raw, "power_law_1.01", src),
+              "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
               "overheads": parse_overheads(raw, engine, src, base_dir)}
     clu = _section(raw, "cluster", CLUSTER_KEYS, src)
     gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")

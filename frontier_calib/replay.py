@@ -38,13 +38,16 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
     replicas, cost = build_replicas(dep, progress=progress)
     from .sim import simulate
 
-    result = simulate(trace, replicas, router=dep.router, seed=seed, progress=progress, timeline=timeline)
+    result = simulate(trace, replicas, router=dep.router, seed=seed, progress=progress, timeline=timeline,
+                      ttft=getattr(dep, "ttft", "decode"))
     wall = time.perf_counter() - t0
     summary = dict(result.summary)
     summary.update({"deployment": str(deployment), "trace": str(trace_path), "seed": seed,
                     "model": dep.worker.model.name, "gpu": dep.worker.gpu, "engine": dep.worker.engine,
                     "num_gpus": dep.total_gpus, "kv_blocks_per_rank": dep.memory.kv_blocks,
                     "simulation_stats": result.stats, "wall_seconds": round(wall, 3)})
+    if hasattr(cost, "pipeline_stats"):   # AF: per-pool utilisation and pipeline bubbles (cost/af.py)
+        summary["af_pipeline"] = cost.pipeline_stats()
     # Write every file into a staging folder first and move them into `out` only when all were written,
     # so a failure (disk full, an unserialisable value) never leaves a partial result set behind.
     created = not out.exists()

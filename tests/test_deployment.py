@@ -93,6 +93,11 @@ def test_every_example_deployment_loads(path):
     dep = load_deployment(path)
     assert dep.name == path.stem
     assert dep.memory.kv_blocks > 0
+    if getattr(dep, "mode", "colocated") == "pd":   # prefill/decode pools: see tests/test_disagg_pd.py
+        for pool in (dep.prefill, dep.decode):
+            assert pool.scheduler.num_kv_blocks == pool.memory.kv_blocks > 0
+        assert dep.total_gpus == dep.prefill.gpus + dep.decode.gpus
+        return
     assert dep.total_gpus == dep.replicas * dep.worker.tp * dep.worker.attention_dp * dep.worker.pp
     assert dep.scheduler.policy == dep.worker.engine
     assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks

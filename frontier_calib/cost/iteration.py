@@ -27,9 +27,12 @@ import pandas as pd
 from ..errors import CoverageError
 from ..hardware import get_gpu
 from ..opmodel.registry import ModelSet
+from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec
 
 _MLA_PROJECTIONS = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "kv_b_proj", "o_proj"}
+#: GEMMs of the attention block; every other layer GEMM (router, shared experts, dense MLP) is FFN work
+_ATTENTION_GEMMS = _MLA_PROJECTIONS | {"qkv_proj", "w_uk_bmm", "w_uv_bmm"}
 
 
 def _fmt(dtype: str) -> str:
@@ -115,6 +118,7 @@ class IterationCostModel:
         n = np.arange(1, self.max_tokens + 1)
         # every table is made non-decreasing in each of its axes (see _monotone)
         t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
+             "ffn_ms": np.concatenate([[0.0], _monotone(self._last_ffn_ms, 0)]),
              "lm_head_ms": np.concatenate([[0.0], _monotone(self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16"), 0)])}
         self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
         t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
@@ -237,34 +241,54 @@ class IterationCostModel:
         w, m = self.worker, self.worker.model
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
+        ffn_total = np.zeros(len(n))
         for moe_layer, layers in ((False, m.num_dense_layers), (True, m.num_moe_layers)):
             if not layers:
                 continue
             per_layer = np.zeros(len(n))
+            ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
             for g in m.layer_gemms(w.tp, moe_layer=moe_layer):
                 if self._mla_module and g.name in _MLA_PROJECTIONS:
                     continue  # included in the MLA module tables
-                per_layer += self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
+                g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
+                per_layer += g_ms
+                if g.name not in _ATTENTION_GEMMS:
+                    ffn += g_ms
             if moe_layer:
-                per_layer += self._moe_ms(n)
-            per_layer += self._tp_allreduce_ms(n) * 2
+                moe = self._moe_ms(n)
+                per_layer += moe
+                ffn += moe
+            allreduce = self._tp_allreduce_ms(n)   # one after attention, one after the MLP/MoE
+            per_layer += allreduce * 2
+            ffn += allreduce
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
+            ffn_total += layers * ffn
         if w.pp > 1:
             act = n * m.hidden_size * 2
             total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
+        self._last_ffn_ms = ffn_total   # read by _build_tables (the AF split, cost/af.py)
         return total
 
     def _moe_ms(self, n: np.ndarray) -> np.ndarray:
+        """Routed experts (routing model: cost/moe_routing.py) + EP dispatch/combine, optionally overlapped (TBO)."""
+        w = self.worker
+        ms = self._moe_compute_ms(n)
+        if w.ep > 1 and w.attention_dp > 1:
+            comm = self._a2a_ms(n)
+            if w.tbo:
+                half = np.maximum((np.asarray(n) + 1) // 2, 1)
+                return tbo_ms(self._moe_compute_ms(half), self._a2a_ms(half), ms, comm)
+            ms = ms + comm
+        return ms
+
+    def _moe_compute_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
-        tokens = n * w.attention_dp
+        dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, np.asarray(n) * w.attention_dp)
         df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
-                           "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": w.routing})
-        ms = self.models.predict("moe", df)
-        if w.ep > 1 and w.attention_dp > 1:
-            ms = ms + self._a2a_ms(n)
-        return ms
+                           "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
+        return self.models.predict("moe", df)
 
     def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model

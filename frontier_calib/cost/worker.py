@@ -57,8 +57,10 @@ class WorkerSpec:
     ep: int = 1
     attention_dp: int = 1
     moe_tp: int = 1
-    routing: str = "power_law_1.01"  #: expert load: 'balanced' or 'power_law_<alpha>'
+    routing: str = "power_law_1.01"  #: expert load: 'balanced', 'power_law_<alpha>' or 'histogram'
     a2a_backend: str = "auto"        #: 'auto' (low-latency for small batches), 'deepep_normal', 'deepep_ll'
+    expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
+    tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
     overheads: Overheads = field(default_factory=Overheads)
 
     @property

@@ -231,7 +231,8 @@ class _Replay:
         end = rep.start_step(t, self.arrivals.peek_time())
         if end is not None:
             self.events.push(end, (rep.index, rep.version))
-        elif rep.sched.waiting and not rep.sched.sending:   # a prefill worker may wait for its KV to leave
+        elif rep.sched.waiting and not rep.sched.sending and not rep.sched.reserved:
+            # (a prefill worker may wait for KV to leave; a decode worker for blocks reserved for KV on its way)
             raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
 
 

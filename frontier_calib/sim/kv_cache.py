@@ -415,11 +415,12 @@ class KVCacheManager:
         """Assert the block counts add up. ``own_blocks``: request row -> blocks it holds on this replica."""
         assert self.clean >= 0 and self.evictable >= 0, (self.clean, self.evictable)
         units = list(self.units.values())
-        free = sum(e.cached - e.pin for e in self._free_entries())
+        free_entries = set(self._free_entries())
+        free = sum(e.cached - e.pin for e in free_entries)
         assert free == self.evictable, (free, self.evictable)
         assert all(e.cached >= e.pin >= 0 for e in units)
         assert all(e.pin == max(e.uses, default=0) for e in units)
-        assert all((e.cached - e.pin > 0) == (e in set(self._free_entries())) for e in units)
+        assert all((e.cached - e.pin > 0) == (e in free_entries) for e in units)
         pinned = sum(e.pin for e in units)
         own = 0
         for r, held in own_blocks.items():

@@ -72,16 +72,40 @@ _WEIGHT_ONLY_4BIT = ("int4_wo", "mxfp4")
 # ---------------------------------------------------------------------------------------------- protocol
 @dataclass(frozen=True)
 class Protocol:
-    """How a silicon row's benchmark is replayed (see the module docstring)."""
+    """How a silicon row's benchmark is replayed (see the module docstring).
+
+    The benchmark sends ``requests_per_client`` x N requests (R rounds). Replaying all of them is what costs
+    time (every output token is an event the replay records), so only ``simulated_rounds`` rounds are replayed
+    and the benchmark's mean is rebuilt from the three regimes a closed loop goes through: the first wave (the
+    burst, N requests), the steady rounds, and the last wave (the drain, N requests, during which the batch
+    empties). With R rounds the benchmark's mean TTFT weighs them 1/R, (R-2)/R and 1/R; its mean TPOT (first wave
+    excluded, see the module docstring) weighs steady and drain (R-2)/(R-1) and 1/(R-1). When
+    ``simulated_rounds >= requests_per_client`` every request is replayed and this is the plain mean.
+    """
 
     requests_per_client: int = 10      #: genai-perf --request-count = 10 x concurrency
+    simulated_rounds: int = 4          #: rounds actually replayed (>= 3: burst, steady, drain)
     desync: bool = True                #: spread the clients' phases after the first (burst) wave
-    max_requests: int = 6000           #: cap on requests per row (only the largest concurrencies hit it)
-    min_requests_per_client: int = 4   #: never fewer than 4 x N requests, whatever the cap
+
+    def __post_init__(self):
+        if self.requests_per_client < 1 or self.simulated_rounds < 3:
+            raise FrontierError("protocol: requests_per_client must be >= 1 and simulated_rounds >= 3")
+
+    @property
+    def rounds(self) -> int:
+        """Rounds replayed."""
+        return self.requests_per_client if self.requests_per_client <= 3 else min(self.simulated_rounds,
+                                                                                 self.requests_per_client)
 
     def num_requests(self, concurrency: int) -> int:
-        n = concurrency * self.requests_per_client
-        return int(max(min(n, self.max_requests), concurrency * self.min_requests_per_client))
+        return int(concurrency * self.rounds)
+
+    def weights(self) -> tuple[float, float, float]:
+        """Weights of (first wave, steady rounds, last wave) in the benchmark's mean TTFT."""
+        R = self.requests_per_client
+        if R < 3:
+            return (1.0, 0.0, 0.0) if R == 1 else (0.5, 0.0, 0.5)
+        return 1.0 / R, (R - 2) / R, 1.0 / R
 
 
 #: per-engine scheduler settings of the replayed deployments (docs/validation.md, "Engine limits").
@@ -505,25 +529,59 @@ def run_scenario(scn: Scenario) -> dict:
     t2 = time.perf_counter()
     req = res.requests
     ok = req["status"].to_numpy() == "ok"
-    n_first = min(scn.concurrency, len(req)) if scn.protocol.desync else 0
-    later = ok.copy()
-    later[:n_first] = False
     out.update(pred_completed=int(ok.sum()), pred_rejected=int((~ok).sum()),
                pred_preemptions=int(req["preemptions"].sum()), build_wall_s=t1 - t0, sim_wall_s=t2 - t1)
-    if not ok.any() or not later.any():
+    est = protocol_estimate(req, scn.concurrency, scn.protocol)
+    if est is None:
         first = next((s for s in req["status"] if s != "ok"), "?")
         out["status"] = f"skipped:all requests rejected ({first})"
         return out
-    ttft = req["ttft_s"].to_numpy()[ok]
-    tpot = req["tpot_s"].to_numpy()[later]
-    tpot = tpot[np.isfinite(tpot)]
-    out["pred_ttft_ms"] = float(np.mean(ttft)) * 1e3
-    out["pred_median_ttft_ms"] = float(np.median(ttft)) * 1e3
-    out["pred_tpot_ms"] = float(np.mean(tpot)) * 1e3 if len(tpot) else math.nan
-    out["pred_median_tpot_ms"] = float(np.median(tpot)) * 1e3 if len(tpot) else math.nan
+    out.update(est)
     if (~ok).any():
         out["notes"] = "; ".join(filter(None, [out["notes"], f"{int((~ok).sum())} requests rejected"]))
     return out
+
+
+def protocol_estimate(req: pd.DataFrame, concurrency: int, protocol: Protocol) -> dict | None:
+    """The benchmark's mean TTFT/TPOT (ms) from a replay's requests (row order = send order), and the medians
+    over the replayed requests. None when nothing usable completed."""
+    n = len(req)
+    N = min(int(concurrency), n)
+    ok = req["status"].to_numpy() == "ok"
+    ttft = req["ttft_s"].to_numpy(dtype=float)
+    tpot = req["tpot_s"].to_numpy(dtype=float)
+    idx = np.arange(n)
+    segs = {"first": idx < N, "drain": idx >= n - N, "steady": (idx >= N) & (idx < n - N)}
+    if protocol.rounds >= protocol.requests_per_client:  # every request replayed: the plain means
+        t_sel = ok
+        p_sel = ok & (idx >= (N if protocol.desync else 0)) & np.isfinite(tpot)
+        if not t_sel.any() or not p_sel.any():
+            return None
+        ttft_ms, tpot_ms = ttft[t_sel].mean() * 1e3, tpot[p_sel].mean() * 1e3
+    else:
+        w_first, w_steady, w_drain = protocol.weights()
+
+        def mean(values, seg):
+            sel = segs[seg] & ok & np.isfinite(values)
+            return values[sel].mean() if sel.any() else math.nan
+
+        parts = [(w_first, mean(ttft, "first")), (w_steady, mean(ttft, "steady")), (w_drain, mean(ttft, "drain"))]
+        ttft_ms = _weighted(parts) * 1e3
+        tpot_ms = _weighted([(w_steady, mean(tpot, "steady")), (w_drain, mean(tpot, "drain"))]
+                            + ([] if protocol.desync else [(w_first, mean(tpot, "first"))])) * 1e3
+        t_sel, p_sel = ok, ok & (idx >= N) & np.isfinite(tpot)
+        if not math.isfinite(ttft_ms) or not math.isfinite(tpot_ms):
+            return None
+    return {"pred_ttft_ms": float(ttft_ms), "pred_tpot_ms": float(tpot_ms),
+            "pred_median_ttft_ms": float(np.median(ttft[t_sel])) * 1e3 if t_sel.any() else math.nan,
+            "pred_median_tpot_ms": float(np.median(tpot[p_sel])) * 1e3 if p_sel.any() else math.nan}
+
+
+def _weighted(parts) -> float:
+    """Weighted mean of (weight, value) pairs, leaving out NaN values (their weight goes to the others)."""
+    good = [(w, v) for w, v in parts if w > 0 and math.isfinite(v)]
+    tw = sum(w for w, _ in good)
+    return sum(w * v for w, v in good) / tw if tw > 0 else math.nan
 
 
 def with_protocol(scn: Scenario, protocol: Protocol) -> Scenario:

@@ -117,11 +117,21 @@ class Scheduler:
         more KV than its capacity."""
         if len(self.running) + len(self.reserved) >= self.cfg.max_running:
             return False
-        kv, bs = self.reqs.computed[r], self.bs
+        R, bs = self.reqs, self.bs
+        kv = R.computed[r]
         nb = -(-kv // bs)
         plus = 1 if kv % bs == 0 else 0     # the first decode token opens a new block
-        dec_need = self.decode.step_blocks(self.s) if self.decode.n else 0
-        if nb + plus + self.reserve_extra + dec_need > self.cache.num_free:
+        # Conservative, so that a reservation never starves a running request: the new request's whole
+        # length, plus what the running and reserved requests may still grow by, must fit in the free blocks.
+        future = self.max_blocks(r)
+        for x in self.running:
+            future += self.max_blocks(x)
+        future -= self.decode.blocks(self.s) if self.decode.n else 0
+        for x in self.prefilling:
+            future -= R.held[x]
+        for x, held in self.reserved.items():
+            future += self.max_blocks(x) - held
+        if future > self.cache.num_free:
             return False
         self.cache.take(nb)
         self.reserved[r] = nb
