@@ -98,6 +98,10 @@ def test_every_example_deployment_loads(path):
             assert pool.scheduler.num_kv_blocks == pool.memory.kv_blocks > 0
         assert dep.total_gpus == dep.prefill.gpus + dep.decode.gpus
         return
+    if getattr(dep, "mode", "colocated") == "af":   # attention/FFN pools: see tests/test_moe_af.py
+        assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks
+        assert dep.total_gpus == dep.attention_gpus + dep.ffn_gpus
+        return
     assert dep.total_gpus == dep.replicas * dep.worker.tp * dep.worker.attention_dp * dep.worker.pp
     assert dep.scheduler.policy == dep.worker.engine
     assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks

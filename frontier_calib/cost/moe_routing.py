@@ -22,13 +22,14 @@ With EP all-to-all (dispatch + combine), the batch of n tokens is split into two
 one micro-batch communicates, the other computes. Per MoE layer, with c = expert compute of one micro-batch and
 x = its dispatch + combine time::
 
-    t = max(2·max(c, x) + min(c, x),  C(n),  X(n))
+    t = min(C(n) + X(n),  max(2·max(c, x) + min(c, x),  C(n),  X(n)))
 
-The first term is a two-job, two-stage pipeline (the first stage of the first micro-batch and the last stage
+The middle term is a two-job, two-stage pipeline (the first stage of the first micro-batch and the last stage
 of the second cannot be hidden); the floor keeps the layer never faster than doing all compute (C(n), unsplit)
 or all communication (X(n)) alone. Only the routed-expert part overlaps; attention, shared experts, norms and
-TP all-reduces are not split. When comm is small, t ≈ 2c + x(n/2) > C(n) + X(n) can happen (splitting a batch
-makes kernels less efficient): TBO is then a loss, as in practice.
+TP all-reduces are not split. For small batches the halves cost nearly as much as the whole (latency-bound
+kernels and all-to-all), so splitting would be a loss; engines then do not split (SGLang enables TBO above a
+token threshold), hence the outer ``min`` with the unsplit time C(n) + X(n).
 """
 
 from __future__ import annotations
@@ -119,5 +120,6 @@ def moe_query(routing: str, histogram, ep: int, tokens: np.ndarray) -> tuple[str
 def tbo_ms(compute_half, comm_half, compute_full, comm_full) -> np.ndarray:
     """MoE-layer time with two-batch overlap (see the module docstring); arrays of milliseconds."""
     c, x = np.asarray(compute_half, float), np.asarray(comm_half, float)
-    t = 2 * np.maximum(c, x) + np.minimum(c, x)
-    return np.maximum(t, np.maximum(np.asarray(compute_full, float), np.asarray(comm_full, float)))
+    cf, xf = np.asarray(compute_full, float), np.asarray(comm_full, float)
+    t = np.maximum(2 * np.maximum(c, x) + np.minimum(c, x), np.maximum(cf, xf))
+    return np.minimum(t, cf + xf)

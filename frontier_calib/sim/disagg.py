@@ -95,6 +95,8 @@ class KVTransfers:
         self.replay = replay
         n = replay.table.n
         self.pending = {rep.index: deque() for rep in replay.decoders}
+        for rep in replay.decoders:
+            rep.pending_kv = self.pending[rep.index]   # lets the replica end a fast-forward when one can start
         self.router = make_decode_router(decode_router, seed, self.pending)
         self.links: list[Link] = []
         by_name: dict = {}

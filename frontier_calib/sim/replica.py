@@ -72,6 +72,7 @@ class Replica:
         self.stretches = 0
         self.kv_transfer = spec.kv_transfer
         self.incoming = 0       # decode role: requests routed here whose KV has not arrived yet
+        self.pending_kv = None  # decode role: transfers queued here for KV blocks (a deque set by KVTransfers)
         self.busy_s = 0.0       # simulated seconds spent in steps
 
     @property
@@ -115,6 +116,8 @@ class Replica:
                 k_max = 1 + dec.steps_fitting(s + 1, free)
         if k_max > 1:
             k_max = min(k_max, sched.steady_steps(plan, k_max))
+        if k_max > 1 and self.pending_kv and sched.can_reserve_prefilled(self.pending_kv[0], after_step=True):
+            k_max = 1   # this step's admissions made room: the held-back transfer starts when it ends
         kv1 = plan.decode_kv_sum
         if k_max <= 1 or horizon <= now:
             ends = self._decode_ends(now, n, kv1, 1)

@@ -33,8 +33,8 @@ def error_stats(pred, meas) -> dict:
     ape = np.abs(ratio - 1.0)
     return {"n": int(good.sum()), "n_missing": n_missing, "mape": float(ape.mean()),
             "median_ape": float(np.median(ape)), "p90_ape": float(np.percentile(ape, 90)),
-            "bias": float(np.median(ratio) - 1.0), "within_10": float((ape <= 0.10).mean()),
-            "within_25": float((ape <= 0.25).mean())}
+            "bias": float(np.median(ratio) - 1.0), "within_10": float((ape <= 0.10 + 1e-12).mean()),
+            "within_25": float((ape <= 0.25 + 1e-12).mean())}
 
 
 def scored(rows: pd.DataFrame) -> pd.DataFrame:

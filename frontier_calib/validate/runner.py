@@ -14,6 +14,7 @@ import os
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 
 import pandas as pd
 
@@ -55,14 +56,16 @@ def _fit_pair(gpu: str, engine: str, families: list, groups: dict) -> str | None
 
 
 def _build_tables(scn: Scenario) -> str | None:
+    """Build (and cache) the cost table of a scenario's deployment; the skip reason when that fails."""
     from ..deployment import build_replicas
+    from .silicon import classify_error
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             build_replicas(build_deployment(scn))
-    except Exception as exc:  # noqa: BLE001 - the row itself reports it
-        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - becomes the rows' skip reason
+        return classify_error(exc)
     return None
 
 
@@ -83,16 +86,18 @@ def _shape_key(dep) -> tuple:
             max(s.max_num_seqs, s.max_batch_size or 0), s.max_model_len, dep.profiles)
 
 
-def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool = True,
-                        log=None) -> dict:
+def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool = True) -> dict:
     """Fit the operator models and build the cost tables the ok scenarios need (cached on disk).
-    Returns timing and counts."""
+
+    Returns timing and counts, and ``failed``: {scenario index: skip reason} for the scenarios whose cost model
+    cannot be built (e.g. missing profile coverage), so their rows are not retried one by one."""
     from ..cost.cache import needed_families, needed_groups
 
     t0 = time.perf_counter()
     pairs: dict = {}
     shapes: dict = {}
-    for scn in scenarios:
+    members: dict = {}
+    for i, scn in enumerate(scenarios):
         if scn.status != "ok":
             continue
         try:
@@ -106,39 +111,46 @@ def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool 
         fams.update(needed_families(w))
         for fam, g in needed_groups(w).items():
             grps.setdefault(fam, set()).update(g)
-        shapes.setdefault(_shape_key(dep), scn)
+        key = _shape_key(dep)
+        shapes.setdefault(key, scn)
+        members.setdefault(key, []).append(i)
     t1 = time.perf_counter()
     fit_tasks = [(g, e, sorted(f), {k: sorted(v) for k, v in gr.items() if k in f})
                  for (g, e), (f, gr) in sorted(pairs.items())]
     errors = _pool_map(_fit_pair, fit_tasks, jobs=jobs, progress=progress, desc="operator models", unit="gpu/engine")
     t2 = time.perf_counter()
-    errors += _pool_map(_build_tables, [(s,) for s in shapes.values()], jobs=jobs, progress=progress,
-                        desc="cost tables", unit="shape")
+    keys = list(shapes)
+    reasons = _pool_map(_build_tables, [(shapes[k],) for k in keys], jobs=jobs, progress=progress,
+                        desc="cost tables", unit="shape", ordered=True)
     t3 = time.perf_counter()
+    failed = {i: reason for k, reason in zip(keys, reasons) if reason for i in members[k]}
     return {"pairs": len(fit_tasks), "shapes": len(shapes), "plan_s": t1 - t0, "fit_s": t2 - t1,
-            "tables_s": t3 - t2, "errors": [e for e in errors if e]}
+            "tables_s": t3 - t2, "fit_errors": [e for e in errors if e],
+            "failed_shapes": sum(1 for r in reasons if r), "failed": failed}
 
 
-def _pool_map(fn, arg_list: list, *, jobs: int, progress: bool, desc: str, unit: str) -> list:
+def _pool_map(fn, arg_list: list, *, jobs: int, progress: bool, desc: str, unit: str,
+              ordered: bool = False) -> list:
+    """fn(*args) for each args, on a spawn pool when jobs > 1; results in completion order (or input order)."""
     if not arg_list:
         return []
     bar = _bar(len(arg_list), desc, unit, progress)
-    out = []
+    out: dict = {}
     if jobs <= 1 or len(arg_list) == 1:
-        for args in arg_list:
-            out.append(fn(*args))
+        for i, args in enumerate(arg_list):
+            out[i] = fn(*args)
             bar.update(1)
     else:
         import multiprocessing as mp
 
         with ProcessPoolExecutor(max_workers=min(jobs, len(arg_list)), mp_context=mp.get_context("spawn"),
                                  initializer=_init_worker) as ex:
-            futs = [ex.submit(fn, *args) for args in arg_list]
-            for f in as_completed(futs):
-                out.append(f.result())
+            futs = {ex.submit(fn, *args): i for i, args in enumerate(arg_list)}
+            for n, f in enumerate(as_completed(futs)):
+                out[futs[f] if ordered else n] = f.result()
                 bar.update(1)
     bar.close()
-    return out
+    return [out[i] for i in range(len(arg_list))]
 
 
 class _NoBar:
@@ -167,7 +179,11 @@ def run_silicon(df: pd.DataFrame, *, overheads: dict | None = None, protocol: Pr
     scenarios = [scenario_for_row(r, overheads=overheads, protocol=protocol) for r in records]
     stats = {"jobs": jobs, "rows": len(scenarios)}
     if prepare:
-        stats["prepare"] = prepare_cost_models(scenarios, jobs=jobs, progress=progress)
+        prep = prepare_cost_models(scenarios, jobs=jobs, progress=progress)
+        for i, reason in prep.pop("failed").items():   # known before the rows run: no retry per row
+            scenarios[i] = replace(scenarios[i], status=f"skipped:{reason}", notes=list(scenarios[i].notes))
+            scenarios[i].notes.append("cost model could not be built for this deployment")
+        stats["prepare"] = prep
     t1 = time.perf_counter()
     results = run_scenarios(scenarios, jobs=jobs, progress=progress)
     t2 = time.perf_counter()

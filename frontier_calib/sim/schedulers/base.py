@@ -115,29 +115,37 @@ class Scheduler:
         what earlier reservations still need at admission, and when ``max_running`` leaves room; otherwise the
         transfer is held back (backpressure). Reserved blocks count as used, so a decode worker never holds
         more KV than its capacity."""
+        if not self.can_reserve_prefilled(r):
+            return False
+        kv = self.reqs.computed[r]
+        nb = -(-kv // self.bs)
+        self.cache.take(nb)
+        self.reserved[r] = nb
+        self.reserve_extra += 1 if kv % self.bs == 0 else 0   # the first decode token opens a new block
+        self.reqs.held[r] = nb
+        return True
+
+    def can_reserve_prefilled(self, r: int, after_step: bool = False) -> bool:
+        """Whether :meth:`reserve_prefilled` would succeed now (no side effects); ``after_step``: at the end of the
+        decode step just scheduled (its blocks are allocated). Between step ends of decode-only steps the answer
+        does not change (free blocks shrink exactly as the running requests' future needs do)."""
         if len(self.running) + len(self.reserved) >= self.cfg.max_running:
             return False
-        R, bs = self.reqs, self.bs
-        kv = R.computed[r]
-        nb = -(-kv // bs)
-        plus = 1 if kv % bs == 0 else 0     # the first decode token opens a new block
+        R = self.reqs
         # Conservative, so that a reservation never starves a running request: the new request's whole
         # length, plus what the running and reserved requests may still grow by, must fit in the free blocks.
         future = self.max_blocks(r)
         for x in self.running:
             future += self.max_blocks(x)
-        future -= self.decode.blocks(self.s) if self.decode.n else 0
+        if self.decode.n:
+            future -= self.decode.blocks(self.s)
+            if after_step:
+                future -= self.decode.step_blocks(self.s)
         for x in self.prefilling:
             future -= R.held[x]
         for x, held in self.reserved.items():
             future += self.max_blocks(x) - held
-        if future > self.cache.num_free:
-            return False
-        self.cache.take(nb)
-        self.reserved[r] = nb
-        self.reserve_extra += plus
-        self.reqs.held[r] = nb
-        return True
+        return future <= self.cache.num_free
 
     def release_sent(self, r: int) -> None:
         """Prefill role: request ``r``'s KV has left for a decode worker; free (and keep cached) its blocks."""

@@ -1,0 +1,184 @@
+"""Replays through the real cost model: `validate trace` on a vLLM --save-detailed fixture, `validate silicon`
+end to end on the small CSV fixture, and `calibrate` (split by configuration, held-out error quoted).
+
+These share the session's fitted operator models (tests/conftest.py): the Llama deployments below use the same
+H100 / vLLM bf16 kernel tables as the Llama-2-7b replay tests. They are skipped when those tables are missing."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from frontier_calib.profiles import store
+
+FIXTURES = Path(__file__).parent / "fixtures" / "validate"
+REPO = Path(__file__).resolve().parents[1]
+TRACE = FIXTURES / "vllm_bench_detailed_c4.json"
+SMALL_CSV = FIXTURES / "silicon_small.csv"
+
+
+def _have_tables(gpu="h100_sxm", engine="vllm"):
+    root = store.bundled_root()
+    return all(store.table_path(root, gpu, engine, f) is not None
+               for f in ("gemm", "attention_prefill", "attention_decode"))
+
+
+pytestmark = pytest.mark.skipif(not _have_tables(), reason="bundled h100_sxm/vllm profile tables are missing")
+
+
+def _cli():
+    from frontier_calib.cli import _Group
+    from frontier_calib.validate.commands import calibrate_cmd, validate
+
+    return _Group("frontier-calib", commands={"validate": validate, "calibrate": calibrate_cmd})
+
+
+def test_validate_trace_on_vllm_fixture(tmp_path, frontier_cache):
+    import matplotlib.image as mpimg
+
+    out = tmp_path / "vt"
+    r = CliRunner().invoke(_cli(), ["validate", "trace", "-d", str(REPO / "deployments" / "llama2-7b-h100-vllm.yaml"),
+                                    "-t", str(TRACE), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["aggregate.csv", "cdf.png", "report.md", "requests.csv",
+                                                     "summary.json"]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["requests"] == 32 and s["replayed_ok"] == 32 and s["closed_loop_concurrency"] == 4
+    agg = s["aggregate"]
+    for m in ("ttft", "tpot", "itl", "e2el"):
+        for st in ("mean", "median", "p90", "p99"):
+            a = agg[f"{st}_{m}_ms"]
+            assert a["measured"] > 0 and a["predicted"] > 0
+    assert agg["mean_ttft_ms"]["measured"] == pytest.approx(json.loads(TRACE.read_text())["mean_ttft_ms"])
+    assert agg["duration_s"]["measured"] == pytest.approx(json.loads(TRACE.read_text())["duration"])
+    # the fixture is a plausible Llama-2-7b / H100 / vLLM run: the replay lands in the right range
+    assert 0.5 < agg["mean_tpot_ms"]["predicted"] / agg["mean_tpot_ms"]["measured"] < 2
+    per = pd.read_csv(out / "requests.csv")
+    assert len(per) == 32 and {"measured_ttft_ms", "pred_ttft_ms", "ttft_ratio"} <= set(per.columns)
+    assert mpimg.imread(out / "cdf.png").ndim == 3
+    assert "mean_ttft_ms" in r.output
+
+
+def test_validate_trace_without_measurements_is_an_error(tmp_path, frontier_cache):
+    plain = tmp_path / "plain.csv"
+    pd.DataFrame({"arrival_s": [0.0, 0.1], "input_tokens": [100, 200], "output_tokens": [10, 20]}).to_csv(plain,
+                                                                                                          index=False)
+    r = CliRunner().invoke(_cli(), ["validate", "trace", "-d", str(REPO / "deployments" / "llama2-7b-h100-vllm.yaml"),
+                                    "-t", str(plain), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "no measured per-request timings" in r.output and str(plain) in r.output
+
+
+@pytest.fixture(scope="module")
+def silicon_run(tmp_path_factory, frontier_cache):
+    out = tmp_path_factory.mktemp("vs")
+    r = CliRunner().invoke(_cli(), ["validate", "silicon", "--csv", str(SMALL_CSV), "--gpu", "h100_sxm",
+                                    "--gpu", "h200_sxm", "--gpu", "b200_sxm", "--jobs", "1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out, r.output
+
+
+def test_validate_silicon_end_to_end(silicon_run):
+    out, output = silicon_run
+    rows = pd.read_csv(out / "rows.csv")
+    assert len(rows) == 9 and rows["status"].notna().all()          # never silently dropped
+    st = dict(zip(rows["id"], rows["status"]))
+    assert st["llama8b_h100_vllm_tp1_512x64_c4"] == "ok"
+    assert st["llama8b_h100_vllm_tp1_512x64_c8"] == "ok"
+    assert st["glm5_h200_sglang_tp8_1024x1024_c8"] == "skipped:unknown model zhipuai/GLM-5"
+    assert st["llama70b_h100_vllm_bf16_tp1_c4"].startswith("skipped:does not fit")
+    assert st["dsr1_h200_trtllm_disagg_c64"].startswith("skipped:")
+    assert all(s == "ok" or s.startswith("skipped:") for s in st.values())
+    ok = rows[rows["status"] == "ok"]
+    llama = ok[ok["id"].str.startswith("llama8b")]
+    assert (llama["pred_ttft_ms"] > 0).all() and (llama["pred_tpot_ms"] > 0).all()
+    # 8 clients wait longer for their first token and decode slower than 4
+    a, b = llama.set_index("id").loc[["llama8b_h100_vllm_tp1_512x64_c4", "llama8b_h100_vllm_tp1_512x64_c8"]].itertuples()
+    assert b.pred_tpot_ms >= a.pred_tpot_ms
+    assert "vllm/" in str(llama["profile_tables"].iloc[0])
+    js = json.loads((out / "summary.json").read_text())
+    assert js["coverage"]["total"] == 9 and js["run"]["jobs"] == 1
+    assert "ok " in output and "report ->" in output
+
+
+def test_calibrate_split_and_held_out(tmp_path, frontier_cache):
+    """Four configurations of one small deployment family; calibrate fits vLLM's overheads on the training
+    configurations and quotes the held-out error; validate silicon --calibration uses the file."""
+    base = pd.read_csv(SMALL_CSV).iloc[:2]
+    rows = []
+    for k, (pp, dp) in enumerate([(1, 1), (2, 1), (1, 2), (2, 2)]):
+        for conc in (2, 4):
+            r = base.iloc[0].copy()
+            r["id"] = f"cfg{k}_c{conc}"
+            r["pp_size"], r["attention_dp_size"], r["batch_size"] = pp, dp, conc // dp
+            r["silicon_data_source"] = f"config_id={k}; silicon_concurrency={conc}"
+            r["isl"], r["osl"] = 256, 24
+            r["silicon_ttft_ms"], r["silicon_tpot_ms"] = 30.0 + 5 * conc, 7.0 + 0.2 * conc
+            rows.append(r)
+    csv = tmp_path / "cal.csv"
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    cal = tmp_path / "calib.yaml"
+    r = CliRunner().invoke(_cli(), ["calibrate", "--csv", str(csv), "--jobs", "1", "--max-rows", "2",
+                                    "--out", str(cal), "--report-dir", str(tmp_path / "calrep")])
+    assert r.exit_code == 0, r.output
+    doc = yaml.safe_load(cal.read_text())
+    assert set(doc["overheads"]) == {"vllm"} and set(doc["overheads"]["vllm"]) == {"step_s", "per_seq_s",
+                                                                                     "prefill_step_s"}
+    assert doc["provenance"]["held_out"]["after"]["ttft"]["n"] > 0
+    split = pd.read_csv(tmp_path / "calrep" / "split.csv")
+    assert split.groupby("config_key")["split"].nunique().max() == 1     # no configuration on both sides
+    assert set(split["split"]) == {"train", "held_out"}
+    md = (tmp_path / "calrep" / "report.md").read_text()
+    assert "held-out error is the one to quote" in md and "| held-out | calibrated |" in md
+    assert "held_out" in r.output and "after" in r.output
+
+    out = tmp_path / "vs"
+    r2 = CliRunner().invoke(_cli(), ["validate", "silicon", "--csv", str(csv), "--jobs", "1", "--calibration",
+                                     str(cal), "--out", str(out)])
+    assert r2.exit_code == 0, r2.output
+    again = pd.read_csv(out / "rows.csv", dtype={"id": str}).set_index("id")
+    calibrated = pd.read_csv(tmp_path / "calrep" / "rows_calibrated.csv", dtype={"id": str}).set_index("id")
+    assert np.allclose(again.loc[calibrated.index, "pred_ttft_ms"], calibrated["pred_ttft_ms"])  # pure, seeded
+
+
+def test_split_never_shares_a_configuration():
+    from frontier_calib.validate.calibrate import split_configs
+
+    rng = np.random.default_rng(0)
+    backend = rng.choice(["vllm", "sglang", "trtllm"], 300)
+    # a configuration key names one engine's deployment (config_key hashes the backend too)
+    df = pd.DataFrame({"backend": backend,
+                       "config_key": [f"{b}-k{i}" for b, i in zip(backend, rng.integers(0, 14, 300))]})
+    for seed in range(5):
+        train = split_configs(df, train_fraction=0.5, seed=seed)
+        sides = df.assign(train=train).groupby("config_key")["train"].nunique()
+        assert sides.max() == 1
+        for eng, g in df.assign(train=train).groupby("backend"):
+            assert g["train"].any() and (~g["train"]).any()
+    assert (split_configs(df, seed=1) == split_configs(df, seed=1)).all()
+    assert not (split_configs(df, seed=1) == split_configs(df, seed=2)).all()
+
+
+def test_deployment_calibration_key(tmp_path, frontier_cache):
+    from frontier_calib.cost.calibration import write_calibration
+    from frontier_calib.deployment import load_deployment
+
+    write_calibration(tmp_path / "c.yaml", {"vllm": {"step_s": 0.0007, "per_seq_s": 1e-6, "prefill_step_s": 0.0}},
+                      provenance={"note": "test"})
+    raw = yaml.safe_load((REPO / "deployments" / "llama2-7b-h100-vllm.yaml").read_text())
+    raw["calibration"] = "c.yaml"
+    raw["overheads"] = {"prefill_step_s": 0.002}
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    dep = load_deployment(tmp_path / "d.yaml")
+    ov = dep.worker.overheads
+    assert (ov.step_s, ov.per_seq_s, ov.prefill_step_s) == (0.0007, 1e-6, 0.002)   # explicit overheads win
+    raw["calibration"] = "missing.yaml"
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    from frontier_calib.errors import InputError
+    with pytest.raises(InputError, match="missing.yaml"):
+        load_deployment(tmp_path / "d.yaml")
+    assert math.isfinite(ov.step_s)

@@ -1,0 +1,183 @@
+"""Silicon rows -> scenarios -> statuses with reasons; the benchmark protocol; the CLI's errors."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from frontier_calib.errors import CoverageError, InputError
+from frontier_calib.validate import silicon as S
+
+FIXTURES = Path(__file__).parent / "fixtures" / "validate"
+SMALL_CSV = FIXTURES / "silicon_small.csv"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return S.read_silicon_csv(SMALL_CSV)
+
+
+def _scn(df, rid, **kw):
+    return S.scenario_for_row(df[df["id"] == rid].iloc[0].to_dict(), **kw)
+
+
+def test_read_derives_concurrency_and_config_key(small):
+    r = small.set_index("id")
+    assert r.loc["llama8b_h100_vllm_tp1_512x64_c8", "concurrency"] == 8
+    assert r.loc["llama8b_h100_vllm_tp1_512x64_c8", "concurrency_source"] == "silicon_concurrency"
+    # the same deployment at another concurrency is the same configuration
+    assert r.loc["llama8b_h100_vllm_tp1_512x64_c4", "config_key"] == r.loc["llama8b_h100_vllm_tp1_512x64_c8",
+                                                                         "config_key"]
+    assert r.loc["llama8b_h100_vllm_tp1_512x64_c4", "config_id"] == "11"
+    assert r["config_key"].nunique() == len(r) - 1
+
+
+def test_concurrency_fallbacks():
+    assert S._concurrency({"mode": "agg", "batch_size": 16, "attention_dp_size": 4,
+                           "silicon_data_source": "x"}) == (64.0, "batch_size x attention_dp")
+    c, how = S._concurrency({"mode": "disagg", "decode_batch_size": 32, "decode_num_workers": 2,
+                             "decode_attention_dp_size": 8, "silicon_data_source": ""})
+    assert c == 512 and how.startswith("decode_batch_size")
+
+
+def test_statuses_and_reasons(small):
+    want = {
+        "llama8b_h100_vllm_tp1_512x64_c4": "ok",
+        "glm5_h200_sglang_tp8_1024x1024_c8": "skipped:unknown model zhipuai/GLM-5",
+        "dsr1_h200_trtllm_nvfp4_c16": "skipped:nvfp4 has no profile tables on h200_sxm",
+        "llama8b_b200_trtllm_c4": "skipped:no bundled profile tables for b200_sxm",
+    }
+    for rid, status in want.items():
+        assert _scn(small, rid).status == status, rid
+    bad = _scn(small, "qwen235_h200_vllm_inconsistent_c8")
+    assert bad.status.startswith("skipped:inconsistent parallelism: moe_tp (2) x moe_ep (1) != tp (1)")
+
+
+def test_model_aliases_and_formats(small):
+    llama = _scn(small, "llama8b_h100_vllm_tp1_512x64_c4")
+    assert llama.deployment["model"] == "Meta-Llama-3.1-8B"
+    assert (llama.deployment["dtype"], llama.deployment["kv_dtype"]) == ("bf16", "bf16")
+    assert llama.num_requests == 4 * Protocol_default_rounds()
+    gpt = _scn(small, "gptoss_h100_vllm_fp4_c8")   # fp4 label on Hopper: the MXFP4 checkpoint, w4a16
+    assert gpt.status == "ok"
+    assert (gpt.deployment["dtype"], gpt.deployment["moe_dtype"]) == ("bf16", "mxfp4")
+    assert any("MXFP4" in n for n in gpt.notes)
+
+
+def Protocol_default_rounds():
+    return S.Protocol().rounds
+
+
+def test_engine_limits_do_not_cap_the_batch(small):
+    d = _scn(small, "llama8b_h100_vllm_tp1_512x64_c8").deployment
+    assert d["scheduler"]["max_num_seqs"] >= 8
+    assert d["scheduler"]["max_num_batched_tokens"] == 8192
+    row = small[small["id"] == "llama8b_h100_vllm_tp1_512x64_c8"].iloc[0].to_dict()
+    row.update(concurrency=3000, backend="trtllm")
+    d = S.scenario_for_row(row).deployment
+    assert d["scheduler"]["max_num_seqs"] >= 3000 and d["scheduler"]["max_num_tokens"] >= 3000
+
+
+def test_overheads_from_calibration_reach_the_deployment(small):
+    scn = _scn(small, "llama8b_h100_vllm_tp1_512x64_c4", overheads={"vllm": {"step_s": 0.0005}})
+    assert scn.deployment["overheads"] == {"step_s": 0.0005}
+    other = _scn(small, "llama8b_h100_vllm_tp1_512x64_c4", overheads={"sglang": {"step_s": 0.0005}})
+    assert "overheads" not in other.deployment
+
+
+def test_does_not_fit_and_disagg_reasons(small):
+    r70 = S.run_scenario(_scn(small, "llama70b_h100_vllm_bf16_tp1_c4"))
+    assert r70["status"].startswith("skipped:does not fit: ")
+    pd_row = S.run_scenario(_scn(small, "dsr1_h200_trtllm_disagg_c64"))
+    assert pd_row["status"].startswith("skipped:")
+    from frontier_calib import deployment
+    if "prefill" not in deployment.TOP_KEYS:   # until the PD deployment mode exists
+        assert pd_row["status"] == "skipped:disaggregated mode not supported yet"
+
+
+def test_classify_errors():
+    assert S.classify_error(CoverageError("no 'moe' rows for dtype=['fp8_block']")).startswith(
+        "missing profile coverage: no 'moe' rows")
+    assert S.classify_error(InputError("x does not fit on h100_sxm", path="silicon row r1", field="parallel")) \
+        .startswith("does not fit")
+    assert S.classify_error(RuntimeError("boom")) == "internal error RuntimeError: boom"
+
+
+def test_missing_coverage_is_a_skip_not_a_crash(small, monkeypatch):
+    import frontier_calib.deployment as dep_mod
+
+    def no_tables(dep, **kw):
+        raise CoverageError("no 'moe' rows for dtype=['fp8_block'] on gpu=h200_sxm engine=trtllm")
+
+    monkeypatch.setattr(dep_mod, "build_replicas", no_tables)
+    res = S.run_scenario(_scn(small, "llama8b_h100_vllm_tp1_512x64_c4"))
+    assert res["status"] == ("skipped:missing profile coverage: no 'moe' rows for dtype=['fp8_block'] on "
+                             "gpu=h200_sxm engine=trtllm")
+    assert math.isnan(res["pred_ttft_ms"])
+
+
+# ------------------------------------------------------------------------------------------- protocol
+def test_benchmark_trace_first_wave_is_spread_and_seeded():
+    t = S.benchmark_trace(1024, 256, 16, 64, seed=3)
+    out = t.requests["output_tokens"].to_numpy()
+    assert t.concurrency == 16 and len(out) == 64
+    assert (out[16:] == 256).all() and (t.requests["input_tokens"] == 1024).all()
+    first = np.sort(out[:16])
+    assert first.min() >= 1 and first.max() <= 256
+    assert len(np.unique(first)) >= 14                     # spread over 1..osl, one slot per client
+    assert (np.floor((first - 1) / 16) == np.arange(16)).sum() >= 12  # stratified: ~one per 1/N slot
+    again = S.benchmark_trace(1024, 256, 16, 64, seed=3)
+    assert (again.requests["output_tokens"].to_numpy() == out).all()
+    plain = S.benchmark_trace(1024, 256, 16, 64, seed=3, desync=False)
+    assert (plain.requests["output_tokens"] == 256).all()
+
+
+def test_protocol_estimate_weights_regimes():
+    p = S.Protocol(requests_per_client=10, simulated_rounds=3)
+    n, N = 12, 4
+    req = pd.DataFrame({"status": ["ok"] * n,
+                        "ttft_s": [1.0] * N + [0.1] * N + [0.2] * N,
+                        "tpot_s": [9.0] * N + [0.01] * N + [0.02] * N})
+    est = S.protocol_estimate(req, N, p)
+    assert est["pred_ttft_ms"] == pytest.approx((1.0 * 0.1 + 0.1 * 0.8 + 0.2 * 0.1) * 1e3)
+    assert est["pred_tpot_ms"] == pytest.approx((0.01 * 8 + 0.02) / 9 * 1e3)   # first wave excluded
+    full = S.Protocol(requests_per_client=3, simulated_rounds=3)           # every request replayed: plain mean
+    est = S.protocol_estimate(req, N, full)
+    assert est["pred_ttft_ms"] == pytest.approx(np.mean(req["ttft_s"]) * 1e3)
+    assert est["pred_tpot_ms"] == pytest.approx(np.mean(req["tpot_s"][N:]) * 1e3)
+
+
+def test_row_seed_is_stable():
+    assert S.row_seed("abc") == S.row_seed("abc") != S.row_seed("abd")
+
+
+# ------------------------------------------------------------------------------------------- CLI errors
+def _cli():
+    from frontier_calib.cli import _Group
+    from frontier_calib.validate.commands import calibrate_cmd, validate
+
+    return _Group("frontier-calib", commands={"validate": validate, "calibrate": calibrate_cmd})
+
+
+def test_cli_missing_csv_names_the_file(tmp_path):
+    missing = tmp_path / "nowhere" / "silicon.csv"
+    r = CliRunner().invoke(_cli(), ["validate", "silicon", "--csv", str(missing), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert str(missing) in r.output and "not found" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_csv_missing_column_names_it(tmp_path):
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(SMALL_CSV).drop(columns=["isl"]).to_csv(bad, index=False)
+    r = CliRunner().invoke(_cli(), ["validate", "silicon", "--csv", str(bad), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and str(bad) in r.output and "'isl'" in r.output
+
+
+def test_cli_empty_selection(tmp_path):
+    r = CliRunner().invoke(_cli(), ["validate", "silicon", "--csv", str(SMALL_CSV), "--gpu", "a100_sxm",
+                                    "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "no rows match" in r.output
