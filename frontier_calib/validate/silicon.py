@@ -15,8 +15,10 @@ The warm-up drains before profiling starts, so the profiled phase begins with al
 clients would stay synchronised in waves forever; real clients are not (timing jitter in the client, HTTP and
 tokenizer spreads them out). We model that by giving the first wave (N requests, one per client) output lengths
 spread evenly at random over 1..osl: their prompts still arrive as one burst at t = 0 (so their TTFT is the
-burst's), but the clients then continue at phases spread over one request duration. TTFT is the mean over all
-10N requests; TPOT the mean over the 9N requests after the first wave (whose output lengths were changed).
+burst's), but the clients then continue at phases spread over one request duration. TTFT is the benchmark's mean
+over all 10N requests; TPOT its mean over the 9N requests after the first wave (whose output lengths were
+changed). To save time only a few rounds are replayed and the 10-round means are rebuilt from the burst, steady
+and drain regimes (:class:`Protocol`).
 """
 
 from __future__ import annotations
