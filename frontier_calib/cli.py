@@ -33,8 +33,10 @@ def _register():
     from .profiling.commands import profile
     from .replay import demo, replay
     from .traces.commands import traces
+    from .validate.commands import calibrate_cmd as calibrate
+    from .validate.commands import validate
 
-    for cmd in (profiles, profile, fit, traces, replay, demo):
+    for cmd in (profiles, profile, fit, traces, replay, demo, validate, calibrate):
         main.add_command(cmd)
 
 

@@ -239,7 +239,7 @@ class ModelSpec:
 
     # ---- memory (bytes) ----------------------------------------------------------------------
     def weight_bytes_per_gpu(self, dtype: str | None = None, *, tp: int = 1, pp: int = 1, ep: int = 1,
-                             moe_tp: int | None = None) -> float:
+                             moe_tp: int | None = None, expert_dtype: str | None = None) -> float:
         """Weight bytes on the most loaded GPU.
 
         Attention and dense MLPs are sharded by ``tp``; routed experts by ``ep`` (whole experts) and
@@ -250,6 +250,8 @@ class ModelSpec:
         ``dtype`` overrides the format of the quantizable linear weights (attention, MLPs, experts);
         None uses the model's own (``weight_dtype`` / ``dense_weight_dtype``). Embeddings, lm_head,
         router and norms stay in bf16 unless ``dtype`` is itself an unquantized float (fp32/fp16/bf16).
+        ``expert_dtype`` overrides the routed experts' format on top of that (e.g. int4 experts with bf16
+        attention, as in Kimi-K2.5's checkpoint).
         """
         if dtype is not None:
             dtype = normalize_dtype(dtype, where="weight dtype")
@@ -259,6 +261,8 @@ class ModelSpec:
             expert_b = DTYPE_BYTES[self.weight_dtype]
             dense_b = DTYPE_BYTES[self.dense_weight_dtype or self.weight_dtype]
             other_b = DTYPE_BYTES[self.weight_dtype] if self.weight_dtype in ("fp32", "fp16") else 2.0
+        if expert_dtype is not None:
+            expert_b = DTYPE_BYTES[normalize_dtype(expert_dtype, where="expert weight dtype")]
         mtp = self._moe_tp(tp, ep, moe_tp)
         attn = self._attention_params() / tp * dense_b + 2 * self.hidden_size * other_b
         dense_layer = attn + self._dense_mlp_params() / tp * dense_b

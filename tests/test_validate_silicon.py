@@ -88,14 +88,27 @@ def test_overheads_from_calibration_reach_the_deployment(small):
     assert "overheads" not in other.deployment
 
 
-def test_does_not_fit_and_disagg_reasons(small):
+def test_does_not_fit(small):
     r70 = S.run_scenario(_scn(small, "llama70b_h100_vllm_bf16_tp1_c4"))
     assert r70["status"].startswith("skipped:does not fit: ")
-    pd_row = S.run_scenario(_scn(small, "dsr1_h200_trtllm_disagg_c64"))
-    assert pd_row["status"].startswith("skipped:")
-    from frontier_calib import deployment
-    if "prefill" not in deployment.TOP_KEYS:   # until the PD deployment mode exists
-        assert pd_row["status"] == "skipped:disaggregated mode not supported yet"
+
+
+def test_disagg_rows_become_pd_deployments(small):
+    scn = _scn(small, "llama8b_h100_vllm_disagg_1p1d_c8")
+    d = scn.deployment
+    assert scn.status == "ok" and d["mode"] == "pd" and d["ttft"] == "decode"
+    assert d["prefill"]["workers"] == 1 and d["decode"]["workers"] == 1
+    assert d["prefill"]["scheduler"]["max_num_seqs"] == 1            # the row's prefill batch
+    assert d["decode"]["scheduler"]["max_num_seqs"] >= 8
+    assert S.PD_LAYOUT_ASSUMED not in scn.notes
+    assert _scn(small, "dsr1_h200_trtllm_disagg_nocounts_c64").status == "skipped:" + S.PD_LAYOUT_MISSING
+    nocount = _scn(small, "dsr1_h200_trtllm_disagg_nocounts_c64", assume_pd_layout=True)
+    assert nocount.status == "ok" and S.PD_LAYOUT_ASSUMED in nocount.notes
+    assert nocount.deployment["decode"]["parallel"] == {"tp": 8, "pp": 1, "attention_dp": 1, "ep": 8, "moe_tp": 1}
+    from frontier_calib.deployment import deployment_from_dict
+
+    dep = deployment_from_dict(scn.deployment)                      # deployment.py accepts it
+    assert dep.mode == "pd" and dep.prefill.worker.model.name == "Meta-Llama-3.1-8B"
 
 
 def test_classify_errors():
@@ -181,3 +194,33 @@ def test_cli_empty_selection(tmp_path):
     r = CliRunner().invoke(_cli(), ["validate", "silicon", "--csv", str(SMALL_CSV), "--gpu", "a100_sxm",
                                     "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "no rows match" in r.output
+
+
+def test_calibration_file_round_trip_and_desync(small, tmp_path):
+    from frontier_calib.cost.calibration import read_calibration, write_calibration
+
+    p = write_calibration(tmp_path / "c.yaml", {"vllm": {"step_s": 0.001, "per_seq_s": 0.0, "prefill_step_s": 0.002}},
+                          benchmark_desync={"vllm": 0.25}, provenance={"held_out": {"ttft": {"mape": 0.3}}})
+    doc = read_calibration(p)
+    assert doc["overheads"]["vllm"]["prefill_step_s"] == 0.002 and doc["benchmark_desync"] == {"vllm": 0.25}
+    scn = _scn(small, "llama8b_h100_vllm_tp1_512x64_c8", overheads=doc["overheads"], desync=doc["benchmark_desync"])
+    assert scn.protocol.desync == 0.25 and scn.deployment["overheads"]["step_s"] == 0.001
+    t = S.benchmark_trace(512, 64, 8, 48, seed=1, desync=0.25)
+    first = t.requests["output_tokens"].to_numpy()[:8]
+    assert (first == 64).sum() >= 6                # 2 of 8 clients spread, the others stay in step
+    (tmp_path / "bad.yaml").write_text("overheads: {vllm: {step_s: -1}}\n")
+    with pytest.raises(InputError, match="bad.yaml"):
+        read_calibration(tmp_path / "bad.yaml")
+    (tmp_path / "bad2.yaml").write_text("overheads: {vllm: {step_s: 0.001}}\nbenchmark_desync: {vllm: 2}\n")
+    with pytest.raises(InputError, match="benchmark_desync.vllm"):
+        read_calibration(tmp_path / "bad2.yaml")
+
+
+def test_int4_experts_with_bf16_attention_fit():
+    """Kimi-K2.5 rows: int4 routed experts, bf16 attention (the memory plan counts the experts at 4 bits)."""
+    from frontier_calib.deployment import deployment_from_dict
+
+    dep = deployment_from_dict({"model": "Kimi-K2-Instruct", "gpu": "h200_sxm", "engine": "vllm", "dtype": "bf16",
+                                "moe_dtype": "int4_wo", "parallel": {"tp": 8, "moe_tp": 8, "ep": 1},
+                                "scheduler": {"max_model_len": 16384, "max_num_batched_tokens": 8192}})
+    assert 50 * 2**30 < dep.memory.weight_bytes < 80 * 2**30      # ~1T params: experts at 0.5 B, the rest bf16

@@ -8,6 +8,8 @@ and ``frontier-calib calibrate`` fits them per engine. The result is a small YAM
     overheads:                      # seconds per iteration, per engine (Overheads fields)
       vllm:   {step_s: 0.0018, per_seq_s: 4.0e-06, prefill_step_s: 0.0006}
       sglang: {step_s: 0.0012, per_seq_s: 3.0e-06, prefill_step_s: 0.0009}
+    benchmark_desync:               # optional, read by `validate silicon` only (not by deployments): share of
+      vllm: 1.0                     # closed-loop benchmark clients that drift out of step (docs/validation.md)
     provenance: {...}               # free-form: data, split, seed, errors (not read back)
 
 A deployment uses it with ``calibration: FILE`` (its explicit ``overheads:`` keys still win), and
@@ -59,8 +61,18 @@ def read_calibration(path: str | Path) -> dict:
         except FrontierError as exc:
             raise InputError(str(exc), path=str(path), field=f"overheads.{engine}") from None
         clean[engine] = {k: float(v) for k, v in fields_.items()}
+    desync = doc.get("benchmark_desync") or {}
+    if not isinstance(desync, dict):
+        raise InputError("expected a mapping {engine: share}", path=str(path), field="benchmark_desync")
+    for engine, v in desync.items():
+        if engine not in DEFAULT_OVERHEADS:
+            raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"benchmark_desync.{engine}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+            raise InputError(f"must be a number in [0, 1], got {v!r}", path=str(path),
+                             field=f"benchmark_desync.{engine}")
     out = dict(doc)
     out["overheads"] = clean
+    out["benchmark_desync"] = {e: float(v) for e, v in desync.items()}
     return out
 
 
@@ -70,13 +82,18 @@ def load_calibration(path: str | Path) -> dict[str, dict[str, float]]:
 
 
 def write_calibration(path: str | Path, overheads: dict[str, dict[str, float]], *,
-                      provenance: dict | None = None) -> Path:
+                      benchmark_desync: dict[str, float] | None = None, provenance: dict | None = None) -> Path:
     """Write a calibration file atomically (YAML, or JSON when ``path`` ends in .json)."""
     for engine, fields_ in overheads.items():  # validate before writing anything
         Overheads.for_engine(engine, **fields_)
+    for engine, v in (benchmark_desync or {}).items():
+        if engine not in DEFAULT_OVERHEADS or not 0 <= float(v) <= 1:
+            raise FrontierError(f"benchmark_desync: bad entry {engine!r}: {v!r}")
     doc = {"format": CALIBRATION_FORMAT,
-           "overheads": {e: {k: float(v) for k, v in f.items()} for e, f in sorted(overheads.items())},
-           "provenance": provenance or {}}
+           "overheads": {e: {k: float(v) for k, v in f.items()} for e, f in sorted(overheads.items())}}
+    if benchmark_desync:
+        doc["benchmark_desync"] = {e: float(v) for e, v in sorted(benchmark_desync.items())}
+    doc["provenance"] = provenance or {}
     path = Path(path)
     if path.suffix == ".json":
         text = json.dumps(_plain(doc), indent=2) + "\n"

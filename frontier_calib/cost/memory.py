@@ -35,7 +35,7 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
     # attention (and dense MLPs) are sharded by tp and replicated across attention-DP ranks;
     # routed experts are split by ep and moe_tp
     weights = m.weight_bytes_per_gpu(_weight_override(worker), tp=worker.tp, pp=worker.pp, ep=worker.ep,
-                                     moe_tp=worker.moe_tp)
+                                     moe_tp=worker.moe_tp, expert_dtype=_expert_override(worker))
     nccl = NCCL_BYTES.get(worker.moe_gpus, NCCL_BYTES_MANY)
     usable = spec.memory_bytes * gpu_memory_utilization
     reserved = RESERVED_BYTES + nccl
@@ -55,3 +55,16 @@ def _weight_override(worker: WorkerSpec):
     """The deployment's dtype overrides the checkpoint's only when it differs from it."""
     m = worker.model
     return None if worker.dtype == (m.dense_weight_dtype or m.weight_dtype) else worker.dtype
+
+
+def _expert_override(worker: WorkerSpec):
+    """The routed experts' format when the deployment sets one that the dense override would not give them
+    (``moe_dtype`` different from the checkpoint's experts, or any explicit dtype override): e.g. int4 experts with
+    bf16 attention. None keeps what ``_weight_override`` implies."""
+    m = worker.model
+    if not m.is_moe:
+        return None
+    if worker.moe_dtype == m.weight_dtype and _weight_override(worker) is None:
+        return None
+    return worker.moe_dtype
+

@@ -1,19 +1,23 @@
 """``frontier-calib calibrate``: fit the engine-level constants on a training split, score on held-out rows.
 
-What is fitted: per engine, the three :class:`~frontier_calib.cost.worker.Overheads` fields (seconds per
-iteration): ``step_s`` (every step: scheduler, launch, sync), ``per_seq_s`` (per sequence in the batch: input
-preparation, sampling, detokenization) and ``prefill_step_s`` (extra for a step that carries prefill: mixed
-batches do not run as one CUDA graph). Nothing else, and nothing per row.
+What is fitted, per engine and nothing per row: the three :class:`~frontier_calib.cost.worker.Overheads` fields
+(seconds per iteration): ``step_s`` (every step: scheduler, launch, sync), ``per_seq_s`` (per sequence in the
+batch: input preparation, sampling, detokenization) and ``prefill_step_s`` (extra for a step that carries prefill:
+mixed batches do not run as one CUDA graph); and the benchmark clients' desynchronisation share (``desync``,
+:class:`~frontier_calib.validate.silicon.Protocol`): how far the engine and its clients let closed-loop waves drift
+out of step (SGLang's prefill-first batching keeps them together, vLLM's chunked mixed batches let them drift).
 
 Protocol (docs/validation.md):
 
 1. **Split by configuration.** Rows are grouped by :func:`~frontier_calib.validate.silicon.config_key` (the
    deployment without its workload); within each engine, a seeded shuffle puts ``train_fraction`` of the
    configurations on the training side, the rest are held out. One configuration never sits on both sides.
-2. **Fit per engine on a training subsample** (``max_rows`` rows, spread over the training configurations). The
-   replay is not linear in the overheads (queueing), so the fit is Gauss-Newton-like: replay the subsample at the
-   current constants and at one small step of each constant (4 replays per row), fit the constants on that
-   linear surrogate with a bounded Nelder-Mead, and repeat once from the result. The loss is the mean over rows of
+2. **Fit per engine on a training subsample** (``max_rows`` rows, spread over the training configurations).
+   First the desync share on a grid (0, 0.25, ..., 1) at the default overheads. Then the overheads: the replay is
+   not linear in them (queueing), so the fit is Gauss-Newton-like: replay the subsample at the current constants
+   and at one small step of each constant (4 replays per row), fit the constants on that linear surrogate with a
+   bounded Nelder-Mead, and repeat once from the result. Then the desync grid again at the new overheads. Every
+   candidate is replayed and the best replayed point is kept. The loss is the mean over rows of
    ``min(|log(pred/measured)|, log 3)`` summed over TTFT and TPOT: symmetric in over/under-prediction, and a row
    that is off by more than 3x (a KV-capacity cliff, a measurement outlier) cannot pull the constants around.
 3. **Score.** Every selected row (both splits) is replayed with the default and with the fitted constants; the
@@ -130,67 +134,101 @@ def nelder_mead(f, x0, scale, bounds, *, iters: int = 200, tol: float = 1e-7):
     return pts[i], float(vals[i])
 
 
-def _scenarios(rows: list[dict], engine: str, theta: np.ndarray, protocol: Protocol) -> list[Scenario]:
+PHI_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def _scenarios(rows: list[dict], engine: str, theta: np.ndarray, phi: float, protocol: Protocol) -> list[Scenario]:
     ov = {engine: dict(zip(PARAMS, map(float, theta)))}
-    return [scenario_for_row(r, overheads=ov, protocol=protocol) for r in rows]
+    return [scenario_for_row(r, overheads=ov, protocol=protocol, desync={engine: phi}) for r in rows]
+
+
+class _Fitter:
+    """Replays of one engine's training subsample at given (overheads, desync); remembers the best point."""
+
+    def __init__(self, engine, train, protocol, jobs, progress):
+        self.engine, self.protocol, self.jobs, self.progress = engine, protocol, jobs, progress
+        self.rows = train.to_dict("records")
+        self.mt = train["silicon_ttft_ms"].to_numpy(float)
+        self.mp = train["silicon_tpot_ms"].to_numpy(float)
+        self.usable = np.ones(len(self.rows), bool)
+        self.best = None          # (loss, theta, phi)
+        self.evaluations = []
+
+    def replay(self, points: list[tuple[np.ndarray, float]], desc: str) -> np.ndarray:
+        """Predictions [len(points), n, 2] (ms); rows that fail at any point become unusable."""
+        from .runner import run_scenarios
+
+        n = len(self.rows)
+        scns = [s for th, phi in points for s in _scenarios(self.rows, self.engine, th, phi, self.protocol)]
+        res = run_scenarios(scns, jobs=self.jobs, progress=self.progress, desc=desc)
+        P = np.array([[r["pred_ttft_ms"], r["pred_tpot_ms"]] for r in res], float).reshape(len(points), n, 2)
+        ok = np.array([r["status"] == "ok" for r in res]).reshape(len(points), n).all(axis=0)
+        self.usable &= ok & np.isfinite(P).all(axis=(0, 2))
+        return P
+
+    def loss(self, P: np.ndarray) -> float:
+        u = self.usable
+        return float(_loss_terms(P[u, 0], P[u, 1], self.mt[u], self.mp[u]).mean()) if u.any() else math.inf
+
+    def note(self, theta, phi, P) -> float:
+        val = self.loss(P)
+        self.evaluations.append({"theta": dict(zip(PARAMS, map(float, theta))), "desync": float(phi), "loss": val})
+        if self.best is None or val < self.best[0]:
+            self.best = (val, np.array(theta, float), float(phi))
+        return val
+
+    def best_phi(self, theta, desc) -> float:
+        P = self.replay([(theta, phi) for phi in PHI_GRID], desc)
+        losses = [self.note(theta, phi, P[i]) for i, phi in enumerate(PHI_GRID)]
+        return PHI_GRID[int(np.argmin(losses))]
+
+    def overhead_round(self, theta, phi, desc) -> np.ndarray:
+        """One Gauss-Newton-like step: replay at theta and theta + one step of each constant, fit on the linear
+        surrogate (bounded Nelder-Mead), return the new constants."""
+        points = [(theta, phi)] + [(theta + np.eye(3)[k] * DELTAS[PARAMS[k]], phi) for k in range(3)]
+        P = self.replay(points, desc)
+        for (th, ph), Pk in zip(points, P):
+            self.note(th, ph, Pk)
+        u = self.usable
+        if not u.any():
+            return theta
+        base = P[0][u]
+        J = np.stack([(P[k + 1][u] - P[0][u]) / DELTAS[PARAMS[k]] for k in range(3)], axis=-1)  # [n, 2, 3]
+        mt, mp, th0 = self.mt[u], self.mp[u], np.array(theta, float)
+
+        def surrogate(th):
+            pred = np.maximum(base + J @ (th - th0), 1e-6)
+            return float(_loss_terms(pred[:, 0], pred[:, 1], mt, mp).mean())
+
+        new, _ = nelder_mead(surrogate, th0, np.array([DELTAS[p] for p in PARAMS]), [BOUNDS[p] for p in PARAMS])
+        return new
 
 
 def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: int, progress: bool,
                rounds: int = 2, log=print) -> dict:
-    """Fit the engine's three overheads on ``train`` rows (read_silicon_csv frame); returns the fit record."""
-    from .runner import run_scenarios
-
-    rows = train.to_dict("records")
-    meas_ttft = train["silicon_ttft_ms"].to_numpy(float)
-    meas_tpot = train["silicon_tpot_ms"].to_numpy(float)
+    """Fit the engine's client desynchronisation share (a grid) and its three overheads (Gauss-Newton-like rounds
+    on a linear surrogate) on ``train`` rows; returns the fit record. Every candidate is replayed; the best replayed
+    point wins, so the result is never worse on the training subsample than the defaults."""
+    f = _Fitter(engine, train, protocol, jobs, progress)
     theta = np.array([DEFAULT_OVERHEADS[engine][p] for p in PARAMS], float)
-    history = []
-    usable = np.ones(len(rows), bool)
+    default_phi = float(protocol.desync)
+    phi = f.best_phi(theta, f"calibrate {engine}: desync grid")
+    default_loss = next((e["loss"] for e in f.evaluations if e["desync"] == default_phi), math.nan)
+    log(f"calibrate {engine}: desync {phi:.2f} (loss {f.best[0]:.4f}; defaults {default_loss:.4f})")
     for it in range(rounds):
-        points = [theta] + [theta + np.eye(3)[k] * DELTAS[PARAMS[k]] for k in range(3)]
-        scns = [s for th in points for s in _scenarios(rows, engine, th, protocol)]
-        res = run_scenarios(scns, jobs=jobs, progress=progress, desc=f"calibrate {engine} (round {it + 1})")
-        n = len(rows)
-        P = np.array([[r["pred_ttft_ms"], r["pred_tpot_ms"]] for r in res], float).reshape(4, n, 2)
-        ok = np.array([r["status"] == "ok" for r in res]).reshape(4, n).all(axis=0)
-        usable &= ok & np.isfinite(P).all(axis=(0, 2))
-        base = P[0]
-        J = np.stack([(P[k + 1] - P[0]) / DELTAS[PARAMS[k]] for k in range(3)], axis=-1)  # [n, 2, 3]
-        loss0 = float(_loss_terms(base[usable, 0], base[usable, 1], meas_ttft[usable], meas_tpot[usable]).mean())
-        history.append({"round": it + 1, "theta": dict(zip(PARAMS, map(float, theta))), "loss": loss0,
-                        "rows": int(usable.sum())})
-        if not usable.any():
-            break
-        b, Ju = base[usable], J[usable]
-        mt, mp = meas_ttft[usable], meas_tpot[usable]
-        th0 = theta.copy()
-
-        def surrogate(th):
-            d = th - th0
-            pred = b + Ju @ d
-            pred = np.maximum(pred, 1e-6)
-            return float(_loss_terms(pred[:, 0], pred[:, 1], mt, mp).mean())
-
-        scale = np.array([DELTAS[p] for p in PARAMS])
-        theta, sloss = nelder_mead(surrogate, th0, scale, [BOUNDS[p] for p in PARAMS])
-        history[-1]["surrogate_loss_at_fit"] = sloss
-        log(f"calibrate {engine}: round {it + 1}: loss {loss0:.4f} at {_fmt(th0)} -> surrogate {sloss:.4f} at "
-            f"{_fmt(theta)} ({int(usable.sum())} rows)")
-    # the fitted constants are checked with a real replay of the subsample
-    res = run_scenarios(_scenarios(rows, engine, theta, protocol), jobs=jobs, progress=progress,
-                        desc=f"calibrate {engine} (check)")
-    P = np.array([[r["pred_ttft_ms"], r["pred_tpot_ms"]] for r in res], float)
-    ok = np.array([r["status"] == "ok" for r in res]) & np.isfinite(P).all(axis=1) & usable
-    final = float(_loss_terms(P[ok, 0], P[ok, 1], meas_ttft[ok], meas_tpot[ok]).mean()) if ok.any() else math.nan
-    best = theta
-    if history and math.isfinite(final) and final > min(h["loss"] for h in history):
-        # the surrogate misled us: keep the best replayed point
-        best_h = min(history, key=lambda h: h["loss"])
-        best = np.array([best_h["theta"][p] for p in PARAMS])
-        final = best_h["loss"]
-    return {"engine": engine, "overheads": dict(zip(PARAMS, map(float, best))), "loss": final,
-            "default_loss": history[0]["loss"] if history else math.nan, "rows": int(usable.sum()),
-            "history": history}
+        theta = f.overhead_round(theta, phi, f"calibrate {engine}: overheads {it + 1}/{rounds}")
+        log(f"calibrate {engine}: round {it + 1}: surrogate optimum {_fmt(theta)}")
+    phi2 = f.best_phi(theta, f"calibrate {engine}: desync grid (again)")
+    if phi2 != phi:
+        phi = phi2
+        theta = f.overhead_round(theta, phi, f"calibrate {engine}: overheads (desync {phi:.2f})")
+    P = f.replay([(theta, phi)], f"calibrate {engine}: check")
+    f.note(theta, phi, P[0])
+    loss, best_theta, best_phi = f.best
+    log(f"calibrate {engine}: best replayed point: desync {best_phi:.2f}, {_fmt(best_theta)}, loss {loss:.4f} "
+        f"(defaults {default_loss:.4f}; {int(f.usable.sum())} rows)")
+    return {"engine": engine, "overheads": dict(zip(PARAMS, map(float, best_theta))), "desync": best_phi,
+            "loss": loss, "default_loss": default_loss, "rows": int(f.usable.sum()), "history": f.evaluations}
 
 
 def _fmt(theta) -> str:
@@ -233,11 +271,12 @@ def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, m
         sub = subsample(tr, max_rows, seed)
         fits[engine] = fit_engine(engine, sub, protocol=protocol, jobs=jobs, progress=progress, log=log)
     overheads = {e: f["overheads"] for e, f in fits.items()}
-    cal_rows, _ = run_silicon(df, overheads=overheads, jobs=jobs, progress=progress, protocol=protocol,
-                              prepare=False)
+    desync = {e: f["desync"] for e, f in fits.items()}
+    cal_rows, _ = run_silicon(df, overheads=overheads, desync=desync, jobs=jobs, progress=progress,
+                              protocol=protocol, prepare=False)
     split = pd.DataFrame({"id": df["id"], "config_key": df["config_key"], "backend": df["backend"],
                           "split": np.where(train_mask, "train", "held_out")})
-    return {"overheads": overheads, "fits": fits, "split": split, "train_mask": train_mask,
+    return {"overheads": overheads, "desync": desync, "fits": fits, "split": split, "train_mask": train_mask,
             "baseline_rows": base_rows, "calibrated_rows": cal_rows,
             "errors": side_by_side(base_rows, cal_rows, train_mask),
             "seconds": time.perf_counter() - t0, "train_fraction": train_fraction, "seed": seed,

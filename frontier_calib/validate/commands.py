@@ -59,10 +59,11 @@ def _csv_meta(path: Path, df_all) -> dict:
     return meta
 
 
-PROTOCOL_TEXT = ("closed loop, N clients all sending at t=0 (genai-perf's profiling phase after its drained "
-                 "warm-up), {rpc} x N fixed-length requests (EOS ignored), first-wave output lengths spread over "
-                 "1..osl to desynchronise the clients; TTFT = mean over all requests, TPOT = mean after the first "
-                 "wave (docs/validation.md).")
+PROTOCOL_TEXT = ("closed loop, N clients all sending at t=0 (the benchmark's profiling phase after its drained "
+                 "warm-up), {rpc} x N fixed-length requests (EOS ignored); the first-wave output lengths of a share "
+                 "of the clients (desync, per engine) are spread over 1..osl so that they drift out of step; TTFT = "
+                 "mean over all requests, TPOT = mean after the first wave, rebuilt from {rounds} replayed rounds "
+                 "(docs/validation.md).")
 
 _common = [
     click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -97,17 +98,21 @@ def validate():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-silicon"),
               show_default=True)
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Calibration file from `frontier-calib calibrate` (engine overheads).")
-def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, calibration):
+              help="Calibration file from `frontier-calib calibrate` (engine overheads, client desync).")
+@click.option("--assume-pd-layout", is_flag=True,
+              help="Replay disagg rows without worker counts as 1 prefill + 1 decode worker (else skipped).")
+def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, calibration,
+                assume_pd_layout):
     """Replay every selected row of the silicon benchmarks; write rows.csv, summary.json, report.md and plots."""
-    from ..cost.calibration import load_calibration
+    from ..cost.calibration import read_calibration
     from .metrics import pct
     from .report import write_silicon_report
     from .runner import default_jobs, run_silicon
     from .silicon import Protocol
 
     t0 = time.perf_counter()
-    overheads = load_calibration(calibration) if calibration else None
+    cal = read_calibration(calibration) if calibration else {}
+    overheads, desync = cal.get("overheads"), cal.get("benchmark_desync")
     df_all, path = _load_csv(csv_path)
     df, selection = _select(df_all, gpus, engines, mode, model, limit)
     if df.empty:
@@ -115,12 +120,14 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
     jobs = jobs or default_jobs()
     protocol = Protocol(requests_per_client=requests_per_client)
     click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
-    rows, stats = run_silicon(df, overheads=overheads, protocol=protocol, jobs=jobs, progress=True)
+    rows, stats = run_silicon(df, overheads=overheads, desync=desync, protocol=protocol, jobs=jobs, progress=True,
+                              assume_pd_layout=assume_pd_layout)
     stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "fit_s", "tables_s"))
     stats["total_s"] = time.perf_counter() - t0
     meta = {**_csv_meta(path, df_all), "selection": selection, "command": _command_line(),
             "calibration": str(calibration) if calibration else None, "overheads": overheads,
-            "protocol": vars(protocol), "protocol_text": PROTOCOL_TEXT.format(rpc=requests_per_client), "run": stats}
+            "benchmark_desync": desync or {"all engines": protocol.desync}, "assume_pd_layout": assume_pd_layout,
+            "protocol": vars(protocol), "protocol_text": PROTOCOL_TEXT.format(rpc=requests_per_client, rounds=protocol.rounds), "run": stats}
     summary = write_silicon_report(rows, out, meta=meta)
     cov, o = summary["coverage"], summary["overall"]
     click.echo(f"ok {cov['ok']}/{cov['total']} rows; TTFT MAPE {pct(o['ttft']['mape'])} (median "
@@ -213,7 +220,7 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
                   "fit_rows_per_engine": {e: f["rows"] for e, f in res["fits"].items()},
                   "held_out": {"before": brief(errs["held_out"]["before"]), "after": brief(errs["held_out"]["after"])},
                   "train": {"before": brief(errs["train"]["before"]), "after": brief(errs["train"]["after"])}}
-    write_calibration(out, res["overheads"], provenance=provenance)
+    write_calibration(out, res["overheads"], benchmark_desync=res["desync"], provenance=provenance)
     report_dir = report_dir or Path(out).with_suffix("")
     write_calibration_report(res, report_dir, meta={**provenance, "seconds": time.perf_counter() - t0})
     from .metrics import pct

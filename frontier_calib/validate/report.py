@@ -84,16 +84,16 @@ def why(row: pd.Series, rows: pd.DataFrame, metric: str) -> str:
     hints = []
     load = row.get("kv_load", math.nan)
     if isinstance(load, float) and math.isfinite(load) and load > 0.6:
-        hints.append(f"near/over KV capacity (working set {load:.2f}x of the KV cache: queueing and preemption "
-                     "make TTFT hypersensitive to the exact KV size)")
+        hints.append(f"near/over KV capacity (full-length working set {load:.2f}x the KV cache: queueing and "
+                     "preemption make the latencies hypersensitive to the exact KV size)")
     if row.get("pred_preemptions", 0) and row.get("pred_preemptions", 0) > 0:
         hints.append(f"{int(row['pred_preemptions'])} preemptions in the replay")
     sib = _sibling_note(row, rows, metric)
     if sib:
         hints.append(sib)
-    if metric == "tpot" and str(row.get("backend")) == "trtllm":
-        hints.append("TensorRT-LLM decode steps are over-predicted overall (kernel tables + uncalibrated "
-                     "overheads)") if row.get("tpot_ratio", 1) > 1 else None
+    if metric == "tpot" and row.get("tpot_ratio", 1) > 2 and "moe=" in str(row.get("profile_tables", "")):
+        hints.append("MoE decode cost: check the moe operator model's coverage of this expert shape/format "
+                     "(out-of-table shapes are extrapolated)")
     if "notes" in row and isinstance(row["notes"], str) and row["notes"]:
         hints.append(row["notes"])
     return "; ".join(h for h in hints if h) or "–"
@@ -133,7 +133,8 @@ def silicon_markdown(rows: pd.DataFrame, summary: dict) -> str:
     L += [f"Source: `{summary.get('csv', '?')}` ({summary.get('csv_rows', '?')} rows in the file, "
           f"{cov['total']} selected: {summary.get('selection', '')}).",
           f"Command: `{summary.get('command', '')}`",
-          f"Calibration: {summary.get('calibration') or 'none (engine default overheads)'}.",
+          f"Calibration: {summary.get('calibration') or 'none (engine default overheads)'}; "
+          f"benchmark desync: {summary.get('benchmark_desync')}.",
           f"Protocol: {summary.get('protocol_text', '')}", ""]
     L += ["## Coverage", "",
           f"**{cov['ok']} of {cov['total']} rows replayed ({pct(cov['ok_share'])})**; every other row has a reason:",
@@ -280,7 +281,7 @@ def write_calibration_report(res: dict, out: Path, *, meta: dict) -> dict:
     """split.csv, rows_baseline.csv, rows_calibrated.csv, summary.json, report.md and the plots of the
     calibrated held-out rows, written as one set."""
     errs = res["errors"]
-    summary = {**meta, "overheads": res["overheads"],
+    summary = {**meta, "overheads": res["overheads"], "benchmark_desync": res.get("desync", {}),
                "fits": {e: {k: v for k, v in f.items()} for e, f in res["fits"].items()},
                "errors": errs, "coverage_baseline": coverage(res["baseline_rows"]),
                "coverage_calibrated": coverage(res["calibrated_rows"])}
@@ -304,14 +305,16 @@ def calibration_markdown(res: dict, meta: dict) -> str:
          f"seed {res['seed']}, {res['train_fraction']:.0%} of each engine's configurations for training "
          f"({meta['split']['train_configs']} training / {meta['split']['held_out_configs']} held-out configurations). "
          f"Fitted on up to {res['max_rows']} training rows per engine; **the held-out error is the one to quote**.", "",
-         "## Fitted constants (seconds per iteration)", "",
-         "| engine | step_s | per_seq_s | prefill_step_s | default (step / per_seq / prefill) | fit rows | loss before → after |",
-         "|---|---|---|---|---|---|---|"]
+         "## Fitted constants", "",
+         "Overheads in seconds per iteration; desync = share of the benchmark's clients that drift out of step "
+         "(0: waves stay synchronised, 1: all spread; default 1).", "",
+         "| engine | desync | step_s | per_seq_s | prefill_step_s | default (step / per_seq / prefill) | fit rows | loss before → after |",
+         "|---|---|---|---|---|---|---|---|"]
     from ..cost.worker import DEFAULT_OVERHEADS
 
     for e, f in res["fits"].items():
         o, d = f["overheads"], DEFAULT_OVERHEADS[e]
-        L.append(f"| {e} | {o['step_s'] * 1e3:.3f} ms | {o['per_seq_s'] * 1e6:.2f} µs | {o['prefill_step_s'] * 1e3:.3f} ms | "
+        L.append(f"| {e} | {f.get('desync', 1.0):.2f} | {o['step_s'] * 1e3:.3f} ms | {o['per_seq_s'] * 1e6:.2f} µs | {o['prefill_step_s'] * 1e3:.3f} ms | "
                  f"{d['step_s'] * 1e3:.2f} ms / {d['per_seq_s'] * 1e6:.1f} µs / {d['prefill_step_s'] * 1e3:.2f} ms | "
                  f"{f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")
     L += ["", "## Held-out vs training, before vs after", "",

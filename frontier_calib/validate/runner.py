@@ -73,17 +73,26 @@ def _run_rows(scns: list[Scenario]) -> list[dict]:
     return [run_scenario(s) for s in scns]
 
 
+def _pools(dep) -> list:
+    """(worker, scheduler) of every distinct worker kind of a deployment (PD: prefill and decode)."""
+    if hasattr(dep, "prefill") and hasattr(dep, "decode"):
+        return [(dep.prefill.worker, dep.prefill.scheduler), (dep.decode.worker, dep.decode.scheduler)]
+    return [(dep.worker, dep.scheduler)]
+
+
 def _shape_key(dep) -> tuple:
-    """What a cost table depends on (the worker without its overheads, and the table limits)."""
+    """What the cost tables depend on (each worker without its overheads, and the table limits)."""
     from dataclasses import asdict
 
     from ..deployment import token_budget
 
-    w = asdict(dep.worker)
-    w.pop("overheads")
-    s = dep.scheduler
-    return (repr(sorted(w.items(), key=lambda kv: kv[0])), token_budget(s),
-            max(s.max_num_seqs, s.max_batch_size or 0), s.max_model_len, dep.profiles)
+    key = []
+    for worker, s in _pools(dep):
+        w = asdict(worker)
+        w.pop("overheads")
+        key.append((repr(sorted(w.items(), key=lambda kv: kv[0])), token_budget(s),
+                    max(s.max_num_seqs, s.max_batch_size or 0), s.max_model_len))
+    return (tuple(key), getattr(dep, "profiles", None))
 
 
 def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool = True) -> dict:
@@ -106,11 +115,11 @@ def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool 
                 dep = build_deployment(scn)
         except Exception:  # noqa: BLE001 - reported when the row runs
             continue
-        w = dep.worker
-        fams, grps = pairs.setdefault((w.gpu, w.engine), (set(), {}))
-        fams.update(needed_families(w))
-        for fam, g in needed_groups(w).items():
-            grps.setdefault(fam, set()).update(g)
+        for w, _ in _pools(dep):
+            fams, grps = pairs.setdefault((w.gpu, w.engine), (set(), {}))
+            fams.update(needed_families(w))
+            for fam, g in needed_groups(w).items():
+                grps.setdefault(fam, set()).update(g)
         key = _shape_key(dep)
         shapes.setdefault(key, scn)
         members.setdefault(key, []).append(i)
@@ -169,14 +178,17 @@ def _bar(total: int, desc: str, unit: str, progress: bool):
     return tqdm(total=total, desc=desc, unit=unit, mininterval=0.5, dynamic_ncols=True)
 
 
-def run_silicon(df: pd.DataFrame, *, overheads: dict | None = None, protocol: Protocol | None = None,
-                jobs: int | None = None, progress: bool = True, prepare: bool = True) -> tuple[pd.DataFrame, dict]:
-    """Replay every row of a silicon frame (from read_silicon_csv); returns (rows frame, run statistics)."""
+def run_silicon(df: pd.DataFrame, *, overheads: dict | None = None, desync: dict | None = None,
+                protocol: Protocol | None = None, jobs: int | None = None, progress: bool = True,
+                prepare: bool = True, assume_pd_layout: bool = False) -> tuple[pd.DataFrame, dict]:
+    """Replay every row of a silicon frame (from read_silicon_csv); returns (rows frame, run statistics).
+    ``overheads`` / ``desync``: per-engine calibration (see scenario_for_row)."""
     jobs = jobs or default_jobs()
     protocol = protocol or Protocol()
     t0 = time.perf_counter()
     records = df.to_dict("records")
-    scenarios = [scenario_for_row(r, overheads=overheads, protocol=protocol) for r in records]
+    scenarios = [scenario_for_row(r, overheads=overheads, protocol=protocol, desync=desync,
+                                  assume_pd_layout=assume_pd_layout) for r in records]
     stats = {"jobs": jobs, "rows": len(scenarios)}
     if prepare:
         prep = prepare_cost_models(scenarios, jobs=jobs, progress=progress)
@@ -247,9 +259,14 @@ def rows_frame(df: pd.DataFrame, scenarios: list[Scenario], results: list[dict])
 def _scenario_columns(s: Scenario) -> dict:
     d = s.deployment or {}
     par = d.get("parallel") or {}
+    if d.get("mode") == "pd":   # e.g. "P 1x(tp=8 ...) / D 2x(tp=1 attention_dp=8 ...)"
+        layout = " / ".join(f"{side[0].upper()} {d[side]['workers']}x({_fmt_par(d[side]['parallel'])})"
+                            for side in ("prefill", "decode"))
+    else:
+        layout = _fmt_par(par) if par else ""
     return {"preset": d.get("model", ""), "dtype": d.get("dtype", ""), "moe_dtype": d.get("moe_dtype", ""),
-            "kv_dtype": d.get("kv_dtype", ""), "parallel": _fmt_par(par) if par else "",
-            "seed": s.seed, "overheads": str(d.get("overheads", "")) if d.get("overheads") else "engine defaults"}
+            "kv_dtype": d.get("kv_dtype", ""), "parallel": layout,
+            "seed": s.seed, "desync": s.protocol.desync, "simulated_rounds": s.protocol.rounds, "overheads": str(d.get("overheads", "")) if d.get("overheads") else "engine defaults"}
 
 
 def _fmt_par(par: dict) -> str:

@@ -87,11 +87,14 @@ class Protocol:
 
     requests_per_client: int = 10      #: genai-perf --request-count = 10 x concurrency
     simulated_rounds: int = 6          #: rounds actually replayed (>= 3: burst, steady, drain)
-    desync: bool = True                #: spread the clients' phases after the first (burst) wave
+    desync: float = 1.0                #: share of clients whose phases are spread after the burst (0 = waves stay
+    #                                    synchronised, 1 = every client desynchronised); per engine in a calibration
 
     def __post_init__(self):
         if self.requests_per_client < 1 or self.simulated_rounds < 3:
             raise FrontierError("protocol: requests_per_client must be >= 1 and simulated_rounds >= 3")
+        if not 0.0 <= float(self.desync) <= 1.0:
+            raise FrontierError(f"protocol: desync must be in [0, 1], got {self.desync!r}")
 
     @property
     def rounds(self) -> int:
@@ -319,12 +322,18 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
     return s
 
 
-def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Protocol | None = None) -> Scenario:
-    """The replay scenario of one silicon row (pure). ``overheads``: {engine: {field: seconds}} (a calibration)."""
+def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Protocol | None = None,
+                     desync: dict | None = None, assume_pd_layout: bool = False) -> Scenario:
+    """The replay scenario of one silicon row (pure). ``overheads``: {engine: {field: seconds}} and ``desync``:
+    {engine: share of desynchronised clients} (both from a calibration; the defaults otherwise).
+    ``assume_pd_layout``: replay disagg rows that do not give their worker counts as 1 prefill + 1 decode worker
+    (noted per row) instead of skipping them."""
     protocol = protocol or Protocol()
     rid = str(row.get("id"))
     gpu = str(row.get("system", "")).strip()
     engine = str(row.get("backend", "")).strip().lower()
+    if desync and engine in desync:
+        protocol = replace(protocol, desync=float(desync[engine]))
     mode = str(row.get("mode", "agg")).strip().lower()
     scn = Scenario(row_id=rid, status="ok", gpu=gpu, engine=engine, mode=mode, seed=row_seed(rid), protocol=protocol)
     isl, osl = _int(row.get("isl")), _int(row.get("osl"))
@@ -373,45 +382,68 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             scn.deployment = base
         else:
+            if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:
+                if not assume_pd_layout:
+                    return _skip(scn, PD_LAYOUT_MISSING)
+                scn.notes.append(PD_LAYOUT_ASSUMED)
             scn.deployment = _pd_deployment(row, model, base, engine, max_len, scn.concurrency)
     except FrontierError as exc:
         return _skip(scn, str(exc))
     return scn
 
 
+#: disagg rows that do not say how many prefill/decode workers ran (most of the public rows): a replay would test a
+#: guessed layout, not the simulator, so they are skipped unless asked for (then noted per row)
+PD_LAYOUT_MISSING = "disagg row without prefill/decode worker counts (--assume-pd-layout replays it as 1P+1D)"
+PD_LAYOUT_ASSUMED = "worker counts not in the row: assumed 1 prefill + 1 decode worker"
+
+
 def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, concurrency: int) -> dict:
-    """The prefill/decode-disaggregated deployment of a disagg row: ``mode: pd`` with a prefill and a decode pool.
-    Whether deployment.py accepts it decides whether the row runs (until it does: skipped)."""
+    """The ``mode: pd`` deployment (frontier_calib.deployment_pd) of a disagg row: ``prefill_num_workers`` prefill
+    workers and ``decode_num_workers`` decode workers (1 each when the row does not say: noted as
+    :data:`PD_LAYOUT_ASSUMED`) with the row's parallelism. The prefill workers take
+    ``prefill_batch_size`` requests at a time (what the benchmark configured); the decode workers' running cap is at
+    least ``decode_batch_size`` per attention-DP rank. The KV link is the GPU's default (NVLink inside one node,
+    else RDMA), and the first token counts when the decode worker produces it (the client streams from there)."""
     pools = {}
     for side in ("prefill", "decode"):
         par = _parallel(row, model, f"{side}_")
         workers = _int(row.get(f"{side}_num_workers")) or 1
         batch = _int(row.get(f"{side}_batch_size")) or 1
-        per_rank = batch if side == "decode" else max(batch, -(-concurrency // (workers * par["attention_dp"])))
-        pools[side] = {"replicas": workers, "parallel": par,
-                       "scheduler": _scheduler(engine, max(per_rank, 1), max_len)}
-    dep = {k: v for k, v in base.items() if k not in ("parallel", "scheduler")}
-    dep.update(mode="pd", prefill=pools["prefill"], decode=pools["decode"])
+        if side == "prefill":
+            sched = _scheduler(engine, 1, max_len)
+            sched["max_num_seqs"] = batch
+            if engine == "trtllm":
+                sched["max_batch_size"] = batch
+        else:
+            per_rank = max(batch, -(-concurrency // (workers * par["attention_dp"])))
+            sched = _scheduler(engine, per_rank, max_len)
+        pools[side] = {"workers": workers, "parallel": par, "scheduler": sched}
+    dep = {k: v for k, v in base.items() if k not in ("parallel", "scheduler", "router")}
+    dep.update(mode="pd", prefill=pools["prefill"], decode=pools["decode"],
+               router={"prefill": "least_outstanding", "decode": "least_outstanding"}, ttft="decode")
     return dep
 
 
 # ---------------------------------------------------------------------------------------------- replay
-def benchmark_trace(isl: int, osl: int, concurrency: int, num_requests: int, *, seed: int, desync: bool = True):
+def benchmark_trace(isl: int, osl: int, concurrency: int, num_requests: int, *, seed: int, desync: float = 1.0):
     """The closed-loop trace of one benchmark: ``concurrency`` clients, ``num_requests`` fixed-length requests.
 
-    With ``desync``, the first wave (one request per client) gets output lengths spread over 1..osl (stratified:
-    client i's phase is uniform in its own 1/N slot, slots shuffled), so that the clients continue at spread-out
-    phases after the burst."""
+    ``desync`` (0..1): the share of clients whose first request (in the burst) gets an output length spread over
+    1..osl (stratified: each such client's phase is uniform in its own slot, slots shuffled), so that those clients
+    continue at spread-out phases after the burst; the others keep the full length and stay in step."""
     from ..traces import closed_loop
 
     n = int(num_requests)
     ins = np.full(n, int(isl), dtype=np.int64)
     outs = np.full(n, int(osl), dtype=np.int64)
-    if desync and concurrency > 1:
+    k = min(int(concurrency), n)
+    m = int(round(float(desync) * k))
+    if m > 0 and k > 1:
         rng = np.random.default_rng(seed)
-        k = min(concurrency, n)
-        u = (rng.permutation(k) + rng.random(k)) / k
-        outs[:k] = np.maximum(1, np.ceil(u * osl)).astype(np.int64)
+        who = np.sort(rng.permutation(k)[:m])
+        u = (rng.permutation(m) + rng.random(m)) / m
+        outs[who] = np.maximum(1, np.ceil(u * osl)).astype(np.int64)
     return closed_loop((ins, outs), int(concurrency))
 
 
@@ -513,11 +545,11 @@ def run_scenario(scn: Scenario) -> dict:
             warnings.simplefilter("ignore")  # out-of-range notes of the operator models: counted in reports
             dep = build_deployment(scn)
             out["profile_tables"] = table_provenance(dep.worker)
-            kv = getattr(getattr(dep, "memory", None), "kv_tokens", None)
+            kv = getattr(getattr(dep, "memory", None), "kv_tokens", None)   # PD: the decode pool's
             if kv:
-                per_rank = scn.concurrency / max(1, dep.worker.attention_dp * getattr(dep, "replicas", 1))
+                ranks = dep.worker.attention_dp * (dep.decode.workers if hasattr(dep, "decode") else dep.replicas)
                 out["kv_tokens_per_rank"] = int(kv)
-                out["kv_load"] = per_rank * (scn.isl + scn.osl) / kv
+                out["kv_load"] = scn.concurrency / max(1, ranks) * (scn.isl + scn.osl) / kv
             replicas, _ = build_replicas(dep)
             t1 = time.perf_counter()
             trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
@@ -560,7 +592,7 @@ def protocol_estimate(req: pd.DataFrame, concurrency: int, protocol: Protocol) -
     segs = {"first": idx < N, "drain": idx >= n - N, "steady": (idx >= N) & (idx < n - N)}
     if protocol.rounds >= protocol.requests_per_client:  # every request replayed: the plain means
         t_sel = ok
-        p_sel = ok & (idx >= (N if protocol.desync else 0)) & np.isfinite(tpot)
+        p_sel = ok & (idx >= (N if protocol.desync > 0 else 0)) & np.isfinite(tpot)
         if not t_sel.any() or not p_sel.any():
             return None
         ttft_ms, tpot_ms = ttft[t_sel].mean() * 1e3, tpot[p_sel].mean() * 1e3
@@ -574,7 +606,7 @@ def protocol_estimate(req: pd.DataFrame, concurrency: int, protocol: Protocol) -
         parts = [(w_first, mean(ttft, "first")), (w_steady, mean(ttft, "steady")), (w_drain, mean(ttft, "drain"))]
         ttft_ms = _weighted(parts) * 1e3
         tpot_ms = _weighted([(w_steady, mean(tpot, "steady")), (w_drain, mean(tpot, "drain"))]
-                            + ([] if protocol.desync else [(w_first, mean(tpot, "first"))])) * 1e3
+                            + ([] if protocol.desync > 0 else [(w_first, mean(tpot, "first"))])) * 1e3
         t_sel, p_sel = ok, ok & (idx >= N) & np.isfinite(tpot)
         if not math.isfinite(ttft_ms) or not math.isfinite(tpot_ms):
             return None
