@@ -273,7 +273,7 @@ def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, m
     overheads = {e: f["overheads"] for e, f in fits.items()}
     desync = {e: f["desync"] for e, f in fits.items()}
     cal_rows, _ = run_silicon(df, overheads=overheads, desync=desync, jobs=jobs, progress=progress,
-                              protocol=protocol, prepare=False)
+                              protocol=protocol)   # prepare: rows whose cost model cannot be built skip at once
     split = pd.DataFrame({"id": df["id"], "config_key": df["config_key"], "backend": df["backend"],
                           "split": np.where(train_mask, "train", "held_out")})
     return {"overheads": overheads, "desync": desync, "fits": fits, "split": split, "train_mask": train_mask,
