@@ -23,6 +23,7 @@ See docs/deployments.md for every field.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from .errors import FrontierError, InputError
 from .hardware import get_gpu
 from .model_spec import ModelSpec, load_model
 from .sim.config import SchedulerConfig
+from .sim.links import LINK_KINDS
 
 TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replicas", "parallel", "scheduler",
             "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
@@ -109,6 +111,34 @@ def _int(sec: dict, key: str, default: int, src: str, where: str | None) -> int:
         raise InputError(f"must be a positive whole number, got {v!r}", path=src,
                          field=f"{where}.{key}" if where else key)
     return v
+
+
+def parse_link(raw: dict, spec, one_node: bool, src: str, allowed: set) -> tuple[str, float, float, dict]:
+    """The ``link:`` section shared by ``mode: pd`` and ``mode: af``.
+
+    Returns ``(kind, bandwidth in bytes/s, one-way latency in seconds, the raw section)``; defaults come
+    from the GPU spec (NVLink inside one node, RDMA across nodes).
+    """
+    sec = _section(raw, "link", allowed, src)
+    kind = str(sec.get("kind", "nvlink" if one_node else "rdma"))
+    if kind not in LINK_KINDS:
+        raise InputError(f"unknown link kind '{kind}'", path=src, field="link.kind", fix=f"one of {LINK_KINDS}")
+    if "bandwidth_gbps" in sec and "bandwidth_bytes_s" in sec:
+        raise InputError("give bandwidth_gbps or bandwidth_bytes_s, not both", path=src, field="link")
+    bw = spec.nvlink_bandwidth if kind == "nvlink" else spec.network_bandwidth
+    for key, scale in (("bandwidth_gbps", 1e9 / 8), ("bandwidth_bytes_s", 1.0)):
+        if key in sec:
+            v = math.inf if sec[key] == "inf" else sec[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise InputError(f"must be a number > 0 (or 'inf'), got {v!r}", path=src, field=f"link.{key}")
+            bw = float(v) * scale
+    lat = spec.nvlink_latency_s if kind == "nvlink" else spec.network_latency_s
+    if "latency_us" in sec:
+        v = sec["latency_us"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+            raise InputError(f"must be a number >= 0, got {v!r}", path=src, field="link.latency_us")
+        lat = float(v) * 1e-6
+    return kind, bw, lat, sec
 
 
 def _fraction(sec: dict, key: str, default: float, src: str, where: str) -> float:

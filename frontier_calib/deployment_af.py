@@ -29,14 +29,13 @@ from pathlib import Path
 
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, ROUTERS, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
+from .deployment import (CLUSTER_KEYS, parse_link, ROUTERS, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
                          parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
                          parse_scheduler, routing_fields, token_budget)
 from .dtypes import DTYPE_BYTES
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
 from .sim.config import SchedulerConfig
-from .sim.links import LINK_KINDS
 
 AF_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "attention", "ffn", "micro_batches", "link",
@@ -147,25 +146,7 @@ class AFDeployment:
 
 
 def _link(raw: dict, spec, one_node: bool, src: str) -> tuple[str, float, float]:
-    sec = _section(raw, "link", AF_LINK_KEYS, src)
-    kind = str(sec.get("kind", "nvlink" if one_node else "rdma"))
-    if kind not in LINK_KINDS:
-        raise InputError(f"unknown link kind '{kind}'", path=src, field="link.kind", fix=f"one of {LINK_KINDS}")
-    if "bandwidth_gbps" in sec and "bandwidth_bytes_s" in sec:
-        raise InputError("give bandwidth_gbps or bandwidth_bytes_s, not both", path=src, field="link")
-    bw = spec.nvlink_bandwidth if kind == "nvlink" else spec.network_bandwidth
-    for key, scale in (("bandwidth_gbps", 1e9 / 8), ("bandwidth_bytes_s", 1.0)):
-        if key in sec:
-            v = math.inf if sec[key] == "inf" else sec[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise InputError(f"must be a number > 0 (or 'inf'), got {v!r}", path=src, field=f"link.{key}")
-            bw = float(v) * scale
-    lat = spec.nvlink_latency_s if kind == "nvlink" else spec.network_latency_s
-    if "latency_us" in sec:
-        v = sec["latency_us"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise InputError(f"must be a number >= 0, got {v!r}", path=src, field="link.latency_us")
-        lat = float(v) * 1e-6
+    kind, bw, lat, _ = parse_link(raw, spec, one_node, src, AF_LINK_KEYS)
     return kind, bw, lat
 
 

@@ -28,13 +28,12 @@ of that rank (``tp × pp``: every GPU ships its share through its own NIC). See 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, ENGINES, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
+from .deployment import (CLUSTER_KEYS, parse_link, ENGINES, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
                          parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
                          parse_scheduler, routing_fields, token_budget)
 from .errors import InputError
@@ -42,7 +41,7 @@ from .hardware import GPUSpec
 from .model_spec import ModelSpec
 from .sim.config import SchedulerConfig
 from .sim.disagg import DECODE_ROUTERS, TRANSFER_MODES, TTFT_DEFINITIONS, KVTransferSpec
-from .sim.links import LINK_KINDS, LinkSpec
+from .sim.links import LinkSpec
 
 PD_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "prefill", "decode", "link", "router", "ttft",
@@ -159,27 +158,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
 
 
 def _link(raw: dict, spec: GPUSpec, one_node: bool, src: str) -> LinkConfig:
-    sec = _section(raw, "link", LINK_KEYS, src)
-    kind = str(sec.get("kind", "nvlink" if one_node else "rdma"))
-    if kind not in LINK_KINDS:
-        raise InputError(f"unknown link kind '{kind}'", path=src, field="link.kind", fix=f"one of {LINK_KINDS}")
-    if "bandwidth_gbps" in sec and "bandwidth_bytes_s" in sec:
-        raise InputError("give bandwidth_gbps or bandwidth_bytes_s, not both", path=src, field="link")
-    bw = spec.nvlink_bandwidth if kind == "nvlink" else spec.network_bandwidth
-    for key, scale in (("bandwidth_gbps", 1e9 / 8), ("bandwidth_bytes_s", 1.0)):
-        if key in sec:
-            v = sec[key]
-            if v == "inf":
-                v = math.inf
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                raise InputError(f"must be a number > 0 (or 'inf'), got {v!r}", path=src, field=f"link.{key}")
-            bw = float(v) * scale
-    lat = spec.nvlink_latency_s if kind == "nvlink" else spec.network_latency_s
-    if "latency_us" in sec:
-        v = sec["latency_us"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-            raise InputError(f"must be a number >= 0, got {v!r}", path=src, field="link.latency_us")
-        lat = float(v) * 1e-6
+    kind, bw, lat, sec = parse_link(raw, spec, one_node, src, LINK_KEYS)
     transfer = str(sec.get("transfer", "whole"))
     if transfer not in TRANSFER_MODES:
         raise InputError(f"unknown transfer mode '{transfer}'", path=src, field="link.transfer",
