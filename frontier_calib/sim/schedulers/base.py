@@ -201,6 +201,18 @@ class Scheduler:
         self.running.append(r)
         self.prefilling.append(r)
 
+    def start_prefill(self, plan: StepPlan, r: int, now: float, lay, hit, q: int, nb: int) -> None:
+        """Admit waiting request ``r`` (already removed from the queue) and schedule its first chunk of ``q``
+        tokens, allocating ``nb`` new KV blocks (checked by the caller)."""
+        self.admit(r, now, lay, hit)
+        self.add_chunk(plan, r, q)
+        self.alloc_chunk(r, q, nb)
+
+    @staticmethod
+    def first_chunk_blocks(hit, q: int, bs: int) -> int:
+        """New KV blocks a waiting request with prefix-cache ``hit`` needs for a first chunk of ``q`` tokens."""
+        return -(-(hit.blocks * bs + q) // bs) - hit.blocks
+
     def chunk_blocks(self, r: int, q: int) -> int:
         """New KV blocks request ``r`` needs to compute ``q`` more tokens."""
         return -(-(self.reqs.computed[r] + q) // self.bs) - self.reqs.held[r]

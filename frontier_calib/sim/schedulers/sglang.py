@@ -146,13 +146,11 @@ class SGLangScheduler(Scheduler):
                 q, truncated = (rem_chunk // bs) * bs, True
                 if q <= 0:
                     break
-            nb = -(-(c0 + q) // bs) - hit.blocks
+            nb = self.first_chunk_blocks(hit, q, bs)
             if nb > cache.num_free - hit.pinned - dec_blocks:
                 break
             waiting.popleft()
-            self.admit(r, now, lay, hit)
-            self.add_chunk(plan, r, q)
-            self.alloc_chunk(r, q, nb)
+            self.start_prefill(plan, r, now, lay, hit, q, nb)
             rem_chunk -= q
             rem_input -= q
             rem_total -= q + pinned_tokens + (0 if truncated else max_new)

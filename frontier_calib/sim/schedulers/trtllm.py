@@ -80,7 +80,7 @@ class TRTLLMScheduler(Scheduler):
             q = rest if rest <= left else ((left // bs) * bs if cfg.enable_chunked_prefill else 0)
             if q <= 0:
                 break
-            nb = -(-(c0 + q) // bs) - hit.blocks
+            nb = self.first_chunk_blocks(hit, q, bs)
             if gne:
                 if future is None:
                     future = self._future_blocks()
@@ -91,7 +91,5 @@ class TRTLLMScheduler(Scheduler):
             elif nb > cache.num_free - hit.pinned:
                 break
             waiting.popleft()
-            self.admit(r, now, lay, hit)
-            self.add_chunk(plan, r, q)
-            self.alloc_chunk(r, q, nb)
+            self.start_prefill(plan, r, now, lay, hit, q, nb)
             left -= q

@@ -86,14 +86,12 @@ class VLLMScheduler(Scheduler):
                     i += 1
                     continue
                 q = left
-            nb = -(-(c0 + q) // bs) - hit.blocks
+            nb = self.first_chunk_blocks(hit, q, bs)
             if nb > cache.clean + cache.evictable - hit.pinned:
                 break
             if i:
                 del waiting[i]
             else:
                 waiting.popleft()
-            self.admit(r, now, lay, hit)
-            self.add_chunk(plan, r, q)
-            self.alloc_chunk(r, q, nb)
+            self.start_prefill(plan, r, now, lay, hit, q, nb)
             left -= q
