@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -75,3 +76,23 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, float) and (math.isnan(obj) or math.isinf(obj)):
         return None
     return obj
+
+
+@contextlib.contextmanager
+def staged_output(out: Path):
+    """Yield a staging folder; on success move every file in it into ``out`` (replacing), else remove it."""
+    out = Path(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    ok = False
+    try:
+        yield staging
+        for p in sorted(staging.iterdir()):
+            os.replace(p, out / p.name)
+        ok = True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not ok and created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if still empty

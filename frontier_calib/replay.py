@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import click
 
 from .deployment import build_replicas, load_deployment
-from .io import write_json, write_table
+from .io import staged_output, write_json, write_table
 from .traces import load_trace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -48,28 +44,14 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
                     "simulation_stats": result.stats, "wall_seconds": round(wall, 3)})
     if hasattr(cost, "pipeline_stats"):   # AF: per-pool utilisation and pipeline bubbles (cost/af.py)
         summary["af_pipeline"] = cost.pipeline_stats()
-    # Write every file into a staging folder first and move them into `out` only when all were written,
+    # Every file goes into a staging folder first and moves into `out` only when all were written,
     # so a failure (disk full, an unserialisable value) never leaves a partial result set behind.
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".replay-", dir=out))
-    ok = False
-    try:
-        names = [f"requests.{requests_format}", "summary.json"]
-        write_table(result.requests, staging / names[0])
-        write_json(summary, staging / names[1])
+    with staged_output(out) as staging:
+        write_table(result.requests, staging / f"requests.{requests_format}")
+        write_json(summary, staging / "summary.json")
         if timeline and result.timeline is not None:
             write_json({"traceEvents": result.timeline, "displayTimeUnit": "ms"}, staging / "timeline.json",
                        indent=None)
-            names.append("timeline.json")
-        for name in names:
-            os.replace(staging / name, out / name)
-        ok = True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not ok and created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only if still empty
     return result, summary
 
 

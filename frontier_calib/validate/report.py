@@ -6,42 +6,18 @@ of them were written, so a failed run (an exception, a full disk) never leaves a
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..io import write_json, write_table, write_text
+from ..io import staged_output, write_json, write_table, write_text
 from .metrics import coverage, format_stats_table, pct, skip_category, summarize
 
 #: the issue's acceptance targets (fractions)
 TARGETS = {"ttft_mape": 0.15, "tpot_mape": 0.08}
 ENGINE_COLORS = {"vllm": "#1f77b4", "sglang": "#d62728", "trtllm": "#2ca02c"}
-
-
-@contextlib.contextmanager
-def staged_output(out: Path):
-    """Yield a staging folder; on success move every file in it into ``out`` (replacing), else remove it."""
-    out = Path(out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    ok = False
-    try:
-        yield staging
-        for p in sorted(staging.iterdir()):
-            os.replace(p, out / p.name)
-        ok = True
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not ok and created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only if still empty
 
 
 # ------------------------------------------------------------------------------------------------ silicon
@@ -299,21 +275,22 @@ def write_calibration_report(res: dict, out: Path, *, meta: dict) -> dict:
 
 def calibration_markdown(res: dict, meta: dict) -> str:
     errs = res["errors"]
+    unit = "engine x GPU" if res.get("group_by") == "engine-gpu" else "engine"
     L = ["# Calibration of the engine overheads", "",
          f"Command: `{meta.get('command', '')}`", "",
-         f"Split: whole configurations (`config_key`: the deployment without isl/osl/concurrency), per engine, "
-         f"seed {res['seed']}, {res['train_fraction']:.0%} of each engine's configurations for training "
+         f"Split: whole configurations (`config_key`: the deployment without isl/osl/concurrency), per {unit}, "
+         f"seed {res['seed']}, {res['train_fraction']:.0%} of each {unit}'s configurations for training "
          f"({meta['split']['train_configs']} training / {meta['split']['held_out_configs']} held-out configurations). "
-         f"Fitted on up to {res['max_rows']} training rows per engine; **the held-out error is the one to quote**.", "",
+         f"Fitted on up to {res['max_rows']} training rows per {unit}; **the held-out error is the one to quote**.", "",
          "## Fitted constants", "",
          "Overheads in seconds per iteration; desync = share of the benchmark's clients that drift out of step "
          "(0: waves stay synchronised, 1: all spread; default 1).", "",
-         "| engine | desync | step_s | per_seq_s | prefill_step_s | default (step / per_seq / prefill) | fit rows | loss before → after |",
+         f"| {unit} | desync | step_s | per_seq_s | prefill_step_s | default (step / per_seq / prefill) | fit rows | loss before → after |",
          "|---|---|---|---|---|---|---|---|"]
     from ..cost.worker import DEFAULT_OVERHEADS
 
     for e, f in res["fits"].items():
-        o, d = f["overheads"], DEFAULT_OVERHEADS[e]
+        o, d = f["overheads"], DEFAULT_OVERHEADS[e.partition("@")[0]]
         L.append(f"| {e} | {f.get('desync', 1.0):.2f} | {o['step_s'] * 1e3:.3f} ms | {o['per_seq_s'] * 1e6:.2f} µs | {o['prefill_step_s'] * 1e3:.3f} ms | "
                  f"{d['step_s'] * 1e3:.2f} ms / {d['per_seq_s'] * 1e6:.1f} µs / {d['prefill_step_s'] * 1e3:.2f} ms | "
                  f"{f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")
