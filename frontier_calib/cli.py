@@ -32,11 +32,12 @@ def _register():
     from .opmodel.commands import fit
     from .profiling.commands import profile
     from .replay import demo, replay
+    from .sweep.commands import sweep
     from .traces.commands import traces
     from .validate.commands import calibrate_cmd as calibrate
     from .validate.commands import validate
 
-    for cmd in (profiles, profile, fit, traces, replay, demo, validate, calibrate):
+    for cmd in (profiles, profile, fit, traces, replay, demo, validate, calibrate, sweep):
         main.add_command(cmd)
 
 
