@@ -79,6 +79,60 @@ def test_predict_accepts_a_bare_query_frame(gemm_model):
     assert (np.diff(pred) > 0).all()  # more tokens, more time
 
 
+def _plain_predict(model, q):
+    """Reference: the booster on every row, no grouping into split cells."""
+    from frontier_calib.opmodel.features import feature_matrix
+
+    _, xv, roof = feature_matrix(model.family, q, get_gpu(model.gpu))
+    return roof * np.exp2(model.booster_.inplace_predict(np.ascontiguousarray(xv)).astype(float))
+
+
+def test_cell_grouped_prediction_is_exact(gemm_model):
+    """Large queries are evaluated once per split cell; the answer must be bit-identical to the booster on
+    every row, and replay-like queries (many m over a few layers) must actually collapse."""
+    rng = np.random.default_rng(5)
+    n = 40_000
+    nk = np.array([(4096, 4096), (14336, 4096), (4096, 14336), (1024, 8192)])[rng.integers(0, 4, n)]
+    q = pd.DataFrame({"m": rng.integers(1, 20000, n), "n": nk[:, 0], "k": nk[:, 1], "dtype": "bf16"})
+    pred = gemm_model.predict(q)
+    np.testing.assert_array_equal(pred, _plain_predict(gemm_model, q))
+    from frontier_calib.opmodel.features import feature_matrix
+
+    codes, reps = gemm_model._cells(feature_matrix("gemm", q, get_gpu(GPU))[1])
+    assert len(reps) < n / 4 and codes.max() == len(reps) - 1
+    # small queries skip the grouping and still agree
+    np.testing.assert_array_equal(gemm_model.predict(q.iloc[:10]), pred[:10])
+    # repeated shapes are answered once per distinct row, in the caller's order
+    rep = pd.concat([q.iloc[:5000], q.iloc[:5000].iloc[::-1], q.iloc[:5000]], ignore_index=True)
+    inverse, first = gemm_model._distinct_rows(rep)
+    assert len(first) <= 5000 and (inverse[:5000] == inverse[10000:]).all()
+    np.testing.assert_array_equal(gemm_model.predict(rep), np.concatenate([pred[:5000], pred[:5000][::-1],
+                                                                           pred[:5000]]))
+
+
+def test_cells_follow_xgboost_split_semantics(gemm_model):
+    """XGBoost goes left iff value < threshold: a value equal to a threshold and the float just below it
+    are in different cells; NaN (missing) is a cell of its own, apart from +inf."""
+    thresholds = gemm_model.split_thresholds()
+    j = max(range(len(thresholds)), key=lambda i: len(thresholds[i]))
+    t = thresholds[j][len(thresholds[j]) // 2]
+    base = np.ones((5, len(thresholds)), dtype=np.float32)
+    base[:, j] = [np.nextafter(t, np.float32(-np.inf)), t, t, np.nan, np.inf]
+    codes, reps = gemm_model._cells(np.asfortranarray(base))
+    assert codes[1] == codes[2] and len(set(codes[[0, 1, 3, 4]])) == 4 and len(reps) == 4
+
+
+def test_family_hyperparameters_and_explicit_override():
+    from frontier_calib.opmodel.model import DEFAULT_PARAMS, FAMILY_PARAMS
+
+    decode = OperatorModel("attention_decode", GPU)
+    assert decode.max_depth == FAMILY_PARAMS["attention_decode"]["max_depth"]
+    assert OperatorModel("attention_decode", GPU, max_depth=3).max_depth == 3
+    assert OperatorModel("moe", GPU).learning_rate == FAMILY_PARAMS["moe"]["learning_rate"]
+    assert OperatorModel("gemm", GPU).max_depth == DEFAULT_PARAMS["max_depth"]
+    assert OperatorModel("gemm", GPU, objective="reg:absoluteerror").objective == "reg:absoluteerror"
+
+
 def test_save_load_round_trip_is_exact(tmp_path, gemm_bf16_small):
     results, model = evaluate_group(gemm_bf16_small, "gemm", GPU, model_params=SMALL)
     assert {r["split"] for r in results} == {"random", "extrapolation"}
@@ -423,6 +477,18 @@ def test_cache_refits_only_the_family_whose_table_changed(tiny_profiles, tmp_pat
     df.to_parquet(path, index=False)
     cached_model_set(GPU, ENGINE, root=root, families=["gemm", "collective"])
     assert len(counted_fit_all) == 4 and counted_fit_all[-1]["families"] == ["collective"]
+
+
+def test_cache_refits_when_the_model_code_changes(tiny_profiles, tmp_path, monkeypatch, counted_fit_all):
+    """Models fitted by older feature/model code are never reused: the code fingerprint is in the key."""
+    monkeypatch.setenv("FRONTIER_CALIB_CACHE", str(tmp_path / "cache"))
+    before = registry.family_cache_dir(GPU, ENGINE, "gemm", tiny_profiles)
+    cached_model_set(GPU, ENGINE, root=tiny_profiles, families=["gemm"])
+    assert len(counted_fit_all) == 1
+    monkeypatch.setattr(registry, "code_fingerprint", lambda: "0123456789ab")
+    assert registry.family_cache_dir(GPU, ENGINE, "gemm", tiny_profiles) != before
+    cached_model_set(GPU, ENGINE, root=tiny_profiles, families=["gemm"])
+    assert len(counted_fit_all) == 2
 
 
 def test_fit_command_without_out_fills_the_cache_replay_uses(tiny_profiles, tmp_path, monkeypatch,

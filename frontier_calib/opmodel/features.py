@@ -31,9 +31,19 @@ _IMPL_CODES = {"nccl": 0, "custom": 1, "custom_eager": 2}
 _BUS_FACTOR = {"all_reduce": 2.0, "all_gather": 1.0, "reduce_scatter": 1.0, "all_to_all": 1.0}
 
 
+def _factor(series):
+    """(codes, distinct values) of a categorical column; factorise once, reuse for every per-value lookup."""
+    if isinstance(series, tuple):
+        return series
+    if len(series) and (series == series.iloc[0]).all():  # one dtype (rows routed per group): no hashing
+        return np.zeros(len(series), dtype=np.intp), [series.iloc[0]]
+    return pd.factorize(series)
+
+
 def _per_value(series, fn) -> np.ndarray:
-    """Apply ``fn`` once per distinct value of ``series`` and broadcast (dtype columns have few values)."""
-    codes, uniques = pd.factorize(series)
+    """Apply ``fn`` once per distinct value of ``series`` (a column or its :func:`_factor`) and broadcast
+    (dtype columns have few values)."""
+    codes, uniques = _factor(series)
     return np.array([fn(u) for u in uniques], dtype=float)[codes]
 
 
@@ -56,7 +66,10 @@ def _num(df, col) -> np.ndarray:
 
 
 def _log(x) -> np.ndarray:
-    return np.log2(np.maximum(x, 1e-30))
+    """log2 in float32 (what the models read; twice as fast as float64 on a million rows)."""
+    v = np.array(x, dtype=np.float32)
+    np.maximum(v, np.float32(1e-30), out=v)
+    return np.log2(v, out=v)
 
 
 def _pad_eff(x, tile) -> np.ndarray:
@@ -101,10 +114,11 @@ def causal_pairs(q_len, kv_len, window) -> np.ndarray:
 
 def gemm(df: pd.DataFrame, gpu: GPUSpec):
     m, n, k = _num(df, "m"), _num(df, "n"), _num(df, "k")
-    wb, ab = _bytes(df["dtype"]), _act_bytes(df["dtype"])
+    dt = _factor(df["dtype"])
+    wb, ab = _bytes(dt), _act_bytes(dt)
     flops = 2 * m * n * k
     nbytes = m * k * ab + k * n * wb + m * n * 2
-    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(dt, gpu), gpu.hbm_bandwidth)
     tiles = np.ceil(m / 128) * np.ceil(n / 128)
     x = {
         "log_m": _log(m), "log_n": _log(n), "log_k": _log(k),
@@ -115,7 +129,10 @@ def gemm(df: pd.DataFrame, gpu: GPUSpec):
         "wave_eff": _wave_eff(tiles, gpu.sm_count), "log_waves": _log(tiles / gpu.sm_count),
         "weight_bytes": wb, "m_align": _alignment(m), "n_align": _alignment(n), "k_align": _alignment(k),
     }
-    return pd.DataFrame(x), roof
+    # the library picks among tile shapes by how well their CTA grid fills the SMs: expose each choice
+    for tm, tn in ((64, 128), (128, 256), (256, 128)):
+        x[f"wave_eff_{tm}x{tn}"] = _wave_eff(np.ceil(m / tm) * np.ceil(n / tn), gpu.sm_count)
+    return x, roof
 
 
 def attention_prefill(df: pd.DataFrame, gpu: GPUSpec):
@@ -136,7 +153,7 @@ def attention_prefill(df: pd.DataFrame, gpu: GPUSpec):
         "q_pad128": _pad_eff(q, 128), "wave_eff": _wave_eff(ctas, gpu.sm_count), "log_ctas": _log(ctas),
         "kv_bytes": kvb,
     }
-    return pd.DataFrame(x), roof
+    return x, roof
 
 
 def attention_decode(df: pd.DataFrame, gpu: GPUSpec):
@@ -154,7 +171,15 @@ def attention_decode(df: pd.DataFrame, gpu: GPUSpec):
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
         "wave_eff": _wave_eff(b * kvh, gpu.sm_count), "kv_bytes": kvb,
     }
-    return pd.DataFrame(x), roof
+    # split-KV decode: (sequence, kv head) pairs too few to fill the SMs get their keys split across
+    # CTAs (FlashAttention's num_splits heuristic, 256-key blocks); what one CTA streams from HBM
+    pairs = b * kvh
+    splits = np.clip(np.floor(gpu.sm_count / pairs), 1, np.ceil(kv_eff / 256))
+    ctas = pairs * splits
+    x["log_splits"] = _log(splits)
+    x["split_wave_eff"] = _wave_eff(ctas, gpu.sm_count)
+    x["log_cta_kv_bytes"] = _log(kv_eff / splits * d * 2 * kvb)
+    return x, roof
 
 
 def _mla_projection_cost(tokens, h, scope, wb):
@@ -179,7 +204,7 @@ def mla_prefill(df: pd.DataFrame, gpu: GPUSpec):
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
         "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count),
     }
-    return pd.DataFrame(x), roof
+    return x, roof
 
 
 def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
@@ -194,7 +219,7 @@ def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
         "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
     }
-    return pd.DataFrame(x), roof
+    return x, roof
 
 
 def routing_alpha(distribution: pd.Series) -> np.ndarray:
@@ -221,7 +246,8 @@ def _power_law_top_share(e: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 def moe(df: pd.DataFrame, gpu: GPUSpec):
     t, hdim, inter = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "inter_size")
     k, e, tp, ep = _num(df, "topk"), _num(df, "num_experts"), _num(df, "moe_tp"), _num(df, "moe_ep")
-    wb, ab = _bytes(df["dtype"]), _act_bytes(df["dtype"])
+    dt = _factor(df["dtype"])
+    wb, ab = _bytes(dt), _act_bytes(dt)
     alpha = routing_alpha(df["distribution"])
     inter_local = inter / tp
     e_local = e / ep
@@ -229,7 +255,7 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
     active_local = e_local * (1 - np.power(1 - 1 / e, t * k))  # experts that get >= 1 token
     flops = 2 * pairs_local * hdim * inter_local * 3      # gate + up + down
     nbytes = active_local * 3 * hdim * inter_local * wb + pairs_local * (2 * hdim + 2 * inter_local) * ab
-    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(dt, gpu), gpu.hbm_bandwidth)
     per_expert = pairs_local / np.maximum(active_local, 1e-9)
     # the busiest expert under power-law routing: share p_max = 1 / sum_i i^-alpha (1/E when balanced)
     p_max = _power_law_top_share(e, alpha)
@@ -241,7 +267,7 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
         "log_busiest_expert_tokens": _log(np.maximum(t * k * p_max, 1.0)),
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "weight_bytes": wb,
     }
-    return pd.DataFrame(x), roof
+    return x, roof
 
 
 def collective(df: pd.DataFrame, gpu: GPUSpec):
@@ -254,7 +280,7 @@ def collective(df: pd.DataFrame, gpu: GPUSpec):
         "implementation": df["implementation"].map(_IMPL_CODES).fillna(3).to_numpy(dtype=float),
         "log_t_bandwidth": _log(t_bw),
     }
-    return pd.DataFrame(x), roof
+    return x, roof
 
 
 def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
@@ -269,7 +295,7 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
         "num_nodes": nodes, "low_latency": (df["backend"] == "deepep_ll").to_numpy(dtype=float),
         "combine": (df["phase"] == "combine").to_numpy(dtype=float), "log_t_bandwidth": _log(t_bw),
     }
-    return pd.DataFrame(x), roof
+    return x, roof
 
 
 FEATURES = {
@@ -281,4 +307,16 @@ FEATURES = {
 
 def featurize(family: str, df: pd.DataFrame, gpu: GPUSpec):
     """(feature frame, roofline milliseconds) for rows of ``family``."""
-    return FEATURES[family](df, gpu)
+    x, roof = FEATURES[family](df, gpu)
+    return pd.DataFrame(x), roof
+
+
+def feature_matrix(family: str, df: pd.DataFrame, gpu: GPUSpec):
+    """(feature names, float32 matrix, roofline ms): :func:`featurize` without the DataFrame round trip,
+    for prediction (the matrix is what XGBoost reads)."""
+    x, roof = FEATURES[family](df, gpu)
+    names = list(x)
+    out = np.empty((len(roof), len(names)), dtype=np.float32, order="F")  # column-major: cheap to fill
+    for j, name in enumerate(names):
+        out[:, j] = x[name]
+    return names, out, roof
