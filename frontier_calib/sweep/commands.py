@@ -234,7 +234,8 @@ def sweep(sweep_file, out, executor, workers, address, max_points, no_plots, qui
     print_best(o)
     n_err = int((o.results["status"] == "error").sum()) if not o.results.empty else 0
     left = o.total_points - len(o.results)
-    click.echo(f"{len(o.results)}/{o.total_points} points finished ({o.ran_points} this run, "
+    searches = "" if o.rate_search is None else f" and {len(o.rate_search)} rate searches"
+    click.echo(f"{len(o.results)}/{o.total_points} points{searches} finished ({o.ran_points} tasks this run, "
                f"{o.wall_s:.1f} s)" + (f"; {left} left: rerun to continue" if left else "")
                + (f"; {n_err} errors (retried on rerun)" if n_err else "") + f" -> {out}/")
     if n_err:
