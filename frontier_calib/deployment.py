@@ -298,7 +298,7 @@ def parse_overheads(sec: dict, engine: str, src: str, base_dir: Path | None, whe
             cal_path = base_dir / cal_path
         from .cost.calibration import load_calibration
 
-        ov = {**load_calibration(cal_path).get(engine, {}), **ov}
+        ov = {**load_calibration(cal_path, gpu=sec.get("gpu")).get(engine, {}), **ov}  # ENGINE@GPU entries win
     try:
         return Overheads.for_engine(engine, **ov)
     except FrontierError as exc:

@@ -202,6 +202,46 @@ def test_moe(systems):
     assert list(moe["distribution"]) == ["balanced", "power_law_1.01", "balanced"]
 
 
+def _moe_source(version, dtypes, latency):
+    n = len(dtypes)
+    return pd.DataFrame({
+        **_meta("TRTLLM", version, "moe", "moe_torch_flow", n), "moe_dtype": dtypes,
+        "num_tokens": [1] * n, "hidden_size": [4096] * n, "inter_size": [1536] * n, "topk": [8] * n,
+        "num_experts": [128] * n, "moe_tp_size": [1] * n, "moe_ep_size": [1] * n,
+        "distribution": ["balanced"] * n, "latency": [latency] * n})
+
+
+def test_moe_dtypes_missing_from_newest_version_are_filled_from_older(tmp_path):
+    """TensorRT-LLM's newest MoE folder lacks fp8_block/mxfp4: those dtypes come from the newest older folder
+    that has them; a dtype the newest folder has is never mixed with older rows."""
+    systems = tmp_path / "systems"
+    _write(systems, "moe/trtllm/1.3.0rc23/moe_perf.parquet", _moe_source("1.3.0rc23", ["bfloat16", "fp8"], 0.1))
+    _write(systems, "moe/trtllm/1.3.0rc20/moe_perf.parquet",
+           _moe_source("1.3.0rc20", ["bfloat16", "fp8", "fp8_block", "w4a16_mxfp4"], 0.2))
+    _write(systems, "moe/trtllm/1.3.0rc10/moe_perf.parquet",
+           _moe_source("1.3.0rc10", ["fp8_block", "w4a16_mxfp4", "int8"], 0.3))
+    tables = aic.import_gpu(GPU, source=systems, families={"moe"}, dtypes={"bf16", "fp8", "fp8_block", "mxfp4"})
+    t = _by_key(tables)[("trtllm", "moe")]
+    f = t.frame
+    assert sorted(f["dtype"]) == ["bf16", "fp8", "fp8_block", "mxfp4"]           # one row per dtype: no mixing
+    ver = dict(zip(f["dtype"], f["engine_version"]))
+    assert ver == {"bf16": "1.3.0rc23", "fp8": "1.3.0rc23", "fp8_block": "1.3.0rc20", "mxfp4": "1.3.0rc20"}
+    assert t.sources == [f"data/{GPU}/moe/trtllm/1.3.0rc23/moe_perf.parquet",
+                         f"data/{GPU}/moe/trtllm/1.3.0rc20/moe_perf.parquet"]   # rc10 adds nothing kept
+    assert t.filled_dtypes == {"fp8_block": f"data/{GPU}/moe/trtllm/1.3.0rc20/moe_perf.parquet",
+                               "mxfp4": f"data/{GPU}/moe/trtllm/1.3.0rc20/moe_perf.parquet"}
+    # without the dtype filter, int8 exists only in rc10 and is filled from there
+    t = _by_key(aic.import_gpu(GPU, source=systems, families={"moe"}))[("trtllm", "moe")]
+    assert t.filled_dtypes["int8"].endswith("1.3.0rc10/moe_perf.parquet")
+    # the manifest records the filled dtypes
+    out = tmp_path / "bundle"
+    result = CliRunner().invoke(main, ["profiles", "import", "aiconfigurator", "--gpu", GPU, "--engine", "trtllm",
+                                       "--source", str(systems), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    (e,) = [e for e in json.loads((out / "manifest.json").read_text())["tables"] if e["family"] == "moe"]
+    assert set(e["filled_dtypes"]) == {"fp8_block", "mxfp4"} and len(e["source_files"]) == 2
+
+
 def test_nccl_element_counts_become_bytes(systems):
     col = _by_key(aic.import_gpu(GPU, source=systems, families={"collective"}))
     nccl = col[("any", "collective")]

@@ -108,9 +108,7 @@ def test_validate_silicon_end_to_end(silicon_run):
     assert "ok " in output and "report ->" in output
 
 
-def test_calibrate_split_and_held_out(tmp_path, frontier_cache):
-    """Four configurations of one small deployment family; calibrate fits vLLM's overheads on the training
-    configurations and quotes the held-out error; validate silicon --calibration uses the file."""
+def _calibration_csv(tmp_path):
     base = pd.read_csv(SMALL_CSV).iloc[:1]
     rows = []
     for k, (pp, dp) in enumerate([(1, 1), (2, 1), (1, 2), (2, 2)]):
@@ -124,6 +122,13 @@ def test_calibrate_split_and_held_out(tmp_path, frontier_cache):
             rows.append(r)
     csv = tmp_path / "cal.csv"
     pd.DataFrame(rows).to_csv(csv, index=False)
+    return csv
+
+
+def test_calibrate_split_and_held_out(tmp_path, frontier_cache):
+    """Four configurations of one small deployment family; calibrate fits vLLM's overheads on the training
+    configurations and quotes the held-out error; validate silicon --calibration uses the file."""
+    csv = _calibration_csv(tmp_path)
     cal = tmp_path / "calib.yaml"
     r = CliRunner().invoke(_cli(), ["calibrate", "--csv", str(csv), "--jobs", "1", "--max-rows", "2",
                                     "--out", str(cal), "--report-dir", str(tmp_path / "calrep")])
@@ -146,6 +151,26 @@ def test_calibrate_split_and_held_out(tmp_path, frontier_cache):
     again = pd.read_csv(out / "rows.csv", dtype={"id": str}).set_index("id")
     calibrated = pd.read_csv(tmp_path / "calrep" / "rows_calibrated.csv", dtype={"id": str}).set_index("id")
     assert np.allclose(again.loc[calibrated.index, "pred_ttft_ms"], calibrated["pred_ttft_ms"])  # pure, seeded
+
+
+def test_calibrate_per_engine_gpu(tmp_path, frontier_cache):
+    """--group-by engine-gpu: one ENGINE@GPU entry per group, the split stratified by it, recorded in the
+    provenance; --fit-rounds bounds the overhead rounds."""
+    csv = _calibration_csv(tmp_path)
+    cal = tmp_path / "calib.yaml"
+    r = CliRunner().invoke(_cli(), ["calibrate", "--csv", str(csv), "--jobs", "1", "--max-rows", "2",
+                                    "--group-by", "engine-gpu", "--fit-rounds", "1", "--out", str(cal),
+                                    "--report-dir", str(tmp_path / "calrep")])
+    assert r.exit_code == 0, r.output
+    doc = yaml.safe_load(cal.read_text())
+    assert set(doc["overheads"]) == {"vllm@h100_sxm"} and set(doc["benchmark_desync"]) == {"vllm@h100_sxm"}
+    assert doc["provenance"]["group_by"] == "engine-gpu" and doc["provenance"]["fit_rounds"] == 1
+    split = pd.read_csv(tmp_path / "calrep" / "split.csv")
+    assert set(split["group"]) == {"vllm@h100_sxm"} and set(split["split"]) == {"train", "held_out"}
+    assert "per engine x GPU" in (tmp_path / "calrep" / "report.md").read_text()
+    summary = json.loads((tmp_path / "calrep" / "summary.json").read_text())
+    # 1 round: desync grid (5) + 1 overhead round (4) + grid again (5) [+ 4 when desync moved] + check (1)
+    assert len(summary["fits"]["vllm@h100_sxm"]["history"]) in (15, 19)
 
 
 def test_split_never_shares_a_configuration():
@@ -179,6 +204,14 @@ def test_deployment_calibration_key(tmp_path, frontier_cache):
     dep = load_deployment(tmp_path / "d.yaml")
     ov = dep.worker.overheads
     assert (ov.step_s, ov.per_seq_s, ov.prefill_step_s) == (0.0007, 1e-6, 0.002)   # explicit overheads win
+    # an ENGINE@GPU entry for the deployment's GPU wins over the engine's; another GPU's entry is ignored
+    write_calibration(tmp_path / "c.yaml", {"vllm": {"step_s": 0.0007}, "vllm@h100_sxm": {"step_s": 0.0009},
+                                            "vllm@h200_sxm": {"step_s": 0.005}})
+    assert load_deployment(tmp_path / "d.yaml").worker.overheads.step_s == 0.0009
+    raw["gpu"] = "a100_sxm"
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    assert load_deployment(tmp_path / "d.yaml").worker.overheads.step_s == 0.0007
+    raw["gpu"] = "h100_sxm"
     raw["calibration"] = "missing.yaml"
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
     from frontier_calib.errors import InputError

@@ -216,6 +216,64 @@ def test_calibration_file_round_trip_and_desync(small, tmp_path):
         read_calibration(tmp_path / "bad2.yaml")
 
 
+def test_fp8_label_on_block_fp8_checkpoint_uses_block_kernels():
+    """MiniMax-M2.5 / DeepSeek / Qwen3-235B-A22B-FP8 ship block-scaled FP8 experts: an 'fp8' row runs the fp8_block
+    MoE kernels; a bf16 checkpoint quantized online to fp8 keeps per-tensor fp8; dense GEMMs keep the label."""
+    row = {"gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "precision": "fp8"}
+    for path in ("MiniMaxAI/MiniMax-M2.5", "deepseek-ai/DeepSeek-R1", "Qwen/Qwen3-235B-A22B-FP8"):
+        model, _ = S.resolve_model(path)
+        d, notes = S.row_dtypes(row, model, "h200_sxm")
+        assert (d["dtype"], d["moe_dtype"], d["kv_dtype"]) == ("fp8", "fp8_block", "fp8"), path
+        assert any("fp8_block" in n for n in notes)
+    model, _ = S.resolve_model("Qwen/Qwen3-30B-A3B")          # bf16 checkpoint, online fp8
+    d, notes = S.row_dtypes(row, model, "h200_sxm")
+    assert d["moe_dtype"] == "fp8" and not any("fp8_block" in n for n in notes)
+    model, _ = S.resolve_model("MiniMaxAI/MiniMax-M2.5")
+    d, _ = S.row_dtypes({**row, "moe_quant_mode": "fp8_block", "gemm_quant_mode": "fp8_block"}, model, "h200_sxm")
+    assert d["moe_dtype"] == "fp8_block" and d["dtype"] == "fp8_block"
+
+
+def test_engine_gpu_calibration_keys(small, tmp_path):
+    """`calibrate --group-by engine-gpu` writes ENGINE@GPU keys: they win over the plain engine entry for rows on
+    that GPU and do not touch rows on other GPUs; load_calibration resolves them for a deployment's GPU."""
+    from frontier_calib.cost.calibration import calibration_for, load_calibration, read_calibration, write_calibration
+
+    ov = {"vllm": {"step_s": 0.001}, "vllm@h100_sxm": {"step_s": 0.003}, "vllm@h200_sxm": {"step_s": 0.005}}
+    p = write_calibration(tmp_path / "g.yaml", ov, benchmark_desync={"vllm": 1.0, "vllm@h100_sxm": 0.25})
+    doc = read_calibration(p)
+    assert calibration_for(doc["overheads"], "vllm", "h100_sxm") == {"step_s": 0.003}
+    assert calibration_for(doc["overheads"], "vllm", "a100_sxm") == {"step_s": 0.001}   # falls back to the engine
+    assert calibration_for(doc["overheads"], "sglang", "h100_sxm") is None
+    scn = _scn(small, "llama8b_h100_vllm_tp1_512x64_c8", overheads=doc["overheads"], desync=doc["benchmark_desync"])
+    assert scn.gpu == "h100_sxm"
+    assert scn.deployment["overheads"] == {"step_s": 0.003} and scn.protocol.desync == 0.25
+    assert load_calibration(p) == {"vllm": {"step_s": 0.001}}
+    assert load_calibration(p, gpu="h200_sxm") == {"vllm": {"step_s": 0.005}}
+    (tmp_path / "bad.yaml").write_text("overheads: {'tgi@h100_sxm': {step_s: 0.001}}\n")
+    with pytest.raises(InputError, match="tgi"):
+        read_calibration(tmp_path / "bad.yaml")
+
+
+def test_split_by_engine_gpu_is_stratified():
+    from frontier_calib.validate.calibrate import fit_groups, split_configs
+
+    rng = np.random.default_rng(3)
+    n = 400
+    backend = rng.choice(["vllm", "sglang"], n)
+    system = rng.choice(["h100_sxm", "h200_sxm"], n, p=[0.9, 0.1])
+    df = pd.DataFrame({"backend": backend, "system": system,
+                       "config_key": [f"{b}-{s}-k{i}" for b, s, i in zip(backend, system, rng.integers(0, 6, n))]})
+    assert set(fit_groups(df, "engine-gpu")) == {"vllm@h100_sxm", "vllm@h200_sxm", "sglang@h100_sxm",
+                                                  "sglang@h200_sxm"}
+    for seed in range(6):
+        train = split_configs(df, seed=seed, group_by="engine-gpu")
+        assert df.assign(t=train).groupby("config_key")["t"].nunique().max() == 1
+        for _, g in df.assign(t=train).groupby(["backend", "system"]):
+            assert g["t"].any() and (~g["t"]).any()     # every engine x GPU on both sides
+    with pytest.raises(ValueError):
+        fit_groups(df, "model")
+
+
 def test_int4_experts_with_bf16_attention_fit():
     """Kimi-K2.5 rows: int4 routed experts, bf16 attention (the memory plan counts the experts at 4 bits)."""
     from frontier_calib.deployment import deployment_from_dict

@@ -12,8 +12,11 @@ and ``frontier-calib calibrate`` fits them per engine. The result is a small YAM
       vllm: 1.0                     # closed-loop benchmark clients that drift out of step (docs/validation.md)
     provenance: {...}               # free-form: data, split, seed, errors (not read back)
 
+Keys are an engine (``vllm``) or an engine on one GPU (``sglang@h200_sxm``: ``calibrate --group-by engine-gpu``);
+for a worker, the ``engine@gpu`` entry wins over the plain ``engine`` entry (:func:`calibration_for`).
+
 A deployment uses it with ``calibration: FILE`` (its explicit ``overheads:`` keys still win), and
-``frontier-calib validate silicon --calibration FILE`` applies it to every row of its engine.
+``frontier-calib validate silicon --calibration FILE`` applies it to every row of its engine (and GPU).
 """
 
 from __future__ import annotations
@@ -28,6 +31,35 @@ from ..io import write_text
 from .worker import DEFAULT_OVERHEADS, Overheads
 
 CALIBRATION_FORMAT = "frontier-calib-calibration/1"
+
+
+def group_key(engine: str, gpu: str | None = None) -> str:
+    """The calibration key of an engine (``gpu`` None) or of an engine on one GPU: ``engine@gpu``."""
+    return f"{engine}@{gpu}" if gpu else str(engine)
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    """``'sglang@h200_sxm'`` -> ``('sglang', 'h200_sxm')``; ``'vllm'`` -> ``('vllm', None)``."""
+    engine, _, gpu = str(key).partition("@")
+    return engine, (gpu or None)
+
+
+def calibration_for(mapping: dict | None, engine: str, gpu: str | None = None):
+    """The entry of ``mapping`` (keyed by :func:`group_key`) for ``engine`` on ``gpu``: ``engine@gpu`` first,
+    then ``engine``; None when neither is there."""
+    if not mapping:
+        return None
+    if gpu and group_key(engine, gpu) in mapping:
+        return mapping[group_key(engine, gpu)]
+    return mapping.get(engine)
+
+
+def _check_key(key, path, field):
+    engine, gpu = split_key(key)
+    if engine not in DEFAULT_OVERHEADS or (gpu is not None and not gpu.strip()):
+        raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"{field}.{key}",
+                         fix=f"one of {sorted(DEFAULT_OVERHEADS)}, optionally as ENGINE@GPU")
+    return engine
 
 
 def read_calibration(path: str | Path) -> dict:
@@ -50,45 +82,50 @@ def read_calibration(path: str | Path) -> dict:
     if not isinstance(ov, dict) or not ov:
         raise InputError("missing or empty 'overheads' mapping", path=str(path), field="overheads")
     clean = {}
-    for engine, fields_ in ov.items():
-        if engine not in DEFAULT_OVERHEADS:
-            raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"overheads.{engine}",
-                             fix=f"one of {sorted(DEFAULT_OVERHEADS)}")
+    for key, fields_ in ov.items():
+        engine = _check_key(key, path, "overheads")
         if not isinstance(fields_, dict):
-            raise InputError("expected a mapping of overhead fields", path=str(path), field=f"overheads.{engine}")
+            raise InputError("expected a mapping of overhead fields", path=str(path), field=f"overheads.{key}")
         try:
             Overheads.for_engine(engine, **fields_)
         except FrontierError as exc:
-            raise InputError(str(exc), path=str(path), field=f"overheads.{engine}") from None
-        clean[engine] = {k: float(v) for k, v in fields_.items()}
+            raise InputError(str(exc), path=str(path), field=f"overheads.{key}") from None
+        clean[str(key)] = {k: float(v) for k, v in fields_.items()}
     desync = doc.get("benchmark_desync") or {}
     if not isinstance(desync, dict):
         raise InputError("expected a mapping {engine: share}", path=str(path), field="benchmark_desync")
-    for engine, v in desync.items():
-        if engine not in DEFAULT_OVERHEADS:
-            raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"benchmark_desync.{engine}")
+    for key, v in desync.items():
+        _check_key(key, path, "benchmark_desync")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
             raise InputError(f"must be a number in [0, 1], got {v!r}", path=str(path),
-                             field=f"benchmark_desync.{engine}")
+                             field=f"benchmark_desync.{key}")
     out = dict(doc)
     out["overheads"] = clean
     out["benchmark_desync"] = {e: float(v) for e, v in desync.items()}
     return out
 
 
-def load_calibration(path: str | Path) -> dict[str, dict[str, float]]:
-    """{engine: {overhead field: seconds}} from a calibration file."""
-    return read_calibration(path)["overheads"]
+def load_calibration(path: str | Path, gpu: str | None = None) -> dict[str, dict[str, float]]:
+    """{engine: {overhead field: seconds}} from a calibration file; with ``gpu``, an ``engine@gpu`` entry replaces
+    the plain ``engine`` entry (entries of other GPUs are dropped)."""
+    ov = read_calibration(path)["overheads"]
+    out = {k: v for k, v in ov.items() if split_key(k)[1] is None}
+    if gpu:
+        for k, v in ov.items():
+            engine, g = split_key(k)
+            if g == gpu:
+                out[engine] = v
+    return out
 
 
 def write_calibration(path: str | Path, overheads: dict[str, dict[str, float]], *,
                       benchmark_desync: dict[str, float] | None = None, provenance: dict | None = None) -> Path:
     """Write a calibration file atomically (YAML, or JSON when ``path`` ends in .json)."""
-    for engine, fields_ in overheads.items():  # validate before writing anything
-        Overheads.for_engine(engine, **fields_)
-    for engine, v in (benchmark_desync or {}).items():
-        if engine not in DEFAULT_OVERHEADS or not 0 <= float(v) <= 1:
-            raise FrontierError(f"benchmark_desync: bad entry {engine!r}: {v!r}")
+    for key, fields_ in overheads.items():  # validate before writing anything
+        Overheads.for_engine(split_key(key)[0], **fields_)
+    for key, v in (benchmark_desync or {}).items():
+        if split_key(key)[0] not in DEFAULT_OVERHEADS or not 0 <= float(v) <= 1:
+            raise FrontierError(f"benchmark_desync: bad entry {key!r}: {v!r}")
     doc = {"format": CALIBRATION_FORMAT,
            "overheads": {e: {k: float(v) for k, v in f.items()} for e, f in sorted(overheads.items())}}
     if benchmark_desync:

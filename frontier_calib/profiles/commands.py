@@ -101,6 +101,8 @@ def import_aiconfigurator(gpus, engines, dtypes, source, out):
         entries.append(entry_for(dest, Path(out), gpu=t.gpu, engine=t.engine, family=t.family,
                                  rows=len(t.frame), source_package=aic.SOURCE_PACKAGE,
                                  source_version=version, sources=t.sources))
+        if t.filled_dtypes:  # dtypes the newest version folder lacks, taken from an older one
+            entries[-1]["filled_dtypes"] = dict(t.filled_dtypes)
         click.echo(f"{t.gpu:>9} {t.engine:>7} {t.family:<18} {len(t.frame):>7} rows -> {dest}")
     update_manifest(Path(out), entries, notice=aic.LICENSE_NOTICE)
     write_text(aic.LICENSE_NOTICE + "\n", Path(out) / "NOTICE")

@@ -1,6 +1,7 @@
 """``frontier-calib calibrate``: fit the engine-level constants on a training split, score on held-out rows.
 
-What is fitted, per engine and nothing per row: the three :class:`~frontier_calib.cost.worker.Overheads` fields
+What is fitted, per engine (or per engine x GPU with ``group_by='engine-gpu'``: calibration keys ``engine@gpu``) and
+nothing per row: the three :class:`~frontier_calib.cost.worker.Overheads` fields
 (seconds per iteration): ``step_s`` (every step: scheduler, launch, sync), ``per_seq_s`` (per sequence in the
 batch: input preparation, sampling, detokenization) and ``prefill_step_s`` (extra for a step that carries prefill:
 mixed batches do not run as one CUDA graph); and the benchmark clients' desynchronisation share (``desync``,
@@ -10,15 +11,16 @@ out of step (SGLang's prefill-first batching keeps them together, vLLM's chunked
 Protocol (docs/validation.md):
 
 1. **Split by configuration.** Rows are grouped by :func:`~frontier_calib.validate.silicon.config_key` (the
-   deployment without its workload); within each engine, a seeded shuffle puts ``train_fraction`` of the
+   deployment without its workload); within each fit group, a seeded shuffle puts ``train_fraction`` of the
    configurations on the training side, the rest are held out. One configuration never sits on both sides.
-2. **Fit per engine on a training subsample** (``max_rows`` rows, spread over the training configurations).
+2. **Fit per group on a training subsample** (``max_rows`` rows, spread over the training configurations).
    First the desync share on a grid (0, 0.25, ..., 1) at the default overheads. Then the overheads: the replay is
    not linear in them (queueing), so the fit is Gauss-Newton-like: replay the subsample at the current constants
    and at one small step of each constant (4 replays per row), fit the constants on that linear surrogate with a
-   bounded Nelder-Mead, and repeat once from the result. Then the desync grid again at the new overheads. Every
-   candidate is replayed and the best replayed point is kept. The loss is the mean over rows of
-   ``min(|log(pred/measured)|, log 3)`` summed over TTFT and TPOT: symmetric in over/under-prediction, and a row
+   bounded Nelder-Mead, and repeat from the result (``rounds`` rounds in all, 2 by default). Then the desync grid
+   again at the new overheads. Every candidate is replayed and the best replayed point is kept. The loss is the
+   mean over rows of ``min(|log(pred/measured)|, log 3)`` summed over TTFT and TPOT: symmetric in
+   over/under-prediction, and a row
    that is off by more than 3x (a KV-capacity cliff, a measurement outlier) cannot pull the constants around.
 3. **Score.** Every selected row (both splits) is replayed with the default and with the fitted constants; the
    report shows held-out and training errors side by side. The held-out error is the one to quote.
@@ -43,15 +45,32 @@ BOUNDS = {"step_s": (0.0, 0.02), "per_seq_s": (0.0, 2.0e-4), "prefill_step_s": (
 CAP = math.log(3.0)
 
 
-def split_configs(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0) -> pd.Series:
+GROUP_BY = ("engine", "engine-gpu")
+
+
+def fit_groups(df: pd.DataFrame, group_by: str = "engine") -> pd.Series:
+    """The calibration key of every row: its engine (``group_by='engine'``) or ``engine@gpu`` (``'engine-gpu'``);
+    the keys of the calibration file (:func:`~frontier_calib.cost.calibration.group_key`)."""
+    if group_by not in GROUP_BY:
+        raise ValueError(f"group_by must be one of {GROUP_BY}")
+    engine = df["backend"].astype(str)
+    if group_by == "engine":
+        return engine
+    return engine + "@" + df["system"].astype(str)
+
+
+def split_configs(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0,
+                  group_by: str = "engine") -> pd.Series:
     """Boolean Series (index of ``df``): True for training rows. Whole configurations (``config_key``) go to one
-    side; the shuffle is seeded and done per engine so every engine gets training and held-out configurations."""
+    side; the shuffle is seeded and done per fit group (engine, or engine x GPU) so every group gets training and
+    held-out configurations."""
     if not 0 < train_fraction < 1:
         raise ValueError("train_fraction must be in (0, 1)")
     train = pd.Series(False, index=df.index)
     rng = np.random.default_rng(seed)
-    for engine in sorted(df["backend"].astype(str).unique()):
-        keys = np.array(sorted(df.loc[df["backend"] == engine, "config_key"].astype(str).unique()))
+    groups = fit_groups(df, group_by)
+    for g in sorted(groups.unique()):
+        keys = np.array(sorted(df.loc[groups == g, "config_key"].astype(str).unique()))
         if len(keys) == 0:
             continue
         keys = keys[rng.permutation(len(keys))]
@@ -59,7 +78,7 @@ def split_configs(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 
         if len(keys) >= 2:
             n_train = min(max(n_train, 1), len(keys) - 1)
         chosen = set(keys[:n_train])
-        train |= (df["backend"] == engine) & df["config_key"].astype(str).isin(chosen)
+        train |= (groups == g) & df["config_key"].astype(str).isin(chosen)
     return train
 
 
@@ -137,16 +156,16 @@ def nelder_mead(f, x0, scale, bounds, *, iters: int = 200, tol: float = 1e-7):
 PHI_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def _scenarios(rows: list[dict], engine: str, theta: np.ndarray, phi: float, protocol: Protocol) -> list[Scenario]:
-    ov = {engine: dict(zip(PARAMS, map(float, theta)))}
-    return [scenario_for_row(r, overheads=ov, protocol=protocol, desync={engine: phi}) for r in rows]
+def _scenarios(rows: list[dict], key: str, theta: np.ndarray, phi: float, protocol: Protocol) -> list[Scenario]:
+    ov = {key: dict(zip(PARAMS, map(float, theta)))}
+    return [scenario_for_row(r, overheads=ov, protocol=protocol, desync={key: phi}) for r in rows]
 
 
 class _Fitter:
     """Replays of one engine's training subsample at given (overheads, desync); remembers the best point."""
 
-    def __init__(self, engine, train, protocol, jobs, progress):
-        self.engine, self.protocol, self.jobs, self.progress = engine, protocol, jobs, progress
+    def __init__(self, key, train, protocol, jobs, progress):
+        self.engine, self.protocol, self.jobs, self.progress = key, protocol, jobs, progress
         self.rows = train.to_dict("records")
         self.mt = train["silicon_ttft_ms"].to_numpy(float)
         self.mp = train["silicon_tpot_ms"].to_numpy(float)
@@ -206,28 +225,31 @@ class _Fitter:
 
 def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: int, progress: bool,
                rounds: int = 2, log=print) -> dict:
-    """Fit the engine's client desynchronisation share (a grid) and its three overheads (Gauss-Newton-like rounds
+    """Fit the group's client desynchronisation share (a grid) and its three overheads (Gauss-Newton-like rounds
     on a linear surrogate) on ``train`` rows; returns the fit record. Every candidate is replayed; the best replayed
-    point wins, so the result is never worse on the training subsample than the defaults."""
-    f = _Fitter(engine, train, protocol, jobs, progress)
+    point wins, so the result is never worse on the training subsample than the defaults. ``engine`` is a
+    calibration key: an engine or ``engine@gpu`` (the starting point is that engine's default overheads)."""
+    key = engine
+    engine = key.partition("@")[0]
+    f = _Fitter(key, train, protocol, jobs, progress)
     theta = np.array([DEFAULT_OVERHEADS[engine][p] for p in PARAMS], float)
     default_phi = float(protocol.desync)
-    phi = f.best_phi(theta, f"calibrate {engine}: desync grid")
+    phi = f.best_phi(theta, f"calibrate {key}: desync grid")
     default_loss = next((e["loss"] for e in f.evaluations if e["desync"] == default_phi), math.nan)
-    log(f"calibrate {engine}: desync {phi:.2f} (loss {f.best[0]:.4f}; defaults {default_loss:.4f})")
+    log(f"calibrate {key}: desync {phi:.2f} (loss {f.best[0]:.4f}; defaults {default_loss:.4f})")
     for it in range(rounds):
-        theta = f.overhead_round(theta, phi, f"calibrate {engine}: overheads {it + 1}/{rounds}")
-        log(f"calibrate {engine}: round {it + 1}: surrogate optimum {_fmt(theta)}")
-    phi2 = f.best_phi(theta, f"calibrate {engine}: desync grid (again)")
+        theta = f.overhead_round(theta, phi, f"calibrate {key}: overheads {it + 1}/{rounds}")
+        log(f"calibrate {key}: round {it + 1}: surrogate optimum {_fmt(theta)}")
+    phi2 = f.best_phi(theta, f"calibrate {key}: desync grid (again)")
     if phi2 != phi:
         phi = phi2
-        theta = f.overhead_round(theta, phi, f"calibrate {engine}: overheads (desync {phi:.2f})")
-    P = f.replay([(theta, phi)], f"calibrate {engine}: check")
+        theta = f.overhead_round(theta, phi, f"calibrate {key}: overheads (desync {phi:.2f})")
+    P = f.replay([(theta, phi)], f"calibrate {key}: check")
     f.note(theta, phi, P[0])
     loss, best_theta, best_phi = f.best
-    log(f"calibrate {engine}: best replayed point: desync {best_phi:.2f}, {_fmt(best_theta)}, loss {loss:.4f} "
+    log(f"calibrate {key}: best replayed point: desync {best_phi:.2f}, {_fmt(best_theta)}, loss {loss:.4f} "
         f"(defaults {default_loss:.4f}; {int(f.usable.sum())} rows)")
-    return {"engine": engine, "overheads": dict(zip(PARAMS, map(float, best_theta))), "desync": best_phi,
+    return {"engine": key, "overheads": dict(zip(PARAMS, map(float, best_theta))), "desync": best_phi,
             "loss": loss, "default_loss": default_loss, "rows": int(f.usable.sum()), "history": f.evaluations}
 
 
@@ -246,38 +268,40 @@ def side_by_side(base_rows: pd.DataFrame, cal_rows: pd.DataFrame, train_mask: pd
 
 def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, max_rows: int = 48,
               jobs: int | None = None, progress: bool = True, protocol: Protocol | None = None,
-              baseline: pd.DataFrame | None = None, log=print) -> dict:
+              baseline: pd.DataFrame | None = None, group_by: str = "engine", rounds: int = 2, log=print) -> dict:
     """The whole protocol (module docstring). ``baseline``: rows frame of a previous uncalibrated
     ``validate silicon`` run of the same rows (saves one full replay). Returns a dict with the overheads, the
-    split, both rows frames and the side-by-side errors."""
+    split, both rows frames and the side-by-side errors. ``group_by``: fit one set of constants per engine
+    (``'engine'``) or per engine x GPU (``'engine-gpu'``: keys ``engine@gpu``); the split is stratified the same way."""
     from .runner import default_jobs, run_silicon
 
     jobs = jobs or default_jobs()
     protocol = protocol or Protocol()
     t0 = time.perf_counter()
     df = df.reset_index(drop=True)
-    train_mask = split_configs(df, train_fraction=train_fraction, seed=seed)
+    train_mask = split_configs(df, train_fraction=train_fraction, seed=seed, group_by=group_by)
+    groups = fit_groups(df, group_by)
     if baseline is None:
         base_rows, _ = run_silicon(df, jobs=jobs, progress=progress, protocol=protocol)
     else:
         base_rows = baseline.set_index("id").loc[df["id"]].reset_index()
     ok_ids = set(base_rows.loc[base_rows["status"] == "ok", "id"])
     fits = {}
-    for engine in sorted(df["backend"].astype(str).unique()):
-        tr = df[train_mask & (df["backend"] == engine) & df["id"].isin(ok_ids)]
+    for key in sorted(groups.unique()):
+        tr = df[train_mask & (groups == key) & df["id"].isin(ok_ids)]
         if tr.empty:
-            log(f"calibrate {engine}: no replayable training rows; keeping the defaults")
+            log(f"calibrate {key}: no replayable training rows; keeping the defaults")
             continue
         sub = subsample(tr, max_rows, seed)
-        fits[engine] = fit_engine(engine, sub, protocol=protocol, jobs=jobs, progress=progress, log=log)
+        fits[key] = fit_engine(key, sub, protocol=protocol, jobs=jobs, progress=progress, rounds=rounds, log=log)
     overheads = {e: f["overheads"] for e, f in fits.items()}
     desync = {e: f["desync"] for e, f in fits.items()}
     cal_rows, _ = run_silicon(df, overheads=overheads, desync=desync, jobs=jobs, progress=progress,
                               protocol=protocol)   # prepare: rows whose cost model cannot be built skip at once
     split = pd.DataFrame({"id": df["id"], "config_key": df["config_key"], "backend": df["backend"],
-                          "split": np.where(train_mask, "train", "held_out")})
+                          "group": groups, "split": np.where(train_mask, "train", "held_out")})
     return {"overheads": overheads, "desync": desync, "fits": fits, "split": split, "train_mask": train_mask,
             "baseline_rows": base_rows, "calibrated_rows": cal_rows,
             "errors": side_by_side(base_rows, cal_rows, train_mask),
             "seconds": time.perf_counter() - t0, "train_fraction": train_fraction, "seed": seed,
-            "max_rows": max_rows}
+            "max_rows": max_rows, "group_by": group_by, "rounds": rounds}

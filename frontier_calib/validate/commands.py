@@ -168,7 +168,12 @@ def trace_cmd(deployment, trace_path, fmt, out, seed):
               help="Share of each engine's configurations on the training side.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the configuration split.")
 @click.option("--max-rows", type=int, default=48, show_default=True,
-              help="Training rows replayed per engine while fitting (a subsample spread over configurations).")
+              help="Training rows replayed per fit group while fitting (a subsample spread over configurations).")
+@click.option("--fit-rounds", "fit_rounds", type=click.IntRange(1, 5), default=2, show_default=True,
+              help="Gauss-Newton-like rounds of the overhead fit per group (each replays the subsample 4 times).")
+@click.option("--group-by", type=click.Choice(["engine", "engine-gpu"]), default="engine", show_default=True,
+              help="One set of constants per engine, or per engine x GPU (keys ENGINE@GPU; the split is "
+                   "stratified the same way).")
 @click.option("--baseline", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="rows.csv of an uncalibrated `validate silicon` run of the same selection (skips one replay).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("calibration.yaml"),
@@ -176,7 +181,7 @@ def trace_cmd(deployment, trace_path, fmt, out, seed):
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the split, both rows tables and the side-by-side report (default: next to --out).")
 def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, train_fraction, seed,
-                  max_rows, baseline, out, report_dir):
+                  max_rows, fit_rounds, group_by, baseline, out, report_dir):
     """Fit the per-engine overheads on a training split of the silicon rows; report held-out vs training error."""
     import pandas as pd
 
@@ -203,7 +208,8 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
     jobs = jobs or default_jobs()
     click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
     res = calibrate(df, train_fraction=train_fraction, seed=seed, max_rows=max_rows, jobs=jobs, progress=True,
-                    protocol=Protocol(requests_per_client=requests_per_client), baseline=base, log=click.echo)
+                    protocol=Protocol(requests_per_client=requests_per_client), baseline=base, group_by=group_by,
+                    rounds=fit_rounds, log=click.echo)
     errs = res["errors"]
 
     def brief(block):
@@ -211,13 +217,14 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
         return {m: {k: o[m][k] for k in ("n", "mape", "median_ape", "bias")} for m in ("ttft", "tpot")}
 
     provenance = {"command": _command_line(), **_csv_meta(path, df_all), "selection": selection,
-                  "split": {"by": "config_key (deployment without workload), per engine", "seed": seed,
+                  "split": {"by": f"config_key (deployment without workload), per {group_by}", "seed": seed,
                             "train_fraction": train_fraction,
                             "train_configs": int(res["split"].loc[res["split"]["split"] == "train",
                                                                    "config_key"].nunique()),
                             "held_out_configs": int(res["split"].loc[res["split"]["split"] == "held_out",
                                                                       "config_key"].nunique())},
-                  "fit_rows_per_engine": {e: f["rows"] for e, f in res["fits"].items()},
+                  "group_by": group_by, "fit_rounds": fit_rounds,
+                  "fit_rows_per_group": {e: f["rows"] for e, f in res["fits"].items()},
                   "held_out": {"before": brief(errs["held_out"]["before"]), "after": brief(errs["held_out"]["after"])},
                   "train": {"before": brief(errs["train"]["before"]), "after": brief(errs["train"]["after"])}}
     write_calibration(out, res["overheads"], benchmark_desync=res["desync"], provenance=provenance)

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cost.calibration import calibration_for
 from ..errors import CoverageError, FrontierError, InputError
 
 #: columns every silicon CSV must have (the parallelism columns of the row's mode are checked per row)
@@ -280,6 +281,12 @@ def row_dtypes(row: dict, model, gpu: str) -> tuple[dict, list]:
         gemm = "bf16" if dense in _WEIGHT_ONLY_4BIT or model.is_moe else dense
     dtype = gemm or (dense if dense not in _WEIGHT_ONLY_4BIT else "bf16")
     moe_dtype = (moe or gemm or model.weight_dtype) if model.is_moe else dtype
+    if model.is_moe and moe_dtype == "fp8" and model.weight_dtype == "fp8_block":
+        # the checkpoint ships block-scaled FP8 experts (quantization_config.weight_block_size, e.g. MiniMax-M2.5,
+        # DeepSeek-V3/R1, Qwen3-235B-A22B-FP8): an "fp8" serving label runs them with the block-FP8 MoE kernels
+        # (engines do not requantize block scales to per-tensor), so the fp8_block tables are the ones that apply
+        moe_dtype = "fp8_block"
+        notes.append("fp8 label on a block-scaled FP8 checkpoint: experts use the fp8_block kernels")
     # FP8 serving configs in these benchmarks use an FP8 KV cache (the KV-capacity-bound rows confirm it:
     # docs/validation.md); everything else keeps the checkpoint's 16-bit KV
     kv = "fp8" if precision == "fp8" or (gemm in ("fp8", "fp8_block") and precision in ("", "nan")) else "bf16"
@@ -324,16 +331,18 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
 
 def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Protocol | None = None,
                      desync: dict | None = None, assume_pd_layout: bool = False) -> Scenario:
-    """The replay scenario of one silicon row (pure). ``overheads``: {engine: {field: seconds}} and ``desync``:
-    {engine: share of desynchronised clients} (both from a calibration; the defaults otherwise).
+    """The replay scenario of one silicon row (pure). ``overheads``: {key: {field: seconds}} and ``desync``:
+    {key: share of desynchronised clients} (both from a calibration; the defaults otherwise), keyed by engine or
+    ``engine@gpu`` (which wins; :func:`~frontier_calib.cost.calibration.calibration_for`).
     ``assume_pd_layout``: replay disagg rows that do not give their worker counts as 1 prefill + 1 decode worker
     (noted per row) instead of skipping them."""
     protocol = protocol or Protocol()
     rid = str(row.get("id"))
     gpu = str(row.get("system", "")).strip()
     engine = str(row.get("backend", "")).strip().lower()
-    if desync and engine in desync:
-        protocol = replace(protocol, desync=float(desync[engine]))
+    phi = calibration_for(desync, engine, gpu)  # an engine@gpu entry wins over the engine's
+    if phi is not None:
+        protocol = replace(protocol, desync=float(phi))
     mode = str(row.get("mode", "agg")).strip().lower()
     scn = Scenario(row_id=rid, status="ok", gpu=gpu, engine=engine, mode=mode, seed=row_seed(rid), protocol=protocol)
     isl, osl = _int(row.get("isl")), _int(row.get("osl"))
@@ -373,8 +382,9 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
         max_len = min(max_len, int(model.max_position_embeddings))
     base = {"model": model.name, "gpu": gpu, "engine": engine, **dtypes, "name": rid,
             "routing": "power_law_1.01", "router": "least_outstanding"}
-    if overheads and engine in overheads:
-        base["overheads"] = dict(overheads[engine])
+    ov = calibration_for(overheads, engine, gpu)
+    if ov is not None:
+        base["overheads"] = dict(ov)
     try:
         if mode == "agg":
             par = _parallel(row, model)

@@ -2,8 +2,12 @@
 
 Source layout: ``<systems>/data/<gpu>/<op>/<framework>/<version>/<table>.parquet`` (Apache-2.0,
 NVIDIA). For each (gpu, engine, source table) the newest version folder that holds the table is
-used. Units in the source: latencies in milliseconds, except the all-to-all tables, which are in
-microseconds; NCCL message sizes are element counts. Both are converted here (ms, bytes).
+used. For the dtype-carrying GEMM and MoE tables, a dtype the newest table lacks is filled in from the
+newest *older* version folder that has it (e.g. TensorRT-LLM's ``moe/trtllm/1.3.0rc23`` holds bf16 and fp8
+only; its fp8_block and w4a16_mxfp4 rows come from ``1.3.0rc20``): newest wins per dtype, never mixed
+within one dtype, and ``ImportedTable.filled_dtypes`` records which folder each filled dtype came from.
+Units in the source: latencies in milliseconds, except the all-to-all tables, which are in microseconds;
+NCCL message sizes are element counts. Both are converted here (ms, bytes).
 """
 
 from __future__ import annotations
@@ -213,14 +217,23 @@ def _version_key(v: str):
     return key + [(1, 0, "")]
 
 
+def versions_with(folder: Path, file: str) -> list[Path]:
+    """Every version subfolder's ``file`` under ``folder``, newest first."""
+    if not folder.is_dir():
+        return []
+    versions = [d for d in folder.iterdir() if d.is_dir() and (d / file).exists()]
+    return [d / file for d in sorted(versions, key=lambda d: _version_key(d.name), reverse=True)]
+
+
 def newest_with(folder: Path, file: str) -> Path | None:
     """Newest version subfolder of ``folder`` containing ``file``."""
-    if not folder.is_dir():
-        return None
-    versions = [d for d in folder.iterdir() if d.is_dir() and (d / file).exists()]
-    if not versions:
-        return None
-    return max(versions, key=lambda d: _version_key(d.name)) / file
+    found = versions_with(folder, file)
+    return found[0] if found else None
+
+
+#: families whose rows carry a quantization ``dtype`` that older version folders may cover when the
+#: newest does not (filled in per dtype, newest first)
+DTYPE_FILL_FAMILIES = ("gemm", "moe")
 
 
 @dataclass
@@ -230,6 +243,7 @@ class ImportedTable:
     family: str
     frame: pd.DataFrame
     sources: list          #: source files (relative to systems dir) that fed this table
+    filled_dtypes: dict = None  #: dtype -> older source file it was filled in from (see DTYPE_FILL_FAMILIES)
 
 
 def import_gpu(gpu: str, *, engines=ENGINES, families=None, source=None, dtypes=None) -> list[ImportedTable]:
@@ -249,31 +263,53 @@ def import_gpu(gpu: str, *, engines=ENGINES, families=None, source=None, dtypes=
         for fw in src.frameworks:
             if fw != "nccl" and fw not in engines:
                 continue
-            path = newest_with(gpu_dir / src.op_dir / fw, src.file)
-            if path is None:
-                continue
-            raw = pd.read_parquet(path)
-            try:
-                conv = src.convert(raw)
-            except KeyError as exc:
-                raise InputError(f"source table lacks column {exc}", path=str(path)) from None
-            except FrontierError as exc:  # e.g. an unknown dtype met while converting units
-                raise InputError(str(exc), path=str(path)) from None
-            if conv.empty:
+            paths = versions_with(gpu_dir / src.op_dir / fw, src.file)
+            if not paths:
                 continue
             engine = "any" if fw == "nccl" else fw
-            conv.insert(0, "engine", engine)
-            conv.insert(0, "gpu", gpu)
-            conv = validate_table(conv, src.family, path=str(path))
-            if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe"):
-                conv = conv[conv["dtype"].isin(dtypes)]
-            key = (gpu, engine, src.family)
-            rel = str(path.relative_to(systems))
-            if key in collected:
-                collected[key].frame = pd.concat([collected[key].frame, conv], ignore_index=True)
-                collected[key].sources.append(rel)
-            else:
-                collected[key] = ImportedTable(gpu, engine, src.family, conv, [rel])
+            fill = src.family in DTYPE_FILL_FAMILIES
+            have: set = set()      # dtypes already taken from a newer version folder
+            for i, path in enumerate(paths if fill else paths[:1]):
+                conv = _convert(src, path, gpu, engine, dtypes)
+                if conv is None:
+                    continue
+                rel = str(path.relative_to(systems))
+                filled = None
+                if fill:
+                    new = set(conv["dtype"]) - have
+                    if not new:
+                        continue
+                    conv = conv[conv["dtype"].isin(new)]
+                    if i > 0:
+                        filled = {d: rel for d in sorted(new)}
+                    have |= new
+                key = (gpu, engine, src.family)
+                if key in collected:
+                    collected[key].frame = pd.concat([collected[key].frame, conv], ignore_index=True)
+                    collected[key].sources.append(rel)
+                else:
+                    collected[key] = ImportedTable(gpu, engine, src.family, conv, [rel])
+                if filled:
+                    collected[key].filled_dtypes = {**(collected[key].filled_dtypes or {}), **filled}
     for t in collected.values():
         t.frame = t.frame[columns(t.family)].reset_index(drop=True)
     return list(collected.values())
+
+
+def _convert(src: SourceTable, path: Path, gpu: str, engine: str, dtypes) -> pd.DataFrame | None:
+    """One source file as canonical rows (gpu/engine filled in, dtype filter applied); None when empty."""
+    raw = pd.read_parquet(path)
+    try:
+        conv = src.convert(raw)
+    except KeyError as exc:
+        raise InputError(f"source table lacks column {exc}", path=str(path)) from None
+    except FrontierError as exc:  # e.g. an unknown dtype met while converting units
+        raise InputError(str(exc), path=str(path)) from None
+    if conv.empty:
+        return None
+    conv.insert(0, "engine", engine)
+    conv.insert(0, "gpu", gpu)
+    conv = validate_table(conv, src.family, path=str(path))
+    if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe"):
+        conv = conv[conv["dtype"].isin(dtypes)]
+    return None if conv.empty else conv
