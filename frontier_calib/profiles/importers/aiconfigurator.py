@@ -43,13 +43,11 @@ def find_systems_dir(source: str | Path | None = None) -> Path:
             return p.parent
         raise InputError("not an aiconfigurator systems folder (expected a 'data/' subfolder)", path=str(p))
     try:
-        import aiconfigurator_core  # noqa: F401
+        import aiconfigurator_core
     except ImportError:
         raise FrontierError(
             "aiconfigurator-core is not installed; install the optional extra with "
             "`pip install -e .[public-data]` or pass --source PATH/TO/systems") from None
-    import aiconfigurator_core
-
     return Path(aiconfigurator_core.__file__).parent / "systems"
 
 
