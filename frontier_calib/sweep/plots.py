@@ -1,4 +1,4 @@
-"""Sweep plots (matplotlib, Agg backend), each written atomically as a PNG.
+"""Sweep plots (off-screen matplotlib figures, ``frontier_calib.plotting``), each written atomically as a PNG.
 
 - ``pareto.png``: output tokens/s per GPU vs. tokens/s per user (1 / median TPOT) of every completed point;
   the Pareto front is the line; points meeting the first SLO set are filled.
@@ -11,23 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..io import atomic_path
+from ..plotting import figure, save_png
 from .analysis import X_COL, Y_COL, goodput_table, ok_rows, pareto_front, slo_names
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, dest: Path) -> Path:
-    with atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    return dest
 
 
 def plot_pareto(df: pd.DataFrame, dest: str | Path, *, title: str = "") -> Path | None:
@@ -35,8 +22,7 @@ def plot_pareto(df: pd.DataFrame, dest: str | Path, *, title: str = "") -> Path 
     ok = ok_rows(df)
     if ok.empty:
         return None
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = figure(figsize=(8, 5.5))
     slos = slo_names(df)
     if slos:
         meets = ok[f"meets__{slos[0]}"].astype(bool)
@@ -57,10 +43,7 @@ def plot_pareto(df: pd.DataFrame, dest: str | Path, *, title: str = "") -> Path 
     ax.set_title(title or "throughput per GPU vs. per-user token rate")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    try:
-        return _save(fig, Path(dest))
-    finally:
-        plt.close(fig)
+    return save_png(fig, Path(dest))
 
 
 def plot_goodput(df: pd.DataFrame, dest: str | Path, *, slo: str | None = None, top: int = 10,
@@ -73,8 +56,7 @@ def plot_goodput(df: pd.DataFrame, dest: str | Path, *, slo: str | None = None, 
     slo = slo or slos[0]
     table = goodput_table(df, slo)
     best = list(table["config_id"].head(top))
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = figure(figsize=(8, 5.5))
     col = f"goodput_rps__{slo}"
     xcol = "offered_rate_rps"
     for cid, g in ok.groupby("config_id", sort=False):
@@ -93,7 +75,4 @@ def plot_goodput(df: pd.DataFrame, dest: str | Path, *, slo: str | None = None, 
     ax.set_title(title or f"goodput per configuration (top {min(top, len(best))} by goodput per GPU)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="upper left")
-    try:
-        return _save(fig, Path(dest))
-    finally:
-        plt.close(fig)
+    return save_png(fig, Path(dest))

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import staged_output, write_json, write_table, write_text
+from ..plotting import figure, save_png
 from .metrics import coverage, format_stats_table, pct, skip_category, summarize
 
 #: the issue's acceptance targets (fractions)
@@ -175,19 +176,10 @@ def _by_model(rows: pd.DataFrame) -> list:
 
 
 # ------------------------------------------------------------------------------------------------ plots
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 def plot_pred_vs_measured(rows: pd.DataFrame, dest: Path) -> Path:
-    plt = _plt()
     ok = rows[rows["status"] == "ok"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
+    fig, axes = figure(1, 2, figsize=(12, 5.5))
     for ax, metric, name in ((axes[0], "ttft", "TTFT"), (axes[1], "tpot", "TPOT")):
         m, p = ok[f"silicon_{metric}_ms"], ok[f"pred_{metric}_ms"]
         good = (m > 0) & (p > 0) & np.isfinite(m) & np.isfinite(p)
@@ -212,13 +204,12 @@ def plot_pred_vs_measured(rows: pd.DataFrame, dest: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
-    return _save(fig, dest)
+    return save_png(fig, dest)
 
 
 def plot_error_cdf(rows: pd.DataFrame, dest: Path) -> Path:
-    plt = _plt()
     ok = rows[rows["status"] == "ok"]
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig, axes = figure(1, 2, figsize=(12, 4.8))
     for ax, metric, name in ((axes[0], "ttft", "TTFT"), (axes[1], "tpot", "TPOT")):
         groups = [("all", ok, "k")] + [(e, g, ENGINE_COLORS.get(e)) for e, g in ok.groupby("backend")]
         for label, g, color in groups:
@@ -235,17 +226,8 @@ def plot_error_cdf(rows: pd.DataFrame, dest: Path) -> Path:
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _save(fig, dest)
+    return save_png(fig, dest)
 
-
-def _save(fig, dest: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    try:
-        fig.savefig(dest, dpi=110)
-    finally:
-        plt.close(fig)
-    return Path(dest)
 
 
 def skip_reasons_short(rows: pd.DataFrame) -> pd.Series:

@@ -26,7 +26,8 @@ import pandas as pd
 from ..errors import InputError
 from ..io import write_json, write_table, write_text
 from .metrics import error_stats, pct
-from .report import _plt, _save, staged_output
+from ..io import staged_output
+from ..plotting import figure, save_png
 
 STATS = ("mean", "median", "p90", "p99")
 METRICS = ("ttft", "tpot", "itl", "e2el")
@@ -157,9 +158,8 @@ def trace_markdown(result: dict) -> str:
 
 
 def plot_cdfs(series, dest: Path) -> Path:
-    plt = _plt()
     meas, pred = series
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4))
+    fig, axes = figure(1, 4, figsize=(16, 4))
     for ax, m, name in zip(axes, METRICS, ("TTFT", "TPOT", "ITL", "E2E latency")):
         for label, vals, style in (("measured", meas[m], "k-"), ("predicted", pred[m], "C1--")):
             v = np.sort(np.asarray(vals, dtype=float))
@@ -173,4 +173,4 @@ def plot_cdfs(series, dest: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _save(fig, dest)
+    return save_png(fig, dest)
