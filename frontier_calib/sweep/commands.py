@@ -45,21 +45,13 @@ class SweepOutcome:
 def _check_rejections(spec: SweepSpec, deployments: list[dict]) -> None:
     """A typo in a dotted path makes every deployment fail with 'unknown key': say so once, naming the sweep
     file, instead of filling the results with infeasible rows."""
-    from ..deployment import deployment_from_dict
     from ..errors import FrontierError
+    from .models import parse_distinct
 
-    seen = set()
-    for raw in deployments:
-        key = repr(raw)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            deployment_from_dict(raw, source="deployment", base_dir=spec.deployment_base_dir)
-        except FrontierError as exc:
-            if re.search(r"unknown (\w+ )?key", str(exc)):
-                raise InputError(f"the deployment of a point has an unknown key ({exc})", path=spec.source,
-                                 field="axes", fix="check the dotted paths in base/set/axes/zip") from None
+    for _, exc in parse_distinct(deployments, spec.deployment_base_dir):
+        if isinstance(exc, FrontierError) and re.search(r"unknown (\w+ )?key", str(exc)):
+            raise InputError(f"the deployment of a point has an unknown key ({exc})", path=spec.source,
+                             field="axes", fix="check the dotted paths in base/set/axes/zip") from None
 
 
 def run_task(task, shared) -> tuple[str, dict]:

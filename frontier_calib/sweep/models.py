@@ -8,6 +8,7 @@ Ray workers on other machines ({path relative to the model cache: bytes}).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import FrontierError
@@ -23,15 +24,11 @@ def workers_of(dep) -> list:
     return [dep.worker]
 
 
-def prepare_models(deployments: list[dict], base_dir: Path | None, *, progress: bool = False,
-                   collect: bool = False) -> dict:
-    """Fit (once) the operator models of every deployment that parses; with ``collect``, return their cached
-    files as {relative path: bytes}."""
-    from ..cost.cache import needed_families, needed_groups
+def parse_distinct(deployments: list[dict], base_dir: Path | None) -> Iterator[tuple[dict, object]]:
+    """Each distinct deployment mapping once, parsed: ``(raw, deployment)``, or ``(raw, the FrontierError)`` for
+    one the deployment parser rejects."""
     from ..deployment import deployment_from_dict
-    from ..opmodel.registry import cache_dir, cached_model_set, family_cache_dir
 
-    need: dict[tuple, tuple[set, dict]] = {}
     seen: set[str] = set()
     for raw in deployments:
         key = repr(raw)
@@ -39,8 +36,21 @@ def prepare_models(deployments: list[dict], base_dir: Path | None, *, progress: 
             continue
         seen.add(key)
         try:
-            dep = deployment_from_dict(raw, source="deployment", base_dir=base_dir)
-        except FrontierError:
+            yield raw, deployment_from_dict(raw, source="deployment", base_dir=base_dir)
+        except FrontierError as exc:
+            yield raw, exc
+
+
+def prepare_models(deployments: list[dict], base_dir: Path | None, *, progress: bool = False,
+                   collect: bool = False) -> dict:
+    """Fit (once) the operator models of every deployment that parses; with ``collect``, return their cached
+    files as {relative path: bytes}."""
+    from ..cost.cache import needed_families, needed_groups
+    from ..opmodel.registry import cache_dir, cached_model_set, family_cache_dir
+
+    need: dict[tuple, tuple[set, dict]] = {}
+    for _, dep in parse_distinct(deployments, base_dir):
+        if isinstance(dep, FrontierError):
             continue
         for w in workers_of(dep):
             fams, groups = need.setdefault((w.gpu, w.engine, dep.profiles), (set(), {}))
