@@ -108,8 +108,10 @@ def test_resume_after_a_limit_and_after_a_crash(full_run, tmp_path, monkeypatch)
         run_sweep(path, out, workers=1, progress=False)
     monkeypatch.setattr(ResultStore, "add", real_add)
     assert len(ResultStore(out).finished_ids()) == 5       # the two rows before the crash were flushed
+    assert len(list((out / "results.parts").glob("part-*.parquet"))) >= 2   # one per flush while running
     last = run_sweep(path, out, workers=1, progress=False)
     assert last.skipped_points == 5 and last.ran_points == 3 and last.complete
+    assert len(list((out / "results.parts").glob("part-*.parquet"))) == 1   # complete: compacted into one
     pd.testing.assert_frame_equal(identity(last.results), identity(full.results))
     again = run_sweep(path, out, workers=1, progress=False)
     assert again.ran_points == 0 and again.skipped_points == 8

@@ -123,6 +123,9 @@ def run_sweep(sweep_file: str | Path, out: str | Path, *, executor: str = "local
     searched = search_store.final([t.id for t in tasks]) if search_store else None
     complete = len(results) == len(points) and (searched is None or len(searched) == len(tasks)) and \
         not (results["status"] == "error").any()
+    if complete:   # nothing left to resume: one part file per store instead of one per flush
+        for st in stores.values():
+            st.compact()
     outcome = SweepOutcome(spec=spec, results=results, rate_search=searched, total_points=len(points),
                            ran_points=ran, skipped_points=skipped, wall_s=time.perf_counter() - t0,
                            complete=complete)

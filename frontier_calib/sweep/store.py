@@ -56,6 +56,22 @@ class ResultStore:
         self._old = pd.concat([self._old, frame], ignore_index=True) if not self._old.empty else frame
         self._pending = []
 
+    def compact(self) -> None:
+        """Fold every part file into one (the latest row per point id), then delete the older parts.
+
+        Crash-safe: the folded part is written (atomically) under the next number before anything is deleted,
+        and readers keep the latest row per point id, so an interruption at any moment loses nothing.
+        """
+        self.flush()
+        parts = sorted(self.dir.glob("part-*.parquet")) if self.dir.is_dir() else []
+        if len(parts) <= 1:
+            return
+        self._pending = self.rows().to_dict("records")
+        self._old = pd.DataFrame()
+        self.flush()
+        for p in parts:
+            p.unlink()
+
     def rows(self) -> pd.DataFrame:
         """Every stored row (flushed and pending), the latest row per point id."""
         frames = [f for f in (self._old, pd.DataFrame(self._pending)) if not f.empty]
