@@ -113,6 +113,16 @@ def _int(sec: dict, key: str, default: int, src: str, where: str | None) -> int:
     return v
 
 
+def check_top_keys(raw: dict, allowed: set, mode: str, roles: tuple[str, str], src: str) -> None:
+    """Reject unknown top-level keys of a disaggregated (``mode: pd`` / ``af``) deployment; per-pool settings
+    placed at the top get a fix naming the two pool sections."""
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        fix = f"allowed with mode: {mode}: {sorted(allowed)}"
+        if unknown[0] in ("parallel", "scheduler", "replicas"):
+            fix = f"put parallel/scheduler/workers inside the {roles[0]}: and {roles[1]}: sections"
+        raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=fix)
+
 def parse_link(raw: dict, spec, one_node: bool, src: str, allowed: set) -> tuple[str, float, float, dict]:
     """The ``link:`` section shared by ``mode: pd`` and ``mode: af``.
 
@@ -420,6 +430,22 @@ def token_budget(sched: SchedulerConfig) -> int:
     return int(max(vals))
 
 
+def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix: str, *, role: str = "both",
+                       kv_transfer=None) -> list:
+    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers (each rank schedules on its own),
+    named ``<prefix><worker>`` or ``<prefix><worker>.dp<rank>``. ``kv_transfer``: a function name ->
+    KVTransferSpec (prefill pools)."""
+    from .sim.replica import ReplicaSpec
+
+    specs = []
+    for i in range(workers):
+        for d in range(attention_dp):
+            name = f"{prefix}{i}" if attention_dp == 1 else f"{prefix}{i}.dp{d}"
+            specs.append(ReplicaSpec(scheduler=scheduler, cost=cost, role=role, name=name,
+                                     kv_transfer=kv_transfer(name) if kv_transfer else None))
+    return specs
+
+
 def build_replicas(dep, *, progress: bool = False):
     """Simulator replicas for the deployment: replicas x attention_dp schedulers sharing one cost model.
     For a PD deployment: see :func:`frontier_calib.deployment_pd.build_pd_replicas`."""
@@ -432,15 +458,8 @@ def build_replicas(dep, *, progress: bool = False):
 
         return build_pd_replicas(dep, progress=progress)
     from .cost.cache import cost_model_for
-    from .sim.replica import ReplicaSpec
-
     sched = dep.scheduler
     cost = cost_model_for(dep.worker, max_tokens=token_budget(sched),
                           max_seqs=max(sched.max_num_seqs, sched.max_batch_size or 0),
                           max_model_len=sched.max_model_len, profiles_root=dep.profiles, progress=progress)
-    specs = []
-    for r in range(dep.replicas):
-        for d in range(dep.worker.attention_dp):
-            name = f"r{r}" if dep.worker.attention_dp == 1 else f"r{r}.dp{d}"
-            specs.append(ReplicaSpec(scheduler=sched, cost=cost, name=name))
-    return specs, cost
+    return rank_replica_specs(dep.replicas, dep.worker.attention_dp, sched, cost, "r"), cost

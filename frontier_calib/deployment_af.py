@@ -29,9 +29,9 @@ from pathlib import Path
 
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, parse_link, ROUTERS, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
-                         parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
-                         parse_scheduler, routing_fields, token_budget)
+from .deployment import (CLUSTER_KEYS, ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+                         parse_model_gpu, parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
+                         parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
 from .dtypes import DTYPE_BYTES
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
@@ -153,12 +153,7 @@ def _link(raw: dict, spec, one_node: bool, src: str) -> tuple[str, float, float]
 def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | None = None) -> AFDeployment:
     """Validate a ``mode: af`` mapping (errors name the file and the field, e.g. ``ffn.parallel.ep``)."""
     src = source
-    unknown = sorted(set(raw) - AF_TOP_KEYS)
-    if unknown:
-        fix = f"allowed with mode: af: {sorted(AF_TOP_KEYS)}"
-        if unknown[0] in ("parallel", "scheduler", "replicas"):
-            fix = "put parallel/scheduler/workers inside the attention: and ffn: sections"
-        raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=fix)
+    check_top_keys(raw, AF_TOP_KEYS, "af", ("attention", "ffn"), src)
     for role in ("attention", "ffn"):
         if role not in raw:
             raise InputError("required section missing for mode: af", path=src, field=role)
@@ -252,8 +247,6 @@ def build_af_replicas(dep: AFDeployment, *, progress: bool = False, costs: dict 
     """(replica specs, AFCost) of an AF deployment: one scheduler per attention-DP rank of every attention
     worker, all sharing one AFCost. ``costs``: {'attention': cm, 'ffn': cm} to use instead of building them."""
     from .cost.cache import cost_model_for
-    from .sim.replica import ReplicaSpec
-
     s = dep.scheduler
     max_tokens = token_budget(s)
     if costs is None:
@@ -266,12 +259,7 @@ def build_af_replicas(dep: AFDeployment, *, progress: bool = False, costs: dict 
                                        max_tokens=math.ceil(max_tokens * dep.ranks / dep.ffn_workers),
                                        max_seqs=1, max_model_len=2, profiles_root=dep.profiles, progress=progress)}
     cost = af_cost(dep, costs["attention"], costs["ffn"])
-    specs = []
-    for i in range(dep.attention_workers):
-        for d in range(dep.worker.attention_dp):
-            name = f"a{i}" if dep.worker.attention_dp == 1 else f"a{i}.dp{d}"
-            specs.append(ReplicaSpec(scheduler=s, cost=cost, name=name))
-    return specs, cost
+    return rank_replica_specs(dep.attention_workers, dep.worker.attention_dp, s, cost, "a"), cost
 
 
 __all__ = ["AFDeployment", "af_deployment_from_dict", "build_af_replicas", "af_cost", "plan_attention_memory"]

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, parse_link, ENGINES, _int, _section, parse_dtypes, parse_engine, parse_model_gpu,
-                         parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
-                         parse_scheduler, routing_fields, token_budget)
+from .deployment import (CLUSTER_KEYS, ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+                         parse_model_gpu, parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
+                         parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
 from .errors import InputError
 from .hardware import GPUSpec
 from .model_spec import ModelSpec
@@ -169,12 +169,7 @@ def _link(raw: dict, spec: GPUSpec, one_node: bool, src: str) -> LinkConfig:
 def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | None = None) -> PDDeployment:
     """Validate a ``mode: pd`` mapping (errors name the file and the field, e.g. ``decode.parallel.ep``)."""
     src = source
-    unknown = sorted(set(raw) - PD_TOP_KEYS)
-    if unknown:
-        fix = f"allowed with mode: pd: {sorted(PD_TOP_KEYS)}"
-        if unknown[0] in ("parallel", "scheduler", "replicas"):
-            fix = "put parallel/scheduler/workers inside the prefill: and decode: sections"
-        raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=fix)
+    check_top_keys(raw, PD_TOP_KEYS, "pd", ("prefill", "decode"), src)
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src),
@@ -235,16 +230,8 @@ def _cost(pool: Pool, profiles, progress: bool):
 def pool_replica_specs(pool: Pool, cost, prefix: str, kv_transfer=None) -> list:
     """One ReplicaSpec per attention-DP rank of every worker of ``pool``. ``kv_transfer``: a function
     name -> KVTransferSpec (prefill pool)."""
-    from .sim.replica import ReplicaSpec
-
-    specs = []
-    dp = pool.worker.attention_dp
-    for i in range(pool.workers):
-        for d in range(dp):
-            name = f"{prefix}{i}" if dp == 1 else f"{prefix}{i}.dp{d}"
-            specs.append(ReplicaSpec(scheduler=pool.scheduler, cost=cost, role=pool.role, name=name,
-                                     kv_transfer=kv_transfer(name) if kv_transfer else None))
-    return specs
+    return rank_replica_specs(pool.workers, pool.worker.attention_dp, pool.scheduler, cost, prefix, role=pool.role,
+                              kv_transfer=kv_transfer)
 
 
 def build_pd_replicas(dep: PDDeployment, *, progress: bool = False, costs: dict | None = None):
