@@ -267,15 +267,21 @@ class KVCacheManager:
         rec.reg_pos = p
         rec.unit_idx = k
 
+    @staticmethod
+    def _record_use(rec: _ReqKV, e: Entry, upto: int, n: int, new: bool) -> None:
+        """Note that request ``rec`` now uses the first ``upto`` blocks of unit ``e`` (``n`` more than before;
+        ``new``: ``e`` is a unit it did not use yet)."""
+        if new:
+            rec.units.append(e)
+            rec.uses.append(upto)
+        else:
+            rec.uses[-1] = upto
+        rec.n_shared += n
+
     def _grow(self, rec: _ReqKV, e: Entry, pos: int, n: int, new: bool) -> None:
         """The request now uses ``n`` more cached blocks of ``e`` (after its first ``pos``)."""
         self._use(e, pos if not new else 0, pos + n)
-        if new:
-            rec.units.append(e)
-            rec.uses.append(pos + n)
-        else:
-            rec.uses[-1] = pos + n
-        rec.n_shared += n
+        self._record_use(rec, e, pos + n, n, new)
 
     def _extend(self, rec: _ReqKV, e: Entry, pos: int, n: int, new: bool) -> None:
         """The request adds its ``n`` own blocks after block ``pos == e.cached`` of unit ``e``. It uses all of
@@ -290,12 +296,7 @@ class KVCacheManager:
         uses[pos + n] = uses.get(pos + n, 0) + 1
         e.cached += n
         e.pin = pos + n
-        if new:
-            rec.units.append(e)
-            rec.uses.append(pos + n)
-        else:
-            rec.uses[-1] = pos + n
-        rec.n_shared += n
+        self._record_use(rec, e, pos + n, n, new)
 
     # ------------------------------------------------------------------ release
     def release(self, r: int, held: int, keep_upto: int = 0, reusable: bool = False) -> None:
