@@ -295,8 +295,10 @@ def routing_fields(routing) -> dict:
     return {"routing": routing}
 
 
-def parse_overheads(sec: dict, engine: str, src: str, base_dir: Path | None, where: str = "",
+def parse_overheads(sec: dict, engine: str, gpu: str, src: str, base_dir: Path | None, where: str = "",
                     base: dict | None = None) -> Overheads:
+    """The engine's per-iteration overheads: defaults, then a ``calibration:`` file's entry for ``engine`` (its
+    ``engine@gpu`` entry when it has one for ``gpu``, the canonical GPU id), then explicit ``overheads:`` keys."""
     ov = dict(base or {})
     ov.update(_section(sec, "overheads", None, src, _f(where, "overheads")))
     cal = sec.get("calibration")
@@ -308,7 +310,7 @@ def parse_overheads(sec: dict, engine: str, src: str, base_dir: Path | None, whe
             cal_path = base_dir / cal_path
         from .cost.calibration import load_calibration
 
-        ov = {**load_calibration(cal_path, gpu=sec.get("gpu")).get(engine, {}), **ov}  # ENGINE@GPU entries win
+        ov = {**load_calibration(cal_path, gpu=gpu).get(engine, {}), **ov}  # ENGINE@GPU entries win
     try:
         return Overheads.for_engine(engine, **ov)
     except FrontierError as exc:
@@ -400,7 +402,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     par = parse_parallel(raw, model, gpus_per_node, src)
     replicas = _int(raw, "replicas", 1, src, None)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
-    overheads = parse_overheads(raw, engine, src, base_dir)
+    overheads = parse_overheads(raw, engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
                         overheads=overheads, **par)

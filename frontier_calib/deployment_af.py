@@ -175,7 +175,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     par = parse_parallel({"parallel": {"tp": tp, "attention_dp": dp, "ep": 1, "moe_tp": tp * dp}}, model,
                          gpus_per_node, src, "attention")
     overheads = parse_overheads({**raw, **{k: asec[k] for k in ("overheads", "calibration") if k in asec}},
-                                a_engine, src, base_dir)
+                                a_engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
                         overheads=overheads, **par)

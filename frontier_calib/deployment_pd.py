@@ -149,7 +149,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
         overheads = shared["overheads"]
     else:
-        overheads = parse_overheads(sec, engine, src, base_dir, role, base=_section(raw, "overheads", None, src))
+        overheads = parse_overheads(sec, engine, spec.name, src, base_dir, role,
+                                    base=_section(raw, "overheads", None, src))
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
                         overheads=overheads, **par)
@@ -174,7 +175,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     engine = parse_engine(raw, "vllm", src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
-              "overheads": parse_overheads(raw, engine, src, base_dir)}
+              "overheads": parse_overheads(raw, engine, spec.name, src, base_dir)}
     clu = _section(raw, "cluster", CLUSTER_KEYS, src)
     gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
     nodes = parse_nodes(clu, src)

@@ -208,9 +208,20 @@ def test_deployment_calibration_key(tmp_path, frontier_cache):
     write_calibration(tmp_path / "c.yaml", {"vllm": {"step_s": 0.0007}, "vllm@h100_sxm": {"step_s": 0.0009},
                                             "vllm@h200_sxm": {"step_s": 0.005}})
     assert load_deployment(tmp_path / "d.yaml").worker.overheads.step_s == 0.0009
+    raw["gpu"] = "H100"   # an alias of h100_sxm: the entry is matched on the canonical GPU id
+    (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
+    assert load_deployment(tmp_path / "d.yaml").worker.overheads.step_s == 0.0009
     raw["gpu"] = "a100_sxm"
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
     assert load_deployment(tmp_path / "d.yaml").worker.overheads.step_s == 0.0007
+    # a calibration file given inside one pool of a PD deployment: that pool gets the ENGINE@GPU entry too
+    pd = yaml.safe_load((REPO / "deployments" / "deepseek-v3-h200-sglang-pd-1p1d.yaml").read_text())
+    write_calibration(tmp_path / "c.yaml", {"sglang": {"step_s": 0.0007}, "sglang@h200_sxm": {"step_s": 0.0009}})
+    pd["decode"]["calibration"] = "c.yaml"
+    (tmp_path / "pd.yaml").write_text(yaml.safe_dump(pd))
+    dep = load_deployment(tmp_path / "pd.yaml")
+    assert dep.decode.worker.overheads.step_s == 0.0009
+    assert dep.prefill.worker.overheads.step_s != 0.0009
     raw["gpu"] = "h100_sxm"
     raw["calibration"] = "missing.yaml"
     (tmp_path / "d.yaml").write_text(yaml.safe_dump(raw))
