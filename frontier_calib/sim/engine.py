@@ -202,8 +202,10 @@ class _Replay:
             self.arrivals.on_done(t)
             self._resolved(1)
             return None
-        self._sync_all(t, self.replicas)
+        if self.router.reads_cache:
+            self._sync_all(t, self.replicas)
         rep = self.router.choose(r, fits)
+        self.sync(rep, t)   # its next step must see the new request (the others' stretches need no cut)
         R.replica[r] = rep.index
         return rep
 

@@ -13,7 +13,12 @@ ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
 
 class Router:
+    """Chooses a replica for each arriving request. ``reads_cache``: whether :meth:`choose` looks at the replicas'
+    KV-cache contents (then every replica's decode stretch in progress is brought up to the arrival time first;
+    otherwise only the chosen replica's is, which gives the same times with far fewer cost-model calls)."""
+
     name = "base"
+    reads_cache = False
 
     def __init__(self, seed: int = 0):
         self.rng = random.Random(seed)
@@ -58,6 +63,7 @@ class PrefixAffinity(Router):
     and ``cache_threshold=0`` for pure longest-prefix routing."""
 
     name = "prefix_affinity"
+    reads_cache = True
 
     def __init__(self, seed: int = 0, cache_threshold: float = 0.3, balance_abs_threshold: int | None = 64,
                  balance_rel_threshold: float = 1.5):
