@@ -14,7 +14,7 @@ A co-located deployment (all keys but ``model`` and ``gpu`` optional)::
                 enable_prefix_caching: true, gpu_memory_utilization: 0.9, block_size: 16}
     router: round_robin                  # round_robin | least_outstanding | prefix_affinity
     routing: power_law_1.01              # MoE expert load: balanced | power_law_<alpha>
-    overheads: {step_s: 0.002, per_seq_s: 5.0e-6, prefill_step_s: 0.001}   # seconds
+    overheads: {step_s: 0.002, per_seq_s: 5.0e-6, prefill_step_s: 0.001, frontend_s: 0.0}   # seconds
     calibration: calib.yaml              # overheads fitted by `frontier-calib calibrate` (overheads: wins)
     cluster: {gpus_per_node: 8, nodes: 1}
 
@@ -67,6 +67,11 @@ class Deployment:
     @property
     def total_gpus(self) -> int:
         return self.replicas * self.worker.gpus
+
+    @property
+    def frontend_s(self) -> float:
+        """Seconds from a client sending a request to the scheduler seeing it (the worker's overheads)."""
+        return self.worker.overheads.frontend_s
 
     def describe(self) -> str:
         w = self.worker

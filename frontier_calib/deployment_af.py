@@ -133,6 +133,11 @@ class AFDeployment:
         return self.attention_gpus + self.ffn_gpus
 
     @property
+    def frontend_s(self) -> float:
+        """Seconds from a client sending a request to an attention worker's scheduler seeing it."""
+        return self.worker.overheads.frontend_s
+
+    @property
     def ranks(self) -> int:
         return self.attention_workers * self.worker.attention_dp
 

@@ -113,6 +113,11 @@ class PDDeployment:
         return self.decode.worker
 
     @property
+    def frontend_s(self) -> float:
+        """Seconds from a client sending a request to a prefill worker's scheduler seeing it."""
+        return self.prefill.worker.overheads.frontend_s
+
+    @property
     def memory(self) -> MemoryPlan:
         return self.decode.memory
 

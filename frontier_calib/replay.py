@@ -34,8 +34,8 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
     replicas, cost = build_replicas(dep, progress=progress)
     from .sim import simulate
 
-    result = simulate(trace, replicas, router=dep.router, seed=seed, progress=progress, timeline=timeline,
-                      ttft=getattr(dep, "ttft", "decode"))
+    result = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=seed, progress=progress,
+                      timeline=timeline, ttft=getattr(dep, "ttft", "decode"))
     wall = time.perf_counter() - t0
     summary = dict(result.summary)
     summary.update({"deployment": str(deployment), "trace": str(trace_path), "seed": seed,

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from frontier_calib.cli import main
 from frontier_calib.deployment import (CLUSTER_KEYS, PARALLEL_KEYS, TOP_KEYS, deployment_from_dict, load_deployment,
                                        token_budget)
+from frontier_calib.cost.worker import Overheads
 from frontier_calib.errors import InputError
 from frontier_calib.sim.config import SchedulerConfig
 
@@ -163,6 +164,15 @@ def test_overheads_and_paths_relative_to_the_file(tmp_path):
     assert dep.profiles == str(tmp_path / "tables")
     assert dep.worker.overheads.step_s == 0.003
     assert dep.worker.overheads.per_seq_s == 5e-6  # the rest keep the engine's defaults
+    assert dep.frontend_s == 0.0
+
+
+def test_frontend_latency_from_overheads_for_every_mode():
+    dep = deployment_from_dict({**LLAMA, "overheads": {"frontend_s": 0.03}})
+    assert dep.frontend_s == 0.03 and dep.worker.overheads.step_s == 0.002
+    pd = yaml.safe_load((REPO / "deployments" / "deepseek-v3-h200-sglang-pd-1p1d.yaml").read_text())
+    pd["prefill"]["overheads"] = {"frontend_s": 0.04}
+    assert deployment_from_dict(pd).frontend_s == 0.04   # requests enter at the prefill pool
 
 
 def test_sglang_without_chunked_prefill_prices_whole_prompts():
@@ -216,7 +226,7 @@ def test_cli_reports_rejection_as_one_error_line(tmp_path, name, raw, field, wor
 def test_docs_describe_every_deployment_field():
     doc = (REPO / "docs" / "deployments.md").read_text()
     sched = {f.name for f in fields(SchedulerConfig)} - {"num_kv_blocks"} | {"gpu_memory_utilization"}
-    overheads = {"step_s", "per_seq_s", "prefill_step_s"}
+    overheads = {f.name for f in fields(Overheads)}
     missing = sorted(k for k in TOP_KEYS | PARALLEL_KEYS | CLUSTER_KEYS | sched | overheads
                      if not re.search(rf"`{re.escape(k)}`", doc))
     assert not missing, f"docs/deployments.md does not document {missing}"

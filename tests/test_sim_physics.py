@@ -123,3 +123,31 @@ def test_timeline_progress_and_write(tmp_path):
     import pandas as pd
     back = pd.read_parquet(paths["requests"])
     assert len(back) == 50 and "itl_p99_s" in back.columns
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_frontend_latency_adds_to_ttft_and_e2e_only(policy):
+    """One request at a time: the front-end latency is added to TTFT and E2E, never to the decode (TPOT)."""
+    trace = make_trace([0.0, 10.0, 20.0], [300, 200, 100], [20, 30, 40])
+    base = simulate(trace, _one(_cfg(policy))).requests
+    fe = simulate(trace, _one(_cfg(policy)), frontend_s=0.25).requests
+    np.testing.assert_array_equal(fe["arrival_s"], base["arrival_s"])       # the client's send times
+    np.testing.assert_allclose(fe["ttft_s"] - base["ttft_s"], 0.25, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fe["e2e_s"] - base["e2e_s"], 0.25, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fe["itl_mean_s"], base["itl_mean_s"], rtol=1e-12)
+
+
+def test_frontend_latency_lengthens_the_closed_loop_cycle():
+    """A closed-loop client sends its next request when the previous one ends; the scheduler sees it later."""
+    trace = make_trace(np.zeros(4), [100] * 4, [10] * 4, concurrency=1)
+    base = simulate(trace, _one(_cfg("vllm"))).requests
+    fe = simulate(trace, _one(_cfg("vllm")), frontend_s=0.1).requests
+    np.testing.assert_allclose(fe["arrival_s"].to_numpy()[1:], fe["completion_s"].to_numpy()[:-1], atol=1e-12)
+    np.testing.assert_allclose(np.diff(fe["arrival_s"]), np.diff(base["arrival_s"]) + 0.1, atol=1e-9)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), "1ms"])
+def test_frontend_latency_must_be_non_negative_seconds(bad):
+    from frontier_calib.errors import FrontierError
+    with pytest.raises(FrontierError, match="frontend_s"):
+        simulate(make_trace([0.0], [10], [2]), _one(_cfg("vllm")), frontend_s=bad)

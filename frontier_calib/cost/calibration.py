@@ -1,13 +1,14 @@
 """Calibration files: engine-level constants fitted on measured serving benchmarks.
 
 The kernel tables cannot show what an engine spends outside its kernels (scheduling, input preparation,
-launches outside CUDA graphs, sampling). Those are the :class:`~frontier_calib.cost.worker.Overheads` fields,
-and ``frontier-calib calibrate`` fits them per engine. The result is a small YAML (or JSON) file::
+launches outside CUDA graphs, sampling, the API server in front of the scheduler). Those are the
+:class:`~frontier_calib.cost.worker.Overheads` fields, and ``frontier-calib calibrate`` fits them per engine. The
+result is a small YAML (or JSON) file::
 
     format: frontier-calib-calibration/1
-    overheads:                      # seconds per iteration, per engine (Overheads fields)
-      vllm:   {step_s: 0.0018, per_seq_s: 4.0e-06, prefill_step_s: 0.0006}
-      sglang: {step_s: 0.0012, per_seq_s: 3.0e-06, prefill_step_s: 0.0009}
+    overheads:                      # seconds, per engine (Overheads fields; frontend_s is per request)
+      vllm:   {step_s: 0.0018, per_seq_s: 4.0e-06, prefill_step_s: 0.0006, frontend_s: 0.02}
+      sglang: {step_s: 0.0012, per_seq_s: 3.0e-06, prefill_step_s: 0.0009}   # a missing field keeps its default
     benchmark_desync:               # optional, read by `validate silicon` only (not by deployments): share of
       vllm: 1.0                     # closed-loop benchmark clients that drift out of step (docs/validation.md)
     provenance: {...}               # free-form: data, split, seed, errors (not read back)

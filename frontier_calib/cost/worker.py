@@ -7,22 +7,25 @@ from dataclasses import dataclass, field
 from ..errors import FrontierError
 from ..model_spec import ModelSpec
 
-#: per-iteration engine overheads (seconds) before calibration: CPU scheduling, input preparation,
-#: kernel launches outside CUDA graphs, sampling. `frontier-calib calibrate` replaces these.
+#: engine overheads (seconds) before calibration: per iteration (CPU scheduling, input preparation, kernel launches
+#: outside CUDA graphs, sampling) and per request (``frontend_s``: the API server's path to the scheduler, 0 until
+#: calibrated). `frontier-calib calibrate` replaces these.
 DEFAULT_OVERHEADS = {
-    "vllm": {"step_s": 0.0020, "per_seq_s": 5e-6, "prefill_step_s": 0.0010},
-    "sglang": {"step_s": 0.0015, "per_seq_s": 4e-6, "prefill_step_s": 0.0010},
-    "trtllm": {"step_s": 0.0010, "per_seq_s": 3e-6, "prefill_step_s": 0.0005},
+    "vllm": {"step_s": 0.0020, "per_seq_s": 5e-6, "prefill_step_s": 0.0010, "frontend_s": 0.0},
+    "sglang": {"step_s": 0.0015, "per_seq_s": 4e-6, "prefill_step_s": 0.0010, "frontend_s": 0.0},
+    "trtllm": {"step_s": 0.0010, "per_seq_s": 3e-6, "prefill_step_s": 0.0005, "frontend_s": 0.0},
 }
 
 
 @dataclass(frozen=True)
 class Overheads:
-    """Engine time per iteration that no kernel table shows (seconds)."""
+    """Engine time that no kernel table shows (seconds): three per-iteration costs and one per-request latency."""
 
     step_s: float = 0.0020         #: fixed cost of every iteration (scheduler, launch, sync)
     per_seq_s: float = 5e-6        #: per sequence in the batch (input prep, sampling, detokenize)
     prefill_step_s: float = 0.0010  #: extra when the step runs prefill (no CUDA graph for mixed batches)
+    frontend_s: float = 0.0        #: per request, from the client sending it to the scheduler seeing it (HTTP, API
+    #                                server, tokenization); counted in TTFT and E2E, never in an iteration
 
     @classmethod
     def for_engine(cls, engine: str, **overrides) -> "Overheads":

@@ -49,7 +49,7 @@ class _Replay:
     """State of one :func:`simulate` call."""
 
     def __init__(self, trace, specs, router, seed, progress, timeline, fast_forward, check, decode_router=None,
-                 ttft="decode"):
+                 ttft="decode", frontend_s=0.0):
         if not specs:
             raise FrontierError("simulate: no replicas")
         self.table = _table_from_trace(trace)
@@ -84,9 +84,9 @@ class _Replay:
             if int(concurrency) < 1:
                 raise FrontierError(f"simulate: trace concurrency must be >= 1, got {concurrency}")
             start = min(self.table.arrival) if n else 0.0
-            self.arrivals = ClosedLoopArrivals(n, int(concurrency), start)
+            self.arrivals = ClosedLoopArrivals(n, int(concurrency), start, frontend_s)
         else:
-            self.arrivals = OpenLoopArrivals(np.asarray(self.table.arrival))
+            self.arrivals = OpenLoopArrivals(np.asarray(self.table.arrival), frontend_s)
         self.n_resolved = 0
         self.bar = None
         if progress:
@@ -103,8 +103,8 @@ class _Replay:
             if ta == math.inf and te == math.inf:
                 break
             if ta <= te:
-                t, r = arrivals.pop()
-                self._arrive(r, t)
+                t, r, sent = arrivals.pop()
+                self._arrive(r, t, sent)
             else:
                 t, (idx, version) = events.pop()
                 if idx < 0:    # a KV transfer arrived at its decode worker (version: the request row)
@@ -209,8 +209,10 @@ class _Replay:
         R.replica[r] = rep.index
         return rep
 
-    def _arrive(self, r: int, t: float) -> None:
-        self.table.arrival[r] = t
+    def _arrive(self, r: int, t: float, sent: float) -> None:
+        """Row ``r`` reaches the scheduler at ``t``; its client sent it at ``sent`` (its arrival_s: TTFT and E2E
+        count from there)."""
+        self.table.arrival[r] = sent
         rep = self._place(r, t, self.entry)
         if rep is None:
             return
@@ -240,7 +242,8 @@ class _Replay:
 
 def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: int = 0,
              progress: bool = False, timeline: bool = False, fast_forward: bool = True,
-             check: bool = False, decode_router: str | None = None, ttft: str = "decode") -> SimResult:
+             check: bool = False, decode_router: str | None = None, ttft: str = "decode",
+             frontend_s: float = 0.0) -> SimResult:
     """Replay ``trace`` through ``replicas``; returns a :class:`SimResult`.
 
     ``trace``: an object with ``requests`` (DataFrame: request_id, arrival_s [s], input_tokens, output_tokens,
@@ -256,6 +259,12 @@ def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: 
     (default: the prefill router when it is one of those); ``ttft``: 'decode' (first token counted when the
     decode worker admits the request) or 'prefill' (when the prefill worker samples it). KV transfers follow
     the prefill replicas' ``kv_transfer`` (see :mod:`frontier_calib.sim.disagg`).
+
+    ``frontend_s``: seconds from a client sending a request to the scheduler seeing it (HTTP, API server,
+    tokenization; :attr:`~frontier_calib.cost.worker.Overheads.frontend_s`). Requests keep the send time as
+    ``arrival_s``, so TTFT and E2E include it; closed-loop clients send the next request when the previous ends.
     """
+    if not (isinstance(frontend_s, (int, float)) and math.isfinite(frontend_s) and frontend_s >= 0):
+        raise FrontierError(f"simulate: frontend_s must be a number of seconds >= 0, got {frontend_s!r}")
     return _Replay(trace, replicas, router, seed, progress, timeline, fast_forward, check, decode_router,
-                   ttft).run()
+                   ttft, float(frontend_s)).run()

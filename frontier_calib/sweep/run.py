@@ -185,8 +185,8 @@ def run_point(point: Point, shared: Shared) -> dict:
         return row
     try:
         trace = shared.trace_at(point.trace, point.rate)
-        result = simulate(trace, replicas, router=dep.router, seed=shared.seed, progress=False,
-                          ttft=getattr(dep, "ttft", "decode"))
+        result = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=shared.seed,
+                          progress=False, ttft=getattr(dep, "ttft", "decode"))
         row.update(metrics(result.requests, row["num_gpus"], shared.slos))
         n = trace.num_requests
         row["offered_rate_rps"] = (n - 1) / trace.duration_s if trace.duration_s > 0 else math.nan

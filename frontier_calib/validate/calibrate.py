@@ -1,10 +1,12 @@
 """``frontier-calib calibrate``: fit the engine-level constants on a training split, score on held-out rows.
 
 What is fitted, per engine (or per engine x GPU with ``group_by='engine-gpu'``: calibration keys ``engine@gpu``) and
-nothing per row: the three :class:`~frontier_calib.cost.worker.Overheads` fields
-(seconds per iteration): ``step_s`` (every step: scheduler, launch, sync), ``per_seq_s`` (per sequence in the
-batch: input preparation, sampling, detokenization) and ``prefill_step_s`` (extra for a step that carries prefill:
-mixed batches do not run as one CUDA graph); and the benchmark clients' desynchronisation share (``desync``,
+nothing per row: the four :class:`~frontier_calib.cost.worker.Overheads` fields (seconds): per iteration
+``step_s`` (every step: scheduler, launch, sync), ``per_seq_s`` (per sequence in the batch: input preparation,
+sampling, detokenization) and ``prefill_step_s`` (extra for a step that carries prefill: mixed batches do not run as
+one CUDA graph); per request ``frontend_s`` (the API server's path from the client to the scheduler: HTTP,
+tokenization; it adds to TTFT but not to any iteration, so it lets the fit raise TTFT without raising TPOT);
+and the benchmark clients' desynchronisation share (``desync``,
 :class:`~frontier_calib.validate.silicon.Protocol`): how far the engine and its clients let closed-loop waves drift
 out of step (SGLang's prefill-first batching keeps them together, vLLM's chunked mixed batches let them drift).
 
@@ -16,7 +18,7 @@ Protocol (docs/validation.md):
 2. **Fit per group on a training subsample** (``max_rows`` rows, spread over the training configurations).
    First the desync share on a grid (0, 0.25, ..., 1) at the default overheads. Then the overheads: the replay is
    not linear in them (queueing), so the fit is Gauss-Newton-like: replay the subsample at the current constants
-   and at one small step of each constant (4 replays per row), fit the constants on that linear surrogate with a
+   and at one small step of each constant (5 replays per row), fit the constants on that linear surrogate with a
    bounded Nelder-Mead, and repeat from the result (``rounds`` rounds in all, 2 by default). Then the desync grid
    again at the new overheads. Every candidate is replayed and the best replayed point is kept. The loss is the
    mean over rows of ``min(|log(pred/measured)|, log 3)`` summed over TTFT and TPOT: symmetric in
@@ -38,10 +40,10 @@ from ..cost.worker import DEFAULT_OVERHEADS
 from .metrics import summarize
 from .silicon import Protocol, Scenario, scenario_for_row
 
-PARAMS = ("step_s", "per_seq_s", "prefill_step_s")
+PARAMS = ("step_s", "per_seq_s", "prefill_step_s", "frontend_s")
 #: finite-difference steps (seconds) and search bounds of each constant
-DELTAS = {"step_s": 1.0e-3, "per_seq_s": 2.0e-5, "prefill_step_s": 5.0e-3}
-BOUNDS = {"step_s": (0.0, 0.02), "per_seq_s": (0.0, 2.0e-4), "prefill_step_s": (0.0, 0.05)}
+DELTAS = {"step_s": 1.0e-3, "per_seq_s": 2.0e-5, "prefill_step_s": 5.0e-3, "frontend_s": 2.0e-2}
+BOUNDS = {"step_s": (0.0, 0.02), "per_seq_s": (0.0, 2.0e-4), "prefill_step_s": (0.0, 0.05), "frontend_s": (0.0, 0.5)}
 CAP = math.log(3.0)
 
 
@@ -204,7 +206,8 @@ class _Fitter:
     def overhead_round(self, theta, phi, desc) -> np.ndarray:
         """One Gauss-Newton-like step: replay at theta and theta + one step of each constant, fit on the linear
         surrogate (bounded Nelder-Mead), return the new constants."""
-        points = [(theta, phi)] + [(theta + np.eye(3)[k] * DELTAS[PARAMS[k]], phi) for k in range(3)]
+        k_all = len(PARAMS)
+        points = [(theta, phi)] + [(theta + np.eye(k_all)[k] * DELTAS[PARAMS[k]], phi) for k in range(k_all)]
         P = self.replay(points, desc)
         for (th, ph), Pk in zip(points, P):
             self.note(th, ph, Pk)
@@ -212,7 +215,7 @@ class _Fitter:
         if not u.any():
             return theta
         base = P[0][u]
-        J = np.stack([(P[k + 1][u] - P[0][u]) / DELTAS[PARAMS[k]] for k in range(3)], axis=-1)  # [n, 2, 3]
+        J = np.stack([(P[k + 1][u] - P[0][u]) / DELTAS[PARAMS[k]] for k in range(k_all)], axis=-1)  # [n, 2, k]
         mt, mp, th0 = self.mt[u], self.mp[u], np.array(theta, float)
 
         def surrogate(th):
@@ -254,7 +257,8 @@ def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: in
 
 
 def _fmt(theta) -> str:
-    return (f"step {theta[0] * 1e3:.3f} ms, per_seq {theta[1] * 1e6:.2f} us, prefill_step {theta[2] * 1e3:.3f} ms")
+    return (f"step {theta[0] * 1e3:.3f} ms, per_seq {theta[1] * 1e6:.2f} us, prefill_step {theta[2] * 1e3:.3f} ms, "
+            f"frontend {theta[3] * 1e3:.1f} ms")
 
 
 def side_by_side(base_rows: pd.DataFrame, cal_rows: pd.DataFrame, train_mask: pd.Series) -> dict:

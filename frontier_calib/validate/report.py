@@ -265,17 +265,20 @@ def calibration_markdown(res: dict, meta: dict) -> str:
          f"({meta['split']['train_configs']} training / {meta['split']['held_out_configs']} held-out configurations). "
          f"Fitted on up to {res['max_rows']} training rows per {unit}; **the held-out error is the one to quote**.", "",
          "## Fitted constants", "",
-         "Overheads in seconds per iteration; desync = share of the benchmark's clients that drift out of step "
-         "(0: waves stay synchronised, 1: all spread; default 1).", "",
-         f"| {unit} | desync | step_s | per_seq_s | prefill_step_s | default (step / per_seq / prefill) | fit rows | loss before → after |",
-         "|---|---|---|---|---|---|---|---|"]
+         "Overheads in seconds: step, per_seq and prefill_step per iteration, frontend per request (added to TTFT); "
+         "desync = share of the benchmark's clients that drift out of step (0: waves stay synchronised, 1: all spread; "
+         "default 1).", "",
+         f"| {unit} | desync | step_s | per_seq_s | prefill_step_s | frontend_s | default (step / per_seq / prefill / "
+         "frontend) | fit rows | loss before → after |",
+         "|---|---|---|---|---|---|---|---|---|"]
     from ..cost.worker import DEFAULT_OVERHEADS
 
     for e, f in res["fits"].items():
         o, d = f["overheads"], DEFAULT_OVERHEADS[e.partition("@")[0]]
-        L.append(f"| {e} | {f.get('desync', 1.0):.2f} | {o['step_s'] * 1e3:.3f} ms | {o['per_seq_s'] * 1e6:.2f} µs | {o['prefill_step_s'] * 1e3:.3f} ms | "
-                 f"{d['step_s'] * 1e3:.2f} ms / {d['per_seq_s'] * 1e6:.1f} µs / {d['prefill_step_s'] * 1e3:.2f} ms | "
-                 f"{f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")
+        L.append(f"| {e} | {f.get('desync', 1.0):.2f} | {o['step_s'] * 1e3:.3f} ms | {o['per_seq_s'] * 1e6:.2f} µs | "
+                 f"{o['prefill_step_s'] * 1e3:.3f} ms | {o.get('frontend_s', 0.0) * 1e3:.1f} ms | "
+                 f"{d['step_s'] * 1e3:.2f} ms / {d['per_seq_s'] * 1e6:.1f} µs / {d['prefill_step_s'] * 1e3:.2f} ms / "
+                 f"{d['frontend_s'] * 1e3:.0f} ms | {f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")
     L += ["", "## Held-out vs training, before vs after", "",
           "| split | overheads | rows | TTFT MAPE | TTFT med APE | TTFT bias | TPOT MAPE | TPOT med APE | TPOT bias |",
           "|---|---|---|---|---|---|---|---|---|"]

@@ -564,7 +564,7 @@ def run_scenario(scn: Scenario) -> dict:
             t1 = time.perf_counter()
             trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
                                     desync=scn.protocol.desync)
-            res = simulate(trace, replicas, router=dep.router, seed=scn.seed)
+            res = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=scn.seed)
     except Exception as exc:  # noqa: BLE001 - every row gets a status, bugs included (reported as such)
         reason = classify_error(exc)
         if scn.mode == "disagg" and isinstance(exc, InputError) and ("mode '" in str(exc)

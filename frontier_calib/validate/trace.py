@@ -79,7 +79,7 @@ def compare_trace(deployment_path: Path, trace_path: Path, *, fmt: str | None = 
                          fix="use a vLLM bench result saved with --save-result --save-detailed, or a native trace "
                              "with measured_* columns")
     replicas, _ = build_replicas(dep, progress=progress)
-    res = simulate(trace, replicas, router=dep.router, seed=seed, progress=progress)
+    res = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=seed, progress=progress)
     wall = time.perf_counter() - t0
     sim = res.requests.set_index("request_id")
     per = pd.DataFrame({"request_id": df["request_id"], "input_tokens": df["input_tokens"],
