@@ -470,3 +470,13 @@ def build_replicas(dep, *, progress: bool = False):
                           max_seqs=max(sched.max_num_seqs, sched.max_batch_size or 0),
                           max_model_len=sched.max_model_len, profiles_root=dep.profiles, progress=progress)
     return rank_replica_specs(dep.replicas, dep.worker.attention_dp, sched, cost, "r"), cost
+
+
+def simulate_deployment(dep, trace, replicas, *, seed: int = 0, progress: bool = False, timeline: bool = False):
+    """Replay ``trace`` through ``replicas`` (from :func:`build_replicas` of ``dep``) the way ``dep`` routes
+    requests, with its front-end latency (``overheads.frontend_s``) and, for PD, its TTFT convention.
+    Returns the :class:`~frontier_calib.sim.results.SimResult`."""
+    from .sim import simulate
+
+    return simulate(trace, replicas, router=dep.router, seed=seed, progress=progress, timeline=timeline,
+                    ttft=getattr(dep, "ttft", "decode"), frontend_s=dep.frontend_s)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .deployment import build_replicas, load_deployment
+from .deployment import build_replicas, load_deployment, simulate_deployment
 from .io import staged_output, write_json, write_table
 from .traces import load_trace
 
@@ -32,10 +32,7 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
     click.echo(dep.describe())
     click.echo(f"trace: {trace_path} ({trace.num_requests:,} requests)")
     replicas, cost = build_replicas(dep, progress=progress)
-    from .sim import simulate
-
-    result = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=seed, progress=progress,
-                      timeline=timeline, ttft=getattr(dep, "ttft", "decode"))
+    result = simulate_deployment(dep, trace, replicas, seed=seed, progress=progress, timeline=timeline)
     wall = time.perf_counter() - t0
     summary = dict(result.summary)
     summary.update({"deployment": str(deployment), "trace": str(trace_path), "seed": seed,

@@ -165,8 +165,7 @@ def empty_row(point: Point, shared: Shared) -> dict:
 
 def run_point(point: Point, shared: Shared) -> dict:
     """Simulate one point; never raises for a rejected deployment (status 'infeasible') or a bug ('error')."""
-    from ..deployment import build_replicas, deployment_from_dict
-    from ..sim import simulate
+    from ..deployment import build_replicas, deployment_from_dict, simulate_deployment
 
     t0 = time.perf_counter()
     row = empty_row(point, shared)
@@ -185,8 +184,7 @@ def run_point(point: Point, shared: Shared) -> dict:
         return row
     try:
         trace = shared.trace_at(point.trace, point.rate)
-        result = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=shared.seed,
-                          progress=False, ttft=getattr(dep, "ttft", "decode"))
+        result = simulate_deployment(dep, trace, replicas, seed=shared.seed)
         row.update(metrics(result.requests, row["num_gpus"], shared.slos))
         n = trace.num_requests
         row["offered_rate_rps"] = (n - 1) / trace.duration_s if trace.duration_s > 0 else math.nan

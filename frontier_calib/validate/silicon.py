@@ -542,8 +542,7 @@ RESULT_COLUMNS = ("status", "pred_ttft_ms", "pred_tpot_ms", "pred_median_ttft_ms
 
 def run_scenario(scn: Scenario) -> dict:
     """Replay one scenario; returns the RESULT_COLUMNS of its row (pure and seeded)."""
-    from ..deployment import build_replicas
-    from ..sim import simulate
+    from ..deployment import build_replicas, simulate_deployment
 
     out = {c: math.nan for c in RESULT_COLUMNS}
     out.update(status=scn.status, num_requests=scn.num_requests, notes="; ".join(scn.notes), profile_tables="")
@@ -564,7 +563,7 @@ def run_scenario(scn: Scenario) -> dict:
             t1 = time.perf_counter()
             trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
                                     desync=scn.protocol.desync)
-            res = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=scn.seed)
+            res = simulate_deployment(dep, trace, replicas, seed=scn.seed)
     except Exception as exc:  # noqa: BLE001 - every row gets a status, bugs included (reported as such)
         reason = classify_error(exc)
         if scn.mode == "disagg" and isinstance(exc, InputError) and ("mode '" in str(exc)

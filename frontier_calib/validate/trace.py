@@ -65,8 +65,7 @@ def measured_duration(path: Path, trace) -> tuple[float, str]:
 def compare_trace(deployment_path: Path, trace_path: Path, *, fmt: str | None = None, seed: int = 0,
                   progress: bool = False) -> dict:
     """Replay and compare; returns {'requests': frame, 'aggregate': frame, 'summary': dict, 'itls': (meas, pred)}."""
-    from ..deployment import build_replicas, load_deployment
-    from ..sim import simulate
+    from ..deployment import build_replicas, load_deployment, simulate_deployment
     from ..traces import load_trace
 
     t0 = time.perf_counter()
@@ -79,7 +78,7 @@ def compare_trace(deployment_path: Path, trace_path: Path, *, fmt: str | None = 
                          fix="use a vLLM bench result saved with --save-result --save-detailed, or a native trace "
                              "with measured_* columns")
     replicas, _ = build_replicas(dep, progress=progress)
-    res = simulate(trace, replicas, router=dep.router, frontend_s=dep.frontend_s, seed=seed, progress=progress)
+    res = simulate_deployment(dep, trace, replicas, seed=seed, progress=progress)
     wall = time.perf_counter() - t0
     sim = res.requests.set_index("request_id")
     per = pd.DataFrame({"request_id": df["request_id"], "input_tokens": df["input_tokens"],
