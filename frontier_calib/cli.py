@@ -28,6 +28,7 @@ def main():
 
 
 def _register():
+    from .cache import cache
     from .profiles.commands import profiles
     from .opmodel.commands import fit
     from .profiling.commands import profile
@@ -37,7 +38,7 @@ def _register():
     from .validate.commands import calibrate_cmd as calibrate
     from .validate.commands import validate
 
-    for cmd in (profiles, profile, fit, traces, replay, demo, validate, calibrate, sweep):
+    for cmd in (profiles, profile, fit, traces, replay, demo, validate, calibrate, sweep, cache):
         main.add_command(cmd)
 
 

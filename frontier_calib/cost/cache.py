@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path
+from ..cache import touch
 from ..opmodel.registry import _family_files, cache_dir, cached_model_set, code_fingerprint, family_cache_dir
 from ..profiles import store
 from .iteration import IterationCostModel
@@ -103,6 +104,7 @@ def cost_model_for(worker: WorkerSpec, *, max_tokens: int, max_seqs: int, max_mo
     if path is not None and path.exists():
         with np.load(path) as z:
             tables = {k: z[k] for k in z.files}
+        touch(path)   # last use, for `frontier-calib cache prune --older-than`
         return IterationCostModel(worker, None, max_tokens=max_tokens, max_seqs=max_seqs,
                                   max_model_len=max_model_len, tables=tables)
     models = cached_model_set(worker.gpu, worker.engine, families=needed_families(worker),

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cache import touch
 from ..errors import CoverageError, FrontierError
 from ..io import write_json
 from ..profiles import store
@@ -244,6 +245,8 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
         found += 1
         part = ModelSet.load(directory) if (directory / "index.json").exists() and not refit \
             else ModelSet(gpu, engine)
+        if part.models:
+            touch(directory / "index.json")   # last use, for `frontier-calib cache prune --older-than`
         have = set(part.groups(fam))
         table = None
         want = set((groups or {}).get(fam) or ())
