@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 from .cost.memory import MemoryPlan, plan_memory
-from .cost.worker import Overheads, WorkerSpec
+from .cost.worker import Overheads, WorkerSpec, tp_nodes
 from .dtypes import normalize_dtype
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
@@ -241,9 +241,11 @@ def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, wh
         raise InputError(str(exc), path=src, field=pw) from None
     if ep > 1 and not model.is_moe:
         raise InputError(f"ep={ep} needs an MoE model; {model.name} is dense", path=src, field=f"{pw}.ep")
-    if tp > gpus_per_node:
-        raise InputError(f"tp={tp} spans more than one node ({gpus_per_node} GPUs per node); tensor parallelism "
-                         "across nodes is not modelled", path=src, field=f"{pw}.tp")
+    try:  # a tp group across nodes must take whole nodes; its all-reduce is then a hierarchical NCCL all-reduce
+        tp_nodes(tp, gpus_per_node)
+    except FrontierError as exc:
+        raise InputError(str(exc), path=src, field=f"{pw}.tp",
+                         fix=f"use a tp of at most {gpus_per_node} or a multiple of it") from None
     tbo = par.get("tbo", sec.get("tbo", False) if not where else False)
     if not isinstance(tbo, bool):
         raise InputError(f"must be true or false, got {tbo!r}", path=src, field=f"{pw}.tbo")
@@ -410,7 +412,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     overheads = parse_overheads(raw, engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
     if nodes is not None and replicas * worker.gpus > nodes * gpus_per_node:
         raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
                          f"cluster has {nodes} x {gpus_per_node}", path=src, field="replicas")

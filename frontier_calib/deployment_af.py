@@ -183,7 +183,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
                                 a_engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
     sched, memory, util = parse_scheduler(asec, worker, src, "attention", plan=plan_attention_memory)
 
     # FFN pool

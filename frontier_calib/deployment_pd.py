@@ -158,7 +158,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
                                     base=_section(raw, "overheads", None, src))
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     return Pool(role, workers, worker, sched, memory, util)
 

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from frontier_calib.cost.cache import cost_model_for, needed_families
-from frontier_calib.cost.iteration import IterationCostModel, _monotone
+from frontier_calib.cost.iteration import (IterationCostModel, _monotone, hierarchical_allreduce_ms,
+                                           nvlink_collective_ms, ring_allreduce_ms)
 from frontier_calib.cost.memory import NCCL_BYTES, RESERVED_BYTES, plan_memory
-from frontier_calib.cost.worker import Overheads, WorkerSpec
+from frontier_calib.cost.worker import Overheads, WorkerSpec, tp_nodes
 from frontier_calib.errors import FrontierError
 from frontier_calib.hardware import get_gpu
 from frontier_calib.model_spec import load_model
@@ -228,6 +229,102 @@ def test_overheads_reject_bad_values():
         with pytest.raises(FrontierError, match=">= 0"):
             Overheads.for_engine("vllm", step_s=bad)
     assert Overheads.for_engine("sglang").step_s == 0.0015
+
+
+# ------------------------------------------------------------------------ tensor parallelism across nodes
+
+H100 = get_gpu("h100_sxm")
+BYTES = np.geomspace(256, 2**30, 40)   # all-reduce buffers, bytes
+
+
+def test_ring_allreduce_by_hand():
+    assert np.all(ring_allreduce_ms(BYTES, 1, 50e9, 10e-6) == 0)   # one rank: nothing to exchange
+    # 4 ranks: 6 steps of nbytes / 4 each -> 1.5 x 1 GB / 50 GB/s = 30 ms, plus 6 x 10 us
+    assert ring_allreduce_ms(1e9, 4, 50e9, 10e-6) == pytest.approx(30.0 + 0.06)
+
+
+def test_hierarchical_allreduce_by_hand():
+    # 2 nodes of 8 H100: NVLink reduce-scatter and all-gather of 80 MB (7/8 x 80 MB / 450 GB/s + 7 x 3 us each),
+    # then a 2-rank ring of the 10 MB shard over the network (2 steps of 5 MB at 50 GB/s + 2 x 10 us)
+    nb = 80e6
+    intra = (7 / 8 * nb / 450e9 + 7 * 3e-6) * 1e3
+    inter = (nb / 8 / 50e9 + 2 * 10e-6) * 1e3
+    assert hierarchical_allreduce_ms(nb, 2, 8, H100) == pytest.approx(2 * intra + inter)
+    assert hierarchical_allreduce_ms(nb, 3, 1, H100) == pytest.approx(ring_allreduce_ms(nb, 3, 50e9, 10e-6))
+
+
+def test_hierarchical_allreduce_on_one_node_is_the_intra_node_result():
+    calls = []
+
+    def intra(op, nbytes, g):
+        calls.append((op, g))
+        return np.full(np.shape(nbytes), 0.25 if op == "reduce_scatter" else 0.5)
+
+    assert np.array_equal(hierarchical_allreduce_ms(BYTES, 1, 8, H100, intra), np.full(len(BYTES), 0.75))
+    assert calls == [("reduce_scatter", 8), ("all_gather", 8)]
+    default = hierarchical_allreduce_ms(BYTES, 1, 8, H100)
+    assert np.array_equal(default, nvlink_collective_ms("reduce_scatter", BYTES, 8, H100)
+                          + nvlink_collective_ms("all_gather", BYTES, 8, H100))
+
+
+def test_hierarchical_allreduce_grows_with_bytes_and_nodes():
+    by_nodes = np.array([hierarchical_allreduce_ms(BYTES, nodes, 8, H100) for nodes in range(1, 17)])
+    assert np.all(np.diff(by_nodes, axis=1) > 0), "a larger buffer got cheaper"
+    assert np.all(np.diff(by_nodes, axis=0) > 0), "more nodes got cheaper"
+
+
+def test_tp_nodes_counts_whole_nodes_and_rejects_partial_ones():
+    assert [tp_nodes(tp, 8) for tp in (1, 2, 8, 16, 64)] == [1, 1, 1, 2, 8]
+    assert tp_nodes(4, 2) == 2 and tp_nodes(3, 1) == 3
+    for tp, g in ((12, 8), (10, 4), (16, 6)):
+        with pytest.raises(FrontierError, match=f"tp={tp} spans more than one node .{g} GPUs per node. but is not "
+                                                f"a multiple of {g}: tensor parallelism across nodes must use whole"):
+            tp_nodes(tp, g)
+
+
+@pytest.fixture(scope="module")
+def tp_costs(frontier_cache, worker):
+    """Llama-2-7b on H100 / vLLM at tp 1..64 (small tables), with the collective models."""
+    from dataclasses import replace
+
+    from frontier_calib.opmodel.registry import cached_model_set
+
+    fams = needed_families(replace(worker, tp=2))
+    models = cached_model_set(worker.gpu, worker.engine, families=fams)
+    return models, {tp: IterationCostModel(replace(worker, tp=tp), models, max_tokens=64, max_seqs=4, max_model_len=256)
+                    for tp in (2, 8, 16, 32, 64)}
+
+
+def test_tp_allreduce_inside_a_node_is_the_profiled_custom_allreduce(tp_costs, worker):
+    import pandas as pd
+
+    models, costs = tp_costs
+    n = np.arange(1, 65)
+    for tp in (2, 8):
+        want = models.predict("collective", pd.DataFrame({
+            "op": "all_reduce", "implementation": "custom", "dtype": "bf16", "num_gpus": tp,
+            "message_bytes": n * worker.model.hidden_size * 2}))
+        assert np.array_equal(costs[tp]._tp_allreduce_ms(n), want)
+
+
+def test_tp_allreduce_across_nodes_is_hierarchical_and_costs_more(tp_costs, worker):
+    import pandas as pd
+
+    models, costs = tp_costs
+    n = np.array([1, 8, 64, 512, 4096, 32768])
+    nbytes = n * worker.model.hidden_size * 2
+
+    def nccl(op, b, g):
+        return models.predict("collective", pd.DataFrame({"op": op, "implementation": "nccl", "dtype": "bf16",
+                                                          "num_gpus": g, "message_bytes": b}))
+
+    ms = {tp: costs[tp]._tp_allreduce_ms(n) for tp in (8, 16, 32, 64)}
+    assert np.array_equal(ms[16], np.maximum(hierarchical_allreduce_ms(nbytes, 2, 8, H100, nccl), ms[8]))
+    for lo, hi in ((8, 16), (16, 32), (32, 64)):
+        assert np.all(ms[hi] > ms[lo]), (lo, hi)
+    # the fitted NCCL stages wobble by ~1% between neighbouring sizes (the token tables smooth that, _monotone);
+    # over 16x more bytes the time grows
+    assert np.all(np.diff(costs[64]._tp_allreduce_ms(16 ** np.arange(5))) > 0)
 
 
 # ----------------------------------------------------------------------------------------------- memory

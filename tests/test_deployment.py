@@ -31,9 +31,10 @@ IMPOSSIBLE = [
     ("unknown scheduler key", {**LLAMA, "scheduler": {"max_num_seq": 8}}, "scheduler", "unknown scheduler key"),
     ("unknown overhead", {**LLAMA, "overheads": {"launch_s": 0.001}}, "overheads", "unknown overhead"),
     ("tp does not divide heads", {**LLAMA, "parallel": {"tp": 3}}, "parallel", "does not divide 32 attention heads"),
-    ("tp larger than a node", {**LLAMA, "parallel": {"tp": 16}}, "parallel.tp", "more than one node"),
-    ("tp larger than a small node", {**LLAMA, "parallel": {"tp": 4}, "cluster": {"gpus_per_node": 2}},
-     "parallel.tp", "more than one node"),
+    ("tp across part of a node", {**LLAMA, "parallel": {"tp": 16}, "cluster": {"gpus_per_node": 6}},
+     "parallel.tp", "spans more than one node (6 GPUs per node) but is not a multiple of 6"),
+    ("tp across part of a small node", {**LLAMA, "parallel": {"tp": 4}, "cluster": {"gpus_per_node": 3}},
+     "parallel.tp", "must use whole nodes"),
     ("more GPUs than the cluster", {**LLAMA, "replicas": 3, "parallel": {"tp": 4}, "cluster": {"nodes": 1}},
      "replicas", "12 GPUs, but the cluster has 1 x 8"),
     ("more replicas than GPUs", {**LLAMA, "replicas": 9, "cluster": {"nodes": 1}}, "replicas", "9 GPUs"),
@@ -146,6 +147,23 @@ def test_minimal_deployment_takes_engine_and_model_defaults(tmp_path):
     assert dep.gpu_memory_utilization == 0.9 and s.block_size == 16
     assert dep.router == "round_robin" and w.routing == "power_law_1.01"
     assert dep.gpus_per_node == 8 and dep.nodes is None
+
+
+@pytest.mark.parametrize("tp,gpus_per_node", [(16, 8), (4, 2), (2, 1)])
+def test_tp_across_whole_nodes_is_accepted(tp, gpus_per_node):
+    # costed as a hierarchical NCCL all-reduce (tests/test_cost_model.py); the worker carries the node size
+    dep = deployment_from_dict({**LLAMA, "parallel": {"tp": tp}, "cluster": {"gpus_per_node": gpus_per_node}})
+    assert dep.worker.tp == tp and dep.worker.gpus_per_node == gpus_per_node and dep.total_gpus == tp
+
+
+def test_pd_pool_with_tp_across_nodes_is_accepted():
+    dep = deployment_from_dict({"mode": "pd", **LLAMA, "prefill": {"parallel": {"tp": 1}},
+                                "decode": {"parallel": {"tp": 16}}})
+    assert dep.decode.worker.tp == 16 and dep.decode.worker.gpus_per_node == 8
+    with pytest.raises(InputError, match="not a multiple of 12") as exc:
+        deployment_from_dict({"mode": "pd", **LLAMA, "prefill": {"parallel": {"tp": 1}},
+                              "decode": {"parallel": {"tp": 32}}, "cluster": {"gpus_per_node": 12}})
+    assert exc.value.field == "decode.parallel.tp"
 
 
 def test_moe_tp_defaults_to_tp_times_dp_over_ep():

@@ -198,7 +198,7 @@ def test_pd_config_from_benchmark_row():
 @pytest.mark.parametrize("patch, field", [
     ({"decode": {"workers": 1, "parallel": {"tp": 1, "attention_dp": 8, "ep": 3}}}, "decode.parallel"),
     ({"prefill": {"workers": 0}}, "prefill.workers"),
-    ({"prefill": {"parallel": {"tp": 16}}}, "prefill.parallel.tp"),
+    ({"prefill": {"parallel": {"tp": 16}}, "cluster": {"gpus_per_node": 6}}, "prefill.parallel.tp"),  # part of a node
     ({"prefill": {"workers": 1, "bogus": 1}}, "prefill"),
     ({"link": {"transfer": "teleport"}}, "link.transfer"),
     ({"link": {"bandwidth_gbps": -1}}, "link.bandwidth_gbps"),

@@ -282,3 +282,23 @@ def test_int4_experts_with_bf16_attention_fit():
                                 "moe_dtype": "int4_wo", "parallel": {"tp": 8, "moe_tp": 8, "ep": 1},
                                 "scheduler": {"max_model_len": 16384, "max_num_batched_tokens": 8192}})
     assert 50 * 2**30 < dep.memory.weight_bytes < 80 * 2**30      # ~1T params: experts at 0.5 B, the rest bf16
+
+
+def test_row_id_that_contradicts_the_parallel_columns_is_skipped():
+    """An agg row whose id spells its parallelism (TensorRT-LLM convention: tp = the replica's GPUs) and whose
+    columns give another GPU count is skipped as inconsistent; ids without the pattern are not judged."""
+    base = {"silicon_data_source": "silicon_concurrency=8", "backend": "trtllm", "model_path": "deepseek-ai/DeepSeek-R1",
+            "system": "h200_sxm", "mode": "agg", "isl": 1024, "osl": 1024, "precision": "fp8",
+            "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "pp_size": 1,
+            "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0, "concurrency": 8}
+    wide = {**base, "tp_size": 64, "attention_dp_size": 1, "moe_tp_size": 8, "moe_ep_size": 8}
+    s = S.scenario_for_row({**wide, "id": "x_agg_1024x1024_c8_tp8_ep8_2000"})
+    assert s.status.startswith("skipped:inconsistent parallelism: the row id says tp8_ep8 (8 GPUs)")
+    assert "64 GPUs" in s.status
+    dp = {**base, "tp_size": 1, "attention_dp_size": 64, "moe_tp_size": 8, "moe_ep_size": 8}
+    assert "inconsistent parallelism" in S.scenario_for_row({**dp, "id": "y_c8_tp8_0_ep8_0_353"}).status
+    one_node = {**base, "tp_size": 8, "attention_dp_size": 1, "moe_tp_size": 1, "moe_ep_size": 8}
+    assert S.scenario_for_row({**one_node, "id": "z_c8_tp8_0_ep8_0_353"}).status == "ok"
+    dp8 = {**base, "tp_size": 1, "attention_dp_size": 8, "moe_tp_size": 1, "moe_ep_size": 8}
+    assert S.scenario_for_row({**dp8, "id": "z_c8_tp8_ep8_12"}).status == "ok"       # 8 GPUs either way
+    assert S.scenario_for_row({**wide, "id": "dsv3_h200_trtllm_fp8_agg_c8_cfg181"}).status == "ok"   # no pattern

@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CoverageError
-from ..hardware import get_gpu
+from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .moe_routing import moe_query, tbo_ms
-from .worker import WorkerSpec
+from .worker import WorkerSpec, tp_nodes
 
 _MLA_PROJECTIONS = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "kv_b_proj", "o_proj"}
 #: GEMMs of the attention block; every other layer GEMM (router, shared experts, dense MLP) is FFN work
@@ -58,6 +58,69 @@ def _log_grid(lo: int, hi: int, points: int) -> np.ndarray:
     hi = max(hi, lo)
     g = np.unique(np.round(np.exp(np.linspace(math.log(lo), math.log(hi), points))).astype(np.int64))
     return g
+
+
+def ring_allreduce_ms(nbytes, ranks: int, bandwidth: float, latency_s: float) -> np.ndarray:
+    """Milliseconds of a ring all-reduce of a buffer of ``nbytes`` bytes (what each rank holds) among ``ranks``
+    ranks, each sending over its own link of ``bandwidth`` bytes/s (one direction) with ``latency_s`` seconds
+    per step. The ring takes 2 (ranks - 1) steps (reduce-scatter, then all-gather), each moving nbytes / ranks
+    bytes per rank::
+
+        2 (ranks - 1) / ranks x nbytes / bandwidth  +  2 (ranks - 1) x latency_s
+
+    Zero for one rank.
+    """
+    nbytes = np.asarray(nbytes, dtype=float)
+    if ranks <= 1:
+        return np.zeros(nbytes.shape)
+    steps = 2 * (ranks - 1)
+    return (steps / ranks * nbytes / bandwidth + steps * latency_s) * 1e3
+
+
+def nvlink_collective_ms(op: str, nbytes, gpus: int, spec: GPUSpec) -> np.ndarray:
+    """Milliseconds of an intra-node ``reduce_scatter`` or ``all_gather`` of a buffer of ``nbytes`` bytes (the
+    whole buffer, as in the ``collective`` tables) over ``gpus`` GPUs, from the NVLink figures of the GPU spec
+    when no profiled table covers it: a ring of gpus - 1 steps, each moving nbytes / gpus bytes per GPU::
+
+        (gpus - 1) / gpus x nbytes / nvlink_bandwidth  +  (gpus - 1) x nvlink_latency_s
+    """
+    if op not in ("reduce_scatter", "all_gather"):
+        raise ValueError(f"not an intra-node stage of the hierarchical all-reduce: {op!r}")
+    nbytes = np.asarray(nbytes, dtype=float)
+    if gpus <= 1:
+        return np.zeros(nbytes.shape)
+    return ((gpus - 1) / gpus * nbytes / spec.nvlink_bandwidth + (gpus - 1) * spec.nvlink_latency_s) * 1e3
+
+
+def hierarchical_allreduce_ms(nbytes, nodes: int, gpus_per_node: int, spec: GPUSpec, intra_ms=None) -> np.ndarray:
+    """Milliseconds of an all-reduce of a buffer of ``nbytes`` bytes (what each GPU holds) over a group of
+    ``nodes x gpus_per_node`` GPUs, ``gpus_per_node`` of them in each of ``nodes`` nodes, as NCCL's hierarchical
+    all-reduce runs it:
+
+    1. intra-node reduce-scatter over the g = ``gpus_per_node`` GPUs of each node (NVLink): each GPU ends
+       with its node's partial sum of one nbytes / g shard;
+    2. inter-node ring all-reduce of that shard among the N = ``nodes`` GPUs that hold it (one per node, each
+       over its own NIC): :func:`ring_allreduce_ms` of nbytes / g bytes at the spec's ``network_bandwidth``
+       (bytes/s per GPU) and ``network_latency_s`` (seconds per step), i.e.
+       2 (N - 1) / N x (nbytes / g) / network_bandwidth + 2 (N - 1) x network_latency_s;
+    3. intra-node all-gather of the g reduced shards (NVLink).
+
+    ``intra_ms(op, nbytes, g)``: milliseconds of one intra-node stage (op ``'reduce_scatter'`` or
+    ``'all_gather'``, ``nbytes`` the whole buffer); default :func:`nvlink_collective_ms`. With one node the
+    inter-node term is zero and the result is the two intra-node stages; with one GPU per node only the
+    inter-node ring remains.
+    """
+    nbytes = np.asarray(nbytes, dtype=float)
+    if nodes < 1 or gpus_per_node < 1:
+        raise ValueError(f"need nodes >= 1 and gpus_per_node >= 1, got {nodes} and {gpus_per_node}")
+    if intra_ms is None:
+        def intra_ms(op, b, g):
+            return nvlink_collective_ms(op, b, g, spec)
+    g = int(gpus_per_node)
+    inter = ring_allreduce_ms(nbytes / g, int(nodes), spec.network_bandwidth, spec.network_latency_s)
+    if g == 1:
+        return inter
+    return intra_ms("reduce_scatter", nbytes, g) + inter + intra_ms("all_gather", nbytes, g)
 
 
 @dataclass
@@ -125,6 +188,11 @@ class IterationCostModel:
         self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
         t["prefill_ms"] = _monotone(_monotone(self._prefill_table(), 0), 1)
         return t
+
+    @property
+    def gpus_per_node(self) -> int:
+        """GPUs that share NVLink: the deployment's ``cluster.gpus_per_node``, else the GPU spec's."""
+        return int(self.worker.gpus_per_node or self.spec.gpus_per_node)
 
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
@@ -295,7 +363,7 @@ class IterationCostModel:
         if not self.models.has("moe_a2a"):
             raise CoverageError(f"ep={w.ep} with attention_dp={w.attention_dp} needs all-to-all "
                                 f"(moe_a2a) tables for gpu={w.gpu} engine={w.engine}")
-        nodes = max(1, math.ceil(w.moe_gpus / self.spec.gpus_per_node))
+        nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
         if w.a2a_backend == "auto":
             backend = np.where(n <= 128, "deepep_ll", "deepep_normal")
         else:
@@ -308,17 +376,53 @@ class IterationCostModel:
             out += self.models.predict("moe_a2a", df)
         return out
 
+    def _collective_categories(self, column: str) -> set:
+        """The values of ``column`` (op, implementation) the fitted ``collective`` models were trained on."""
+        seen = set()
+        for g in self.models.groups("collective"):
+            seen |= set(self.models.models[("collective", g)].categories_.get(column, []))
+        return seen
+
     def _tp_allreduce_ms(self, n: np.ndarray) -> np.ndarray:
+        """Milliseconds of one all-reduce of the activations of ``n`` tokens (n x hidden x 2 bytes) over the
+        ``tp`` GPUs. Inside one node: the profiled all-reduce (custom kernel when measured, else NCCL). Across
+        whole nodes (``tp`` a multiple of the GPUs per node): :meth:`_cross_node_allreduce_ms`. A ``tp`` above
+        the node size that is not a multiple of it (deployment files reject it, :func:`tp_nodes`; an AF FFN
+        pool's GPUs can be) keeps the profiled NCCL all-reduce over ``tp`` GPUs."""
         w, m = self.worker, self.worker.model
         if w.tp <= 1:
             return np.zeros(len(n))
-        impls = set()
-        for g in self.models.groups("collective"):
-            impls |= set(self.models.models[("collective", g)].categories_.get("implementation", []))
-        impl = "custom" if "custom" in impls and w.tp <= self.spec.gpus_per_node else "nccl"
-        df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": w.tp,
-                           "message_bytes": n * m.hidden_size * 2})
+        nbytes = n * m.hidden_size * 2
+        if w.tp > self.gpus_per_node and w.tp % self.gpus_per_node == 0:
+            return self._cross_node_allreduce_ms(nbytes, tp_nodes(w.tp, self.gpus_per_node))
+        return self._intra_node_allreduce_ms(nbytes, w.tp)
+
+    def _intra_node_allreduce_ms(self, nbytes: np.ndarray, gpus: int) -> np.ndarray:
+        """The profiled all-reduce of ``nbytes`` bytes over ``gpus`` GPUs of one node (milliseconds): the custom
+        kernel when measured (only up to the GPU spec's node size), else NCCL."""
+        custom = "custom" in self._collective_categories("implementation") and gpus <= self.spec.gpus_per_node
+        impl = "custom" if custom else "nccl"
+        df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": gpus,
+                           "message_bytes": nbytes})
         return self.models.predict("collective", df)
+
+    def _cross_node_allreduce_ms(self, nbytes: np.ndarray, nodes: int) -> np.ndarray:
+        """Milliseconds of an all-reduce of ``nbytes`` bytes per GPU over ``nodes`` whole nodes: the hierarchical
+        NCCL all-reduce of :func:`hierarchical_allreduce_ms`, its intra-node reduce-scatter and all-gather from
+        the profiled NCCL tables when the ``collective`` models know those ops (else the NVLink model), its
+        inter-node ring from the GPU spec's network figures. Never below the all-reduce of the same bytes inside
+        one node (a group that spans nodes still has to reduce inside each of them)."""
+        g = self.gpus_per_node
+        ops, impls = self._collective_categories("op"), self._collective_categories("implementation")
+        intra = None
+        if {"reduce_scatter", "all_gather"} <= ops and "nccl" in impls:
+            def intra(op, b, gpus):
+                return self.models.predict("collective", pd.DataFrame({
+                    "op": op, "implementation": "nccl", "dtype": "bf16", "num_gpus": gpus, "message_bytes": b}))
+        ms = hierarchical_allreduce_ms(nbytes, nodes, g, self.spec, intra)
+        if g > 1:
+            ms = np.maximum(ms, self._intra_node_allreduce_ms(nbytes, g))
+        return ms
 
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
         """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""

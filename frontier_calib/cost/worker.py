@@ -46,7 +46,8 @@ class WorkerSpec:
 
     Conventions (as in the public serving benchmarks): ``tp`` is attention tensor parallelism inside
     one attention data-parallel rank; the replica has ``tp * attention_dp * pp`` GPUs; MoE layers are
-    spread over ``moe_tp * ep == tp * attention_dp`` GPUs.
+    spread over ``moe_tp * ep == tp * attention_dp`` GPUs. A ``tp`` group larger than ``gpus_per_node``
+    spans ``tp / gpus_per_node`` whole nodes (see :func:`tp_nodes`).
     """
 
     model: ModelSpec
@@ -64,6 +65,7 @@ class WorkerSpec:
     a2a_backend: str = "auto"        #: 'auto' (low-latency for small batches), 'deepep_normal', 'deepep_ll'
     expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
     tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
+    gpus_per_node: int | None = None  #: GPUs that share NVLink (the deployment's cluster); None: the GPU spec's
     overheads: Overheads = field(default_factory=Overheads)
 
     @property
@@ -73,3 +75,19 @@ class WorkerSpec:
     @property
     def moe_gpus(self) -> int:
         return self.tp * self.attention_dp
+
+
+def tp_nodes(tp: int, gpus_per_node: int) -> int:
+    """Nodes one tensor-parallel group of ``tp`` GPUs spans when nodes hold ``gpus_per_node`` GPUs each: 1 when
+    the group fits in one node, else ``tp / gpus_per_node`` (its all-reduce is then costed as a hierarchical
+    NCCL all-reduce, :func:`frontier_calib.cost.iteration.hierarchical_allreduce_ms`).
+
+    Raises :class:`FrontierError` when ``tp`` spans nodes but is not a whole number of full nodes: the
+    hierarchical all-reduce needs the same number of the group's GPUs in every node it spans.
+    """
+    if tp <= gpus_per_node:
+        return 1
+    if tp % gpus_per_node:
+        raise FrontierError(f"tp={tp} spans more than one node ({gpus_per_node} GPUs per node) but is not a "
+                            f"multiple of {gpus_per_node}: tensor parallelism across nodes must use whole nodes")
+    return tp // gpus_per_node

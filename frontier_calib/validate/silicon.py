@@ -329,6 +329,27 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
     return s
 
 
+#: the parallelism some row ids spell out: ``..._tp8_ep8_2000``, ``..._tp8_0_ep8_0_353`` (from 8.0), ``..._tp1_epnone_31``
+_ID_PARALLEL = re.compile(r"_tp(\d+)(?:_0)?_ep(\d+|none)(?:_0)?_")
+
+
+def _check_id_parallel(rid: str, par: dict) -> None:
+    """Raise 'inconsistent parallelism' when an agg row's id spells its parallelism (``_tp<A>_ep<B>_``) and the
+    columns give another GPU count. The ids follow TensorRT-LLM's convention (``tp`` = the replica's GPUs, MoE
+    split into ``moe_tp x ep`` of them), which every consistent row of the public CSV also follows for vLLM and
+    SGLang; the rows caught have a ``tp_size`` or ``attention_dp_size`` that is the product of the id's TP and EP
+    (e.g. id ``tp8_ep8``, columns ``tp_size`` 64; id ``tp4_ep4``, columns TP4 x attention-DP4 with EP16), and
+    their measurements match the id's GPU count (docs/validation.md)."""
+    m = _ID_PARALLEL.search(rid + "_")
+    if m is None:
+        return
+    gpus = par["tp"] * par.get("attention_dp", 1)
+    if int(m.group(1)) != gpus:
+        raise FrontierError(f"inconsistent parallelism: the row id says tp{m.group(1)}_ep{m.group(2)} "
+                            f"({m.group(1)} GPUs) but the columns give tp {par['tp']} x attention_dp "
+                            f"{par.get('attention_dp', 1)} = {gpus} GPUs")
+
+
 def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Protocol | None = None,
                      desync: dict | None = None, assume_pd_layout: bool = False) -> Scenario:
     """The replay scenario of one silicon row (pure). ``overheads``: {key: {field: seconds}} and ``desync``:
@@ -388,6 +409,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     try:
         if mode == "agg":
             par = _parallel(row, model)
+            _check_id_parallel(rid, par)
             per_rank = -(-scn.concurrency // par["attention_dp"])
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             scn.deployment = base
