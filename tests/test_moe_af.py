@@ -3,13 +3,12 @@ disaggregation: the pipeline formula, the AF cost wrapper against the co-located
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from frontier_calib.cost.af import AFCost, pipeline_ms

@@ -154,7 +154,6 @@ class IterationCostModel:
         self.max_tokens = int(max(max_tokens, max_seqs, 1))
         self.max_seqs = int(max(max_seqs, 1))
         self.max_model_len = int(max(max_model_len, 2))
-        m = worker.model
         self._layer_counts = self._attention_layer_kinds()
         if tables is None:
             if models is None:
@@ -414,12 +413,12 @@ class IterationCostModel:
         one node (a group that spans nodes still has to reduce inside each of them)."""
         g = self.gpus_per_node
         ops, impls = self._collective_categories("op"), self._collective_categories("implementation")
-        intra = None
-        if {"reduce_scatter", "all_gather"} <= ops and "nccl" in impls:
-            def intra(op, b, gpus):
-                return self.models.predict("collective", pd.DataFrame({
-                    "op": op, "implementation": "nccl", "dtype": "bf16", "num_gpus": gpus, "message_bytes": b}))
-        ms = hierarchical_allreduce_ms(nbytes, nodes, g, self.spec, intra)
+        def profiled(op, b, gpus):
+            return self.models.predict("collective", pd.DataFrame({
+                "op": op, "implementation": "nccl", "dtype": "bf16", "num_gpus": gpus, "message_bytes": b}))
+
+        have = {"reduce_scatter", "all_gather"} <= ops and "nccl" in impls
+        ms = hierarchical_allreduce_ms(nbytes, nodes, g, self.spec, profiled if have else None)
         if g > 1:
             ms = np.maximum(ms, self._intra_node_allreduce_ms(nbytes, g))
         return ms
