@@ -265,6 +265,21 @@ def test_roofline_scales_with_cached_prefix():
     assert roof[0] < roof[1] < roof[2]
 
 
+def test_moe_balanced_routing_uses_min_experts_tokens_pairs():
+    """Balanced routing (stride ceil(E/k)) uses exactly min(E, t*k) experts, spread over the EP ranks;
+    power-law routing keeps the random-placement estimate; tokens per expert is t*k/E."""
+    spec = get_gpu(GPU)
+    q = pd.DataFrame({"num_tokens": [1, 16, 32, 64, 16], "hidden_size": 4096, "inter_size": 2048, "topk": 8,
+                      "num_experts": 256, "moe_tp": 1, "moe_ep": [1, 1, 1, 8, 1],
+                      "distribution": ["balanced"] * 4 + ["power_law_1.2"], "dtype": "bf16"})
+    x, _ = featurize("moe", q, spec)
+    active = np.exp2(x["log_active_local"].to_numpy(dtype=float))
+    np.testing.assert_allclose(active[:4], [8, 128, 256, 32], rtol=1e-5)
+    assert active[4] < 128   # random placement: some of the 128 pairs share an expert
+    np.testing.assert_allclose(np.exp2(x["log_pairs_per_expert"].to_numpy(dtype=float)),
+                               q["num_tokens"] * 8 / 256, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- model sets
 
 @pytest.fixture(scope="module")

@@ -252,7 +252,10 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
     inter_local = inter / tp
     e_local = e / ep
     pairs_local = t * k / ep                            # token-expert pairs on this GPU (balanced)
-    active_local = e_local * (1 - np.power(1 - 1 / e, t * k))  # experts that get >= 1 token
+    # experts that get >= 1 token: balanced routing (stride ceil(E/k) over the experts) uses exactly
+    # min(E, t*k) of them, spread evenly over the ranks; random routing leaves some unused
+    active_local = np.where(alpha == 0, np.clip(t * k / ep, 1, e_local),
+                            e_local * (1 - np.power(1 - 1 / e, t * k)))
     flops = 2 * pairs_local * hdim * inter_local * 3      # gate + up + down
     nbytes = active_local * 3 * hdim * inter_local * wb + pairs_local * (2 * hdim + 2 * inter_local) * ab
     t_c, t_m, roof = _roofline(flops, nbytes, _peak(dt, gpu), gpu.hbm_bandwidth)
@@ -265,6 +268,7 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
         "alpha": alpha, "log_pairs_local": _log(pairs_local), "log_active_local": _log(active_local),
         "log_tokens_per_expert": _log(per_expert), "expert_m_pad64": _pad_eff(np.maximum(per_expert, 1), 64),
         "log_busiest_expert_tokens": _log(np.maximum(t * k * p_max, 1.0)),
+        "log_pairs_per_expert": _log(t * k / e),
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "weight_bytes": wb,
     }
     return x, roof
