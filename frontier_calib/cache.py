@@ -16,6 +16,7 @@ everything (``--all``); removed entries are simply rebuilt when next needed.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -39,9 +40,11 @@ class CacheEntry:
 
 
 def _usage(path: Path) -> tuple[int, float]:
+    """(bytes, last use): a file's size and mtime; a folder's total size and the newest mtime of it and its
+    files (loading a model folder touches the folder)."""
     files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
     stats = [p.stat() for p in files]
-    return sum(s.st_size for s in stats), max((s.st_mtime for s in stats), default=path.stat().st_mtime)
+    return sum(s.st_size for s in stats), max([s.st_mtime for s in stats] + [path.stat().st_mtime])
 
 
 def cache_entries(root: Path) -> list[CacheEntry]:
@@ -101,9 +104,9 @@ def remove_entry(e: CacheEntry) -> None:
 
 
 def touch(path: Path) -> None:
-    """Mark a cache entry as used now (best effort: a read-only cache is not an error)."""
+    """Mark a cache entry (file or folder) as used now (best effort: a read-only cache is not an error)."""
     try:
-        path.touch(exist_ok=True)
+        os.utime(path)
     except OSError:
         pass
 

@@ -20,7 +20,7 @@ def _fake_cache(root):
     new.mkdir()
     (new / "Llama-2-7b-h100_sxm-vllm-abc.npz").write_bytes(b"y" * 500)
     ten_days_ago = time.time() - 10 * 86400
-    for f in old.iterdir():
+    for f in [*old.iterdir(), old]:
         os.utime(f, (ten_days_ago, ten_days_ago))
     return old, new / "Llama-2-7b-h100_sxm-vllm-abc.npz"
 

@@ -246,7 +246,7 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
         part = ModelSet.load(directory) if (directory / "index.json").exists() and not refit \
             else ModelSet(gpu, engine)
         if part.models:
-            touch(directory / "index.json")   # last use, for `frontier-calib cache prune --older-than`
+            touch(directory)   # last use (the folder's mtime), for `frontier-calib cache prune --older-than`
         have = set(part.groups(fam))
         table = None
         want = set((groups or {}).get(fam) or ())
