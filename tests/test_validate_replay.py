@@ -230,3 +230,30 @@ def test_deployment_calibration_key(tmp_path, frontier_cache):
     with pytest.raises(InputError, match="missing.yaml"):
         load_deployment(tmp_path / "d.yaml")
     assert math.isfinite(ov.step_s)
+
+
+def test_desync_grid_profiles_out_the_front_end_latency(monkeypatch):
+    """The desync share is chosen with the front-end latency at its best value for each share: a share whose
+    replay is right up to a TTFT offset wins over one that is closer only because it inflates TTFT."""
+    from frontier_calib.validate import calibrate as C
+
+    meas_ttft, meas_tpot = np.array([300.0, 500.0, 800.0]), np.array([10.0, 20.0, 30.0])
+    preds = {0.0: (meas_ttft * 1.05, meas_tpot * 0.9),     # synchronised: TTFT a bit high, TPOT too low
+             1.0: (meas_ttft - 100.0, meas_tpot)}           # spread: exact but 100 ms of front-end missing
+    train = pd.DataFrame({"silicon_ttft_ms": meas_ttft, "silicon_tpot_ms": meas_tpot})
+    f = C._Fitter("vllm", train, None, 1, False)
+
+    def replay(points, desc):
+        out = []
+        for _, phi in points:
+            t, p = preds.get(phi, (meas_ttft * 3, meas_tpot * 3))
+            out.append(np.stack([t, p], axis=1))
+        return np.array(out)
+
+    monkeypatch.setattr(f, "replay", replay)
+    theta = np.zeros(len(C.PARAMS))
+    phi, fe = f.best_phi(theta, "test")
+    assert phi == 1.0 and fe == pytest.approx(0.1)
+    # without the profiling (front-end fixed at 0), the synchronised replay would have looked better
+    fixed = [C._loss_terms(*preds[p], meas_ttft, meas_tpot).mean() for p in (0.0, 1.0)]
+    assert fixed[0] < fixed[1]

@@ -16,7 +16,9 @@ Protocol (docs/validation.md):
    deployment without its workload); within each fit group, a seeded shuffle puts ``train_fraction`` of the
    configurations on the training side, the rest are held out. One configuration never sits on both sides.
 2. **Fit per group on a training subsample** (``max_rows`` rows, spread over the training configurations).
-   First the desync share on a grid (0, 0.25, ..., 1) at the default overheads. Then the overheads: the replay is
+   First the desync share on a grid (0, 0.25, ..., 1) at the default overheads, with the front-end latency
+   profiled out (for each share, its best value on a grid, from the replayed TTFTs: it only shifts TTFT); the
+   best share and its front-end latency are the starting point. Then the overheads: the replay is
    not linear in them (queueing), so the fit is Gauss-Newton-like: replay the subsample at the current constants
    and at one small step of each constant (5 replays per row), fit the constants on that linear surrogate with a
    bounded Nelder-Mead, and repeat from the result (``rounds`` rounds in all, 2 by default). Then the desync grid
@@ -156,6 +158,9 @@ def nelder_mead(f, x0, scale, bounds, *, iters: int = 200, tol: float = 1e-7):
 
 
 PHI_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: front-end latencies (s) tried, without replaying, when the desync grid is chosen (see _Fitter.best_phi)
+FRONTEND_GRID = tuple(np.round(np.arange(0.0, 0.3001, 0.005), 4))
+FRONTEND = PARAMS.index("frontend_s")
 
 
 def _scenarios(rows: list[dict], key: str, theta: np.ndarray, phi: float, protocol: Protocol) -> list[Scenario]:
@@ -198,10 +203,27 @@ class _Fitter:
             self.best = (val, np.array(theta, float), float(phi))
         return val
 
-    def best_phi(self, theta, desc) -> float:
+    def best_phi(self, theta, desc) -> tuple[float, float]:
+        """Replay the desync grid at ``theta``; return (desync, front-end latency) of the best grid point with the
+        front-end latency profiled out: it adds to TTFT only, so for each desync the best value on
+        :data:`FRONTEND_GRID` is found on the replayed predictions (TTFT + its change), without more replays.
+        Choosing the desync at a fixed front-end latency would favour synchronised waves (they lift the TTFT that a
+        missing front-end latency leaves too low) and start the overhead rounds far from the better point."""
         P = self.replay([(theta, phi) for phi in PHI_GRID], desc)
-        losses = [self.note(theta, phi, P[i]) for i, phi in enumerate(PHI_GRID)]
-        return PHI_GRID[int(np.argmin(losses))]
+        for i, phi in enumerate(PHI_GRID):
+            self.note(theta, phi, P[i])
+        u = self.usable
+        if not u.any():
+            return PHI_GRID[0], float(theta[FRONTEND])
+        best = None
+        for i, phi in enumerate(PHI_GRID):
+            for fe in FRONTEND_GRID:
+                shift = (fe - theta[FRONTEND]) * 1e3   # ms
+                val = float(_loss_terms(np.maximum(P[i][u, 0] + shift, 1e-6), P[i][u, 1], self.mt[u],
+                                        self.mp[u]).mean())
+                if best is None or val < best[0] - 1e-12:
+                    best = (val, phi, float(fe))
+        return best[1], best[2]
 
     def overhead_round(self, theta, phi, desc) -> np.ndarray:
         """One Gauss-Newton-like step: replay at theta and theta + one step of each constant, fit on the linear
@@ -237,15 +259,16 @@ def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: in
     f = _Fitter(key, train, protocol, jobs, progress)
     theta = np.array([DEFAULT_OVERHEADS[engine][p] for p in PARAMS], float)
     default_phi = float(protocol.desync)
-    phi = f.best_phi(theta, f"calibrate {key}: desync grid")
+    phi, theta[FRONTEND] = f.best_phi(theta, f"calibrate {key}: desync grid")
     default_loss = next((e["loss"] for e in f.evaluations if e["desync"] == default_phi), math.nan)
-    log(f"calibrate {key}: desync {phi:.2f} (loss {f.best[0]:.4f}; defaults {default_loss:.4f})")
+    log(f"calibrate {key}: desync {phi:.2f}, front-end {theta[FRONTEND] * 1e3:.0f} ms to start from "
+        f"(best replayed loss so far {f.best[0]:.4f}; defaults {default_loss:.4f})")
     for it in range(rounds):
         theta = f.overhead_round(theta, phi, f"calibrate {key}: overheads {it + 1}/{rounds}")
         log(f"calibrate {key}: round {it + 1}: surrogate optimum {_fmt(theta)}")
-    phi2 = f.best_phi(theta, f"calibrate {key}: desync grid (again)")
+    phi2, fe2 = f.best_phi(theta, f"calibrate {key}: desync grid (again)")
     if phi2 != phi:
-        phi = phi2
+        phi, theta[FRONTEND] = phi2, fe2
         theta = f.overhead_round(theta, phi, f"calibrate {key}: overheads (desync {phi:.2f})")
     P = f.replay([(theta, phi)], f"calibrate {key}: check")
     f.note(theta, phi, P[0])
