@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path
 from ..cache import touch
+from ..io import atomic_path
 from ..opmodel.registry import _family_files, cache_dir, cached_model_set, code_fingerprint, family_cache_dir
 from ..profiles import store
 from .iteration import IterationCostModel

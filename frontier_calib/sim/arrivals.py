@@ -53,7 +53,7 @@ class ClosedLoopArrivals:
             self._send(start_s)
 
     def _send(self, t: float) -> None:
-        self._pending.append((t + self._delay if self._delay else t, self._next, t))
+        self._pending.append((t + self._delay, self._next, t))
         self._next += 1
 
     def peek_time(self) -> float:
