@@ -9,6 +9,9 @@ miss. This script prints the evidence for why, from the bundled tables and the p
    tables, measured separately on the same shapes. Each row's *step* is log(latency / median latency of
    the 5 nearest ``m`` of its (n, k)); printed: the share of rows whose step exceeds 6%, the correlation of
    steps between campaigns, and the share of those >6% steps the other campaign reproduces (same sign, >3%).
+   Also printed: how well the other campaign's measurement of the same shape, rescaled by the median ratio
+   of its (n, k), predicts this campaign's row (a re-measurement of the same operation: its P90 is how far
+   two measurements of one GEMM disagree, library versions included).
 2. ``cells``: whether the error the model leaves is shared with neighbouring shapes (then a lookup of
    nearby training residuals would remove it). Out-of-fold residuals of the training rows (``--folds``
    refits) are averaged per shape cell (GEMM: (m, n) then (m, k); MoE: token count x expert shape x routing,
@@ -72,12 +75,15 @@ def gemm_steps(df: pd.DataFrame) -> pd.DataFrame:
 
 def report_steps(gpu: str, engine: str, others: list[str]) -> None:
     print(f"\n[steps] GEMM bf16, {gpu}: latency steps between neighbouring m, {engine} against other campaigns")
-    mine = gemm_steps(rows_of(gpu, engine, "gemm", "bf16"))
+    mine_raw = rows_of(gpu, engine, "gemm", "bf16")
+    mine = gemm_steps(mine_raw)
+    theirs_raw = {}
     big = mine["step"].abs() > STEP_THRESHOLD
     print(f"  {engine}: {len(mine)} rows, {big.mean() * 100:.1f}% have a step > {STEP_THRESHOLD:.0%}")
     for other in others:
         try:
-            theirs = gemm_steps(rows_of(gpu, other, "gemm", "bf16"))
+            theirs_raw[other] = rows_of(gpu, other, "gemm", "bf16")[["m", "n", "k", "latency_ms"]]
+            theirs = gemm_steps(theirs_raw[other])
         except Exception as exc:  # a GPU without that engine's table: say so, go on
             print(f"  {other}: no bf16 GEMM table ({exc.__class__.__name__})")
             continue
@@ -90,6 +96,11 @@ def report_steps(gpu: str, engine: str, others: list[str]) -> None:
         print(f"  {other}: {len(j)} shapes in common; step correlation {j['step'].corr(j['step_other']):.2f}; "
               f"{same.mean() * 100:.0f}% of {engine}'s {len(jb)} steps > {STEP_THRESHOLD:.0%} reproduced "
               f"(same sign, > {REPRODUCED:.0%})")
+        both = mine_raw.merge(theirs_raw[other], on=["m", "n", "k"], suffixes=("", "_other"))
+        log_ratio = np.log(both["latency_ms"] / both["latency_ms_other"])
+        scale = both.assign(r=log_ratio).groupby(["n", "k"])["r"].transform("median")
+        print(f"    its latency x the median {engine}/{other} ratio of each (n, k), as a predictor of {engine}: "
+              f"{fmt(ape(both['latency_ms_other'] * np.exp(scale), both['latency_ms']))}")
 
 
 # ----------------------------------------------------------------------------- 2. cells
