@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from frontier_calib.opmodel.dataset import EXTRAPOLATION_GROUPS, group_split, random_split, training_rows
+from frontier_calib.opmodel.evaluate import ape_stats
 from frontier_calib.opmodel.model import OperatorModel
 from frontier_calib.opmodel.registry import load_profiles
 
@@ -51,12 +52,10 @@ CELL_KEYS = {
 }
 
 
-def ape(pred, true) -> np.ndarray:
-    return np.abs(np.asarray(pred) / np.asarray(true) - 1)
-
-
-def fmt(a: np.ndarray) -> str:
-    return f"median {np.median(a) * 100:5.2f}%  P90 {np.quantile(a, 0.9) * 100:5.2f}%"
+def fmt(pred, true) -> str:
+    """Held-out median and P90 APE, as `frontier-calib fit` computes them (:func:`ape_stats`)."""
+    st = ape_stats(np.asarray(pred, dtype=float), np.asarray(true, dtype=float))
+    return f"median {st['median_ape'] * 100:5.2f}%  P90 {st['p90_ape'] * 100:5.2f}%"
 
 
 def rows_of(gpu: str, engine: str, family: str, dtype: str) -> pd.DataFrame:
@@ -77,13 +76,12 @@ def report_steps(gpu: str, engine: str, others: list[str]) -> None:
     print(f"\n[steps] GEMM bf16, {gpu}: latency steps between neighbouring m, {engine} against other campaigns")
     mine_raw = rows_of(gpu, engine, "gemm", "bf16")
     mine = gemm_steps(mine_raw)
-    theirs_raw = {}
     big = mine["step"].abs() > STEP_THRESHOLD
     print(f"  {engine}: {len(mine)} rows, {big.mean() * 100:.1f}% have a step > {STEP_THRESHOLD:.0%}")
     for other in others:
         try:
-            theirs_raw[other] = rows_of(gpu, other, "gemm", "bf16")[["m", "n", "k", "latency_ms"]]
-            theirs = gemm_steps(theirs_raw[other])
+            theirs_raw = rows_of(gpu, other, "gemm", "bf16")[["m", "n", "k", "latency_ms"]]
+            theirs = gemm_steps(theirs_raw)
         except Exception as exc:  # a GPU without that engine's table: say so, go on
             print(f"  {other}: no bf16 GEMM table ({exc.__class__.__name__})")
             continue
@@ -96,11 +94,11 @@ def report_steps(gpu: str, engine: str, others: list[str]) -> None:
         print(f"  {other}: {len(j)} shapes in common; step correlation {j['step'].corr(j['step_other']):.2f}; "
               f"{same.mean() * 100:.0f}% of {engine}'s {len(jb)} steps > {STEP_THRESHOLD:.0%} reproduced "
               f"(same sign, > {REPRODUCED:.0%})")
-        both = mine_raw.merge(theirs_raw[other], on=["m", "n", "k"], suffixes=("", "_other"))
+        both = mine_raw.merge(theirs_raw, on=["m", "n", "k"], suffixes=("", "_other"))
         log_ratio = np.log(both["latency_ms"] / both["latency_ms_other"])
         scale = both.assign(r=log_ratio).groupby(["n", "k"])["r"].transform("median")
         print(f"    its latency x the median {engine}/{other} ratio of each (n, k), as a predictor of {engine}: "
-              f"{fmt(ape(both['latency_ms_other'] * np.exp(scale), both['latency_ms']))}")
+              f"{fmt(both['latency_ms_other'] * np.exp(scale), both['latency_ms'])}")
 
 
 # ----------------------------------------------------------------------------- 2. cells
@@ -129,8 +127,8 @@ def report_cells(gpu: str, engine: str, family: str, dtype: str, folds: int, shr
     resid = np.log2(train["latency_ms"].to_numpy() / oof)
     corr = cell_correction(train, resid, test, CELL_KEYS[family], shrink)
     true = test["latency_ms"].to_numpy()
-    print(f"  {family} {dtype} random split ({len(test)} held-out rows): model {fmt(ape(pred, true))}; "
-          f"with cell residuals {fmt(ape(pred * np.exp2(corr), true))}")
+    print(f"  {family} {dtype} random split ({len(test)} held-out rows): model {fmt(pred, true)}; "
+          f"with cell residuals {fmt(pred * np.exp2(corr), true)}")
 
 
 # ----------------------------------------------------------------------------- 3. groups
@@ -140,23 +138,23 @@ def report_groups(gpu: str, engine: str, dtype: str, folds: int, seed: int) -> N
     cols = EXTRAPOLATION_GROUPS[family]
     tr, te = group_split(sub, family, seed)
     test = sub.iloc[te].reset_index(drop=True)
-    drawn = ape(OperatorModel(family, gpu, seed=seed).fit(sub.iloc[tr].reset_index(drop=True)).predict(test),
-                test["latency_ms"])
+    drawn = OperatorModel(family, gpu, seed=seed).fit(sub.iloc[tr].reset_index(drop=True)).predict(test)
     shapes = test[cols].drop_duplicates().astype(str).agg("/".join, axis=1).tolist()
     print(f"  moe {dtype}: fit's seeded draw holds out {len(shapes)} shapes ({', '.join(shapes)}): "
-          f"{fmt(drawn)}")
+          f"{fmt(drawn, test['latency_ms'])}")
     groups = sub[cols].drop_duplicates().reset_index(drop=True)
     order = np.random.default_rng(seed).permutation(len(groups))
     fold_of_group = np.empty(len(groups), dtype=int)
     fold_of_group[order] = np.arange(len(groups)) % folds
     fold = sub[cols].merge(groups.assign(_f=fold_of_group), on=cols, how="left")["_f"].to_numpy()
-    all_ape, medians = [], []
+    preds, trues, medians = [], [], []
     for f in range(folds):
         train, test = sub[fold != f].reset_index(drop=True), sub[fold == f].reset_index(drop=True)
-        a = ape(OperatorModel(family, gpu, seed=seed).fit(train).predict(test), test["latency_ms"])
-        all_ape.append(a)
-        medians.append(np.median(a))
-    print(f"  moe {dtype}: {folds}-fold over all {len(groups)} shapes: pooled {fmt(np.concatenate(all_ape))}; "
+        preds.append(OperatorModel(family, gpu, seed=seed).fit(train).predict(test))
+        trues.append(test["latency_ms"].to_numpy())
+        medians.append(ape_stats(preds[-1], trues[-1])["median_ape"])
+    print(f"  moe {dtype}: {folds}-fold over all {len(groups)} shapes: pooled "
+          f"{fmt(np.concatenate(preds), np.concatenate(trues))}; "
           f"fold medians {', '.join(f'{m * 100:.1f}%' for m in medians)}")
 
 
