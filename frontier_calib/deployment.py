@@ -16,6 +16,7 @@ A co-located deployment (all keys but ``model`` and ``gpu`` optional)::
     routing: power_law_1.01              # MoE expert load: balanced | power_law_<alpha>
     overheads: {step_s: 0.002, per_seq_s: 5.0e-6, prefill_step_s: 0.001, frontend_s: 0.0}   # seconds
     calibration: calib.yaml              # overheads fitted by `frontier-calib calibrate` (overheads: wins)
+    engine_options: {cuda_graph: true, overlap: true}   # eager mode / CPU-GPU overlap (default: the engine's)
     cluster: {gpus_per_node: 8, nodes: 1}
 
 See docs/deployments.md for every field.
@@ -40,7 +41,7 @@ from .sim.links import LINK_KINDS
 
 TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replicas", "parallel", "scheduler",
             "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
-            "tbo"}
+            "tbo", "engine_options"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
 CLUSTER_KEYS = {"gpus_per_node", "nodes"}
 ENGINES = ("vllm", "sglang", "trtllm")
@@ -69,9 +70,14 @@ class Deployment:
         return self.replicas * self.worker.gpus
 
     @property
+    def entry_overheads(self) -> Overheads:
+        """The overheads of the workers that receive new requests (their front-end latency applies)."""
+        return self.worker.overheads
+
+    @property
     def frontend_s(self) -> float:
-        """Seconds from a client sending a request to the scheduler seeing it (the worker's overheads)."""
-        return self.worker.overheads.frontend_s
+        """Seconds from a client sending a request to the scheduler seeing it, before per-token tokenization."""
+        return self.entry_overheads.frontend_s
 
     def describe(self) -> str:
         w = self.worker
@@ -324,6 +330,24 @@ def parse_overheads(sec: dict, engine: str, gpu: str, src: str, base_dir: Path |
         raise InputError(str(exc), path=src, field=_f(where, "overheads")) from None
 
 
+ENGINE_OPTION_KEYS = {"cuda_graph", "overlap"}
+
+
+def parse_engine_options(sec: dict, src: str, where: str = "") -> dict:
+    """``engine_options``: ``cuda_graph`` (false = the engine runs eager: --enforce-eager, --disable-cuda-graph) and
+    ``overlap`` (CPU scheduling overlapped with the GPU step: vLLM --async-scheduling, SGLang/TRT-LLM overlap
+    scheduler; default: the engine's, cost/engine_time.py)."""
+    opts = _section(sec, "engine_options", ENGINE_OPTION_KEYS, src, _f(where, "engine_options"))
+    out = {}
+    for key in ("cuda_graph", "overlap"):
+        if key in opts:
+            if not isinstance(opts[key], bool):
+                raise InputError(f"must be true or false, got {opts[key]!r}", path=src,
+                                 field=_f(where, f"engine_options.{key}"))
+            out[key] = opts[key]
+    return out
+
+
 def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", plan=None):
     """(SchedulerConfig, MemoryPlan, gpu_memory_utilization) of the ``scheduler`` mapping inside ``sec``.
     ``plan``: the memory planner (default :func:`~frontier_calib.cost.memory.plan_memory`)."""
@@ -412,7 +436,8 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     overheads = parse_overheads(raw, engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node,
+                        **parse_engine_options(raw, src), **par)
     if nodes is not None and replicas * worker.gpus > nodes * gpus_per_node:
         raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
                          f"cluster has {nodes} x {gpus_per_node}", path=src, field="replicas")
@@ -481,4 +506,5 @@ def simulate_deployment(dep, trace, replicas, *, seed: int = 0, progress: bool =
     from .sim import simulate
 
     return simulate(trace, replicas, router=dep.router, seed=seed, progress=progress, timeline=timeline,
-                    ttft=getattr(dep, "ttft", "decode"), frontend_s=dep.frontend_s)
+                    ttft=getattr(dep, "ttft", "decode"), frontend_s=dep.entry_overheads.frontend_s,
+                    frontend_per_token_s=dep.entry_overheads.frontend_per_token_s)

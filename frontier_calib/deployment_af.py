@@ -133,9 +133,14 @@ class AFDeployment:
         return self.attention_gpus + self.ffn_gpus
 
     @property
+    def entry_overheads(self):
+        """The attention workers' overheads: requests enter there."""
+        return self.worker.overheads
+
+    @property
     def frontend_s(self) -> float:
         """Seconds from a client sending a request to an attention worker's scheduler seeing it."""
-        return self.worker.overheads.frontend_s
+        return self.entry_overheads.frontend_s
 
     @property
     def ranks(self) -> int:

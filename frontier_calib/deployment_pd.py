@@ -113,9 +113,14 @@ class PDDeployment:
         return self.decode.worker
 
     @property
+    def entry_overheads(self):
+        """The prefill workers' overheads: requests enter at the prefill pool."""
+        return self.prefill.worker.overheads
+
+    @property
     def frontend_s(self) -> float:
         """Seconds from a client sending a request to a prefill worker's scheduler seeing it."""
-        return self.prefill.worker.overheads.frontend_s
+        return self.entry_overheads.frontend_s
 
     @property
     def memory(self) -> MemoryPlan:

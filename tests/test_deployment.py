@@ -29,7 +29,7 @@ IMPOSSIBLE = [
     ("unknown parallel key", {**LLAMA, "parallel": {"tp": 1, "sp": 2}}, "parallel", "unknown key"),
     ("unknown cluster key", {**LLAMA, "cluster": {"racks": 2}}, "cluster", "unknown key"),
     ("unknown scheduler key", {**LLAMA, "scheduler": {"max_num_seq": 8}}, "scheduler", "unknown scheduler key"),
-    ("unknown overhead", {**LLAMA, "overheads": {"launch_s": 0.001}}, "overheads", "unknown overhead"),
+    ("unknown overhead", {**LLAMA, "overheads": {"kernel_s": 0.001}}, "overheads", "unknown overhead"),
     ("tp does not divide heads", {**LLAMA, "parallel": {"tp": 3}}, "parallel", "does not divide 32 attention heads"),
     ("tp across part of a node", {**LLAMA, "parallel": {"tp": 16}, "cluster": {"gpus_per_node": 6}},
      "parallel.tp", "spans more than one node (6 GPUs per node) but is not a multiple of 6"),
@@ -181,13 +181,13 @@ def test_overheads_and_paths_relative_to_the_file(tmp_path):
     assert dep.worker.model.name == "tiny"
     assert dep.profiles == str(tmp_path / "tables")
     assert dep.worker.overheads.step_s == 0.003
-    assert dep.worker.overheads.per_seq_s == 5e-6  # the rest keep the engine's defaults
-    assert dep.frontend_s == 0.0
+    assert dep.worker.overheads.per_seq_s == Overheads.for_engine("vllm").per_seq_s  # the rest keep the defaults
+    assert dep.frontend_s == Overheads.for_engine("vllm").frontend_s
 
 
 def test_frontend_latency_from_overheads_for_every_mode():
     dep = deployment_from_dict({**LLAMA, "overheads": {"frontend_s": 0.03}})
-    assert dep.frontend_s == 0.03 and dep.worker.overheads.step_s == 0.002
+    assert dep.frontend_s == 0.03 and dep.worker.overheads.step_s == Overheads.for_engine("vllm").step_s
     pd = yaml.safe_load((REPO / "deployments" / "deepseek-v3-h200-sglang-pd-1p1d.yaml").read_text())
     pd["prefill"]["overheads"] = {"frontend_s": 0.04}
     assert deployment_from_dict(pd).frontend_s == 0.04   # requests enter at the prefill pool

@@ -79,7 +79,8 @@ def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h = hashlib.sha256(TABLES_VERSION.encode())
     h.update(models_sig.encode())
     w = asdict(worker)
-    w.pop("overheads")  # overheads are applied at lookup time, not baked into the tables
+    for k in ("overheads", "cuda_graph", "overlap"):  # applied at lookup time, not baked into the tables
+        w.pop(k)
     h.update(repr(sorted(w.items(), key=lambda kv: kv[0])).encode())
     h.update(repr(limits).encode())
     h.update(code_fingerprint().encode())

@@ -6,7 +6,8 @@ decode sequences (one token each, attending to their KV). Its time is
     token-proportional ops (GEMMs, MoE, TP all-reduce, EP dispatch/combine, norms, PP hand-off)
   + lm_head over the sequences that sample
   + prefill attention per chunk + decode attention for the decode batch
-  + engine overheads (per step, per sequence, extra for prefill steps)
+  then turned into wall time by the engine's behaviour (:mod:`.engine_time`): CUDA-graph padding of the
+  token-proportional ops, eager kernel launches, CPU scheduling (overlapped or not) and the front-end's output path
 
 Every operator latency comes from the fitted operator models (:mod:`frontier_calib.opmodel`).
 Because replay asks for millions of iterations, the model is evaluated once on grids: exact token
@@ -27,6 +28,7 @@ import pandas as pd
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
+from .engine_time import engine_time, kernels_per_step, step_seconds
 from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec, tp_nodes
 
@@ -171,8 +173,10 @@ class IterationCostModel:
         self._log_kv_list = self._log_kv_grid.tolist()
         self._kv_grid_max = float(self._kv_grid[-1])
         self._prefill_memo: dict = {}
-        ov = worker.overheads
-        self._step_s, self._per_seq_s, self._prefill_step_s = ov.step_s, ov.per_seq_s, ov.prefill_step_s
+        self.overheads = worker.overheads
+        self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
+                                       overlap=worker.overlap)
+        self.kernels = kernels_per_step(worker.model, worker.tp)
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
         m, w = self.worker.model, self.worker
@@ -201,35 +205,45 @@ class IterationCostModel:
                 if num_decode else 0.0
         n_tok = int(q.sum()) + int(num_decode)
         n_seq = len(q) + int(num_decode)
-        ms = self._token_lookup(n_tok) + self._lm_head_lookup(n_seq)
-        if len(q):
-            memo = self._prefill_memo
-            for qi, ki in zip(q.tolist(), np.asarray(prefill_kv).tolist()):
-                key = (qi, ki)
-                v = memo.get(key)
-                if v is None:
-                    v = memo[key] = float(self._prefill_attention_ms(np.array([qi]), np.array([ki]))[0])
-                ms += v
+        run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
+        ms = self._token_lookup(run_tok) + self._lm_head_lookup(n_seq)
+        memo = self._prefill_memo
+        for qi, ki in zip(q.tolist(), np.asarray(prefill_kv).tolist()):
+            key = (qi, ki)
+            v = memo.get(key)
+            if v is None:
+                v = memo[key] = float(self._prefill_attention_ms(np.array([qi]), np.array([ki]))[0])
+            ms += v
         if num_decode:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
-        s = ms / 1e3 + self._step_s + self._per_seq_s * n_seq
-        if len(q):
-            s += self._prefill_step_s
-        return s
+        return step_seconds(ms / 1e3, graphed=graphed, kernels=self.kernels, sequences=n_seq, tokens=n_tok,
+                            has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         kv = np.asarray(decode_kv_sums, dtype=float)
-        base = self._token_lookup(num_decode) + self._lm_head_lookup(num_decode)
-        ms = base + self._decode_attention_ms(int(num_decode), kv)
-        return ms / 1e3 + self._step_s + self._per_seq_s * num_decode
+        n = int(num_decode)
+        run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
+        base = self._token_lookup(run_tok) + self._lm_head_lookup(n)
+        gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
+        ov = self.overheads
+        launch = 0.0 if graphed else self.kernels * ov.launch_s
+        cpu = ov.step_s + ov.per_seq_s * n + ov.per_token_s * n
+        if self.engine_time.overlap:
+            t = np.maximum(np.maximum(gpu, launch), cpu + launch)
+        else:
+            t = cpu + np.maximum(gpu, launch)
+        return np.maximum(t, ov.out_token_s * n)
 
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
+        """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'
+        sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""
         q = np.asarray(prefill_q, dtype=np.int64)
         n_tok, n_seq = int(q.sum()) + num_decode, len(q) + num_decode
         pre = float(self._prefill_attention_ms(q, np.asarray(prefill_kv)).sum()) if len(q) else 0.0
         dec = float(self._decode_attention_ms(num_decode, np.array([decode_kv_sum], float))[0]) if num_decode else 0.0
-        ov = (self._step_s + self._per_seq_s * n_seq + (self._prefill_step_s if len(q) else 0.0)) * 1e3
-        return CostBreakdown(self._token_lookup(n_tok), self._lm_head_lookup(n_seq), pre, dec, ov)
+        tok, head = self._token_lookup(n_tok), self._lm_head_lookup(n_seq)
+        total = self.iteration_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
+        return CostBreakdown(tok, head, pre, dec, total - (tok + head + pre + dec))
 
     # ------------------------------------------------------------------ lookups
     def _token_lookup(self, n: int) -> float:

@@ -7,25 +7,44 @@ from dataclasses import dataclass, field
 from ..errors import FrontierError
 from ..model_spec import ModelSpec
 
-#: engine overheads (seconds) before calibration: per iteration (CPU scheduling, input preparation, kernel launches
-#: outside CUDA graphs, sampling) and per request (``frontend_s``: the API server's path to the scheduler, 0 until
-#: calibrated). `frontier-calib calibrate` replaces these.
+#: engine time outside kernels (seconds) before calibration; the terms and how they combine are in
+#: :mod:`frontier_calib.cost.engine_time`. CPU per step / sequence / token: the scheduler, input preparation and
+#: sampling of V1-style engines (vLLM V1 reports ~1-2 ms of scheduler + input preparation per step at hundreds of
+#: sequences; SGLang and TensorRT-LLM keep less of it in Python). ``launch_s``: CPU per kernel launch when a step
+#: runs eager (a CUDA launch plus the framework's dispatch, a few microseconds). ``out_token_s``: the API
+#: server's detokenization and streaming per output token. ``frontend_s`` + ``frontend_per_token_s`` x prompt
+#: tokens: HTTP, request parsing and tokenization before the scheduler sees a request (fast tokenizers run at
+#: ~1 M tokens/s per core). ``prefill_step_s``: legacy extra per prefill step (0: eager launches now model it).
 DEFAULT_OVERHEADS = {
-    "vllm": {"step_s": 0.0020, "per_seq_s": 5e-6, "prefill_step_s": 0.0010, "frontend_s": 0.0},
-    "sglang": {"step_s": 0.0015, "per_seq_s": 4e-6, "prefill_step_s": 0.0010, "frontend_s": 0.0},
-    "trtllm": {"step_s": 0.0010, "per_seq_s": 3e-6, "prefill_step_s": 0.0005, "frontend_s": 0.0},
+    "vllm": {"step_s": 0.0010, "per_seq_s": 1.0e-5, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
+             "launch_s": 5.0e-6, "out_token_s": 2.0e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6},
+    "sglang": {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
+               "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6},
+    "trtllm": {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
+               "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6},
 }
+#: physical bounds of every field (seconds): what `calibrate` may fit and a deployment may set
+OVERHEAD_BOUNDS = {"step_s": (0.0, 0.01), "per_seq_s": (0.0, 1.0e-4), "per_token_s": (0.0, 5.0e-6),
+                   "prefill_step_s": (0.0, 0.02), "launch_s": (0.0, 5.0e-5), "out_token_s": (0.0, 2.0e-4),
+                   "frontend_s": (0.0, 0.5), "frontend_per_token_s": (0.0, 2.0e-5)}
 
 
 @dataclass(frozen=True)
 class Overheads:
-    """Engine time that no kernel table shows (seconds): three per-iteration costs and one per-request latency."""
+    """Engine time that no kernel table shows (seconds); how the terms combine: :mod:`.engine_time`."""
 
-    step_s: float = 0.0020         #: fixed cost of every iteration (scheduler, launch, sync)
-    per_seq_s: float = 5e-6        #: per sequence in the batch (input prep, sampling, detokenize)
-    prefill_step_s: float = 0.0010  #: extra when the step runs prefill (no CUDA graph for mixed batches)
-    frontend_s: float = 0.0        #: per request, from the client sending it to the scheduler seeing it (HTTP, API
-    #                                server, tokenization); counted in TTFT and E2E, never in an iteration
+    step_s: float = 0.0010          #: scheduler CPU per step
+    per_seq_s: float = 1.0e-5       #: scheduler CPU per sequence in the step (input prep, sampling bookkeeping)
+    per_token_s: float = 2.0e-7     #: scheduler CPU per scheduled token (positions, slot mapping)
+    prefill_step_s: float = 0.0     #: extra CPU when the step runs prefill (legacy; eager launches model it)
+    launch_s: float = 5.0e-6        #: CPU per kernel launch in a step that runs eager (no CUDA graph)
+    out_token_s: float = 2.0e-5     #: API server per output token (detokenize, stream); bounds the step rate
+    frontend_s: float = 0.004       #: per request, client to scheduler (HTTP, API server); in TTFT/E2E only
+    frontend_per_token_s: float = 1.0e-6  #: per prompt token on the way in (tokenization); in TTFT/E2E only
+
+    def frontend_latency(self, prompt_tokens):
+        """Seconds from a client sending a request of ``prompt_tokens`` tokens to the scheduler seeing it."""
+        return self.frontend_s + self.frontend_per_token_s * prompt_tokens
 
     @classmethod
     def for_engine(cls, engine: str, **overrides) -> "Overheads":
@@ -67,6 +86,9 @@ class WorkerSpec:
     tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
     gpus_per_node: int | None = None  #: GPUs that share NVLink (the deployment's cluster); None: the GPU spec's
     overheads: Overheads = field(default_factory=Overheads)
+    cuda_graph: bool = True          #: the engine captures CUDA graphs (False: --enforce-eager / --disable-cuda-graph)
+    overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default
+    #                                  (cost/engine_time.py: vLLM async scheduling, SGLang/TRT-LLM overlap scheduler)
 
     @property
     def gpus(self) -> int:

@@ -9,16 +9,24 @@ import numpy as np
 
 
 class OpenLoopArrivals:
-    """Requests are sent at their trace ``arrival_s`` and reach the scheduler ``delay_s`` seconds later (the
-    serving front-end's latency); equal times keep row order."""
+    """Requests are sent at their trace ``arrival_s`` and reach the scheduler ``delay_s`` (+ ``delay_per_row_s[row]``)
+    seconds later (the serving front-end's latency); equal times keep row order."""
 
     closed = False
 
-    def __init__(self, arrival_s: np.ndarray, delay_s: float = 0.0):
-        order = np.argsort(np.asarray(arrival_s, dtype=np.float64), kind="stable")
-        self._rows = order.tolist()
-        self._sent = np.asarray(arrival_s, dtype=np.float64)[order].tolist()
-        self._times = [t + delay_s for t in self._sent] if delay_s else self._sent
+    def __init__(self, arrival_s: np.ndarray, delay_s: float = 0.0, delay_per_row_s=None):
+        arrival_s = np.asarray(arrival_s, dtype=np.float64)
+        if delay_per_row_s is not None:   # a per-request front-end latency (prompt tokenization): order by reach
+            reach = arrival_s + delay_s + np.asarray(delay_per_row_s, dtype=np.float64)
+            order = np.argsort(reach, kind="stable")
+            self._rows = order.tolist()
+            self._sent = arrival_s[order].tolist()
+            self._times = reach[order].tolist()
+        else:
+            order = np.argsort(arrival_s, kind="stable")
+            self._rows = order.tolist()
+            self._sent = arrival_s[order].tolist()
+            self._times = [t + delay_s for t in self._sent] if delay_s else self._sent
         self._i = 0
 
     def peek_time(self) -> float:
@@ -42,9 +50,11 @@ class ClosedLoopArrivals:
 
     closed = True
 
-    def __init__(self, n_rows: int, concurrency: int, start_s: float = 0.0, delay_s: float = 0.0):
+    def __init__(self, n_rows: int, concurrency: int, start_s: float = 0.0, delay_s: float = 0.0,
+                 delay_per_row_s=None):
         self._n = n_rows
         self._delay = float(delay_s)
+        self._row_delay = None if delay_per_row_s is None else np.asarray(delay_per_row_s, dtype=np.float64).tolist()
         self._next = 0
         self._pending: deque = deque()
         self.in_flight = 0
@@ -53,7 +63,8 @@ class ClosedLoopArrivals:
             self._send(start_s)
 
     def _send(self, t: float) -> None:
-        self._pending.append((t + self._delay, self._next, t))
+        d = self._delay if self._row_delay is None else self._delay + self._row_delay[self._next]
+        self._pending.append((t + d, self._next, t))
         self._next += 1
 
     def peek_time(self) -> float:

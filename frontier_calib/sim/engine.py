@@ -49,7 +49,7 @@ class _Replay:
     """State of one :func:`simulate` call."""
 
     def __init__(self, trace, specs, router, seed, progress, timeline, fast_forward, check, decode_router=None,
-                 ttft="decode", frontend_s=0.0):
+                 ttft="decode", frontend_s=0.0, frontend_per_token_s=0.0):
         if not specs:
             raise FrontierError("simulate: no replicas")
         self.table = _table_from_trace(trace)
@@ -80,13 +80,15 @@ class _Replay:
             self.transfers = KVTransfers(self, decode_router, seed + 1, ttft)
         concurrency = getattr(trace, "concurrency", None)
         n = self.table.n
+        row_delay = (np.asarray(self.table.n_in, dtype=np.float64) * frontend_per_token_s
+                     if frontend_per_token_s else None)
         if concurrency:
             if int(concurrency) < 1:
                 raise FrontierError(f"simulate: trace concurrency must be >= 1, got {concurrency}")
             start = min(self.table.arrival) if n else 0.0
-            self.arrivals = ClosedLoopArrivals(n, int(concurrency), start, frontend_s)
+            self.arrivals = ClosedLoopArrivals(n, int(concurrency), start, frontend_s, row_delay)
         else:
-            self.arrivals = OpenLoopArrivals(np.asarray(self.table.arrival), frontend_s)
+            self.arrivals = OpenLoopArrivals(np.asarray(self.table.arrival), frontend_s, row_delay)
         self.n_resolved = 0
         self.bar = None
         if progress:
@@ -243,7 +245,7 @@ class _Replay:
 def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: int = 0,
              progress: bool = False, timeline: bool = False, fast_forward: bool = True,
              check: bool = False, decode_router: str | None = None, ttft: str = "decode",
-             frontend_s: float = 0.0) -> SimResult:
+             frontend_s: float = 0.0, frontend_per_token_s: float = 0.0) -> SimResult:
     """Replay ``trace`` through ``replicas``; returns a :class:`SimResult`.
 
     ``trace``: an object with ``requests`` (DataFrame: request_id, arrival_s [s], input_tokens, output_tokens,
@@ -263,8 +265,10 @@ def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: 
     ``frontend_s``: seconds from a client sending a request to the scheduler seeing it (HTTP, API server,
     tokenization; :attr:`~frontier_calib.cost.worker.Overheads.frontend_s`). Requests keep the send time as
     ``arrival_s``, so TTFT and E2E include it; closed-loop clients send the next request when the previous ends.
+    ``frontend_per_token_s``: seconds more per prompt token (tokenization), the same way.
     """
-    if not (isinstance(frontend_s, (int, float)) and math.isfinite(frontend_s) and frontend_s >= 0):
-        raise FrontierError(f"simulate: frontend_s must be a number of seconds >= 0, got {frontend_s!r}")
+    for name, v in (("frontend_s", frontend_s), ("frontend_per_token_s", frontend_per_token_s)):
+        if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+            raise FrontierError(f"simulate: {name} must be a number of seconds >= 0, got {v!r}")
     return _Replay(trace, replicas, router, seed, progress, timeline, fast_forward, check, decode_router,
-                   ttft, float(frontend_s)).run()
+                   ttft, float(frontend_s), float(frontend_per_token_s)).run()
