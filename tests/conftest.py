@@ -7,6 +7,13 @@ import os
 # costs nothing measurable here; it has to be set before xgboost (libgomp) is first loaded.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+# Profile tables imported on first use (GPUs beyond the bundle) go to a throwaway folder, never into the
+# user's data folder (FRONTIER_CALIB_TEST_DATA keeps one between sessions while iterating).
+import tempfile  # noqa: E402
+
+os.environ["FRONTIER_CALIB_DATA"] = (os.environ.get("FRONTIER_CALIB_TEST_DATA")
+                                     or tempfile.mkdtemp(prefix="frontier_calib_data_"))
+
 
 # ---------------------------------------------------------------------------------------------------------
 # Fitted operator models and cost tables, shared by every test that replays through the real cost model.

@@ -25,6 +25,7 @@ from ..cache import touch
 from ..errors import CoverageError, FrontierError
 from ..io import write_json
 from ..profiles import store
+from ..profiles.first_use import ensure_tables
 from ..profiles.schema import FAMILIES
 from ..profiles.schema import family as get_family
 from .dataset import frame_checksum, training_rows
@@ -111,8 +112,16 @@ class ModelSet:
         return ms
 
 
+def _ensure_tables(gpu: str, engine: str, root) -> None:
+    """With the default folders, import a GPU's tables that are not bundled on first use."""
+    if root is None:
+        ensure_tables(gpu, engine)
+
+
 def load_profiles(gpu: str, engine: str, root=None, families=None) -> dict[str, pd.DataFrame]:
-    """Every available family table for (gpu, engine) under ``root`` (default: bundled)."""
+    """Every available family table for (gpu, engine) under ``root`` (default: bundled, then user data, where
+    tables beyond the bundle are imported on first use)."""
+    _ensure_tables(gpu, engine, root)
     out = {}
     for fam in families or FAMILIES:
         try:
@@ -121,7 +130,7 @@ def load_profiles(gpu: str, engine: str, root=None, families=None) -> dict[str, 
             continue
     if not out:
         raise CoverageError(f"no profile tables for gpu={gpu} engine={engine} under "
-                            f"{root or store.bundled_root()} (see `frontier-calib profiles list`)")
+                            f"{store.describe_roots(root)} (see `frontier-calib profiles list`)")
     return out
 
 
@@ -179,20 +188,22 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
 
 
 def code_fingerprint() -> str:
-    """Hash of the feature and model code: a fitted model is only reused by the code that fitted it."""
+    """Hash of the feature and model code (and the dtype facts features read): a fitted model is only reused by
+    the code that fitted it."""
     import hashlib
 
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for name in ("features.py", "model.py", "dataset.py"):
-        h.update((here / name).read_bytes())
+    for path in (here / "features.py", here / "model.py", here / "dataset.py", here.parent / "dtypes.py"):
+        h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
 
 def _family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
-    root = Path(root) if root is not None else store.bundled_root()
-    paths = [store.table_path(root, gpu, eng, family) for eng in dict.fromkeys([engine, store.ENGINE_INDEPENDENT])]
-    return [p for p in paths if p is not None]
+    """The table files one family is fitted on (imported first when they are not bundled). Kept for
+    ``cost/cache.py``; new code: :func:`store.family_paths`."""
+    _ensure_tables(gpu, engine, root)
+    return store.family_paths(gpu, engine, family, root)
 
 
 def _table_groups(table: pd.DataFrame, family: str) -> list[str]:
@@ -236,6 +247,7 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
     ``groups`` ({family: {dtype group, ...}}) limits fitting to the dtype groups a deployment uses;
     families not named in it get all their groups.
     """
+    _ensure_tables(gpu, engine, root)
     merged = ModelSet(gpu, engine)
     found = 0
     for fam in families or list(FAMILIES):
@@ -271,5 +283,5 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
             merged.kernels.setdefault(f, {}).update(k)
     if not found:
         raise CoverageError(f"no profile tables for gpu={gpu} engine={engine} under "
-                            f"{root or store.bundled_root()} (see `frontier-calib profiles list`)")
+                            f"{store.describe_roots(root)} (see `frontier-calib profiles list`)")
     return merged

@@ -7,13 +7,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from ..io import write_table, write_text
 from . import store
+from .first_use import DEFAULT_DTYPES, ensure_tables, importable_gpus, write_imported
 from .importers import aiconfigurator as aic
-from .manifest import entry_for, update_manifest
 from .schema import FAMILIES, family as get_family
-
-DEFAULT_IMPORT_DTYPES = ("bf16", "fp8", "fp8_block", "int4_wo", "mxfp4")
 
 
 @click.group()
@@ -23,21 +20,30 @@ def profiles():
 
 @profiles.command("list")
 @click.option("--root", type=click.Path(path_type=Path), default=None,
-              help="Profile folder (default: the bundled profiles/).")
+              help="Profile folder (default: the bundled profiles/ and the user data folder).")
 def list_cmd(root):
-    """Coverage: families x GPU x engine x dtype, with row counts."""
-    root = root or store.bundled_root()
+    """Coverage: families x GPU x engine x dtype, with row counts, and where each table lives."""
     avail = store.available(root)
     if avail.empty:
-        raise click.ClickException(f"no profile tables under {root}")
+        raise click.ClickException(f"no profile tables under {store.describe_roots(root)}")
+    names = {str(store.bundled_root()): "bundled", str(store.user_data_root()): "user data"}
     rows = []
     for r in avail.itertuples():
         df = store.read_table(Path(r.path), r.family)
         grp = get_family(r.family).group_column or "dtype"
         dts = ",".join(sorted(df[grp].unique())) if grp in df else "-"
         rows.append({"gpu": r.gpu, "engine": r.engine, "family": r.family, "dtypes": dts, "rows": len(df)})
-    click.echo(f"profile tables under {root}\n")
+        if root is None:  # two folders: say which one holds the table
+            rows[-1]["where"] = names.get(r.root, r.root)
+    click.echo(f"profile tables under {store.describe_roots(root)}\n")
     click.echo(pd.DataFrame(rows).to_string(index=False))
+    if root is None:
+        for label, folder in (("bundled", store.bundled_root()), ("user data", store.user_data_root())):
+            click.echo(f"\n{label}: {folder}", nl=False)
+        click.echo("")
+        later = sorted(set(importable_gpus()) - set(avail["gpu"]))
+        if later:
+            click.echo(f"imported on first use (from {aic.SOURCE_PACKAGE}): {', '.join(later)}")
 
 
 @profiles.command("show")
@@ -48,8 +54,9 @@ def list_cmd(root):
 @click.option("--root", type=click.Path(path_type=Path), default=None)
 def show_cmd(gpu, engine, family_name, root):
     """Shape ranges, kernels and dtypes of the tables for one GPU/engine."""
-    root = root or store.bundled_root()
     fams = [family_name] if family_name else list(FAMILIES)
+    if root is None:
+        ensure_tables(gpu, engine)
     shown = 0
     for fam_name in fams:
         try:
@@ -70,7 +77,7 @@ def show_cmd(gpu, engine, family_name, root):
                 click.echo(f"      {col:>14}: {vals.min()} .. {vals.max()} ({vals.nunique()} distinct)")
             click.echo(f"      {'latency_ms':>14}: {sub['latency_ms'].min():.4g} .. {sub['latency_ms'].max():.4g}")
     if not shown:
-        raise click.ClickException(f"no tables for gpu={gpu} engine={engine} under {root}")
+        raise click.ClickException(f"no tables for gpu={gpu} engine={engine} under {store.describe_roots(root)}")
 
 
 @profiles.group("import")
@@ -82,7 +89,7 @@ def import_group():
 @click.option("--gpu", "gpus", multiple=True, required=True, help="GPU id(s) as in the source, e.g. h100_sxm.")
 @click.option("--engine", "engines", multiple=True, type=click.Choice(aic.ENGINES), default=aic.ENGINES,
               show_default=True)
-@click.option("--dtype", "dtypes", multiple=True, default=DEFAULT_IMPORT_DTYPES, show_default=True,
+@click.option("--dtype", "dtypes", multiple=True, default=DEFAULT_DTYPES, show_default=True,
               help="GEMM/MoE dtypes to keep (others are dropped to keep the bundle small).")
 @click.option("--source", type=click.Path(exists=True, path_type=Path), default=None,
               help="aiconfigurator 'systems' folder (default: from the installed aiconfigurator-core).")
@@ -92,18 +99,7 @@ def import_aiconfigurator(gpus, engines, dtypes, source, out):
     """Convert aiconfigurator-core's kernel tables (pip install -e .[public-data])."""
     out = out or store.bundled_root()
     version = aic.package_version() if source is None else f"from {source}"
-    entries = []
     # convert everything first: a source problem stops the import before any file is replaced
     tables = [t for gpu in gpus for t in aic.import_gpu(gpu, engines=engines, source=source, dtypes=set(dtypes))]
-    for t in tables:
-        dest = Path(out) / t.gpu / t.engine / f"{t.family}.parquet"
-        write_table(t.frame, dest)
-        entries.append(entry_for(dest, Path(out), gpu=t.gpu, engine=t.engine, family=t.family,
-                                 rows=len(t.frame), source_package=aic.SOURCE_PACKAGE,
-                                 source_version=version, sources=t.sources))
-        if t.filled_dtypes:  # dtypes the newest version folder lacks, taken from an older one
-            entries[-1]["filled_dtypes"] = dict(t.filled_dtypes)
-        click.echo(f"{t.gpu:>9} {t.engine:>7} {t.family:<18} {len(t.frame):>7} rows -> {dest}")
-    update_manifest(Path(out), entries, notice=aic.LICENSE_NOTICE)
-    write_text(aic.LICENSE_NOTICE + "\n", Path(out) / "NOTICE")
+    entries = write_imported(tables, Path(out), version=version, echo=click.echo)
     click.echo(f"wrote {len(entries)} tables and {Path(out) / 'manifest.json'}")

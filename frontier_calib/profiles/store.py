@@ -1,7 +1,12 @@
 """Where profile tables live and how to load them.
 
-Layout (bundled under the repository's ``profiles/`` folder, and the same for any folder a
-user profiles into)::
+Two default folders are searched, in this order: the bundled one (the repository's ``profiles/``, or
+``$FRONTIER_CALIB_PROFILES``) and the user data one (``$FRONTIER_CALIB_DATA``, else the platform's user
+data folder + ``/profiles``), where tables of GPUs beyond the bundle are imported on first use (see
+:mod:`frontier_calib.profiles.first_use`). Each table is taken from the first folder that has it. An
+explicit ``root`` replaces both.
+
+Layout (the same in every folder, and for any folder a user profiles into)::
 
     ROOT/<gpu>/<engine>/<family>.parquet      e.g. profiles/h100_sxm/vllm/gemm.parquet
     ROOT/<gpu>/any/collective.parquet         engine-independent tables (NCCL)
@@ -32,6 +37,30 @@ def bundled_root() -> Path:
     return Path(__file__).resolve().parents[2] / "profiles"
 
 
+def user_data_root() -> Path:
+    """Where imported tables go: ``$FRONTIER_CALIB_DATA`` or the platform user data folder's ``profiles/``."""
+    env = os.environ.get("FRONTIER_CALIB_DATA")
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("frontier-calib")) / "profiles"
+
+
+def default_roots() -> list[Path]:
+    """The folders searched when no ``root`` is given, first wins: bundled, then user data."""
+    return list(dict.fromkeys([bundled_root(), user_data_root()]))
+
+
+def _roots(root) -> list[Path]:
+    return [Path(root)] if root is not None else default_roots()
+
+
+def describe_roots(root=None) -> str:
+    """The searched folders, for messages."""
+    return " or ".join(str(r) for r in _roots(root))
+
+
 def table_path(root: Path, gpu: str, engine: str, family: str) -> Path | None:
     for ext in (".parquet", ".csv"):
         p = Path(root) / gpu / engine / f"{family}{ext}"
@@ -50,35 +79,55 @@ def read_table(path: Path, family: str) -> pd.DataFrame:
     return validate_table(df, family, path=str(path))
 
 
+def find_table(gpu: str, engine: str, family: str, root: str | Path | None = None) -> Path | None:
+    """The table file of (gpu, engine folder, family): under ``root``, else the first default folder holding it."""
+    for r in _roots(root):
+        p = table_path(r, gpu, engine, family)
+        if p is not None:
+            return p
+    return None
+
+
+def family_paths(gpu: str, engine: str, family: str, root: str | Path | None = None) -> list[Path]:
+    """The files one family of (gpu, engine) is read from: the engine's table and the engine-independent one."""
+    paths = [find_table(gpu, eng, family, root) for eng in dict.fromkeys([engine, ENGINE_INDEPENDENT])]
+    return [p for p in paths if p is not None]
+
+
+def has_engine_tables(gpu: str, engine: str, root: str | Path | None = None) -> bool:
+    """True when some folder holds at least one table of (gpu, engine) (engine-independent ones not counted)."""
+    return any(find_table(gpu, engine, fam, root) is not None for fam in FAMILIES)
+
+
 def load_family(family: str, gpu: str, engine: str, root: str | Path | None = None) -> pd.DataFrame:
     """All rows of one family for (gpu, engine), engine-independent rows included.
 
     Raises :class:`CoverageError` when there is no such table.
     """
-    root = Path(root) if root is not None else bundled_root()
-    frames = []
-    for eng in dict.fromkeys([engine, ENGINE_INDEPENDENT]):
-        p = table_path(root, gpu, eng, family)
-        if p is not None:
-            frames.append(read_table(p, family))
+    frames = [read_table(p, family) for p in family_paths(gpu, engine, family, root)]
     if not frames:
         raise CoverageError(
-            f"no '{family}' profile table for gpu={gpu} engine={engine} under {root} "
+            f"no '{family}' profile table for gpu={gpu} engine={engine} under {describe_roots(root)} "
             f"(run `frontier-calib profiles list` to see coverage, or profile/import it)")
     return pd.concat(frames, ignore_index=True)
 
 
 def available(root: str | Path | None = None) -> pd.DataFrame:
-    """One row per table file: gpu, engine, family, path."""
-    root = Path(root) if root is not None else bundled_root()
-    rows = []
-    if root.exists():
-        for gpu_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    """One row per table in use: gpu, engine, family, path, root (the folder it lives in). With no ``root``,
+    both default folders are listed and a table the bundle also holds is left out (the bundle's wins)."""
+    rows, seen = [], set()
+    for r in _roots(root):
+        if not r.is_dir():
+            continue
+        for gpu_dir in sorted(p for p in r.iterdir() if p.is_dir()):
             for eng_dir in sorted(p for p in gpu_dir.iterdir() if p.is_dir()):
                 for f in sorted(eng_dir.iterdir()):
-                    if f.stem in FAMILIES and f.suffix in (".parquet", ".csv"):
-                        rows.append({"gpu": gpu_dir.name, "engine": eng_dir.name, "family": f.stem, "path": str(f)})
-    return pd.DataFrame(rows, columns=["gpu", "engine", "family", "path"])
+                    key = (gpu_dir.name, eng_dir.name, f.stem)
+                    if f.stem in FAMILIES and f.suffix in (".parquet", ".csv") and key not in seen:
+                        seen.add(key)
+                        rows.append({"gpu": gpu_dir.name, "engine": eng_dir.name, "family": f.stem,
+                                     "path": str(f), "root": str(r)})
+    return pd.DataFrame(rows, columns=["gpu", "engine", "family", "path", "root"])
 
 
 def file_sha256(path: str | Path) -> str:
