@@ -53,6 +53,9 @@ _PRESET_ALIASES: dict[str, str] = {
     "Llama-3.1-8B": "meta-llama/Meta-Llama-3.1-8B",
     "Llama-3.1-70B": "meta-llama/Meta-Llama-3.1-70B",
     "Llama-3.1-405B": "meta-llama/Meta-Llama-3.1-405B",
+    # the 2507 instruct refresh keeps the architecture (config.json shapes) of the original release
+    "Qwen/Qwen3-30B-A3B-Instruct-2507": "Qwen/Qwen3-30B-A3B",
+    "Qwen/Qwen3-235B-A22B-Instruct-2507": "Qwen/Qwen3-235B-A22B",
 }
 
 #: architectures this module understands, by family of config fields

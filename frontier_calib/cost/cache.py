@@ -34,8 +34,8 @@ def needed_families(worker: WorkerSpec) -> list[str]:
     if m.is_moe:
         fams.append("moe")
         if worker.ep > 1 and worker.attention_dp > 1:
-            fams.append("moe_a2a")
-    if worker.tp > 1:
+            fams.append("moe_a2a")   # DeepEP tables; without them: NCCL all-gather + reduce-scatter (collective)
+    if worker.tp > 1 or (m.is_moe and worker.ep > 1 and worker.attention_dp > 1):
         fams.append("collective")
     return fams
 

@@ -374,8 +374,7 @@ class IterationCostModel:
     def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
         if not self.models.has("moe_a2a"):
-            raise CoverageError(f"ep={w.ep} with attention_dp={w.attention_dp} needs all-to-all "
-                                f"(moe_a2a) tables for gpu={w.gpu} engine={w.engine}")
+            return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
         if w.a2a_backend == "auto":
             backend = np.where(n <= 128, "deepep_ll", "deepep_normal")
@@ -387,6 +386,24 @@ class IterationCostModel:
                                "num_tokens": n, "hidden_size": m.hidden_size, "topk": m.topk,
                                "num_experts": m.num_experts})
             out += self.models.predict("moe_a2a", df)
+        return out
+
+    def _allgather_reducescatter_ms(self, n: np.ndarray) -> np.ndarray:
+        """EP dispatch and combine without all-to-all kernels (vLLM's ``allgather_reducescatter`` backend, the
+        default where DeepEP does not run, e.g. GPUs without NVLink): every rank all-gathers the hidden states of
+        the ``n`` tokens of each of the ``attention_dp`` ranks before the experts and reduce-scatters the expert
+        outputs after them, both over the whole buffer (attention_dp x n x hidden x 2 bytes) with NCCL."""
+        w, m = self.worker, self.worker.model
+        ops = self._collective_categories("op") if self.models.has("collective") else set()
+        if not {"all_gather", "reduce_scatter"} <= ops:
+            raise CoverageError(f"ep={w.ep} with attention_dp={w.attention_dp} needs all-to-all (moe_a2a) tables "
+                                f"or NCCL all_gather/reduce_scatter (collective) tables for gpu={w.gpu} "
+                                f"engine={w.engine}")
+        nbytes = np.asarray(n, dtype=float) * w.attention_dp * m.hidden_size * 2
+        out = np.zeros(len(nbytes))
+        for op in ("all_gather", "reduce_scatter"):
+            out += self.models.predict("collective", pd.DataFrame({
+                "op": op, "implementation": "nccl", "dtype": "bf16", "num_gpus": w.moe_gpus, "message_bytes": nbytes}))
         return out
 
     def _collective_categories(self, column: str) -> set:

@@ -8,7 +8,7 @@ from typing import Literal
 from ..errors import InputError
 from .parsing import PathLike
 
-FORMATS: tuple[str, ...] = ("native", "mooncake", "azure", "burstgpt", "vllm_bench")
+FORMATS: tuple[str, ...] = ("native", "mooncake", "azure", "burstgpt", "vllm_bench", "vllm_request_log")
 #: key of the metadata record that native JSONL files may start with (see native.py)
 NATIVE_META_KEY = "frontier_calib"
 #: prefix of the metadata comment line that native CSV files may start with (see native.py)
@@ -73,6 +73,8 @@ def _json_format(line: str, path: PathLike) -> str | None:
         return "native"
     if {"ttfts", "input_lens"} & keys:
         return "vllm_bench"
+    if {"input_toks", "queued_ts", "first_token_ts"} <= keys:
+        return "vllm_request_log"
     return None
 
 

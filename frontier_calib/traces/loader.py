@@ -16,6 +16,7 @@ from .native import read_native
 from .params import positive, whole
 from .schema import Trace
 from .vllm_bench import read_vllm_bench
+from .vllm_request_log import read_vllm_request_log
 
 READERS: dict[str, Callable[..., Trace]] = {
     "native": read_native,
@@ -23,6 +24,7 @@ READERS: dict[str, Callable[..., Trace]] = {
     "azure": read_azure,
     "burstgpt": read_burstgpt,
     "vllm_bench": read_vllm_bench,
+    "vllm_request_log": read_vllm_request_log,
 }
 
 

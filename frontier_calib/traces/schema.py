@@ -54,6 +54,9 @@ class Trace:
     concurrency: int | None = None
     #: file path or generator description, plus notes such as dropped rows
     source: str = ""
+    #: where measured timings start: 'client' (the request was sent) or 'engine' (the engine queued it, after the
+    #: API server's front-end path; e.g. vLLM request-metric logs)
+    timed_from: str = "client"
 
     @property
     def num_requests(self) -> int:
@@ -82,8 +85,10 @@ class Trace:
         if arrival_s.shape != (self.num_requests,):
             raise FrontierError(f"with_arrivals needs {self.num_requests} arrival times, got shape {arrival_s.shape}")
         frame = self.requests.assign(arrival_s=arrival_s)
-        return canonical_trace(frame, hash_block_size=self.hash_block_size, concurrency=self.concurrency,
-                               source=self.source)
+        out = canonical_trace(frame, hash_block_size=self.hash_block_size, concurrency=self.concurrency,
+                              source=self.source)
+        out.timed_from = self.timed_from
+        return out
 
 
 def canonical_trace(frame: pd.DataFrame, *, hash_block_size: int | None = None, concurrency: int | None = None,

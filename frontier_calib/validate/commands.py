@@ -162,6 +162,39 @@ def trace_cmd(deployment, trace_path, fmt, out, seed):
     click.echo(f"report -> {out}/report.md")
 
 
+@validate.command("run")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--gpu", required=True, help="The GPU the runs used (meta.json does not say), e.g. rtx_pro_6000_server.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-run"),
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def run_cmd(folders, gpu, out, seed):
+    """Replay measured run folders (requests.jsonl + meta.json; a folder of such folders stands for all of them,
+    e.g. ../shared/validation/llmservingsim_rtxpro6000) and compare mean/median/P90/P99 TTFT, TPOT and E2E per
+    run, beside another simulator's error when the folder has it."""
+    from ..hardware import get_gpu
+    from .metrics import pct
+    from .run_folder import run_folders
+    from .run_report import compare_run, write_run_report
+
+    gpu = get_gpu(gpu).name
+    results = []
+    for f in run_folders(folders):
+        click.echo(f"replaying {f} on {gpu} ...")
+        results.append(compare_run(f, gpu, seed=seed))
+    table = write_run_report(results, out)
+    for run, grp in table.groupby("run", sort=False):
+        g = grp.set_index("metric")
+        parts = []
+        for m in ("mean_ttft_ms", "mean_tpot_ms", "mean_e2el_ms"):
+            if m in g.index:
+                other = g.loc[m, "other_error"]
+                parts.append(f"{m.split('_')[1].upper()} {pct(g.loc[m, 'error'], signed=True)}"
+                             + (f" (other simulator {pct(other, signed=True)})" if other == other else ""))
+        click.echo(f"{run}: mean " + ", ".join(parts))
+    click.echo(f"report -> {out}/report.md")
+
+
 @click.command("calibrate")
 @_with_common
 @click.option("--train-fraction", type=float, default=0.5, show_default=True,

@@ -62,14 +62,19 @@ def measured_duration(path: Path, trace) -> tuple[float, str]:
     return math.nan, "unknown (closed-loop trace without a recorded duration)"
 
 
-def compare_trace(deployment_path: Path, trace_path: Path, *, fmt: str | None = None, seed: int = 0,
+def compare_trace(deployment_path, trace_path: Path, *, fmt: str | None = None, seed: int = 0,
                   progress: bool = False) -> dict:
-    """Replay and compare; returns {'requests': frame, 'aggregate': frame, 'summary': dict, 'itls': (meas, pred)}."""
+    """Replay and compare; returns {'requests': frame, 'aggregate': frame, 'summary': dict, 'itls': (meas, pred)}.
+    ``deployment_path``: a deployment YAML, or an already built deployment.
+
+    When the trace's timings start at the engine's queue (``Trace.timed_from == 'engine'``, e.g. vLLM request
+    logs), the predicted TTFT and E2E are taken from the same point: the simulated front-end latency of each
+    request (``overheads.frontend_s + frontend_per_token_s x prompt tokens``) is removed from them."""
     from ..deployment import build_replicas, load_deployment, simulate_deployment
     from ..traces import load_trace
 
     t0 = time.perf_counter()
-    dep = load_deployment(deployment_path)
+    dep = load_deployment(deployment_path) if isinstance(deployment_path, (str, Path)) else deployment_path
     trace = load_trace(trace_path, fmt)
     df = trace.requests
     have = [c for c in ("measured_ttft_s", "measured_tpot_s", "measured_e2e_s", "measured_itls_s") if c in df.columns]
@@ -81,6 +86,10 @@ def compare_trace(deployment_path: Path, trace_path: Path, *, fmt: str | None = 
     res = simulate_deployment(dep, trace, replicas, seed=seed, progress=progress)
     wall = time.perf_counter() - t0
     sim = res.requests.set_index("request_id")
+    if getattr(trace, "timed_from", "client") == "engine":
+        ov = dep.entry_overheads
+        fe = ov.frontend_s + ov.frontend_per_token_s * sim["input_tokens"].to_numpy(dtype=float)
+        sim = sim.assign(ttft_s=sim["ttft_s"] - fe, e2e_s=sim["e2e_s"] - fe)
     per = pd.DataFrame({"request_id": df["request_id"], "input_tokens": df["input_tokens"],
                         "output_tokens": df["output_tokens"]})
     for m, col in (("ttft", "measured_ttft_s"), ("tpot", "measured_tpot_s"), ("e2e", "measured_e2e_s")):
@@ -124,9 +133,10 @@ def compare_trace(deployment_path: Path, trace_path: Path, *, fmt: str | None = 
         "aggregate": {r["metric"]: {"measured": r["measured"], "predicted": r["predicted"], "error": r["error"]}
                       for r in rows},
         "model": dep.worker.model.name, "gpu": dep.worker.gpu, "engine": dep.worker.engine,
+        "timed_from": getattr(trace, "timed_from", "client"),
     }
     return {"requests": per, "aggregate": agg, "summary": summary, "itls": (meas_itl, pred_itl),
-            "series": (meas, pred)}
+            "series": (meas, pred), "result": res}
 
 
 def write_trace_report(result: dict, out: Path) -> dict:

@@ -1,0 +1,169 @@
+"""A measured serving run kept as a folder, turned into what `validate trace` needs.
+
+Layout (the LLMServingSim benchmark harness's, e.g. ``shared/validation/llmservingsim_rtxpro6000/<model>/``)::
+
+    requests.jsonl              per-request timestamps (traces/vllm_request_log.py)
+    meta.json                   {"vllm_version": ..., "engine_kwargs": {model, tensor_parallel_size,
+                                 data_parallel_size, enable_expert_parallel, max_num_seqs, max_num_batched_tokens,
+                                 max_model_len, dtype, kv_cache_dtype, ...}}
+    timeseries.csv              optional: t, running, waiting, prompt/generation throughput, kv_cache_pct
+    llmservingsim_summary.txt   optional: another simulator's own error on the same run (a table with rows such
+                                as ``TTFT Mean  <measured>  <simulated>  <diff%>``)
+
+:func:`deployment_for_run` maps the engine arguments to a co-located deployment mapping (vLLM's names to
+frontier-calib's: ``tensor_parallel_size`` -> ``parallel.tp``; ``data_parallel_size`` with
+``enable_expert_parallel`` on an MoE model -> attention-DP ranks with expert parallelism over all of them, as vLLM
+runs it; without expert parallelism, or on a dense model -> that many replicas; ``max_num_seqs`` /
+``max_num_batched_tokens`` / ``max_model_len`` -> the scheduler). The GPU is not in ``meta.json``: the caller says
+which it was.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+
+DTYPES = {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "auto": "bf16",
+          "fp8": "fp8", "fp8_e4m3": "fp8"}
+
+
+def run_folders(paths) -> list[Path]:
+    """The run folders among ``paths``: a folder with ``requests.jsonl`` is a run; a folder without it stands for
+    its sub-folders that are runs (sorted). A path that is neither is an error."""
+    out = []
+    for p in map(Path, paths):
+        if (p / "requests.jsonl").is_file():
+            out.append(p)
+            continue
+        subs = sorted(d for d in p.iterdir() if (d / "requests.jsonl").is_file()) if p.is_dir() else []
+        if not subs:
+            raise InputError("not a run folder (no requests.jsonl in it or in its sub-folders)", path=str(p))
+        out += subs
+    return out
+
+
+def read_meta(folder: Path) -> dict:
+    path = Path(folder) / "meta.json"
+    if not path.is_file():
+        raise InputError("no meta.json in the run folder (it names the model and the engine arguments)",
+                         path=str(folder))
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", path=str(path)) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("engine_kwargs"), dict):
+        raise InputError("missing the 'engine_kwargs' mapping", path=str(path), field="engine_kwargs")
+    return doc
+
+
+def deployment_for_run(folder: Path, gpu: str, *, engine: str = "vllm") -> dict:
+    """A co-located deployment mapping for the run in ``folder`` on ``gpu`` (see the module docstring)."""
+    from ..model_spec import load_model
+
+    meta = read_meta(folder)
+    kw = meta["engine_kwargs"]
+    src = str(Path(folder) / "meta.json")
+    model_id = kw.get("model") or meta.get("model")
+    if not model_id:
+        raise InputError("no model named", path=src, field="engine_kwargs.model")
+    try:
+        model = load_model(str(model_id))
+    except Exception as exc:
+        raise InputError(str(exc), path=src, field="engine_kwargs.model") from None
+
+    def whole(name, default):
+        v = kw.get(name)
+        if v is None:
+            return default
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"must be a whole number >= 1, got {v!r}", path=src, field=f"engine_kwargs.{name}")
+        return v
+
+    tp = whole("tensor_parallel_size", 1)
+    dp = whole("data_parallel_size", 1)
+    ep = bool(kw.get("enable_expert_parallel", False))
+    dtype = DTYPES.get(str(kw.get("dtype", "auto")).lower())
+    kv = DTYPES.get(str(kw.get("kv_cache_dtype", "auto")).lower())
+    if dtype is None or kv is None:
+        raise InputError(f"unsupported dtype {kw.get('dtype')!r} / kv_cache_dtype {kw.get('kv_cache_dtype')!r}",
+                         path=src, field="engine_kwargs.dtype", fix="bf16/fp16 weights, auto/fp8 KV cache")
+    max_len = kw.get("max_model_len") or model.max_position_embeddings
+    dep = {"name": Path(folder).name, "model": str(model_id), "gpu": gpu, "engine": engine, "dtype": dtype,
+           "kv_dtype": kv,
+           "scheduler": {"max_num_seqs": whole("max_num_seqs", 256),
+                         "max_num_batched_tokens": whole("max_num_batched_tokens", 8192),
+                         "max_model_len": int(max_len),
+                         "enable_prefix_caching": bool(kw.get("enable_prefix_caching", True)),
+                         "gpu_memory_utilization": float(kw.get("gpu_memory_utilization", 0.9))}}
+    if model.is_moe and dp > 1 and ep:
+        dep["parallel"] = {"tp": tp, "attention_dp": dp, "ep": tp * dp}
+        dep["router"] = "least_outstanding"
+    else:
+        dep["parallel"] = {"tp": tp}
+        dep["replicas"] = dp
+        if dp > 1:
+            dep["router"] = "least_outstanding"
+    if kw.get("enforce_eager"):
+        dep["engine_options"] = {"cuda_graph": False}
+    return dep
+
+
+_ROW = re.compile(r"^\s*(TTFT|TPOT|ITL|E2E|E2EL|Latency)\s+(Mean|Median|P\d+)\s+([-\d.]+)\s+([-\d.]+)\s+([-+\d.]+)%")
+
+
+def read_other_simulator(folder: Path) -> pd.DataFrame | None:
+    """Another simulator's result beside the run (``llmservingsim_summary.txt``): metric, measured, simulated and
+    its error (fraction), or None when the folder has none."""
+    path = Path(folder) / "llmservingsim_summary.txt"
+    if not path.is_file():
+        return None
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = _ROW.match(line)
+        if m:
+            metric = {"E2EL": "e2el", "E2E": "e2el", "Latency": "e2el"}.get(m.group(1), m.group(1).lower())
+            stat = m.group(2).lower()
+            rows.append({"metric": f"{stat}_{metric}_ms", "measured": float(m.group(3)),
+                         "simulated": float(m.group(4)), "error": float(m.group(5)) / 100})
+    return pd.DataFrame(rows) if rows else None
+
+
+def read_timeseries(folder: Path) -> pd.DataFrame | None:
+    """The run's per-second engine gauges (``timeseries.csv``: t, running, waiting, ...), or None."""
+    path = Path(folder) / "timeseries.csv"
+    if not path.is_file():
+        return None
+    try:
+        df = pd.read_csv(path)
+    except Exception as exc:
+        raise InputError(f"cannot read ({exc.__class__.__name__}: {exc})", path=str(path)) from None
+    missing = [c for c in ("t", "running", "waiting") if c not in df.columns]
+    if missing:
+        raise InputError(f"missing column(s) {missing}", path=str(path))
+    return df
+
+
+def simulated_occupancy(result, t_end: float, step: float = 1.0) -> pd.DataFrame:
+    """Running and waiting requests over time (sampled every ``step`` seconds) from a replay's per-request
+    results: waiting = reached the scheduler, not yet scheduled; running = scheduled, not yet finished."""
+    import numpy as np
+
+    req = result.requests
+    ok = req["status"] == "ok"
+    sched = req.loc[ok, "scheduled_s"].to_numpy() if "scheduled_s" in req else req.loc[ok, "first_token_s"].to_numpy()
+    arrive = req.loc[ok, "arrival_s"].to_numpy() + req.loc[ok].get("frontend_s", 0.0)
+    done = req.loc[ok, "completion_s"].to_numpy()
+    ts = np.arange(step, max(t_end, step) + step, step)
+    running = [(int(((sched <= t) & (done > t)).sum())) for t in ts]
+    waiting = [(int(((arrive <= t) & (sched > t)).sum())) for t in ts]
+    return pd.DataFrame({"t": ts, "running": running, "waiting": waiting})
+
+
+def finite(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)
