@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from frontier_calib.cost.worker import DEFAULT_OVERHEADS, Overheads
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -179,7 +181,8 @@ def test_pipeline_bounds(a, f, x, m, L):
 class _Linear:
     """Stand-in component costs: c0 + k·n ms (all layers), no attention-core or lm_head time."""
 
-    step_s = per_seq_s = prefill_step_s = 0.0
+    overheads = Overheads(**{f: 0.0 for f in DEFAULT_OVERHEADS["vllm"]})   # no engine time outside kernels
+    overlap = False
 
     def __init__(self, c0, k):
         self.c0, self.k = c0, k

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .engine_time import engine_step_seconds
+
 
 def pipeline_ms(a, f, x, m: int, layers: int):
     """The layer-pipeline time of ``m`` micro-batches over ``layers`` layers (see the module docstring).
@@ -53,7 +55,8 @@ class AttentionPart:
     def __init__(self, cm):
         self.cm = cm
         self._ffn = np.asarray(cm.tables["ffn_ms"], float)
-        self.step_s, self.per_seq_s, self.prefill_step_s = cm._step_s, cm._per_seq_s, cm._prefill_step_s
+        self.overheads = cm.overheads
+        self.overlap = cm.engine_time.overlap   # the attention workers' CPU/GPU overlap (cost/engine_time.py)
 
     def token_ms(self, n: int) -> float:
         cm = self.cm
@@ -112,13 +115,12 @@ class AFCost:
     def _ffn_tokens(self, tokens: int) -> int:
         return max(1, math.ceil(tokens * self.ranks / self.ffn_workers))
 
-    def _finish(self, a_tot, f_tot, x, m: int, n_seq: int, prefill: bool):
+    def _finish(self, a_tot, f_tot, x, m: int, n_seq: int, prefill: bool, tokens: int | None = None):
         L = self.layers
         pipe = pipeline_ms(np.asarray(a_tot) / L, f_tot / L, x, m, L)
         at = self.attention
-        s = (pipe + at.lm_head_ms(n_seq)) / 1e3 + at.step_s + at.per_seq_s * n_seq
-        if prefill:
-            s = s + at.prefill_step_s
+        gpu = (pipe + at.lm_head_ms(n_seq)) / 1e3
+        s = engine_step_seconds(gpu, at.overheads, at.overlap, n_seq, tokens, prefill)
         b = self.busy
         k = np.size(s)
         b["steps"] += k
@@ -145,7 +147,7 @@ class AFCost:
             bd = math.ceil(num_decode / m)
             a += float(at.decode_attention_ms(bd, np.array([decode_kv_sum * bd / num_decode], float))[0])
         f = self.ffn.ffn_ms(self._ffn_tokens(t))
-        return float(self._finish(a, f, self._x_ms(t), m, n_seq, True))
+        return float(self._finish(a, f, self._x_ms(t), m, n_seq, True, n_tok))
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         kv = np.asarray(decode_kv_sums, dtype=float)

@@ -128,6 +128,18 @@ def step_seconds(gpu_s: float, *, graphed: bool, kernels: int, sequences: int, t
     return t if t >= out else out
 
 
+def engine_step_seconds(gpu_s, overheads, overlap: bool, sequences: int, tokens, has_prefill: bool):
+    """:func:`step_seconds` for steps that replay a graph without padding (array ``gpu_s`` allowed); ``tokens``
+    None counts one token per sequence. Used by pipelines that price their own kernels (AF ping-pong)."""
+    import numpy as np
+
+    ov = overheads
+    tok = sequences if tokens is None else tokens
+    cpu = ov.step_s + ov.per_seq_s * sequences + ov.per_token_s * tok + (ov.prefill_step_s if has_prefill else 0.0)
+    t = np.maximum(gpu_s, cpu) if overlap else np.asarray(gpu_s) + cpu
+    return np.maximum(t, ov.out_token_s * sequences)
+
+
 def kernels_per_step(model, tp: int) -> int:
     """Kernels one forward pass launches when it runs eager (no CUDA graph): per dense layer norm, QKV, rotary,
     attention, output projection, residual + norm, gate/up, activation, down (9), +6 per MoE layer (router,
