@@ -200,9 +200,21 @@ def parse_engine(sec: dict, default: str, src: str, where: str = "") -> str:
     return engine
 
 
-def parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str = "", base: dict | None = None) -> dict:
+def parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str = "", base: dict | None = None,
+                 spec=None) -> dict:
     """dtype, moe_dtype, kv_dtype of ``sec``; missing keys fall back to ``base`` (a pool inherits the top level)
-    and then to the checkpoint's formats."""
+    and then to the checkpoint's formats. With ``spec`` (the GPU), formats it cannot run are an error."""
+    out = _parse_dtypes(sec, model, src, where, base)
+    if spec is not None:
+        for key in ("dtype", "moe_dtype", "kv_dtype"):
+            try:
+                spec.check_dtype(out[key])
+            except FrontierError as exc:
+                raise InputError(str(exc), path=src, field=_f(where, key)) from None
+    return out
+
+
+def _parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str, base: dict | None) -> dict:
     if base is not None:
         out = dict(base)
         if "dtype" in sec and "moe_dtype" not in sec and base.get("moe_from_dtype"):
@@ -426,7 +438,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
                          field="mode")
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
-    dtypes = parse_dtypes(raw, model, src)
+    dtypes = parse_dtypes(raw, model, src, spec=spec)
     clu = _section(raw, "cluster", CLUSTER_KEYS, src)
     gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
     nodes = parse_nodes(clu, src)

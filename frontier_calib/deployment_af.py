@@ -169,7 +169,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
             raise InputError("required section missing for mode: af", path=src, field=role)
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
-    dtypes = parse_dtypes(raw, model, src)
+    dtypes = parse_dtypes(raw, model, src, spec=spec)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
     clu = _section(raw, "cluster", CLUSTER_KEYS, src)
     gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")

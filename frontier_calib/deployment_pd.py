@@ -153,7 +153,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     sec = _section(raw, role, POOL_KEYS, src)
     workers = _int(sec, "workers", 1, src, role)
     engine = parse_engine(sec, shared["engine"], src, role)
-    dtypes = parse_dtypes(sec, model, src, role, base=shared["dtypes"])
+    dtypes = parse_dtypes(sec, model, src, role, base=shared["dtypes"], spec=spec)
     par = parse_parallel(sec, model, gpus_per_node, src, role)
     routing = parse_routing(sec, shared["routing"], src, role, model=model, base_dir=base_dir)
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
@@ -183,7 +183,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     check_top_keys(raw, PD_TOP_KEYS, "pd", ("prefill", "decode"), src)
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
-    shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src),
+    shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src, spec=spec),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
               "overheads": parse_overheads(raw, engine, spec.name, src, base_dir)}
     clu = _section(raw, "cluster", CLUSTER_KEYS, src)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .dtypes import COMPUTE_DTYPE, normalize_dtype
+from .dtypes import COMPUTE_DTYPE, FP4_TENSOR_CORE_DTYPES, normalize_dtype
 from .errors import FrontierError
 
 INTRA_NODE_LINKS = ("nvlink", "pcie")
@@ -53,6 +53,15 @@ class GPUSpec:
     def has_fp4(self) -> bool:
         """FP4 tensor cores (Blackwell): NVFP4/MXFP4 GEMMs run natively, not as weight-only kernels."""
         return "fp4" in self.peak_flops
+
+    def check_dtype(self, dtype: str) -> str:
+        """The canonical ``dtype``, or a one-line error when it needs FP4 tensor cores this GPU lacks."""
+        d = normalize_dtype(dtype)
+        if d in FP4_TENSOR_CORE_DTYPES and not self.has_fp4:
+            fp4 = ", ".join(g for g, s in GPUS.items() if s.has_fp4)
+            raise FrontierError(f"{d} needs FP4 tensor cores, which {self.name} lacks (they are on: {fp4}); "
+                                "use fp8, or mxfp4 (weight-only, w4a16) for MXFP4 checkpoints")
+        return d
 
     @property
     def nvlink_domain(self) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..dtypes import COMPUTE_DTYPE, DTYPE_BYTES
+from ..dtypes import DTYPE_BYTES, activation_bytes
 from ..hardware import GPUSpec
 
 LAUNCH_FLOOR_MS = 0.003  #: fixed per-call floor (kernel launch + tail), milliseconds
@@ -57,8 +57,8 @@ def _peak(series, gpu: GPUSpec) -> np.ndarray:
 
 
 def _act_bytes(series) -> np.ndarray:
-    """Activation bytes per element: fp8/int8 formats quantise activations, weight-only ones do not."""
-    return _per_value(series, lambda d: 1.0 if COMPUTE_DTYPE[d] in ("fp8", "int8") else 2.0)
+    """Activation bytes per element: fp8/int8/nvfp4 formats quantise activations, weight-only ones do not."""
+    return _per_value(series, activation_bytes)
 
 
 def _num(df, col) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from ..hardware import GPUS
 from . import store
 from .first_use import DEFAULT_DTYPES, ensure_tables, importable_gpus, write_imported
 from .importers import aiconfigurator as aic
@@ -41,7 +42,7 @@ def list_cmd(root):
         for label, folder in (("bundled", store.bundled_root()), ("user data", store.user_data_root())):
             click.echo(f"\n{label}: {folder}", nl=False)
         click.echo("")
-        later = sorted(set(importable_gpus()) - set(avail["gpu"]))
+        later = sorted(g for g in set(importable_gpus()) - set(avail["gpu"]) if g in GPUS)  # with a spec
         if later:
             click.echo(f"imported on first use (from {aic.SOURCE_PACKAGE}): {', '.join(later)}")
 

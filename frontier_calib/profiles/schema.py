@@ -50,7 +50,8 @@ def _c(name, kind, unit, doc):
 
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("gemm", "Dense GEMM C[m,n] = A[m,k] @ B[k,n]; m = tokens, n = output features, k = input features.", (
-        _c("dtype", "dtype", "-", "weight/activation format: bf16, fp16, fp8 (per-tensor), fp8_block, int8, int4_wo, mxfp4, nvfp4"),
+        _c("dtype", "dtype", "-", "weight/activation format: bf16, fp16, fp8 (per-tensor), fp8_block, int8, "
+           "int4_wo, int4_fp8, mxfp4 (w4a16), mxfp4_fp8 (w4a8), nvfp4"),
         _c("m", "int", "tokens", "rows of the activation (tokens in the batch)"),
         _c("n", "int", "features", "output features"),
         _c("k", "int", "features", "input features (reduction dimension)"),

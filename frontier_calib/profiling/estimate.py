@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from ..dtypes import COMPUTE_DTYPE, DTYPE_BYTES
+from ..dtypes import DTYPE_BYTES, activation_bytes
 from ..hardware import GPUSpec
 from .plan import MLA_TABLE_DIMS, ProfilePlan, Shape
 
@@ -45,7 +45,7 @@ class Work:
 
 
 def _act_bytes(dtype: str) -> float:
-    return 1.0 if COMPUTE_DTYPE[dtype] in ("fp8", "int8") else 2.0
+    return activation_bytes(dtype)
 
 
 def attention_pairs(q_len: int, kv_len: int, window: int) -> float:
