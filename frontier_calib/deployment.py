@@ -35,6 +35,7 @@ from .dtypes import normalize_dtype
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
 from .model_spec import ModelSpec, load_model
+from .names import ENGINES  # the one list of engines (re-exported for deployment_pd)
 from .sim.config import SchedulerConfig
 from .sim.links import LINK_KINDS
 
@@ -43,7 +44,6 @@ TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replica
             "tbo"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
 CLUSTER_KEYS = {"gpus_per_node", "nodes"}
-ENGINES = ("vllm", "sglang", "trtllm")
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
 

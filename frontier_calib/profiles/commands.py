@@ -7,7 +7,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from ..io import write_table, write_text
+from ..io import check_output_dir, write_table, write_text
+from ..names import gpu_id
 from . import store
 from .importers import aiconfigurator as aic
 from .manifest import entry_for, update_manifest
@@ -49,6 +50,8 @@ def list_cmd(root):
 def show_cmd(gpu, engine, family_name, root):
     """Shape ranges, kernels and dtypes of the tables for one GPU/engine."""
     root = root or store.bundled_root()
+    gpu = gpu_id(gpu)  # aliases (H100) -> the id the tables are filed under
+    store.check_coverage(gpu, engine, root)
     fams = [family_name] if family_name else list(FAMILIES)
     shown = 0
     for fam_name in fams:
@@ -91,6 +94,7 @@ def import_group():
 def import_aiconfigurator(gpus, engines, dtypes, source, out):
     """Convert aiconfigurator-core's kernel tables (pip install -e .[public-data])."""
     out = out or store.bundled_root()
+    check_output_dir(out, option="--out")
     version = aic.package_version() if source is None else f"from {source}"
     entries = []
     # convert everything first: a source problem stops the import before any file is replaced

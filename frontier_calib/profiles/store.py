@@ -81,6 +81,19 @@ def available(root: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["gpu", "engine", "family", "path"])
 
 
+def check_coverage(gpu: str, engine: str, root: str | Path | None = None) -> None:
+    """FrontierError, listing what there is, unless ``root`` holds tables for ``gpu`` (an id) and ``engine``."""
+    from ..names import unknown
+
+    root = Path(root) if root is not None else bundled_root()
+    gpus = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if gpu not in gpus:
+        raise unknown("GPU", gpu, gpus, f" in the profile tables under {root}")
+    engines = sorted(p.name for p in (root / gpu).iterdir() if p.is_dir() and p.name != ENGINE_INDEPENDENT)
+    if engine not in engines:
+        raise unknown("engine", engine, engines, f" for {gpu} in the profile tables under {root}")
+
+
 def file_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
