@@ -116,6 +116,14 @@ def replace_dir(src: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def discard_dir(path: Path) -> None:
+    """Remove folder ``path`` and everything in it: one rename (it is gone at once), then the delete."""
+    path = Path(os.path.abspath(path))
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    os.rename(path, trash / path.name)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ checks made before a command's work starts
 def check_output_dir(path: str | os.PathLike, *, option: str = "--out", overwrite: bool | None = None) -> Path:
     """Fail now, in one line, if result folder ``path`` could not be written at the end of the run.

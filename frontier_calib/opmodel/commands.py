@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..io import check_output_dir, check_output_file, write_json
 from ..names import gpu_id
+from ..options import KnownName
 from ..profiles.schema import FAMILIES
 from ..profiles.store import check_coverage
 from .registry import cache_dir, fit_all, save_to_cache
@@ -19,7 +20,7 @@ from .registry import cache_dir, fit_all, save_to_cache
 @click.option("--engine", required=True, help="Engine whose kernel tables to fit: vllm, sglang, trtllm, ...")
 @click.option("--profiles", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Profile folder (default: the bundled profiles/).")
-@click.option("--family", "families", multiple=True, type=click.Choice(list(FAMILIES)),
+@click.option("--family", "families", multiple=True, type=KnownName("operator family", FAMILIES),
               help="Only these operator families (default: all).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to save the fitted model set (default: the user cache, used by replay).")

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..io import check_output_dir, write_table, write_text
 from ..names import gpu_id
+from ..options import KnownName
 from . import store
 from .importers import aiconfigurator as aic
 from .manifest import entry_for, update_manifest
@@ -44,7 +45,7 @@ def list_cmd(root):
 @profiles.command("show")
 @click.option("--gpu", required=True)
 @click.option("--engine", required=True)
-@click.option("--family", "family_name", type=click.Choice(list(FAMILIES)), default=None,
+@click.option("--family", "family_name", type=KnownName("operator family", FAMILIES), default=None,
               help="One family (default: all of this GPU/engine).")
 @click.option("--root", type=click.Path(path_type=Path), default=None)
 def show_cmd(gpu, engine, family_name, root):
@@ -83,7 +84,7 @@ def import_group():
 
 @import_group.command("aiconfigurator")
 @click.option("--gpu", "gpus", multiple=True, required=True, help="GPU id(s) as in the source, e.g. h100_sxm.")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(aic.ENGINES), default=aic.ENGINES,
+@click.option("--engine", "engines", multiple=True, type=KnownName("engine", aic.ENGINES), default=aic.ENGINES,
               show_default=True)
 @click.option("--dtype", "dtypes", multiple=True, default=DEFAULT_IMPORT_DTYPES, show_default=True,
               help="GEMM/MoE dtypes to keep (others are dropped to keep the bundle small).")
