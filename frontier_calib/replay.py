@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
-from .deployment import build_replicas, load_deployment, simulate_deployment
 from .io import check_output_dir, staged_output, write_json, write_table
 from .options import hash_block_size_option, overwrite_option
-from .traces import load_trace
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "llama2-7b-h100-vllm.yaml"
@@ -29,6 +27,9 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
                hash_block_size: int | None = None):
     """Replay and write ``requests.<fmt>``, ``summary.json`` (and ``timeline.json``) into ``out``, replacing
     whatever ``out`` held (the command refuses an earlier run there unless --overwrite, before calling this)."""
+    from .deployment import build_replicas, load_deployment, simulate_deployment  # heavy: not for --help
+    from .traces import load_trace
+
     t0 = time.perf_counter()
     dep = load_deployment(deployment)
     options = {} if hash_block_size is None else {"hash_block_size": hash_block_size}
