@@ -34,6 +34,7 @@ from .cost.worker import Overheads, WorkerSpec, tp_nodes
 from .dtypes import normalize_dtype
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
+from .io import read_input_text
 from .model_spec import ModelSpec, load_model
 from .names import ENGINES  # the one list of engines (re-exported for deployment_pd)
 from .sim.config import SchedulerConfig
@@ -86,7 +87,7 @@ def load_deployment(path: str | Path) -> Deployment:
     if not path.exists():
         raise InputError("deployment file not found", path=str(path))
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_input_text(path))
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
     if not isinstance(raw, dict):

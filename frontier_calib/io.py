@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import FrontierError
+from .errors import FrontierError, InputError
 
 
 _UMASK = os.umask(0)
@@ -37,6 +37,15 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def read_input_text(path: str | os.PathLike) -> str:
+    """The text of an input file; InputError when it is empty (or only blank), instead of a confusing parse error
+    further on."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.strip():
+        raise InputError("the file is empty", path=str(path))
+    return text
 
 
 def write_json(obj: Any, dest: str | os.PathLike, *, indent: int = 2) -> Path:

@@ -29,7 +29,7 @@ import yaml
 
 from ..errors import FrontierError, InputError
 from ..hardware import get_gpu
-from ..io import write_text
+from ..io import read_input_text, write_text
 from .worker import DEFAULT_OVERHEADS, Overheads
 
 CALIBRATION_FORMAT = "frontier-calib-calibration/1"
@@ -78,7 +78,7 @@ def read_calibration(path: str | Path) -> dict:
     if not path.exists():
         raise InputError("calibration file not found", path=str(path))
     try:
-        text = path.read_text()
+        text = read_input_text(path)
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})", path=str(path)) from None

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import FrontierError
 from ..io import discard_dir
 
 META = "sweep.json"
@@ -36,6 +36,6 @@ def claim_out_dir(out: Path, name: str, *, overwrite: bool = False) -> None:
     held = owner(out)
     if held == name:
         return
-    what = f"the results of sweep '{held}'" if held else "files that are not a sweep's results"
-    raise InputError(f"{out} holds {what}, not of sweep '{name}'", field="--out",
-                     fix="choose another folder, or pass --overwrite to discard its content")
+    what = f"the results of another sweep ('{held}')" if held else "files that are not a sweep's results"
+    raise FrontierError(f"--out {out} holds {what}, so sweep '{name}' does not resume there; choose another "
+                        "folder, or pass --overwrite to discard its content")
