@@ -167,6 +167,7 @@ def test_out_under_a_regular_file_is_refused_before_the_work(tmp_path, a_file):
     fails(["sweep", SWEEP, "--out", out], "is a file, not a folder")
     fails(["traces", "generate", TRACE_SPEC, "--out", a_file / "t.csv"], "is a file, not a folder")
     fails(["calibrate", "--out", a_file / "cal.yaml"], "--out", "is a file, not a folder")
+    fails(["calibrate", "--out", tmp_path / "cal"], "--out", "would be the calibration file itself")
     fails(["fit", "--gpu", "h100_sxm", "--engine", "vllm", "--out", out], "is a file, not a folder")
     fails(["profile", "gemm", "--model", "Llama-2-7b", "--device", "cpu", "--tiny", "--out", out], "is a file")
     fails(["profiles", "import", "aiconfigurator", "--gpu", "h100_sxm", "--out", out], "is a file, not a folder")

@@ -203,6 +203,9 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
     if not 0 < train_fraction < 1:
         raise click.BadParameter("must be in (0, 1)", param_hint="--train-fraction")
     report_dir = report_dir or Path(out).with_suffix("")
+    if Path(report_dir) == Path(out):
+        raise InputError("the report folder would be the calibration file itself", field="--out",
+                         fix="give --out a .yaml or .json suffix, or pass --report-dir")
     check_output_file(out, overwrite=overwrite)
     check_output_dir(report_dir, option="--report-dir", overwrite=overwrite)
     t0 = time.perf_counter()
