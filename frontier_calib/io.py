@@ -1,7 +1,9 @@
 """Atomic output writing: a failed run never leaves a half-written file behind.
 
 Every writer goes through :func:`atomic_path`: write to a temporary sibling, then
-``os.replace`` it over the destination once the write succeeded.
+``os.replace`` it over the destination once the write succeeded; a command's set of result files goes
+through :func:`staged_output`, which replaces the whole folder. Every command checks its output paths with
+:func:`check_output_dir` / :func:`check_output_file` before its work starts (one-line errors).
 """
 
 from __future__ import annotations

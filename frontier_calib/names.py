@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .errors import FrontierError
-from .hardware import GPUS, get_gpu
+from .hardware import get_gpu
 
 #: serving engines whose scheduling the simulator models and whose kernel tables are bundled
 ENGINES: tuple[str, ...] = ("vllm", "sglang", "trtllm")
@@ -34,7 +34,3 @@ def check_engine(name: str, known: Iterable[str] = ENGINES, where: str = "") -> 
     if name not in known:
         raise unknown("engine", name, known, where)
     return name
-
-
-def known_gpus() -> list[str]:
-    return sorted(GPUS)

@@ -18,10 +18,10 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import check_output_dir, write_json, write_table
-from .outdir import claim_out_dir
 from .analysis import best_per_slo, goodput_table, pareto_front, slo_names
 from .executors import EXECUTORS, default_workers, run_tasks
 from .models import prepare_models
+from .outdir import claim_out_dir
 from .rate_search import SearchTask, search_rate, search_tasks
 from .run import make_shared, run_point
 from .spec import SweepSpec, load_sweep
