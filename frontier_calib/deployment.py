@@ -35,7 +35,9 @@ from .cost.worker import Overheads, WorkerSpec, tp_nodes
 from .dtypes import normalize_dtype
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
+from .io import read_input_text
 from .model_spec import ModelSpec, load_model
+from .names import ENGINES  # the one list of engines (re-exported for deployment_pd)
 from .sim.config import SchedulerConfig
 from .sim.links import LINK_KINDS
 
@@ -44,7 +46,6 @@ TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replica
             "tbo", "engine_options"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
 CLUSTER_KEYS = {"gpus_per_node", "nodes"}
-ENGINES = ("vllm", "sglang", "trtllm")
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
 
@@ -92,7 +93,7 @@ def load_deployment(path: str | Path) -> Deployment:
     if not path.exists():
         raise InputError("deployment file not found", path=str(path))
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(read_input_text(path))
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
     if not isinstance(raw, dict):

@@ -1,7 +1,9 @@
 """Atomic output writing: a failed run never leaves a half-written file behind.
 
 Every writer goes through :func:`atomic_path`: write to a temporary sibling, then
-``os.replace`` it over the destination once the write succeeded.
+``os.replace`` it over the destination once the write succeeded; a command's set of result files goes
+through :func:`staged_output`, which replaces the whole folder. Every command checks its output paths with
+:func:`check_output_dir` / :func:`check_output_file` before its work starts (one-line errors).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from .errors import FrontierError, InputError
 
 
 _UMASK = os.umask(0)
@@ -35,6 +39,15 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def read_input_text(path: str | os.PathLike) -> str:
+    """The text of an input file; InputError when it is empty (or only blank), instead of a confusing parse error
+    further on."""
+    text = Path(path).read_text(encoding="utf-8")
+    if not text.strip():
+        raise InputError("the file is empty", path=str(path))
+    return text
 
 
 def write_json(obj: Any, dest: str | os.PathLike, *, indent: int = 2) -> Path:
@@ -80,19 +93,100 @@ def _clean(obj: Any) -> Any:
 
 @contextlib.contextmanager
 def staged_output(out: Path):
-    """Yield a staging folder; on success move every file in it into ``out`` (replacing), else remove it."""
-    out = Path(out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    ok = False
+    """Yield a staging folder beside ``out``; on success it becomes ``out``, else it is removed.
+
+    The new set replaces the whole earlier folder (see :func:`replace_dir`), so no file of an older run stays
+    beside the new ones, and a failure leaves ``out`` as it was. Whether an earlier run may be replaced is
+    the command's decision (:func:`check_output_dir` with ``overwrite``), made before the work starts.
+    """
+    out = Path(os.path.abspath(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     try:
         yield staging
-        for p in sorted(staging.iterdir()):
-            os.replace(p, out / p.name)
-        ok = True
+        os.chmod(staging, 0o777 & ~_UMASK)  # mkdtemp makes 0700; give the folder normal permissions
+        replace_dir(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-        if not ok and created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only if still empty
+
+
+def replace_dir(src: Path, dest: Path) -> None:
+    """Move folder ``src`` onto ``dest``, replacing a folder there as a whole (renames, then delete the old)."""
+    src, dest = Path(src), Path(dest)
+    if not dest.exists():
+        os.rename(src, dest)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old-", dir=dest.parent))
+    os.rename(dest, old / dest.name)
+    try:
+        os.rename(src, dest)
+    except BaseException:
+        os.rename(old / dest.name, dest)
+        raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def discard_dir(path: Path) -> None:
+    """Remove folder ``path`` and everything in it: one rename (it is gone at once), then the delete."""
+    path = Path(os.path.abspath(path))
+    trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=path.parent))
+    os.rename(path, trash / path.name)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ checks made before a command's work starts
+def check_output_dir(path: str | os.PathLike, *, option: str = "--out", overwrite: bool | None = None) -> Path:
+    """Fail now, in one line, if result folder ``path`` could not be written at the end of the run.
+
+    ``overwrite``: None when the folder may hold anything (a resumable store); False refuses a folder that
+    holds files (an earlier run); True lets the run replace it as a whole.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise FrontierError(f"{option} {path} is a file, not a folder")
+    _check_writable(path, option)
+    if path.exists():  # the finished set is staged beside it, then renamed over it
+        _check_writable(path.parent, option, shown=path)
+    if path.is_dir() and overwrite is not None:
+        if not overwrite and any(path.iterdir()):
+            raise FrontierError(f"{option} {path} holds an earlier run; pass --overwrite to replace it, "
+                                "or choose a new folder")
+        here = Path.cwd().resolve()
+        if overwrite and (path.resolve() == here or path.resolve() in here.parents
+                          or path.resolve() == Path.home().resolve()):
+            raise FrontierError(f"{option} {path} contains the current or home folder; "
+                                "--overwrite will not replace it (choose a folder for this run's results)")
+    return path
+
+
+def check_output_file(path: str | os.PathLike, *, option: str = "--out", overwrite: bool | None = None) -> Path:
+    """Fail now, in one line, if output file ``path`` could not be written at the end of the run.
+
+    ``overwrite``: None replaces an existing file silently; False refuses it; True allows replacing it.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise FrontierError(f"{option} {path} is a folder, not a file")
+    _check_writable(path.parent, option, shown=path)
+    if path.exists() and overwrite is False:
+        raise FrontierError(f"{option} {path} exists (an earlier run); pass --overwrite to replace it, "
+                            "or choose a new name")
+    return path
+
+
+def _check_writable(folder: Path, option: str, *, shown: Path | None = None) -> None:
+    """``folder`` exists and files can be created in it, or it can be created: else FrontierError."""
+    shown = folder if shown is None else shown
+    anc = Path(os.path.abspath(folder))
+    while not anc.exists():
+        anc = anc.parent
+    if not anc.is_dir():
+        raise FrontierError(f"{option} {shown} cannot be created: {anc} is a file, not a folder")
+    try:  # create and remove a probe file: catches permissions, read-only mounts and pseudo file systems
+        fd, probe = tempfile.mkstemp(prefix=".frontier-calib-probe-", dir=anc)
+    except OSError as exc:
+        raise FrontierError(f"{option} {shown} cannot be written: files cannot be created in {anc} "
+                            f"({exc.strerror or exc.__class__.__name__})") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from .deployment import build_replicas, load_deployment, simulate_deployment
-from .io import staged_output, write_json, write_table
-from .traces import load_trace
+from .io import check_output_dir, staged_output, write_json, write_table
+from .options import hash_block_size_option, overwrite_option
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_DEPLOYMENT = REPO_ROOT / "deployments" / "llama2-7b-h100-vllm.yaml"
@@ -24,11 +23,17 @@ SUMMARY_ROWS = [("completed", "{:.0f}"), ("failed", "{:.0f}"), ("duration", "{:.
 
 
 def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None = None, limit: int | None = None,
-               seed: int = 0, timeline: bool = False, requests_format: str = "parquet", progress: bool = True):
-    """Replay and write ``requests.<fmt>``, ``summary.json`` (and ``timeline.json``) into ``out``."""
+               seed: int = 0, timeline: bool = False, requests_format: str = "parquet", progress: bool = True,
+               hash_block_size: int | None = None):
+    """Replay and write ``requests.<fmt>``, ``summary.json`` (and ``timeline.json``) into ``out``, replacing
+    whatever ``out`` held (the command refuses an earlier run there unless --overwrite, before calling this)."""
+    from .deployment import build_replicas, load_deployment, simulate_deployment  # heavy: not for --help
+    from .traces import load_trace
+
     t0 = time.perf_counter()
     dep = load_deployment(deployment)
-    trace = load_trace(trace_path, fmt, limit=limit)
+    options = {} if hash_block_size is None else {"hash_block_size": hash_block_size}
+    trace = load_trace(trace_path, fmt, limit=limit, **options)
     click.echo(dep.describe())
     click.echo(f"trace: {trace_path} ({trace.num_requests:,} requests)")
     replicas, cost = build_replicas(dep, progress=progress)
@@ -41,8 +46,8 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
                     "simulation_stats": result.stats, "wall_seconds": round(wall, 3)})
     if hasattr(cost, "pipeline_stats"):   # AF: per-pool utilisation and pipeline bubbles (cost/af.py)
         summary["af_pipeline"] = cost.pipeline_stats()
-    # Every file goes into a staging folder first and moves into `out` only when all were written,
-    # so a failure (disk full, an unserialisable value) never leaves a partial result set behind.
+    # Every file goes into a staging folder first, which replaces `out` as a whole only when all were written:
+    # a failure (disk full, an unserialisable value) never leaves a partial result set, nor an older run's files.
     with staged_output(out) as staging:
         write_table(result.requests, staging / f"requests.{requests_format}")
         write_json(summary, staging / "summary.json")
@@ -67,25 +72,30 @@ def print_summary(summary: dict) -> None:
               help="Trace file: native CSV/Parquet/JSONL, Mooncake JSONL, Azure CSV, BurstGPT CSV, vLLM bench JSON.")
 @click.option("--format", "fmt", default=None, help="Trace format (default: detected from content).")
 @click.option("--limit", type=int, default=None, help="Replay only the first N requests.")
+@hash_block_size_option
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/replay"), show_default=True)
+@overwrite_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--timeline", is_flag=True, help="Also write a Chrome-trace/Perfetto timeline.json of iterations.")
 @click.option("--csv", "as_csv", is_flag=True, help="Write requests.csv instead of requests.parquet.")
-def replay(deployment, trace_path, fmt, limit, out, seed, timeline, as_csv):
+def replay(deployment, trace_path, fmt, limit, hash_block_size, out, overwrite, seed, timeline, as_csv):
     """Replay a request trace through a deployment; write per-request timings and a vLLM-style summary."""
+    check_output_dir(out, overwrite=overwrite)
     _, summary = run_replay(deployment, trace_path, out=out, fmt=fmt, limit=limit, seed=seed, timeline=timeline,
-                            requests_format="csv" if as_csv else "parquet")
+                            requests_format="csv" if as_csv else "parquet", hash_block_size=hash_block_size)
     print_summary(summary)
     click.echo(f"results -> {out}/ (wall {summary['wall_seconds']:.2f} s)")
 
 
 @click.command()
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"), show_default=True)
-def demo(out):
+@overwrite_option
+def demo(out, overwrite):
     """Replay the bundled sample trace through the bundled Llama-2-7B / H100 / vLLM deployment.
 
     The first run fits the operator models it needs (about a minute on 2 cores) and caches them.
     """
+    check_output_dir(out, overwrite=overwrite)
     _, summary = run_replay(DEMO_DEPLOYMENT, DEMO_TRACE, out=out, timeline=True)
     print_summary(summary)
     click.echo(f"results -> {out}/ (requests.parquet, summary.json, timeline.json)")

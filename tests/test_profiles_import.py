@@ -430,7 +430,8 @@ def test_profiles_list_and_show_on_empty_or_uncovered_root(tmp_path, imported):
     assert empty.exit_code != 0 and "no profile tables" in empty.output
     none = CliRunner().invoke(main, ["profiles", "show", "--gpu", "a100_sxm", "--engine", "vllm",
                                      "--root", str(imported)])
-    assert none.exit_code != 0 and "no tables for gpu=a100_sxm" in none.output
+    assert none.exit_code == 2 and "unknown GPU 'a100_sxm' in the profile tables" in none.output
+    assert f"known: {GPU}" in none.output
     missing = CliRunner().invoke(main, ["profiles", "show", "--gpu", GPU, "--engine", "sglang",
                                         "--family", "gemm", "--root", str(imported)])
     assert missing.exit_code == 2 and "no 'gemm' profile table" in missing.output

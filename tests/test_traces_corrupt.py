@@ -207,4 +207,4 @@ def test_native_parquet_unreadable(tmp_path):
 
 def test_native_hash_ids_without_block_size(tmp_path):
     lines = ["arrival_s,input_tokens,output_tokens,hash_ids", "0.0,8,5,[1]"]
-    _expect(_csv(tmp_path, lines), None, row=None, field="hash_ids", text="hash_block_size=N")
+    _expect(_csv(tmp_path, lines), None, row=None, field="hash_ids", text="--hash-block-size N")

@@ -28,7 +28,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import FrontierError, InputError
-from ..io import write_text
+from ..hardware import get_gpu
+from ..io import read_input_text, write_text
 from .worker import DEFAULT_OVERHEADS, Overheads
 
 CALIBRATION_FORMAT = "frontier-calib-calibration/1"
@@ -55,12 +56,20 @@ def calibration_for(mapping: dict | None, engine: str, gpu: str | None = None):
     return mapping.get(engine)
 
 
-def _check_key(key, path, field):
+def _check_key(key, path, field) -> tuple[str, str]:
+    """(engine, canonical key) of an ``engine`` or ``engine@gpu`` key; a GPU alias (``vllm@H100``) becomes its
+    id (``vllm@h100_sxm``), and an unknown engine or GPU is an error (a typo would silently never match)."""
     engine, gpu = split_key(key)
     if engine not in DEFAULT_OVERHEADS or (gpu is not None and not gpu.strip()):
         raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"{field}.{key}",
                          fix=f"one of {sorted(DEFAULT_OVERHEADS)}, optionally as ENGINE@GPU")
-    return engine
+    if gpu is None:
+        return engine, engine
+    try:
+        gpu = get_gpu(gpu).name
+    except FrontierError as exc:
+        raise InputError(str(exc), path=str(path), field=f"{field}.{key}") from None
+    return engine, group_key(engine, gpu)
 
 
 def read_calibration(path: str | Path) -> dict:
@@ -69,7 +78,7 @@ def read_calibration(path: str | Path) -> dict:
     if not path.exists():
         raise InputError("calibration file not found", path=str(path))
     try:
-        text = path.read_text()
+        text = read_input_text(path)
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})", path=str(path)) from None
@@ -84,25 +93,26 @@ def read_calibration(path: str | Path) -> dict:
         raise InputError("missing or empty 'overheads' mapping", path=str(path), field="overheads")
     clean = {}
     for key, fields_ in ov.items():
-        engine = _check_key(key, path, "overheads")
+        engine, key = _check_key(key, path, "overheads")
         if not isinstance(fields_, dict):
             raise InputError("expected a mapping of overhead fields", path=str(path), field=f"overheads.{key}")
         try:
             Overheads.for_engine(engine, **fields_)
         except FrontierError as exc:
             raise InputError(str(exc), path=str(path), field=f"overheads.{key}") from None
-        clean[str(key)] = {k: float(v) for k, v in fields_.items()}
+        clean[key] = {k: float(v) for k, v in fields_.items()}
     desync = doc.get("benchmark_desync") or {}
     if not isinstance(desync, dict):
         raise InputError("expected a mapping {engine: share}", path=str(path), field="benchmark_desync")
+    shares = {}
     for key, v in desync.items():
-        _check_key(key, path, "benchmark_desync")
+        shares[_check_key(key, path, "benchmark_desync")[1]] = v
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
             raise InputError(f"must be a number in [0, 1], got {v!r}", path=str(path),
                              field=f"benchmark_desync.{key}")
     out = dict(doc)
     out["overheads"] = clean
-    out["benchmark_desync"] = {e: float(v) for e, v in desync.items()}
+    out["benchmark_desync"] = {e: float(v) for e, v in shares.items()}
     return out
 
 

@@ -7,8 +7,11 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from ..io import write_json
+from ..io import check_output_dir, check_output_file, write_json
+from ..names import gpu_id
+from ..options import KnownName
 from ..profiles.schema import FAMILIES
+from ..profiles.store import check_coverage
 from .registry import cache_dir, fit_all, save_to_cache
 
 
@@ -17,7 +20,7 @@ from .registry import cache_dir, fit_all, save_to_cache
 @click.option("--engine", required=True, help="Engine whose kernel tables to fit: vllm, sglang, trtllm, ...")
 @click.option("--profiles", "root", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="Profile folder (default: the bundled profiles/).")
-@click.option("--family", "families", multiple=True, type=click.Choice(list(FAMILIES)),
+@click.option("--family", "families", multiple=True, type=KnownName("operator family", FAMILIES),
               help="Only these operator families (default: all).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to save the fitted model set (default: the user cache, used by replay).")
@@ -31,6 +34,11 @@ def fit(gpu, engine, root, families, out, report_json, no_baselines, seed):
     Each model is fitted on 80% of its table; the 20% it never saw give the `random` split error,
     and a second fit with whole shape groups held out gives the `extrapolation` error.
     """
+    gpu = gpu_id(gpu)  # aliases (H100) -> the id the tables are filed under
+    check_coverage(gpu, engine, root)
+    check_output_dir(out if out is not None else cache_dir(), option="--out" if out is not None else "model cache")
+    if report_json:
+        check_output_file(report_json, option="--report-json")
     report = fit_all(gpu, engine, root=root, families=list(families) or None, seed=seed,
                      with_baselines=not no_baselines, progress=True)
     ms = report.model_set

@@ -8,6 +8,9 @@ import click
 import pandas as pd
 
 from ..hardware import GPUS
+from ..io import check_output_dir, write_table, write_text
+from ..names import gpu_id
+from ..options import KnownName
 from . import store
 from .first_use import DEFAULT_DTYPES, ensure_tables, importable_gpus, write_imported
 from .importers import aiconfigurator as aic
@@ -50,14 +53,14 @@ def list_cmd(root):
 @profiles.command("show")
 @click.option("--gpu", required=True)
 @click.option("--engine", required=True)
-@click.option("--family", "family_name", type=click.Choice(list(FAMILIES)), default=None,
+@click.option("--family", "family_name", type=KnownName("operator family", FAMILIES), default=None,
               help="One family (default: all of this GPU/engine).")
 @click.option("--root", type=click.Path(path_type=Path), default=None)
 def show_cmd(gpu, engine, family_name, root):
     """Shape ranges, kernels and dtypes of the tables for one GPU/engine."""
+    gpu = gpu_id(gpu)  # aliases (H100) -> the id the tables are filed under
+    store.check_coverage(gpu, engine, root)   # imports a first-use GPU when root is None
     fams = [family_name] if family_name else list(FAMILIES)
-    if root is None:
-        ensure_tables(gpu, engine)
     shown = 0
     for fam_name in fams:
         try:
@@ -88,7 +91,7 @@ def import_group():
 
 @import_group.command("aiconfigurator")
 @click.option("--gpu", "gpus", multiple=True, required=True, help="GPU id(s) as in the source, e.g. h100_sxm.")
-@click.option("--engine", "engines", multiple=True, type=click.Choice(aic.ENGINES), default=aic.ENGINES,
+@click.option("--engine", "engines", multiple=True, type=KnownName("engine", aic.ENGINES), default=aic.ENGINES,
               show_default=True)
 @click.option("--dtype", "dtypes", multiple=True, default=DEFAULT_DTYPES, show_default=True,
               help="GEMM/MoE dtypes to keep (others are dropped to keep the bundle small).")
@@ -99,6 +102,7 @@ def import_group():
 def import_aiconfigurator(gpus, engines, dtypes, source, out):
     """Convert aiconfigurator-core's kernel tables (pip install -e .[public-data])."""
     out = out or store.bundled_root()
+    check_output_dir(out, option="--out")
     version = aic.package_version() if source is None else f"from {source}"
     # convert everything first: a source problem stops the import before any file is replaced
     tables = [t for gpu in gpus for t in aic.import_gpu(gpu, engines=engines, source=source, dtypes=set(dtypes))]

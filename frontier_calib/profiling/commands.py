@@ -11,12 +11,18 @@ import click
 from ..dtypes import normalize_dtype
 from ..errors import FrontierError
 from ..hardware import GPUSpec, get_gpu
+from ..io import check_output_dir
+from ..names import ENGINES, check_engine
+from ..names import gpu_id as canonical_gpu
 from ..model_spec import ModelSpec, load_model
 from .estimate import CPU_SPEC, fits_memory, plan_seconds
 from .grid import parse_int_list
 from .plan import FAMILY_GROUPS, Limits, ProfilePlan, build_plan, expand_families, tiny_model
 from .routing import parse_distribution
 from .timing import TimingConfig
+
+#: names tables may be filed under: the serving engines, or 'torch' for the plain PyTorch kernels
+PROFILE_ENGINES = (*ENGINES, "torch")
 
 #: limits applied on --device cpu without --tiny, so a CPU run finishes in minutes
 CPU_CAPS = Limits(max_num_batched_tokens=256, max_num_seqs=16, max_model_len=1024, max_prefill_batch=4)
@@ -103,7 +109,8 @@ def _spec_for_plan(device: str, gpu: str | None, torch) -> tuple[GPUSpec, str, l
               help="MoE routing: balanced and/or power_law_<alpha>, comma-separated.")
 @click.option("--device", type=click.Choice(["cuda", "cpu"]), default="cuda", show_default=True)
 @click.option("--gpu", default=None, help="GPU id for the tables (default: detected from the device).")
-@click.option("--engine", default="torch", show_default=True, help="Engine name the tables are filed under.")
+@click.option("--engine", default="torch", show_default=True,
+              help=f"Engine name the tables are filed under: {', '.join(PROFILE_ENGINES)}.")
 @click.option("--engine-version", default=None, help="Recorded engine_version (default: that package's).")
 @click.option("--max-num-batched-tokens", type=int, default=None, help="Token budget per step [8192].")
 @click.option("--max-num-seqs", type=int, default=None, help="Largest decode batch [256].")
@@ -130,6 +137,11 @@ def profile(what, out, models, tp, ep, dtypes, kv_dtypes, distributions, device,
     """
     from .kernels_comm import world
 
+    check_engine(engine, PROFILE_ENGINES)
+    if gpu and device != "cpu":
+        gpu = canonical_gpu(gpu)
+    if not dry_run:
+        check_output_dir(out, option="--out")  # a resumable store: earlier tables stay, new ones are added
     families = expand_families(what)
     tps = parse_int_list(tp, what="tp")
     eps = parse_int_list(ep, what="ep")

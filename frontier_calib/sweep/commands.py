@@ -17,14 +17,20 @@ import click
 import pandas as pd
 
 from ..errors import InputError
-from ..io import write_json, write_table
+from ..io import check_output_dir, write_json, write_table
 from .analysis import best_per_slo, goodput_table, pareto_front, slo_names
 from .executors import EXECUTORS, default_workers, run_tasks
 from .models import prepare_models
+from .outdir import claim_out_dir
 from .rate_search import SearchTask, search_rate, search_tasks
 from .run import make_shared, run_point
 from .spec import SweepSpec, load_sweep
 from .store import ResultStore
+
+
+#: every file :func:`write_outputs` may write into the results folder
+OUTPUT_FILES = frozenset({"results.parquet", "results.csv", "best.csv", "goodput.csv", "pareto.png", "goodput.png",
+                          "rate_search.parquet", "rate_search.csv", "summary.json"})
 
 
 @dataclass
@@ -74,8 +80,8 @@ def _run_store(tasks, shared, stores: dict, *, executor, workers, address, model
             stores[kind].add(row)
             done += 1
             bar.update(1)
-            if row.get("status") == "error":
-                bar.write(f"error at point {row['point_id']} ({row.get('label', '')}): {row.get('reason')}")
+            if row.get("status") in ("error", "infeasible"):
+                bar.write(f"{row['status']} point {row['point_id']} ({row.get('label', '')}): {row.get('reason')}")
     finally:
         for store in stores.values():
             store.flush()
@@ -85,8 +91,12 @@ def _run_store(tasks, shared, stores: dict, *, executor, workers, address, model
 
 def run_sweep(sweep_file: str | Path, out: str | Path, *, executor: str = "local", workers: int | None = None,
               address: str | None = None, max_points: int | None = None, progress: bool = True,
-              plots: bool = True) -> SweepOutcome:
-    """Run the unfinished points of ``sweep_file`` (at most ``max_points``), then write the outputs."""
+              plots: bool = True, overwrite: bool = False) -> SweepOutcome:
+    """Run the unfinished points of ``sweep_file`` (at most ``max_points``), then write the outputs.
+
+    ``out`` may hold an earlier run of the same sweep (by name): its finished points are kept and not run
+    again. Any other content is refused, unless ``overwrite``, which discards the folder's earlier content
+    (finished points included) before the run starts."""
     t0 = time.perf_counter()
     out = Path(out)
     spec = load_sweep(sweep_file)
@@ -94,6 +104,7 @@ def run_sweep(sweep_file: str | Path, out: str | Path, *, executor: str = "local
     tasks = search_tasks(spec)
     _check_rejections(spec, [p.deployment for p in points])
     shared = make_shared(spec, None)
+    claim_out_dir(out, spec.name, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     write_json({"name": spec.name, "source": str(sweep_file), "points": len(points), "axes": spec.axis_names,
                 "traces": list(spec.traces), "rates": spec.rates, "fingerprint": spec.fingerprint()},
@@ -173,6 +184,10 @@ def write_outputs(o: SweepOutcome, out: Path, *, plots: bool = True) -> None:
         "files": {k: str(v) for k, v in files.items()},
     }
     files["summary"] = write_json(summary, out / "summary.json")
+    written = {Path(p).name for p in files.values()}
+    written |= {f"{k}.csv" for k in ("results", "rate_search") if k in files}
+    for name in OUTPUT_FILES - written:  # an earlier run's file this run did not rewrite would look current
+        (out / name).unlink(missing_ok=True)
     o.files = files
 
 
@@ -201,7 +216,10 @@ def print_best(o: SweepOutcome) -> None:
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Results folder; rerunning into the same folder continues an interrupted sweep.")
+              help="Results folder; rerunning the same sweep into it continues where it stopped (finished points "
+                   "are kept). A folder holding anything else is refused unless --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Discard the folder's earlier content (finished points included) and run every point afresh.")
 @click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="local: a process pool on this machine; ray: a Ray cluster (pip install .[ray]).")
 @click.option("--workers", type=int, default=None, help="Processes (local) or Ray actors. Default: all CPUs.")
@@ -210,7 +228,7 @@ def print_best(o: SweepOutcome) -> None:
 @click.option("--max-points", type=int, default=None, help="Run at most N unfinished points, then stop.")
 @click.option("--no-plots", is_flag=True, help="Skip pareto.png and goodput.png.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sweep(sweep_file, out, executor, workers, address, max_points, no_plots, quiet):
+def sweep(sweep_file, out, overwrite, executor, workers, address, max_points, no_plots, quiet):
     """Run a sweep file: every point one seeded replay; rows to DIR/results.parquet as they finish.
 
     See docs/sweeps.md for the file format. Interrupt at any time; the same command continues.
@@ -219,9 +237,10 @@ def sweep(sweep_file, out, executor, workers, address, max_points, no_plots, qui
         raise InputError("must be >= 1", field="--workers")
     if max_points is not None and max_points < 0:
         raise InputError("must be >= 0", field="--max-points")
+    check_output_dir(out, option="--out")
     try:
         o = run_sweep(sweep_file, out, executor=executor, workers=workers, address=address, max_points=max_points,
-                      progress=not quiet, plots=not no_plots)
+                      progress=not quiet, plots=not no_plots, overwrite=overwrite)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted; finished points are stored in {out}/results.parts/ - rerun the same command "
                    "to continue", err=True)

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from ..errors import InputError
+from ..io import read_input_text
 
 TOP_KEYS = {"name", "description", "base", "set", "axes", "zip", "trace", "traces", "arrivals", "rates", "slo",
             "slos", "seed", "rate_search"}
@@ -211,7 +212,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     if not path.is_file():
         raise InputError("sweep file not found", path=str(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_input_text(path))
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
     return sweep_from_dict(raw, source=str(path), base_dir=path.parent)
@@ -270,7 +271,7 @@ def _base(raw: dict, src: str, base_dir: Path) -> tuple[dict, Path]:
     if not dep_path.is_file():
         raise InputError(f"deployment file not found: {dep_path}", path=src, field="base")
     try:
-        dep = yaml.safe_load(dep_path.read_text(encoding="utf-8"))
+        dep = yaml.safe_load(read_input_text(dep_path))
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML ({exc})", path=str(dep_path)) from None
     if not isinstance(dep, dict):

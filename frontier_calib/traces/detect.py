@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Literal
 
 from ..errors import InputError
@@ -49,6 +50,9 @@ def detect_format(path: PathLike) -> str:
     if container == "parquet":
         return "native"
     line = first_line(path)
+    if not line:
+        raise InputError("the file is empty" if os.path.getsize(path) == 0 else "the file holds only blank lines",
+                         path=str(path), fix="point at a trace with at least one request")
     if container == "json":
         found = _json_format(line, path)
     else:

@@ -41,6 +41,8 @@ def load_trace(path: str | os.PathLike, format: str | None = None, *, limit: int
     """
     if not os.path.isfile(path):
         raise InputError("file not found", path=str(path))
+    if os.path.getsize(path) == 0:
+        raise InputError("the file is empty", path=str(path), fix="point at a trace with at least one request")
     if format is None:
         format = detect_format(path)
     if format not in READERS:

@@ -43,7 +43,8 @@ def read_mooncake(path: PathLike, *, hash_block_size: int = MOONCAKE_BLOCK_TOKEN
     problem = hash_ids_problem(columns["hash_ids"], input_tokens, hash_block_size)
     if problem is not None:
         raise InputError(problem[1], path=str(path), row=rows[problem[0]], field="hash_ids",
-                         fix=f"pass hash_block_size=N if the trace's blocks are not {hash_block_size} tokens")
+                         fix=f"if the trace's hash blocks are not {hash_block_size} tokens, pass --hash-block-size N "
+                             "to `frontier-calib replay` or `traces show`")
     frame = pd.DataFrame({
         "arrival_s": timestamp_ms / 1000.0,
         "input_tokens": input_tokens,

@@ -51,7 +51,8 @@ def read_native(path: PathLike, *, hash_block_size: int | None = None) -> Trace:
     block = hash_block_size if hash_block_size is not None else meta.get("hash_block_size")
     if "hash_ids" in columns and block is None:
         raise InputError("hash_ids present but the tokens per hash are unknown", path=str(path), field="hash_ids",
-                         fix="pass hash_block_size=N (e.g. 512 for Mooncake-style hashes)")
+                         fix="pass --hash-block-size N to `frontier-calib replay` or `traces show` "
+                             "(e.g. 512 for Mooncake-style hashes)")
     return canonical_trace(columns, hash_block_size=block, concurrency=meta.get("concurrency"), source=str(path))
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import yaml
 
 from ..errors import FrontierError, InputError
+from ..io import read_input_text
 from .arrivals import ArrivalProcess, constant, gamma, poisson
 from .generators import closed_loop, shared_prefix_trace, synthetic_trace
 from .lengths import LengthDistribution, empirical, fixed, lognormal, uniform
@@ -47,7 +48,7 @@ SHARED_PREFIX_KEYS = ("kind", *inspect.signature(shared_prefix_trace).parameters
 def load_spec(path: str | Path) -> dict:
     """Read a YAML spec file (a mapping)."""
     try:
-        spec = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        spec = yaml.safe_load(read_input_text(path))
     except FileNotFoundError:
         raise InputError("file not found", path=str(path)) from None
     except yaml.YAMLError as exc:

@@ -10,6 +10,9 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
+from ..io import check_output_dir, check_output_file
+from ..names import ENGINES
+from ..options import KnownName, gpus_callback, overwrite_option
 
 
 def _command_line() -> str:
@@ -69,8 +72,8 @@ _common = [
     click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Silicon CSV (default: silicon_sample.csv of the installed aiconfigurator-core)."),
     click.option("--gpu", "gpus", multiple=True, default=("h100_sxm", "h200_sxm"), show_default=True,
-                 help="GPU(s) to keep (repeat)."),
-    click.option("--engine", "engines", multiple=True, type=click.Choice(["vllm", "sglang", "trtllm"]),
+                 callback=gpus_callback, help="GPU(s) to keep (repeat; ids or aliases such as H100)."),
+    click.option("--engine", "engines", multiple=True, type=KnownName("engine", ENGINES),
                  help="Engine(s) to keep (repeat; default all)."),
     click.option("--mode", type=click.Choice(["agg", "disagg"]), default=None,
                  help="Aggregated or disaggregated rows only (default both)."),
@@ -97,11 +100,12 @@ def validate():
 @_with_common
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-silicon"),
               show_default=True)
+@overwrite_option
 @click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Calibration file from `frontier-calib calibrate` (engine overheads, client desync).")
 @click.option("--assume-pd-layout", is_flag=True,
               help="Replay disagg rows without worker counts as 1 prefill + 1 decode worker (else skipped).")
-def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, calibration,
+def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, overwrite, calibration,
                 assume_pd_layout):
     """Replay every selected row of the silicon benchmarks; write rows.csv, summary.json, report.md and plots."""
     from ..cost.calibration import read_calibration
@@ -110,6 +114,7 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
     from .runner import default_jobs, run_silicon
     from .silicon import Protocol
 
+    check_output_dir(out, overwrite=overwrite)
     t0 = time.perf_counter()
     cal = read_calibration(calibration) if calibration else {}
     overheads, desync = cal.get("overheads"), cal.get("benchmark_desync")
@@ -146,12 +151,14 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
 @click.option("--format", "fmt", default=None, help="Trace format (default: detected).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-trace"),
               show_default=True)
+@overwrite_option
 @click.option("--seed", type=int, default=0, show_default=True)
-def trace_cmd(deployment, trace_path, fmt, out, seed):
+def trace_cmd(deployment, trace_path, fmt, out, overwrite, seed):
     """Replay a measured trace and compare per request and in aggregate (with CDF overlays)."""
     from .metrics import pct
     from .trace import compare_trace, write_trace_report
 
+    check_output_dir(out, overwrite=overwrite)
     result = compare_trace(deployment, trace_path, fmt=fmt, seed=seed, progress=False)
     summary = write_trace_report(result, out)
     agg = summary["aggregate"]
@@ -213,8 +220,10 @@ def run_cmd(folders, gpu, out, seed):
               show_default=True, help="Calibration file to write (.yaml or .json).")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the split, both rows tables and the side-by-side report (default: next to --out).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an earlier run's calibration file and report folder (without it, they are refused).")
 def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, train_fraction, seed,
-                  max_rows, fit_rounds, group_by, baseline, out, report_dir):
+                  max_rows, fit_rounds, group_by, baseline, out, report_dir, overwrite):
     """Fit the per-engine overheads on a training split of the silicon rows; report held-out vs training error."""
     import pandas as pd
 
@@ -226,6 +235,12 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
 
     if not 0 < train_fraction < 1:
         raise click.BadParameter("must be in (0, 1)", param_hint="--train-fraction")
+    report_dir = report_dir or Path(out).with_suffix("")
+    if Path(report_dir) == Path(out):
+        raise InputError("the report folder would be the calibration file itself", field="--out",
+                         fix="give --out a .yaml or .json suffix, or pass --report-dir")
+    check_output_file(out, overwrite=overwrite)
+    check_output_dir(report_dir, option="--report-dir", overwrite=overwrite)
     t0 = time.perf_counter()
     df_all, path = _load_csv(csv_path)
     df, selection = _select(df_all, gpus, engines, mode, model, limit)
@@ -261,7 +276,6 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
                   "held_out": {"before": brief(errs["held_out"]["before"]), "after": brief(errs["held_out"]["after"])},
                   "train": {"before": brief(errs["train"]["before"]), "after": brief(errs["train"]["after"])}}
     write_calibration(out, res["overheads"], benchmark_desync=res["desync"], provenance=provenance)
-    report_dir = report_dir or Path(out).with_suffix("")
     write_calibration_report(res, report_dir, meta={**provenance, "seconds": time.perf_counter() - t0})
     from .metrics import pct
 
