@@ -97,8 +97,9 @@ def unwritable_place(tmp_path) -> Path:
      ["unknown operator family 'gem'", "attention_decode"]),
     (["profiles", "show", "--gpu", "H100", "--engine", "vlm"], ["unknown engine 'vlm'", "vllm"]),
     (["profiles", "show", "--gpu", "h101", "--engine", "vllm"], ["unknown GPU 'h101'", KNOWN_GPUS]),
-    (["profiles", "show", "--gpu", "b200_sxm", "--engine", "vllm"], ["unknown GPU 'b200_sxm' in the profile tables",
-                                                                     "h100_sxm"]),
+    # a known GPU with no tables anywhere (not bundled, not importable): `cpu` is the pipeline-testing spec
+    (["profiles", "show", "--gpu", "cpu", "--engine", "vllm"], ["unknown GPU 'cpu' in the profile tables",
+                                                                "h100_sxm"]),
     (["profiles", "show", "--gpu", "h100", "--engine", "vllm", "--family", "gem"], ["unknown operator family"]),
     (["profile", "gemm", "--model", "Llama-2-7b", "--out", "x", "--dry-run", "--engine", "vlm"],
      ["unknown engine 'vlm'", "torch"]),
