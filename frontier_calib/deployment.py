@@ -479,9 +479,10 @@ def token_budget(sched: SchedulerConfig) -> int:
 
 def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix: str, *, role: str = "both",
                        kv_transfer=None) -> list:
-    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers (each rank schedules on its own),
-    named ``<prefix><worker>`` or ``<prefix><worker>.dp<rank>``. ``kv_transfer``: a function name ->
-    KVTransferSpec (prefill pools)."""
+    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers, named ``<prefix><worker>`` or
+    ``<prefix><worker>.dp<rank>``. Each rank schedules on its own, but the ranks of one worker step in lockstep
+    (their MoE/MLP layers are collectives over all ranks; :mod:`frontier_calib.sim.lockstep`).
+    ``kv_transfer``: a function name -> KVTransferSpec (prefill pools)."""
     from .sim.replica import ReplicaSpec
 
     specs = []
@@ -489,7 +490,8 @@ def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix:
         for d in range(attention_dp):
             name = f"{prefix}{i}" if attention_dp == 1 else f"{prefix}{i}.dp{d}"
             specs.append(ReplicaSpec(scheduler=scheduler, cost=cost, role=role, name=name,
-                                     kv_transfer=kv_transfer(name) if kv_transfer else None))
+                                     kv_transfer=kv_transfer(name) if kv_transfer else None,
+                                     lockstep=f"{prefix}{i}" if attention_dp > 1 else None))
     return specs
 
 

@@ -37,13 +37,16 @@ class ReplicaSpec:
     """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name.
 
     ``kv_transfer`` (prefill role): how its requests' KV reaches the decode workers
-    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off."""
+    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off.
+    ``lockstep``: a name shared by the attention-DP ranks of one worker; ranks with the same name step together
+    (see :mod:`frontier_calib.sim.lockstep`). None: the replica steps on its own."""
 
     scheduler: SchedulerConfig
     cost: IterationCost
     role: str = "both"
     name: str = ""
     kv_transfer: object = None
+    lockstep: str | None = None
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -74,6 +77,7 @@ class Replica:
         self.incoming = 0       # decode role: requests routed here whose KV has not arrived yet
         self.pending_kv = None  # decode role: transfers queued here for KV blocks (a deque set by KVTransfers)
         self.busy_s = 0.0       # simulated seconds spent in steps
+        self.group = None       # the LockstepGroup this replica steps with (set by the replay), or None
 
     @property
     def busy(self) -> bool:
