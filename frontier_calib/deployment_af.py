@@ -30,7 +30,8 @@ from pathlib import Path
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (CLUSTER_KEYS, ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_model_gpu, parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
+                         parse_engine_options, parse_model_gpu, parse_nodes, parse_overheads, parse_parallel,
+                         parse_profiles, parse_routing,
                          parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
 from .dtypes import DTYPE_BYTES
 from .errors import FrontierError, InputError
@@ -39,8 +40,8 @@ from .sim.config import SchedulerConfig
 
 AF_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "attention", "ffn", "micro_batches", "link",
-               "router", "cluster"}
-ATTENTION_KEYS = {"workers", "parallel", "scheduler", "engine", "overheads", "calibration"}
+               "router", "cluster", "engine_options"}
+ATTENTION_KEYS = {"workers", "parallel", "scheduler", "engine", "overheads", "calibration", "engine_options"}
 FFN_KEYS = {"workers", "parallel"}
 FFN_PARALLEL_KEYS = {"ep", "moe_tp", "tp"}
 AF_LINK_KEYS = {"kind", "bandwidth_gbps", "bandwidth_bytes_s", "latency_us"}
@@ -186,9 +187,10 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
                          gpus_per_node, src, "attention")
     overheads = parse_overheads({**raw, **{k: asec[k] for k in ("overheads", "calibration") if k in asec}},
                                 a_engine, spec.name, src, base_dir)
+    options = {**parse_engine_options(raw, src), **parse_engine_options(asec, src, "attention")}
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
     sched, memory, util = parse_scheduler(asec, worker, src, "attention", plan=plan_attention_memory)
 
     # FFN pool

@@ -34,7 +34,8 @@ from pathlib import Path
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (CLUSTER_KEYS, ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_model_gpu, parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
+                         parse_engine_options, parse_model_gpu, parse_nodes, parse_overheads, parse_parallel,
+                         parse_profiles, parse_routing,
                          parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
 from .errors import InputError
 from .hardware import GPUSpec
@@ -45,9 +46,9 @@ from .sim.links import LinkSpec
 
 PD_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "prefill", "decode", "link", "router", "ttft",
-               "cluster"}
+               "cluster", "engine_options"}
 POOL_KEYS = {"workers", "parallel", "scheduler", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
-             "calibration"}
+             "calibration", "engine_options"}
 LINK_KEYS = {"kind", "bandwidth_gbps", "bandwidth_bytes_s", "latency_us", "transfer"}
 PREFILL_ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity", "kv_aware")
 
@@ -161,9 +162,10 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     else:
         overheads = parse_overheads(sec, engine, spec.name, src, base_dir, role,
                                     base=_section(raw, "overheads", None, src))
+    options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     return Pool(role, workers, worker, sched, memory, util)
 
@@ -185,7 +187,8 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     engine = parse_engine(raw, "vllm", src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src, spec=spec),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
-              "overheads": parse_overheads(raw, engine, spec.name, src, base_dir)}
+              "overheads": parse_overheads(raw, engine, spec.name, src, base_dir),
+              "engine_options": parse_engine_options(raw, src)}
     clu = _section(raw, "cluster", CLUSTER_KEYS, src)
     gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
     nodes = parse_nodes(clu, src)

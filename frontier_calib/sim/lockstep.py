@@ -3,11 +3,13 @@
 With attention data parallelism each rank schedules its own requests, but the MoE (or dense MLP) layers between
 the attention layers are one collective over all ranks: every rank must enter every layer's all-to-all (or
 all-gather / reduce-scatter) before any rank can leave it. So the ranks of one worker run their forward passes in
-lockstep, and a step ends when the slowest rank's step ends. A rank with nothing to do still takes part: vLLM
-runs a dummy batch on idle DP ranks while any rank has work (``DPEngineCoreProc``: "execute_dummy_batch" when the
-wave is running and the local scheduler is empty), and SGLang's DP attention pads idle ranks with an idle batch
-(``ForwardMode.IDLE``) so the collectives line up. The dummy batch is never the slowest rank's, so it adds no time
-here, but a rank that gets a request while the others are mid-step starts it only at the next common step.
+lockstep, and a step ends when the slowest rank's step ends. A rank with nothing to do still takes part: vLLM's
+data-parallel engine loop (``vllm/v1/engine/core.py``, ``DPEngineCoreProc``) runs ``execute_dummy_batch()`` on a
+rank with no ready request while the DP wave is running, and pads the ranks' token counts to the largest one
+(``vllm/v1/worker/dp_utils.py``) so that every rank replays the same CUDA graph; SGLang's DP attention runs an
+idle batch (``ForwardMode.IDLE``) on empty ranks for the same reason. The padded or dummy batch is never slower
+than the largest rank's batch, so here a common step lasts as long as the slowest member's own step; a rank that
+gets a request while the others are mid-step starts it only at the next common step.
 
 A :class:`LockstepGroup` holds the member replicas; the replay loop (:mod:`frontier_calib.sim.engine`) starts a
 group step with :meth:`LockstepGroup.start` and finishes every member when the common end time comes. Members run
