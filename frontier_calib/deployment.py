@@ -485,13 +485,14 @@ def parse_speculative_section(sec: dict, sched: SchedulerConfig, src: str, where
     return spec
 
 
-def speculative_cost(cost, spec, model):
-    """``cost`` with speculative verify steps and drafts (cost/speculative.py), or ``cost`` when ``spec`` is None."""
+def speculative_cost(cost, spec, model, draft=None):
+    """``cost`` with speculative verify steps and drafts (cost/speculative.py), or ``cost`` when ``spec`` is None.
+    ``draft``: the cost model whose per-layer kernel times price the drafter (default ``cost``)."""
     if spec is None:
         return cost
     from .cost.speculative import SpeculativeCost
 
-    return SpeculativeCost(cost, spec, model.num_layers)
+    return SpeculativeCost(cost, spec, model.num_layers, draft=draft)
 
 
 def token_budget(sched: SchedulerConfig) -> int:

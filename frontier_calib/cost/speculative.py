@@ -209,11 +209,12 @@ def lookahead_blocks(spec: SpeculativeSpec | None, max_running: int, block_size:
 class SpeculativeCost:
     """A cost model (the simulator's ``IterationCost`` protocol) whose decode sequences verify ``k + 1`` tokens
     per step and run a drafter (see the module docstring). ``base``: the target model's cost model; it must give
-    :meth:`decode_kernel_ms` for a drafter with layers. ``num_layers``: the target's decoder layers.
-    Every other attribute is the base model's."""
+    ``decode_kernel_ms`` (IterationCostModel) for a drafter with layers, else ``draft`` must (an AF pipeline's
+    attention-side model). ``num_layers``: the target's decoder layers. Every other attribute is the base model's."""
 
-    def __init__(self, base, spec: SpeculativeSpec, num_layers: int):
+    def __init__(self, base, spec: SpeculativeSpec, num_layers: int, draft=None):
         self.base = base
+        self.draft = base if draft is None else draft
         self.speculative = spec
         self._rows = spec.k + 1
         self._draft_frac = spec.draft_layers / max(int(num_layers), 1)
@@ -228,7 +229,7 @@ class SpeculativeCost:
         kv = np.asarray(decode_kv_sums, dtype=float)
         if not self._draft_passes or num_decode <= 0:
             return np.zeros(kv.shape)
-        token_ms, head_ms, attn_ms = self.base.decode_kernel_ms(int(num_decode), kv)
+        token_ms, head_ms, attn_ms = self.draft.decode_kernel_ms(int(num_decode), kv)
         per_pass = self._draft_frac * (token_ms + attn_ms) + (head_ms if self._lm_head else 0.0)
         return self._draft_passes * per_pass
 
