@@ -226,5 +226,5 @@ class Replica:
             "cost_calls": self.cost_calls, "preemptions": self.sched.num_preemptions, "busy_s": self.busy_s,
             "kv_blocks": c.num_blocks, "kv_blocks_max_used": c.max_used,
             "prefix_hit_blocks": c.hit_blocks, "evicted_blocks": c.evicted_blocks,
-            **({} if self.spec_steps is None else self.spec_steps.stats()),
+            **({} if self.spec_steps is None else self.spec_steps.stats(self.sched.s)),
         }

@@ -48,15 +48,19 @@ class SpeculativeSteps:
     def pending(self, s: int, decode_members: int) -> int:
         """Sub-steps still owed by the verify step in progress after ``s`` sub-steps (0: the next decode sub-step
         starts a new verify step). A step whose decode batch emptied owes nothing."""
+        self.advance(s)
+        if self.next_start > s and not decode_members:
+            self.next_start = s
+        return self.next_start - s
+
+    def advance(self, s: int) -> None:
+        """Account the verify steps started within the first ``s`` sub-steps."""
         while self.next_start < s:
             t = int(self._draw(self.index, 1)[0])
             self.next_start += t
             self.index += 1
             self.steps += 1
             self.tokens += t
-        if self.next_start > s and not decode_members:
-            self.next_start = s
-        return self.next_start - s
 
     def step_flags(self, s: int, count: int) -> np.ndarray:
         """1.0 for each of the sub-steps ``s + 1 .. s + count`` that starts a verify step, else 0.0 (no state
@@ -71,7 +75,8 @@ class SpeculativeSteps:
             i += len(chunk)
         return flags
 
-    def stats(self) -> dict:
-        """Verify steps started and the mean tokens per sequence they were drawn to emit."""
+    def stats(self, s: int) -> dict:
+        """Verify steps started within ``s`` sub-steps and the mean tokens per sequence they were drawn to emit."""
+        self.advance(s)
         return {"verify_steps": self.steps,
                 "tokens_per_verify_step": round(self.tokens / self.steps, 4) if self.steps else None}
