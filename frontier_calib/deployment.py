@@ -509,9 +509,11 @@ def token_budget(sched: SchedulerConfig) -> int:
 
 def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix: str, *, role: str = "both",
                        kv_transfer=None, speculative=None) -> list:
-    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers (each rank schedules on its own),
-    named ``<prefix><worker>`` or ``<prefix><worker>.dp<rank>``. ``kv_transfer``: a function name ->
-    KVTransferSpec (prefill pools)."""
+    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers, named ``<prefix><worker>`` or
+    ``<prefix><worker>.dp<rank>``. Each rank schedules on its own, but the ranks of one worker step in lockstep
+    (their MoE/MLP layers are collectives over all ranks; :mod:`frontier_calib.sim.lockstep`).
+    ``kv_transfer``: a function name -> KVTransferSpec (prefill pools); ``speculative``: the ranks'
+    SpeculativeSpec (cost/speculative.py) or None."""
     from .sim.replica import ReplicaSpec
 
     specs = []
@@ -520,6 +522,7 @@ def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix:
             name = f"{prefix}{i}" if attention_dp == 1 else f"{prefix}{i}.dp{d}"
             specs.append(ReplicaSpec(scheduler=scheduler, cost=cost, role=role, name=name,
                                      kv_transfer=kv_transfer(name) if kv_transfer else None,
+                                     lockstep=f"{prefix}{i}" if attention_dp > 1 else None,
                                      speculative=speculative))
     return specs
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from frontier_calib.cli import main
 from frontier_calib.deployment import (CLUSTER_KEYS, PARALLEL_KEYS, TOP_KEYS, deployment_from_dict, load_deployment,
                                        token_budget)
+from frontier_calib.cost.speculative import lookahead_blocks
 from frontier_calib.cost.worker import Overheads
 from frontier_calib.errors import InputError
 from frontier_calib.sim.config import SchedulerConfig
@@ -106,7 +107,9 @@ def test_every_example_deployment_loads(path):
         return
     assert dep.total_gpus == dep.replicas * dep.worker.tp * dep.worker.attention_dp * dep.worker.pp
     assert dep.scheduler.policy == dep.worker.engine
-    assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks
+    # speculative decoding keeps the drafts' KV slots out of the cache (cost/speculative.py: lookahead_blocks)
+    s = dep.scheduler
+    assert s.num_kv_blocks == dep.memory.kv_blocks - lookahead_blocks(dep.speculative, s.max_running, s.block_size)
     assert dep.describe().startswith(f"{path.stem}: {dep.worker.model.name} on {dep.replicas} x ")
 
 

@@ -258,3 +258,31 @@ def test_fast_forward_matches_step_by_step(trace, deployment, sp):
     assert (a.requests.loc[ok, "completion_s"] >= a.requests.loc[ok, "first_token_s"]).all()
     c = simulate(trace, specs, router=router, seed=0)
     pd.testing.assert_frame_equal(a.requests, c.requests)
+
+
+def test_lockstep_ranks_emit_owed_tokens_without_time():
+    """Attention-DP ranks in lockstep (sim/lockstep.py): a rank's later tokens of the common verify step are emitted
+    before the next common step and take no time: a request on a two-rank worker (the other rank idle) at
+    acceptance 1 finishes exactly as on a replica of its own."""
+    k, n_in, m = 2, 300, 10
+    sp = spec(1.0, k=k)
+    cfg = SchedulerConfig(policy="sglang", max_num_seqs=8, max_num_batched_tokens=512, max_model_len=2048,
+                          num_kv_blocks=500)
+    cost = SpeculativeCost(LinearCost(), sp, LAYERS)
+    trace = one_request(k, n_in, m)
+    alone = simulate(trace, [ReplicaSpec(cfg, cost, speculative=sp)])
+    ranks = [ReplicaSpec(cfg, cost, name=f"w0.dp{d}", lockstep="w0", speculative=sp) for d in range(2)]
+    res = simulate(trace, ranks, router="round_robin")
+    assert res.stats["lockstep_groups"][0]["ranks"] == 2
+    assert res.stats["replicas"][0]["verify_steps"] == m
+    for col in ("first_token_s", "completion_s", "itl_max_s"):
+        assert res.requests[col].iloc[0] == pytest.approx(alone.requests[col].iloc[0], rel=1e-12)
+    # with other acceptances the ranks draw their own tokens per step and still finish, faster than without
+    sp2 = spec(0.6, k=k, seed=4)
+    cost2 = SpeculativeCost(LinearCost(), sp2, LAYERS)
+    trace2 = poisson_trace(40, 20.0, 200, 150, seed=8)
+    ranks2 = [ReplicaSpec(cfg, cost2, name=f"w0.dp{d}", lockstep="w0", speculative=sp2) for d in range(2)]
+    base2 = [ReplicaSpec(cfg, LinearCost(), name=f"w0.dp{d}", lockstep="w0") for d in range(2)]
+    a, b = simulate(trace2, ranks2), simulate(trace2, base2)
+    assert a.summary["completed"] == b.summary["completed"] == 40
+    assert a.summary["mean_tpot_ms"] < b.summary["mean_tpot_ms"]

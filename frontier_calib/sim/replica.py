@@ -38,13 +38,16 @@ class ReplicaSpec:
     """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name.
 
     ``kv_transfer`` (prefill role): how its requests' KV reaches the decode workers
-    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off."""
+    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off.
+    ``lockstep``: a name shared by the attention-DP ranks of one worker; ranks with the same name step together
+    (see :mod:`frontier_calib.sim.lockstep`). None: the replica steps on its own."""
 
     scheduler: SchedulerConfig
     cost: IterationCost
     role: str = "both"
     name: str = ""
     kv_transfer: object = None
+    lockstep: str | None = None
     speculative: object = None   #: a SpeculativeSpec (cost/speculative.py): verify steps emit several tokens
 
     def __post_init__(self):
@@ -76,6 +79,7 @@ class Replica:
         self.incoming = 0       # decode role: requests routed here whose KV has not arrived yet
         self.pending_kv = None  # decode role: transfers queued here for KV blocks (a deque set by KVTransfers)
         self.busy_s = 0.0       # simulated seconds spent in steps
+        self.group = None       # the LockstepGroup this replica steps with (set by the replay), or None
         self.spec_steps = None if spec.speculative is None else SpeculativeSteps(spec.speculative, index)
         self._owed = 0          # speculative: sub-steps the verify step in progress still owes (no cost)
 
@@ -86,6 +90,11 @@ class Replica:
     @property
     def outstanding(self) -> int:
         return self.sched.outstanding + self.incoming
+
+    def owes_tokens(self) -> bool:
+        """Speculative decoding: the verify step just ended still owes this replica tokens (sim/speculative.py)."""
+        steps = self.spec_steps
+        return steps is not None and steps.pending(self.sched.s, self.sched.decode.n) > 0
 
     # ------------------------------------------------------------------ steps
     def start_step(self, now: float, horizon: float = math.inf):
