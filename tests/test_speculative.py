@@ -286,3 +286,26 @@ def test_lockstep_ranks_emit_owed_tokens_without_time():
     a, b = simulate(trace2, ranks2), simulate(trace2, base2)
     assert a.summary["completed"] == b.summary["completed"] == 40
     assert a.summary["mean_tpot_ms"] < b.summary["mean_tpot_ms"]
+
+
+def test_af_replay_with_speculation(frontier_cache):
+    """AF: verify steps run the attention/FFN pipeline on k + 1 rows per sequence; drafts are priced from the
+    attention workers' tables; the replay finishes everything, faster per token at a high acceptance."""
+    from frontier_calib.deployment import build_replicas
+
+    sched = {"max_num_batched_tokens": 512, "max_num_seqs": 32, "max_model_len": 4096}
+    raw = {"model": "Qwen3-30B-A3B", "gpu": "h100_sxm", "engine": "vllm", "routing": "balanced", "mode": "af",
+           "ffn": {"parallel": {"ep": 1}}, "micro_batches": 2}
+    plain = deployment_from_dict({**raw, "attention": {"scheduler": sched}})
+    spec_dep = deployment_from_dict({**raw, "attention": {"scheduler": sched, "speculative": {
+        "method": "eagle", "num_draft_tokens": 2, "acceptance": 0.9}}})
+    specs0, cost0 = build_replicas(plain)
+    specs1, cost1 = build_replicas(spec_dep)
+    assert isinstance(cost1, SpeculativeCost) and specs1[0].speculative is spec_dep.speculative
+    kv = np.array([8 * 500.0, 8 * 3000.0])
+    assert (cost1.decode_times(8, kv) > cost0.decode_times(8, kv)).all()
+    assert (cost1.draft_ms(8, kv) > 0).all()
+    trace = poisson_trace(40, 5.0, 200, 60, seed=1)
+    a, b = simulate(trace, specs1, router=spec_dep.router), simulate(trace, specs0, router=plain.router)
+    assert a.summary["completed"] == b.summary["completed"] == 40
+    assert a.summary["mean_tpot_ms"] < b.summary["mean_tpot_ms"]
