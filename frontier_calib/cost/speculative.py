@@ -222,7 +222,10 @@ class SpeculativeCost:
         self._lm_head = METHODS[spec.method].lm_head
 
     def __getattr__(self, name):   # tables, breakdown, overheads, ...: the target model's
-        return getattr(self.__dict__["base"], name)
+        base = self.__dict__.get("base")
+        if base is None or name.startswith("__"):   # (while unpickling, before __dict__ is filled)
+            raise AttributeError(name)
+        return getattr(base, name)
 
     def draft_ms(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         """Milliseconds of the drafter for ``num_decode`` sequences at each KV-length sum (k passes)."""
