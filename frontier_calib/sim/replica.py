@@ -13,6 +13,10 @@ pricing all of those steps with one vectorised ``decode_times`` call and a cumul
 accumulated in the same order as step-by-step simulation, so both give bit-identical times. Arrivals that were
 not known when the stretch was planned (closed-loop clients, other replicas' handoffs) cut it short with
 :meth:`Replica.sync`.
+
+With speculative decoding (``ReplicaSpec.speculative``) a verify step that emits ``t`` tokens per sequence is ``t``
+decode sub-steps, only the first of which takes time (:mod:`.speculative`); the sub-steps a step still owes run
+without asking the scheduler (:meth:`~.schedulers.base.Scheduler.continue_decode`).
 """
 
 from __future__ import annotations
