@@ -40,11 +40,13 @@ class LockstepGroup:
         if self.busy or self.finishing:
             return None
         ends = []
-        for rep in self.members:
-            if rep.plan is None and rep.sched.has_work:
-                end = rep.start_step(t)
-                if end is not None:
-                    ends.append(end)
+        ready = [rep for rep in self.members if rep.plan is None and rep.sched.has_work]
+        # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
+        owing = [rep for rep in ready if rep.owes_tokens()]
+        for rep in owing or ready:
+            end = rep.start_step(t)
+            if end is not None:
+                ends.append(end)
         if not ends:
             return None
         end = max(ends)
