@@ -35,6 +35,7 @@ def needed_families(worker: WorkerSpec) -> list[str]:
         fams.append("moe")
         if worker.ep > 1 and worker.attention_dp > 1:
             fams.append("moe_a2a")   # DeepEP tables; without them: NCCL all-gather + reduce-scatter (collective)
+            fams.append("moe_deepep")   # DeepEPMoE expert tables (SGLang WideEP) where they cover the model
     if worker.tp > 1 or (m.is_moe and worker.ep > 1 and worker.attention_dp > 1):
         fams.append("collective")
     return fams

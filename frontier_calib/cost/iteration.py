@@ -366,22 +366,48 @@ class IterationCostModel:
         return ms
 
     def _moe_compute_ms(self, n: np.ndarray) -> np.ndarray:
+        """Routed-expert milliseconds for ``n`` tokens per attention rank: the ``moe_deepep`` tables (SGLang's
+        DeepEPMoE grouped GEMMs, decode/masked or prefill/contiguous as the all-to-all backend of the same step)
+        where the worker runs DeepEP and the tables cover the model's expert shape, else the ``moe`` tables."""
         w, m = self.worker, self.worker.model
-        dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, np.asarray(n) * w.attention_dp)
+        n = np.asarray(n)
+        dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
         df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
+        if self._deepep_moe():
+            df.insert(1, "phase", np.where(self._a2a_backend(n) == "deepep_ll", "decode", "prefill"))
+            return self.models.predict("moe_deepep", df)
         return self.models.predict("moe", df)
+
+    def _deepep_moe(self) -> bool:
+        """Whether the routed experts run DeepEPMoE: the worker dispatches with DeepEP (``ep > 1`` with attention
+        DP, the condition of :meth:`_moe_ms`), ``moe_deepep`` tables of the expert format exist, and their measured
+        expert shapes (hidden size, intermediate size, top-k, moe_tp) cover the model's (SGLang's WideEP tables
+        hold DeepSeek-V3's shape only; other models keep the ``moe`` tables)."""
+        w, m = self.worker, self.worker.model
+        key = ("moe_deepep", _fmt(w.moe_dtype))
+        if not (w.ep > 1 and w.attention_dp > 1 and self.models.has(*key)):
+            return False
+        ranges = self.models.models[key].ranges_
+        return all(ranges[c][0] <= v <= ranges[c][1] for c, v in (
+            ("hidden_size", m.hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
+            ("moe_tp", w.moe_tp)))
+
+    def _a2a_backend(self, n: np.ndarray) -> np.ndarray:
+        """DeepEP mode per entry of ``n`` (tokens per rank): ``auto`` takes the low-latency kernels up to 128
+        tokens (SGLang's ``--deepep-mode auto``: low-latency for decode batches, normal for prefill)."""
+        w = self.worker
+        if w.a2a_backend == "auto":
+            return np.where(np.asarray(n) <= 128, "deepep_ll", "deepep_normal")
+        return np.full(len(n), w.a2a_backend)
 
     def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
         if not self.models.has("moe_a2a"):
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
-        if w.a2a_backend == "auto":
-            backend = np.where(n <= 128, "deepep_ll", "deepep_normal")
-        else:
-            backend = np.full(len(n), w.a2a_backend)
+        backend = self._a2a_backend(n)
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,

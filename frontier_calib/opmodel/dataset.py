@@ -17,6 +17,7 @@ VARIANT_COLUMNS = {
     "mla_prefill": ["dtype", "kv_dtype", "scope"],
     "mla_decode": ["dtype", "kv_dtype", "scope"],
     "moe": ["dtype"],
+    "moe_deepep": ["dtype", "phase"],
     "collective": ["op", "implementation"],
     "moe_a2a": ["backend"],
 }
@@ -29,6 +30,7 @@ EXTRAPOLATION_GROUPS = {
     "mla_prefill": ["num_heads"],
     "mla_decode": ["num_heads"],
     "moe": ["hidden_size", "inter_size", "num_experts", "topk"],
+    "moe_deepep": ["hidden_size", "inter_size", "num_experts", "topk"],
     "collective": ["message_bytes"],
     "moe_a2a": ["hidden_size", "num_experts", "topk"],
 }

@@ -274,6 +274,14 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+def moe_deepep(df: pd.DataFrame, gpu: GPUSpec):
+    """The ``moe`` features (same roofline: balanced share of the token-expert pairs and the local experts'
+    weights on each GPU) plus the DeepEP layout (``decode``: 1 for the masked low-latency layout)."""
+    x, roof = moe(df, gpu)
+    x["decode"] = (df["phase"] == "decode").to_numpy(dtype=float)
+    return x, roof
+
+
 def collective(df: pd.DataFrame, gpu: GPUSpec):
     n, nbytes = _num(df, "num_gpus"), _num(df, "message_bytes")
     factor = df["op"].map(_BUS_FACTOR).to_numpy(dtype=float)
@@ -304,7 +312,8 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
 
 FEATURES = {
     "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
-    "mla_prefill": mla_prefill, "mla_decode": mla_decode, "moe": moe, "collective": collective,
+    "mla_prefill": mla_prefill, "mla_decode": mla_decode, "moe": moe, "moe_deepep": moe_deepep,
+    "collective": collective,
     "moe_a2a": moe_a2a,
 }
 

@@ -110,6 +110,22 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("moe_ep", "int", "GPUs", "expert parallelism"),
         _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
     ), ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp", "moe_ep"), "dtype"),
+    Family("moe_deepep", "MoE expert computation on one GPU of a DeepEP expert-parallel group (SGLang "
+           "DeepEPMoE: DeepGEMM grouped GEMMs behind DeepEP dispatch/combine) for num_tokens tokens entering the "
+           "layer on all moe_ep GPUs together. phase 'decode' is the masked layout of the low-latency path, "
+           "'prefill' the contiguous layout of the normal path.", (
+        _c("dtype", "dtype", "-", "expert weight format"),
+        _c("phase", "str", "-", "'decode' (DeepEP low-latency, masked grouped GEMM) or 'prefill' (normal, "
+           "contiguous grouped GEMM)"),
+        _c("num_tokens", "int", "tokens", "tokens entering the MoE layer on all moe_ep GPUs together"),
+        _c("hidden_size", "int", "features", "model hidden size"),
+        _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
+        _c("topk", "int", "experts", "experts per token"),
+        _c("num_experts", "int", "experts", "routed experts in the layer (all GPUs)"),
+        _c("moe_tp", "int", "GPUs", "tensor parallelism inside each expert"),
+        _c("moe_ep", "int", "GPUs", "expert parallelism"),
+        _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
+    ), ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp", "moe_ep"), "dtype"),
     Family("collective", "Collective communication among num_gpus GPUs of one node: all_reduce, all_gather, "
            "reduce_scatter, all_to_all; NCCL or an engine's custom all-reduce.", (
         _c("op", "str", "-", "all_reduce | all_gather | reduce_scatter | all_to_all"),

@@ -118,6 +118,18 @@ def _moe(df):
         "moe_ep": df["moe_ep_size"], "distribution": df["distribution"], "latency_ms": df["latency"]})
 
 
+def _moe_deepep(phase: str):
+    """SGLang's WideEP tables (``wideep_generation_moe_perf``: DeepEPMoE with the low-latency masked layout;
+    ``wideep_context_moe_perf``: the normal contiguous layout); ``num_tokens`` counts the tokens of all EP ranks
+    (the tables run 1..128 tokens per rank for decode). Their 'uniform' routing is this schema's 'balanced'."""
+    def conv(df):
+        out = _moe(df)
+        out.insert(out.columns.get_loc("dtype") + 1, "phase", phase)
+        out["distribution"] = out["distribution"].replace({"uniform": "balanced"})
+        return out
+    return conv
+
+
 def _nccl(df):
     dt = df["nccl_dtype"].map(normalize_dtype)
     op = df["op_name"].replace({"alltoall": "all_to_all"})
@@ -195,6 +207,8 @@ SOURCES = [
     SourceTable("mla", "context_mla_perf.parquet", "mla_prefill", _mla("kernel", False)),
     SourceTable("mla", "generation_mla_perf.parquet", "mla_decode", _mla("kernel", True)),
     SourceTable("moe", "moe_perf.parquet", "moe", _moe),
+    SourceTable("moe", "wideep_generation_moe_perf.parquet", "moe_deepep", _moe_deepep("decode"), ("sglang",)),
+    SourceTable("moe", "wideep_context_moe_perf.parquet", "moe_deepep", _moe_deepep("prefill"), ("sglang",)),
     SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
     SourceTable("comm", "nccl_perf.parquet", "collective", _nccl, ("nccl",)),
     SourceTable("comm", "moe_a2a_perf.parquet", "moe_a2a", _moe_a2a),
@@ -308,6 +322,6 @@ def _convert(src: SourceTable, path: Path, gpu: str, engine: str, dtypes) -> pd.
     conv.insert(0, "engine", engine)
     conv.insert(0, "gpu", gpu)
     conv = validate_table(conv, src.family, path=str(path))
-    if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe"):
+    if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe", "moe_deepep"):
         conv = conv[conv["dtype"].isin(dtypes)]
     return None if conv.empty else conv
