@@ -146,25 +146,17 @@ def decode_rate(res, nodes: int, ranks: int) -> dict:
             "kv_per_output_token": float((kv * out).sum() / out.sum())}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", type=float, default=1.0, help="multiply the request counts (default 1)")
-    ap.add_argument("--mtp", action="store_true", help="decode with MTP (1 draft token, acceptance 0.85)")
-    ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    op = operating_point()
-    print(f"operating point (from the published figures): prompt {op['input_mean']:.0f} tokens (shared prefix "
-          f"{op['prefix']}), output {op['output_mean']:.0f} tokens, decode batch {op['decode_batch_per_gpu']} per GPU")
-
-    dep = deployment(mtp=args.mtp)
-    print(dep.describe())
+def run_prefill(dep, op: dict, args) -> float:
     ranks_p = dep.prefill.worker.attention_dp
     n_p = int(ranks_p * 192 * args.scale)
     res, wall = run(dep, prefill_trace(n_p, 4, op, seed=args.seed))
     pre = prefill_rate(res, 4)
     print(f"prefill: {pre['requests']} prompts, window {pre['window_s'][0]:.0f}-{pre['window_s'][1]:.0f} s "
           f"simulated (replay {wall:.0f} s), prefix-cache hit rate {pre['hit_rate']:.1%} (published 56.3%)")
+    return pre["per_node"]
 
+
+def run_decode(dep, op: dict, args) -> float:
     ranks_d = dep.decode.worker.attention_dp
     clients = ranks_d * op["decode_batch_per_gpu"]
     n_d = int(clients * 2.5 * args.scale)
@@ -174,11 +166,32 @@ def main() -> None:
           f"simulated (replay {wall:.0f} s): {dec['batch_per_gpu']:.1f} sequences per decode GPU, "
           f"{dec['speed_per_request']:.1f} tokens/s per request (published 20-22), KV length per output token "
           f"{dec['kv_per_output_token']:.0f} (published 4,989)" + ("; MTP on" if args.mtp else ""))
+    return dec["per_node"]
 
-    print(f"\n{'per H800 node':<34}{'predicted':>12}{'published':>12}{'error':>9}")
-    for name, pred, pub in (("prefill input tokens/s (hits incl.)", pre["per_node"], PUBLISHED["prefill_input_per_node"]),
-                            ("decode output tokens/s", dec["per_node"], PUBLISHED["decode_output_per_node"])):
-        print(f"{name:<34}{pred:>12,.0f}{pub:>12,.0f}{(pred - pub) / pub:>+9.1%}")
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the request counts (default 1)")
+    ap.add_argument("--mtp", action="store_true", help="decode with MTP (1 draft token, acceptance 0.85)")
+    ap.add_argument("--seed", type=int, default=0, help="trace seed (lengths, prefix groups)")
+    ap.add_argument("--phase", choices=("both", "prefill", "decode"), default="both", help="which replay to run")
+    args = ap.parse_args()
+    op = operating_point()
+    print(f"operating point (from the published figures): prompt {op['input_mean']:.0f} tokens (shared prefix "
+          f"{op['prefix']}), output {op['output_mean']:.0f} tokens, decode batch {op['decode_batch_per_gpu']} per GPU")
+
+    dep = deployment(mtp=args.mtp)
+    print(dep.describe())
+    rows = []
+    if args.phase in ("both", "prefill"):
+        pre = run_prefill(dep, op, args)
+        rows.append(("prefill input tokens/s (hits incl.)", pre, PUBLISHED["prefill_input_per_node"]))
+    if args.phase in ("both", "decode"):
+        dec = run_decode(dep, op, args)
+        rows.append(("decode output tokens/s", dec, PUBLISHED["decode_output_per_node"]))
+    print(f"\n{'per H800 node':<36}{'predicted':>12}{'published':>12}{'error':>9}")
+    for name, pred, pub in rows:
+        print(f"{name:<36}{pred:>12,.0f}{pub:>12,.0f}{(pred - pub) / pub:>+9.1%}")
 
 
 if __name__ == "__main__":
