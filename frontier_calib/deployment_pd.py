@@ -162,7 +162,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
         overheads = shared["overheads"]
     else:
-        overheads = parse_overheads(sec, engine, spec.name, src, base_dir, role,
+        top = {"calibration": raw["calibration"]} if "calibration" in raw else {}   # the pool's own key wins
+        overheads = parse_overheads({**top, **sec}, engine, spec.name, src, base_dir, role,
                                     base=_section(raw, "overheads", None, src))
     options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
