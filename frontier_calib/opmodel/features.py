@@ -313,8 +313,7 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
 FEATURES = {
     "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
     "mla_prefill": mla_prefill, "mla_decode": mla_decode, "moe": moe, "moe_deepep": moe_deepep,
-    "collective": collective,
-    "moe_a2a": moe_a2a,
+    "collective": collective, "moe_a2a": moe_a2a,
 }
 
 
