@@ -42,6 +42,12 @@ PRESETS: dict[str, str] = {
     "openai/gpt-oss-20b": "gpt-oss-20b",
     "openai/gpt-oss-120b": "gpt-oss-120b",
     "MiniMaxAI/MiniMax-M2.5": "MiniMax-M2.5",
+    "Qwen/Qwen3.5-27B": "Qwen3.5-27B",
+    "Qwen/Qwen3.5-35B-A3B": "Qwen3.5-35B-A3B",
+    "Qwen/Qwen3.5-122B-A10B": "Qwen3.5-122B-A10B",
+    "Qwen/Qwen3.5-397B-A17B": "Qwen3.5-397B-A17B",
+    "zai-org/GLM-5": "GLM-5",
+    "deepseek-ai/DeepSeek-V3.2": "DeepSeek-V3.2",
 }
 
 #: other spellings seen in the wild -> Hugging Face id in PRESETS
@@ -56,13 +62,22 @@ _PRESET_ALIASES: dict[str, str] = {
     # the 2507 instruct refresh keeps the architecture (config.json shapes) of the original release
     "Qwen/Qwen3-30B-A3B-Instruct-2507": "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen3-235B-A22B-Instruct-2507": "Qwen/Qwen3-235B-A22B",
+    # the organisation's former name (Zhipu AI); the FP8 checkpoint keeps the shapes (its format comes from the
+    # deployment's dtype)
+    "zhipuai/GLM-5": "zai-org/GLM-5",
+    "zai-org/GLM-5-FP8": "zai-org/GLM-5",
 }
 
 #: architectures this module understands, by family of config fields
 _DENSE = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
 _MOE = {"MixtralForCausalLM", "Qwen3MoeForCausalLM", "GptOssForCausalLM", "MiniMaxM2ForCausalLM"}
 _MLA = {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA))
+#: MLA with the DeepSeek sparse-attention indexer (``index_*`` fields)
+_DSA = {"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"}
+#: hybrid gated-DeltaNet / full-attention models (``linear_*`` fields, ``layer_types`` or ``full_attention_interval``);
+#: the Qwen3.5 checkpoints wrap the text model's fields in ``text_config`` (their vision tower does not run for text)
+_HYBRID_GDN = {"Qwen3NextForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN))
 
 
 @dataclass(frozen=True)
@@ -539,6 +554,10 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
     if arch not in SUPPORTED_ARCHITECTURES:
         raise FrontierError(f"{path}: architecture '{arch}' is not supported (decoder-only text LLMs only); "
                             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    if arch in _HYBRID_GDN and isinstance(cfg.get("text_config"), dict):
+        cfg = {**cfg["text_config"], "architectures": archs,
+               "tie_word_embeddings": cfg.get("tie_word_embeddings", cfg["text_config"].get("tie_word_embeddings")),
+               **({"quantization_config": cfg["quantization_config"]} if "quantization_config" in cfg else {})}
     if isinstance(cfg.get("text_config"), dict):   # defensive: multimodal wrappers are not supported
         raise FrontierError(f"{path}: multimodal configs (text_config) are not supported")
 
@@ -565,11 +584,16 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
         raise InputError(f"{heads} attention heads are not a multiple of {kv_heads} KV heads", path=path,
                          field="num_key_value_heads")
     head_dim = opt("head_dim", 0) or (hidden // heads)
-    inter = req("intermediate_size")
+    if arch in _HYBRID_GDN and cfg.get("num_experts"):   # all-MoE: no dense intermediate size in the config
+        inter = opt("intermediate_size", 0) or req("moe_intermediate_size")
+    else:
+        inter = req("intermediate_size")
     kw: dict = {}
 
     mla = None
-    if arch in _MLA:
+    if arch in _HYBRID_GDN:
+        kw.update(_hybrid_gdn(cfg, layers, inter, path, opt, req))
+    if arch in _MLA or arch in _DSA:
         q_lora = cfg.get("q_lora_rank")
         mla = MLASpec(
             q_lora_rank=_pos_int(q_lora, path, "q_lora_rank") if q_lora is not None else None,
@@ -585,6 +609,9 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
                       moe_intermediate_size=req("moe_intermediate_size"),
                       num_shared_experts=opt("n_shared_experts", 0),
                       first_dense_layers=opt("first_k_dense_replace", 0))
+        if arch in _DSA:
+            from_cfg = {k: req(k) for k in ("index_n_heads", "index_head_dim", "index_topk")}
+            kw["sparse_indexer"] = SparseIndexerSpec(**from_cfg)
     elif arch in _MOE:
         n_exp = req("num_local_experts", "num_experts")
         topk = req("num_experts_per_tok", "experts_per_token")
@@ -615,6 +642,42 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
         weight_dtype=weight_dtype, dense_weight_dtype=dense_dtype,
         attention_bias=bool(cfg.get("attention_bias", False)) or arch == "Qwen2ForCausalLM",
         max_position_embeddings=opt("max_position_embeddings", 0), **kw)
+
+
+def _hybrid_gdn(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of a gated-DeltaNet hybrid (Qwen3.5 / Qwen3-Next): linear-attention dimensions, the
+    layer pattern (``layer_types``, else every ``full_attention_interval``-th layer is full attention), experts."""
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        types = types[:layers]
+        bad = sorted({str(t) for t in types} - {"linear_attention", "full_attention"})
+        if bad or len(types) != layers:
+            raise InputError(f"layer_types must list {layers} of linear_attention / full_attention"
+                             + (f", got {bad}" if bad else ""), path=path, field="layer_types")
+        full = sum(1 for t in types if t == "full_attention")
+    else:
+        every = req("full_attention_interval")
+        full = sum(1 for i in range(layers) if (i + 1) % every == 0)
+    ssm = str(cfg.get("mamba_ssm_dtype") or "float32").lower()
+    la = LinearAttentionSpec(
+        num_k_heads=req("linear_num_key_heads"), num_v_heads=req("linear_num_value_heads"),
+        head_k_dim=req("linear_key_head_dim"), head_v_dim=req("linear_value_head_dim"),
+        conv_kernel=req("linear_conv_kernel_dim"), state_bytes=4 if ssm in ("float32", "fp32") else 2)
+    out = {"linear_attention": la, "layer_kinds": (("gqa", full), ("gdn", layers - full)),
+           "attention_output_gate": bool(cfg.get("attn_output_gate", True))}
+    n_exp = opt("num_experts", 0)
+    if n_exp:
+        moe_inter = req("moe_intermediate_size")
+        shared = opt("shared_expert_intermediate_size", 0)
+        if shared and shared != moe_inter:
+            raise InputError(f"a shared expert of {shared} differs from the routed experts' {moe_inter}; only "
+                             "equal sizes are supported", path=path, field="shared_expert_intermediate_size")
+        if cfg.get("mlp_only_layers") or opt("decoder_sparse_step", 1) not in (0, 1):
+            raise InputError("dense layers in a hybrid linear-attention model are not supported", path=path,
+                             field="mlp_only_layers")
+        out.update(num_experts=n_exp, topk=req("num_experts_per_tok"), moe_intermediate_size=moe_inter,
+                   num_shared_experts=1 if shared else 0)
+    return out
 
 
 def _pos_int(value, path: str, field: str, *, allow_zero: bool = False) -> int:

@@ -9,7 +9,8 @@ See ``docs/extending.md`` for adding one.
 from .base import (KINDS, AttentionKind, QueryContext, attention_layers, get_kind, kv_bytes_per_token,
                    kv_dtype_groups, model_kinds, needed_families, needed_groups, register, state_bytes_per_sequence,
                    table_format)
-from . import gqa, mla  # noqa: F401  (register the built-in kinds)
+from . import gqa, mla  # noqa: F401  (register the built-in kinds, in this order)
+from . import dsa, gdn  # noqa: F401
 
 __all__ = ["KINDS", "AttentionKind", "QueryContext", "attention_layers", "get_kind", "kv_bytes_per_token",
            "kv_dtype_groups", "model_kinds", "needed_families", "needed_groups", "register",
