@@ -282,11 +282,17 @@ def dsa_prefill(df: pd.DataFrame, gpu: GPUSpec):
     kvb = _bytes(df["kv_dtype"])
     selected = causal_pairs(q, kv, topk)            # query-key pairs after top-k selection
     scored = causal_pairs(q, kv, np.zeros_like(q))  # the indexer scores every causal pair
-    flops = b * h * selected * 2 * (lat + kvl) + b * scored * idx * 2 + p_flops
+    attn_flops, index_flops = b * h * selected * 2 * (lat + kvl), b * scored * idx * 2
+    flops = attn_flops + index_flops + p_flops
     nbytes = b * kv * (lat * kvb + _num(df, "index_head_dim")) + p_bytes
-    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    peak = _peak(df["dtype"], gpu)
+    t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
+    # the module's kernels run one after another (projections, indexer, top-k, attention): a sum, not a max
+    roof = t_c + t_m + LAUNCH_FLOOR_MS
     x = {"log_batch": _log(b), "log_q": _log(q), "log_kv": _log(kv), "log_selected": _log(selected),
-         "log_scored": _log(scored), "sparse": (kv > topk).astype(float), "heads": h,
+         "log_scored": _log(scored), "sparse": (kv > topk).astype(float), "heads": h, "log_tokens": _log(b * q),
+         "log_t_attention": _log(attn_flops / peak * 1e3), "log_t_indexer": _log(index_flops / peak * 1e3),
+         "log_t_proj": _log(p_flops / peak * 1e3), "log_prefix": _log(kv - q + 1),
          "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
          "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count)}
     return x, roof

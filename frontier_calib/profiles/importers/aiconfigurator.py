@@ -123,7 +123,9 @@ def _gdn(phase: str):
         df["kernel_source"] = df["kernel_source"].replace({"chunk_gated_delta_rule_flashinfer": "chunk_gated_delta_rule"})
         df = df[df["kernel_source"].isin(_GDN_KERNELS[phase])]
         keys = ["version", "batch_size", "seq_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "d_conv"]
-        g = df.groupby(keys, as_index=False).agg(latency=("latency", "sum"), kernels=("kernel_source", "nunique"))
+        # models sharing a per-GPU head layout time the same kernel shape: their median, then the two kernels' sum
+        per_kernel = df.groupby(keys + ["kernel_source"], as_index=False)["latency"].median()
+        g = per_kernel.groupby(keys, as_index=False).agg(latency=("latency", "sum"), kernels=("kernel_source", "size"))
         g = g[g["kernels"] == 2]
         out = {"engine_version": g["version"].astype(str), "kernel": "+".join(_GDN_KERNELS[phase]),
                "batch_size": g["batch_size"]}
