@@ -45,8 +45,6 @@ DEFAULT_PARAMS = {
 #: chasing those jumps).
 FAMILY_PARAMS = {
     "attention_decode": {"max_depth": 10, "subsample": 0.7},
-    "dsa_prefill": {"max_depth": 10, "subsample": 0.7},
-    "dsa_decode": {"max_depth": 10, "subsample": 0.7},
     "moe": {"max_depth": 8, "learning_rate": 0.05, "subsample": 0.7, "colsample_bytree": 0.7},
 }
 
