@@ -22,6 +22,7 @@ import pandas as pd
 
 from ...dtypes import DTYPE_BYTES, normalize_dtype
 from ...errors import CoverageError, FrontierError, InputError
+from ...model_spec import load_model
 from ..schema import columns, validate_table
 
 SOURCE_PACKAGE = "aiconfigurator-core"
@@ -140,8 +141,6 @@ def _gdn(phase: str):
 def _dsa_dims(model_id: str) -> dict | None:
     """The DSA shape columns of a model the source names, from the source package's ``model_configs`` (None when
     it has no config for it or the config has no sparse indexer)."""
-    from ...model_spec import load_model
-
     path = find_systems_dir().parent / "model_configs" / f"{str(model_id).replace('/', '--')}_config.json"
     if not path.exists():
         return None
