@@ -311,6 +311,10 @@ class ModelSpec:
             if tp > kv and tp % kv:
                 raise FrontierError(f"tp={tp} is not a multiple of {kv} KV heads of {where} "
                                     "(KV heads can only be replicated a whole number of times)")
+        la = self.linear_attention
+        if la is not None and (la.num_k_heads % tp or la.num_v_heads % tp):
+            raise FrontierError(f"tp={tp} does not divide the {la.num_k_heads} key / {la.num_v_heads} value heads of "
+                                f"the linear-attention layers of {where}")
         if self.num_dense_layers and self.intermediate_size % tp:
             raise FrontierError(f"tp={tp} does not divide the MLP intermediate size {self.intermediate_size} of {where}")
         if pp > self.num_layers:

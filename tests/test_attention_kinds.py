@@ -123,6 +123,13 @@ def test_qwen35_is_a_hybrid_of_full_and_linear_attention():
     assert state_bytes_per_sequence(m, tp=8) == 45 * (8 * 128 * 128 * 4 + 3 * 12288 // 8 * 2)
 
 
+def test_linear_heads_must_split_evenly_over_tp():
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
+    m.check_parallel(tp=8, ep=8)
+    with pytest.raises(FrontierError, match="linear-attention"):
+        m.check_parallel(tp=32, ep=32)      # 32 query heads split, but not 16 linear key heads
+
+
 def test_hybrid_layer_pattern_from_the_interval_and_bad_layer_types():
     cfg = {"architectures": ["Qwen3NextForCausalLM"], "hidden_size": 2048, "num_hidden_layers": 48,
            "vocab_size": 1000, "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
