@@ -186,7 +186,9 @@ def test_linear_attention_cost_ignores_the_context():
 
 
 def test_gdn_importer_sums_the_two_kernels_and_dedupes_models():
-    from frontier_calib.profiles.importers.aiconfigurator import _gdn
+    from frontier_calib.profiles.importers.aiconfigurator import SOURCES
+
+    convert = next(src.convert for src in SOURCES if src.family == "gdn_prefill")
 
     rows = []
     for model, scale in (("a", 1.0), ("b", 3.0)):
@@ -195,7 +197,7 @@ def test_gdn_importer_sums_the_two_kernels_and_dedupes_models():
                          "seq_len": 64, "num_k_heads": 2, "num_v_heads": 8, "head_k_dim": 128, "head_v_dim": 128,
                          "d_conv": 4, "model_name": model, "latency": ms * scale})
     rows.append({**rows[0], "seq_len": 128})   # a shape with only one of the two kernels is dropped
-    out = _gdn("context")(pd.DataFrame(rows))
+    out = convert(pd.DataFrame(rows))
     assert len(out) == 1 and out["q_len"].iloc[0] == 64
     assert out["latency_ms"].iloc[0] == pytest.approx(0.002 * 2 + 0.02 * 2)   # medians of (1x, 3x), then summed
 

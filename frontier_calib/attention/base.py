@@ -59,8 +59,6 @@ class AttentionKind:
     windows: Callable = lambda model, layers: [(0, layers)]  #: (model, layers) -> [(window tokens, layers)]
     groups: Callable = lambda worker: {}     #: (worker) -> {family: dtype groups queried} (families split by dtype)
     profiling_kernels: dict = field(default_factory=dict)  #: family -> "module:function" benchmark preparer
-    growing_kv: bool = True                  #: False: no per-token cache (linear attention): cost and memory do
-    #                                          not grow with the context
 
     def projection_gemms(self, model, tp: int) -> list:
         return self.gemms(model, tp) if self.gemms is not None else model.attention_gemms(tp, self.name)

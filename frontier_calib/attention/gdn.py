@@ -39,4 +39,4 @@ def state_bytes(model, tp):
 GDN = register(AttentionKind(
     name="gdn", doc=__doc__.strip().splitlines()[0], families=("gdn_prefill", "gdn_decode"),
     prefill_query=_prefill, decode_query=_decode, kv_bytes_per_token=lambda model, b, tp: 0.0,
-    state_bytes_per_sequence=state_bytes, growing_kv=False))
+    state_bytes_per_sequence=state_bytes))
