@@ -14,8 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import pandas as pd
-
 from ..dtypes import DTYPE_BYTES, normalize_dtype
 from ..errors import FrontierError
 
@@ -128,7 +126,3 @@ def kv_dtype_groups(*families: str):
     def groups(worker):
         return {f: {table_format(worker.kv_dtype)} for f in families}
     return groups
-
-
-def frame(**cols) -> pd.DataFrame:
-    return pd.DataFrame(cols)
