@@ -26,7 +26,7 @@ See docs/deployments.md for every field.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -389,6 +389,10 @@ def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", pl
         raise InputError(str(exc), path=src, field=pw) from None
     try:
         sched = SchedulerConfig(**sched_raw, num_kv_blocks=memory.kv_blocks)
+        if memory.state_bytes_per_sequence:   # linear attention: reserve a state slot per running sequence
+            memory = (plan or plan_memory)(worker, gpu_memory_utilization=util, block_size=block_size,
+                                           max_seqs=sched.max_num_seqs)
+            sched = replace(sched, num_kv_blocks=memory.kv_blocks)
     except (FrontierError, TypeError, ValueError) as exc:
         msg = str(exc).removeprefix("scheduler: ").removeprefix("scheduler.")
         if isinstance(exc, TypeError):
