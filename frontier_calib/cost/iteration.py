@@ -29,6 +29,7 @@ from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
+from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec, tp_nodes
 
@@ -173,6 +174,10 @@ class IterationCostModel:
         self._log_kv_list = self._log_kv_grid.tolist()
         self._kv_grid_max = float(self._kv_grid[-1])
         self._prefill_memo: dict = {}
+        self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
+                                            float(self._q_grid[-1]), self._kv_grid_max)
+        self._decode_terms: dict = {}      # batch size -> _decode_step_terms
+        self._decode_terms_for = None      # the overheads they were computed with
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap)
@@ -199,20 +204,20 @@ class IterationCostModel:
 
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
-        q = np.asarray(prefill_q, dtype=np.int64)
-        if len(q) == 0:  # decode-only: identical to decode_times (the fast-forward contract)
+        qs = prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q)
+        if not qs:  # decode-only: identical to decode_times (the fast-forward contract)
             return float(self.decode_times(int(num_decode), np.array([decode_kv_sum], dtype=float))[0]) \
                 if num_decode else 0.0
-        n_tok = int(q.sum()) + int(num_decode)
-        n_seq = len(q) + int(num_decode)
+        kvs = prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv)
+        n_tok = sum(qs) + int(num_decode)
+        n_seq = len(qs) + int(num_decode)
         run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
         ms = self._token_lookup(run_tok) + self._lm_head_lookup(n_seq)
         memo = self._prefill_memo
-        for qi, ki in zip(q.tolist(), np.asarray(prefill_kv).tolist()):
-            key = (qi, ki)
+        for key in zip(qs, kvs):
             v = memo.get(key)
             if v is None:
-                v = memo[key] = float(self._prefill_attention_ms(np.array([qi]), np.array([ki]))[0])
+                v = memo[key] = self._prefill_lookup.one(*key)
             ms += v
         if num_decode:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
@@ -222,17 +227,28 @@ class IterationCostModel:
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         kv = np.asarray(decode_kv_sums, dtype=float)
         n = int(num_decode)
+        if self._decode_terms_for is not self.overheads:   # per-batch-size terms, rebuilt if overheads change
+            self._decode_terms, self._decode_terms_for = {}, self.overheads
+        terms = self._decode_terms.get(n)
+        if terms is None:
+            terms = self._decode_terms[n] = self._decode_step_terms(n)
+        base, launch, cpu_launch, out = terms
+        gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
+        if self.engine_time.overlap:
+            t = np.maximum(np.maximum(gpu, launch), cpu_launch)
+        else:
+            t = cpu_launch + np.maximum(gpu, launch)
+        return np.maximum(t, out)
+
+    def _decode_step_terms(self, n: int) -> tuple:
+        """(token-proportional + LM-head ms, launch s, CPU s (+ launch s with overlap), output-path s) of a
+        decode-only step of ``n`` sequences: the parts of :meth:`decode_times` that do not depend on the KV."""
         run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
         base = self._token_lookup(run_tok) + self._lm_head_lookup(n)
-        gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
         ov = self.overheads
         launch = 0.0 if graphed else self.kernels * ov.launch_s
         cpu = ov.step_s + ov.per_seq_s * n + ov.per_token_s * n
-        if self.engine_time.overlap:
-            t = np.maximum(np.maximum(gpu, launch), cpu + launch)
-        else:
-            t = cpu + np.maximum(gpu, launch)
-        return np.maximum(t, ov.out_token_s * n)
+        return base, launch, (cpu + launch if self.engine_time.overlap else cpu), ov.out_token_s * n
 
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'
@@ -275,7 +291,7 @@ class IterationCostModel:
     def _decode_attention_ms(self, b: int, kv_sums: np.ndarray) -> np.ndarray:
         if b <= 0:
             return np.zeros(len(kv_sums))
-        mean_kv = np.clip(kv_sums / b, 1, self._kv_grid[-1])
+        mean_kv = np.minimum(np.maximum(kv_sums / b, 1), self._kv_grid_max)   # np.clip, without its overhead
         if b <= self.max_seqs:
             row = self._decode_ms[b - 1]
         else:
