@@ -176,6 +176,7 @@ class IterationCostModel:
         self._prefill_memo: dict = {}
         self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
                                             float(self._q_grid[-1]), self._kv_grid_max)
+        self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_terms: dict = {}      # batch size -> _decode_step_terms
         self._decode_terms_for = None      # the overheads they were computed with
         self.overheads = worker.overheads
@@ -211,8 +212,12 @@ class IterationCostModel:
         kvs = prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv)
         n_tok = sum(qs) + int(num_decode)
         n_seq = len(qs) + int(num_decode)
-        run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
-        ms = self._token_lookup(run_tok) + self._lm_head_lookup(n_seq)
+        key = (n_tok, n_seq)
+        terms = self._mixed_terms.get(key)
+        if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per (tokens, sequences)
+            run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
+            terms = self._mixed_terms[key] = (self._token_lookup(run_tok) + self._lm_head_lookup(n_seq), graphed)
+        ms, graphed = terms
         memo = self._prefill_memo
         for key in zip(qs, kvs):
             v = memo.get(key)
@@ -225,7 +230,6 @@ class IterationCostModel:
                             has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
-        kv = np.asarray(decode_kv_sums, dtype=float)
         n = int(num_decode)
         if self._decode_terms_for is not self.overheads:   # per-batch-size terms, rebuilt if overheads change
             self._decode_terms, self._decode_terms_for = {}, self.overheads
@@ -233,12 +237,22 @@ class IterationCostModel:
         if terms is None:
             terms = self._decode_terms[n] = self._decode_step_terms(n)
         base, launch, cpu_launch, out = terms
-        gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
-        if self.engine_time.overlap:
-            t = np.maximum(np.maximum(gpu, launch), cpu_launch)
-        else:
-            t = cpu_launch + np.maximum(gpu, launch)
-        return np.maximum(t, out)
+        if n <= 0 or n > self.max_seqs:
+            gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
+        else:   # _decode_attention_ms in place, on a fresh array (same operations, fewer temporaries)
+            gpu = np.true_divide(decode_kv_sums, n, dtype=float)
+            np.maximum(gpu, 1.0, out=gpu)
+            np.minimum(gpu, self._kv_grid_max, out=gpu)
+            np.log2(gpu, out=gpu)
+            gpu = np.interp(gpu, self._log_kv_grid, self._decode_ms[n - 1])
+            np.exp2(gpu, out=gpu)
+            gpu += base
+            gpu /= 1e3
+        if self.engine_time.overlap:   # max(max(gpu, launch), cpu + launch, out): max is exact, so fused
+            return np.maximum(gpu, max(launch, cpu_launch, out), out=gpu)
+        t = np.maximum(gpu, launch, out=gpu)
+        t += cpu_launch
+        return np.maximum(t, out, out=t)
 
     def _decode_step_terms(self, n: int) -> tuple:
         """(token-proportional + LM-head ms, launch s, CPU s (+ launch s with overlap), output-path s) of a

@@ -91,12 +91,10 @@ class Replica:
             self.plan = None
             return None
         if plan.chunks or not plan.steady or not self.fast_forward:
-            if plan.chunks:
-                q = np.array(plan.prefill_q, dtype=np.int64)
-                kv = np.array(plan.prefill_kv, dtype=np.int64)
+            if plan.chunks:   # lists of ints (the protocol takes any int sequence)
+                dt = self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode, plan.decode_kv_sum)
             else:
-                q = kv = _EMPTY
-            dt = self.cost.iteration_time(q, kv, plan.num_decode, plan.decode_kv_sum)
+                dt = self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
             self.cost_calls += 1
             plan.ends = [now + dt]
         else:
