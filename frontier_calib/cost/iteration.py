@@ -177,6 +177,7 @@ class IterationCostModel:
         self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
                                             float(self._q_grid[-1]), self._kv_grid_max)
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
+        self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> _decode_step_terms
         self._decode_terms_for = None      # the overheads they were computed with
         self.overheads = worker.overheads
@@ -295,7 +296,7 @@ class IterationCostModel:
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
         """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
         mean_kv = min(max(kv_sum / b, 1.0), self._kv_grid_max)
-        row = self._decode_ms[b - 1] if b <= self.max_seqs else self._decode_row(b)
+        row = self._decode_rows[b - 1] if b <= self.max_seqs else self._decode_row(b)
         x = math.log2(mean_kv)
         g = self._log_kv_list
         j = min(max(bisect.bisect_right(g, x) - 1, 0), len(g) - 2)
