@@ -88,6 +88,7 @@ class Scheduler:
         self.remote_admits: list = []        # decode role: (row, admission time s) of transferred requests
         self.num_preemptions = 0
         self.num_steps = 0
+        self._rejections: dict = {}   # row -> reject_reason (see rejection)
 
     # ------------------------------------------------------------------ queue
     @property
@@ -158,6 +159,15 @@ class Scheduler:
         R = self.reqs
         tokens = R.n_in[r] if self.role == "prefill" else R.n_in[r] + R.n_out[r] - 1
         return -(-tokens // self.bs)
+
+    def rejection(self, r: int) -> str | None:
+        """:meth:`reject_reason`, worked out once per row: it depends only on the row's lengths and this
+        replica's fixed limits (KV capacity, max_model_len), never on its state."""
+        memo = self._rejections
+        if r in memo:
+            return memo[r]
+        why = memo[r] = self.reject_reason(r)
+        return why
 
     def reject_reason(self, r: int) -> str | None:
         """Why request ``r`` can never run on this replica, or None."""
