@@ -88,7 +88,8 @@ class Scheduler:
         self.remote_admits: list = []        # decode role: (row, admission time s) of transferred requests
         self.num_preemptions = 0
         self.num_steps = 0
-        self._rejections: dict = {}   # row -> reject_reason (see rejection)
+        # row -> reject_reason, shared by the replicas of one replay with the same policy, settings and KV size
+        self._rejections = reqs.rejections.setdefault((type(self), id(cfg), cache.num_blocks, role), {})
 
     # ------------------------------------------------------------------ queue
     @property
@@ -161,8 +162,9 @@ class Scheduler:
         return -(-tokens // self.bs)
 
     def rejection(self, r: int) -> str | None:
-        """:meth:`reject_reason`, worked out once per row: it depends only on the row's lengths and this
-        replica's fixed limits (KV capacity, max_model_len), never on its state."""
+        """:meth:`reject_reason`, worked out once per row: it depends only on the row's lengths and the
+        replica's fixed limits (policy, settings, KV capacity), never on its state, so replicas with the same
+        limits share the answers."""
         memo = self._rejections
         if r in memo:
             return memo[r]
