@@ -85,6 +85,7 @@ def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h.update(repr(limits).encode())
     h.update(code_fingerprint().encode())
     h.update(Path(__file__).with_name("iteration.py").read_bytes())
+    h.update(Path(__file__).with_name("head_fold.py").read_bytes())
     for fam in needed_families(worker):
         for f in _family_files(worker.gpu, worker.engine, fam, root):
             h.update(store.file_sha256(f).encode())

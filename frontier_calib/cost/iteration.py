@@ -29,6 +29,7 @@ from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
+from .head_fold import fold_decode_query, trained_max_kv_heads
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec, tp_nodes
@@ -514,6 +515,8 @@ class IterationCostModel:
         total = np.zeros(bb.shape)
         for window, layers in self._layer_counts:
             fam, df = self._decode_query(bb.ravel(), kk.ravel(), window)
+            if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
+                df = fold_decode_query(df, trained_max_kv_heads(self.models))
             total += layers * self.models.predict(fam, df).reshape(bb.shape)
         return np.log2(total)
 
