@@ -12,6 +12,7 @@ the checksum of the profile tables they were fitted on, so a later replay does n
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -187,6 +188,7 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
     return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the feature and model code (and the dtype facts features read): a fitted model is only reused by
     the code that fitted it."""
