@@ -179,8 +179,7 @@ class IterationCostModel:
                                             float(self._q_grid[-1]), self._kv_grid_max)
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
-        self._decode_terms: dict = {}      # batch size -> _decode_step_terms
-        self._decode_terms_for = None      # the overheads they were computed with
+        self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap)
@@ -233,15 +232,12 @@ class IterationCostModel:
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         n = int(num_decode)
-        if self._decode_terms_for is not self.overheads:   # per-batch-size terms, rebuilt if overheads change
-            self._decode_terms, self._decode_terms_for = {}, self.overheads
         terms = self._decode_terms.get(n)
-        if terms is None:
-            terms = self._decode_terms[n] = self._decode_step_terms(n)
-        base, launch, cpu_launch, out = terms
-        if n <= 0 or n > self.max_seqs:
-            gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
-        else:   # _decode_attention_ms in place, on a fresh array (same operations, fewer temporaries)
+        if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per batch size
+            run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
+            terms = self._decode_terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), graphed)
+        base, graphed = terms
+        if 0 < n <= self.max_seqs:   # _decode_attention_ms in place, on a fresh array (same operations)
             gpu = np.true_divide(decode_kv_sums, n, dtype=float)
             np.maximum(gpu, 1.0, out=gpu)
             np.minimum(gpu, self._kv_grid_max, out=gpu)
@@ -250,21 +246,18 @@ class IterationCostModel:
             np.exp2(gpu, out=gpu)
             gpu += base
             gpu /= 1e3
-        if self.engine_time.overlap:   # max(max(gpu, launch), cpu + launch, out): max is exact, so fused
-            return np.maximum(gpu, max(launch, cpu_launch, out), out=gpu)
-        t = np.maximum(gpu, launch, out=gpu)
-        t += cpu_launch
-        return np.maximum(t, out, out=t)
+        else:
+            gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
+        return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
+                            overheads=self.overheads, overlap=self.engine_time.overlap)
 
-    def _decode_step_terms(self, n: int) -> tuple:
-        """(token-proportional + LM-head ms, launch s, CPU s (+ launch s with overlap), output-path s) of a
-        decode-only step of ``n`` sequences: the parts of :meth:`decode_times` that do not depend on the KV."""
-        run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
-        base = self._token_lookup(run_tok) + self._lm_head_lookup(n)
-        ov = self.overheads
-        launch = 0.0 if graphed else self.kernels * ov.launch_s
-        cpu = ov.step_s + ov.per_seq_s * n + ov.per_token_s * n
-        return base, launch, (cpu + launch if self.engine_time.overlap else cpu), ov.out_token_s * n
+    def decode_kernel_ms(self, num_decode: int, decode_kv_sums) -> tuple:
+        """Kernel milliseconds of a decode-only step of ``num_decode`` sequences, unpadded and before engine time:
+        (token-proportional ops, LM head, decode attention per KV-length sum (array)). Used to price parts of a
+        forward pass (a speculative drafter's layers, cost/speculative.py)."""
+        n = int(num_decode)
+        kv = np.asarray(decode_kv_sums, dtype=float)
+        return self._token_lookup(n), self._lm_head_lookup(n), self._decode_attention_ms(n, kv)
 
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'

@@ -13,6 +13,10 @@ pricing all of those steps with one vectorised ``decode_times`` call and a cumul
 accumulated in the same order as step-by-step simulation, so both give bit-identical times. Arrivals that were
 not known when the stretch was planned (closed-loop clients, other replicas' handoffs) cut it short with
 :meth:`Replica.sync`.
+
+With speculative decoding (``ReplicaSpec.speculative``) a verify step that emits ``t`` tokens per sequence is ``t``
+decode sub-steps, only the first of which takes time (:mod:`.speculative`); the sub-steps a step still owes run
+without asking the scheduler (:meth:`~.schedulers.base.Scheduler.continue_decode`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .config import SchedulerConfig
 from .cost_protocol import IterationCost
 from .schedulers import make_scheduler
 from .schedulers.base import ROLES
+from .speculative import SpeculativeSteps
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -37,13 +42,17 @@ class ReplicaSpec:
     """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name.
 
     ``kv_transfer`` (prefill role): how its requests' KV reaches the decode workers
-    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off."""
+    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off.
+    ``lockstep``: a name shared by the attention-DP ranks of one worker; ranks with the same name step together
+    (see :mod:`frontier_calib.sim.lockstep`). None: the replica steps on its own."""
 
     scheduler: SchedulerConfig
     cost: IterationCost
     role: str = "both"
     name: str = ""
     kv_transfer: object = None
+    lockstep: str | None = None
+    speculative: object = None   #: a SpeculativeSpec (cost/speculative.py): verify steps emit several tokens
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -74,6 +83,9 @@ class Replica:
         self.incoming = 0       # decode role: requests routed here whose KV has not arrived yet
         self.pending_kv = None  # decode role: transfers queued here for KV blocks (a deque set by KVTransfers)
         self.busy_s = 0.0       # simulated seconds spent in steps
+        self.group = None       # the LockstepGroup this replica steps with (set by the replay), or None
+        self.spec_steps = None if spec.speculative is None else SpeculativeSteps(spec.speculative, index)
+        self._owed = 0          # speculative: sub-steps the verify step in progress still owes (no cost)
 
     @property
     def busy(self) -> bool:
@@ -83,19 +95,47 @@ class Replica:
     def outstanding(self) -> int:
         return self.sched.outstanding + self.incoming
 
+    def owes_tokens(self) -> bool:
+        """Speculative decoding: the verify step just ended still owes this replica tokens (sim/speculative.py)."""
+        steps = self.spec_steps
+        return steps is not None and steps.pending(self.sched.s, self.sched.decode.n) > 0
+
     # ------------------------------------------------------------------ steps
     def start_step(self, now: float, horizon: float = math.inf):
         """Schedule and price the next step at ``now``; returns its end time (s) or None when idle."""
-        plan = self.sched.schedule(now)
+        plan = self.plan_step(now)
+        if plan is None:
+            return None
+        return self.price_step(plan, now, horizon)
+
+    def plan_step(self, now: float):
+        """Schedule the next step at ``now`` without pricing it: its :class:`StepPlan`, or None when idle."""
+        steps, plan = self.spec_steps, None
+        if steps is not None:
+            self._owed = steps.pending(self.sched.s, self.sched.decode.n)
+            if self._owed:
+                plan = self.sched.continue_decode(now)
+                if plan is None:
+                    self._owed = steps.pending(self.sched.s, 0)   # its blocks do not fit: drop the pending tokens
+        if plan is None:
+            plan = self.sched.schedule(now)
         if plan is None:
             self.plan = None
-            return None
+        return plan
+
+    def price_step(self, plan, now: float, horizon: float = math.inf) -> float:
+        """Price ``plan`` (from :meth:`plan_step`) starting at ``now``: one step, or a fast-forwarded stretch of a
+        steady decode batch up to ``horizon``; it becomes the step in progress. Returns its end time (s)."""
         if plan.chunks or not plan.steady or not self.fast_forward:
-            if plan.chunks:   # lists of ints (the protocol takes any int sequence)
-                dt = self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode, plan.decode_kv_sum)
+            if self._owed:
+                dt = 0.0
             else:
-                dt = self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
-            self.cost_calls += 1
+                if plan.chunks:   # lists of ints (the protocol takes any int sequence)
+                    dt = self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode,
+                                                  plan.decode_kv_sum)
+                else:
+                    dt = self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
+                self.cost_calls += 1
             plan.ends = [now + dt]
         else:
             self._stretch(plan, now, horizon)
@@ -103,19 +143,29 @@ class Replica:
         self.version += 1
         return plan.ends[plan.n_steps - 1]
 
-    def _stretch(self, plan, now: float, horizon: float) -> None:
+    def stretch_limit(self, plan) -> int:
+        """Decode steps (>= 1) the steady batch of ``plan`` may be fast-forwarded before the policy must look
+        again: the first completion, the last step whose KV blocks fit, the policy's own limit, a held-back KV
+        transfer that now fits."""
         sched = self.sched
         dec = sched.decode
-        s, n = sched.s, len(dec.members)
+        s = sched.s
         k_max = dec.next_finish() - s
         if k_max > 1:
             free = sched.cache.clean + sched.cache.evictable
             if dec.new_blocks(s + 1, k_max - 1) > free:
                 k_max = 1 + dec.steps_fitting(s + 1, free)
-        if k_max > 1:
+        if self._owed:
+            k_max = min(k_max, self._owed)   # a verify step's later tokens: the policy decides after them
+        elif k_max > 1:
             k_max = min(k_max, sched.steady_steps(plan, k_max))
         if k_max > 1 and self.pending_kv and sched.can_reserve_prefilled(self.pending_kv[0], after_step=True):
             k_max = 1   # this step's admissions made room: the held-back transfer starts when it ends
+        return k_max
+
+    def _stretch(self, plan, now: float, horizon: float) -> None:
+        n = len(self.sched.decode.members)
+        k_max = self.stretch_limit(plan)
         kv1 = plan.decode_kv_sum
         if k_max <= 1 or horizon <= now:
             ends = self._decode_ends(now, n, kv1, 1)
@@ -126,7 +176,7 @@ class Replica:
             ends = self._decode_ends(now, n, kv1, want)
             while ends[-1] < horizon and len(ends) < k_max:
                 more = min(k_max - len(ends), max(len(ends), 16))
-                ends += self._decode_ends(ends[-1], n, kv1 + n * len(ends), more)
+                ends += self._decode_ends(ends[-1], n, kv1 + n * len(ends), more, len(ends))
             k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
             if k < len(ends):
                 del ends[k:]
@@ -134,19 +184,31 @@ class Replica:
         plan.n_steps = len(ends)
         self.stretches += 1
 
-    def _decode_ends(self, t0: float, n: int, kv1: int, k: int) -> list:
-        """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens."""
+    def _decode_ends(self, t0: float, n: int, kv1: int, k: int, done: int = 0) -> list:
+        """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens,
+        after ``done`` steps of the stretch (speculative decoding: only the sub-steps that start a verify step
+        take time)."""
+        ends = list(accumulate(self.decode_durations(n, kv1, k, done), initial=t0))   # sequential sums: identical
+        del ends[0]                                                                     # to one step at a time
+        return ends
+
+    def decode_durations(self, n: int, kv1: int, k: int, done: int = 0) -> list:
+        """Durations (s) of ``k`` decode steps of ``n`` sequences, the first attending ``kv1`` tokens, after
+        ``done`` steps of the stretch (see :meth:`_decode_ends`)."""
         ar = self._arange
         if k > len(ar):
             ar = self._arange = np.arange(max(k, 2 * len(ar)), dtype=np.int64)
         kv = ar[:k] * n + kv1
         d = self.cost.decode_times(n, kv)
         self.cost_calls += 1
+        if self.spec_steps is not None:
+            d = np.asarray(d) * self.spec_steps.step_flags(self.sched.s + done, k)
+            if d.any():
+                self._dt_guess = float(d.sum()) / k * 0.5   # mean sub-step time, halved: sizes stretches only
         d = d.tolist() if hasattr(d, "tolist") else list(d)
-        self._dt_guess = d[-1]
-        ends = list(accumulate(d, initial=t0))   # sequential sums: identical to one step at a time
-        del ends[0]
-        return ends
+        if self.spec_steps is None:
+            self._dt_guess = d[-1]
+        return d
 
     def sync(self, t: float) -> bool:
         """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` and
@@ -200,4 +262,5 @@ class Replica:
             "cost_calls": self.cost_calls, "preemptions": self.sched.num_preemptions, "busy_s": self.busy_s,
             "kv_blocks": c.num_blocks, "kv_blocks_max_used": c.max_used,
             "prefix_hit_blocks": c.hit_blocks, "evicted_blocks": c.evicted_blocks,
+            **({} if self.spec_steps is None else self.spec_steps.stats(self.sched.s)),
         }
