@@ -68,23 +68,27 @@ def vidur_checkout(path: str) -> Path:
 
 
 def write_vidur_trace(trace, path: Path) -> None:
-    """The requests as a Vidur ``trace_replay`` CSV (Date, Time [s], PromptTokenCount, CompletionTokenCount)."""
+    """The requests as a Vidur ``trace_replay`` CSV. Current Vidur reads ``arrived_at`` (s),
+    ``num_prefill_tokens`` and ``num_decode_tokens``; earlier releases read ``Time``, ``PromptTokenCount``,
+    ``CompletionTokenCount`` and keep the rows whose ``Date`` is their default date (2023-08-21): both sets are
+    written, so either reads the same requests without extra flags."""
     df = trace.requests
     with open(path, "w") as fh:
-        fh.write("Date,Time,PromptTokenCount,CompletionTokenCount\n")
+        fh.write("arrived_at,num_prefill_tokens,num_decode_tokens,Date,Time,PromptTokenCount,CompletionTokenCount\n")
         for t, i, o in zip(df["arrival_s"].tolist(), df["input_tokens"].tolist(), df["output_tokens"].tolist()):
-            fh.write(f"2023-11-16,{t!r},{int(i)},{int(o)}\n")
+            fh.write(f"{t!r},{int(i)},{int(o)},2023-08-21,{t!r},{int(i)},{int(o)}\n")
 
 
 def vidur_command(python: str, trace_csv: Path, out_dir: Path, extra: list) -> list:
-    """Vidur's CLI (vidur/config/config.py: flat ``--<config>_<field>`` flags) for the same deployment."""
+    """Vidur's CLI for the same deployment: ``vidur/config/flat_dataclass.py`` turns every config field into
+    ``--<snake_case config class>_<field>`` (``--trace_request_generator_config_trace_file``) and every polymorphic
+    config into a ``--<field>_type`` choice (``--request_generator_config_type trace_replay``)."""
     return [python, "-m", "vidur.main",
             "--replica_config_device", "h100", "--replica_config_network_device", "h100_dgx",
             "--replica_config_model_name", "meta-llama/Llama-2-7b-hf",
             "--replica_config_tensor_parallel_size", "1", "--cluster_config_num_replicas", "1",
             "--request_generator_config_type", "trace_replay",
             "--trace_request_generator_config_trace_file", str(trace_csv),
-            "--trace_request_generator_config_date", "2023-11-16",
             "--trace_request_generator_config_prefill_scale_factor", "1",
             "--trace_request_generator_config_decode_scale_factor", "1",
             "--trace_request_generator_config_time_scale_factor", "1",

@@ -188,3 +188,40 @@ def test_vs_vidur_without_a_checkout_is_a_one_line_error(tmp_path, make):
     assert len(lines) == 1 and "Traceback" not in p.stderr
     assert str(path) in lines[0] and "34.5" in lines[0]
     assert ("does not exist" if make == "missing" else "has no vidur/main.py") in lines[0]
+
+
+FAKE_VIDUR = '''
+import csv, sys
+args = sys.argv[1:]
+flags = dict(zip(args[::2], args[1::2]))
+assert flags["--request_generator_config_type"] == "trace_replay", flags
+assert flags["--replica_config_model_name"] == "meta-llama/Llama-2-7b-hf"
+assert flags["--sarathi_scheduler_config_chunk_size"] == "512"
+rows = list(csv.DictReader(open(flags["--trace_request_generator_config_trace_file"])))
+times = [float(r["arrived_at"]) for r in rows]
+assert times == sorted(times) and rows[0]["Time"] == rows[0]["arrived_at"]
+print("fake vidur replayed", len(rows), "requests")
+'''
+
+
+def test_vs_vidur_runs_the_checkout_on_the_same_requests(tmp_path, frontier_cache):
+    trace = REPO.parent / "shared" / "traces" / "azure_llm_inference_2023_conv.csv"
+    if not trace.exists():
+        pytest.skip("needs ../shared/traces")
+    pkg = tmp_path / "vidur" / "vidur"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "main.py").write_text(FAKE_VIDUR)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_replay_azure.py"), "--requests", "300",
+                        "--vs-vidur", str(tmp_path / "vidur")], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "Vidur: " in p.stdout and "x this run" in p.stdout
+    bad = tmp_path / "bad" / "vidur"
+    bad.mkdir(parents=True)
+    (bad / "__init__.py").write_text("")
+    (bad / "main.py").write_text("raise SystemExit('error: unrecognized arguments: --foo')")
+    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_replay_azure.py"), "--requests", "300",
+                        "--vs-vidur", str(tmp_path / "bad")], capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1].startswith("bench_replay_azure: Vidur exited with status 1: error:")
