@@ -164,7 +164,10 @@ def test_mha_decode_queries_fold_into_the_fitted_range(cost, llama_deployment):
     assert trained_max_kv_heads(None) is None
     hi = trained_max_kv_heads(models)
     assert hi is not None and hi < 32
-    fam, df = cost._decode_query(np.array([1, 128]), np.array([100, 4096]), 0)
+    from frontier_calib.attention import QueryContext, attention_layers
+
+    kind, window, _ = attention_layers(w.model)[0]
+    fam, df = kind.decode_query(QueryContext(w, window, models), np.array([1, 128]), np.array([100, 4096]))
     assert fam == "attention_decode" and df["num_kv_heads"].max() == 32
     out = fold_decode_query(df, hi)
     assert out["num_kv_heads"].max() <= hi

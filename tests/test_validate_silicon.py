@@ -46,12 +46,15 @@ def test_concurrency_fallbacks():
 def test_statuses_and_reasons(small):
     want = {
         "llama8b_h100_vllm_tp1_512x64_c4": "ok",
-        "glm5_h200_sglang_tp8_1024x1024_c8": "skipped:unknown model zhipuai/GLM-5",
+        "glm5_h200_sglang_tp8_1024x1024_c8": "ok",   # DSA sparse attention (frontier_calib/attention/dsa.py)
         "dsr1_h200_trtllm_nvfp4_c16": "skipped:nvfp4 has no profile tables on h200_sxm",
         "llama8b_b200_trtllm_c4": "skipped:no bundled profile tables for b200_sxm",
     }
     for rid, status in want.items():
         assert _scn(small, rid).status == status, rid
+    row = small[small["id"] == "glm5_h200_sglang_tp8_1024x1024_c8"].iloc[0].to_dict()
+    assert S.scenario_for_row({**row, "model_path": "acme/NoSuchModel-1B"}).status == \
+        "skipped:unknown model acme/NoSuchModel-1B"
     bad = _scn(small, "qwen235_h200_vllm_inconsistent_c8")
     assert bad.status.startswith("skipped:inconsistent parallelism: moe_tp (2) x moe_ep (1) != tp (1)")
 

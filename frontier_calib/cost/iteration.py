@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..attention import QueryContext, attention_layers, get_kind, table_format
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
@@ -34,15 +35,7 @@ from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec, tp_nodes
 
-_MLA_PROJECTIONS = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "kv_b_proj", "o_proj"}
-#: GEMMs of the attention block; every other layer GEMM (router, shared experts, dense MLP) is FFN work
-_ATTENTION_GEMMS = _MLA_PROJECTIONS | {"qkv_proj", "w_uk_bmm", "w_uv_bmm"}
-
-
-def _fmt(dtype: str) -> str:
-    """The format whose kernel tables stand for ``dtype``: fp16 runs on the same tensor cores at the same
-    rate and size as bf16 (the profile tables measure bf16 only)."""
-    return "bf16" if dtype == "fp16" else dtype
+_fmt = table_format   # the kernel-table format of a dtype (fp16 -> bf16)
 
 
 def _monotone(a: np.ndarray, axis: int) -> np.ndarray:
@@ -158,7 +151,7 @@ class IterationCostModel:
         self.max_tokens = int(max(max_tokens, max_seqs, 1))
         self.max_seqs = int(max(max_seqs, 1))
         self.max_model_len = int(max(max_model_len, 2))
-        self._layer_counts = self._attention_layer_kinds()
+        self._attention_layers = attention_layers(worker.model)   # [(attention kind, window, layers)]
         if tables is None:
             if models is None:
                 raise ValueError("IterationCostModel needs fitted models or precomputed tables")
@@ -187,7 +180,6 @@ class IterationCostModel:
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
         m, w = self.worker.model, self.worker
-        self._mla_module = m.mla is not None and self._has_mla_scope("module")
         n = np.arange(1, self.max_tokens + 1)
         # every table is made non-decreasing in each of its axes (see _monotone)
         t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
@@ -270,6 +262,28 @@ class IterationCostModel:
         total = self.iteration_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
         return CostBreakdown(tok, head, pre, dec, total - (tok + head + pre + dec))
 
+    # ------------------------------------------------------------------ public lookups (cost/af.py and others)
+    def token_ms(self, n: int) -> float:
+        """Milliseconds of every token-proportional op (GEMMs, MoE, collectives, norms) for ``n`` tokens."""
+        return self._token_lookup(int(n))
+
+    def ffn_ms(self, n: int) -> float:
+        """The FFN/MoE share of :meth:`token_ms` (what an AF deployment runs on its FFN pool), milliseconds."""
+        t = self.tables["ffn_ms"]
+        return float(t[n]) if n < len(t) else float(t[-1]) * n / (len(t) - 1)
+
+    def lm_head_ms(self, n: int) -> float:
+        """Milliseconds of the vocab projection for ``n`` sampling sequences."""
+        return self._lm_head_lookup(int(n))
+
+    def prefill_attention_ms(self, q, kv) -> np.ndarray:
+        """Milliseconds of attention (all layers) per prefill chunk of ``q`` new tokens attending to ``kv`` keys."""
+        return self._prefill_attention_ms(np.asarray(q), np.asarray(kv))
+
+    def decode_attention_ms(self, b: int, kv_sums) -> np.ndarray:
+        """Milliseconds of attention (all layers) of a decode batch of ``b`` sequences, per total KV in ``kv_sums``."""
+        return self._decode_attention_ms(int(b), np.asarray(kv_sums, float))
+
     # ------------------------------------------------------------------ lookups
     def _token_lookup(self, n: int) -> float:
         if n <= self.max_tokens:
@@ -322,22 +336,6 @@ class IterationCostModel:
         return np.exp2(v)
 
     # ------------------------------------------------------------------ building the tables
-    def _has_mla_scope(self, scope: str) -> bool:
-        """Whether the fitted MLA models were trained on rows of this scope ('module' or 'kernel')."""
-        fams = [(f, g) for f in ("mla_prefill", "mla_decode") for g in self.models.groups(f)]
-        return bool(fams) and all(scope in self.models.models[k].categories_.get("scope", []) for k in fams)
-
-    def _attention_layer_kinds(self) -> list[tuple[int, int]]:
-        """[(window, layers)] for attention layers: sliding-window layers and full layers."""
-        m = self.worker.model
-        kinds = []
-        if m.sliding_window and m.sliding_window_layers:
-            kinds.append((m.sliding_window, m.sliding_window_layers))
-        full = m.num_layers - (m.sliding_window_layers if m.sliding_window else 0)
-        if full:
-            kinds.append((0, full))
-        return kinds
-
     def _gemm_ms(self, g, m_tokens: np.ndarray, dtype: str) -> np.ndarray:
         df = pd.DataFrame({"dtype": _fmt(dtype), "m": m_tokens * g.count, "n": g.n, "k": g.k})
         return self.models.predict("gemm", df)
@@ -348,18 +346,18 @@ class IterationCostModel:
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
-        for moe_layer, layers in ((False, m.num_dense_layers), (True, m.num_moe_layers)):
-            if not layers:
-                continue
+        for moe_layer, kind_name, layers in m.layer_groups():
+            kind = get_kind(kind_name)
+            timed = kind.module_gemms(QueryContext(w, 0, self.models))  # in the kind's module tables already
             per_layer = np.zeros(len(n))
             ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in m.layer_gemms(w.tp, moe_layer=moe_layer):
-                if self._mla_module and g.name in _MLA_PROJECTIONS:
-                    continue  # included in the MLA module tables
+            for g in kind.projection_gemms(m, w.tp):
+                if g.name not in timed:
+                    per_layer += self._gemm_ms(g, n, w.dtype)
+            for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
                 g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
                 per_layer += g_ms
-                if g.name not in _ATTENTION_GEMMS:
-                    ffn += g_ms
+                ffn += g_ms
             if moe_layer:
                 moe = self._moe_ms(n)
                 per_layer += moe
@@ -486,17 +484,6 @@ class IterationCostModel:
         nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
         return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
 
-    def _decode_query(self, b: np.ndarray, kv: np.ndarray, window: int) -> tuple[str, pd.DataFrame]:
-        w, m = self.worker, self.worker.model
-        heads, kv_heads = m.heads_per_gpu(w.tp)
-        if m.mla is not None:
-            scope = "module" if self._mla_module else "kernel"
-            return "mla_decode", pd.DataFrame({"batch_size": b, "kv_len": kv, "num_heads": heads, "scope": scope,
-                                               "dtype": _fmt(w.dtype), "kv_dtype": _fmt(w.kv_dtype)})
-        return "attention_decode", pd.DataFrame({
-            "batch_size": b, "kv_len": kv, "num_heads": heads, "num_kv_heads": kv_heads,
-            "head_dim": m.head_dim, "window": window, "dtype": "bf16", "kv_dtype": _fmt(w.kv_dtype)})
-
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch
             return np.maximum(_monotone(self._decode_grid_ms(np.array([b]))[0], 0), self._decode_ms[-1])
@@ -506,30 +493,19 @@ class IterationCostModel:
         kvg = self._kv_grid
         bb, kk = np.meshgrid(bs, kvg, indexing="ij")
         total = np.zeros(bb.shape)
-        for window, layers in self._layer_counts:
-            fam, df = self._decode_query(bb.ravel(), kk.ravel(), window)
+        for kind, window, layers in self._attention_layers:
+            fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
             if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
                 df = fold_decode_query(df, trained_max_kv_heads(self.models))
             total += layers * self.models.predict(fam, df).reshape(bb.shape)
         return np.log2(total)
 
     def _prefill_table(self) -> np.ndarray:
-        w, m = self.worker, self.worker.model
-        heads, kv_heads = m.heads_per_gpu(w.tp)
         qq, kk = np.meshgrid(self._q_grid, self._kv_grid, indexing="ij")
         kv = np.maximum(kk, qq).ravel()
         q = qq.ravel()
         total = np.zeros(qq.shape)
-        for window, layers in self._layer_counts:
-            if m.mla is not None:
-                scope = "module" if self._mla_module else "kernel"
-                df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads, "scope": scope,
-                                   "dtype": _fmt(w.dtype), "kv_dtype": _fmt(w.kv_dtype)})
-                fam = "mla_prefill"
-            else:
-                df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads,
-                                   "num_kv_heads": kv_heads, "head_dim": m.head_dim, "window": window,
-                                   "dtype": "bf16", "kv_dtype": _fmt(w.kv_dtype)})
-                fam = "attention_prefill"
+        for kind, window, layers in self._attention_layers:
+            fam, df = kind.prefill_query(QueryContext(self.worker, window, self.models), q, kv)
             total += layers * self.models.predict(fam, df).reshape(qq.shape)
         return np.log2(total)

@@ -201,9 +201,8 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def _family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
-    """The table files one family is fitted on (imported first when they are not bundled). Kept for
-    ``cost/cache.py``; new code: :func:`store.family_paths`."""
+def family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
+    """The table files one family is fitted on (imported first when they are not bundled)."""
     _ensure_tables(gpu, engine, root)
     return store.family_paths(gpu, engine, family, root)
 
@@ -218,7 +217,7 @@ def family_cache_dir(gpu: str, engine: str, family: str, root=None) -> Path | No
     code (None: no table)."""
     import hashlib
 
-    files = _family_files(gpu, engine, family, root)
+    files = family_files(gpu, engine, family, root)
     if not files:
         return None
     key = hashlib.sha256(("".join(store.file_sha256(f) for f in files) + code_fingerprint()).encode()

@@ -101,14 +101,16 @@ def validate():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-silicon"),
               show_default=True)
 @overwrite_option
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Calibration file from `frontier-calib calibrate` (engine overheads, client desync).")
+@click.option("--calibration", default=None, metavar="FILE|none",
+              help="Calibration file from `frontier-calib calibrate` (engine overheads, client desync); default: the "
+                   "one shipped with the package (frontier_calib/data/calibration/default.yaml); 'none': the "
+                   "physical defaults alone.")
 @click.option("--assume-pd-layout", is_flag=True,
               help="Replay disagg rows without worker counts as 1 prefill + 1 decode worker (else skipped).")
 def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, overwrite, calibration,
                 assume_pd_layout):
     """Replay every selected row of the silicon benchmarks; write rows.csv, summary.json, report.md and plots."""
-    from ..cost.calibration import read_calibration
+    from ..cost.calibration import calibration_path, read_calibration
     from .metrics import pct
     from .report import write_silicon_report
     from .runner import default_jobs, run_silicon
@@ -116,7 +118,8 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
 
     check_output_dir(out, overwrite=overwrite)
     t0 = time.perf_counter()
-    cal = read_calibration(calibration) if calibration else {}
+    cal_path = calibration_path(calibration)
+    cal = read_calibration(cal_path) if cal_path is not None else {}
     overheads, desync = cal.get("overheads"), cal.get("benchmark_desync")
     df_all, path = _load_csv(csv_path)
     df, selection = _select(df_all, gpus, engines, mode, model, limit)
@@ -130,7 +133,7 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
     stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "models_and_tables_s"))
     stats["total_s"] = time.perf_counter() - t0
     meta = {**_csv_meta(path, df_all), "selection": selection, "command": _command_line(),
-            "calibration": str(calibration) if calibration else None, "overheads": overheads,
+            "calibration": str(cal_path) if cal_path is not None else None, "overheads": overheads,
             "benchmark_desync": desync or {"all engines": protocol.desync}, "assume_pd_layout": assume_pd_layout,
             "protocol": vars(protocol), "protocol_text": PROTOCOL_TEXT.format(rpc=requests_per_client, rounds=protocol.rounds), "run": stats}
     summary = write_silicon_report(rows, out, meta=meta)

@@ -403,6 +403,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
         max_len = min(max_len, int(model.max_position_embeddings))
     base = {"model": model.name, "gpu": gpu, "engine": engine, **dtypes, "name": rid,
             "routing": "power_law_1.01", "router": "least_outstanding"}
+    base["calibration"] = "none"   # the overheads are the caller's (a calibration read once), not the shipped file
     ov = calibration_for(overheads, engine, gpu)
     if ov is not None:
         base["overheads"] = dict(ov)
