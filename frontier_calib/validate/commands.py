@@ -130,7 +130,7 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
     click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
     rows, stats = run_silicon(df, overheads=overheads, desync=desync, protocol=protocol, jobs=jobs, progress=True,
                               assume_pd_layout=assume_pd_layout)
-    stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "fit_s", "tables_s"))
+    stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "models_and_tables_s"))
     stats["total_s"] = time.perf_counter() - t0
     meta = {**_csv_meta(path, df_all), "selection": selection, "command": _command_line(),
             "calibration": str(cal_path) if cal_path is not None else None, "overheads": overheads,
