@@ -9,6 +9,7 @@ loads a few NumPy arrays and skips importing XGBoost at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict
 from pathlib import Path
@@ -74,6 +75,14 @@ def _models_signature(worker: WorkerSpec, root) -> str | None:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _table_code() -> bytes:
+    """The code that decides what the tables hold (read once per process: it cannot change under a running one)."""
+    here = Path(__file__)
+    kinds = sorted((here.parents[1] / "attention").glob("*.py"))   # the attention kinds' queries
+    return b"".join(p.read_bytes() for p in [here.with_name("iteration.py"), here.with_name("head_fold.py"), *kinds])
+
+
 def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h = hashlib.sha256(TABLES_VERSION.encode())
     h.update(models_sig.encode())
@@ -83,7 +92,7 @@ def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h.update(repr(sorted(w.items(), key=lambda kv: kv[0])).encode())
     h.update(repr(limits).encode())
     h.update(code_fingerprint().encode())
-    h.update(Path(__file__).with_name("iteration.py").read_bytes())
+    h.update(_table_code())
     for fam in needed_families(worker):
         for f in family_files(worker.gpu, worker.engine, fam, root):
             h.update(store.file_sha256(f).encode())

@@ -30,6 +30,8 @@ from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
+from .head_fold import fold_decode_query, trained_max_kv_heads
+from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec, tp_nodes
 
@@ -166,6 +168,11 @@ class IterationCostModel:
         self._log_kv_list = self._log_kv_grid.tolist()
         self._kv_grid_max = float(self._kv_grid[-1])
         self._prefill_memo: dict = {}
+        self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
+                                            float(self._q_grid[-1]), self._kv_grid_max)
+        self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
+        self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
+        self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap)
@@ -191,20 +198,24 @@ class IterationCostModel:
 
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
-        q = np.asarray(prefill_q, dtype=np.int64)
-        if len(q) == 0:  # decode-only: identical to decode_times (the fast-forward contract)
+        qs = prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q)
+        if not qs:  # decode-only: identical to decode_times (the fast-forward contract)
             return float(self.decode_times(int(num_decode), np.array([decode_kv_sum], dtype=float))[0]) \
                 if num_decode else 0.0
-        n_tok = int(q.sum()) + int(num_decode)
-        n_seq = len(q) + int(num_decode)
-        run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
-        ms = self._token_lookup(run_tok) + self._lm_head_lookup(n_seq)
+        kvs = prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv)
+        n_tok = sum(qs) + int(num_decode)
+        n_seq = len(qs) + int(num_decode)
+        key = (n_tok, n_seq)
+        terms = self._mixed_terms.get(key)
+        if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per (tokens, sequences)
+            run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
+            terms = self._mixed_terms[key] = (self._token_lookup(run_tok) + self._lm_head_lookup(n_seq), graphed)
+        ms, graphed = terms
         memo = self._prefill_memo
-        for qi, ki in zip(q.tolist(), np.asarray(prefill_kv).tolist()):
-            key = (qi, ki)
+        for key in zip(qs, kvs):
             v = memo.get(key)
             if v is None:
-                v = memo[key] = float(self._prefill_attention_ms(np.array([qi]), np.array([ki]))[0])
+                v = memo[key] = self._prefill_lookup.one(*key)
             ms += v
         if num_decode:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
@@ -212,11 +223,23 @@ class IterationCostModel:
                             has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
-        kv = np.asarray(decode_kv_sums, dtype=float)
         n = int(num_decode)
-        run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
-        base = self._token_lookup(run_tok) + self._lm_head_lookup(n)
-        gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
+        terms = self._decode_terms.get(n)
+        if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per batch size
+            run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
+            terms = self._decode_terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), graphed)
+        base, graphed = terms
+        if 0 < n <= self.max_seqs:   # _decode_attention_ms in place, on a fresh array (same operations)
+            gpu = np.true_divide(decode_kv_sums, n, dtype=float)
+            np.maximum(gpu, 1.0, out=gpu)
+            np.minimum(gpu, self._kv_grid_max, out=gpu)
+            np.log2(gpu, out=gpu)
+            gpu = np.interp(gpu, self._log_kv_grid, self._decode_ms[n - 1])
+            np.exp2(gpu, out=gpu)
+            gpu += base
+            gpu /= 1e3
+        else:
+            gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
         return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
                             overheads=self.overheads, overlap=self.engine_time.overlap)
 
@@ -281,7 +304,7 @@ class IterationCostModel:
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
         """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
         mean_kv = min(max(kv_sum / b, 1.0), self._kv_grid_max)
-        row = self._decode_ms[b - 1] if b <= self.max_seqs else self._decode_row(b)
+        row = self._decode_rows[b - 1] if b <= self.max_seqs else self._decode_row(b)
         x = math.log2(mean_kv)
         g = self._log_kv_list
         j = min(max(bisect.bisect_right(g, x) - 1, 0), len(g) - 2)
@@ -291,7 +314,7 @@ class IterationCostModel:
     def _decode_attention_ms(self, b: int, kv_sums: np.ndarray) -> np.ndarray:
         if b <= 0:
             return np.zeros(len(kv_sums))
-        mean_kv = np.clip(kv_sums / b, 1, self._kv_grid[-1])
+        mean_kv = np.minimum(np.maximum(kv_sums / b, 1), self._kv_grid_max)   # np.clip, without its overhead
         if b <= self.max_seqs:
             row = self._decode_ms[b - 1]
         else:
@@ -498,6 +521,8 @@ class IterationCostModel:
         total = np.zeros(bb.shape)
         for kind, window, layers in self._attention_layers:
             fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
+            if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
+                df = fold_decode_query(df, trained_max_kv_heads(self.models))
             total += layers * self.models.predict(fam, df).reshape(bb.shape)
         return np.log2(total)
 

@@ -51,7 +51,10 @@ def bundled_root() -> Path:
     env = os.environ.get("FRONTIER_CALIB_PROFILES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "profiles"
+    return _REPO_PROFILES
+
+
+_REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
 def user_data_root() -> Path:
@@ -169,9 +172,19 @@ def check_coverage(gpu: str, engine: str, root: str | Path | None = None) -> Non
         raise unknown("engine", engine, engines, f" for {gpu} in the profile tables under {where}")
 
 
+#: (path, mtime ns, size) -> sha256: cache keys hash the profile tables on every replay setup
+_SHA256: dict = {}
+
+
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file's bytes (hex); worked out once per process while the file's mtime and size stay."""
+    st = os.stat(path)
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    digest = _SHA256.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        digest = _SHA256[key] = h.hexdigest()
+    return digest

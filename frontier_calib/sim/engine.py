@@ -223,16 +223,15 @@ class _Replay:
         R = self.table
         fits, reason = [], None
         for rep in pool:
-            why = rep.sched.reject_reason(r)
+            why = rep.sched.rejection(r)
             if why is None:
                 fits.append(rep)
             elif reason is None:
                 reason = why
         if fits and pool is self.entry and self.decoders:
             # Disaggregated: some decode worker must be able to hold it too.
-            why = [d.sched.reject_reason(r) for d in self.decoders]
-            if all(w is not None for w in why):
-                fits, reason = [], why[0]
+            if all(d.sched.rejection(r) is not None for d in self.decoders):
+                fits, reason = [], self.decoders[0].sched.rejection(r)
         if not fits:
             R.status[r] = f"rejected:{reason}"
             self.arrivals.on_done(t)

@@ -127,15 +127,14 @@ class Replica:
         """Price ``plan`` (from :meth:`plan_step`) starting at ``now``: one step, or a fast-forwarded stretch of a
         steady decode batch up to ``horizon``; it becomes the step in progress. Returns its end time (s)."""
         if plan.chunks or not plan.steady or not self.fast_forward:
-            if plan.chunks:
-                q = np.array(plan.prefill_q, dtype=np.int64)
-                kv = np.array(plan.prefill_kv, dtype=np.int64)
-            else:
-                q = kv = _EMPTY
             if self._owed:
                 dt = 0.0
             else:
-                dt = self.cost.iteration_time(q, kv, plan.num_decode, plan.decode_kv_sum)
+                if plan.chunks:   # lists of ints (the protocol takes any int sequence)
+                    dt = self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode,
+                                                  plan.decode_kv_sum)
+                else:
+                    dt = self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
                 self.cost_calls += 1
             plan.ends = [now + dt]
         else:
