@@ -72,3 +72,26 @@ def test_deployment_ranks_share_a_lockstep_name():
     specs = rank_replica_specs(2, 4, _cfg(), LinearCost(), "d")
     assert [s.lockstep for s in specs] == ["d0"] * 4 + ["d1"] * 4
     assert all(s.lockstep is None for s in rank_replica_specs(3, 1, _cfg(), LinearCost(), "r"))
+
+
+class _MoECost(LinearCost):
+    """LinearCost whose token term is an FFN share priced, like IterationCostModel, as if every one of ``dp``
+    ranks had the rank's token count (ffn_ms(n) = per_token_ms x dp x n)."""
+
+    def ffn_ms(self, n: int) -> float:
+        return 0.02 * 2 * n
+
+
+def test_a_prefill_step_prices_the_experts_at_all_ranks_tokens():
+    """With a prefill chunk on one rank the MoE/FFN share of the common step is priced at the tokens of all
+    ranks together (eager steps carry each rank's own tokens), not at attention_dp x the chunk."""
+    trace = make_trace(np.array([0.0]), np.array([400]), np.array([1]))
+    chunk = LinearCost().iteration_time(np.array([400]), np.array([400]), 0, 0)
+    plain = simulate(trace, _ranks("r0", 2, LinearCost()))          # no ffn_ms lookup: the rank's own price
+    assert plain.requests["first_token_s"].iloc[0] == pytest.approx(chunk, rel=1e-12)
+    cost = _MoECost()
+    res = simulate(trace, _ranks("r0", 2, cost))
+    # 400 tokens over 2 ranks: the experts see 400 tokens (200 per rank), not 2 x 400
+    expect = chunk + (cost.ffn_ms(200) - cost.ffn_ms(400)) / 1e3
+    assert res.requests["first_token_s"].iloc[0] == pytest.approx(expect, rel=1e-12)
+    assert expect < chunk

@@ -73,14 +73,35 @@ class LockstepGroup:
                 and all(not p.chunks and p.steady and r.spec_steps is None for r, p in plans)):
             end = self._stretch(plans, t, horizon)
         else:
-            end = max(rep.price_step(plan, t) for rep, plan in plans)
-            for rep, plan in plans:
-                self.wait_s += end - plan.ends[0]
-                plan.ends[0] = end
+            durations = [rep.step_duration(plan) for rep, plan in plans]
+            if any(plan.chunks for _, plan in plans):
+                durations = self._shared_ffn(plans, durations)
+            end = t + max(durations)
+            for (rep, plan), d in zip(plans, durations):
+                self.wait_s += end - (t + d)
+                plan.ends = [end]
+                rep.plan = plan
+                rep.version += 1
             self.steps += 1
         self.busy = True
         self.version += 1
         return end
+
+    def _shared_ffn(self, plans, durations: list) -> list:
+        """A step with prefill on some rank: each rank's step time with its MoE/FFN share at the tokens of all
+        ranks together. A rank's own cost prices the experts as if every rank had its token count
+        (``attention_dp`` x its tokens: right for decode steps, where the engines pad the ranks to the largest
+        count for one CUDA graph, e.g. vLLM's ``dp_utils``), but prefill steps run eager and the all-to-all or
+        all-gather carries each rank's own tokens, so one rank's long chunk must not be priced as ``attention_dp``
+        chunks of experts. Needs the cost model's ``ffn_ms`` lookup; without it the durations stay as they are."""
+        cost = plans[0][0].cost
+        if not hasattr(cost, "ffn_ms") or any(rep.cost is not cost for rep, _ in plans):
+            return durations
+        tokens = [sum(p.prefill_q) + p.num_decode for _, p in plans]
+        share = -(-sum(tokens) // len(self.members))   # the tokens per rank if all ranks shared them evenly
+        common = cost.ffn_ms(share)
+        return [max(d + (common - cost.ffn_ms(n)) / 1e3, 0.0) if d > 0 else d
+                for d, n in zip(durations, tokens)]
 
     def _durations(self, plans, done: int, k: int) -> list:
         """Durations (s) of ``k`` common decode steps after ``done`` steps of the stretch: the slowest rank's."""

@@ -127,21 +127,21 @@ class Replica:
         """Price ``plan`` (from :meth:`plan_step`) starting at ``now``: one step, or a fast-forwarded stretch of a
         steady decode batch up to ``horizon``; it becomes the step in progress. Returns its end time (s)."""
         if plan.chunks or not plan.steady or not self.fast_forward:
-            if self._owed:
-                dt = 0.0
-            else:
-                if plan.chunks:   # lists of ints (the protocol takes any int sequence)
-                    dt = self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode,
-                                                  plan.decode_kv_sum)
-                else:
-                    dt = self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
-                self.cost_calls += 1
-            plan.ends = [now + dt]
+            plan.ends = [now + self.step_duration(plan)]
         else:
             self._stretch(plan, now, horizon)
         self.plan = plan
         self.version += 1
         return plan.ends[plan.n_steps - 1]
+
+    def step_duration(self, plan) -> float:
+        """Seconds of one step of ``plan`` (a speculative verify step's later sub-steps take none)."""
+        if self._owed:
+            return 0.0
+        self.cost_calls += 1
+        if plan.chunks:   # lists of ints (the protocol takes any int sequence)
+            return self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode, plan.decode_kv_sum)
+        return self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
 
     def stretch_limit(self, plan) -> int:
         """Decode steps (>= 1) the steady batch of ``plan`` may be fast-forwarded before the policy must look
