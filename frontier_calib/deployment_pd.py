@@ -33,8 +33,8 @@ from pathlib import Path
 
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_model_gpu, parse_nodes, parse_overheads, parse_parallel, parse_profiles, parse_routing,
+from .deployment import (ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+                         parse_model_gpu, parse_cluster, parse_overheads, parse_parallel, parse_profiles, parse_routing,
                          parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
 from .errors import InputError
 from .hardware import GPUSpec
@@ -186,9 +186,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src, spec=spec),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
               "overheads": parse_overheads(raw, engine, spec.name, src, base_dir)}
-    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
-    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
-    nodes = parse_nodes(clu, src)
+    gpus_per_node, nodes = parse_cluster(raw, spec, src)
     pre = _pool(raw, "prefill", model, spec, shared, gpus_per_node, src, base_dir)
     dec = _pool(raw, "decode", model, spec, shared, gpus_per_node, src, base_dir)
     if pre.worker.kv_dtype != dec.worker.kv_dtype:
