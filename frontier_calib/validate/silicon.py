@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..cost.calibration import calibration_for
+from .budget import BUDGET_COLUMNS, row_budget
 from ..dtypes import normalize_dtype
 from ..errors import CoverageError, FrontierError, InputError
 from ..hardware import get_gpu
@@ -622,7 +623,7 @@ def _version_of(source_file: str) -> str:
 
 RESULT_COLUMNS = ("status", "pred_ttft_ms", "pred_tpot_ms", "pred_median_ttft_ms", "pred_median_tpot_ms",
                   "pred_completed", "pred_rejected", "pred_preemptions", "num_requests", "profile_tables",
-                  "kv_tokens_per_rank", "kv_load", "notes", "sim_wall_s", "build_wall_s")
+                  "kv_tokens_per_rank", "kv_load", "notes", "sim_wall_s", "build_wall_s") + BUDGET_COLUMNS
 
 
 def run_scenario(scn: Scenario) -> dict:
@@ -645,6 +646,8 @@ def run_scenario(scn: Scenario) -> dict:
                 out["kv_tokens_per_rank"] = int(kv)
                 out["kv_load"] = scn.concurrency / max(1, ranks) * (scn.isl + scn.osl) / kv
             replicas, _ = build_replicas(dep)
+            out.update(row_budget(replicas, scn.isl, scn.osl, scn.concurrency,
+                                  dep.entry_overheads.frontend_latency))
             t1 = time.perf_counter()
             trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
                                     desync=scn.protocol.desync)
