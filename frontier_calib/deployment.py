@@ -17,6 +17,7 @@ A co-located deployment (all keys but ``model`` and ``gpu`` optional)::
     overheads: {step_s: 0.002, per_seq_s: 5.0e-6, prefill_step_s: 0.001, frontend_s: 0.0}   # seconds
     calibration: calib.yaml              # overheads fitted by `frontier-calib calibrate` (overheads: wins)
     engine_options: {cuda_graph: true, overlap: true}   # eager mode / CPU-GPU overlap (default: the engine's)
+    speculative: {method: mtp, num_draft_tokens: 1, acceptance: 0.8}   # mtp | eagle | ngram (cost/speculative.py)
     cluster: {gpus_per_node: 8, nodes: 1}    # or {nvlink_domain: 72} on a GB200/GB300 NVL72 rack
 
 See docs/deployments.md for every field.
@@ -43,7 +44,7 @@ from .sim.links import LINK_KINDS
 
 TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replicas", "parallel", "scheduler",
             "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
-            "tbo", "engine_options"}
+            "tbo", "engine_options", "speculative"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
 CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes"}
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
@@ -65,6 +66,7 @@ class Deployment:
     profiles: str | None = None
     source: str = ""
     raw: dict = field(default_factory=dict)
+    speculative: object = None   #: SpeculativeSpec (cost/speculative.py) or None
 
     @property
     def total_gpus(self) -> int:
@@ -84,7 +86,8 @@ class Deployment:
         w = self.worker
         return (f"{self.name}: {w.model.name} on {self.replicas} x {w.gpus} {w.gpu} ({w.engine}, dtype {w.dtype}, "
                 f"tp={w.tp} pp={w.pp} ep={w.ep} attention_dp={w.attention_dp}); "
-                f"KV capacity {self.memory.kv_tokens:,} tokens ({self.memory.kv_blocks:,} blocks) per rank")
+                f"KV capacity {self.memory.kv_tokens:,} tokens ({self.memory.kv_blocks:,} blocks) per rank"
+                + (f"; speculative: {self.speculative.describe()}" if self.speculative is not None else ""))
 
 
 def load_deployment(path: str | Path) -> Deployment:
@@ -476,6 +479,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
         raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "
                          f"cluster has {nodes} x {gpus_per_node}", path=src, field="replicas")
     sched, memory, util = parse_scheduler(raw, worker, src)
+    speculative = parse_speculative_section(raw, sched, src)
     router = str(raw.get("router", "round_robin"))
     if router not in ROUTERS:
         raise InputError(f"unknown router '{router}'", path=src, field="router", fix=f"one of {ROUTERS}")
@@ -483,7 +487,33 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     name = str(raw.get("name") or Path(source).stem)
     return Deployment(name=name, worker=worker, scheduler=sched, replicas=replicas, router=router, memory=memory,
                       gpu_memory_utilization=util, gpus_per_node=gpus_per_node, nodes=nodes, profiles=profiles,
-                      source=source, raw=raw)
+                      source=source, raw=raw, speculative=speculative)
+
+
+def parse_speculative_section(sec: dict, sched: SchedulerConfig, src: str, where: str = ""):
+    """The ``speculative`` mapping inside ``sec`` (None when absent); keeps the drafts' lookahead KV blocks out of
+    ``sched``'s KV cache (:func:`~frontier_calib.cost.speculative.lookahead_blocks`)."""
+    from .cost.speculative import lookahead_blocks, parse_speculative
+
+    spec = parse_speculative(sec.get("speculative"), src, _f(where, "speculative"))
+    if spec is not None:
+        extra = lookahead_blocks(spec, sched.max_running, sched.block_size)
+        if extra >= sched.num_kv_blocks:
+            raise InputError(f"the draft tokens' KV slots ({extra} blocks) leave no KV cache "
+                             f"({sched.num_kv_blocks} blocks)", path=src, field=_f(where, "speculative"),
+                             fix="fewer num_draft_tokens, a lower max_num_seqs or more GPUs")
+        sched.num_kv_blocks -= extra
+    return spec
+
+
+def speculative_cost(cost, spec, model, draft=None):
+    """``cost`` with speculative verify steps and drafts (cost/speculative.py), or ``cost`` when ``spec`` is None.
+    ``draft``: the cost model whose per-layer kernel times price the drafter (default ``cost``)."""
+    if spec is None:
+        return cost
+    from .cost.speculative import SpeculativeCost
+
+    return SpeculativeCost(cost, spec, model.num_layers, draft=draft)
 
 
 def token_budget(sched: SchedulerConfig) -> int:
@@ -499,10 +529,12 @@ def token_budget(sched: SchedulerConfig) -> int:
 
 
 def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix: str, *, role: str = "both",
-                       kv_transfer=None) -> list:
-    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers (each rank schedules on its own),
-    named ``<prefix><worker>`` or ``<prefix><worker>.dp<rank>``. ``kv_transfer``: a function name ->
-    KVTransferSpec (prefill pools)."""
+                       kv_transfer=None, speculative=None) -> list:
+    """One ``ReplicaSpec`` per attention-DP rank of each of ``workers`` workers, named ``<prefix><worker>`` or
+    ``<prefix><worker>.dp<rank>``. Each rank schedules on its own, but the ranks of one worker step in lockstep
+    (their MoE/MLP layers are collectives over all ranks; :mod:`frontier_calib.sim.lockstep`).
+    ``kv_transfer``: a function name -> KVTransferSpec (prefill pools); ``speculative``: the ranks'
+    SpeculativeSpec (cost/speculative.py) or None."""
     from .sim.replica import ReplicaSpec
 
     specs = []
@@ -510,7 +542,9 @@ def rank_replica_specs(workers: int, attention_dp: int, scheduler, cost, prefix:
         for d in range(attention_dp):
             name = f"{prefix}{i}" if attention_dp == 1 else f"{prefix}{i}.dp{d}"
             specs.append(ReplicaSpec(scheduler=scheduler, cost=cost, role=role, name=name,
-                                     kv_transfer=kv_transfer(name) if kv_transfer else None))
+                                     kv_transfer=kv_transfer(name) if kv_transfer else None,
+                                     lockstep=f"{prefix}{i}" if attention_dp > 1 else None,
+                                     speculative=speculative))
     return specs
 
 
@@ -526,11 +560,15 @@ def build_replicas(dep, *, progress: bool = False):
 
         return build_pd_replicas(dep, progress=progress)
     from .cost.cache import cost_model_for
+    from .cost.speculative import speculative_limits
     sched = dep.scheduler
-    cost = cost_model_for(dep.worker, max_tokens=token_budget(sched),
-                          max_seqs=max(sched.max_num_seqs, sched.max_batch_size or 0),
+    max_tokens, max_seqs = speculative_limits(dep.speculative, token_budget(sched),
+                                              max(sched.max_num_seqs, sched.max_batch_size or 0))
+    cost = cost_model_for(dep.worker, max_tokens=max_tokens, max_seqs=max_seqs,
                           max_model_len=sched.max_model_len, profiles_root=dep.profiles, progress=progress)
-    return rank_replica_specs(dep.replicas, dep.worker.attention_dp, sched, cost, "r"), cost
+    cost = speculative_cost(cost, dep.speculative, dep.worker.model)
+    return rank_replica_specs(dep.replicas, dep.worker.attention_dp, sched, cost, "r",
+                              speculative=dep.speculative), cost
 
 
 def simulate_deployment(dep, trace, replicas, *, seed: int = 0, progress: bool = False, timeline: bool = False):

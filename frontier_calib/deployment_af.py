@@ -30,8 +30,9 @@ from pathlib import Path
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_model_gpu, parse_cluster, parse_overheads, parse_parallel, parse_profiles, parse_routing,
-                         parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
+                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
+                         parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
+                         rank_replica_specs, routing_fields, _section, speculative_cost, token_budget)
 from .dtypes import DTYPE_BYTES
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
@@ -39,8 +40,9 @@ from .sim.config import SchedulerConfig
 
 AF_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "attention", "ffn", "micro_batches", "link",
-               "router", "cluster"}
-ATTENTION_KEYS = {"workers", "parallel", "scheduler", "engine", "overheads", "calibration"}
+               "router", "cluster", "engine_options"}
+ATTENTION_KEYS = {"workers", "parallel", "scheduler", "engine", "overheads", "calibration", "engine_options",
+                  "speculative"}
 FFN_KEYS = {"workers", "parallel"}
 FFN_PARALLEL_KEYS = {"ep", "moe_tp", "tp"}
 AF_LINK_KEYS = {"kind", "bandwidth_gbps", "bandwidth_bytes_s", "latency_us"}
@@ -113,6 +115,7 @@ class AFDeployment:
     profiles: str | None = None
     source: str = ""
     raw: dict = field(default_factory=dict)
+    speculative: object = None   #: attention workers' SpeculativeSpec (cost/speculative.py) or None
 
     mode = "af"
 
@@ -184,10 +187,12 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
                          gpus_per_node, src, "attention")
     overheads = parse_overheads({**raw, **{k: asec[k] for k in ("overheads", "calibration") if k in asec}},
                                 a_engine, spec.name, src, base_dir)
+    options = {**parse_engine_options(raw, src), **parse_engine_options(asec, src, "attention")}
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
     sched, memory, util = parse_scheduler(asec, worker, src, "attention", plan=plan_attention_memory)
+    speculative = parse_speculative_section(asec, sched, src, "attention")
 
     # FFN pool
     fsec = _section(raw, "ffn", FFN_KEYS, src)
@@ -236,7 +241,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
                         ffn_gpus_per_worker=gpus, micro_batches=mb, link_kind=kind, bandwidth_bytes_s=bw,
                         latency_s=lat, router=router, gpu_memory_utilization=util, gpus_per_node=gpus_per_node,
                         nodes=nodes, ffn_weight_bytes=fbytes, profiles=parse_profiles(raw, src, base_dir),
-                        source=source, raw=raw)
+                        source=source, raw=raw, speculative=speculative)
 
 
 def af_cost(dep: AFDeployment, attention_cm, ffn_cm):
@@ -255,11 +260,12 @@ def build_af_replicas(dep: AFDeployment, *, progress: bool = False, costs: dict 
     """(replica specs, AFCost) of an AF deployment: one scheduler per attention-DP rank of every attention
     worker, all sharing one AFCost. ``costs``: {'attention': cm, 'ffn': cm} to use instead of building them."""
     from .cost.cache import cost_model_for
+    from .cost.speculative import speculative_limits
     s = dep.scheduler
-    max_tokens = token_budget(s)
+    max_tokens, max_seqs = speculative_limits(dep.speculative, token_budget(s),
+                                              max(s.max_num_seqs, s.max_batch_size or 0))
     if costs is None:
-        costs = {"attention": cost_model_for(dep.worker, max_tokens=max_tokens,
-                                             max_seqs=max(s.max_num_seqs, s.max_batch_size or 0),
+        costs = {"attention": cost_model_for(dep.worker, max_tokens=max_tokens, max_seqs=max_seqs,
                                              max_model_len=s.max_model_len, profiles_root=dep.profiles,
                                              progress=progress),
                  # the FFN side only needs its token-op table: tiny attention grids
@@ -267,7 +273,11 @@ def build_af_replicas(dep: AFDeployment, *, progress: bool = False, costs: dict 
                                        max_tokens=math.ceil(max_tokens * dep.ranks / dep.ffn_workers),
                                        max_seqs=1, max_model_len=2, profiles_root=dep.profiles, progress=progress)}
     cost = af_cost(dep, costs["attention"], costs["ffn"])
-    return rank_replica_specs(dep.attention_workers, dep.worker.attention_dp, s, cost, "a"), cost
+    # speculative: verify steps run the AF pipeline on k + 1 rows per sequence; the drafter's layers are priced
+    # from the attention workers' co-located tables (a draft layer runs where the attention workers schedule)
+    cost = speculative_cost(cost, dep.speculative, dep.worker.model, draft=costs["attention"])
+    return rank_replica_specs(dep.attention_workers, dep.worker.attention_dp, s, cost, "a",
+                              speculative=dep.speculative), cost
 
 
 __all__ = ["AFDeployment", "af_deployment_from_dict", "build_af_replicas", "af_cost", "plan_attention_memory"]

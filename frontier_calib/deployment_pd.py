@@ -34,8 +34,9 @@ from pathlib import Path
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_model_gpu, parse_cluster, parse_overheads, parse_parallel, parse_profiles, parse_routing,
-                         parse_scheduler, rank_replica_specs, routing_fields, _section, token_budget)
+                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
+                         parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
+                         rank_replica_specs, routing_fields, _section, speculative_cost, token_budget)
 from .errors import InputError
 from .hardware import GPUSpec
 from .model_spec import ModelSpec
@@ -45,9 +46,9 @@ from .sim.links import LinkSpec
 
 PD_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "prefill", "decode", "link", "router", "ttft",
-               "cluster"}
+               "cluster", "engine_options"}
 POOL_KEYS = {"workers", "parallel", "scheduler", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
-             "calibration"}
+             "calibration", "engine_options", "speculative"}
 LINK_KEYS = {"kind", "bandwidth_gbps", "bandwidth_bytes_s", "latency_us", "transfer"}
 PREFILL_ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity", "kv_aware")
 
@@ -72,6 +73,7 @@ class Pool:
     scheduler: SchedulerConfig
     memory: MemoryPlan
     gpu_memory_utilization: float
+    speculative: object = None   #: decode pool: SpeculativeSpec (cost/speculative.py) or None
 
     @property
     def gpus(self) -> int:
@@ -138,7 +140,8 @@ class PDDeployment:
         def pool(p: Pool) -> str:
             w = p.worker
             return (f"{p.workers} x {w.gpus} GPUs (tp={w.tp} pp={w.pp} ep={w.ep} attention_dp={w.attention_dp}, "
-                    f"{w.engine}, KV {p.memory.kv_tokens:,} tokens per rank)")
+                    f"{w.engine}, KV {p.memory.kv_tokens:,} tokens per rank"
+                    + (f", speculative: {p.speculative.describe()})" if p.speculative is not None else ")"))
         lk = self.link
         return (f"{self.name}: {self.decode.worker.model.name} on {self.decode.worker.gpu}, PD: prefill "
                 f"{pool(self.prefill)}; decode {pool(self.decode)}; link {lk.kind} "
@@ -161,11 +164,16 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     else:
         overheads = parse_overheads(sec, engine, spec.name, src, base_dir, role,
                                     base=_section(raw, "overheads", None, src))
+    options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
-    return Pool(role, workers, worker, sched, memory, util)
+    if role == "prefill" and sec.get("speculative") is not None:
+        raise InputError("speculative decoding runs on the decode pool", path=src, field="prefill.speculative",
+                         fix="move the speculative section into decode:")
+    speculative = parse_speculative_section(sec, sched, src, role)
+    return Pool(role, workers, worker, sched, memory, util, speculative)
 
 
 def _link(raw: dict, spec: GPUSpec, one_node: bool, src: str) -> LinkConfig:
@@ -185,7 +193,8 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     engine = parse_engine(raw, "vllm", src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src, spec=spec),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
-              "overheads": parse_overheads(raw, engine, spec.name, src, base_dir)}
+              "overheads": parse_overheads(raw, engine, spec.name, src, base_dir),
+              "engine_options": parse_engine_options(raw, src)}
     gpus_per_node, nodes = parse_cluster(raw, spec, src)
     pre = _pool(raw, "prefill", model, spec, shared, gpus_per_node, src, base_dir)
     dec = _pool(raw, "decode", model, spec, shared, gpus_per_node, src, base_dir)
@@ -231,16 +240,22 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
 def _cost(pool: Pool, profiles, progress: bool):
     from .cost.cache import cost_model_for
 
+    from .cost.speculative import speculative_limits
+
     s = pool.scheduler
-    return cost_model_for(pool.worker, max_tokens=token_budget(s), max_seqs=max(s.max_num_seqs, s.max_batch_size or 0),
+    max_tokens, max_seqs = speculative_limits(pool.speculative, token_budget(s),
+                                              max(s.max_num_seqs, s.max_batch_size or 0))
+    return cost_model_for(pool.worker, max_tokens=max_tokens, max_seqs=max_seqs,
                           max_model_len=s.max_model_len, profiles_root=profiles, progress=progress)
 
 
 def pool_replica_specs(pool: Pool, cost, prefix: str, kv_transfer=None) -> list:
     """One ReplicaSpec per attention-DP rank of every worker of ``pool``. ``kv_transfer``: a function
-    name -> KVTransferSpec (prefill pool)."""
+    name -> KVTransferSpec (prefill pool). A pool with speculative decoding prices its steps with
+    :class:`~frontier_calib.cost.speculative.SpeculativeCost` over ``cost``."""
+    cost = speculative_cost(cost, pool.speculative, pool.worker.model)
     return rank_replica_specs(pool.workers, pool.worker.attention_dp, pool.scheduler, cost, prefix, role=pool.role,
-                              kv_transfer=kv_transfer)
+                              kv_transfer=kv_transfer, speculative=pool.speculative)
 
 
 def build_pd_replicas(dep: PDDeployment, *, progress: bool = False, costs: dict | None = None):

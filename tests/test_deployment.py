@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from frontier_calib.cli import main
 from frontier_calib.deployment import (CLUSTER_KEYS, PARALLEL_KEYS, TOP_KEYS, deployment_from_dict, load_deployment,
                                        token_budget)
+from frontier_calib.cost.speculative import lookahead_blocks
 from frontier_calib.cost.worker import Overheads
 from frontier_calib.errors import InputError
 from frontier_calib.sim.config import SchedulerConfig
@@ -108,16 +109,21 @@ def test_every_example_deployment_loads(path):
     assert dep.memory.kv_blocks > 0
     if getattr(dep, "mode", "colocated") == "pd":   # prefill/decode pools: see tests/test_disagg_pd.py
         for pool in (dep.prefill, dep.decode):
-            assert pool.scheduler.num_kv_blocks == pool.memory.kv_blocks > 0
+            s = pool.scheduler
+            assert s.num_kv_blocks == pool.memory.kv_blocks - lookahead_blocks(pool.speculative, s.max_running,
+                                                                              s.block_size) > 0
         assert dep.total_gpus == dep.prefill.gpus + dep.decode.gpus
         return
     if getattr(dep, "mode", "colocated") == "af":   # attention/FFN pools: see tests/test_moe_af.py
-        assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks
+        s = dep.scheduler
+        assert s.num_kv_blocks == dep.memory.kv_blocks - lookahead_blocks(dep.speculative, s.max_running, s.block_size)
         assert dep.total_gpus == dep.attention_gpus + dep.ffn_gpus
         return
     assert dep.total_gpus == dep.replicas * dep.worker.tp * dep.worker.attention_dp * dep.worker.pp
     assert dep.scheduler.policy == dep.worker.engine
-    assert dep.scheduler.num_kv_blocks == dep.memory.kv_blocks
+    # speculative decoding keeps the drafts' KV slots out of the cache (cost/speculative.py: lookahead_blocks)
+    s = dep.scheduler
+    assert s.num_kv_blocks == dep.memory.kv_blocks - lookahead_blocks(dep.speculative, s.max_running, s.block_size)
     assert dep.describe().startswith(f"{path.stem}: {dep.worker.model.name} on {dep.replicas} x ")
 
 

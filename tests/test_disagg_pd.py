@@ -221,3 +221,16 @@ def test_missing_pool_is_an_error(tmp_path):
     raw = {k: v for k, v in DS_PD.items() if k != "decode"}
     with pytest.raises(InputError, match="decode"):
         deployment_from_dict(raw, source="x.yaml")
+
+
+def test_pd_engine_options_top_level_and_per_pool():
+    """engine_options at the top level reach both pools; a pool's own keys win (here: an eager prefill pool)."""
+    dep = deployment_from_dict({**DS_PD, "engine_options": {"overlap": False},
+                                "prefill": {**DS_PD["prefill"], "engine_options": {"cuda_graph": False}}})
+    assert dep.prefill.worker.overlap is False and dep.decode.worker.overlap is False
+    assert dep.prefill.worker.cuda_graph is False and dep.decode.worker.cuda_graph is True
+    plain = deployment_from_dict(DS_PD)
+    assert plain.prefill.worker.overlap is None and plain.decode.worker.cuda_graph is True
+    with pytest.raises(InputError, match="decode.engine_options.overlap"):
+        deployment_from_dict({**DS_PD, "decode": {**DS_PD["decode"], "engine_options": {"overlap": "yes"}}},
+                             source="x.yaml")

@@ -304,3 +304,16 @@ def test_af_missing_pool_is_an_error():
     with pytest.raises(InputError, match="required section") as exc:
         deployment_from_dict({"mode": "af", "model": QWEN, "gpu": "h100_sxm", "attention": {}})
     assert exc.value.field == "ffn"
+
+
+def test_af_engine_options_reach_the_attention_workers():
+    raw = yaml.safe_load((REPO / "deployments" / "qwen3-30b-a3b-h100-vllm-af.yaml").read_text())
+    dep = deployment_from_dict({**raw, "engine_options": {"overlap": False}}, source="x.yaml")
+    assert dep.worker.overlap is False and dep.worker.cuda_graph is True
+    raw["attention"] = {**raw["attention"], "engine_options": {"cuda_graph": False}}
+    dep = deployment_from_dict(raw, source="x.yaml")
+    assert dep.worker.cuda_graph is False and dep.worker.overlap is None
+    raw["attention"]["engine_options"] = {"graphs": True}
+    with pytest.raises(InputError) as exc:
+        deployment_from_dict(raw, source="x.yaml")
+    assert exc.value.field == "attention.engine_options"

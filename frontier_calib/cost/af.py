@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine_time import engine_step_seconds
+from .engine_time import step_seconds
 
 
 def pipeline_ms(a, f, x, m: int, layers: int):
@@ -120,7 +120,8 @@ class AFCost:
         pipe = pipeline_ms(np.asarray(a_tot) / L, f_tot / L, x, m, L)
         at = self.attention
         gpu = (pipe + at.lm_head_ms(n_seq)) / 1e3
-        s = engine_step_seconds(gpu, at.overheads, at.overlap, n_seq, tokens, prefill)
+        s = step_seconds(gpu, graphed=True, kernels=0, sequences=n_seq, tokens=n_seq if tokens is None else tokens,
+                         has_prefill=prefill, overheads=at.overheads, overlap=at.overlap)
         b = self.busy
         k = np.size(s)
         b["steps"] += k

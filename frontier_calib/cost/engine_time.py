@@ -1,6 +1,6 @@
 """Engine time that no kernel table shows: CUDA-graph padding, eager kernel launches, CPU/GPU overlap, the
 front-end's output path. One record per engine (:data:`ENGINE_TIME`), one function to turn a step's kernel time
-into wall time (:func:`step_seconds`).
+into wall time (:func:`step_seconds`, for single steps and arrays of steps alike).
 
 A step's wall time is composed from four physical quantities (all seconds):
 
@@ -111,33 +111,29 @@ class EngineTime:
         return (g, True) if g else (int(tokens), False)
 
 
-def step_seconds(gpu_s: float, *, graphed: bool, kernels: int, sequences: int, tokens: int, has_prefill: bool,
-                 overheads, overlap: bool) -> float:
-    """Wall seconds of one engine step from its kernel time ``gpu_s`` (seconds) and the worker's
-    :class:`~frontier_calib.cost.worker.Overheads` (see the module docstring for the formula)."""
+def step_seconds(gpu_s, *, graphed: bool, kernels: int, sequences: int, tokens, has_prefill: bool,
+                 overheads, overlap: bool):
+    """Wall seconds of engine steps from their kernel time ``gpu_s`` (seconds: a float, or an array of steps that
+    share ``sequences`` and ``tokens``) and the worker's :class:`~frontier_calib.cost.worker.Overheads` (the
+    formula: module docstring). ``graphed``: the step replays a CUDA graph (no launches); ``kernels``: kernels it
+    launches when eager. The one place the terms are composed: co-located steps, fast-forwarded decode stretches
+    and AF pipelines all call it."""
     ov = overheads
     launch = 0.0 if graphed else kernels * ov.launch_s
     cpu = ov.step_s + ov.per_seq_s * sequences + ov.per_token_s * tokens
     if has_prefill:
         cpu += ov.prefill_step_s
-    if overlap:
-        t = max(gpu_s, launch, cpu + launch)
-    else:
-        t = cpu + max(gpu_s, launch)
     out = ov.out_token_s * sequences
-    return t if t >= out else out
-
-
-def engine_step_seconds(gpu_s, overheads, overlap: bool, sequences: int, tokens, has_prefill: bool):
-    """:func:`step_seconds` for steps that replay a graph without padding (array ``gpu_s`` allowed); ``tokens``
-    None counts one token per sequence. Used by pipelines that price their own kernels (AF ping-pong)."""
+    if isinstance(gpu_s, float):   # the per-step hot path: no numpy
+        t = max(gpu_s, launch, cpu + launch) if overlap else cpu + max(gpu_s, launch)
+        return t if t >= out else out
     import numpy as np
 
-    ov = overheads
-    tok = sequences if tokens is None else tokens
-    cpu = ov.step_s + ov.per_seq_s * sequences + ov.per_token_s * tok + (ov.prefill_step_s if has_prefill else 0.0)
-    t = np.maximum(gpu_s, cpu) if overlap else np.asarray(gpu_s) + cpu
-    return np.maximum(t, ov.out_token_s * sequences)
+    if overlap:
+        t = np.maximum(np.maximum(gpu_s, launch), cpu + launch)
+    else:
+        t = cpu + np.maximum(gpu_s, launch)
+    return np.maximum(t, out)
 
 
 def kernels_per_step(model, tp: int) -> int:

@@ -225,14 +225,16 @@ class IterationCostModel:
         run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
         base = self._token_lookup(run_tok) + self._lm_head_lookup(n)
         gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
-        ov = self.overheads
-        launch = 0.0 if graphed else self.kernels * ov.launch_s
-        cpu = ov.step_s + ov.per_seq_s * n + ov.per_token_s * n
-        if self.engine_time.overlap:
-            t = np.maximum(np.maximum(gpu, launch), cpu + launch)
-        else:
-            t = cpu + np.maximum(gpu, launch)
-        return np.maximum(t, ov.out_token_s * n)
+        return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
+                            overheads=self.overheads, overlap=self.engine_time.overlap)
+
+    def decode_kernel_ms(self, num_decode: int, decode_kv_sums) -> tuple:
+        """Kernel milliseconds of a decode-only step of ``num_decode`` sequences, unpadded and before engine time:
+        (token-proportional ops, LM head, decode attention per KV-length sum (array)). Used to price parts of a
+        forward pass (a speculative drafter's layers, cost/speculative.py)."""
+        n = int(num_decode)
+        kv = np.asarray(decode_kv_sums, dtype=float)
+        return self._token_lookup(n), self._lm_head_lookup(n), self._decode_attention_ms(n, kv)
 
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'

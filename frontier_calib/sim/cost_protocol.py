@@ -59,3 +59,9 @@ class LinearCost:
     def decode_times(self, num_decode, decode_kv_sums):
         s = np.asarray(decode_kv_sums, dtype=np.int64)
         return (self.step_s + self.token_s * int(num_decode)) + self.prefill_attn_s * 0.0 + self.decode_kv_s * s
+
+    def decode_kernel_ms(self, num_decode, decode_kv_sums):
+        """(token ms, LM head ms, attention ms per KV sum) of a decode step: the step and per-token terms count as
+        token work, the KV term as attention (for a speculative drafter's share, cost/speculative.py)."""
+        kv = np.asarray(decode_kv_sums, dtype=float)
+        return (self.step_s + self.token_s * int(num_decode)) * 1e3, 0.0, self.decode_kv_s * kv * 1e3

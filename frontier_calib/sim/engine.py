@@ -18,6 +18,7 @@ from .replica import Replica, ReplicaSpec
 from .requests import RequestTable
 from .results import SimResult, make_result
 from .disagg import KVTransfers, pool_stats
+from .lockstep import lockstep_groups
 from .router import make_router
 
 REQUIRED_COLUMNS = ("request_id", "arrival_s", "input_tokens", "output_tokens")
@@ -56,6 +57,7 @@ class _Replay:
         self.timeline = [] if timeline else None
         self.replicas = [Replica(i, spec, self.table, fast_forward=fast_forward, check=check,
                                  timeline=self.timeline) for i, spec in enumerate(specs)]
+        self.groups = lockstep_groups(self.replicas, [spec.lockstep for spec in specs])
         self.entry = [rep for rep in self.replicas if rep.role in ("both", "prefill")]
         self.decoders = [rep for rep in self.replicas if rep.role == "decode"]
         has_prefill = any(rep.role == "prefill" for rep in self.replicas)
@@ -99,6 +101,7 @@ class _Replay:
     def run(self) -> SimResult:
         wall0 = time.perf_counter()
         arrivals, events, reps = self.arrivals, self.events, self.replicas
+        n_reps = len(reps)
         while True:
             ta = arrivals.peek_time()
             te = events.peek_time()
@@ -112,17 +115,13 @@ class _Replay:
                 if idx < 0:    # a KV transfer arrived at its decode worker (version: the request row)
                     self.transfers.deliver(version, t)
                     continue
+                if idx >= n_reps:   # a lockstep group's common step ended
+                    self._group_end(self.groups[idx - n_reps], version, t)
+                    continue
                 rep = reps[idx]
                 if version != rep.version or rep.plan is None:
                     continue   # superseded by a sync
-                done = rep.finish_step(t)
-                for _ in done:
-                    arrivals.on_done(t)
-                self._resolved(len(done))
-                if rep.sched.handoffs:
-                    self.transfers.hand_off(rep, t)
-                elif rep.role == "decode":
-                    self.transfers.pump(rep, t)   # freed KV blocks may unblock held-back transfers
+                self._finish(rep, t)
                 self._kick(rep, t)
         if self.bar is not None:
             self.bar.close()
@@ -140,12 +139,48 @@ class _Replay:
             "preemptions": sum(rep.sched.num_preemptions for rep in reps),
             "replicas": [rep.stats() for rep in reps],
         }
+        if self.groups:
+            stats["lockstep_groups"] = [g.stats() for g in self.groups]
         if isinstance(arrivals, ClosedLoopArrivals):
             stats["max_in_flight"] = arrivals.max_in_flight
         result = make_result(self.table, [rep.name for rep in reps], self.timeline, stats)
         self._disagg_results(result)
         result.stats["total_wall_s"] = time.perf_counter() - wall0
         return result
+
+    def _finish(self, rep: Replica, t: float) -> None:
+        """Apply ``rep``'s step ending at ``t``: completions, KV hand-offs (prefill) or transfers it unblocks."""
+        done = rep.finish_step(t)
+        for _ in done:
+            self.arrivals.on_done(t)
+        self._resolved(len(done))
+        if rep.sched.handoffs:
+            self.transfers.hand_off(rep, t)
+        elif rep.role == "decode":
+            self.transfers.pump(rep, t)   # freed KV blocks may unblock held-back transfers
+
+    def _group_end(self, g, version: int, t: float) -> None:
+        """The common step of lockstep group ``g`` ended at ``t``: finish every member's step, then start the
+        next common step."""
+        if version != g.version or not g.busy:
+            return
+        g.busy, g.finishing = False, True
+        for rep in g.members:
+            if rep.plan is not None:
+                self._finish(rep, t)
+        g.finishing = False
+        self._kick_group(g, t)
+
+    def _kick_group(self, g, t: float) -> None:
+        end = g.start(t)
+        if end is not None:
+            self.events.push(end, (len(self.replicas) + g.index, g.version))
+            return
+        if g.busy or g.finishing:
+            return
+        for rep in g.members:
+            if rep.sched.waiting and not rep.sched.sending and not rep.sched.reserved:
+                raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
 
     def _disagg_results(self, result: SimResult) -> None:
         """Per-pool statistics always; per-request KV-transfer columns and per-link statistics for PD."""
@@ -231,7 +266,10 @@ class _Replay:
         self._kick(rep, t)
 
     def _kick(self, rep: Replica, t: float) -> None:
-        """Start the replica's next step if it has work."""
+        """Start the replica's next step if it has work (for a lockstep member: the group's next common step)."""
+        if rep.group is not None:
+            self._kick_group(rep.group, t)
+            return
         if rep.plan is not None or not rep.sched.has_work:
             return
         end = rep.start_step(t, self.arrivals.peek_time())

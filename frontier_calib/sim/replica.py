@@ -13,6 +13,10 @@ pricing all of those steps with one vectorised ``decode_times`` call and a cumul
 accumulated in the same order as step-by-step simulation, so both give bit-identical times. Arrivals that were
 not known when the stretch was planned (closed-loop clients, other replicas' handoffs) cut it short with
 :meth:`Replica.sync`.
+
+With speculative decoding (``ReplicaSpec.speculative``) a verify step that emits ``t`` tokens per sequence is ``t``
+decode sub-steps, only the first of which takes time (:mod:`.speculative`); the sub-steps a step still owes run
+without asking the scheduler (:meth:`~.schedulers.base.Scheduler.continue_decode`).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from .config import SchedulerConfig
 from .cost_protocol import IterationCost
 from .schedulers import make_scheduler
 from .schedulers.base import ROLES
+from .speculative import SpeculativeSteps
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -37,13 +42,17 @@ class ReplicaSpec:
     """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name.
 
     ``kv_transfer`` (prefill role): how its requests' KV reaches the decode workers
-    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off."""
+    (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off.
+    ``lockstep``: a name shared by the attention-DP ranks of one worker; ranks with the same name step together
+    (see :mod:`frontier_calib.sim.lockstep`). None: the replica steps on its own."""
 
     scheduler: SchedulerConfig
     cost: IterationCost
     role: str = "both"
     name: str = ""
     kv_transfer: object = None
+    lockstep: str | None = None
+    speculative: object = None   #: a SpeculativeSpec (cost/speculative.py): verify steps emit several tokens
 
     def __post_init__(self):
         if self.role not in ROLES:
@@ -74,6 +83,9 @@ class Replica:
         self.incoming = 0       # decode role: requests routed here whose KV has not arrived yet
         self.pending_kv = None  # decode role: transfers queued here for KV blocks (a deque set by KVTransfers)
         self.busy_s = 0.0       # simulated seconds spent in steps
+        self.group = None       # the LockstepGroup this replica steps with (set by the replay), or None
+        self.spec_steps = None if spec.speculative is None else SpeculativeSteps(spec.speculative, index)
+        self._owed = 0          # speculative: sub-steps the verify step in progress still owes (no cost)
 
     @property
     def busy(self) -> bool:
@@ -83,10 +95,23 @@ class Replica:
     def outstanding(self) -> int:
         return self.sched.outstanding + self.incoming
 
+    def owes_tokens(self) -> bool:
+        """Speculative decoding: the verify step just ended still owes this replica tokens (sim/speculative.py)."""
+        steps = self.spec_steps
+        return steps is not None and steps.pending(self.sched.s, self.sched.decode.n) > 0
+
     # ------------------------------------------------------------------ steps
     def start_step(self, now: float, horizon: float = math.inf):
         """Schedule and price the next step at ``now``; returns its end time (s) or None when idle."""
-        plan = self.sched.schedule(now)
+        steps, plan = self.spec_steps, None
+        if steps is not None:
+            self._owed = steps.pending(self.sched.s, self.sched.decode.n)
+            if self._owed:
+                plan = self.sched.continue_decode(now)
+                if plan is None:
+                    self._owed = steps.pending(self.sched.s, 0)   # its blocks do not fit: drop the pending tokens
+        if plan is None:
+            plan = self.sched.schedule(now)
         if plan is None:
             self.plan = None
             return None
@@ -96,8 +121,11 @@ class Replica:
                 kv = np.array(plan.prefill_kv, dtype=np.int64)
             else:
                 q = kv = _EMPTY
-            dt = self.cost.iteration_time(q, kv, plan.num_decode, plan.decode_kv_sum)
-            self.cost_calls += 1
+            if self._owed:
+                dt = 0.0
+            else:
+                dt = self.cost.iteration_time(q, kv, plan.num_decode, plan.decode_kv_sum)
+                self.cost_calls += 1
             plan.ends = [now + dt]
         else:
             self._stretch(plan, now, horizon)
@@ -114,7 +142,9 @@ class Replica:
             free = sched.cache.clean + sched.cache.evictable
             if dec.new_blocks(s + 1, k_max - 1) > free:
                 k_max = 1 + dec.steps_fitting(s + 1, free)
-        if k_max > 1:
+        if self._owed:
+            k_max = min(k_max, self._owed)   # a verify step's later tokens: the policy decides after them
+        elif k_max > 1:
             k_max = min(k_max, sched.steady_steps(plan, k_max))
         if k_max > 1 and self.pending_kv and sched.can_reserve_prefilled(self.pending_kv[0], after_step=True):
             k_max = 1   # this step's admissions made room: the held-back transfer starts when it ends
@@ -128,7 +158,7 @@ class Replica:
             ends = self._decode_ends(now, n, kv1, want)
             while ends[-1] < horizon and len(ends) < k_max:
                 more = min(k_max - len(ends), max(len(ends), 16))
-                ends += self._decode_ends(ends[-1], n, kv1 + n * len(ends), more)
+                ends += self._decode_ends(ends[-1], n, kv1 + n * len(ends), more, len(ends))
             k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
             if k < len(ends):
                 del ends[k:]
@@ -136,16 +166,23 @@ class Replica:
         plan.n_steps = len(ends)
         self.stretches += 1
 
-    def _decode_ends(self, t0: float, n: int, kv1: int, k: int) -> list:
-        """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens."""
+    def _decode_ends(self, t0: float, n: int, kv1: int, k: int, done: int = 0) -> list:
+        """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens,
+        after ``done`` steps of the stretch (speculative decoding: only the sub-steps that start a verify step
+        take time)."""
         ar = self._arange
         if k > len(ar):
             ar = self._arange = np.arange(max(k, 2 * len(ar)), dtype=np.int64)
         kv = ar[:k] * n + kv1
         d = self.cost.decode_times(n, kv)
         self.cost_calls += 1
+        if self.spec_steps is not None:
+            d = np.asarray(d) * self.spec_steps.step_flags(self.sched.s + done, k)
+            if d.any():
+                self._dt_guess = float(d.sum()) / k * 0.5   # mean sub-step time, halved: sizes stretches only
         d = d.tolist() if hasattr(d, "tolist") else list(d)
-        self._dt_guess = d[-1]
+        if self.spec_steps is None:
+            self._dt_guess = d[-1]
         ends = list(accumulate(d, initial=t0))   # sequential sums: identical to one step at a time
         del ends[0]
         return ends
@@ -202,4 +239,5 @@ class Replica:
             "cost_calls": self.cost_calls, "preemptions": self.sched.num_preemptions, "busy_s": self.busy_s,
             "kv_blocks": c.num_blocks, "kv_blocks_max_used": c.max_used,
             "prefix_hit_blocks": c.hit_blocks, "evicted_blocks": c.evicted_blocks,
+            **({} if self.spec_steps is None else self.spec_steps.stats(self.sched.s)),
         }

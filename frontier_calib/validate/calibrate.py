@@ -1,12 +1,14 @@
 """``frontier-calib calibrate``: fit the engine-level constants on a training split, score on held-out rows.
 
 What is fitted, per engine (or per engine x GPU with ``group_by='engine-gpu'``: calibration keys ``engine@gpu``) and
-nothing per row: the four :class:`~frontier_calib.cost.worker.Overheads` fields (seconds): per iteration
-``step_s`` (every step: scheduler, launch, sync), ``per_seq_s`` (per sequence in the batch: input preparation,
-sampling, detokenization) and ``prefill_step_s`` (extra for a step that carries prefill: mixed batches do not run as
-one CUDA graph); per request ``frontend_s`` (the API server's path from the client to the scheduler: HTTP,
-tokenization; it adds to TTFT but not to any iteration, so it lets the fit raise TTFT without raising TPOT);
-and the benchmark clients' desynchronisation share (``desync``,
+nothing per row: three :class:`~frontier_calib.cost.worker.Overheads` fields (seconds), each inside its physical
+bounds (:data:`~frontier_calib.cost.worker.OVERHEAD_BOUNDS`): the scheduler's CPU per step ``step_s`` and per
+sequence ``per_seq_s`` (they enter the step time through :mod:`frontier_calib.cost.engine_time`: hidden behind the
+GPU when the engine overlaps, added to it when not), and the front-end's fixed latency per request ``frontend_s``
+(HTTP, request parsing; it adds to TTFT but not to any iteration). CUDA-graph padding, eager launches and overlap
+are not fitted: they follow from the engine's code (:mod:`frontier_calib.cost.engine_time`). The earlier
+``prefill_step_s`` is no longer fitted (fits drove it to 7-15 ms per prefill step, a fudge that did not carry over
+to open-loop runs). Also fitted: the benchmark clients' desynchronisation share (``desync``,
 :class:`~frontier_calib.validate.silicon.Protocol`): how far the engine and its clients let closed-loop waves drift
 out of step (SGLang's prefill-first batching keeps them together, vLLM's chunked mixed batches let them drift).
 
@@ -38,14 +40,14 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..cost.worker import DEFAULT_OVERHEADS
+from ..cost.worker import DEFAULT_OVERHEADS, OVERHEAD_BOUNDS
 from .metrics import summarize
 from .silicon import Protocol, Scenario, scenario_for_row
 
-PARAMS = ("step_s", "per_seq_s", "prefill_step_s", "frontend_s")
-#: finite-difference steps (seconds) and search bounds of each constant
-DELTAS = {"step_s": 1.0e-3, "per_seq_s": 2.0e-5, "prefill_step_s": 5.0e-3, "frontend_s": 2.0e-2}
-BOUNDS = {"step_s": (0.0, 0.02), "per_seq_s": (0.0, 2.0e-4), "prefill_step_s": (0.0, 0.05), "frontend_s": (0.0, 0.5)}
+PARAMS = ("step_s", "per_seq_s", "frontend_s")
+#: finite-difference steps (seconds) of each constant; its search bounds are its physical bounds
+DELTAS = {"step_s": 1.0e-3, "per_seq_s": 2.0e-5, "frontend_s": 5.0e-3}
+BOUNDS = {p: OVERHEAD_BOUNDS[p] for p in PARAMS}
 CAP = math.log(3.0)
 
 
@@ -159,7 +161,7 @@ def nelder_mead(f, x0, scale, bounds, *, iters: int = 200, tol: float = 1e-7):
 
 PHI_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: front-end latencies (s) tried, without replaying, when the desync grid is chosen (see _Fitter.best_phi)
-FRONTEND_GRID = tuple(np.round(np.arange(0.0, 0.3001, 0.005), 4))
+FRONTEND_GRID = tuple(np.round(np.arange(0.0, BOUNDS["frontend_s"][1] + 1e-9, 0.001), 4))
 FRONTEND = PARAMS.index("frontend_s")
 
 
@@ -229,7 +231,9 @@ class _Fitter:
         """One Gauss-Newton-like step: replay at theta and theta + one step of each constant, fit on the linear
         surrogate (bounded Nelder-Mead), return the new constants."""
         k_all = len(PARAMS)
-        points = [(theta, phi)] + [(theta + np.eye(k_all)[k] * DELTAS[PARAMS[k]], phi) for k in range(k_all)]
+        # one finite-difference step per constant, backwards where a forward step would leave its bounds
+        steps = [DELTAS[p] if theta[k] + DELTAS[p] <= BOUNDS[p][1] else -DELTAS[p] for k, p in enumerate(PARAMS)]
+        points = [(theta, phi)] + [(theta + np.eye(k_all)[k] * steps[k], phi) for k in range(k_all)]
         P = self.replay(points, desc)
         for (th, ph), Pk in zip(points, P):
             self.note(th, ph, Pk)
@@ -237,7 +241,7 @@ class _Fitter:
         if not u.any():
             return theta
         base = P[0][u]
-        J = np.stack([(P[k + 1][u] - P[0][u]) / DELTAS[PARAMS[k]] for k in range(k_all)], axis=-1)  # [n, 2, k]
+        J = np.stack([(P[k + 1][u] - P[0][u]) / steps[k] for k in range(k_all)], axis=-1)  # [n, 2, k]
         mt, mp, th0 = self.mt[u], self.mp[u], np.array(theta, float)
 
         def surrogate(th):
@@ -250,7 +254,7 @@ class _Fitter:
 
 def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: int, progress: bool,
                rounds: int = 2, log=print) -> dict:
-    """Fit the group's client desynchronisation share (a grid) and its three overheads (Gauss-Newton-like rounds
+    """Fit the group's client desynchronisation share (a grid) and its overheads (:data:`PARAMS`) (Gauss-Newton-like rounds
     on a linear surrogate) on ``train`` rows; returns the fit record. Every candidate is replayed; the best replayed
     point wins, so the result is never worse on the training subsample than the defaults. ``engine`` is a
     calibration key: an engine or ``engine@gpu`` (the starting point is that engine's default overheads)."""
@@ -280,8 +284,9 @@ def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: in
 
 
 def _fmt(theta) -> str:
-    return (f"step {theta[0] * 1e3:.3f} ms, per_seq {theta[1] * 1e6:.2f} us, prefill_step {theta[2] * 1e3:.3f} ms, "
-            f"frontend {theta[3] * 1e3:.1f} ms")
+    th = dict(zip(PARAMS, theta))
+    return (f"step {th['step_s'] * 1e3:.3f} ms, per_seq {th['per_seq_s'] * 1e6:.2f} us, "
+            f"frontend {th['frontend_s'] * 1e3:.1f} ms")
 
 
 def side_by_side(base_rows: pd.DataFrame, cal_rows: pd.DataFrame, train_mask: pd.Series) -> dict:
@@ -332,3 +337,33 @@ def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, m
             "errors": side_by_side(base_rows, cal_rows, train_mask),
             "seconds": time.perf_counter() - t0, "train_fraction": train_fraction, "seed": seed,
             "max_rows": max_rows, "group_by": group_by, "rounds": rounds}
+
+
+
+def held_out_record(res: dict) -> dict:
+    """The held-out errors of one :func:`calibrate` result (defaults and calibrated) with its seed and fit."""
+    ho = res["errors"]["held_out"]
+    return {"seed": int(res["seed"]),
+            "ttft_mape_before": ho["before"]["overall"]["ttft"]["mape"],
+            "tpot_mape_before": ho["before"]["overall"]["tpot"]["mape"],
+            "ttft_mape": ho["after"]["overall"]["ttft"]["mape"],
+            "tpot_mape": ho["after"]["overall"]["tpot"]["mape"],
+            "overheads": res["overheads"], "desync": res["desync"]}
+
+
+def seed_spread(df: pd.DataFrame, seeds, *, baseline: pd.DataFrame, first: dict | None = None, log=print,
+                **kw) -> dict:
+    """Run the whole protocol once per split seed (same rows, same ``baseline`` replay; ``first``: a result
+    already computed, e.g. the seed the file keeps) and collect the held-out errors:
+    ``{'seeds': [held_out_record, ...], 'ttft_mape': {mean, min, max, std}, 'tpot_mape': ..., '*_before': ...}``.
+    The spread says how much one split's held-out figure owes to which configurations fell on which side."""
+    records = [held_out_record(first)] if first is not None else []
+    for sd in seeds:
+        log(f"calibrate: split seed {sd}")
+        records.append(held_out_record(calibrate(df, seed=int(sd), baseline=baseline, log=log, **kw)))
+    out = {"seeds": records}
+    for key in ("ttft_mape", "tpot_mape", "ttft_mape_before", "tpot_mape_before"):
+        v = np.array([p[key] for p in records], float)
+        out[key] = {"mean": float(np.nanmean(v)), "min": float(np.nanmin(v)), "max": float(np.nanmax(v)),
+                    "std": float(np.nanstd(v))}
+    return out

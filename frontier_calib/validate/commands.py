@@ -222,6 +222,9 @@ def run_cmd(folders, gpu, out, seed):
 @click.option("--train-fraction", type=float, default=0.5, show_default=True,
               help="Share of each engine's configurations on the training side.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the configuration split.")
+@click.option("--seeds", "n_seeds", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Repeat the whole protocol on this many split seeds (SEED, SEED+1, ...) and report the spread of "
+                   "the held-out error; the file keeps SEED's fit.")
 @click.option("--max-rows", type=int, default=48, show_default=True,
               help="Training rows replayed per fit group while fitting (a subsample spread over configurations).")
 @click.option("--fit-rounds", "fit_rounds", type=click.IntRange(1, 5), default=2, show_default=True,
@@ -238,7 +241,7 @@ def run_cmd(folders, gpu, out, seed):
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier run's calibration file and report folder (without it, they are refused).")
 def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, requests_per_client, train_fraction, seed,
-                  max_rows, fit_rounds, group_by, baseline, out, report_dir, overwrite):
+                  n_seeds, max_rows, fit_rounds, group_by, baseline, out, report_dir, overwrite):
     """Fit the per-engine overheads on a training split of the silicon rows; report held-out vs training error."""
     import pandas as pd
 
@@ -274,6 +277,14 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
                     protocol=Protocol(requests_per_client=requests_per_client), baseline=base, group_by=group_by,
                     rounds=fit_rounds, log=click.echo)
     errs = res["errors"]
+    spread = None
+    if n_seeds > 1:
+        from .calibrate import seed_spread
+
+        spread = seed_spread(df, range(seed + 1, seed + n_seeds), baseline=res["baseline_rows"], first=res,
+                             train_fraction=train_fraction, max_rows=max_rows, jobs=jobs, progress=True,
+                             protocol=Protocol(requests_per_client=requests_per_client), group_by=group_by,
+                             rounds=fit_rounds, log=click.echo)
 
     def brief(block):
         o = block["overall"]
@@ -290,6 +301,10 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
                   "fit_rows_per_group": {e: f["rows"] for e, f in res["fits"].items()},
                   "held_out": {"before": brief(errs["held_out"]["before"]), "after": brief(errs["held_out"]["after"])},
                   "train": {"before": brief(errs["train"]["before"]), "after": brief(errs["train"]["after"])}}
+    if spread is not None:
+        provenance["held_out_over_seeds"] = {k: spread[k] for k in ("ttft_mape", "tpot_mape", "ttft_mape_before",
+                                                                    "tpot_mape_before")}
+        provenance["held_out_over_seeds"]["seeds"] = [p["seed"] for p in spread["seeds"]]
     write_calibration(out, res["overheads"], benchmark_desync=res["desync"], provenance=provenance)
     write_calibration_report(res, report_dir, meta={**provenance, "seconds": time.perf_counter() - t0})
     from .metrics import pct
@@ -300,4 +315,9 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
             click.echo(f"{split:>8} {when:>6}: TTFT MAPE {pct(o['ttft']['mape']):>7} median {pct(o['ttft']['median_ape']):>6}"
                        f" bias {pct(o['ttft']['bias'], signed=True):>7} | TPOT MAPE {pct(o['tpot']['mape']):>7} "
                        f"median {pct(o['tpot']['median_ape']):>6} bias {pct(o['tpot']['bias'], signed=True):>7}")
+    if spread is not None:
+        for key, name in (("ttft_mape", "TTFT"), ("tpot_mape", "TPOT")):
+            sp, b = spread[key], spread[key + "_before"]
+            click.echo(f"held-out {name} MAPE over {n_seeds} split seeds: calibrated mean {pct(sp['mean'])} "
+                       f"(min {pct(sp['min'])}, max {pct(sp['max'])}); defaults mean {pct(b['mean'])}")
     click.echo(f"calibration -> {out}; report -> {report_dir}/report.md ({time.perf_counter() - t0:.0f} s)")

@@ -309,20 +309,26 @@ def calibration_markdown(res: dict, meta: dict) -> str:
          f"({meta['split']['train_configs']} training / {meta['split']['held_out_configs']} held-out configurations). "
          f"Fitted on up to {res['max_rows']} training rows per {unit}; **the held-out error is the one to quote**.", "",
          "## Fitted constants", "",
-         "Overheads in seconds: step, per_seq and prefill_step per iteration, frontend per request (added to TTFT); "
+         "Overheads fitted within their physical bounds (`cost/worker.py: OVERHEAD_BOUNDS`): step and per_seq "
+         "(scheduler CPU per iteration and per sequence), frontend per request (added to TTFT); "
          "desync = share of the benchmark's clients that drift out of step (0: waves stay synchronised, 1: all spread; "
-         "default 1).", "",
-         f"| {unit} | desync | step_s | per_seq_s | prefill_step_s | frontend_s | default (step / per_seq / prefill / "
-         "frontend) | fit rows | loss before → after |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "default 1).", ""]
     from ..cost.worker import DEFAULT_OVERHEADS
+    from .calibrate import PARAMS
 
+    units = {"step_s": (1e3, "ms", 3), "per_seq_s": (1e6, "µs", 2), "frontend_s": (1e3, "ms", 1)}
+
+    def fmt(k, v):
+        mul, u, nd = units.get(k, (1e3, "ms", 3))
+        return f"{v * mul:.{nd}f} {u}"
+
+    L += [f"| {unit} | desync | " + " | ".join(PARAMS) + " | default (" + " / ".join(PARAMS) + ") | fit rows | "
+          "loss before → after |", "|---|---|" + "---|" * len(PARAMS) + "---|---|---|"]
     for e, f in res["fits"].items():
         o, d = f["overheads"], DEFAULT_OVERHEADS[e.partition("@")[0]]
-        L.append(f"| {e} | {f.get('desync', 1.0):.2f} | {o['step_s'] * 1e3:.3f} ms | {o['per_seq_s'] * 1e6:.2f} µs | "
-                 f"{o['prefill_step_s'] * 1e3:.3f} ms | {o.get('frontend_s', 0.0) * 1e3:.1f} ms | "
-                 f"{d['step_s'] * 1e3:.2f} ms / {d['per_seq_s'] * 1e6:.1f} µs / {d['prefill_step_s'] * 1e3:.2f} ms / "
-                 f"{d['frontend_s'] * 1e3:.0f} ms | {f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")
+        L.append(f"| {e} | {f.get('desync', 1.0):.2f} | " + " | ".join(fmt(k, o.get(k, d[k])) for k in PARAMS)
+                 + " | " + " / ".join(fmt(k, d[k]) for k in PARAMS)
+                 + f" | {f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")
     L += ["", "## Held-out vs training, before vs after", "",
           "| split | overheads | rows | TTFT MAPE | TTFT med APE | TTFT bias | TPOT MAPE | TPOT med APE | TPOT bias |",
           "|---|---|---|---|---|---|---|---|---|"]

@@ -343,6 +343,16 @@ class Scheduler:
             plan.decode_kv_sum = dec.sum_base + n * (self.s + 1)
         return plan
 
+    def continue_decode(self, now: float) -> StepPlan | None:
+        """Speculative decoding: the next token of the verify step in progress (the replica runs a step's later
+        tokens without scheduling, see sim/speculative.py). None when its KV blocks do not fit (the step's
+        pending tokens are then dropped and the policy schedules)."""
+        if not self.decode.n or self.decode.step_blocks(self.s) > self.cache.num_free:
+            return None
+        plan = self.decode_plan(now)
+        plan.steady = True
+        return plan
+
     def add_chunk(self, plan: StepPlan, r: int, q: int) -> None:
         plan.chunks.append((r, q))
         plan.prefill_q.append(q)

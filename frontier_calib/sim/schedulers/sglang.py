@@ -183,6 +183,12 @@ class SGLangScheduler(Scheduler):
         if max_new:
             self.ratio = min(1.0, (decoded + RETRACT_DECODE_STEPS * dec.n) / max_new)
 
+    def continue_decode(self, now: float):
+        plan = super().continue_decode(now)
+        if plan is not None:   # new_token_ratio decays once per decode token, as in a scheduled decode step
+            self.ratio = max(self.ratio - self.decay, self.min_ratio)
+        return plan
+
     def on_decode_steps(self, k: int) -> None:
         if k > 1:   # the first step's decay happened when it was scheduled
             self.ratio = max(self.ratio - (k - 1) * self.decay, self.min_ratio)
