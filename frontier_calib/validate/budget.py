@@ -66,9 +66,11 @@ def row_budget(replicas: list, isl: int, osl: int, concurrency: int, frontend_s_
 
 
 def twin_disagreement(rows: pd.DataFrame) -> pd.Series:
-    """Per row: True when its measured TTFT differs by more than :data:`TWIN_RATIO` from the mean of its twins
-    (same ``config_key``, ``isl`` and ``concurrency``, another ``osl``; both below :data:`TWIN_MAX_KV_LOAD`),
-    False when it has twins that agree, NA when it has none (or the columns are missing)."""
+    """Per row: True when its measured TTFT disagrees with its twins (same ``config_key``, ``isl`` and
+    ``concurrency``, another ``osl``; all below :data:`TWIN_MAX_KV_LOAD`) by more than :data:`TWIN_RATIO`: with
+    three or more rows in the group, against the group's median (the odd one out); with two, against each other
+    (both flagged: the data cannot say which is right). False when it has twins that agree, NA when it has none
+    (or the columns are missing)."""
     out = pd.Series(pd.NA, index=rows.index, dtype="boolean")
     need = ("config_key", "isl", "osl", "concurrency", "silicon_ttft_ms")
     if any(c not in rows.columns for c in need):
@@ -79,11 +81,10 @@ def twin_disagreement(rows: pd.DataFrame) -> pd.Series:
         if g["osl"].nunique() < 2:
             continue
         t = g["silicon_ttft_ms"].to_numpy(float)
-        osl = g["osl"].to_numpy()
-        for k, idx in enumerate(g.index):
-            others = t[osl != osl[k]]
-            r = t[k] / others.mean()
-            out[idx] = bool(r > TWIN_RATIO or r < 1 / TWIN_RATIO)
+        ref = np.full(len(t), np.median(t)) if len(t) > 2 else t[::-1]   # two twins: each other
+        r = t / ref
+        for idx, x in zip(g.index, r):
+            out[idx] = bool(x > TWIN_RATIO or x < 1 / TWIN_RATIO)
     return out
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..io import staged_output, write_json, write_table, write_text
 from ..plotting import figure, save_png
-from .budget import TWIN_MAX_KV_LOAD, TWIN_RATIO, budget_table
+from .budget import budget_table, twin_disagreement
 from .metrics import coverage, format_stats_table, pct, skip_category, summarize
 
 #: the issue's acceptance targets (fractions)
@@ -89,20 +89,17 @@ def why(row: pd.Series, rows: pd.DataFrame, metric: str) -> str:
 def _sibling_note(row, rows, metric) -> str:
     """Flag a measurement that disagrees with its twins (budget.twin_disagreement: the same deployment at the same
     isl and concurrency but another osl; TTFT barely depends on osl when the KV cache is not the limit)."""
-    if metric != "ttft" or "config_key" not in rows.columns:
+    if metric != "ttft" or "config_key" not in rows.columns or row.name not in rows.index:
+        return ""
+    flag = twin_disagreement(rows).get(row.name)
+    if flag is pd.NA or not flag:
         return ""
     sib = rows[(rows["config_key"] == row["config_key"]) & (rows["isl"] == row["isl"])
                & (rows["concurrency"] == row["concurrency"]) & (rows["osl"] != row["osl"])]
-    sib = sib[sib.get("kv_load", pd.Series(0, index=sib.index)).fillna(0) < TWIN_MAX_KV_LOAD]
-    if sib.empty:
-        return ""
-    mean = sib["silicon_ttft_ms"].mean()
-    r = row["silicon_ttft_ms"] / mean
-    if r > TWIN_RATIO or r < 1 / TWIN_RATIO:
-        osls = "/".join(str(int(o)) for o in sorted(sib["osl"].unique()))
-        return (f"measured TTFT is {r:.1f}x that of the same deployment at osl={osls} ({mean:.0f} ms): a "
-                "measurement inconsistency the replay cannot follow")
-    return ""
+    osls = "/".join(str(int(o)) for o in sorted(sib["osl"].unique()))
+    other = sib["silicon_ttft_ms"].median()
+    return (f"measured TTFT is {row['silicon_ttft_ms'] / other:.1f}x that of the same deployment at osl={osls} "
+            f"({other:.0f} ms): a measurement inconsistency the replay cannot follow")
 
 
 def _row_md(r: pd.Series, rows: pd.DataFrame, metric: str) -> str:
