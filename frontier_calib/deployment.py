@@ -26,7 +26,7 @@ See docs/deployments.md for every field.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -327,18 +327,18 @@ def routing_fields(routing) -> dict:
 def parse_overheads(sec: dict, engine: str, gpu: str, src: str, base_dir: Path | None, where: str = "",
                     base: dict | None = None) -> Overheads:
     """The engine's per-iteration overheads: defaults, then a ``calibration:`` file's entry for ``engine`` (its
-    ``engine@gpu`` entry when it has one for ``gpu``, the canonical GPU id), then explicit ``overheads:`` keys."""
+    ``engine@gpu`` entry when it has one for ``gpu``, the canonical GPU id; without the key, the shipped
+    calibration, :data:`~frontier_calib.cost.calibration.DEFAULT_CALIBRATION`; ``none``: no calibration), then
+    explicit ``overheads:`` keys."""
     ov = dict(base or {})
     ov.update(_section(sec, "overheads", None, src, _f(where, "overheads")))
     cal = sec.get("calibration")
-    if cal is not None:  # a calibration file's overheads for this engine; explicit `overheads:` keys win
-        if not isinstance(cal, str):
-            raise InputError(f"expected a file path, got {cal!r}", path=src, field=_f(where, "calibration"))
-        cal_path = Path(cal)
-        if base_dir is not None and not cal_path.is_absolute():
-            cal_path = base_dir / cal_path
-        from .cost.calibration import load_calibration
+    if cal is not None and not isinstance(cal, str):
+        raise InputError(f"expected a file path or 'none', got {cal!r}", path=src, field=_f(where, "calibration"))
+    from .cost.calibration import calibration_path, load_calibration
 
+    cal_path = calibration_path(cal, base_dir)   # absent: the shipped calibration; 'none': no calibration
+    if cal_path is not None:  # a calibration file's overheads for this engine; explicit `overheads:` keys win
         ov = {**load_calibration(cal_path, gpu=gpu).get(engine, {}), **ov}  # ENGINE@GPU entries win
     try:
         return Overheads.for_engine(engine, **ov)
@@ -389,6 +389,10 @@ def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", pl
         raise InputError(str(exc), path=src, field=pw) from None
     try:
         sched = SchedulerConfig(**sched_raw, num_kv_blocks=memory.kv_blocks)
+        if memory.state_bytes_per_sequence:   # linear attention: reserve a state slot per running sequence
+            memory = (plan or plan_memory)(worker, gpu_memory_utilization=util, block_size=block_size,
+                                           max_seqs=sched.max_num_seqs)
+            sched = replace(sched, num_kv_blocks=memory.kv_blocks)
     except (FrontierError, TypeError, ValueError) as exc:
         msg = str(exc).removeprefix("scheduler: ").removeprefix("scheduler.")
         if isinstance(exc, TypeError):

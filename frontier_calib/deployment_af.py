@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .attention import kv_bytes_per_token, state_bytes_per_sequence
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
@@ -55,9 +56,9 @@ def _dtype_bytes(worker: WorkerSpec, moe: bool) -> float:
 def attention_weight_bytes(worker: WorkerSpec) -> float:
     """Weights on one attention GPU: attention projections (sharded by tp), norms, embeddings and lm_head."""
     m = worker.model
-    emb, head = m._embedding_params()
+    emb, head = m.embedding_params()
     emb_b = math.ceil(m.vocab_size / worker.tp) * m.hidden_size * 2.0
-    layer = m._attention_params() / worker.tp * _dtype_bytes(worker, False) + 2 * m.hidden_size * 2.0
+    layer = m.attention_params() / worker.tp * _dtype_bytes(worker, False) + 2 * m.hidden_size * 2.0
     return float(m.num_layers * layer + emb_b * (2 if head else 1) + m.hidden_size * 2.0)
 
 
@@ -66,29 +67,31 @@ def ffn_weight_bytes(worker: WorkerSpec, gpus: int) -> float:
     split by ep (whole experts) and moe_tp, router replicated."""
     m = worker.model
     dense_b = _dtype_bytes(worker, False)
-    b = m.num_dense_layers * m._dense_mlp_params() / gpus * dense_b if m.num_dense_layers else 0.0
+    b = m.num_dense_layers * m.dense_mlp_params() / gpus * dense_b if m.num_dense_layers else 0.0
     if m.is_moe:
-        per = math.ceil(m.num_experts / worker.ep) * m._expert_params() / worker.moe_tp * _dtype_bytes(worker, True)
-        per += m.num_shared_experts * m._expert_params() / gpus * dense_b + m._router_params() * 2.0
+        per = math.ceil(m.num_experts / worker.ep) * m.expert_params() / worker.moe_tp * _dtype_bytes(worker, True)
+        per += m.num_shared_experts * m.expert_params() / gpus * dense_b + m.router_params() * 2.0
         b += m.num_moe_layers * per
     return float(b)
 
 
 def plan_attention_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9,
-                          block_size: int = 16) -> MemoryPlan:
+                          block_size: int = 16, max_seqs: int = 0) -> MemoryPlan:
     """KV capacity of one attention rank: plan_memory's rules with attention-only weights."""
     spec = get_gpu(worker.gpu)
     m = worker.model
     weights = attention_weight_bytes(worker)
     usable = spec.memory_bytes * gpu_memory_utilization
     reserved = RESERVED_BYTES + NCCL_BYTES.get(worker.tp * worker.attention_dp, NCCL_BYTES_MANY)
-    per_token = m.kv_bytes_per_token(worker.kv_dtype, tp=worker.tp)
-    kv_free = usable - weights - reserved
+    per_token = kv_bytes_per_token(m, worker.kv_dtype, tp=worker.tp)
+    state = state_bytes_per_sequence(m, tp=worker.tp)
+    kv_free = usable - weights - reserved - state * max_seqs
     if kv_free <= per_token * block_size:
         raise FrontierError(f"{m.name} attention weights {weights / 2**30:.1f} GiB + reserved "
                             f"{reserved / 2**30:.1f} GiB leave no KV space on {worker.gpu} with tp={worker.tp}")
     tokens = int(kv_free // per_token)
-    return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size)
+    return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size,
+                      state, max_seqs)
 
 
 @dataclass

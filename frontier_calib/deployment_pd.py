@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .attention import kv_bytes_per_token
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
@@ -60,7 +61,7 @@ def kv_transfer_bytes_per_token(model: ModelSpec, kv_dtype: str) -> float:
     ranks when tp ≤ KV heads; heads replicated by a larger tp are sent once). MLA: the latent
     (kv_lora_rank + qk_rope_head_dim) × layers × bytes, sent once (every TP rank holds all of it).
     """
-    return float(model.kv_bytes_per_token(kv_dtype, tp=1))
+    return kv_bytes_per_token(model, kv_dtype, tp=1)
 
 
 @dataclass
@@ -162,7 +163,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
         overheads = shared["overheads"]
     else:
-        overheads = parse_overheads(sec, engine, spec.name, src, base_dir, role,
+        top = {"calibration": raw["calibration"]} if "calibration" in raw else {}   # the pool's own key wins
+        overheads = parse_overheads({**top, **sec}, engine, spec.name, src, base_dir, role,
                                     base=_section(raw, "overheads", None, src))
     options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],

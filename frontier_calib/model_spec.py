@@ -42,6 +42,12 @@ PRESETS: dict[str, str] = {
     "openai/gpt-oss-20b": "gpt-oss-20b",
     "openai/gpt-oss-120b": "gpt-oss-120b",
     "MiniMaxAI/MiniMax-M2.5": "MiniMax-M2.5",
+    "Qwen/Qwen3.5-27B": "Qwen3.5-27B",
+    "Qwen/Qwen3.5-35B-A3B": "Qwen3.5-35B-A3B",
+    "Qwen/Qwen3.5-122B-A10B": "Qwen3.5-122B-A10B",
+    "Qwen/Qwen3.5-397B-A17B": "Qwen3.5-397B-A17B",
+    "zai-org/GLM-5": "GLM-5",
+    "deepseek-ai/DeepSeek-V3.2": "DeepSeek-V3.2",
 }
 
 #: other spellings seen in the wild -> Hugging Face id in PRESETS
@@ -56,13 +62,22 @@ _PRESET_ALIASES: dict[str, str] = {
     # the 2507 instruct refresh keeps the architecture (config.json shapes) of the original release
     "Qwen/Qwen3-30B-A3B-Instruct-2507": "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen3-235B-A22B-Instruct-2507": "Qwen/Qwen3-235B-A22B",
+    # the organisation's former name (Zhipu AI); the FP8 checkpoint keeps the shapes (its format comes from the
+    # deployment's dtype)
+    "zhipuai/GLM-5": "zai-org/GLM-5",
+    "zai-org/GLM-5-FP8": "zai-org/GLM-5",
 }
 
 #: architectures this module understands, by family of config fields
 _DENSE = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
 _MOE = {"MixtralForCausalLM", "Qwen3MoeForCausalLM", "GptOssForCausalLM", "MiniMaxM2ForCausalLM"}
 _MLA = {"DeepseekV2ForCausalLM", "DeepseekV3ForCausalLM"}
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA))
+#: MLA with the DeepSeek sparse-attention indexer (``index_*`` fields)
+_DSA = {"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"}
+#: hybrid gated-DeltaNet / full-attention models (``linear_*`` fields, ``layer_types`` or ``full_attention_interval``);
+#: the Qwen3.5 checkpoints wrap the text model's fields in ``text_config`` (their vision tower does not run for text)
+_HYBRID_GDN = {"Qwen3NextForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN))
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,44 @@ class MLASpec:
     qk_nope_head_dim: int
     qk_rope_head_dim: int            #: decoupled RoPE key width, cached per token next to the latent
     v_head_dim: int
+
+
+@dataclass(frozen=True)
+class LinearAttentionSpec:
+    """Gated-DeltaNet linear attention dimensions (Qwen3.5 / Qwen3-Next ``linear_*`` config fields), in elements.
+
+    A linear-attention layer keeps a recurrent state per sequence instead of a growing KV cache: one
+    ``head_k_dim x head_v_dim`` matrix per value head (``state_bytes`` per element, fp32 in the public checkpoints'
+    ``mamba_ssm_dtype``) plus the last ``conv_kernel - 1`` inputs of its causal convolution (activation format).
+    """
+    num_k_heads: int                 #: query/key heads
+    num_v_heads: int                 #: value heads (one recurrent state each)
+    head_k_dim: int
+    head_v_dim: int
+    conv_kernel: int                 #: causal depthwise convolution width (tokens)
+    state_bytes: int = 4             #: bytes per recurrent-state element (fp32)
+
+    @property
+    def key_dim(self) -> int:
+        return self.num_k_heads * self.head_k_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.num_v_heads * self.head_v_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal convolution: q, k and v."""
+        return 2 * self.key_dim + self.value_dim
+
+
+@dataclass(frozen=True)
+class SparseIndexerSpec:
+    """DeepSeek sparse attention (DSA) indexer (DeepSeek-V3.2, GLM-5 ``index_*`` config fields): a light
+    multi-head scorer picks ``index_topk`` cached tokens per query; MLA then attends to those only."""
+    index_n_heads: int
+    index_head_dim: int
+    index_topk: int                  #: tokens each query attends to (past this context length cost stops growing)
 
 
 @dataclass(frozen=True)
@@ -116,6 +169,11 @@ class ModelSpec:
     #                                        from weight_dtype (gpt-oss: bf16 attention, mxfp4 experts)
     attention_bias: bool = False
     max_position_embeddings: int = 0  #: tokens; the model's context limit (0 = unknown)
+    layer_kinds: tuple = ()          #: ((attention kind, layers), ...) for hybrid models (frontier_calib.attention);
+    #                                  () = every layer one kind: 'mla' with an MLA spec (or 'dsa' with an indexer), else 'gqa'
+    linear_attention: LinearAttentionSpec | None = None   #: gated-DeltaNet layers' dimensions (hybrid models)
+    sparse_indexer: SparseIndexerSpec | None = None       #: DSA indexer (sparse MLA)
+    attention_output_gate: bool = False  #: full-attention q_proj also emits a sigmoid output gate (Qwen3.5)
 
     # ---- structure ---------------------------------------------------------------------------
     @property
@@ -130,15 +188,57 @@ class ModelSpec:
     def num_dense_layers(self) -> int:
         return self.num_layers - self.num_moe_layers
 
+    def attention_layer_kinds(self) -> tuple:
+        """((attention kind name, layers), ...) in the order the cost model sums them; one entry unless hybrid."""
+        if self.layer_kinds:
+            return tuple(self.layer_kinds)
+        if self.mla is not None:
+            return (("dsa" if self.sparse_indexer is not None else "mla", self.num_layers),)
+        return (("gqa", self.num_layers),)
+
+    @property
+    def full_attention_kind(self) -> str:
+        """The kind of the layers that keep a KV cache and attend over the context (the non-linear ones)."""
+        return next((k for k, _ in self.attention_layer_kinds() if k != "gdn"), self.attention_layer_kinds()[0][0])
+
+    def layer_groups(self) -> list[tuple[bool, str, int]]:
+        """[(MoE layer?, attention kind, layers)]: dense layers first, then MoE layers, each split by attention kind
+        (hybrid models with dense-first layers are rejected when the config is read)."""
+        out = []
+        for moe_layer, layers in ((False, self.num_dense_layers), (True, self.num_moe_layers)):
+            if not layers:
+                continue
+            kinds = self.attention_layer_kinds()
+            if len(kinds) == 1:
+                out.append((moe_layer, kinds[0][0], layers))
+            else:
+                out.extend((moe_layer, k, n) for k, n in kinds if n)
+        return out
+
     @property
     def shared_intermediate_size(self) -> int:
         """Total intermediate width of the shared experts of one MoE layer (0 if none)."""
         return self.num_shared_experts * self.moe_intermediate_size
 
     # ---- parameter counts (elements) ---------------------------------------------------------
-    def _attention_params(self) -> int:
+    def attention_params(self, kind: str | None = None) -> float:
+        """Attention parameters of one layer of ``kind`` (None: the mean over the model's layers)."""
+        if kind is None:
+            kinds = self.attention_layer_kinds()
+            if len(kinds) == 1:
+                return self.attention_params(kinds[0][0])
+            return sum(n * self.attention_params(k) for k, n in kinds) / self.num_layers
         h = self.hidden_size
-        if self.mla is not None:
+        if kind == "gdn":
+            la = self.linear_attention
+            return (h * (2 * la.key_dim + 2 * la.value_dim) + h * 2 * la.num_v_heads + la.conv_dim * la.conv_kernel
+                    + 2 * la.num_v_heads + la.head_v_dim + la.value_dim * h)
+        if kind == "dsa":
+            ix = self.sparse_indexer
+            q_in = self.mla.q_lora_rank or h
+            return (self.attention_params("mla") + q_in * ix.index_n_heads * ix.index_head_dim
+                    + h * ix.index_head_dim + 2 * ix.index_head_dim + h * ix.index_n_heads)
+        if kind == "mla":
             m = self.mla
             qk = m.qk_nope_head_dim + m.qk_rope_head_dim
             if m.q_lora_rank:
@@ -151,43 +251,43 @@ class ModelSpec:
             return q + kv + o
         q_out = self.num_heads * self.head_dim
         kv_out = 2 * self.num_kv_heads * self.head_dim
-        params = h * (q_out + kv_out) + q_out * h
+        params = h * (q_out * (2 if self.attention_output_gate else 1) + kv_out) + q_out * h
         if self.attention_bias:
             params += q_out + kv_out + h
         return params
 
-    def _dense_mlp_params(self) -> int:
+    def dense_mlp_params(self) -> int:
         return 3 * self.hidden_size * self.intermediate_size
 
-    def _expert_params(self) -> int:
+    def expert_params(self) -> int:
         """One routed expert (gate, up, down)."""
         return 3 * self.hidden_size * self.moe_intermediate_size
 
-    def _router_params(self) -> int:
+    def router_params(self) -> int:
         return self.hidden_size * self.num_experts
 
-    def _embedding_params(self) -> tuple[int, int]:
+    def embedding_params(self) -> tuple[int, int]:
         """(input embedding, lm_head) elements; lm_head is 0 when tied."""
         e = self.vocab_size * self.hidden_size
         return e, (0 if self.tie_word_embeddings else e)
 
     def param_count(self) -> int:
         """Total parameters (all experts, embeddings and lm_head; MTP layers excluded)."""
-        emb, head = self._embedding_params()
-        per_layer_common = self._attention_params() + 2 * self.hidden_size
-        total = self.num_layers * per_layer_common + self.num_dense_layers * self._dense_mlp_params()
-        total += self.num_moe_layers * (self.num_experts * self._expert_params()
-                                        + self.num_shared_experts * self._expert_params()
-                                        + self._router_params())
+        emb, head = self.embedding_params()
+        per_layer_common = self.attention_params() + 2 * self.hidden_size
+        total = self.num_layers * per_layer_common + self.num_dense_layers * self.dense_mlp_params()
+        total += self.num_moe_layers * (self.num_experts * self.expert_params()
+                                        + self.num_shared_experts * self.expert_params()
+                                        + self.router_params())
         return int(total + emb + head + self.hidden_size)
 
     def active_param_count(self) -> int:
         """Parameters one token touches: attention, dense MLPs, topk + shared experts, router, embeddings."""
-        emb, head = self._embedding_params()
-        per_layer_common = self._attention_params() + 2 * self.hidden_size
-        total = self.num_layers * per_layer_common + self.num_dense_layers * self._dense_mlp_params()
-        total += self.num_moe_layers * ((self.topk + self.num_shared_experts) * self._expert_params()
-                                        + self._router_params())
+        emb, head = self.embedding_params()
+        per_layer_common = self.attention_params() + 2 * self.hidden_size
+        total = self.num_layers * per_layer_common + self.num_dense_layers * self.dense_mlp_params()
+        total += self.num_moe_layers * ((self.topk + self.num_shared_experts) * self.expert_params()
+                                        + self.router_params())
         return int(total + emb + head + self.hidden_size)
 
     # ---- parallelism -------------------------------------------------------------------------
@@ -211,6 +311,10 @@ class ModelSpec:
             if tp > kv and tp % kv:
                 raise FrontierError(f"tp={tp} is not a multiple of {kv} KV heads of {where} "
                                     "(KV heads can only be replicated a whole number of times)")
+        la = self.linear_attention
+        if la is not None and (la.num_k_heads % tp or la.num_v_heads % tp):
+            raise FrontierError(f"tp={tp} does not divide the {la.num_k_heads} key / {la.num_v_heads} value heads of "
+                                f"the linear-attention layers of {where}")
         if self.num_dense_layers and self.intermediate_size % tp:
             raise FrontierError(f"tp={tp} does not divide the MLP intermediate size {self.intermediate_size} of {where}")
         if pp > self.num_layers:
@@ -267,15 +371,15 @@ class ModelSpec:
         if expert_dtype is not None:
             expert_b = DTYPE_BYTES[normalize_dtype(expert_dtype, where="expert weight dtype")]
         mtp = self._moe_tp(tp, ep, moe_tp)
-        attn = self._attention_params() / tp * dense_b + 2 * self.hidden_size * other_b
-        dense_layer = attn + self._dense_mlp_params() / tp * dense_b
+        attn = self.attention_params() / tp * dense_b + 2 * self.hidden_size * other_b
+        dense_layer = attn + self.dense_mlp_params() / tp * dense_b
         moe_layer = attn
         if self.is_moe:
             local_experts = math.ceil(self.num_experts / ep)
-            moe_layer += local_experts * self._expert_params() / mtp * expert_b
-            moe_layer += self.num_shared_experts * self._expert_params() / tp * dense_b
-            moe_layer += self._router_params() * other_b
-        emb, head = self._embedding_params()
+            moe_layer += local_experts * self.expert_params() / mtp * expert_b
+            moe_layer += self.num_shared_experts * self.expert_params() / tp * dense_b
+            moe_layer += self.router_params() * other_b
+        emb, head = self.embedding_params()
         emb_b = math.ceil(self.vocab_size / tp) * self.hidden_size * other_b
         head_b = emb_b if head else 0.0
         # layer i is dense if i < num_dense_layers (dense-first layout)
@@ -294,19 +398,6 @@ class ModelSpec:
             worst = max(worst, b)
         return float(worst)
 
-    def kv_bytes_per_token(self, kv_dtype: str = "bf16", *, tp: int = 1) -> float:
-        """KV-cache bytes one token occupies on one GPU, summed over ALL layers.
-
-        GQA/MHA: 2 (K and V) x kv_heads_per_gpu x head_dim x layers x bytes, kv_heads_per_gpu =
-        max(1, kv_heads / tp). MLA: (kv_lora_rank + qk_rope_head_dim) x layers x bytes (the latent is
-        not sharded by TP). Sliding-window layers are counted like the others (per token).
-        """
-        b = DTYPE_BYTES[normalize_dtype(kv_dtype, where="kv dtype")]
-        if self.mla is not None:
-            return float((self.mla.kv_lora_rank + self.mla.qk_rope_head_dim) * self.num_layers * b)
-        _, kv_per_gpu = self.heads_per_gpu(tp)
-        return float(2 * kv_per_gpu * self.head_dim * self.num_layers * b)
-
     # ---- GEMMs -------------------------------------------------------------------------------
     def layer_gemms(self, tp: int = 1, *, moe_layer: bool, mla_absorbed: bool = False) -> list[GemmShape]:
         """GEMMs one layer issues on one GPU (excluding the attention core and the routed experts).
@@ -319,10 +410,21 @@ class ModelSpec:
             raise FrontierError(f"{self.name} has no MoE layers")
         if not moe_layer and self.num_dense_layers == 0:
             raise FrontierError(f"{self.name} has no dense MLP layers")
+        return (self.attention_gemms(tp, self.full_attention_kind, mla_absorbed=mla_absorbed)
+                + self.ffn_gemms(tp, moe_layer=moe_layer))
+
+    def attention_gemms(self, tp: int = 1, kind: str | None = None, *, mla_absorbed: bool = False) -> list[GemmShape]:
+        """The projection GEMMs of one attention layer of ``kind`` (default: the full-attention kind) on one GPU."""
+        kind = kind or self.full_attention_kind
         h = self.hidden_size
         heads, kv_heads = self.heads_per_gpu(tp)
         out: list[GemmShape] = []
-        if self.mla is not None:
+        if kind == "gdn":
+            la = self.linear_attention
+            kd, vd, nv = la.key_dim // tp, la.value_dim // tp, la.num_v_heads // tp
+            return [GemmShape("in_proj_qkvz", 2 * kd + 2 * vd, h), GemmShape("in_proj_ba", 2 * nv, h),
+                    GemmShape("out_proj", h, vd)]
+        if kind in ("mla", "dsa"):
             m = self.mla
             qk = m.qk_nope_head_dim + m.qk_rope_head_dim
             if m.q_lora_rank:
@@ -337,9 +439,21 @@ class ModelSpec:
             else:
                 out.append(GemmShape("kv_b_proj", heads * (m.qk_nope_head_dim + m.v_head_dim), m.kv_lora_rank))
             out.append(GemmShape("o_proj", h, heads * m.v_head_dim))
+            if kind == "dsa":   # the indexer's query, key and head-weight projections
+                ix = self.sparse_indexer
+                out.append(GemmShape("indexer_wq_b", ix.index_n_heads * ix.index_head_dim, m.q_lora_rank or h))
+                out.append(GemmShape("indexer_wk", ix.index_head_dim, h))
+                out.append(GemmShape("indexer_weights_proj", ix.index_n_heads, h))
         else:
-            out.append(GemmShape("qkv_proj", (heads + 2 * kv_heads) * self.head_dim, h))
+            gate = 2 if self.attention_output_gate else 1
+            out.append(GemmShape("qkv_proj", (heads * gate + 2 * kv_heads) * self.head_dim, h))
             out.append(GemmShape("o_proj", h, heads * self.head_dim))
+        return out
+
+    def ffn_gemms(self, tp: int = 1, *, moe_layer: bool) -> list[GemmShape]:
+        """The GEMMs of one layer's MLP (dense) or its router and shared experts (MoE) on one GPU."""
+        h = self.hidden_size
+        out: list[GemmShape] = []
         if moe_layer:
             out.append(GemmShape("router", self.num_experts, h))
             if self.num_shared_experts:
@@ -444,6 +558,10 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
     if arch not in SUPPORTED_ARCHITECTURES:
         raise FrontierError(f"{path}: architecture '{arch}' is not supported (decoder-only text LLMs only); "
                             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
+    if arch in _HYBRID_GDN and isinstance(cfg.get("text_config"), dict):
+        cfg = {**cfg["text_config"], "architectures": archs,
+               "tie_word_embeddings": cfg.get("tie_word_embeddings", cfg["text_config"].get("tie_word_embeddings")),
+               **({"quantization_config": cfg["quantization_config"]} if "quantization_config" in cfg else {})}
     if isinstance(cfg.get("text_config"), dict):   # defensive: multimodal wrappers are not supported
         raise FrontierError(f"{path}: multimodal configs (text_config) are not supported")
 
@@ -470,11 +588,16 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
         raise InputError(f"{heads} attention heads are not a multiple of {kv_heads} KV heads", path=path,
                          field="num_key_value_heads")
     head_dim = opt("head_dim", 0) or (hidden // heads)
-    inter = req("intermediate_size")
+    if arch in _HYBRID_GDN and cfg.get("num_experts"):   # all-MoE: no dense intermediate size in the config
+        inter = opt("intermediate_size", 0) or req("moe_intermediate_size")
+    else:
+        inter = req("intermediate_size")
     kw: dict = {}
 
     mla = None
-    if arch in _MLA:
+    if arch in _HYBRID_GDN:
+        kw.update(_hybrid_gdn(cfg, layers, inter, path, opt, req))
+    if arch in _MLA or arch in _DSA:
         q_lora = cfg.get("q_lora_rank")
         mla = MLASpec(
             q_lora_rank=_pos_int(q_lora, path, "q_lora_rank") if q_lora is not None else None,
@@ -490,6 +613,9 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
                       moe_intermediate_size=req("moe_intermediate_size"),
                       num_shared_experts=opt("n_shared_experts", 0),
                       first_dense_layers=opt("first_k_dense_replace", 0))
+        if arch in _DSA:
+            from_cfg = {k: req(k) for k in ("index_n_heads", "index_head_dim", "index_topk")}
+            kw["sparse_indexer"] = SparseIndexerSpec(**from_cfg)
     elif arch in _MOE:
         n_exp = req("num_local_experts", "num_experts")
         topk = req("num_experts_per_tok", "experts_per_token")
@@ -520,6 +646,42 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
         weight_dtype=weight_dtype, dense_weight_dtype=dense_dtype,
         attention_bias=bool(cfg.get("attention_bias", False)) or arch == "Qwen2ForCausalLM",
         max_position_embeddings=opt("max_position_embeddings", 0), **kw)
+
+
+def _hybrid_gdn(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of a gated-DeltaNet hybrid (Qwen3.5 / Qwen3-Next): linear-attention dimensions, the
+    layer pattern (``layer_types``, else every ``full_attention_interval``-th layer is full attention), experts."""
+    types = cfg.get("layer_types")
+    if isinstance(types, list) and types:
+        types = types[:layers]
+        bad = sorted({str(t) for t in types} - {"linear_attention", "full_attention"})
+        if bad or len(types) != layers:
+            raise InputError(f"layer_types must list {layers} of linear_attention / full_attention"
+                             + (f", got {bad}" if bad else ""), path=path, field="layer_types")
+        full = sum(1 for t in types if t == "full_attention")
+    else:
+        every = req("full_attention_interval")
+        full = sum(1 for i in range(layers) if (i + 1) % every == 0)
+    ssm = str(cfg.get("mamba_ssm_dtype") or "float32").lower()
+    la = LinearAttentionSpec(
+        num_k_heads=req("linear_num_key_heads"), num_v_heads=req("linear_num_value_heads"),
+        head_k_dim=req("linear_key_head_dim"), head_v_dim=req("linear_value_head_dim"),
+        conv_kernel=req("linear_conv_kernel_dim"), state_bytes=4 if ssm in ("float32", "fp32") else 2)
+    out = {"linear_attention": la, "layer_kinds": (("gqa", full), ("gdn", layers - full)),
+           "attention_output_gate": bool(cfg.get("attn_output_gate", True))}
+    n_exp = opt("num_experts", 0)
+    if n_exp:
+        moe_inter = req("moe_intermediate_size")
+        shared = opt("shared_expert_intermediate_size", 0)
+        if shared and shared != moe_inter:
+            raise InputError(f"a shared expert of {shared} differs from the routed experts' {moe_inter}; only "
+                             "equal sizes are supported", path=path, field="shared_expert_intermediate_size")
+        if cfg.get("mlp_only_layers") or opt("decoder_sparse_step", 1) not in (0, 1):
+            raise InputError("dense layers in a hybrid linear-attention model are not supported", path=path,
+                             field="mlp_only_layers")
+        out.update(num_experts=n_exp, topk=req("num_experts_per_tok"), moe_intermediate_size=moe_inter,
+                   num_shared_experts=1 if shared else 0)
+    return out
 
 
 def _pos_int(value, path: str, field: str, *, allow_zero: bool = False) -> int:

@@ -278,3 +278,30 @@ def test_nvlink_domain_sets_the_scale_up_domain():
     rtx = deployment_from_dict({**LLAMA, "gpu": "rtx_pro_6000_server", "cluster": {"nvlink_domain": 1}})
     assert rtx.gpus_per_node == 8
 
+
+def test_shipped_calibration_is_the_default_and_none_opts_out(tmp_path, monkeypatch):
+    """A deployment without a calibration key takes the shipped calibration's entry for its engine (the
+    ENGINE@GPU entry on that GPU); 'calibration: none' keeps the physical defaults; a named file wins."""
+    from frontier_calib.cost import calibration as C
+    from frontier_calib.cost.worker import DEFAULT_OVERHEADS
+
+    shipped = tmp_path / "default.yaml"
+    C.write_calibration(shipped, {"vllm": {"step_s": 0.002}, "vllm@h100_sxm": {"step_s": 0.003, "per_seq_s": 2e-5}})
+    monkeypatch.setattr(C, "DEFAULT_CALIBRATION", shipped)
+    base = {"model": "Meta-Llama-3.1-8B", "gpu": "h100_sxm", "engine": "vllm"}
+    dep = deployment_from_dict(dict(base))
+    assert (dep.worker.overheads.step_s, dep.worker.overheads.per_seq_s) == (0.003, 2e-5)
+    other_gpu = deployment_from_dict({**base, "gpu": "h200_sxm"})
+    assert other_gpu.worker.overheads.step_s == 0.002
+    off = deployment_from_dict({**base, "calibration": "none"})
+    assert off.worker.overheads.step_s == DEFAULT_OVERHEADS["vllm"]["step_s"]
+    own = tmp_path / "own.yaml"
+    C.write_calibration(own, {"vllm": {"step_s": 0.004}})
+    assert deployment_from_dict({**base, "calibration": str(own)}).worker.overheads.step_s == 0.004
+    explicit = deployment_from_dict({**base, "overheads": {"step_s": 0.005}})
+    assert explicit.worker.overheads.step_s == 0.005 and explicit.worker.overheads.per_seq_s == 2e-5
+    with pytest.raises(InputError, match="calibration"):
+        deployment_from_dict({**base, "calibration": 3}, source="x.yaml")
+    # without a shipped file the physical defaults apply
+    monkeypatch.setattr(C, "DEFAULT_CALIBRATION", tmp_path / "missing.yaml")
+    assert deployment_from_dict(dict(base)).worker.overheads.step_s == DEFAULT_OVERHEADS["vllm"]["step_s"]

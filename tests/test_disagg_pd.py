@@ -11,6 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from frontier_calib.attention import kv_bytes_per_token
 from frontier_calib.deployment import deployment_from_dict, load_deployment
 from frontier_calib.deployment_pd import (PDDeployment, build_pd_replicas, kv_transfer_bytes_per_token,
                                           pd_config)
@@ -41,7 +42,7 @@ def test_kv_bytes_gqa_by_hand():
     assert kv_transfer_bytes_per_token(m, "bf16") == 2 * 8 * 128 * 32 * 2 == 131_072
     assert kv_transfer_bytes_per_token(m, "fp8") == 65_536
     # what one TP rank holds x the TP ranks (tp <= KV heads)
-    assert m.kv_bytes_per_token("bf16", tp=4) * 4 == 131_072
+    assert kv_bytes_per_token(m, "bf16", tp=4) * 4 == 131_072
 
 
 def test_kv_bytes_mla_by_hand():

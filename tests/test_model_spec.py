@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from frontier_calib.attention import kv_bytes_per_token
 from frontier_calib.errors import FrontierError, InputError
 from frontier_calib.model_spec import (PRESETS, GemmShape, ModelSpec, list_presets, load_model,
                                        resolve_preset)
@@ -14,7 +15,7 @@ def test_every_preset_parses(name):
     m = load_model(name)
     assert isinstance(m, ModelSpec)
     assert m.param_count() >= m.active_param_count() > 0
-    assert m.kv_bytes_per_token() > 0
+    assert kv_bytes_per_token(m) > 0
     assert m.weight_bytes_per_gpu() > 0
     m.check_parallel(1)
     if m.is_moe:
@@ -64,16 +65,16 @@ def test_param_counts_match_public_numbers(name, total, active):
 
 def test_kv_bytes_gqa_by_hand():
     m = load_model("Meta-Llama-3.1-8B")   # 32 layers, 8 KV heads, head_dim 128
-    assert m.kv_bytes_per_token("bf16") == 2 * 8 * 128 * 32 * 2
-    assert m.kv_bytes_per_token("fp8", tp=2) == 2 * 4 * 128 * 32 * 1
+    assert kv_bytes_per_token(m, "bf16") == 2 * 8 * 128 * 32 * 2
+    assert kv_bytes_per_token(m, "fp8", tp=2) == 2 * 4 * 128 * 32 * 1
     # tp beyond the KV heads replicates: one KV head per GPU
-    assert m.kv_bytes_per_token("bf16", tp=16) == 2 * 1 * 128 * 32 * 2
+    assert kv_bytes_per_token(m, "bf16", tp=16) == 2 * 1 * 128 * 32 * 2
 
 
 def test_kv_bytes_mla_by_hand():
     m = load_model("DeepSeek-V3")
-    assert m.kv_bytes_per_token("bf16") == 61 * 576 * 2 == 70_272
-    assert m.kv_bytes_per_token("bf16", tp=8) == 70_272      # the latent is not sharded by TP
+    assert kv_bytes_per_token(m, "bf16") == 61 * 576 * 2 == 70_272
+    assert kv_bytes_per_token(m, "bf16", tp=8) == 70_272      # the latent is not sharded by TP
 
 
 def test_layer_gemms_under_tp():

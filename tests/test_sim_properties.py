@@ -63,7 +63,8 @@ def deployments(draw):
     if n_rep >= 2 and draw(st.booleans()):   # prefill/decode disaggregation
         n_prefill = draw(st.integers(1, n_rep - 1))
         roles = ["prefill"] * n_prefill + ["decode"] * (n_rep - n_prefill)
-    return [ReplicaSpec(cfg, LinearCost(), role=role) for role in roles], router
+    lockstep = draw(st.booleans())   # the replicas of each role as attention-DP ranks of one worker
+    return [ReplicaSpec(cfg, LinearCost(), role=role, lockstep=role if lockstep else None) for role in roles], router
 
 
 def _run(trace, specs, router, **kw):
@@ -135,14 +136,16 @@ def test_same_seed_same_output(trace, deployment, seed):
 
 def test_many_replica_closed_loop_matches_step_by_step():
     """Eight attention-DP-like replicas under a 40-client closed loop: an arrival only cuts the chosen replica's
-    decode stretch (routers that do not read the KV cache), and the replay still equals step-by-step."""
+    decode stretch (routers that do not read the KV cache), and the replay still equals step-by-step; the same
+    with the eight as lockstep ranks of one worker (common stretches cut when any rank gets work)."""
     rng = np.random.default_rng(7)
     n = 240
     trace = make_trace(np.zeros(n), rng.integers(20, 300, n), rng.integers(5, 120, n), concurrency=40)
     cfg = SchedulerConfig(policy="trtllm", block_size=16, max_num_seqs=16, max_model_len=512,
                           max_num_batched_tokens=512, num_kv_blocks=200)
-    for router in ("round_robin", "least_outstanding", "prefix_affinity"):
-        specs = [ReplicaSpec(cfg, LinearCost()) for _ in range(8)]
+    for router, lockstep in (("round_robin", None), ("least_outstanding", None), ("prefix_affinity", None),
+                             ("round_robin", "w0"), ("prefix_affinity", "w0")):
+        specs = [ReplicaSpec(cfg, LinearCost(), lockstep=lockstep) for _ in range(8)]
         _, a = _run(trace, specs, router, fast_forward=True)
         _, b = _run(trace, specs, router, fast_forward=False)
         pd.testing.assert_series_equal(a.requests["replica"], b.requests["replica"])

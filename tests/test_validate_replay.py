@@ -168,18 +168,27 @@ def test_calibrate_per_engine_gpu(tmp_path, frontier_cache):
     cal = tmp_path / "calib.yaml"
     r = CliRunner().invoke(_cli(), ["calibrate", "--csv", str(csv), "--jobs", "1", "--max-rows", "2",
                                     "--group-by", "engine-gpu", "--fit-rounds", "1", "--out", str(cal),
-                                    "--report-dir", str(tmp_path / "calrep")])
+                                    "--params", "step_s,per_seq_s", "--report-dir", str(tmp_path / "calrep")])
     assert r.exit_code == 0, r.output
     doc = yaml.safe_load(cal.read_text())
     assert set(doc["overheads"]) == {"vllm@h100_sxm"} and set(doc["benchmark_desync"]) == {"vllm@h100_sxm"}
+    assert set(doc["overheads"]["vllm@h100_sxm"]) == {"step_s", "per_seq_s"}   # --params: the front-end not fitted
+    assert doc["provenance"]["params"] == ["step_s", "per_seq_s"]
     assert doc["provenance"]["group_by"] == "engine-gpu" and doc["provenance"]["fit_rounds"] == 1
     split = pd.read_csv(tmp_path / "calrep" / "split.csv")
     assert set(split["group"]) == {"vllm@h100_sxm"} and set(split["split"]) == {"train", "held_out"}
     assert "per engine x GPU" in (tmp_path / "calrep" / "report.md").read_text()
     summary = json.loads((tmp_path / "calrep" / "summary.json").read_text())
-    # 1 round: desync grid (5) + 1 overhead round (4: current + one step of each of the 3 constants) + grid again
-    # (5) [+ 4 when desync moved] + check (1)
-    assert len(summary["fits"]["vllm@h100_sxm"]["history"]) in (15, 19)
+    # 1 round: desync grid (5) + 1 overhead round (3: current + one step of each of the 2 constants) + grid again
+    # (5) [+ 3 when desync moved] + check (1)
+    assert len(summary["fits"]["vllm@h100_sxm"]["history"]) in (14, 17)
+
+
+def test_calibrate_rejects_unknown_params(tmp_path):
+    r = CliRunner().invoke(_cli(), ["calibrate", "--csv", str(tmp_path / "none.csv"), "--params", "step_s,latency",
+                                    "--out", str(tmp_path / "c.yaml")])
+    assert r.exit_code != 0 and "--params" in r.output and "latency" in r.output
+    assert not (tmp_path / "c.yaml").exists()
 
 
 def test_split_never_shares_a_configuration():

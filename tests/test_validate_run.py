@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -103,3 +104,21 @@ def test_shared_runs_map_to_deployments():
     deps = {r.name: deployment_for_run(r, "rtx_pro_6000_server") for r in runs}
     assert deps["Qwen3-32B"]["parallel"] == {"tp": 2}
     assert deps["Qwen3-30B-A3B-Instruct-2507"]["parallel"]["attention_dp"] == 2
+
+
+def test_simulated_occupancy_counts_waiting_from_the_scheduler():
+    """A request waits from the moment it reaches the scheduler (send time + front-end latency), not from its
+    send time (the results' arrival_s)."""
+    from types import SimpleNamespace
+
+    from frontier_calib.cost.worker import Overheads
+    from frontier_calib.validate.run_folder import simulated_occupancy
+
+    req = pd.DataFrame({"status": ["ok", "ok"], "arrival_s": [0.5, 0.5], "scheduled_s": [1.2, 3.5],
+                        "first_token_s": [1.3, 3.6], "completion_s": [2.5, 4.5], "input_tokens": [100, 100000]})
+    res = SimpleNamespace(requests=req)
+    plain = simulated_occupancy(res, 5.0)
+    assert plain.set_index("t").loc[1.0, "waiting"] == 2 and plain.set_index("t").loc[2.0, "running"] == 1
+    fe = Overheads(frontend_s=0.1, frontend_per_token_s=1e-5)   # the second request reaches it at 0.5 + 1.1 s
+    occ = simulated_occupancy(res, 5.0, frontend=fe).set_index("t")
+    assert occ.loc[1.0, "waiting"] == 1 and occ.loc[2.0, "waiting"] == 1 and occ.loc[4.0, "running"] == 1

@@ -54,34 +54,31 @@ class AttentionPart:
 
     def __init__(self, cm):
         self.cm = cm
-        self._ffn = np.asarray(cm.tables["ffn_ms"], float)
         self.overheads = cm.overheads
         self.overlap = cm.engine_time.overlap   # the attention workers' CPU/GPU overlap (cost/engine_time.py)
 
     def token_ms(self, n: int) -> float:
         cm = self.cm
-        ffn = float(self._ffn[n]) if n < len(self._ffn) else float(self._ffn[-1]) * n / (len(self._ffn) - 1)
-        return max(cm._token_lookup(n) - ffn, 0.0)
+        return max(cm.token_ms(n) - cm.ffn_ms(n), 0.0)
 
     def lm_head_ms(self, n: int) -> float:
-        return self.cm._lm_head_lookup(n)
+        return self.cm.lm_head_ms(n)
 
     def prefill_attention_ms(self, q, kv) -> float:
-        return float(self.cm._prefill_attention_ms(np.asarray(q), np.asarray(kv)).sum())
+        return float(self.cm.prefill_attention_ms(q, kv).sum())
 
     def decode_attention_ms(self, b: int, kv_sums: np.ndarray) -> np.ndarray:
-        return self.cm._decode_attention_ms(int(b), np.asarray(kv_sums, float))
+        return self.cm.decode_attention_ms(b, kv_sums)
 
 
 class FFNPart:
     """The FFN/MoE share of an IterationCostModel built for the FFN pool's worker (``ffn_ms`` table)."""
 
     def __init__(self, cm):
-        self._ffn = np.asarray(cm.tables["ffn_ms"], float)
+        self.cm = cm
 
     def ffn_ms(self, n: int) -> float:
-        t = self._ffn
-        return float(t[n]) if n < len(t) else float(t[-1]) * n / (len(t) - 1)
+        return self.cm.ffn_ms(n)
 
 
 @dataclass

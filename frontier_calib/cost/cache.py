@@ -9,6 +9,7 @@ loads a few NumPy arrays and skips importing XGBoost at all.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import asdict
 from pathlib import Path
@@ -17,24 +18,26 @@ import numpy as np
 
 from ..cache import touch
 from ..io import atomic_path
-from ..opmodel.registry import _family_files, cache_dir, cached_model_set, code_fingerprint, family_cache_dir
+from .. import attention
+from ..opmodel.registry import cache_dir, cached_model_set, code_fingerprint, family_cache_dir, family_files
 from ..profiles import store
 from .iteration import IterationCostModel
 from .worker import WorkerSpec
 
-COST_FAMILIES = ("gemm", "attention_prefill", "attention_decode", "mla_prefill", "mla_decode", "moe",
+#: every family a cost model may read: GEMMs, the registered attention kinds' families, MoE and communication
+COST_FAMILIES = ("gemm", *dict.fromkeys(f for k in attention.KINDS.values() for f in k.families), "moe",
                  "collective", "moe_a2a")
 TABLES_VERSION = "2"  # bump when iteration.py changes what the tables hold
 
 
 def needed_families(worker: WorkerSpec) -> list[str]:
     m = worker.model
-    fams = ["gemm"]
-    fams += ["mla_prefill", "mla_decode"] if m.mla is not None else ["attention_prefill", "attention_decode"]
+    fams = ["gemm"] + attention.needed_families(worker)
     if m.is_moe:
         fams.append("moe")
         if worker.ep > 1 and worker.attention_dp > 1:
             fams.append("moe_a2a")   # DeepEP tables; without them: NCCL all-gather + reduce-scatter (collective)
+            fams.append("moe_deepep")   # DeepEPMoE expert tables (SGLang WideEP) where they cover the model
     if worker.tp > 1 or (m.is_moe and worker.ep > 1 and worker.attention_dp > 1):
         fams.append("collective")
     return fams
@@ -42,11 +45,8 @@ def needed_families(worker: WorkerSpec) -> list[str]:
 
 def needed_groups(worker: WorkerSpec) -> dict:
     """The dtype groups of each family the worker's iterations query (router and lm_head run in bf16)."""
-    from .iteration import _fmt
-
-    kv = {_fmt(worker.kv_dtype)}
-    return {"gemm": {_fmt(worker.dtype), "bf16"}, "attention_prefill": kv, "attention_decode": kv,
-            "mla_prefill": kv, "mla_decode": kv, "moe": {_fmt(worker.moe_dtype)}}
+    fmt = attention.table_format
+    return {"gemm": {fmt(worker.dtype), "bf16"}, **attention.needed_groups(worker), "moe": {fmt(worker.moe_dtype)}}
 
 
 def _models_signature(worker: WorkerSpec, root) -> str | None:
@@ -75,6 +75,14 @@ def _models_signature(worker: WorkerSpec, root) -> str | None:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _table_code() -> bytes:
+    """The code that decides what the tables hold (read once per process: it cannot change under a running one)."""
+    here = Path(__file__)
+    kinds = sorted((here.parents[1] / "attention").glob("*.py"))   # the attention kinds' queries
+    return b"".join(p.read_bytes() for p in [here.with_name("iteration.py"), here.with_name("head_fold.py"), *kinds])
+
+
 def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h = hashlib.sha256(TABLES_VERSION.encode())
     h.update(models_sig.encode())
@@ -84,9 +92,9 @@ def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h.update(repr(sorted(w.items(), key=lambda kv: kv[0])).encode())
     h.update(repr(limits).encode())
     h.update(code_fingerprint().encode())
-    h.update(Path(__file__).with_name("iteration.py").read_bytes())
+    h.update(_table_code())
     for fam in needed_families(worker):
-        for f in _family_files(worker.gpu, worker.engine, fam, root):
+        for f in family_files(worker.gpu, worker.engine, fam, root):
             h.update(store.file_sha256(f).encode())
     return h.hexdigest()[:20]
 

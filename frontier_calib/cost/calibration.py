@@ -18,11 +18,18 @@ for a worker, the ``engine@gpu`` entry wins over the plain ``engine`` entry (:fu
 
 A deployment uses it with ``calibration: FILE`` (its explicit ``overheads:`` keys still win), and
 ``frontier-calib validate silicon --calibration FILE`` applies it to every row of its engine (and GPU).
+
+**The shipped calibration** (:data:`DEFAULT_CALIBRATION`, ``frontier_calib/data/calibration/default.yaml``) is
+the output of ``frontier-calib calibrate`` on the training split of the measured silicon rows (its provenance
+records the command, the split and the held-out error). Deployments without a ``calibration:`` key use it;
+``calibration: none`` opts out (the physical defaults of ``cost/worker.py`` alone). ``validate silicon`` uses it
+unless ``--calibration none``.
 """
 
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -33,6 +40,24 @@ from ..io import read_input_text, write_text
 from .worker import DEFAULT_OVERHEADS, Overheads
 
 CALIBRATION_FORMAT = "frontier-calib-calibration/1"
+#: the calibration shipped with the package (see the module docstring)
+DEFAULT_CALIBRATION = Path(__file__).resolve().parents[1] / "data" / "calibration" / "default.yaml"
+#: the value of a deployment's ``calibration:`` key (or ``--calibration``) that opts out of any calibration
+NO_CALIBRATION = "none"
+
+
+def calibration_path(value, base_dir: Path | None = None) -> Path | None:
+    """The calibration file a deployment's ``calibration:`` value names: None (the key is absent) -> the shipped
+    :data:`DEFAULT_CALIBRATION` when the package has one; ``'none'`` -> no file; else the path (relative to
+    ``base_dir``)."""
+    if value is None:
+        return DEFAULT_CALIBRATION if DEFAULT_CALIBRATION.is_file() else None
+    if str(value).strip().lower() == NO_CALIBRATION:
+        return None
+    path = Path(value)
+    if base_dir is not None and not path.is_absolute():
+        path = base_dir / path
+    return path
 
 
 def group_key(engine: str, gpu: str | None = None) -> str:
@@ -119,7 +144,12 @@ def read_calibration(path: str | Path) -> dict:
 def load_calibration(path: str | Path, gpu: str | None = None) -> dict[str, dict[str, float]]:
     """{engine: {overhead field: seconds}} from a calibration file; with ``gpu``, an ``engine@gpu`` entry replaces
     the plain ``engine`` entry (entries of other GPUs are dropped)."""
-    ov = read_calibration(path)["overheads"]
+    path = Path(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    ov = _read_overheads(str(path), stamp)
     out = {k: v for k, v in ov.items() if split_key(k)[1] is None}
     if gpu:
         for k, v in ov.items():
@@ -127,6 +157,12 @@ def load_calibration(path: str | Path, gpu: str | None = None) -> dict[str, dict
             if g == gpu:
                 out[engine] = v
     return out
+
+
+@lru_cache(maxsize=16)
+def _read_overheads(path: str, stamp) -> dict:
+    """``read_calibration(path)['overheads']``, read once per file version (``stamp``: its mtime)."""
+    return read_calibration(path)["overheads"]
 
 
 def write_calibration(path: str | Path, overheads: dict[str, dict[str, float]], *,

@@ -25,22 +25,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..attention import QueryContext, attention_layers, get_kind, table_format
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
+from .head_fold import fold_decode_query, trained_max_kv_heads
+from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
 from .worker import WorkerSpec, tp_nodes
 
-_MLA_PROJECTIONS = {"q_a_proj", "q_b_proj", "q_proj", "kv_a_proj", "kv_b_proj", "o_proj"}
-#: GEMMs of the attention block; every other layer GEMM (router, shared experts, dense MLP) is FFN work
-_ATTENTION_GEMMS = _MLA_PROJECTIONS | {"qkv_proj", "w_uk_bmm", "w_uv_bmm"}
-
-
-def _fmt(dtype: str) -> str:
-    """The format whose kernel tables stand for ``dtype``: fp16 runs on the same tensor cores at the same
-    rate and size as bf16 (the profile tables measure bf16 only)."""
-    return "bf16" if dtype == "fp16" else dtype
+_fmt = table_format   # the kernel-table format of a dtype (fp16 -> bf16)
 
 
 def _monotone(a: np.ndarray, axis: int) -> np.ndarray:
@@ -156,7 +151,7 @@ class IterationCostModel:
         self.max_tokens = int(max(max_tokens, max_seqs, 1))
         self.max_seqs = int(max(max_seqs, 1))
         self.max_model_len = int(max(max_model_len, 2))
-        self._layer_counts = self._attention_layer_kinds()
+        self._attention_layers = attention_layers(worker.model)   # [(attention kind, window, layers)]
         if tables is None:
             if models is None:
                 raise ValueError("IterationCostModel needs fitted models or precomputed tables")
@@ -173,6 +168,11 @@ class IterationCostModel:
         self._log_kv_list = self._log_kv_grid.tolist()
         self._kv_grid_max = float(self._kv_grid[-1])
         self._prefill_memo: dict = {}
+        self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
+                                            float(self._q_grid[-1]), self._kv_grid_max)
+        self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
+        self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
+        self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap)
@@ -180,7 +180,6 @@ class IterationCostModel:
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
         m, w = self.worker.model, self.worker
-        self._mla_module = m.mla is not None and self._has_mla_scope("module")
         n = np.arange(1, self.max_tokens + 1)
         # every table is made non-decreasing in each of its axes (see _monotone)
         t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
@@ -199,20 +198,24 @@ class IterationCostModel:
 
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
-        q = np.asarray(prefill_q, dtype=np.int64)
-        if len(q) == 0:  # decode-only: identical to decode_times (the fast-forward contract)
+        qs = prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q)
+        if not qs:  # decode-only: identical to decode_times (the fast-forward contract)
             return float(self.decode_times(int(num_decode), np.array([decode_kv_sum], dtype=float))[0]) \
                 if num_decode else 0.0
-        n_tok = int(q.sum()) + int(num_decode)
-        n_seq = len(q) + int(num_decode)
-        run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
-        ms = self._token_lookup(run_tok) + self._lm_head_lookup(n_seq)
+        kvs = prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv)
+        n_tok = sum(qs) + int(num_decode)
+        n_seq = len(qs) + int(num_decode)
+        key = (n_tok, n_seq)
+        terms = self._mixed_terms.get(key)
+        if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per (tokens, sequences)
+            run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
+            terms = self._mixed_terms[key] = (self._token_lookup(run_tok) + self._lm_head_lookup(n_seq), graphed)
+        ms, graphed = terms
         memo = self._prefill_memo
-        for qi, ki in zip(q.tolist(), np.asarray(prefill_kv).tolist()):
-            key = (qi, ki)
+        for key in zip(qs, kvs):
             v = memo.get(key)
             if v is None:
-                v = memo[key] = float(self._prefill_attention_ms(np.array([qi]), np.array([ki]))[0])
+                v = memo[key] = self._prefill_lookup.one(*key)
             ms += v
         if num_decode:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
@@ -220,11 +223,23 @@ class IterationCostModel:
                             has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
-        kv = np.asarray(decode_kv_sums, dtype=float)
         n = int(num_decode)
-        run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
-        base = self._token_lookup(run_tok) + self._lm_head_lookup(n)
-        gpu = (base + self._decode_attention_ms(n, kv)) / 1e3
+        terms = self._decode_terms.get(n)
+        if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per batch size
+            run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
+            terms = self._decode_terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), graphed)
+        base, graphed = terms
+        if 0 < n <= self.max_seqs:   # _decode_attention_ms in place, on a fresh array (same operations)
+            gpu = np.true_divide(decode_kv_sums, n, dtype=float)
+            np.maximum(gpu, 1.0, out=gpu)
+            np.minimum(gpu, self._kv_grid_max, out=gpu)
+            np.log2(gpu, out=gpu)
+            gpu = np.interp(gpu, self._log_kv_grid, self._decode_ms[n - 1])
+            np.exp2(gpu, out=gpu)
+            gpu += base
+            gpu /= 1e3
+        else:
+            gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
         return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
                             overheads=self.overheads, overlap=self.engine_time.overlap)
 
@@ -247,6 +262,28 @@ class IterationCostModel:
         total = self.iteration_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
         return CostBreakdown(tok, head, pre, dec, total - (tok + head + pre + dec))
 
+    # ------------------------------------------------------------------ public lookups (cost/af.py and others)
+    def token_ms(self, n: int) -> float:
+        """Milliseconds of every token-proportional op (GEMMs, MoE, collectives, norms) for ``n`` tokens."""
+        return self._token_lookup(int(n))
+
+    def ffn_ms(self, n: int) -> float:
+        """The FFN/MoE share of :meth:`token_ms` (what an AF deployment runs on its FFN pool), milliseconds."""
+        t = self.tables["ffn_ms"]
+        return float(t[n]) if n < len(t) else float(t[-1]) * n / (len(t) - 1)
+
+    def lm_head_ms(self, n: int) -> float:
+        """Milliseconds of the vocab projection for ``n`` sampling sequences."""
+        return self._lm_head_lookup(int(n))
+
+    def prefill_attention_ms(self, q, kv) -> np.ndarray:
+        """Milliseconds of attention (all layers) per prefill chunk of ``q`` new tokens attending to ``kv`` keys."""
+        return self._prefill_attention_ms(np.asarray(q), np.asarray(kv))
+
+    def decode_attention_ms(self, b: int, kv_sums) -> np.ndarray:
+        """Milliseconds of attention (all layers) of a decode batch of ``b`` sequences, per total KV in ``kv_sums``."""
+        return self._decode_attention_ms(int(b), np.asarray(kv_sums, float))
+
     # ------------------------------------------------------------------ lookups
     def _token_lookup(self, n: int) -> float:
         if n <= self.max_tokens:
@@ -267,7 +304,7 @@ class IterationCostModel:
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
         """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
         mean_kv = min(max(kv_sum / b, 1.0), self._kv_grid_max)
-        row = self._decode_ms[b - 1] if b <= self.max_seqs else self._decode_row(b)
+        row = self._decode_rows[b - 1] if b <= self.max_seqs else self._decode_row(b)
         x = math.log2(mean_kv)
         g = self._log_kv_list
         j = min(max(bisect.bisect_right(g, x) - 1, 0), len(g) - 2)
@@ -277,7 +314,7 @@ class IterationCostModel:
     def _decode_attention_ms(self, b: int, kv_sums: np.ndarray) -> np.ndarray:
         if b <= 0:
             return np.zeros(len(kv_sums))
-        mean_kv = np.clip(kv_sums / b, 1, self._kv_grid[-1])
+        mean_kv = np.minimum(np.maximum(kv_sums / b, 1), self._kv_grid_max)   # np.clip, without its overhead
         if b <= self.max_seqs:
             row = self._decode_ms[b - 1]
         else:
@@ -299,22 +336,6 @@ class IterationCostModel:
         return np.exp2(v)
 
     # ------------------------------------------------------------------ building the tables
-    def _has_mla_scope(self, scope: str) -> bool:
-        """Whether the fitted MLA models were trained on rows of this scope ('module' or 'kernel')."""
-        fams = [(f, g) for f in ("mla_prefill", "mla_decode") for g in self.models.groups(f)]
-        return bool(fams) and all(scope in self.models.models[k].categories_.get("scope", []) for k in fams)
-
-    def _attention_layer_kinds(self) -> list[tuple[int, int]]:
-        """[(window, layers)] for attention layers: sliding-window layers and full layers."""
-        m = self.worker.model
-        kinds = []
-        if m.sliding_window and m.sliding_window_layers:
-            kinds.append((m.sliding_window, m.sliding_window_layers))
-        full = m.num_layers - (m.sliding_window_layers if m.sliding_window else 0)
-        if full:
-            kinds.append((0, full))
-        return kinds
-
     def _gemm_ms(self, g, m_tokens: np.ndarray, dtype: str) -> np.ndarray:
         df = pd.DataFrame({"dtype": _fmt(dtype), "m": m_tokens * g.count, "n": g.n, "k": g.k})
         return self.models.predict("gemm", df)
@@ -325,18 +346,18 @@ class IterationCostModel:
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
-        for moe_layer, layers in ((False, m.num_dense_layers), (True, m.num_moe_layers)):
-            if not layers:
-                continue
+        for moe_layer, kind_name, layers in m.layer_groups():
+            kind = get_kind(kind_name)
+            timed = kind.module_gemms(QueryContext(w, 0, self.models))  # in the kind's module tables already
             per_layer = np.zeros(len(n))
             ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in m.layer_gemms(w.tp, moe_layer=moe_layer):
-                if self._mla_module and g.name in _MLA_PROJECTIONS:
-                    continue  # included in the MLA module tables
+            for g in kind.projection_gemms(m, w.tp):
+                if g.name not in timed:
+                    per_layer += self._gemm_ms(g, n, w.dtype)
+            for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
                 g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
                 per_layer += g_ms
-                if g.name not in _ATTENTION_GEMMS:
-                    ffn += g_ms
+                ffn += g_ms
             if moe_layer:
                 moe = self._moe_ms(n)
                 per_layer += moe
@@ -366,22 +387,48 @@ class IterationCostModel:
         return ms
 
     def _moe_compute_ms(self, n: np.ndarray) -> np.ndarray:
+        """Routed-expert milliseconds for ``n`` tokens per attention rank: the ``moe_deepep`` tables (SGLang's
+        DeepEPMoE grouped GEMMs, decode/masked or prefill/contiguous as the all-to-all backend of the same step)
+        where the worker runs DeepEP and the tables cover the model's expert shape, else the ``moe`` tables."""
         w, m = self.worker, self.worker.model
-        dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, np.asarray(n) * w.attention_dp)
+        n = np.asarray(n)
+        dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
         df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
+        if self._deepep_moe():
+            df.insert(1, "phase", np.where(self._a2a_backend(n) == "deepep_ll", "decode", "prefill"))
+            return self.models.predict("moe_deepep", df)
         return self.models.predict("moe", df)
+
+    def _deepep_moe(self) -> bool:
+        """Whether the routed experts run DeepEPMoE: the worker dispatches with DeepEP (``ep > 1`` with attention
+        DP, the condition of :meth:`_moe_ms`), ``moe_deepep`` tables of the expert format exist, and their measured
+        expert shapes (hidden size, intermediate size, top-k, moe_tp) cover the model's (SGLang's WideEP tables
+        hold DeepSeek-V3's shape only; other models keep the ``moe`` tables)."""
+        w, m = self.worker, self.worker.model
+        key = ("moe_deepep", _fmt(w.moe_dtype))
+        if not (w.ep > 1 and w.attention_dp > 1 and self.models.has(*key)):
+            return False
+        ranges = self.models.models[key].ranges_
+        return all(ranges[c][0] <= v <= ranges[c][1] for c, v in (
+            ("hidden_size", m.hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
+            ("moe_tp", w.moe_tp)))
+
+    def _a2a_backend(self, n: np.ndarray) -> np.ndarray:
+        """DeepEP mode per entry of ``n`` (tokens per rank): ``auto`` takes the low-latency kernels up to 128
+        tokens (SGLang's ``--deepep-mode auto``: low-latency for decode batches, normal for prefill)."""
+        w = self.worker
+        if w.a2a_backend == "auto":
+            return np.where(np.asarray(n) <= 128, "deepep_ll", "deepep_normal")
+        return np.full(len(n), w.a2a_backend)
 
     def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
         if not self.models.has("moe_a2a"):
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
-        if w.a2a_backend == "auto":
-            backend = np.where(n <= 128, "deepep_ll", "deepep_normal")
-        else:
-            backend = np.full(len(n), w.a2a_backend)
+        backend = self._a2a_backend(n)
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
@@ -463,17 +510,6 @@ class IterationCostModel:
         nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
         return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
 
-    def _decode_query(self, b: np.ndarray, kv: np.ndarray, window: int) -> tuple[str, pd.DataFrame]:
-        w, m = self.worker, self.worker.model
-        heads, kv_heads = m.heads_per_gpu(w.tp)
-        if m.mla is not None:
-            scope = "module" if self._mla_module else "kernel"
-            return "mla_decode", pd.DataFrame({"batch_size": b, "kv_len": kv, "num_heads": heads, "scope": scope,
-                                               "dtype": _fmt(w.dtype), "kv_dtype": _fmt(w.kv_dtype)})
-        return "attention_decode", pd.DataFrame({
-            "batch_size": b, "kv_len": kv, "num_heads": heads, "num_kv_heads": kv_heads,
-            "head_dim": m.head_dim, "window": window, "dtype": "bf16", "kv_dtype": _fmt(w.kv_dtype)})
-
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch
             return np.maximum(_monotone(self._decode_grid_ms(np.array([b]))[0], 0), self._decode_ms[-1])
@@ -483,28 +519,19 @@ class IterationCostModel:
         kvg = self._kv_grid
         bb, kk = np.meshgrid(bs, kvg, indexing="ij")
         total = np.zeros(bb.shape)
-        for window, layers in self._layer_counts:
-            fam, df = self._decode_query(bb.ravel(), kk.ravel(), window)
+        for kind, window, layers in self._attention_layers:
+            fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
+            if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
+                df = fold_decode_query(df, trained_max_kv_heads(self.models))
             total += layers * self.models.predict(fam, df).reshape(bb.shape)
         return np.log2(total)
 
     def _prefill_table(self) -> np.ndarray:
-        w, m = self.worker, self.worker.model
-        heads, kv_heads = m.heads_per_gpu(w.tp)
         qq, kk = np.meshgrid(self._q_grid, self._kv_grid, indexing="ij")
         kv = np.maximum(kk, qq).ravel()
         q = qq.ravel()
         total = np.zeros(qq.shape)
-        for window, layers in self._layer_counts:
-            if m.mla is not None:
-                scope = "module" if self._mla_module else "kernel"
-                df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads, "scope": scope,
-                                   "dtype": _fmt(w.dtype), "kv_dtype": _fmt(w.kv_dtype)})
-                fam = "mla_prefill"
-            else:
-                df = pd.DataFrame({"batch_size": 1, "q_len": q, "kv_len": kv, "num_heads": heads,
-                                   "num_kv_heads": kv_heads, "head_dim": m.head_dim, "window": window,
-                                   "dtype": "bf16", "kv_dtype": _fmt(w.kv_dtype)})
-                fam = "attention_prefill"
+        for kind, window, layers in self._attention_layers:
+            fam, df = kind.prefill_query(QueryContext(self.worker, window, self.models), q, kv)
             total += layers * self.models.predict(fam, df).reshape(qq.shape)
         return np.log2(total)

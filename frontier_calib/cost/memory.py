@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..attention import kv_bytes_per_token, state_bytes_per_sequence
 from ..errors import FrontierError
 from ..hardware import get_gpu
 from .worker import WorkerSpec
@@ -31,10 +32,17 @@ class MemoryPlan:
     kv_bytes_per_token: float   #: KV bytes one token takes on one GPU (all layers of its stage)
     kv_tokens: int              #: tokens of KV that fit (per attention-DP rank)
     kv_blocks: int              #: kv_tokens // block_size
+    state_bytes_per_sequence: float = 0.0  #: recurrent state one running sequence holds (linear-attention layers)
+    state_sequences: int = 0    #: sequence slots whose state is reserved before the KV blocks (max_num_seqs)
 
 
-def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, block_size: int = 16) -> MemoryPlan:
-    """Raise FrontierError when the model does not fit; else the KV capacity in blocks."""
+def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, block_size: int = 16,
+                max_seqs: int = 0) -> MemoryPlan:
+    """Raise FrontierError when the model does not fit; else the KV capacity in blocks.
+
+    Models with linear-attention layers keep a fixed-size recurrent state per running sequence: the state of
+    ``max_seqs`` sequences (the scheduler's max_num_seqs) is set aside before the KV blocks, as SGLang's mamba
+    pool and vLLM's hybrid KV manager allocate one state slot per running request."""
     if not 0 < gpu_memory_utilization <= 1:
         raise FrontierError(f"gpu_memory_utilization={gpu_memory_utilization} must be in (0, 1]")
     spec = get_gpu(worker.gpu)
@@ -45,14 +53,15 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
                                      moe_tp=worker.moe_tp, expert_dtype=_expert_override(worker))
     nccl = NCCL_BYTES.get(worker.moe_gpus, NCCL_BYTES_MANY)
     reserved = RESERVED_BYTES + nccl
+    state = state_bytes_per_sequence(m, tp=worker.tp) / worker.pp
     if worker.engine in FRACTION_OF_FREE_ENGINES:
-        # the fraction applies to what is free once the weights and activations are in place
+        # the fraction applies to what is free once the weights, activations and per-sequence state are in place
         usable = spec.memory_bytes
-        kv_free = (usable - weights - reserved) * gpu_memory_utilization
+        kv_free = (usable - weights - reserved - state * max_seqs) * gpu_memory_utilization
     else:
         usable = spec.memory_bytes * gpu_memory_utilization
-        kv_free = usable - weights - reserved
-    per_token = m.kv_bytes_per_token(worker.kv_dtype, tp=worker.tp) / worker.pp
+        kv_free = usable - weights - reserved - state * max_seqs
+    per_token = kv_bytes_per_token(m, worker.kv_dtype, tp=worker.tp) / worker.pp
     if kv_free <= per_token * block_size:
         raise FrontierError(
             f"{m.name} does not fit on {worker.gpu} with tp={worker.tp} pp={worker.pp} ep={worker.ep} "
@@ -61,7 +70,8 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
             + (f"{gpu_memory_utilization:.0%} of {spec.memory_bytes / 2**30:.0f} GiB" if usable < spec.memory_bytes
                else "the whole GPU") + "); use more GPUs, a smaller dtype or a higher utilisation")
     tokens = int(kv_free // per_token)
-    return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size)
+    return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size,
+                      state, max_seqs)
 
 
 def _weight_override(worker: WorkerSpec):

@@ -222,6 +222,114 @@ def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+#: tokens per chunk of the chunked gated delta rule (FLA / FlashInfer kernels)
+GDN_CHUNK = 64
+
+
+def _gdn_common(b, tokens, nk, nv, dk, dv, conv):
+    """Roofline terms shared by gated-DeltaNet prefill and decode: per token, each value head updates its
+    dk x dv state (decay, rank-1 delta update, read-out: ~6 dk dv FLOPs) and the convolution runs over
+    q, k and v; each sequence reads and writes its fp32 state once per call."""
+    conv_dim = 2 * nk * dk + nv * dv
+    state = b * nv * dk * dv * 4
+    flops = tokens * (nv * 6 * dk * dv + 2 * conv * conv_dim)
+    nbytes = tokens * conv_dim * 2 * 3 + 2 * state
+    return flops, nbytes, state
+
+
+def gdn_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    b, q = _num(df, "batch_size"), _num(df, "q_len")
+    nk, nv, dk, dv = (_num(df, c) for c in ("num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"))
+    conv = _num(df, "conv_kernel")
+    tokens = b * q
+    flops, nbytes, state = _gdn_common(b, tokens, nk, nv, dk, dv, conv)
+    flops = flops + tokens * nv * 2 * np.minimum(q, GDN_CHUNK) * (dk + dv)   # intra-chunk attention
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    chunks = b * np.ceil(q / GDN_CHUNK)
+    x = {"log_batch": _log(b), "log_q": _log(q), "log_tokens": _log(tokens), "k_heads": nk, "v_heads": nv,
+         "log_state_bytes": _log(state), "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+         "log_chunks": _log(chunks), "wave_eff": _wave_eff(b * nv, gpu.sm_count),
+         "q_pad_chunk": _pad_eff(q, GDN_CHUNK)}
+    return x, roof
+
+
+def gdn_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b = _num(df, "batch_size")
+    nk, nv, dk, dv = (_num(df, c) for c in ("num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"))
+    flops, nbytes, state = _gdn_common(b, b, nk, nv, dk, dv, _num(df, "conv_kernel"))
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_batch": _log(b), "k_heads": nk, "v_heads": nv, "log_state_bytes": _log(state),
+         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "wave_eff": _wave_eff(b * nv, gpu.sm_count)}
+    return x, roof
+
+
+#: fixed milliseconds of one DSA module call beyond its roofline: the module runs some 40 small kernels (MLA and
+#: indexer projections with their FP8 quantisation, norms, RoPE, indexer logits, top-k, sparse attention). Read off
+#: the flat region of the public H100/H200 module tables (short prefills ~0.8 ms per call, timed eagerly; decode
+#: ~0.05 ms, CUDA-graph replay). Without it the roofline scales with heads and tokens where the measured time is flat.
+DSA_PREFILL_FLOOR_MS = 0.8
+DSA_DECODE_FLOOR_MS = 0.05
+
+
+def _dsa_terms(df, tokens):
+    """Per-GPU dimensions and the projection FLOPs / weight bytes of a DSA module (MLA + indexer) for ``tokens``."""
+    h, hid = _num(df, "num_heads"), _num(df, "hidden_size")
+    ql, kvl = _num(df, "q_lora_rank"), _num(df, "kv_lora_rank")
+    nope, rope, v = _num(df, "qk_nope_head_dim"), _num(df, "qk_rope_head_dim"), _num(df, "v_head_dim")
+    ih, idim = _num(df, "index_n_heads"), _num(df, "index_head_dim")
+    q_in = np.where(ql > 0, ql, hid)
+    per_tok = (np.where(ql > 0, hid * ql, 0) + q_in * h * (nope + rope) + hid * (kvl + rope)
+               + kvl * h * (nope + v) + h * v * hid + q_in * ih * idim + hid * (idim + ih))
+    wb = _bytes(df["dtype"])
+    return h, kvl + rope, kvl, ih * idim, 2 * tokens * per_tok, per_tok * wb, wb
+
+
+def _dsa_identity(df):
+    """The module's layer dimensions as features (the tables hold a few models; a tree can tell them apart)."""
+    return {"log_hidden": _log(_num(df, "hidden_size")), "q_lora_rank": _num(df, "q_lora_rank"),
+            "v_head_dim": _num(df, "v_head_dim"), "index_heads": _num(df, "index_n_heads"),
+            "log_topk": _log(_num(df, "index_topk"))}
+
+
+def dsa_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    b, q, kv, topk = _num(df, "batch_size"), _num(df, "q_len"), _num(df, "kv_len"), _num(df, "index_topk")
+    h, lat, kvl, idx, p_flops, p_bytes, wb = _dsa_terms(df, b * q)
+    kvb = _bytes(df["kv_dtype"])
+    selected = causal_pairs(q, kv, topk)            # query-key pairs after top-k selection
+    scored = causal_pairs(q, kv, np.zeros_like(q))  # the indexer scores every causal pair
+    attn_flops, index_flops = b * h * selected * 2 * (lat + kvl), b * scored * idx * 2
+    flops = attn_flops + index_flops + p_flops
+    nbytes = b * kv * (lat * kvb + _num(df, "index_head_dim")) + p_bytes
+    peak = _peak(df["dtype"], gpu)
+    t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
+    # the module's kernels run one after another (projections, indexer, top-k, attention): a sum, not a max
+    roof = t_c + t_m + DSA_PREFILL_FLOOR_MS
+    x = {"log_batch": _log(b), "log_q": _log(q), "log_kv": _log(kv), "log_selected": _log(selected),
+         "log_scored": _log(scored), "sparse": (kv > topk).astype(float), "heads": h, "log_tokens": _log(b * q),
+         "log_t_attention": _log(attn_flops / peak * 1e3), "log_t_indexer": _log(index_flops / peak * 1e3),
+         "log_t_proj": _log(p_flops / peak * 1e3), "log_prefix": _log(kv - q + 1),
+         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
+         "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count),
+         **_dsa_identity(df)}
+    return x, roof
+
+
+def dsa_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, kv, topk = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "index_topk")
+    h, lat, kvl, idx, p_flops, p_bytes, wb = _dsa_terms(df, b)
+    kvb = _bytes(df["kv_dtype"])
+    sel = np.minimum(kv, topk)
+    flops = b * h * sel * 2 * (lat + kvl) + b * kv * idx * 2 + p_flops
+    nbytes = b * (sel * lat * kvb + kv * _num(df, "index_head_dim")) + p_bytes
+    t_c, t_m, _ = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    roof = t_c + t_m + DSA_DECODE_FLOOR_MS
+    x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
+         "heads": h, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
+         "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
+         **_dsa_identity(df)}
+    return x, roof
+
+
 def routing_alpha(distribution: pd.Series) -> np.ndarray:
     """Power-law exponent of a routing distribution name ('balanced' -> 0)."""
     def parse(s):
@@ -274,6 +382,14 @@ def moe(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+def moe_deepep(df: pd.DataFrame, gpu: GPUSpec):
+    """The ``moe`` features (same roofline: balanced share of the token-expert pairs and the local experts'
+    weights on each GPU) plus the DeepEP layout (``decode``: 1 for the masked low-latency layout)."""
+    x, roof = moe(df, gpu)
+    x["decode"] = (df["phase"] == "decode").to_numpy(dtype=float)
+    return x, roof
+
+
 def collective(df: pd.DataFrame, gpu: GPUSpec):
     n, nbytes = _num(df, "num_gpus"), _num(df, "message_bytes")
     factor = df["op"].map(_BUS_FACTOR).to_numpy(dtype=float)
@@ -304,8 +420,9 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
 
 FEATURES = {
     "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
-    "mla_prefill": mla_prefill, "mla_decode": mla_decode, "moe": moe, "collective": collective,
-    "moe_a2a": moe_a2a,
+    "mla_prefill": mla_prefill, "mla_decode": mla_decode, "gdn_prefill": gdn_prefill, "gdn_decode": gdn_decode,
+    "dsa_prefill": dsa_prefill, "dsa_decode": dsa_decode, "moe": moe, "moe_deepep": moe_deepep,
+    "collective": collective, "moe_a2a": moe_a2a,
 }
 
 

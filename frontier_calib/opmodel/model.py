@@ -46,6 +46,7 @@ DEFAULT_PARAMS = {
 FAMILY_PARAMS = {
     "attention_decode": {"max_depth": 10, "subsample": 0.7},
     "moe": {"max_depth": 8, "learning_rate": 0.05, "subsample": 0.7, "colsample_bytree": 0.7},
+    "moe_deepep": {"max_depth": 8, "learning_rate": 0.05, "subsample": 0.7, "colsample_bytree": 0.7},  # as moe
 }
 
 

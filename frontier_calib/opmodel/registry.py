@@ -12,6 +12,7 @@ the checksum of the profile tables they were fitted on, so a later replay does n
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -187,6 +188,7 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
     return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the feature and model code (and the dtype facts features read): a fitted model is only reused by
     the code that fitted it."""
@@ -199,9 +201,8 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:12]
 
 
-def _family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
-    """The table files one family is fitted on (imported first when they are not bundled). Kept for
-    ``cost/cache.py``; new code: :func:`store.family_paths`."""
+def family_files(gpu: str, engine: str, family: str, root) -> list[Path]:
+    """The table files one family is fitted on (imported first when they are not bundled)."""
     _ensure_tables(gpu, engine, root)
     return store.family_paths(gpu, engine, family, root)
 
@@ -216,7 +217,7 @@ def family_cache_dir(gpu: str, engine: str, family: str, root=None) -> Path | No
     code (None: no table)."""
     import hashlib
 
-    files = _family_files(gpu, engine, family, root)
+    files = family_files(gpu, engine, family, root)
     if not files:
         return None
     key = hashlib.sha256(("".join(store.file_sha256(f) for f in files) + code_fingerprint()).encode()
@@ -238,6 +239,42 @@ def save_to_cache(model_set: ModelSet, root=None) -> list[Path]:
     return written
 
 
+#: folder -> ((index.json mtime ns, size), ModelSet): model sets this process loaded (see loaded_model_set)
+_LOADED: dict = {}
+_LOADED_MAX = 48
+
+
+def loaded_model_set(directory: Path) -> ModelSet:
+    """``ModelSet.load(directory)``, kept for the rest of the process: loading XGBoost's JSON and finding the
+    split thresholds takes seconds per family, and one process often builds the cost tables of many deployment
+    shapes from the same models (``validate silicon``, sweeps). A folder whose ``index.json`` changed (a refit
+    writes it last) is loaded again. The models' out-of-range counters restart at every call, so each caller
+    still gets its own extrapolation warning."""
+    idx = Path(directory) / "index.json"
+    st = idx.stat()
+    stamp = (st.st_mtime_ns, st.st_size)
+    hit = _LOADED.get(str(directory))
+    if hit is not None and hit[0] == stamp:
+        ms = hit[1]
+        _LOADED[str(directory)] = _LOADED.pop(str(directory))   # most recently used last
+    else:
+        ms = ModelSet.load(directory)
+        _LOADED[str(directory)] = (stamp, ms)
+        while len(_LOADED) > _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+    for m in ms.models.values():
+        m.n_predicted = m.n_out_of_range = 0
+    return ModelSet(ms.gpu, ms.engine, models=dict(ms.models), kernels={k: dict(v) for k, v in ms.kernels.items()},
+                    profile_checksum=ms.profile_checksum)
+
+
+def remember_model_set(directory: Path, ms: ModelSet) -> None:
+    """Keep ``ms``, just saved to ``directory``, as what :func:`loaded_model_set` returns for it."""
+    st = (Path(directory) / "index.json").stat()
+    _LOADED.pop(str(directory), None)
+    _LOADED[str(directory)] = ((st.st_mtime_ns, st.st_size), ms)
+
+
 def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | None = None, root=None,
                      refit: bool = False, progress: bool = False) -> ModelSet:
     """Fitted models for (gpu, engine) from the user cache, fitting what is missing once.
@@ -255,7 +292,7 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
         if directory is None:
             continue
         found += 1
-        part = ModelSet.load(directory) if (directory / "index.json").exists() and not refit \
+        part = loaded_model_set(directory) if (directory / "index.json").exists() and not refit \
             else ModelSet(gpu, engine)
         if part.models:
             touch(directory)   # last use (the folder's mtime), for `frontier-calib cache prune --older-than`
@@ -278,6 +315,7 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
             part.models.update(fitted.models)
             part.kernels.setdefault(fam, {}).update(fitted.kernels.get(fam, {}))
             part.save(directory)
+            remember_model_set(directory, part)   # later loads in this process use these models
         merged.models.update(part.models)
         for f, k in part.kernels.items():
             merged.kernels.setdefault(f, {}).update(k)

@@ -97,11 +97,83 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("dtype", "dtype", "-", "GEMM format of the projections (module scope)"),
         _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
     ), ("batch_size", "kv_len", "num_heads"), "kv_dtype"),
+    Family("gdn_prefill", "Gated-DeltaNet linear attention over a prefill chunk (Qwen3.5, Qwen3-Next): the causal "
+           "depthwise convolution plus the chunked gated delta rule, for batch_size sequences of q_len new tokens each. "
+           "The recurrent state carries the cached prefix, so the cost does not depend on it.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        _c("num_k_heads", "int", "heads", "query/key heads per GPU"),
+        _c("num_v_heads", "int", "heads", "value heads per GPU (one recurrent state each)"),
+        _c("head_k_dim", "int", "elements", "query/key head dimension"),
+        _c("head_v_dim", "int", "elements", "value head dimension"),
+        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+    ), ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("gdn_decode", "Gated-DeltaNet linear attention for decode: batch_size sequences, one token each "
+           "(convolution update plus the recurrent delta-rule step); independent of the context length.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("num_k_heads", "int", "heads", "query/key heads per GPU"),
+        _c("num_v_heads", "int", "heads", "value heads per GPU (one recurrent state each)"),
+        _c("head_k_dim", "int", "elements", "query/key head dimension"),
+        _c("head_v_dim", "int", "elements", "value head dimension"),
+        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+    ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("dsa_prefill", "DeepSeek sparse attention (DeepSeek-V3.2, GLM-5) over a prefill chunk, module scope: "
+           "the MLA and indexer projections, the indexer scoring every cached token, top-k selection and MLA over "
+           "the index_topk selected tokens (short contexts run dense attention).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        _c("kv_len", "int", "tokens", "keys per sequence, cached prefix included (kv_len >= q_len)"),
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
+        _c("q_lora_rank", "int", "features", "query compression rank"),
+        _c("kv_lora_rank", "int", "features", "latent KV width cached per token"),
+        _c("qk_nope_head_dim", "int", "elements", "query/key head width without RoPE"),
+        _c("qk_rope_head_dim", "int", "elements", "decoupled RoPE key width (cached next to the latent)"),
+        _c("v_head_dim", "int", "elements", "value head width"),
+        _c("index_n_heads", "int", "heads", "indexer heads"),
+        _c("index_head_dim", "int", "elements", "indexer head width"),
+        _c("index_topk", "int", "tokens", "cached tokens each query attends to"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections"),
+        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+    ), ("batch_size", "q_len", "kv_len", "num_heads", "hidden_size", "q_lora_rank", "kv_lora_rank", "v_head_dim", "index_n_heads", "index_topk"), "kv_dtype"),
+    Family("dsa_decode", "DeepSeek sparse attention for decode, module scope: batch_size sequences, one token each; "
+           "attention cost stops growing once kv_len exceeds index_topk (the indexer's does not).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("kv_len", "int", "tokens", "KV length per sequence"),
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
+        _c("q_lora_rank", "int", "features", "query compression rank"),
+        _c("kv_lora_rank", "int", "features", "latent KV width cached per token"),
+        _c("qk_nope_head_dim", "int", "elements", "query/key head width without RoPE"),
+        _c("qk_rope_head_dim", "int", "elements", "decoupled RoPE key width (cached next to the latent)"),
+        _c("v_head_dim", "int", "elements", "value head width"),
+        _c("index_n_heads", "int", "heads", "indexer heads"),
+        _c("index_head_dim", "int", "elements", "indexer head width"),
+        _c("index_topk", "int", "tokens", "cached tokens each query attends to"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections"),
+        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+    ), ("batch_size", "kv_len", "num_heads", "hidden_size", "q_lora_rank", "kv_lora_rank", "v_head_dim", "index_n_heads", "index_topk"), "kv_dtype"),
     Family("moe", "MoE expert computation on one GPU (grouped GEMMs up/gate + down, routing included) for "
            "num_tokens tokens each routed to topk of num_experts experts, experts split over moe_ep GPUs and "
            "each expert's intermediate dimension over moe_tp GPUs.", (
         _c("dtype", "dtype", "-", "expert weight format"),
         _c("num_tokens", "int", "tokens", "tokens entering the MoE layer on this GPU"),
+        _c("hidden_size", "int", "features", "model hidden size"),
+        _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
+        _c("topk", "int", "experts", "experts per token"),
+        _c("num_experts", "int", "experts", "routed experts in the layer (all GPUs)"),
+        _c("moe_tp", "int", "GPUs", "tensor parallelism inside each expert"),
+        _c("moe_ep", "int", "GPUs", "expert parallelism"),
+        _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
+    ), ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp", "moe_ep"), "dtype"),
+    Family("moe_deepep", "MoE expert computation on one GPU of a DeepEP expert-parallel group (SGLang "
+           "DeepEPMoE: DeepGEMM grouped GEMMs behind DeepEP dispatch/combine) for num_tokens tokens entering the "
+           "layer on all moe_ep GPUs together. phase 'decode' is the masked layout of the low-latency path, "
+           "'prefill' the contiguous layout of the normal path.", (
+        _c("dtype", "dtype", "-", "expert weight format"),
+        _c("phase", "str", "-", "'decode' (DeepEP low-latency, masked grouped GEMM) or 'prefill' (normal, "
+           "contiguous grouped GEMM)"),
+        _c("num_tokens", "int", "tokens", "tokens entering the MoE layer on all moe_ep GPUs together"),
         _c("hidden_size", "int", "features", "model hidden size"),
         _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
         _c("topk", "int", "experts", "experts per token"),

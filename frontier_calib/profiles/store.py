@@ -28,13 +28,33 @@ from .schema import FAMILIES, validate_table
 
 ENGINE_INDEPENDENT = "any"
 
+#: GPUs that have no kernel tables of their own and are priced with the tables of the same silicon. The H800
+#: SXM5 is the H100 SXM5 die, memory and clocks (same SMs, HBM3 bandwidth and tensor peaks in
+#: ``hardware.py``) with NVLink cut to 400 GB/s: its GEMM, attention and MoE kernels run at H100 speed, so
+#: the H100 tables price them. Its own spec still supplies NVLink/network bandwidths to the roofline features,
+#: the PD/AF links and the unprofiled collectives; the H100's *measured* NVLink collectives and intra-node
+#: DeepEP all-to-all keep H100 speed (a stand-in's limit, stated in docs/validation.md).
+TABLE_STAND_INS = {"h800_sxm": "h100_sxm"}
+
+
+def table_gpu(gpu: str, root: str | Path | None = None) -> str:
+    """The GPU whose tables price ``gpu``: itself when some folder holds tables for it, else its stand-in
+    (:data:`TABLE_STAND_INS`), else itself."""
+    stand_in = TABLE_STAND_INS.get(gpu)
+    if stand_in is None or any((r / gpu).is_dir() for r in _roots(root)):
+        return gpu
+    return stand_in
+
 
 def bundled_root() -> Path:
     """The bundled profile folder: ``$FRONTIER_CALIB_PROFILES`` or the repository's ``profiles/``."""
     env = os.environ.get("FRONTIER_CALIB_PROFILES")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "profiles"
+    return _REPO_PROFILES
+
+
+_REPO_PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
 
 def user_data_root() -> Path:
@@ -80,7 +100,9 @@ def read_table(path: Path, family: str) -> pd.DataFrame:
 
 
 def find_table(gpu: str, engine: str, family: str, root: str | Path | None = None) -> Path | None:
-    """The table file of (gpu, engine folder, family): under ``root``, else the first default folder holding it."""
+    """The table file of (gpu, engine folder, family): under ``root``, else the first default folder holding it.
+    A GPU without tables of its own reads its stand-in's (:func:`table_gpu`)."""
+    gpu = table_gpu(gpu, root)
     for r in _roots(root):
         p = table_path(r, gpu, engine, family)
         if p is not None:
@@ -141,6 +163,7 @@ def check_coverage(gpu: str, engine: str, root: str | Path | None = None) -> Non
         ensure_tables(gpu, engine)
     avail = available(root)
     where = describe_roots(root)
+    gpu = table_gpu(gpu, root)
     gpus = sorted(set(avail["gpu"]))
     if gpu not in gpus:
         raise unknown("GPU", gpu, gpus, f" in the profile tables under {where}")
@@ -149,9 +172,19 @@ def check_coverage(gpu: str, engine: str, root: str | Path | None = None) -> Non
         raise unknown("engine", engine, engines, f" for {gpu} in the profile tables under {where}")
 
 
+#: (path, mtime ns, size) -> sha256: cache keys hash the profile tables on every replay setup
+_SHA256: dict = {}
+
+
 def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    """sha256 of a file's bytes (hex); worked out once per process while the file's mtime and size stay."""
+    st = os.stat(path)
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    digest = _SHA256.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        digest = _SHA256[key] = h.hexdigest()
+    return digest

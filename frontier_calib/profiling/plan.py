@@ -237,6 +237,9 @@ def _plan_gemm(models, valid, dtypes, limits, add, notes):
                 gemms += model.layer_gemms(tp, moe_layer=False)
             if model.mla is not None:
                 gemms += model.layer_gemms(tp, moe_layer=model.is_moe, mla_absorbed=True)
+            for kind, _ in model.attention_layer_kinds():   # hybrids: the other layer kinds' projections too
+                if kind != model.full_attention_kind:
+                    gemms += model.attention_gemms(tp, kind)
             gemms.append(model.lm_head_gemm(tp))
             for g in gemms:
                 if g.count > 1:

@@ -15,6 +15,7 @@ finished shape; rerunning continues where it stopped.
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
 import time
@@ -25,20 +26,25 @@ from typing import Callable
 from ..hardware import GPUSpec
 from ..io import write_json
 from ..profiles.store import ENGINE_INDEPENDENT
-from . import kernels_attention, kernels_comm, kernels_gemm, kernels_moe
+from ..attention import KINDS
+from . import kernels_comm, kernels_gemm, kernels_moe
 from .estimate import shape_seconds
 from .journal import Journal, write_family_table
 from .kernels_common import Bench, KernelContext, Unsupported
 from .plan import ProfilePlan, Shape
 from .timing import Measurement, Timer, TimingConfig
 
-#: canonical family -> prepare(shape, ctx) -> Bench
+def _resolve(ref: str) -> Callable:
+    """``'package.module:function'`` -> the function (attention kinds name their benchmark preparers so)."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+#: canonical family -> prepare(shape, ctx) -> Bench; attention families come from the attention kinds'
+#: ``profiling_kernels`` (frontier_calib.attention); kinds without local kernels are profiled from public tables only
 PREPARERS: dict[str, Callable[[Shape, KernelContext], Bench]] = {
     "gemm": kernels_gemm.prepare,
-    "attention_prefill": kernels_attention.prepare_prefill,
-    "attention_decode": kernels_attention.prepare_decode,
-    "mla_prefill": kernels_attention.prepare_mla_prefill,
-    "mla_decode": kernels_attention.prepare_mla_decode,
+    **{fam: _resolve(ref) for kind in KINDS.values() for fam, ref in kind.profiling_kernels.items()},
     "moe": kernels_moe.prepare,
     "collective": kernels_comm.prepare,
 }

@@ -24,7 +24,8 @@ class IterationCost(Protocol):
     def iteration_time(self, prefill_q: np.ndarray, prefill_kv: np.ndarray, num_decode: int,
                        decode_kv_sum: int) -> float:
         """Seconds for one engine step: prefill chunks (q = new tokens of each chunk, kv = keys attended =
-        cached/computed-before + q) plus num_decode decode sequences whose KV lengths sum to decode_kv_sum."""
+        cached/computed-before + q) plus num_decode decode sequences whose KV lengths sum to decode_kv_sum.
+        ``prefill_q`` / ``prefill_kv`` are int sequences: the replay passes lists, callers may pass arrays."""
 
     def decode_times(self, num_decode: int, decode_kv_sums: np.ndarray) -> np.ndarray:
         """Vectorised: seconds of decode-only steps for a static batch of num_decode sequences at each

@@ -15,6 +15,7 @@ histogram of ``base % block_size`` gives the blocks a step (or k steps) needs wi
 from __future__ import annotations
 
 import heapq
+from itertools import accumulate
 
 
 class DecodeBatch:
@@ -85,12 +86,7 @@ class DecodeBatch:
         """Prefix sums of ``mod_count`` (recomputed after membership changes)."""
         p = self._pre
         if p is None:
-            p = [0]
-            acc = 0
-            for c in self.mod_count:
-                acc += c
-                p.append(acc)
-            self._pre = p
+            p = self._pre = list(accumulate(self.mod_count, initial=0))
         return p
 
     def _window(self, s0: int, m: int) -> int:

@@ -130,7 +130,7 @@ class KVTransfers:
         for r in rows:
             self.src[r] = src.index
             self.ready[r] = t
-            fits = [d for d in replay.decoders if d.sched.reject_reason(r) is None]
+            fits = [d for d in replay.decoders if d.sched.rejection(r) is None]
             if isinstance(self.router, KVAwareDecode):
                 for d in fits:
                     replay.sync(d, t)

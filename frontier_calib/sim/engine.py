@@ -57,7 +57,7 @@ class _Replay:
         self.timeline = [] if timeline else None
         self.replicas = [Replica(i, spec, self.table, fast_forward=fast_forward, check=check,
                                  timeline=self.timeline) for i, spec in enumerate(specs)]
-        self.groups = lockstep_groups(self.replicas, [spec.lockstep for spec in specs])
+        self.groups = lockstep_groups(self.replicas, [spec.lockstep for spec in specs], fast_forward)
         self.entry = [rep for rep in self.replicas if rep.role in ("both", "prefill")]
         self.decoders = [rep for rep in self.replicas if rep.role == "decode"]
         has_prefill = any(rep.role == "prefill" for rep in self.replicas)
@@ -172,7 +172,7 @@ class _Replay:
         self._kick_group(g, t)
 
     def _kick_group(self, g, t: float) -> None:
-        end = g.start(t)
+        end = g.start(t, self.arrivals.peek_time())
         if end is not None:
             self.events.push(end, (len(self.replicas) + g.index, g.version))
             return
@@ -216,24 +216,22 @@ class _Replay:
 
     def _sync_all(self, t: float, pool) -> None:
         for rep in pool:
-            if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
-                self.events.push(rep.plan.end_s, (rep.index, rep.version))
+            self.sync(rep, t)
 
     def _place(self, r: int, t: float, pool):
         """Choose a replica of ``pool`` for row ``r`` at ``t``, or reject it with the reason."""
         R = self.table
         fits, reason = [], None
         for rep in pool:
-            why = rep.sched.reject_reason(r)
+            why = rep.sched.rejection(r)
             if why is None:
                 fits.append(rep)
             elif reason is None:
                 reason = why
         if fits and pool is self.entry and self.decoders:
             # Disaggregated: some decode worker must be able to hold it too.
-            why = [d.sched.reject_reason(r) for d in self.decoders]
-            if all(w is not None for w in why):
-                fits, reason = [], why[0]
+            if all(d.sched.rejection(r) is not None for d in self.decoders):
+                fits, reason = [], self.decoders[0].sched.rejection(r)
         if not fits:
             R.status[r] = f"rejected:{reason}"
             self.arrivals.on_done(t)
@@ -258,7 +256,13 @@ class _Replay:
             self._kick(rep, t)
 
     def sync(self, rep: Replica, t: float) -> None:
-        """Bring ``rep``'s stretch in progress up to ``t`` (see :meth:`Replica.sync`)."""
+        """Bring ``rep``'s stretch in progress up to ``t`` (see :meth:`Replica.sync`); a lockstep member's whole
+        group (see :meth:`~frontier_calib.sim.lockstep.LockstepGroup.sync`)."""
+        g = rep.group
+        if g is not None:
+            if g.busy and g.sync(t):
+                self.events.push(g.end_s, (len(self.replicas) + g.index, g.version))
+            return
         if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
             self.events.push(rep.plan.end_s, (rep.index, rep.version))
 

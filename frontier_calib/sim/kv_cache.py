@@ -249,7 +249,12 @@ class KVCacheManager:
                     e = units[keys[k]] = Entry(UNIT, keys[k], 0, parent)
                     if parent is not None:
                         parent.children += 1
-                    self._extend(rec, e, 0, hi - p, new=True)
+                    n = hi - p                # _extend(rec, e, 0, n, new=True), inlined (the hot case)
+                    e.uses[n] = 1
+                    e.cached = e.pin = n
+                    rec.units.append(e)
+                    rec.uses.append(n)
+                    rec.n_shared += n
             elif mine or (pos == 0 and self.dedup):
                 have = e.cached - pos         # blocks of this stretch somebody already cached
                 if have > 0 and self.dedup:   # SGLang: use the tree's copy, free the request's own

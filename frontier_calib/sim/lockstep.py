@@ -13,18 +13,30 @@ gets a request while the others are mid-step starts it only at the next common s
 
 A :class:`LockstepGroup` holds the member replicas; the replay loop (:mod:`frontier_calib.sim.engine`) starts a
 group step with :meth:`LockstepGroup.start` and finishes every member when the common end time comes. Members run
-one step at a time (no fast-forward), since their step boundaries depend on each other.
+common steps: one at a time, or, when every rank with work runs a steady decode batch, many at once
+(:meth:`LockstepGroup.start`), with the same times as one at a time.
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
+from itertools import accumulate
+
+import numpy as np
+
 
 class LockstepGroup:
-    """The replicas (attention-DP ranks) that step together; ``index``: position in the replay's group list."""
+    """The replicas (attention-DP ranks) that step together; ``index``: position in the replay's group list.
 
-    __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s")
+    ``fast_forward``: when every rank with work runs a steady decode batch, the group advances many common steps
+    at once (each step as long as the slowest rank's, until the first rank's batch changes or the horizon);
+    the times are the same as one common step at a time."""
 
-    def __init__(self, index: int, name: str, members: list):
+    __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
+                 "dt_guess")
+
+    def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
         self.name = name
         self.members = members
@@ -33,40 +45,99 @@ class LockstepGroup:
         self.version = 0
         self.steps = 0
         self.wait_s = 0.0        # rank-seconds spent waiting for the slowest rank (s)
+        self.fast_forward = fast_forward
+        self.dt_guess = 0.0      # last common decode step (s), to size stretches
 
-    def start(self, t: float) -> float | None:
-        """Start one step on every member that has work, all at ``t``; returns the common end time (s): the
-        slowest member's step end. None when no member has a step to run."""
+    @property
+    def end_s(self) -> float:
+        """End time (s) of the common step or stretch in progress."""
+        return max(rep.plan.end_s for rep in self.members if rep.plan is not None)
+
+    def start(self, t: float, horizon: float = math.inf) -> float | None:
+        """Start the next common step on every member that has work, all at ``t``; returns its end time (s): the
+        slowest member's step end (or the end of a fast-forwarded stretch of common decode steps, cut at the step
+        in progress at ``horizon``). None when no member has a step to run."""
         if self.busy or self.finishing:
             return None
-        ends = []
         ready = [rep for rep in self.members if rep.plan is None and rep.sched.has_work]
         # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
         owing = [rep for rep in ready if rep.owes_tokens()]
+        plans = []
         for rep in owing or ready:
-            end = rep.start_step(t)
-            if end is not None:
-                ends.append(end)
-        if not ends:
-            return None
-        end = max(ends)
-        for rep in self.members:
-            plan = rep.plan
+            plan = rep.plan_step(t)
             if plan is not None:
-                self.wait_s += end - plan.ends[plan.n_steps - 1]
-                plan.ends[plan.n_steps - 1] = end
+                plans.append((rep, plan))
+        if not plans:
+            return None
+        if (self.fast_forward and not owing
+                and all(not p.chunks and p.steady and r.spec_steps is None for r, p in plans)):
+            end = self._stretch(plans, t, horizon)
+        else:
+            end = max(rep.price_step(plan, t) for rep, plan in plans)
+            for rep, plan in plans:
+                self.wait_s += end - plan.ends[0]
+                plan.ends[0] = end
+            self.steps += 1
         self.busy = True
         self.version += 1
-        self.steps += 1
         return end
+
+    def _durations(self, plans, done: int, k: int) -> list:
+        """Durations (s) of ``k`` common decode steps after ``done`` steps of the stretch: the slowest rank's."""
+        rows = [rep.decode_durations(p.num_decode, p.decode_kv_sum + p.num_decode * done, k, done)
+                for rep, p in plans]
+        if len(rows) == 1:
+            return rows[0]
+        a = np.array(rows)
+        top = a.max(axis=0)
+        self.wait_s += float((top - a).sum())
+        return top.tolist()
+
+    def _stretch(self, plans, t: float, horizon: float) -> float:
+        k_max = min(rep.stretch_limit(p) for rep, p in plans)
+        want = 1
+        if k_max > 1 and horizon > t:
+            want = k_max
+            if horizon < math.inf and self.dt_guess > 0:
+                want = min(k_max, int(min((horizon - t) / self.dt_guess, 1e9)) + 2)
+        ends = list(accumulate(self._durations(plans, 0, want), initial=t))   # sequential sums: identical to
+        del ends[0]                                                          # one common step at a time
+        if k_max > 1 and horizon > t:
+            while ends[-1] < horizon and len(ends) < k_max:
+                more = min(k_max - len(ends), max(len(ends), 16))
+                ends += list(accumulate(self._durations(plans, len(ends), more), initial=ends[-1]))[1:]
+            k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
+            if k < len(ends):
+                del ends[k:]
+        self.dt_guess = ends[-1] - (ends[-2] if len(ends) > 1 else t)
+        for rep, plan in plans:
+            plan.ends = list(ends)
+            plan.n_steps = len(ends)
+            rep.plan = plan
+            rep.version += 1
+            rep.stretches += 1
+        self.steps += len(ends)
+        return ends[-1]
+
+    def sync(self, t: float) -> bool:
+        """Cut a stretch in progress after the common step running at ``t`` (a rank got new work: it joins at the
+        next common step). Returns True when the end time changed."""
+        changed = False
+        for rep in self.members:
+            if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
+                changed = True
+        if changed:
+            self.version += 1
+        return changed
 
     def stats(self) -> dict:
         return {"name": self.name, "ranks": len(self.members), "steps": self.steps, "wait_s": self.wait_s}
 
 
-def lockstep_groups(replicas: list, names: list) -> list:
+def lockstep_groups(replicas: list, names: list, fast_forward: bool = True) -> list:
     """Groups of ``replicas`` sharing a lockstep name (``names[i]`` for replica i; None: on its own). A name used
-    by one replica only makes no group. Sets each member's ``group`` and turns its fast-forward off."""
+    by one replica only makes no group. Sets each member's ``group`` and turns its own fast-forward off (the
+    group fast-forwards common decode steps instead, when ``fast_forward``)."""
     by_name: dict = {}
     for rep, name in zip(replicas, names):
         if name is not None:
@@ -75,7 +146,7 @@ def lockstep_groups(replicas: list, names: list) -> list:
     for name, members in by_name.items():
         if len(members) < 2:
             continue
-        g = LockstepGroup(len(groups), name, members)
+        g = LockstepGroup(len(groups), name, members, fast_forward)
         for rep in members:
             rep.group = g
             rep.fast_forward = False

@@ -103,6 +103,13 @@ class Replica:
     # ------------------------------------------------------------------ steps
     def start_step(self, now: float, horizon: float = math.inf):
         """Schedule and price the next step at ``now``; returns its end time (s) or None when idle."""
+        plan = self.plan_step(now)
+        if plan is None:
+            return None
+        return self.price_step(plan, now, horizon)
+
+    def plan_step(self, now: float):
+        """Schedule the next step at ``now`` without pricing it: its :class:`StepPlan`, or None when idle."""
         steps, plan = self.spec_steps, None
         if steps is not None:
             self._owed = steps.pending(self.sched.s, self.sched.decode.n)
@@ -114,17 +121,20 @@ class Replica:
             plan = self.sched.schedule(now)
         if plan is None:
             self.plan = None
-            return None
+        return plan
+
+    def price_step(self, plan, now: float, horizon: float = math.inf) -> float:
+        """Price ``plan`` (from :meth:`plan_step`) starting at ``now``: one step, or a fast-forwarded stretch of a
+        steady decode batch up to ``horizon``; it becomes the step in progress. Returns its end time (s)."""
         if plan.chunks or not plan.steady or not self.fast_forward:
-            if plan.chunks:
-                q = np.array(plan.prefill_q, dtype=np.int64)
-                kv = np.array(plan.prefill_kv, dtype=np.int64)
-            else:
-                q = kv = _EMPTY
             if self._owed:
                 dt = 0.0
             else:
-                dt = self.cost.iteration_time(q, kv, plan.num_decode, plan.decode_kv_sum)
+                if plan.chunks:   # lists of ints (the protocol takes any int sequence)
+                    dt = self.cost.iteration_time(plan.prefill_q, plan.prefill_kv, plan.num_decode,
+                                                  plan.decode_kv_sum)
+                else:
+                    dt = self.cost.iteration_time(_EMPTY, _EMPTY, plan.num_decode, plan.decode_kv_sum)
                 self.cost_calls += 1
             plan.ends = [now + dt]
         else:
@@ -133,10 +143,13 @@ class Replica:
         self.version += 1
         return plan.ends[plan.n_steps - 1]
 
-    def _stretch(self, plan, now: float, horizon: float) -> None:
+    def stretch_limit(self, plan) -> int:
+        """Decode steps (>= 1) the steady batch of ``plan`` may be fast-forwarded before the policy must look
+        again: the first completion, the last step whose KV blocks fit, the policy's own limit, a held-back KV
+        transfer that now fits."""
         sched = self.sched
         dec = sched.decode
-        s, n = sched.s, len(dec.members)
+        s = sched.s
         k_max = dec.next_finish() - s
         if k_max > 1:
             free = sched.cache.clean + sched.cache.evictable
@@ -148,6 +161,11 @@ class Replica:
             k_max = min(k_max, sched.steady_steps(plan, k_max))
         if k_max > 1 and self.pending_kv and sched.can_reserve_prefilled(self.pending_kv[0], after_step=True):
             k_max = 1   # this step's admissions made room: the held-back transfer starts when it ends
+        return k_max
+
+    def _stretch(self, plan, now: float, horizon: float) -> None:
+        n = len(self.sched.decode.members)
+        k_max = self.stretch_limit(plan)
         kv1 = plan.decode_kv_sum
         if k_max <= 1 or horizon <= now:
             ends = self._decode_ends(now, n, kv1, 1)
@@ -170,6 +188,13 @@ class Replica:
         """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens,
         after ``done`` steps of the stretch (speculative decoding: only the sub-steps that start a verify step
         take time)."""
+        ends = list(accumulate(self.decode_durations(n, kv1, k, done), initial=t0))   # sequential sums: identical
+        del ends[0]                                                                     # to one step at a time
+        return ends
+
+    def decode_durations(self, n: int, kv1: int, k: int, done: int = 0) -> list:
+        """Durations (s) of ``k`` decode steps of ``n`` sequences, the first attending ``kv1`` tokens, after
+        ``done`` steps of the stretch (see :meth:`_decode_ends`)."""
         ar = self._arange
         if k > len(ar):
             ar = self._arange = np.arange(max(k, 2 * len(ar)), dtype=np.int64)
@@ -183,9 +208,7 @@ class Replica:
         d = d.tolist() if hasattr(d, "tolist") else list(d)
         if self.spec_steps is None:
             self._dt_guess = d[-1]
-        ends = list(accumulate(d, initial=t0))   # sequential sums: identical to one step at a time
-        del ends[0]
-        return ends
+        return d
 
     def sync(self, t: float) -> bool:
         """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` and

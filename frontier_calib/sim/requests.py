@@ -90,6 +90,7 @@ class RequestTable:
         self.preemptions = [0] * n
         self.replica = [-1] * n
         self.status = [""] * n
+        self.rejections: dict = {}    # replica limits -> {row: reject reason} (Scheduler.rejection)
         self._layouts: dict[int, list] = {}
         # Inter-token latencies: request r owns itl[itl_off[r]: itl_off[r] + max(out - 1, 0)] (seconds, float32).
         per_req = np.maximum(np.asarray(self.n_out, dtype=np.int64) - 1, 0)

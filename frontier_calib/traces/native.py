@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from ..errors import FrontierError, InputError
 from ..io import atomic_path
 from .detect import NATIVE_CSV_META_PREFIX, NATIVE_META_KEY, first_line, sniff_container
-from .parsing import (PathLike, csv_rows, float_list, float_values, int_list, int_values, is_missing, read_csv,
-                      require_columns)
+from .parsing import (PathLike, csv_rows, float_list, float_values, int_list, int_values, is_missing, jsonl_objects,
+                      read_csv, require_columns)
 from .schema import COLUMNS, MEASURED_FLOAT_COLUMNS, REQUIRED_COLUMNS, Trace, canonical_trace, validate_trace
 
 LIST_COLUMNS = ("hash_ids", "measured_itls_s")
@@ -94,21 +94,12 @@ def _read_csv(path: PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:
 
 def _read_jsonl(path: PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:
     records, rows, meta = [], [], {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"line is not valid JSON ({exc.msg})", path=str(path), row=lineno) from exc
-            if not isinstance(record, dict):
-                raise InputError("line is not a JSON object", path=str(path), row=lineno)
-            if not records and not meta and set(record) == {NATIVE_META_KEY}:
-                meta = record[NATIVE_META_KEY]
-                continue
-            records.append(record)
-            rows.append(lineno)
+    for lineno, record in jsonl_objects(path):
+        if not records and not meta and set(record) == {NATIVE_META_KEY}:
+            meta = record[NATIVE_META_KEY]
+            continue
+        records.append(record)
+        rows.append(lineno)
     return pd.DataFrame.from_records(records), np.asarray(rows, dtype=np.int64), meta
 
 

@@ -20,6 +20,26 @@ from ..errors import InputError
 PathLike = str | os.PathLike
 
 
+def jsonl_objects(path: PathLike):
+    """Yield ``(line number, record)`` for every non-blank line of a JSON Lines file (1-based line numbers);
+    a line that is not a JSON object, or a file that is not UTF-8 text, is an :class:`InputError` naming the
+    file and the line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(f"line is not valid JSON ({exc.msg})", path=str(path), row=lineno) from None
+                if not isinstance(record, dict):
+                    raise InputError("line is not a JSON object", path=str(path), row=lineno)
+                yield lineno, record
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from None
+
+
 def read_csv(path: PathLike, **options) -> pd.DataFrame:
     """``pandas.read_csv`` with unreadable files reported as :class:`InputError`."""
     try:

@@ -20,14 +20,13 @@ simulated front-end latency from the predictions it compares.
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .parsing import PathLike
+from .parsing import PathLike, jsonl_objects
 from .schema import canonical_trace
 
 FIELDS = ("input_toks", "output_toks", "arrival_time", "queued_ts", "first_token_ts", "last_token_ts")
@@ -36,30 +35,17 @@ FIELDS = ("input_toks", "output_toks", "arrival_time", "queued_ts", "first_token
 def read_vllm_request_log(path: PathLike):
     """Read a per-request timestamp log (see the module docstring) into a :class:`~.schema.Trace`."""
     rows = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(f"not valid JSON ({exc.msg})", path=str(path), row=i) from None
-                if not isinstance(rec, dict):
-                    raise InputError("each line must be a JSON object", path=str(path), row=i)
-                for name in FIELDS:
-                    v = rec.get(name)
-                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                        raise InputError(f"missing or not a finite number: {v!r}", path=str(path), row=i,
-                                         field=name)
-                if rec["input_toks"] < 1 or rec["output_toks"] < 1:
-                    raise InputError("input_toks and output_toks must be >= 1", path=str(path), row=i)
-                if not rec["queued_ts"] <= rec["first_token_ts"] <= rec["last_token_ts"]:
-                    raise InputError("timestamps out of order (queued_ts <= first_token_ts <= last_token_ts)",
-                                     path=str(path), row=i)
-                rows.append(rec)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from None
+    for i, rec in jsonl_objects(path):
+        for name in FIELDS:
+            v = rec.get(name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise InputError(f"missing or not a finite number: {v!r}", path=str(path), row=i, field=name)
+        if rec["input_toks"] < 1 or rec["output_toks"] < 1:
+            raise InputError("input_toks and output_toks must be >= 1", path=str(path), row=i)
+        if not rec["queued_ts"] <= rec["first_token_ts"] <= rec["last_token_ts"]:
+            raise InputError("timestamps out of order (queued_ts <= first_token_ts <= last_token_ts)",
+                             path=str(path), row=i)
+        rows.append(rec)
     if not rows:
         raise InputError("the file is empty: no request records", path=str(path))
     df = pd.DataFrame(rows)

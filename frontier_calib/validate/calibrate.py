@@ -162,19 +162,21 @@ def nelder_mead(f, x0, scale, bounds, *, iters: int = 200, tol: float = 1e-7):
 PHI_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 #: front-end latencies (s) tried, without replaying, when the desync grid is chosen (see _Fitter.best_phi)
 FRONTEND_GRID = tuple(np.round(np.arange(0.0, BOUNDS["frontend_s"][1] + 1e-9, 0.001), 4))
-FRONTEND = PARAMS.index("frontend_s")
 
 
-def _scenarios(rows: list[dict], key: str, theta: np.ndarray, phi: float, protocol: Protocol) -> list[Scenario]:
-    ov = {key: dict(zip(PARAMS, map(float, theta)))}
+def _scenarios(rows: list[dict], key: str, theta: np.ndarray, phi: float, protocol: Protocol,
+               params: tuple = PARAMS) -> list[Scenario]:
+    ov = {key: dict(zip(params, map(float, theta)))}
     return [scenario_for_row(r, overheads=ov, protocol=protocol, desync={key: phi}) for r in rows]
 
 
 class _Fitter:
     """Replays of one engine's training subsample at given (overheads, desync); remembers the best point."""
 
-    def __init__(self, key, train, protocol, jobs, progress):
+    def __init__(self, key, train, protocol, jobs, progress, params: tuple = PARAMS):
         self.engine, self.protocol, self.jobs, self.progress = key, protocol, jobs, progress
+        self.params = tuple(params)
+        self.frontend = self.params.index("frontend_s") if "frontend_s" in self.params else None
         self.rows = train.to_dict("records")
         self.mt = train["silicon_ttft_ms"].to_numpy(float)
         self.mp = train["silicon_tpot_ms"].to_numpy(float)
@@ -187,7 +189,8 @@ class _Fitter:
         from .runner import run_scenarios
 
         n = len(self.rows)
-        scns = [s for th, phi in points for s in _scenarios(self.rows, self.engine, th, phi, self.protocol)]
+        scns = [s for th, phi in points
+                for s in _scenarios(self.rows, self.engine, th, phi, self.protocol, self.params)]
         res = run_scenarios(scns, jobs=self.jobs, progress=self.progress, desc=desc)
         P = np.array([[r["pred_ttft_ms"], r["pred_tpot_ms"]] for r in res], float).reshape(len(points), n, 2)
         ok = np.array([r["status"] == "ok" for r in res]).reshape(len(points), n).all(axis=0)
@@ -200,7 +203,8 @@ class _Fitter:
 
     def note(self, theta, phi, P) -> float:
         val = self.loss(P)
-        self.evaluations.append({"theta": dict(zip(PARAMS, map(float, theta))), "desync": float(phi), "loss": val})
+        self.evaluations.append({"theta": dict(zip(self.params, map(float, theta))), "desync": float(phi),
+                                 "loss": val})
         if self.best is None or val < self.best[0]:
             self.best = (val, np.array(theta, float), float(phi))
         return val
@@ -212,15 +216,17 @@ class _Fitter:
         Choosing the desync at a fixed front-end latency would favour synchronised waves (they lift the TTFT that a
         missing front-end latency leaves too low) and start the overhead rounds far from the better point."""
         P = self.replay([(theta, phi) for phi in PHI_GRID], desc)
-        for i, phi in enumerate(PHI_GRID):
-            self.note(theta, phi, P[i])
+        losses = [self.note(theta, phi, P[i]) for i, phi in enumerate(PHI_GRID)]
         u = self.usable
+        fe_k = self.frontend
+        if fe_k is None:   # the front-end latency is not fitted: the grid point with the best replayed loss
+            return PHI_GRID[int(np.argmin(losses))], None
         if not u.any():
-            return PHI_GRID[0], float(theta[FRONTEND])
+            return PHI_GRID[0], float(theta[fe_k])
         best = None
         for i, phi in enumerate(PHI_GRID):
             for fe in FRONTEND_GRID:
-                shift = (fe - theta[FRONTEND]) * 1e3   # ms
+                shift = (fe - theta[fe_k]) * 1e3   # ms
                 val = float(_loss_terms(np.maximum(P[i][u, 0] + shift, 1e-6), P[i][u, 1], self.mt[u],
                                         self.mp[u]).mean())
                 if best is None or val < best[0] - 1e-12:
@@ -230,9 +236,10 @@ class _Fitter:
     def overhead_round(self, theta, phi, desc) -> np.ndarray:
         """One Gauss-Newton-like step: replay at theta and theta + one step of each constant, fit on the linear
         surrogate (bounded Nelder-Mead), return the new constants."""
-        k_all = len(PARAMS)
+        params = self.params
+        k_all = len(params)
         # one finite-difference step per constant, backwards where a forward step would leave its bounds
-        steps = [DELTAS[p] if theta[k] + DELTAS[p] <= BOUNDS[p][1] else -DELTAS[p] for k, p in enumerate(PARAMS)]
+        steps = [DELTAS[p] if theta[k] + DELTAS[p] <= BOUNDS[p][1] else -DELTAS[p] for k, p in enumerate(params)]
         points = [(theta, phi)] + [(theta + np.eye(k_all)[k] * steps[k], phi) for k in range(k_all)]
         P = self.replay(points, desc)
         for (th, ph), Pk in zip(points, P):
@@ -248,45 +255,51 @@ class _Fitter:
             pred = np.maximum(base + J @ (th - th0), 1e-6)
             return float(_loss_terms(pred[:, 0], pred[:, 1], mt, mp).mean())
 
-        new, _ = nelder_mead(surrogate, th0, np.array([DELTAS[p] for p in PARAMS]), [BOUNDS[p] for p in PARAMS])
+        new, _ = nelder_mead(surrogate, th0, np.array([DELTAS[p] for p in params]), [BOUNDS[p] for p in params])
         return new
 
 
 def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: int, progress: bool,
-               rounds: int = 2, log=print) -> dict:
-    """Fit the group's client desynchronisation share (a grid) and its overheads (:data:`PARAMS`) (Gauss-Newton-like rounds
-    on a linear surrogate) on ``train`` rows; returns the fit record. Every candidate is replayed; the best replayed
-    point wins, so the result is never worse on the training subsample than the defaults. ``engine`` is a
-    calibration key: an engine or ``engine@gpu`` (the starting point is that engine's default overheads)."""
+               rounds: int = 2, log=print, params: tuple = PARAMS) -> dict:
+    """Fit the group's client desynchronisation share (a grid) and its overheads ``params`` (a subset of
+    :data:`PARAMS`; Gauss-Newton-like rounds on a linear surrogate) on ``train`` rows; returns the fit record. Every
+    candidate is replayed; the best replayed point wins, so the result is never worse on the training subsample
+    than the defaults. ``engine`` is a calibration key: an engine or ``engine@gpu`` (the starting point is that
+    engine's default overheads)."""
     key = engine
     engine = key.partition("@")[0]
-    f = _Fitter(key, train, protocol, jobs, progress)
-    theta = np.array([DEFAULT_OVERHEADS[engine][p] for p in PARAMS], float)
+    f = _Fitter(key, train, protocol, jobs, progress, params)
+    fe_k = f.frontend
+    theta = np.array([DEFAULT_OVERHEADS[engine][p] for p in f.params], float)
     default_phi = float(protocol.desync)
-    phi, theta[FRONTEND] = f.best_phi(theta, f"calibrate {key}: desync grid")
+    phi, fe = f.best_phi(theta, f"calibrate {key}: desync grid")
+    if fe_k is not None:
+        theta[fe_k] = fe
     default_loss = next((e["loss"] for e in f.evaluations if e["desync"] == default_phi), math.nan)
-    log(f"calibrate {key}: desync {phi:.2f}, front-end {theta[FRONTEND] * 1e3:.0f} ms to start from "
+    log(f"calibrate {key}: desync {phi:.2f}, {_fmt(theta, f.params)} to start from "
         f"(best replayed loss so far {f.best[0]:.4f}; defaults {default_loss:.4f})")
     for it in range(rounds):
         theta = f.overhead_round(theta, phi, f"calibrate {key}: overheads {it + 1}/{rounds}")
-        log(f"calibrate {key}: round {it + 1}: surrogate optimum {_fmt(theta)}")
+        log(f"calibrate {key}: round {it + 1}: surrogate optimum {_fmt(theta, f.params)}")
     phi2, fe2 = f.best_phi(theta, f"calibrate {key}: desync grid (again)")
     if phi2 != phi:
-        phi, theta[FRONTEND] = phi2, fe2
+        phi = phi2
+        if fe_k is not None:
+            theta[fe_k] = fe2
         theta = f.overhead_round(theta, phi, f"calibrate {key}: overheads (desync {phi:.2f})")
     P = f.replay([(theta, phi)], f"calibrate {key}: check")
     f.note(theta, phi, P[0])
     loss, best_theta, best_phi = f.best
-    log(f"calibrate {key}: best replayed point: desync {best_phi:.2f}, {_fmt(best_theta)}, loss {loss:.4f} "
-        f"(defaults {default_loss:.4f}; {int(f.usable.sum())} rows)")
-    return {"engine": key, "overheads": dict(zip(PARAMS, map(float, best_theta))), "desync": best_phi,
+    log(f"calibrate {key}: best replayed point: desync {best_phi:.2f}, {_fmt(best_theta, f.params)}, loss "
+        f"{loss:.4f} (defaults {default_loss:.4f}; {int(f.usable.sum())} rows)")
+    return {"engine": key, "overheads": dict(zip(f.params, map(float, best_theta))), "desync": best_phi,
             "loss": loss, "default_loss": default_loss, "rows": int(f.usable.sum()), "history": f.evaluations}
 
 
-def _fmt(theta) -> str:
-    th = dict(zip(PARAMS, theta))
-    return (f"step {th['step_s'] * 1e3:.3f} ms, per_seq {th['per_seq_s'] * 1e6:.2f} us, "
-            f"frontend {th['frontend_s'] * 1e3:.1f} ms")
+def _fmt(theta, params: tuple = PARAMS) -> str:
+    units = {"step_s": ("step", 1e3, "ms", 3), "per_seq_s": ("per_seq", 1e6, "us", 2),
+             "frontend_s": ("frontend", 1e3, "ms", 1)}
+    return ", ".join(f"{units[p][0]} {v * units[p][1]:.{units[p][3]}f} {units[p][2]}" for p, v in zip(params, theta))
 
 
 def side_by_side(base_rows: pd.DataFrame, cal_rows: pd.DataFrame, train_mask: pd.Series) -> dict:
@@ -300,7 +313,8 @@ def side_by_side(base_rows: pd.DataFrame, cal_rows: pd.DataFrame, train_mask: pd
 
 def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, max_rows: int = 48,
               jobs: int | None = None, progress: bool = True, protocol: Protocol | None = None,
-              baseline: pd.DataFrame | None = None, group_by: str = "engine", rounds: int = 2, log=print) -> dict:
+              baseline: pd.DataFrame | None = None, group_by: str = "engine", rounds: int = 2, log=print,
+              params: tuple = PARAMS) -> dict:
     """The whole protocol (module docstring). ``baseline``: rows frame of a previous uncalibrated
     ``validate silicon`` run of the same rows (saves one full replay). Returns a dict with the overheads, the
     split, both rows frames and the side-by-side errors. ``group_by``: fit one set of constants per engine
@@ -325,7 +339,8 @@ def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, m
             log(f"calibrate {key}: no replayable training rows; keeping the defaults")
             continue
         sub = subsample(tr, max_rows, seed)
-        fits[key] = fit_engine(key, sub, protocol=protocol, jobs=jobs, progress=progress, rounds=rounds, log=log)
+        fits[key] = fit_engine(key, sub, protocol=protocol, jobs=jobs, progress=progress, rounds=rounds, log=log,
+                               params=params)
     overheads = {e: f["overheads"] for e, f in fits.items()}
     desync = {e: f["desync"] for e, f in fits.items()}
     cal_rows, _ = run_silicon(df, overheads=overheads, desync=desync, jobs=jobs, progress=progress,
@@ -336,7 +351,7 @@ def calibrate(df: pd.DataFrame, *, train_fraction: float = 0.5, seed: int = 0, m
             "baseline_rows": base_rows, "calibrated_rows": cal_rows,
             "errors": side_by_side(base_rows, cal_rows, train_mask),
             "seconds": time.perf_counter() - t0, "train_fraction": train_fraction, "seed": seed,
-            "max_rows": max_rows, "group_by": group_by, "rounds": rounds}
+            "max_rows": max_rows, "group_by": group_by, "rounds": rounds, "params": tuple(params)}
 
 
 

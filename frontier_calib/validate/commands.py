@@ -116,14 +116,16 @@ def validate():
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-silicon"),
               show_default=True)
 @overwrite_option
-@click.option("--calibration", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Calibration file from `frontier-calib calibrate` (engine overheads, client desync).")
+@click.option("--calibration", default=None, metavar="FILE|none",
+              help="Calibration file from `frontier-calib calibrate` (engine overheads, client desync); default: the "
+                   "one shipped with the package (frontier_calib/data/calibration/default.yaml); 'none': the "
+                   "physical defaults alone.")
 @click.option("--assume-pd-layout", is_flag=True,
               help="Replay disagg rows without worker counts as 1 prefill + 1 decode worker (else skipped).")
 def silicon_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, requests_per_client, out, overwrite,
                 calibration, assume_pd_layout):
     """Replay every selected row of the silicon benchmarks; write rows.csv, summary.json, report.md and plots."""
-    from ..cost.calibration import read_calibration
+    from ..cost.calibration import calibration_path, read_calibration
     from .metrics import pct
     from .report import write_silicon_report
     from .runner import default_jobs, run_silicon
@@ -131,7 +133,8 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, reque
 
     check_output_dir(out, overwrite=overwrite)
     t0 = time.perf_counter()
-    cal = read_calibration(calibration) if calibration else {}
+    cal_path = calibration_path(calibration)
+    cal = read_calibration(cal_path) if cal_path is not None else {}
     overheads, desync = cal.get("overheads"), cal.get("benchmark_desync")
     df_all, path = _load_csv(csv_path)
     df, selection = _select(df_all, gpus, engines, mode, model, limit, sample)
@@ -142,10 +145,10 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, reque
     click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
     rows, stats = run_silicon(df, overheads=overheads, desync=desync, protocol=protocol, jobs=jobs, progress=True,
                               assume_pd_layout=assume_pd_layout)
-    stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "fit_s", "tables_s"))
+    stats["prepare_s"] = sum(stats.get("prepare", {}).get(k, 0.0) for k in ("plan_s", "models_and_tables_s"))
     stats["total_s"] = time.perf_counter() - t0
     meta = {**_csv_meta(path, df_all), "selection": selection, "command": _command_line(),
-            "calibration": str(calibration) if calibration else None, "overheads": overheads,
+            "calibration": str(cal_path) if cal_path is not None else None, "overheads": overheads,
             "benchmark_desync": desync or {"all engines": protocol.desync}, "assume_pd_layout": assume_pd_layout,
             "protocol": vars(protocol), "protocol_text": PROTOCOL_TEXT.format(rpc=requests_per_client, rounds=protocol.rounds), "run": stats}
     summary = write_silicon_report(rows, out, meta=meta)
@@ -225,6 +228,9 @@ def run_cmd(folders, gpu, out, seed):
 @click.option("--seeds", "n_seeds", type=click.IntRange(1, 20), default=1, show_default=True,
               help="Repeat the whole protocol on this many split seeds (SEED, SEED+1, ...) and report the spread of "
                    "the held-out error; the file keeps SEED's fit.")
+@click.option("--params", "params_text", default="step_s,per_seq_s,frontend_s", show_default=True,
+              help="Overhead fields to fit (comma-separated, from step_s, per_seq_s, frontend_s); the others keep "
+                   "their physical defaults.")
 @click.option("--max-rows", type=int, default=48, show_default=True,
               help="Training rows replayed per fit group while fitting (a subsample spread over configurations).")
 @click.option("--fit-rounds", "fit_rounds", type=click.IntRange(1, 5), default=2, show_default=True,
@@ -241,7 +247,7 @@ def run_cmd(folders, gpu, out, seed):
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier run's calibration file and report folder (without it, they are refused).")
 def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, requests_per_client, train_fraction, seed,
-                  n_seeds, max_rows, fit_rounds, group_by, baseline, out, report_dir, overwrite):
+                  n_seeds, params_text, max_rows, fit_rounds, group_by, baseline, out, report_dir, overwrite):
     """Fit the per-engine overheads on a training split of the silicon rows; report held-out vs training error."""
     import pandas as pd
 
@@ -253,6 +259,13 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
 
     if not 0 < train_fraction < 1:
         raise click.BadParameter("must be in (0, 1)", param_hint="--train-fraction")
+    from .calibrate import PARAMS
+
+    params = tuple(p.strip() for p in str(params_text).split(",") if p.strip())
+    bad = [p for p in params if p not in PARAMS]
+    if bad or not params or len(set(params)) != len(params):
+        raise InputError(f"unknown or repeated field(s) {bad or list(params)}", field="--params",
+                         fix=f"a comma-separated subset of {', '.join(PARAMS)}")
     report_dir = report_dir or Path(out).with_suffix("")
     if Path(report_dir) == Path(out):
         raise InputError("the report folder would be the calibration file itself", field="--out",
@@ -275,7 +288,7 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
     click.echo(f"{len(df)} rows ({selection}) from {path}; {jobs} processes")
     res = calibrate(df, train_fraction=train_fraction, seed=seed, max_rows=max_rows, jobs=jobs, progress=True,
                     protocol=Protocol(requests_per_client=requests_per_client), baseline=base, group_by=group_by,
-                    rounds=fit_rounds, log=click.echo)
+                    rounds=fit_rounds, log=click.echo, params=params)
     errs = res["errors"]
     spread = None
     if n_seeds > 1:
@@ -284,7 +297,7 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
         spread = seed_spread(df, range(seed + 1, seed + n_seeds), baseline=res["baseline_rows"], first=res,
                              train_fraction=train_fraction, max_rows=max_rows, jobs=jobs, progress=True,
                              protocol=Protocol(requests_per_client=requests_per_client), group_by=group_by,
-                             rounds=fit_rounds, log=click.echo)
+                             rounds=fit_rounds, log=click.echo, params=params)
 
     def brief(block):
         o = block["overall"]
@@ -297,7 +310,7 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, req
                                                                    "config_key"].nunique()),
                             "held_out_configs": int(res["split"].loc[res["split"]["split"] == "held_out",
                                                                       "config_key"].nunique())},
-                  "group_by": group_by, "fit_rounds": fit_rounds,
+                  "group_by": group_by, "fit_rounds": fit_rounds, "params": list(params),
                   "fit_rows_per_group": {e: f["rows"] for e, f in res["fits"].items()},
                   "held_out": {"before": brief(errs["held_out"]["before"]), "after": brief(errs["held_out"]["after"])},
                   "train": {"before": brief(errs["train"]["before"]), "after": brief(errs["train"]["after"])}}

@@ -313,6 +313,7 @@ def calibration_markdown(res: dict, meta: dict) -> str:
     from ..cost.worker import DEFAULT_OVERHEADS
     from .calibrate import PARAMS
 
+    PARAMS = tuple(res.get("params", PARAMS))  # noqa: N806 (the fitted constants of this run)
     units = {"step_s": (1e3, "ms", 3), "per_seq_s": (1e6, "µs", 2), "frontend_s": (1e3, "ms", 1)}
 
     def fmt(k, v):

@@ -149,15 +149,19 @@ def read_timeseries(folder: Path) -> pd.DataFrame | None:
     return df
 
 
-def simulated_occupancy(result, t_end: float, step: float = 1.0) -> pd.DataFrame:
+def simulated_occupancy(result, t_end: float, step: float = 1.0, frontend=None) -> pd.DataFrame:
     """Running and waiting requests over time (sampled every ``step`` seconds) from a replay's per-request
-    results: waiting = reached the scheduler, not yet scheduled; running = scheduled, not yet finished."""
+    results: waiting = reached the scheduler, not yet scheduled; running = scheduled, not yet finished.
+    ``frontend``: the deployment's :class:`~frontier_calib.cost.worker.Overheads` (its front-end latency per
+    request is the time between the send time, the results' ``arrival_s``, and reaching the scheduler)."""
     import numpy as np
 
     req = result.requests
     ok = req["status"] == "ok"
     sched = req.loc[ok, "scheduled_s"].to_numpy() if "scheduled_s" in req else req.loc[ok, "first_token_s"].to_numpy()
-    arrive = req.loc[ok, "arrival_s"].to_numpy() + req.loc[ok].get("frontend_s", 0.0)
+    arrive = req.loc[ok, "arrival_s"].to_numpy()
+    if frontend is not None:
+        arrive = arrive + frontend.frontend_latency(req.loc[ok, "input_tokens"].to_numpy(dtype=float))
     done = req.loc[ok, "completion_s"].to_numpy()
     ts = np.arange(step, max(t_end, step) + step, step)
     running = [(int(((sched <= t) & (done > t)).sum())) for t in ts]

@@ -36,7 +36,7 @@ def compare_run(folder: Path, gpu: str, *, seed: int = 0, overrides: dict | None
     ts = read_timeseries(folder)
     res["timeseries"] = ts
     if ts is not None:
-        res["occupancy"] = simulated_occupancy(res["result"], float(ts["t"].max()))
+        res["occupancy"] = simulated_occupancy(res["result"], float(ts["t"].max()), frontend=dep.entry_overheads)
     res["run"] = folder.name
     return res
 

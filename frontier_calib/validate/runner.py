@@ -69,6 +69,17 @@ def _build_tables(scn: Scenario) -> str | None:
     return None
 
 
+def _fit_and_build(gpu: str, engine: str, families: list, groups: dict, scns: list) -> tuple:
+    """Fit one (GPU, engine) pair's operator models, then build the cost tables of its deployment shapes in the
+    same process, which keeps the models loaded between shapes (loading them takes seconds per family).
+    Returns (fit error or None, fit seconds, skip reason or None per shape, table seconds)."""
+    t0 = time.perf_counter()
+    err = _fit_pair(gpu, engine, families, groups)
+    t1 = time.perf_counter()
+    reasons = [_build_tables(s) for s in scns]
+    return err, t1 - t0, reasons, time.perf_counter() - t1
+
+
 def _run_rows(scns: list[Scenario]) -> list[dict]:
     return [run_scenario(s) for s in scns]
 
@@ -105,6 +116,7 @@ def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool 
     t0 = time.perf_counter()
     pairs: dict = {}
     shapes: dict = {}
+    shape_pair: dict = {}   # shape -> {(gpu, engine) of each of its pools}
     members: dict = {}
     for i, scn in enumerate(scenarios):
         if scn.status != "ok":
@@ -122,20 +134,37 @@ def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool 
                 grps.setdefault(fam, set()).update(g)
         key = _shape_key(dep)
         shapes.setdefault(key, scn)
+        shape_pair.setdefault(key, {(w.gpu, w.engine) for w, _ in _pools(dep)})
         members.setdefault(key, []).append(i)
     t1 = time.perf_counter()
-    fit_tasks = [(g, e, sorted(f), {k: sorted(v) for k, v in gr.items() if k in f})
-                 for (g, e), (f, gr) in sorted(pairs.items())]
-    errors = _pool_map(_fit_pair, fit_tasks, jobs=jobs, progress=progress, desc="operator models", unit="gpu/engine")
+    # One task per (GPU, engine) pair: fit its models, then build the tables of the shapes whose pools all run
+    # there, in the same process (the models stay loaded). Shapes of a pair that fits nothing new still load
+    # each model once, not once per shape. The pair with the most shapes goes first; shapes that span pairs
+    # are built after every pair is fitted.
+    by_pair: dict = {}
+    spanning = []
+    for k in shapes:
+        if len(shape_pair[k]) == 1:
+            by_pair.setdefault(next(iter(shape_pair[k])), []).append(k)
+        else:
+            spanning.append(k)
+    order = sorted(pairs, key=lambda p: (-len(by_pair.get(p, ())), p))
+    tasks = [(g, e, sorted(pairs[(g, e)][0]), {k: sorted(v) for k, v in pairs[(g, e)][1].items()
+                                               if k in pairs[(g, e)][0]}, [shapes[k] for k in by_pair.get((g, e), [])])
+             for g, e in order]
+    done = _pool_map(_fit_and_build, tasks, jobs=jobs, progress=progress, desc="operator models + cost tables",
+                     unit="gpu/engine", ordered=True)
+    reasons = {}
+    for (g, e), (_, _, rs, _) in zip(order, done):
+        reasons.update(zip(by_pair.get((g, e), []), rs))
+    reasons.update(zip(spanning, _pool_map(_build_tables, [(shapes[k],) for k in spanning], jobs=jobs,
+                                           progress=progress, desc="cost tables", unit="shape", ordered=True)))
     t2 = time.perf_counter()
-    keys = list(shapes)
-    reasons = _pool_map(_build_tables, [(shapes[k],) for k in keys], jobs=jobs, progress=progress,
-                        desc="cost tables", unit="shape", ordered=True)
-    t3 = time.perf_counter()
-    failed = {i: reason for k, reason in zip(keys, reasons) if reason for i in members[k]}
-    return {"pairs": len(fit_tasks), "shapes": len(shapes), "plan_s": t1 - t0, "fit_s": t2 - t1,
-            "tables_s": t3 - t2, "fit_errors": [e for e in errors if e],
-            "failed_shapes": sum(1 for r in reasons if r), "failed": failed}
+    failed = {i: reason for k, reason in reasons.items() if reason for i in members[k]}
+    return {"pairs": len(tasks), "shapes": len(shapes), "plan_s": t1 - t0, "models_and_tables_s": t2 - t1,
+            "fit_worker_s": sum(d[1] for d in done), "tables_worker_s": sum(d[3] for d in done),
+            "fit_errors": [d[0] for d in done if d[0]],
+            "failed_shapes": sum(1 for r in reasons.values() if r), "failed": failed}
 
 
 def _pool_map(fn, arg_list: list, *, jobs: int, progress: bool, desc: str, unit: str,

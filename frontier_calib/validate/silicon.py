@@ -69,12 +69,10 @@ MODEL_ALIASES = {
 }
 
 #: model families in the silicon rows whose attention this project does not model yet, by a lower-case
-#: prefix of ``model_path``: rows of these models are skipped with this reason (until a preset for them lands,
-#: when :func:`resolve_model` finds it and the rows count)
-UNSUPPORTED_FAMILIES = {
-    "qwen/qwen3.5": "model family not supported yet: Qwen3.5 linear attention (Gated DeltaNet layers)",
-    "zhipuai/glm-5": "model family not supported yet: GLM-5 sparse attention (DeepSeek sparse attention)",
-}
+#: prefix of ``model_path`` -> the skip reason, e.g. ``{"acme/": "model family not supported yet: Acme
+#: attention"}``. Consulted only when :func:`resolve_model` finds no preset, so a family counts as soon as its
+#: preset lands (Qwen3.5's Gated DeltaNet and GLM-5's sparse attention have theirs: frontier_calib/attention/).
+UNSUPPORTED_FAMILIES: dict[str, str] = {}
 
 #: models whose native checkpoint format is MXFP4 experts (served w4a16 on GPUs without FP4 tensor cores)
 MXFP4_NATIVE = ("gpt-oss-120b", "gpt-oss-20b")
@@ -467,6 +465,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
         max_len = min(max_len, int(model.max_position_embeddings))
     base = {"model": model.name, "gpu": gpu, "engine": engine, **dtypes, "name": rid,
             "routing": "power_law_1.01", "router": "least_outstanding"}
+    base["calibration"] = "none"   # the overheads are the caller's (a calibration read once), not the shipped file
     ov = calibration_for(overheads, engine, gpu)
     if ov is not None:
         base["overheads"] = dict(ov)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from ...dtypes import DTYPE_BYTES, normalize_dtype
 from ...errors import CoverageError, FrontierError, InputError
+from ...model_spec import load_model
 from ..schema import columns, validate_table
 
 SOURCE_PACKAGE = "aiconfigurator-core"
@@ -110,12 +111,87 @@ def _mla(scope: str, decode: bool):
     return conv
 
 
+#: the two kernels one gated-DeltaNet layer runs per phase (their sum is the layer's linear-attention time);
+#: vLLM's chunked prefill kernel is the FlashInfer one
+_GDN_KERNELS = {"context": ("causal_conv1d_fn", "chunk_gated_delta_rule"),
+                "generation": ("causal_conv1d_update", "fused_recurrent_gated_delta_rule_packed_decode")}
+
+
+def _gdn(phase: str):
+    """Sum the convolution and the delta-rule kernel of each shape (shapes missing either are dropped)."""
+    def conv(df):
+        df = df[df["phase"] == phase].copy()
+        df["kernel_source"] = df["kernel_source"].replace({"chunk_gated_delta_rule_flashinfer": "chunk_gated_delta_rule"})
+        df = df[df["kernel_source"].isin(_GDN_KERNELS[phase])]
+        keys = ["version", "batch_size", "seq_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "d_conv"]
+        # models sharing a per-GPU head layout time the same kernel shape: their median, then the two kernels' sum
+        per_kernel = df.groupby(keys + ["kernel_source"], as_index=False)["latency"].median()
+        g = per_kernel.groupby(keys, as_index=False).agg(latency=("latency", "sum"), kernels=("kernel_source", "size"))
+        g = g[g["kernels"] == 2]
+        out = {"engine_version": g["version"].astype(str), "kernel": "+".join(_GDN_KERNELS[phase]),
+               "batch_size": g["batch_size"]}
+        if phase == "context":
+            out["q_len"] = g["seq_len"]
+        out.update({"num_k_heads": g["num_k_heads"], "num_v_heads": g["num_v_heads"], "head_k_dim": g["head_k_dim"],
+                    "head_v_dim": g["head_v_dim"], "conv_kernel": g["d_conv"], "latency_ms": g["latency"]})
+        return pd.DataFrame(out)
+    return conv
+
+
+def _dsa_dims(model_id: str) -> dict | None:
+    """The DSA shape columns of a model the source names, from the source package's ``model_configs`` (None when
+    it has no config for it or the config has no sparse indexer)."""
+    path = find_systems_dir().parent / "model_configs" / f"{str(model_id).replace('/', '--')}_config.json"
+    if not path.exists():
+        return None
+    m = load_model(str(path))
+    if m.sparse_indexer is None:
+        return None
+    a, ix = m.mla, m.sparse_indexer
+    return {"hidden_size": m.hidden_size, "q_lora_rank": a.q_lora_rank or 0, "kv_lora_rank": a.kv_lora_rank,
+            "qk_nope_head_dim": a.qk_nope_head_dim, "qk_rope_head_dim": a.qk_rope_head_dim,
+            "v_head_dim": a.v_head_dim, "index_n_heads": ix.index_n_heads, "index_head_dim": ix.index_head_dim,
+            "index_topk": ix.index_topk}
+
+
+def _dsa(decode: bool):
+    """DSA module tables. The 'skip_indexer' kernels time layers that reuse another layer's top-k (GLM-5.2's
+    shared indexer), not the indexer path every DeepSeek-V3.2 / GLM-5 layer runs: dropped. The dense short-context
+    and sparse long-context paths of one kv format are one module (one kernel label), so fitting keeps both."""
+    def conv(df):
+        df = df[~df["kernel_source"].astype(str).str.contains("skip_indexer")]
+        dims = {m: _dsa_dims(m) for m in df["model"].unique()}
+        df = df[df["model"].map(lambda m: dims[m] is not None)]
+        d = pd.DataFrame([dims[m] for m in df["model"]], index=df.index)
+        out = {"engine_version": df["version"].astype(str), "kernel": "dsa_module", "batch_size": df["batch_size"]}
+        if not decode:
+            out["q_len"] = df["isl"]
+        out["kv_len"] = df["isl"] + df["step"]
+        out["num_heads"] = df["num_heads"]
+        out.update({c: d[c] for c in d.columns})
+        out.update({"dtype": df["gemm_type"], "kv_dtype": df["kv_cache_dtype"], "latency_ms": df["latency"]})
+        return pd.DataFrame(out)
+    return conv
+
+
 def _moe(df):
     return pd.DataFrame({
         "engine_version": df["version"].astype(str), "kernel": _kernel(df), "dtype": df["moe_dtype"],
         "num_tokens": df["num_tokens"], "hidden_size": df["hidden_size"], "inter_size": df["inter_size"],
         "topk": df["topk"], "num_experts": df["num_experts"], "moe_tp": df["moe_tp_size"],
         "moe_ep": df["moe_ep_size"], "distribution": df["distribution"], "latency_ms": df["latency"]})
+
+
+def _moe_deepep(phase: str):
+    """SGLang's WideEP tables (``wideep_generation_moe_perf``: DeepEPMoE with the low-latency masked layout;
+    ``wideep_context_moe_perf``: the normal contiguous layout); ``num_tokens`` counts the tokens of all EP ranks
+    (the tables run 1..128 tokens per rank for decode). Their 'uniform' routing is this schema's 'balanced'."""
+    def conv(df):
+        out = _moe(df)
+        out.insert(out.columns.get_loc("dtype") + 1, "phase", phase)
+        out["distribution"] = out["distribution"].replace({"uniform": "balanced"})
+        return out
+    return conv
 
 
 def _nccl(df):
@@ -195,6 +271,12 @@ SOURCES = [
     SourceTable("mla", "context_mla_perf.parquet", "mla_prefill", _mla("kernel", False)),
     SourceTable("mla", "generation_mla_perf.parquet", "mla_decode", _mla("kernel", True)),
     SourceTable("moe", "moe_perf.parquet", "moe", _moe),
+    SourceTable("moe", "wideep_generation_moe_perf.parquet", "moe_deepep", _moe_deepep("decode"), ("sglang",)),
+    SourceTable("moe", "wideep_context_moe_perf.parquet", "moe_deepep", _moe_deepep("prefill"), ("sglang",)),
+    SourceTable("linear_attention", "gdn_perf.parquet", "gdn_prefill", _gdn("context")),
+    SourceTable("sparse_attention", "dsa_context_module_perf.parquet", "dsa_prefill", _dsa(False)),
+    SourceTable("sparse_attention", "dsa_generation_module_perf.parquet", "dsa_decode", _dsa(True)),
+    SourceTable("linear_attention", "gdn_perf.parquet", "gdn_decode", _gdn("generation")),
     SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
     SourceTable("comm", "nccl_perf.parquet", "collective", _nccl, ("nccl",)),
     SourceTable("comm", "moe_a2a_perf.parquet", "moe_a2a", _moe_a2a),
@@ -308,6 +390,6 @@ def _convert(src: SourceTable, path: Path, gpu: str, engine: str, dtypes) -> pd.
     conv.insert(0, "engine", engine)
     conv.insert(0, "gpu", gpu)
     conv = validate_table(conv, src.family, path=str(path))
-    if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe"):
+    if dtypes is not None and "dtype" in conv and src.family in ("gemm", "moe", "moe_deepep"):
         conv = conv[conv["dtype"].isin(dtypes)]
     return None if conv.empty else conv

@@ -88,6 +88,8 @@ class Scheduler:
         self.remote_admits: list = []        # decode role: (row, admission time s) of transferred requests
         self.num_preemptions = 0
         self.num_steps = 0
+        # row -> reject_reason, shared by the replicas of one replay with the same policy, settings and KV size
+        self._rejections = reqs.rejections.setdefault((type(self), id(cfg), cache.num_blocks, role), {})
 
     # ------------------------------------------------------------------ queue
     @property
@@ -158,6 +160,16 @@ class Scheduler:
         R = self.reqs
         tokens = R.n_in[r] if self.role == "prefill" else R.n_in[r] + R.n_out[r] - 1
         return -(-tokens // self.bs)
+
+    def rejection(self, r: int) -> str | None:
+        """:meth:`reject_reason`, worked out once per row: it depends only on the row's lengths and the
+        replica's fixed limits (policy, settings, KV capacity), never on its state, so replicas with the same
+        limits share the answers."""
+        memo = self._rejections
+        if r in memo:
+            return memo[r]
+        why = memo[r] = self.reject_reason(r)
+        return why
 
     def reject_reason(self, r: int) -> str | None:
         """Why request ``r`` can never run on this replica, or None."""
