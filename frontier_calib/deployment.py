@@ -18,7 +18,7 @@ A co-located deployment (all keys but ``model`` and ``gpu`` optional)::
     calibration: calib.yaml              # overheads fitted by `frontier-calib calibrate` (overheads: wins)
     engine_options: {cuda_graph: true, overlap: true}   # eager mode / CPU-GPU overlap (default: the engine's)
     speculative: {method: mtp, num_draft_tokens: 1, acceptance: 0.8}   # mtp | eagle | ngram (cost/speculative.py)
-    cluster: {gpus_per_node: 8, nodes: 1}
+    cluster: {gpus_per_node: 8, nodes: 1}    # or {nvlink_domain: 72} on a GB200/GB300 NVL72 rack
 
 See docs/deployments.md for every field.
 """
@@ -46,7 +46,7 @@ TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replica
             "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
             "tbo", "engine_options", "speculative"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
-CLUSTER_KEYS = {"gpus_per_node", "nodes"}
+CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes"}
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
 
@@ -418,6 +418,29 @@ def parse_profiles(raw: dict, src: str, base_dir: Path | None) -> str | None:
     return profiles
 
 
+def parse_cluster(raw: dict, spec, src: str) -> tuple[int, int | None]:
+    """(GPUs of one scale-up domain, nodes or None) from the ``cluster`` section, checked against the GPU.
+
+    ``nvlink_domain`` names the GPUs one GPU reaches over NVLink (72 on an NVL72 rack, 8 on an HGX board; 1 on
+    PCIe-only cards) and must be buildable from the GPU (:meth:`~frontier_calib.hardware.GPUSpec.check_nvlink_domain`);
+    ``gpus_per_node`` is the older spelling of the same domain (on PCIe cards: the GPUs of one server)."""
+    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
+    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
+    if "nvlink_domain" in clu:
+        n = _int(clu, "nvlink_domain", spec.nvlink_domain, src, "cluster")
+        try:
+            spec.check_nvlink_domain(n)
+        except FrontierError as exc:
+            raise InputError(str(exc), path=src, field="cluster.nvlink_domain") from None
+        if spec.intra_node_link == "nvlink":
+            if "gpus_per_node" in clu and gpus_per_node != n:
+                raise InputError(f"gpus_per_node {gpus_per_node} and nvlink_domain {n} disagree: on {spec.name} "
+                                 "both name the GPUs that share NVLink", path=src, field="cluster.nvlink_domain",
+                                 fix="give only nvlink_domain")
+            gpus_per_node = n
+    return gpus_per_node, parse_nodes(clu, src)
+
+
 def parse_nodes(clu: dict, src: str) -> int | None:
     nodes = clu.get("nodes")
     if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1):
@@ -447,9 +470,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     model, spec = parse_model_gpu(raw, src, base_dir)
     engine = parse_engine(raw, "vllm", src)
     dtypes = parse_dtypes(raw, model, src, spec=spec)
-    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
-    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
-    nodes = parse_nodes(clu, src)
+    gpus_per_node, nodes = parse_cluster(raw, spec, src)
     par = parse_parallel(raw, model, gpus_per_node, src)
     replicas = _int(raw, "replicas", 1, src, None)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)

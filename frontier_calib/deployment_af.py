@@ -30,8 +30,8 @@ from pathlib import Path
 from .attention import kv_bytes_per_token, state_bytes_per_sequence
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_engine_options, parse_model_gpu, parse_nodes, parse_overheads, parse_parallel,
+from .deployment import (ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
                          parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
                          rank_replica_specs, routing_fields, _section, speculative_cost, token_budget)
 from .dtypes import DTYPE_BYTES
@@ -177,9 +177,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     engine = parse_engine(raw, "vllm", src)
     dtypes = parse_dtypes(raw, model, src, spec=spec)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
-    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
-    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
-    nodes = parse_nodes(clu, src)
+    gpus_per_node, nodes = parse_cluster(raw, spec, src)
 
     # attention pool
     asec = _section(raw, "attention", ATTENTION_KEYS, src)

@@ -34,8 +34,8 @@ from pathlib import Path
 from .attention import kv_bytes_per_token
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (CLUSTER_KEYS, ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
-                         parse_engine_options, parse_model_gpu, parse_nodes, parse_overheads, parse_parallel,
+from .deployment import (ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
                          parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
                          rank_replica_specs, routing_fields, _section, speculative_cost, token_budget)
 from .errors import InputError
@@ -197,9 +197,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
               "overheads": parse_overheads(raw, engine, spec.name, src, base_dir),
               "engine_options": parse_engine_options(raw, src)}
-    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
-    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
-    nodes = parse_nodes(clu, src)
+    gpus_per_node, nodes = parse_cluster(raw, spec, src)
     pre = _pool(raw, "prefill", model, spec, shared, gpus_per_node, src, base_dir)
     dec = _pool(raw, "decode", model, spec, shared, gpus_per_node, src, base_dir)
     if pre.worker.kv_dtype != dec.worker.kv_dtype:

@@ -68,6 +68,27 @@ class GPUSpec:
         """GPUs one GPU reaches over NVLink, itself included (1 for PCIe-only cards)."""
         return self.gpus_per_node if self.intra_node_link == "nvlink" else 1
 
+    def check_nvlink_domain(self, n: int) -> int:
+        """``n`` if one NVLink domain of ``n`` GPUs can be built from this GPU, else a one-line error.
+
+        An NVLink domain cannot be wider than the hardware's (8 GPUs of an HGX board, 72 of an NVL72 rack),
+        is made of whole trays (NVL72: 4-GPU trays, so 36 for an NVL36 half rack), and does not exist on
+        PCIe-only cards (``n`` must be 1 there)."""
+        if self.intra_node_link != "nvlink":
+            if n != 1:
+                raise FrontierError(f"{self.name} has no NVLink (its GPUs talk over PCIe): nvlink_domain must be 1; "
+                                    "give the GPUs of one server as gpus_per_node")
+            return n
+        if n > self.gpus_per_node:
+            wider = ", ".join(f"{g} ({s.gpus_per_node})" for g, s in GPUS.items()
+                              if s.intra_node_link == "nvlink" and s.gpus_per_node > self.gpus_per_node)
+            raise FrontierError(f"{self.name} reaches at most {self.gpus_per_node} GPUs over NVLink, not {n}"
+                                + (f"; rack-scale NVLink domains: {wider}" if wider else ""))
+        if self.tray_size < self.gpus_per_node and n % self.tray_size:
+            raise FrontierError(f"an NVLink domain of {self.name} is made of whole {self.tray_size}-GPU trays: "
+                                f"{n} is not a multiple of {self.tray_size}")
+        return n
+
     @property
     def tray_size(self) -> int:
         """GPUs per physical host/tray."""

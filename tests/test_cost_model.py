@@ -359,6 +359,19 @@ def test_llama2_7b_memory_plan_by_hand():
     assert plan_memory(w, block_size=32).kv_blocks == tokens // 32
 
 
+def test_trtllm_fraction_is_of_the_free_memory():
+    """TensorRT-LLM's free_gpu_memory_fraction is a share of what the weights and activations leave free, vLLM's
+    gpu_memory_utilization a share of the whole GPU: the same worker gets (G - W - R) x f vs G x f - W - R bytes."""
+    m = load_model("Llama-2-7b")
+    vllm = plan_memory(WorkerSpec(model=m, gpu="h100_sxm", engine="vllm", dtype="bf16"), gpu_memory_utilization=0.9)
+    trt = plan_memory(WorkerSpec(model=m, gpu="h100_sxm", engine="trtllm", dtype="bf16"), gpu_memory_utilization=0.9)
+    gpu, w, r = vllm.gpu_bytes, vllm.weight_bytes, vllm.reserved_bytes
+    assert trt.kv_tokens == int((gpu - w - r) * 0.9 // trt.kv_bytes_per_token)
+    assert vllm.kv_tokens == int((gpu * 0.9 - w - r) // vllm.kv_bytes_per_token)
+    # the difference is 10% of weights + reserved: for a model that fills most of the GPU it is most of the KV
+    assert (trt.kv_tokens - vllm.kv_tokens) * trt.kv_bytes_per_token == pytest.approx(0.1 * (w + r), rel=1e-3)
+
+
 def test_tp_splits_weights_and_kv():
     m = load_model("Llama-2-7b")
     one = plan_memory(WorkerSpec(model=m, gpu="h100_sxm", engine="vllm", dtype="bf16"))

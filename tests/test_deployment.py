@@ -75,6 +75,17 @@ IMPOSSIBLE = [
     ("parallel not a mapping", {**LLAMA, "parallel": [1, 2]}, "parallel", "expected a mapping"),
     ("profiles not a path", {**LLAMA, "profiles": 3}, "profiles", "folder path"),
     ("missing gpu", {"model": "Llama-2-7b"}, "gpu", "required field missing"),
+    ("NVLink domain on a PCIe-only card", {**LLAMA, "gpu": "rtx_pro_6000_server", "cluster": {"nvlink_domain": 8}},
+     "cluster.nvlink_domain", "has no NVLink"),
+    ("NVLink domain wider than an HGX board", {**LLAMA, "gpu": "b200_sxm", "cluster": {"nvlink_domain": 72}},
+     "cluster.nvlink_domain", "at most 8 GPUs over NVLink, not 72; rack-scale NVLink domains: gb200 (72)"),
+    ("NVLink domain of part of a tray", {**LLAMA, "gpu": "gb200", "cluster": {"nvlink_domain": 30}},
+     "cluster.nvlink_domain", "whole 4-GPU trays"),
+    ("gpus_per_node and nvlink_domain disagree", {**LLAMA, "gpu": "gb200",
+                                                  "cluster": {"nvlink_domain": 72, "gpus_per_node": 8}},
+     "cluster.nvlink_domain", "disagree"),
+    ("tp across part of an NVL36 domain", {"model": "Meta-Llama-3.1-70B", "gpu": "gb200", "parallel": {"tp": 64},
+                                           "cluster": {"nvlink_domain": 36}}, "parallel.tp", "whole nodes"),
 ]
 
 
@@ -256,6 +267,16 @@ def test_docs_describe_every_deployment_field():
     assert not missing, f"docs/deployments.md does not document {missing}"
     for path in DEPLOYMENTS:
         assert path.name in doc
+
+
+def test_nvlink_domain_sets_the_scale_up_domain():
+    """`cluster: {nvlink_domain: N}` is the GPUs that share NVLink: an NVL72 rack's 72 by default, an NVL36 half
+    rack when asked; a PCIe card accepts only 1 (and keeps its server's PCIe GPUs)."""
+    gb = {**LLAMA, "gpu": "gb200"}
+    assert deployment_from_dict(gb).gpus_per_node == 72
+    assert deployment_from_dict({**gb, "cluster": {"nvlink_domain": 36}}).worker.gpus_per_node == 36
+    rtx = deployment_from_dict({**LLAMA, "gpu": "rtx_pro_6000_server", "cluster": {"nvlink_domain": 1}})
+    assert rtx.gpus_per_node == 8
 
 
 def test_shipped_calibration_is_the_default_and_none_opts_out(tmp_path, monkeypatch):

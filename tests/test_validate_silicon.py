@@ -43,18 +43,30 @@ def test_concurrency_fallbacks():
     assert c == 512 and how.startswith("decode_batch_size")
 
 
-def test_statuses_and_reasons(small):
+def test_statuses_and_reasons(small, monkeypatch):
     want = {
         "llama8b_h100_vllm_tp1_512x64_c4": "ok",
         "glm5_h200_sglang_tp8_1024x1024_c8": "ok",   # DSA sparse attention (frontier_calib/attention/dsa.py)
-        "dsr1_h200_trtllm_nvfp4_c16": "skipped:nvfp4 has no profile tables on h200_sxm",
-        "llama8b_b200_trtllm_c4": "skipped:no bundled profile tables for b200_sxm",
+        "dsr1_h200_trtllm_nvfp4_c16": "skipped:nvfp4 needs FP4 tensor cores, which h200_sxm lacks",
     }
     for rid, status in want.items():
-        assert _scn(small, rid).status == status, rid
+        assert _scn(small, rid).status.startswith(status), rid
     row = small[small["id"] == "glm5_h200_sglang_tp8_1024x1024_c8"].iloc[0].to_dict()
     assert S.scenario_for_row({**row, "model_path": "acme/NoSuchModel-1B"}).status == \
         "skipped:unknown model acme/NoSuchModel-1B"
+    # a family listed as not modelled yet is skipped with its reason (a model that loads is never skipped)
+    monkeypatch.setitem(S.UNSUPPORTED_FAMILIES, "acme/", "model family not supported yet: Acme attention")
+    assert S.scenario_for_row({**row, "model_path": "acme/NoSuchModel-1B"}).status == \
+        "skipped:model family not supported yet: Acme attention"
+    monkeypatch.setitem(S.UNSUPPORTED_FAMILIES, "zhipuai/glm-5", "model family not supported yet: GLM-5")
+    assert _scn(small, "glm5_h200_sglang_tp8_1024x1024_c8").status == "ok"
+    # a GPU with tables anywhere (bundle, data folder, public-data extra) replays; one without is a skip
+    monkeypatch.setattr(S, "has_tables", lambda gpu, engine: gpu != "b200_sxm")
+    assert _scn(small, "llama8b_b200_trtllm_c4").status == "skipped:no profile tables for b200_sxm/trtllm " \
+                                                           "(bundled, in the data folder or in the public-data extra)"
+    monkeypatch.setattr(S, "has_tables", lambda gpu, engine: True)
+    b200 = _scn(small, "llama8b_b200_trtllm_c4")
+    assert b200.status == "ok" and b200.deployment["gpu"] == "b200_sxm"
     bad = _scn(small, "qwen235_h200_vllm_inconsistent_c8")
     assert bad.status.startswith("skipped:inconsistent parallelism: moe_tp (2) x moe_ep (1) != tp (1)")
 
@@ -305,3 +317,28 @@ def test_row_id_that_contradicts_the_parallel_columns_is_skipped():
     dp8 = {**base, "tp_size": 1, "attention_dp_size": 8, "moe_tp_size": 1, "moe_ep_size": 8}
     assert S.scenario_for_row({**dp8, "id": "z_c8_tp8_ep8_12"}).status == "ok"       # 8 GPUs either way
     assert S.scenario_for_row({**wide, "id": "dsv3_h200_trtllm_fp8_agg_c8_cfg181"}).status == "ok"   # no pattern
+
+
+def test_blackwell_formats():
+    """NVFP4 rows on FP4 tensor cores keep nvfp4 GEMMs and experts with an FP8 KV cache; gpt-oss's fp4 label is its
+    MXFP4 checkpoint, whose experts each engine runs its own way on Blackwell (w4a8 for TensorRT-LLM and SGLang,
+    w4a16 for vLLM); quant spellings go through dtypes.normalize_dtype (w4a8_mxfp4_mxfp8 -> mxfp4_fp8)."""
+    fp4 = {"gemm_quant_mode": "nvfp4", "moe_quant_mode": "nvfp4", "precision": "fp4"}
+    r1, note = S.resolve_model("nvidia/DeepSeek-R1-NVFP4")
+    assert r1.name == "DeepSeek-R1" and "preset DeepSeek-R1" in note
+    d, _ = S.row_dtypes(fp4, r1, "gb200", "trtllm")
+    assert (d["dtype"], d["moe_dtype"], d["kv_dtype"]) == ("nvfp4", "nvfp4", "fp8")
+    with pytest.raises(S.FrontierError, match="nvfp4 needs FP4 tensor cores, which h100_sxm lacks"):
+        S.row_dtypes(fp4, r1, "h100_sxm", "trtllm")
+    gpt, _ = S.resolve_model("openai/gpt-oss-120b")
+    moe = {e: S.row_dtypes(fp4, gpt, "b200_sxm", e)[0] for e in ("trtllm", "sglang", "vllm")}
+    assert {e: d["moe_dtype"] for e, d in moe.items()} == {"trtllm": "mxfp4_fp8", "sglang": "mxfp4_fp8",
+                                                          "vllm": "mxfp4"}
+    assert all(d["dtype"] == "bf16" and d["kv_dtype"] == "bf16" for d in moe.values())
+    assert S.row_dtypes(fp4, gpt, "h100_sxm", "trtllm")[0]["moe_dtype"] == "mxfp4"
+    w4a8 = {"gemm_quant_mode": "bf16", "moe_quant_mode": "w4a8_mxfp4_mxfp8", "precision": "bf16"}
+    assert S.row_dtypes(w4a8, gpt, "b200_sxm", "trtllm")[0]["moe_dtype"] == "mxfp4_fp8"
+    with pytest.raises(S.FrontierError, match="unknown quant mode int3"):
+        S.row_dtypes({**w4a8, "moe_quant_mode": "int3"}, gpt, "b200_sxm", "trtllm")
+    assert S.unsupported_family("Qwen/Qwen3-32B") is None
+

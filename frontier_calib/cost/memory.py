@@ -16,10 +16,17 @@ NCCL_BYTES = {1: 0.0, 2: 342 * 2**20}
 NCCL_BYTES_MANY = 392 * 2**20
 
 
+#: engines whose memory fraction is a share of the memory left free after loading the weights (and profiling the
+#: activations), not of the whole GPU: TensorRT-LLM's ``KvCacheConfig.free_gpu_memory_fraction`` (default 0.9,
+#: "90% of free GPU memory for KV cache", TensorRT-LLM docs "How to Change KV Cache Behavior"). vLLM's
+#: ``gpu_memory_utilization`` and SGLang's ``mem_fraction_static`` are shares of the whole GPU.
+FRACTION_OF_FREE_ENGINES = ("trtllm",)
+
+
 @dataclass(frozen=True)
 class MemoryPlan:
     gpu_bytes: float            #: HBM per GPU
-    usable_bytes: float         #: gpu_bytes x gpu_memory_utilization
+    usable_bytes: float         #: gpu_bytes x gpu_memory_utilization (TensorRT-LLM: gpu_bytes, see kv_tokens)
     weight_bytes: float         #: weights on the most loaded GPU
     reserved_bytes: float       #: activations, graphs, NCCL
     kv_bytes_per_token: float   #: KV bytes one token takes on one GPU (all layers of its stage)
@@ -45,17 +52,23 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
     weights = m.weight_bytes_per_gpu(_weight_override(worker), tp=worker.tp, pp=worker.pp, ep=worker.ep,
                                      moe_tp=worker.moe_tp, expert_dtype=_expert_override(worker))
     nccl = NCCL_BYTES.get(worker.moe_gpus, NCCL_BYTES_MANY)
-    usable = spec.memory_bytes * gpu_memory_utilization
     reserved = RESERVED_BYTES + nccl
     state = state_bytes_per_sequence(m, tp=worker.tp) / worker.pp
-    kv_free = usable - weights - reserved - state * max_seqs
+    if worker.engine in FRACTION_OF_FREE_ENGINES:
+        # the fraction applies to what is free once the weights, activations and per-sequence state are in place
+        usable = spec.memory_bytes
+        kv_free = (usable - weights - reserved - state * max_seqs) * gpu_memory_utilization
+    else:
+        usable = spec.memory_bytes * gpu_memory_utilization
+        kv_free = usable - weights - reserved - state * max_seqs
     per_token = kv_bytes_per_token(m, worker.kv_dtype, tp=worker.tp) / worker.pp
     if kv_free <= per_token * block_size:
         raise FrontierError(
             f"{m.name} does not fit on {worker.gpu} with tp={worker.tp} pp={worker.pp} ep={worker.ep} "
             f"dtype={worker.dtype}: weights {weights / 2**30:.1f} GiB + reserved {reserved / 2**30:.1f} GiB "
-            f"exceed {usable / 2**30:.1f} GiB usable ({gpu_memory_utilization:.0%} of "
-            f"{spec.memory_bytes / 2**30:.0f} GiB); use more GPUs, a smaller dtype or a higher utilisation")
+            f"exceed {usable / 2**30:.1f} GiB usable ("
+            + (f"{gpu_memory_utilization:.0%} of {spec.memory_bytes / 2**30:.0f} GiB" if usable < spec.memory_bytes
+               else "the whole GPU") + "); use more GPUs, a smaller dtype or a higher utilisation")
     tokens = int(kv_free // per_token)
     return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size,
                       state, max_seqs)

@@ -19,7 +19,7 @@ def _command_line() -> str:
     return "frontier-calib " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
-def _select(df, gpus, engines, mode, model, limit):
+def _select(df, gpus, engines, mode, model, limit, sample=None):
     sel = []
     if gpus:
         df = df[df["system"].isin(gpus)]
@@ -36,6 +36,9 @@ def _select(df, gpus, engines, mode, model, limit):
     if limit:
         df = df.head(limit)
         sel.append(f"first {limit}")
+    if sample and sample < len(df):
+        df = df.sample(n=sample, random_state=0).sort_index()
+        sel.append(f"{sample} drawn at random (seed 0)")
     return df, ", ".join(sel) or "all rows"
 
 
@@ -71,24 +74,36 @@ PROTOCOL_TEXT = ("closed loop, N clients all sending at t=0 (the benchmark's pro
 _common = [
     click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Silicon CSV (default: silicon_sample.csv of the installed aiconfigurator-core)."),
-    click.option("--gpu", "gpus", multiple=True, default=("h100_sxm", "h200_sxm"), show_default=True,
-                 callback=gpus_callback, help="GPU(s) to keep (repeat; ids or aliases such as H100)."),
     click.option("--engine", "engines", multiple=True, type=KnownName("engine", ENGINES),
                  help="Engine(s) to keep (repeat; default all)."),
     click.option("--mode", type=click.Choice(["agg", "disagg"]), default=None,
                  help="Aggregated or disaggregated rows only (default both)."),
     click.option("--model", default=None, help="Keep rows whose model_path contains this (case-insensitive)."),
     click.option("--limit", type=int, default=None, help="Only the first N selected rows."),
+    click.option("--sample", type=click.IntRange(min=1), default=None,
+                 help="Only N selected rows drawn at random (seed 0; for timing a subset)."),
     click.option("--jobs", type=int, default=None, help="Processes (default: the number of cores)."),
     click.option("--requests-per-client", type=int, default=10, show_default=True,
                  help="Requests per client (genai-perf --request-count = 10 x concurrency)."),
 ]
 
 
-def _with_common(f):
-    for opt in reversed(_common):
+def _gpu_option(default: tuple):
+    return click.option("--gpu", "gpus", multiple=True, default=default, show_default=bool(default),
+                        callback=gpus_callback,
+                        help="GPU(s) to keep (repeat; ids or aliases such as H100; default: "
+                             + (", ".join(default) if default else "every GPU in the file") + ").")
+
+
+def _with_common(f, gpus: tuple = ()):
+    for opt in reversed([_common[0], _gpu_option(gpus), *_common[1:]]):
         f = opt(f)
     return f
+
+
+def _with_common_hopper(f):
+    """The calibration's default selection stays the Hopper rows its constants were fitted on."""
+    return _with_common(f, ("h100_sxm", "h200_sxm"))
 
 
 @click.group()
@@ -107,8 +122,8 @@ def validate():
                    "physical defaults alone.")
 @click.option("--assume-pd-layout", is_flag=True,
               help="Replay disagg rows without worker counts as 1 prefill + 1 decode worker (else skipped).")
-def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, out, overwrite, calibration,
-                assume_pd_layout):
+def silicon_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, requests_per_client, out, overwrite,
+                calibration, assume_pd_layout):
     """Replay every selected row of the silicon benchmarks; write rows.csv, summary.json, report.md and plots."""
     from ..cost.calibration import calibration_path, read_calibration
     from .metrics import pct
@@ -122,7 +137,7 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_
     cal = read_calibration(cal_path) if cal_path is not None else {}
     overheads, desync = cal.get("overheads"), cal.get("benchmark_desync")
     df_all, path = _load_csv(csv_path)
-    df, selection = _select(df_all, gpus, engines, mode, model, limit)
+    df, selection = _select(df_all, gpus, engines, mode, model, limit, sample)
     if df.empty:
         raise InputError(f"no rows match the selection ({selection})", path=str(path))
     jobs = jobs or default_jobs()
@@ -206,7 +221,7 @@ def run_cmd(folders, gpu, out, seed):
 
 
 @click.command("calibrate")
-@_with_common
+@_with_common_hopper
 @click.option("--train-fraction", type=float, default=0.5, show_default=True,
               help="Share of each engine's configurations on the training side.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the configuration split.")
@@ -231,7 +246,7 @@ def run_cmd(folders, gpu, out, seed):
               help="Folder for the split, both rows tables and the side-by-side report (default: next to --out).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an earlier run's calibration file and report folder (without it, they are refused).")
-def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_per_client, train_fraction, seed,
+def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, requests_per_client, train_fraction, seed,
                   n_seeds, params_text, max_rows, fit_rounds, group_by, baseline, out, report_dir, overwrite):
     """Fit the per-engine overheads on a training split of the silicon rows; report held-out vs training error."""
     import pandas as pd
@@ -259,7 +274,7 @@ def calibrate_cmd(csv_path, gpus, engines, mode, model, limit, jobs, requests_pe
     check_output_dir(report_dir, option="--report-dir", overwrite=overwrite)
     t0 = time.perf_counter()
     df_all, path = _load_csv(csv_path)
-    df, selection = _select(df_all, gpus, engines, mode, model, limit)
+    df, selection = _select(df_all, gpus, engines, mode, model, limit, sample)
     if df.empty:
         raise InputError(f"no rows match the selection ({selection})", path=str(path))
     base = None

@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..io import staged_output, write_json, write_table, write_text
 from ..plotting import figure, save_png
+from .budget import budget_table, twin_disagreement
 from .metrics import coverage, format_stats_table, pct, skip_category, summarize
 
 #: the issue's acceptance targets (fractions)
@@ -47,8 +48,17 @@ def silicon_summary(rows: pd.DataFrame, *, meta: dict) -> dict:
         ok = rows[rows["status"] == "ok"]
         for (eng, tables), g in ok.groupby(["backend", "profile_tables"]):
             versions.setdefault(eng, {})[tables] = int(len(g))
-    return {"coverage": cov, "overall": o, "groups": s["groups"], "targets": targets,
-            "profile_tables_by_engine": versions, **meta}
+    budget = budget_table(rows)
+    return {"coverage": cov, "coverage_by_gpu": coverage_by_gpu(rows), "overall": o, "groups": s["groups"],
+            "targets": targets, "error_budget": budget.to_dict("records"), "profile_tables_by_engine": versions,
+            **meta}
+
+
+def coverage_by_gpu(rows: pd.DataFrame) -> dict:
+    """{gpu: {'total', 'ok', 'skipped': {reason: rows}}} (reasons shortened as in :func:`coverage`)."""
+    if "system" not in rows.columns:
+        return {}
+    return {str(g): coverage(grp) for g, grp in rows.groupby("system", sort=True)}
 
 
 def _worst(rows: pd.DataFrame, metric: str, k: int = 10) -> pd.DataFrame:
@@ -77,21 +87,19 @@ def why(row: pd.Series, rows: pd.DataFrame, metric: str) -> str:
 
 
 def _sibling_note(row, rows, metric) -> str:
-    """Flag a measurement that disagrees with the same deployment at the same isl and concurrency but a different
-    osl (TTFT barely depends on osl when the KV cache is not the limit)."""
-    if metric != "ttft" or "config_key" not in rows.columns:
+    """Flag a measurement that disagrees with its twins (budget.twin_disagreement: the same deployment at the same
+    isl and concurrency but another osl; TTFT barely depends on osl when the KV cache is not the limit)."""
+    if metric != "ttft" or "config_key" not in rows.columns or row.name not in rows.index:
+        return ""
+    flag = twin_disagreement(rows).get(row.name)
+    if flag is pd.NA or not flag:
         return ""
     sib = rows[(rows["config_key"] == row["config_key"]) & (rows["isl"] == row["isl"])
                & (rows["concurrency"] == row["concurrency"]) & (rows["osl"] != row["osl"])]
-    sib = sib[sib.get("kv_load", pd.Series(0, index=sib.index)).fillna(0) < 0.6]
-    if sib.empty:
-        return ""
-    other = sib.iloc[0]
-    r = row["silicon_ttft_ms"] / other["silicon_ttft_ms"]
-    if r > 1.8 or r < 1 / 1.8:
-        return (f"measured TTFT is {r:.1f}x that of the same deployment at osl={int(other['osl'])} "
-                f"({other['silicon_ttft_ms']:.0f} ms): a measurement inconsistency the replay cannot follow")
-    return ""
+    osls = "/".join(str(int(o)) for o in sorted(sib["osl"].unique()))
+    other = sib["silicon_ttft_ms"].median()
+    return (f"measured TTFT is {row['silicon_ttft_ms'] / other:.1f}x that of the same deployment at osl={osls} "
+            f"({other:.0f} ms): a measurement inconsistency the replay cannot follow")
 
 
 def _row_md(r: pd.Series, rows: pd.DataFrame, metric: str) -> str:
@@ -118,6 +126,13 @@ def silicon_markdown(rows: pd.DataFrame, summary: dict) -> str:
           "", "| reason | rows |", "|---|---|"]
     for reason, n in cov["skipped"].items():
         L.append(f"| {reason} | {n} |")
+    by_gpu = summary.get("coverage_by_gpu") or {}
+    if len(by_gpu) > 1:
+        L += ["", "Per GPU (ok / rows; the largest skip reasons):", "", "| GPU | ok | rows | skipped by reason |",
+              "|---|---|---|---|"]
+        for g, c in by_gpu.items():
+            top = "; ".join(f"{r} ({n})" for r, n in list(c["skipped"].items())[:4]) or "–"
+            L.append(f"| {g} | {c['ok']} | {c['total']} | {top} |")
     L += ["", "## Error per GPU × engine × mode", "",
           "APE = |predicted / measured − 1|; bias = median(predicted / measured) − 1 (negative: predicted too low).",
           "", format_stats_table(summary), ""]
@@ -126,6 +141,7 @@ def silicon_markdown(rows: pd.DataFrame, summary: dict) -> str:
           f"**{'met' if t['ttft_mape_met'] else 'not met'}** ({pct(o['ttft']['mape'])}); "
           f"TPOT MAPE ≤ {pct(t['tpot_mape_target'])}: **{'met' if t['tpot_mape_met'] else 'not met'}** "
           f"({pct(o['tpot']['mape'])}).", ""]
+    L += _budget_md(summary.get("error_budget") or [])
     L += _by_model(rows)
     for metric, name in (("ttft", "TTFT"), ("tpot", "TPOT")):
         worst = _worst(rows, metric)
@@ -157,6 +173,31 @@ def silicon_markdown(rows: pd.DataFrame, summary: dict) -> str:
     L += ["", "## Plots", "", "- `pred_vs_measured.png`: predicted vs measured TTFT and TPOT (log-log, by engine)",
           "- `error_cdf.png`: CDF of the absolute percentage error, per engine", ""]
     return "\n".join(L) + "\n"
+
+
+def _budget_md(budget: list) -> list:
+    if not budget:
+        return []
+    L = ["## Error budget per GPU × engine: the model's error or the data's?", "",
+         "Where the predicted time goes (mean shares over the ok rows, from the replay's cost model: "
+         "frontier_calib/validate/budget.py). TPOT: the steady decode step's kernels and engine overhead "
+         "(padding, launches, CPU not hidden, output path), the rest is interference (prefill chunks and batch "
+         "changes between steps). TTFT: the prompt prefilled alone (kernels, overhead), the front end, and "
+         "queueing (what the replay's scheduler adds; for disagg rows also the KV hand-off). Twins: the same "
+         "deployment at the same isl and concurrency but another osl; a row whose measured TTFT differs from its "
+         "twins' by more than 1.8x is a measurement the data contradicts, and the MAPE is shown without those "
+         "rows too.", "",
+         "| GPU | engine | rows | TPOT kernels / overhead / interference | TTFT prefill kernels / overhead / "
+         "front end / queueing | rows with twins | twins disagree | TTFT MAPE (without) | TPOT MAPE (without) |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for b in budget:
+        L.append(f"| {b['system']} | {b['backend']} | {b['rows']} | {pct(b['tpot_kernels'])} / "
+                 f"{pct(b['tpot_overhead'])} / {pct(b['tpot_interference'], signed=True)} | "
+                 f"{pct(b['ttft_prefill_kernels'])} / {pct(b['ttft_prefill_overhead'])} / {pct(b['ttft_frontend'])}"
+                 f" / {pct(b['ttft_queueing'])} | {b['rows_with_twins']} | {b['twins_disagree']} | "
+                 f"{pct(b['ttft_mape'])} ({pct(b['ttft_mape_without'])}) | {pct(b['tpot_mape'])} "
+                 f"({pct(b['tpot_mape_without'])}) |")
+    return L + [""]
 
 
 def _by_model(rows: pd.DataFrame) -> list:

@@ -36,7 +36,10 @@ import numpy as np
 import pandas as pd
 
 from ..cost.calibration import calibration_for
+from .budget import BUDGET_COLUMNS, row_budget
+from ..dtypes import normalize_dtype
 from ..errors import CoverageError, FrontierError, InputError
+from ..hardware import get_gpu
 
 #: columns every silicon CSV must have (the parallelism columns of the row's mode are checked per row)
 REQUIRED_COLUMNS = ("id", "silicon_data_source", "backend", "model_path", "system", "mode", "isl", "osl",
@@ -58,17 +61,22 @@ MODEL_ALIASES = {
     "meta-llama/llama-3.1-70b-instruct": "Meta-Llama-3.1-70B",
     "nvidia/llama-3.1-70b-instruct-fp8": "Meta-Llama-3.1-70B",
     "moonshotai/kimi-k2.5": "Kimi-K2-Instruct",
+    # NVIDIA's NVFP4 checkpoints keep the base model's shapes (the format comes from the row's quant columns);
+    # DeepSeek-V3.1 has DeepSeek-V3's config in every shape field (61 layers, 256 experts top-8, MLA 512/1536)
+    "nvidia/deepseek-r1-nvfp4": "DeepSeek-R1",
+    "nvidia/deepseek-v3.1-nvfp4": "DeepSeek-V3",
+    "nvidia/qwen3-32b-nvfp4": "Qwen3-32B",
 }
 
-#: GPUs with bundled profile tables (others are skipped with that reason)
-TABLE_GPUS = ("h100_sxm", "h200_sxm", "a100_sxm")
-#: GPUs without FP4 tensor cores: an "nvfp4"/"fp4" label there can only mean a checkpoint served another way
-NO_FP4_GPUS = ("h100_sxm", "h200_sxm", "a100_sxm")
+#: model families in the silicon rows whose attention this project does not model yet, by a lower-case
+#: prefix of ``model_path`` -> the skip reason, e.g. ``{"acme/": "model family not supported yet: Acme
+#: attention"}``. Consulted only when :func:`resolve_model` finds no preset, so a family counts as soon as its
+#: preset lands (Qwen3.5's Gated DeltaNet and GLM-5's sparse attention have theirs: frontier_calib/attention/).
+UNSUPPORTED_FAMILIES: dict[str, str] = {}
+
 #: models whose native checkpoint format is MXFP4 experts (served w4a16 on GPUs without FP4 tensor cores)
 MXFP4_NATIVE = ("gpt-oss-120b", "gpt-oss-20b")
 
-_QUANT = {"fp8": "fp8", "fp8_block": "fp8_block", "int4_wo": "int4_wo", "w4a16": "int4_wo",
-          "w4a16_mxfp4": "mxfp4", "mxfp4": "mxfp4", "nvfp4": "nvfp4", "bf16": "bf16", "float16": "fp16"}
 _WEIGHT_ONLY_4BIT = ("int4_wo", "mxfp4")
 
 
@@ -252,27 +260,73 @@ def resolve_model(model_path: str):
     return spec, (f"model {ref} -> preset {spec.name}" if alias else "")
 
 
+def unsupported_family(model_path) -> str | None:
+    """The skip reason of a model family not modelled yet (:data:`UNSUPPORTED_FAMILIES`), else None."""
+    low = str(model_path).strip().lower()
+    return next((r for prefix, r in UNSUPPORTED_FAMILIES.items() if low.startswith(prefix)), None)
+
+
+def has_tables(gpu: str, engine: str) -> bool:
+    """Whether (gpu, engine) has profile tables: bundled, in the user data folder, or importable on first use
+    from the public-data extra (imported when the operator models are fitted)."""
+    from ..profiles.store import has_engine_tables
+
+    return has_engine_tables(gpu, engine) or gpu in _importable()
+
+
+_IMPORTABLE: list | None = None
+
+
+def _importable() -> list:
+    global _IMPORTABLE
+    if _IMPORTABLE is None:
+        from ..profiles.first_use import importable_gpus
+
+        _IMPORTABLE = importable_gpus()
+    return _IMPORTABLE
+
+
 def _quant(v) -> str | None:
+    """A quant-mode cell as a canonical dtype (:func:`~frontier_calib.dtypes.normalize_dtype`, the one map of
+    spellings: ``w4a16_mxfp4`` -> ``mxfp4``, ``w4a8_mxfp4_mxfp8`` -> ``mxfp4_fp8``, ...); None when empty.
+    Raises FrontierError('unknown quant mode ...') for a spelling no table knows."""
     s = str(v).strip().lower()
     if s in ("", "nan", "none"):
         return None
-    return _QUANT.get(s, s)
+    try:
+        return normalize_dtype(s)
+    except FrontierError:
+        raise FrontierError(f"unknown quant mode {s}") from None
 
 
-def row_dtypes(row: dict, model, gpu: str) -> tuple[dict, list]:
+#: how each engine runs MXFP4 experts (gpt-oss) on FP4 tensor cores, by default. TensorRT-LLM's TRTLLM MoE
+#: backend and SGLang's flashinfer_mxfp4 runner (``--flashinfer-mxfp4-moe-precision default``) quantize the
+#: activations to MXFP8 (w4a8, the ``w4a8_mxfp4_mxfp8`` tables); vLLM's get_mxfp4_backend picks FlashInfer's
+#: MXFP4 x BF16 kernels on SM100 unless VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8 is set (w4a16, ``w4a16_mxfp4``).
+MXFP4_ON_FP4_GPUS = {"trtllm": "mxfp4_fp8", "sglang": "mxfp4_fp8", "vllm": "mxfp4"}
+
+
+def row_dtypes(row: dict, model, gpu: str, engine: str = "trtllm") -> tuple[dict, list]:
     """(dtype, moe_dtype, kv_dtype) for a row, and notes. Raises FrontierError for an unsupported format."""
     notes = []
     gemm, moe = _quant(row.get("gemm_quant_mode")), _quant(row.get("moe_quant_mode"))
     precision = str(row.get("precision", "")).strip().lower()
     if gemm is None and precision in ("bf16", "fp16", "nan", ""):
         gemm = moe = None  # the checkpoint's own formats
-    if "nvfp4" in (gemm, moe) or precision == "fp4":
-        if gpu in NO_FP4_GPUS and model.name in MXFP4_NATIVE:
-            # gpt-oss ships MXFP4 experts; GPUs without FP4 tensor cores serve them weight-only (w4a16)
-            gemm, moe = None, "mxfp4"
-            notes.append("fp4 label on a GPU without FP4 tensor cores: the checkpoint's MXFP4 experts, w4a16")
+    fp4_label = "nvfp4" in (gemm, moe) or precision == "fp4"
+    if fp4_label and model.name in MXFP4_NATIVE:
+        # gpt-oss ships MXFP4 experts (its attention and dense layers are bf16): an fp4 label means that
+        # checkpoint, run w4a16 without FP4 tensor cores and as each engine runs it with them
+        gemm = None
+        if get_gpu(gpu).has_fp4:
+            moe = MXFP4_ON_FP4_GPUS.get(engine, "mxfp4")
+            notes.append(f"fp4 label on an MXFP4 checkpoint: experts {moe} ({engine}'s MXFP4 MoE on FP4 tensor cores)")
         else:
-            raise FrontierError(f"nvfp4 has no profile tables on {gpu}")
+            moe = "mxfp4"
+            notes.append("fp4 label on a GPU without FP4 tensor cores: the checkpoint's MXFP4 experts, w4a16")
+    for d in (gemm, moe):
+        if d is not None:
+            get_gpu(gpu).check_dtype(d)   # nvfp4 / mxfp4_fp8 need FP4 tensor cores: a one-line reason
     dense = model.dense_weight_dtype or model.weight_dtype
     if gemm in _WEIGHT_ONLY_4BIT:
         # 4-bit weight-only checkpoints (Kimi-K2.5 int4, gpt-oss mxfp4) quantize the routed experts only
@@ -289,7 +343,10 @@ def row_dtypes(row: dict, model, gpu: str) -> tuple[dict, list]:
         notes.append("fp8 label on a block-scaled FP8 checkpoint: experts use the fp8_block kernels")
     # FP8 serving configs in these benchmarks use an FP8 KV cache (the KV-capacity-bound rows confirm it:
     # docs/validation.md); everything else keeps the checkpoint's 16-bit KV
-    kv = "fp8" if precision == "fp8" or (gemm in ("fp8", "fp8_block") and precision in ("", "nan")) else "bf16"
+    # NVFP4 serving configs (TensorRT-LLM's and NVIDIA's FP4 checkpoints' recipes) keep an FP8 KV cache too
+    # (an MXFP4 checkpoint's fp4 label is not that: gpt-oss keeps its bf16 KV cache)
+    kv = "fp8" if precision == "fp8" or "nvfp4" in (gemm, moe) or (gemm in ("fp8", "fp8_block")
+                                                                   and precision in ("", "nan")) else "bf16"
     return {"dtype": dtype, "moe_dtype": moe_dtype, "kv_dtype": kv}, notes
 
 
@@ -382,16 +439,21 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
         return _skip(scn, f"unknown engine {engine}")
     if mode not in ("agg", "disagg"):
         return _skip(scn, f"unknown mode {mode}")
-    if gpu not in TABLE_GPUS:
-        return _skip(scn, f"no bundled profile tables for {gpu}")
+    try:
+        gpu = scn.gpu = get_gpu(gpu).name
+    except FrontierError:
+        return _skip(scn, f"unknown GPU {gpu} (add it in frontier_calib/hardware.py)")
+    if not has_tables(gpu, engine):
+        return _skip(scn, f"no profile tables for {gpu}/{engine} (bundled, in the data folder or in the "
+                          "public-data extra)")
     try:
         model, note = resolve_model(row.get("model_path"))
     except FrontierError as exc:
-        return _skip(scn, str(exc))
+        return _skip(scn, unsupported_family(row.get("model_path")) or str(exc))
     if note:
         scn.notes.append(note)
     try:
-        dtypes, notes = row_dtypes(row, model, gpu)
+        dtypes, notes = row_dtypes(row, model, gpu, engine)
     except FrontierError as exc:
         return _skip(scn, str(exc))
     scn.notes += notes
@@ -560,7 +622,7 @@ def _version_of(source_file: str) -> str:
 
 RESULT_COLUMNS = ("status", "pred_ttft_ms", "pred_tpot_ms", "pred_median_ttft_ms", "pred_median_tpot_ms",
                   "pred_completed", "pred_rejected", "pred_preemptions", "num_requests", "profile_tables",
-                  "kv_tokens_per_rank", "kv_load", "notes", "sim_wall_s", "build_wall_s")
+                  "kv_tokens_per_rank", "kv_load", "notes", "sim_wall_s", "build_wall_s") + BUDGET_COLUMNS
 
 
 def run_scenario(scn: Scenario) -> dict:
@@ -583,6 +645,8 @@ def run_scenario(scn: Scenario) -> dict:
                 out["kv_tokens_per_rank"] = int(kv)
                 out["kv_load"] = scn.concurrency / max(1, ranks) * (scn.isl + scn.osl) / kv
             replicas, _ = build_replicas(dep)
+            out.update(row_budget(replicas, scn.isl, scn.osl, scn.concurrency,
+                                  dep.entry_overheads.frontend_latency))
             t1 = time.perf_counter()
             trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
                                     desync=scn.protocol.desync)
