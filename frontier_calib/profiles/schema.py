@@ -48,6 +48,22 @@ def _c(name, kind, unit, doc):
     return Column(name, kind, unit, doc)
 
 
+#: the DSA module's model dimensions and formats (shared by dsa_prefill and dsa_decode)
+_DSA_MODEL_COLUMNS = (
+        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
+        _c("q_lora_rank", "int", "features", "query compression rank"),
+        _c("kv_lora_rank", "int", "features", "latent KV width cached per token"),
+        _c("qk_nope_head_dim", "int", "elements", "query/key head width without RoPE"),
+        _c("qk_rope_head_dim", "int", "elements", "decoupled RoPE key width (cached next to the latent)"),
+        _c("v_head_dim", "int", "elements", "value head width"),
+        _c("index_n_heads", "int", "heads", "indexer heads"),
+        _c("index_head_dim", "int", "elements", "indexer head width"),
+        _c("index_topk", "int", "tokens", "cached tokens each query attends to"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections"),
+        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+)
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("gemm", "Dense GEMM C[m,n] = A[m,k] @ B[k,n]; m = tokens, n = output features, k = input features.", (
         _c("dtype", "dtype", "-", "weight/activation format: bf16, fp16, fp8 (per-tensor), fp8_block, int8, "
@@ -124,34 +140,14 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("q_len", "int", "tokens", "new tokens per sequence"),
         _c("kv_len", "int", "tokens", "keys per sequence, cached prefix included (kv_len >= q_len)"),
         _c("num_heads", "int", "heads", "query heads per GPU"),
-        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
-        _c("q_lora_rank", "int", "features", "query compression rank"),
-        _c("kv_lora_rank", "int", "features", "latent KV width cached per token"),
-        _c("qk_nope_head_dim", "int", "elements", "query/key head width without RoPE"),
-        _c("qk_rope_head_dim", "int", "elements", "decoupled RoPE key width (cached next to the latent)"),
-        _c("v_head_dim", "int", "elements", "value head width"),
-        _c("index_n_heads", "int", "heads", "indexer heads"),
-        _c("index_head_dim", "int", "elements", "indexer head width"),
-        _c("index_topk", "int", "tokens", "cached tokens each query attends to"),
-        _c("dtype", "dtype", "-", "GEMM format of the projections"),
-        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+        *_DSA_MODEL_COLUMNS,
     ), ("batch_size", "q_len", "kv_len", "num_heads", "hidden_size", "q_lora_rank", "kv_lora_rank", "v_head_dim", "index_n_heads", "index_topk"), "kv_dtype"),
     Family("dsa_decode", "DeepSeek sparse attention for decode, module scope: batch_size sequences, one token each; "
            "attention cost stops growing once kv_len exceeds index_topk (the indexer's does not).", (
         _c("batch_size", "int", "sequences", "sequences in the call"),
         _c("kv_len", "int", "tokens", "KV length per sequence"),
         _c("num_heads", "int", "heads", "query heads per GPU"),
-        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
-        _c("q_lora_rank", "int", "features", "query compression rank"),
-        _c("kv_lora_rank", "int", "features", "latent KV width cached per token"),
-        _c("qk_nope_head_dim", "int", "elements", "query/key head width without RoPE"),
-        _c("qk_rope_head_dim", "int", "elements", "decoupled RoPE key width (cached next to the latent)"),
-        _c("v_head_dim", "int", "elements", "value head width"),
-        _c("index_n_heads", "int", "heads", "indexer heads"),
-        _c("index_head_dim", "int", "elements", "indexer head width"),
-        _c("index_topk", "int", "tokens", "cached tokens each query attends to"),
-        _c("dtype", "dtype", "-", "GEMM format of the projections"),
-        _c("kv_dtype", "dtype", "-", "KV-cache (latent) format"),
+        *_DSA_MODEL_COLUMNS,
     ), ("batch_size", "kv_len", "num_heads", "hidden_size", "q_lora_rank", "kv_lora_rank", "v_head_dim", "index_n_heads", "index_topk"), "kv_dtype"),
     Family("moe", "MoE expert computation on one GPU (grouped GEMMs up/gate + down, routing included) for "
            "num_tokens tokens each routed to topk of num_experts experts, experts split over moe_ep GPUs and "
