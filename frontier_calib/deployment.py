@@ -104,7 +104,7 @@ def load_deployment(path: str | Path) -> Deployment:
     return deployment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 
-def _section(raw: dict, key: str, allowed: set | None, src: str, field_name: str | None = None) -> dict:
+def parse_section(raw: dict, key: str, allowed: set | None, src: str, field_name: str | None = None) -> dict:
     """The mapping ``raw[key]`` (empty when missing); ``field_name`` names it in errors (default ``key``)."""
     field_name = field_name or key
     sec = raw.get(key) or {}
@@ -118,7 +118,8 @@ def _section(raw: dict, key: str, allowed: set | None, src: str, field_name: str
     return sec
 
 
-def _int(sec: dict, key: str, default: int, src: str, where: str | None) -> int:
+def parse_int(sec: dict, key: str, default: int, src: str, where: str | None) -> int:
+    """The whole number ``sec[key]`` (>= 1; ``default`` when missing); ``where`` names the section in errors."""
     v = sec.get(key, default)
     if v is None:
         return default
@@ -144,7 +145,7 @@ def parse_link(raw: dict, spec, one_node: bool, src: str, allowed: set) -> tuple
     Returns ``(kind, bandwidth in bytes/s, one-way latency in seconds, the raw section)``; defaults come
     from the GPU spec (NVLink inside one node, RDMA across nodes).
     """
-    sec = _section(raw, "link", allowed, src)
+    sec = parse_section(raw, "link", allowed, src)
     kind = str(sec.get("kind", "nvlink" if one_node else "rdma"))
     if kind not in LINK_KINDS:
         raise InputError(f"unknown link kind '{kind}'", path=src, field="link.kind", fix=f"one of {LINK_KINDS}")
@@ -249,11 +250,11 @@ def _parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str, base: dict 
 def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, where: str = "") -> dict:
     """tp, pp, ep, attention_dp, moe_tp of the ``parallel`` mapping inside ``sec`` (validated)."""
     pw = _f(where, "parallel")
-    par = _section(sec, "parallel", PARALLEL_KEYS, src, pw)
-    tp, pp = _int(par, "tp", 1, src, pw), _int(par, "pp", 1, src, pw)
-    ep, dp = _int(par, "ep", 1, src, pw), _int(par, "attention_dp", 1, src, pw)
+    par = parse_section(sec, "parallel", PARALLEL_KEYS, src, pw)
+    tp, pp = parse_int(par, "tp", 1, src, pw), parse_int(par, "pp", 1, src, pw)
+    ep, dp = parse_int(par, "ep", 1, src, pw), parse_int(par, "attention_dp", 1, src, pw)
     moe_gpus = tp * dp
-    moe_tp = _int(par, "moe_tp", max(1, moe_gpus // ep), src, pw)
+    moe_tp = parse_int(par, "moe_tp", max(1, moe_gpus // ep), src, pw)
     if model.is_moe and moe_tp * ep != moe_gpus:
         raise InputError(f"moe_tp ({moe_tp}) x ep ({ep}) must equal tp x attention_dp ({moe_gpus}): MoE layers "
                          "run on the same GPUs as attention", path=src, field=pw)
@@ -331,7 +332,7 @@ def parse_overheads(sec: dict, engine: str, gpu: str, src: str, base_dir: Path |
     calibration, :data:`~frontier_calib.cost.calibration.DEFAULT_CALIBRATION`; ``none``: no calibration), then
     explicit ``overheads:`` keys."""
     ov = dict(base or {})
-    ov.update(_section(sec, "overheads", None, src, _f(where, "overheads")))
+    ov.update(parse_section(sec, "overheads", None, src, _f(where, "overheads")))
     cal = sec.get("calibration")
     if cal is not None and not isinstance(cal, str):
         raise InputError(f"expected a file path or 'none', got {cal!r}", path=src, field=_f(where, "calibration"))
@@ -353,7 +354,7 @@ def parse_engine_options(sec: dict, src: str, where: str = "") -> dict:
     """``engine_options``: ``cuda_graph`` (false = the engine runs eager: --enforce-eager, --disable-cuda-graph) and
     ``overlap`` (CPU scheduling overlapped with the GPU step: vLLM --async-scheduling, SGLang/TRT-LLM overlap
     scheduler; default: the engine's, cost/engine_time.py)."""
-    opts = _section(sec, "engine_options", ENGINE_OPTION_KEYS, src, _f(where, "engine_options"))
+    opts = parse_section(sec, "engine_options", ENGINE_OPTION_KEYS, src, _f(where, "engine_options"))
     out = {}
     for key in ("cuda_graph", "overlap"):
         if key in opts:
@@ -369,7 +370,7 @@ def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", pl
     ``plan``: the memory planner (default :func:`~frontier_calib.cost.memory.plan_memory`)."""
     sw = _f(where, "scheduler")
     model, engine = worker.model, worker.engine
-    sched_raw = dict(_section(sec, "scheduler", None, src, sw))
+    sched_raw = dict(parse_section(sec, "scheduler", None, src, sw))
     util = _fraction(sched_raw, "gpu_memory_utilization", 0.9, src, sw)
     sched_raw.pop("gpu_memory_utilization", None)
     sched_raw.setdefault("policy", engine)
@@ -381,7 +382,7 @@ def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", pl
     if bad:
         raise InputError(f"unknown scheduler key(s) {bad}", path=src, field=sw,
                          fix=f"allowed: {sorted(allowed | {'gpu_memory_utilization'})}")
-    block_size = _int(sched_raw, "block_size", 16, src, sw)
+    block_size = parse_int(sched_raw, "block_size", 16, src, sw)
     pw = _f(where, "parallel")
     try:
         memory = (plan or plan_memory)(worker, gpu_memory_utilization=util, block_size=block_size)
@@ -424,10 +425,10 @@ def parse_cluster(raw: dict, spec, src: str) -> tuple[int, int | None]:
     ``nvlink_domain`` names the GPUs one GPU reaches over NVLink (72 on an NVL72 rack, 8 on an HGX board; 1 on
     PCIe-only cards) and must be buildable from the GPU (:meth:`~frontier_calib.hardware.GPUSpec.check_nvlink_domain`);
     ``gpus_per_node`` is the older spelling of the same domain (on PCIe cards: the GPUs of one server)."""
-    clu = _section(raw, "cluster", CLUSTER_KEYS, src)
-    gpus_per_node = _int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
+    clu = parse_section(raw, "cluster", CLUSTER_KEYS, src)
+    gpus_per_node = parse_int(clu, "gpus_per_node", spec.gpus_per_node, src, "cluster")
     if "nvlink_domain" in clu:
-        n = _int(clu, "nvlink_domain", spec.nvlink_domain, src, "cluster")
+        n = parse_int(clu, "nvlink_domain", spec.nvlink_domain, src, "cluster")
         try:
             spec.check_nvlink_domain(n)
         except FrontierError as exc:
@@ -472,7 +473,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     dtypes = parse_dtypes(raw, model, src, spec=spec)
     gpus_per_node, nodes = parse_cluster(raw, spec, src)
     par = parse_parallel(raw, model, gpus_per_node, src)
-    replicas = _int(raw, "replicas", 1, src, None)
+    replicas = parse_int(raw, "replicas", 1, src, None)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
     overheads = parse_overheads(raw, engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],

@@ -30,10 +30,10 @@ from pathlib import Path
 from .attention import kv_bytes_per_token, state_bytes_per_sequence
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (ROUTERS, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+from .deployment import (ROUTERS, check_top_keys, parse_int, parse_dtypes, parse_engine, parse_link,
                          parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
                          parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
-                         rank_replica_specs, routing_fields, _section, speculative_cost, token_budget)
+                         rank_replica_specs, routing_fields, parse_section, speculative_cost, token_budget)
 from .dtypes import DTYPE_BYTES
 from .errors import FrontierError, InputError
 from .hardware import get_gpu
@@ -180,12 +180,12 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     gpus_per_node, nodes = parse_cluster(raw, spec, src)
 
     # attention pool
-    asec = _section(raw, "attention", ATTENTION_KEYS, src)
-    aw = _int(asec, "workers", 1, src, "attention")
+    asec = parse_section(raw, "attention", ATTENTION_KEYS, src)
+    aw = parse_int(asec, "workers", 1, src, "attention")
     a_engine = parse_engine(asec, engine, src, "attention")
-    apar = _section(asec, "parallel", {"tp", "attention_dp"}, src, "attention.parallel")
-    tp = _int(apar, "tp", 1, src, "attention.parallel")
-    dp = _int(apar, "attention_dp", 1, src, "attention.parallel")
+    apar = parse_section(asec, "parallel", {"tp", "attention_dp"}, src, "attention.parallel")
+    tp = parse_int(apar, "tp", 1, src, "attention.parallel")
+    dp = parse_int(apar, "attention_dp", 1, src, "attention.parallel")
     par = parse_parallel({"parallel": {"tp": tp, "attention_dp": dp, "ep": 1, "moe_tp": tp * dp}}, model,
                          gpus_per_node, src, "attention")
     overheads = parse_overheads({**raw, **{k: asec[k] for k in ("overheads", "calibration") if k in asec}},
@@ -198,14 +198,14 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     speculative = parse_speculative_section(asec, sched, src, "attention")
 
     # FFN pool
-    fsec = _section(raw, "ffn", FFN_KEYS, src)
-    fw = _int(fsec, "workers", 1, src, "ffn")
-    fpar = _section(fsec, "parallel", FFN_PARALLEL_KEYS, src, "ffn.parallel")
+    fsec = parse_section(raw, "ffn", FFN_KEYS, src)
+    fw = parse_int(fsec, "workers", 1, src, "ffn")
+    fpar = parse_section(fsec, "parallel", FFN_PARALLEL_KEYS, src, "ffn.parallel")
     if model.is_moe:
         if "tp" in fpar:
             raise InputError("an MoE FFN pool is sized by ep and moe_tp (GPUs = ep x moe_tp)", path=src,
                              field="ffn.parallel.tp")
-        ep, mtp = _int(fpar, "ep", 1, src, "ffn.parallel"), _int(fpar, "moe_tp", 1, src, "ffn.parallel")
+        ep, mtp = parse_int(fpar, "ep", 1, src, "ffn.parallel"), parse_int(fpar, "moe_tp", 1, src, "ffn.parallel")
         gpus = ep * mtp
         if model.num_experts % ep:
             raise InputError(f"ep={ep} does not divide {model.num_experts} experts", path=src, field="ffn.parallel.ep")
@@ -216,7 +216,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
         if "ep" in fpar or "moe_tp" in fpar:
             raise InputError(f"{model.name} is dense: size the FFN pool with tp", path=src, field="ffn.parallel")
         ep, mtp = 1, 1
-        gpus = _int(fpar, "tp", 1, src, "ffn.parallel")
+        gpus = parse_int(fpar, "tp", 1, src, "ffn.parallel")
         if model.intermediate_size % gpus:
             raise InputError(f"tp={gpus} does not divide the MLP intermediate size {model.intermediate_size}",
                              path=src, field="ffn.parallel.tp")
@@ -230,7 +230,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
                          f"exceed {usable / 2**30:.1f} GiB usable", path=src, field="ffn.parallel",
                          fix="raise ep (more FFN GPUs) or use a smaller moe_dtype")
 
-    mb = _int(raw, "micro_batches", 1, src, None)
+    mb = parse_int(raw, "micro_batches", 1, src, None)
     total = aw * worker.gpus + fw * gpus
     if nodes is not None and total > nodes * gpus_per_node:
         raise InputError(f"attention {aw * worker.gpus} + FFN {fw * gpus} = {total} GPUs, but the cluster has "

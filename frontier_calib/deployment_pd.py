@@ -34,10 +34,10 @@ from pathlib import Path
 from .attention import kv_bytes_per_token
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
-from .deployment import (ENGINES, check_top_keys, _int, parse_dtypes, parse_engine, parse_link,
+from .deployment import (ENGINES, check_top_keys, parse_int, parse_dtypes, parse_engine, parse_link,
                          parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
                          parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
-                         rank_replica_specs, routing_fields, _section, speculative_cost, token_budget)
+                         rank_replica_specs, routing_fields, parse_section, speculative_cost, token_budget)
 from .errors import InputError
 from .hardware import GPUSpec
 from .model_spec import ModelSpec
@@ -154,8 +154,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
           base_dir) -> Pool:
     if role not in raw:
         raise InputError("required section missing for mode: pd", path=src, field=role)
-    sec = _section(raw, role, POOL_KEYS, src)
-    workers = _int(sec, "workers", 1, src, role)
+    sec = parse_section(raw, role, POOL_KEYS, src)
+    workers = parse_int(sec, "workers", 1, src, role)
     engine = parse_engine(sec, shared["engine"], src, role)
     dtypes = parse_dtypes(sec, model, src, role, base=shared["dtypes"], spec=spec)
     par = parse_parallel(sec, model, gpus_per_node, src, role)
@@ -165,7 +165,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     else:
         top = {"calibration": raw["calibration"]} if "calibration" in raw else {}   # the pool's own key wins
         overheads = parse_overheads({**top, **sec}, engine, spec.name, src, base_dir, role,
-                                    base=_section(raw, "overheads", None, src))
+                                    base=parse_section(raw, "overheads", None, src))
     options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
