@@ -55,3 +55,15 @@ def llama_replicas(llama_deployment):
     from frontier_calib.deployment import build_replicas
 
     return build_replicas(llama_deployment)
+
+
+@pytest.fixture(scope="session")
+def cost(llama_replicas):
+    """The IterationCostModel of the Llama-2-7b / H100 / vLLM deployment."""
+    return llama_replicas[1]
+
+
+@pytest.fixture(scope="session")
+def worker(llama_deployment):
+    """The WorkerSpec of the Llama-2-7b / H100 / vLLM deployment."""
+    return llama_deployment.worker

@@ -22,16 +22,6 @@ EMPTY = np.zeros(0, dtype=np.int64)
 
 
 @pytest.fixture(scope="module")
-def cost(llama_replicas):
-    return llama_replicas[1]
-
-
-@pytest.fixture(scope="module")
-def worker(llama_deployment):
-    return llama_deployment.worker
-
-
-@pytest.fixture(scope="module")
 def models(frontier_cache, worker):
     from frontier_calib.opmodel.registry import cached_model_set
 

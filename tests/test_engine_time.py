@@ -83,16 +83,6 @@ def _variant(cost, worker, **changes):
                               max_model_len=cost.max_model_len, tables=cost.tables)
 
 
-@pytest.fixture(scope="module")
-def cost(llama_replicas):
-    return llama_replicas[1]
-
-
-@pytest.fixture(scope="module")
-def worker(llama_deployment):
-    return llama_deployment.worker
-
-
 def test_overlap_hides_the_cpu_time(cost, worker):
     ov = replace(worker.overheads, out_token_s=0.0)
     serial = _variant(cost, worker, overlap=False, overheads=ov).decode_times(16, np.array([1600]))[0]

@@ -27,11 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 # ----------------------------------------------------------------------------------------------- cost lookups
 
-@pytest.fixture(scope="module")
-def cost(llama_replicas):
-    return llama_replicas[1]
-
-
 def test_scalar_prefill_lookup_is_the_vectorised_one_bit_for_bit(cost):
     t = cost.tables
     rng = np.random.default_rng(0)

@@ -48,6 +48,26 @@ def _c(name, kind, unit, doc):
     return Column(name, kind, unit, doc)
 
 
+#: an MoE layer's expert shape, parallelism and routing (shared by moe and moe_deepep)
+_MOE_SHAPE_COLUMNS = (
+        _c("hidden_size", "int", "features", "model hidden size"),
+        _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
+        _c("topk", "int", "experts", "experts per token"),
+        _c("num_experts", "int", "experts", "routed experts in the layer (all GPUs)"),
+        _c("moe_tp", "int", "GPUs", "tensor parallelism inside each expert"),
+        _c("moe_ep", "int", "GPUs", "expert parallelism"),
+        _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
+)
+
+#: the gated-DeltaNet layer's head shape (shared by gdn_prefill and gdn_decode)
+_GDN_HEAD_COLUMNS = (
+        _c("num_k_heads", "int", "heads", "query/key heads per GPU"),
+        _c("num_v_heads", "int", "heads", "value heads per GPU (one recurrent state each)"),
+        _c("head_k_dim", "int", "elements", "query/key head dimension"),
+        _c("head_v_dim", "int", "elements", "value head dimension"),
+        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+)
+
 #: the DSA module's model dimensions and formats (shared by dsa_prefill and dsa_decode)
 _DSA_MODEL_COLUMNS = (
         _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
@@ -118,20 +138,12 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            "The recurrent state carries the cached prefix, so the cost does not depend on it.", (
         _c("batch_size", "int", "sequences", "sequences in the call"),
         _c("q_len", "int", "tokens", "new tokens per sequence"),
-        _c("num_k_heads", "int", "heads", "query/key heads per GPU"),
-        _c("num_v_heads", "int", "heads", "value heads per GPU (one recurrent state each)"),
-        _c("head_k_dim", "int", "elements", "query/key head dimension"),
-        _c("head_v_dim", "int", "elements", "value head dimension"),
-        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+        *_GDN_HEAD_COLUMNS,
     ), ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
     Family("gdn_decode", "Gated-DeltaNet linear attention for decode: batch_size sequences, one token each "
            "(convolution update plus the recurrent delta-rule step); independent of the context length.", (
         _c("batch_size", "int", "sequences", "sequences in the call"),
-        _c("num_k_heads", "int", "heads", "query/key heads per GPU"),
-        _c("num_v_heads", "int", "heads", "value heads per GPU (one recurrent state each)"),
-        _c("head_k_dim", "int", "elements", "query/key head dimension"),
-        _c("head_v_dim", "int", "elements", "value head dimension"),
-        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+        *_GDN_HEAD_COLUMNS,
     ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
     Family("dsa_prefill", "DeepSeek sparse attention (DeepSeek-V3.2, GLM-5) over a prefill chunk, module scope: "
            "the MLA and indexer projections, the indexer scoring every cached token, top-k selection and MLA over "
@@ -154,13 +166,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
            "each expert's intermediate dimension over moe_tp GPUs.", (
         _c("dtype", "dtype", "-", "expert weight format"),
         _c("num_tokens", "int", "tokens", "tokens entering the MoE layer on this GPU"),
-        _c("hidden_size", "int", "features", "model hidden size"),
-        _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
-        _c("topk", "int", "experts", "experts per token"),
-        _c("num_experts", "int", "experts", "routed experts in the layer (all GPUs)"),
-        _c("moe_tp", "int", "GPUs", "tensor parallelism inside each expert"),
-        _c("moe_ep", "int", "GPUs", "expert parallelism"),
-        _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
+        *_MOE_SHAPE_COLUMNS,
     ), ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp", "moe_ep"), "dtype"),
     Family("moe_deepep", "MoE expert computation on one GPU of a DeepEP expert-parallel group (SGLang "
            "DeepEPMoE: DeepGEMM grouped GEMMs behind DeepEP dispatch/combine) for num_tokens tokens entering the "
@@ -170,13 +176,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("phase", "str", "-", "'decode' (DeepEP low-latency, masked grouped GEMM) or 'prefill' (normal, "
            "contiguous grouped GEMM)"),
         _c("num_tokens", "int", "tokens", "tokens entering the MoE layer on all moe_ep GPUs together"),
-        _c("hidden_size", "int", "features", "model hidden size"),
-        _c("inter_size", "int", "features", "expert intermediate size (unsharded)"),
-        _c("topk", "int", "experts", "experts per token"),
-        _c("num_experts", "int", "experts", "routed experts in the layer (all GPUs)"),
-        _c("moe_tp", "int", "GPUs", "tensor parallelism inside each expert"),
-        _c("moe_ep", "int", "GPUs", "expert parallelism"),
-        _c("distribution", "str", "-", "token routing: 'balanced' or 'power_law_<alpha>' (skewed)"),
+        *_MOE_SHAPE_COLUMNS,
     ), ("num_tokens", "hidden_size", "inter_size", "topk", "num_experts", "moe_tp", "moe_ep"), "dtype"),
     Family("collective", "Collective communication among num_gpus GPUs of one node: all_reduce, all_gather, "
            "reduce_scatter, all_to_all; NCCL or an engine's custom all-reduce.", (
