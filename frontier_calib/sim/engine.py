@@ -179,8 +179,7 @@ class _Replay:
         if g.busy or g.finishing:
             return
         for rep in g.members:
-            if rep.sched.waiting and not rep.sched.sending and not rep.sched.reserved:
-                raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
+            _check_idle(rep)
 
     def _disagg_results(self, result: SimResult) -> None:
         """Per-pool statistics always; per-request KV-transfer columns and per-link statistics for PD."""
@@ -279,9 +278,15 @@ class _Replay:
         end = rep.start_step(t, self.arrivals.peek_time())
         if end is not None:
             self.events.push(end, (rep.index, rep.version))
-        elif rep.sched.waiting and not rep.sched.sending and not rep.sched.reserved:
-            # (a prefill worker may wait for KV to leave; a decode worker for blocks reserved for KV on its way)
-            raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
+        else:
+            _check_idle(rep)
+
+
+def _check_idle(rep: Replica) -> None:
+    """An idle replica with waiting requests is an engine bug, unless they wait for something outside it (a prefill
+    worker for KV to leave; a decode worker for blocks reserved for KV on its way)."""
+    if rep.sched.waiting and not rep.sched.sending and not rep.sched.reserved:
+        raise RuntimeError(f"{rep.name} is idle with {len(rep.sched.waiting)} waiting requests: engine bug")
 
 
 def simulate(trace, replicas: list[ReplicaSpec], *, router="round_robin", seed: int = 0,

@@ -20,10 +20,10 @@ common steps: one at a time, or, when every rank with work runs a steady decode 
 from __future__ import annotations
 
 import math
-from bisect import bisect_left
-from itertools import accumulate
 
 import numpy as np
+
+from .replica import stretch_ends
 
 
 class LockstepGroup:
@@ -116,20 +116,7 @@ class LockstepGroup:
 
     def _stretch(self, plans, t: float, horizon: float) -> float:
         k_max = min(rep.stretch_limit(p) for rep, p in plans)
-        want = 1
-        if k_max > 1 and horizon > t:
-            want = k_max
-            if horizon < math.inf and self.dt_guess > 0:
-                want = min(k_max, int(min((horizon - t) / self.dt_guess, 1e9)) + 2)
-        ends = list(accumulate(self._durations(plans, 0, want), initial=t))   # sequential sums: identical to
-        del ends[0]                                                          # one common step at a time
-        if k_max > 1 and horizon > t:
-            while ends[-1] < horizon and len(ends) < k_max:
-                more = min(k_max - len(ends), max(len(ends), 16))
-                ends += list(accumulate(self._durations(plans, len(ends), more), initial=ends[-1]))[1:]
-            k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
-            if k < len(ends):
-                del ends[k:]
+        ends = stretch_ends(t, k_max, horizon, self.dt_guess, lambda done, k: self._durations(plans, done, k))
         self.dt_guess = ends[-1] - (ends[-2] if len(ends) > 1 else t)
         for rep, plan in plans:
             plan.ends = list(ends)

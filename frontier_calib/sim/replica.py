@@ -37,6 +37,27 @@ from .speculative import SpeculativeSteps
 _EMPTY = np.zeros(0, dtype=np.int64)
 
 
+def stretch_ends(t0: float, k_max: int, horizon: float, dt_guess: float, durations) -> list:
+    """End times (s) of a fast-forwarded stretch of decode steps from ``t0``: up to ``k_max`` steps, cut after the
+    step in progress when ``horizon`` (the next known arrival) comes. ``durations(done, k)``: the durations (s)
+    of ``k`` steps after the first ``done``; ``dt_guess``: a recent step duration (s) to size the first call.
+    The ends are sequential sums, identical to pricing one step at a time (shared by replicas and lockstep
+    groups)."""
+    if k_max <= 1 or horizon <= t0:
+        return list(accumulate(durations(0, 1), initial=t0))[1:]
+    want = k_max
+    if horizon < math.inf and dt_guess > 0:
+        want = min(k_max, int(min((horizon - t0) / dt_guess, 1e9)) + 2)
+    ends = list(accumulate(durations(0, want), initial=t0))[1:]
+    while ends[-1] < horizon and len(ends) < k_max:
+        more = min(k_max - len(ends), max(len(ends), 16))
+        ends += list(accumulate(durations(len(ends), more), initial=ends[-1]))[1:]
+    k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
+    if k < len(ends):
+        del ends[k:]
+    return ends
+
+
 @dataclass
 class ReplicaSpec:
     """One serving replica: scheduler settings, cost model, role ('both' | 'prefill' | 'decode'), name.
@@ -165,36 +186,17 @@ class Replica:
 
     def _stretch(self, plan, now: float, horizon: float) -> None:
         n = len(self.sched.decode.members)
-        k_max = self.stretch_limit(plan)
         kv1 = plan.decode_kv_sum
-        if k_max <= 1 or horizon <= now:
-            ends = self._decode_ends(now, n, kv1, 1)
-        else:
-            want = k_max
-            if horizon < math.inf and self._dt_guess > 0:
-                want = min(k_max, int(min((horizon - now) / self._dt_guess, 1e9)) + 2)
-            ends = self._decode_ends(now, n, kv1, want)
-            while ends[-1] < horizon and len(ends) < k_max:
-                more = min(k_max - len(ends), max(len(ends), 16))
-                ends += self._decode_ends(ends[-1], n, kv1 + n * len(ends), more, len(ends))
-            k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
-            if k < len(ends):
-                del ends[k:]
+        ends = stretch_ends(now, self.stretch_limit(plan), horizon, self._dt_guess,
+                            lambda done, k: self.decode_durations(n, kv1 + n * done, k, done))
         plan.ends = ends
         plan.n_steps = len(ends)
         self.stretches += 1
 
-    def _decode_ends(self, t0: float, n: int, kv1: int, k: int, done: int = 0) -> list:
-        """End times (s) of ``k`` decode steps of ``n`` sequences from ``t0``, the first attending ``kv1`` tokens,
-        after ``done`` steps of the stretch (speculative decoding: only the sub-steps that start a verify step
-        take time)."""
-        ends = list(accumulate(self.decode_durations(n, kv1, k, done), initial=t0))   # sequential sums: identical
-        del ends[0]                                                                     # to one step at a time
-        return ends
-
     def decode_durations(self, n: int, kv1: int, k: int, done: int = 0) -> list:
         """Durations (s) of ``k`` decode steps of ``n`` sequences, the first attending ``kv1`` tokens, after
-        ``done`` steps of the stretch (see :meth:`_decode_ends`)."""
+        ``done`` steps of the stretch (speculative decoding: only the sub-steps that start a verify step take
+        time)."""
         ar = self._arange
         if k > len(ar):
             ar = self._arange = np.arange(max(k, 2 * len(ar)), dtype=np.int64)
