@@ -296,10 +296,18 @@ def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: in
             "loss": loss, "default_loss": default_loss, "rows": int(f.usable.sum()), "history": f.evaluations}
 
 
+#: how each fitted constant is shown: (scale from seconds, unit, decimals)
+DISPLAY_UNITS = {"step_s": (1e3, "ms", 3), "per_seq_s": (1e6, "µs", 2), "frontend_s": (1e3, "ms", 1)}
+
+
+def format_constant(name: str, seconds: float) -> str:
+    """``seconds`` of the fitted constant ``name`` in its display unit, e.g. ``'1.370 ms'``."""
+    mul, unit, nd = DISPLAY_UNITS[name]
+    return f"{seconds * mul:.{nd}f} {unit}"
+
+
 def _fmt(theta, params: tuple = PARAMS) -> str:
-    units = {"step_s": ("step", 1e3, "ms", 3), "per_seq_s": ("per_seq", 1e6, "us", 2),
-             "frontend_s": ("frontend", 1e3, "ms", 1)}
-    return ", ".join(f"{units[p][0]} {v * units[p][1]:.{units[p][3]}f} {units[p][2]}" for p, v in zip(params, theta))
+    return ", ".join(f"{p.removesuffix('_s')} {format_constant(p, v)}" for p, v in zip(params, theta))
 
 
 def side_by_side(base_rows: pd.DataFrame, cal_rows: pd.DataFrame, train_mask: pd.Series) -> dict:

@@ -311,14 +311,9 @@ def calibration_markdown(res: dict, meta: dict) -> str:
          "desync = share of the benchmark's clients that drift out of step (0: waves stay synchronised, 1: all spread; "
          "default 1).", ""]
     from ..cost.worker import DEFAULT_OVERHEADS
-    from .calibrate import PARAMS
+    from .calibrate import PARAMS, format_constant as fmt
 
     PARAMS = tuple(res.get("params", PARAMS))  # noqa: N806 (the fitted constants of this run)
-    units = {"step_s": (1e3, "ms", 3), "per_seq_s": (1e6, "µs", 2), "frontend_s": (1e3, "ms", 1)}
-
-    def fmt(k, v):
-        mul, u, nd = units.get(k, (1e3, "ms", 3))
-        return f"{v * mul:.{nd}f} {u}"
 
     L += [f"| {unit} | desync | " + " | ".join(PARAMS) + " | default (" + " / ".join(PARAMS) + ") | fit rows | "
           "loss before → after |", "|---|---|" + "---|" * len(PARAMS) + "---|---|---|"]
