@@ -167,7 +167,8 @@ def silicon_markdown(rows: pd.DataFrame, summary: dict) -> str:
     run = summary.get("run", {})
     if run:
         L += ["", "## Run", "", f"- wall time: {run.get('total_s', math.nan):.1f} s on {run.get('jobs')} processes "
-              f"(cost-model preparation {run.get('prepare_s', math.nan):.1f} s, rows {run.get('rows_s', math.nan):.1f} s)",
+              f"(operator models and cost tables ready after {run.get('prepare_s', math.nan):.1f} s, rows done after "
+              f"{run.get('rows_s', math.nan):.1f} s: rows start as soon as their table exists)",
               f"- replay time per row: median {run.get('sim_s_median', math.nan):.3f} s, "
               f"max {run.get('sim_s_max', math.nan):.2f} s, sum {run.get('sim_s_sum', math.nan):.1f} s"]
     L += ["", "## Plots", "", "- `pred_vs_measured.png`: predicted vs measured TTFT and TPOT (log-log, by engine)",

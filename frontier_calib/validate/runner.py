@@ -1,10 +1,11 @@
 """Running many silicon rows: cost models prepared once per deployment shape, rows on a local process pool.
 
 Every row is a pure, seeded function (:func:`~frontier_calib.validate.silicon.run_scenario`), so the pool only
-changes the wall time. Before the rows run, the operator models each (GPU, engine) pair needs are fitted once
-(one task per pair, so two processes never fit the same model) and the cost table of every distinct deployment
-shape is built once; both land in the cost cache (``$FRONTIER_CALIB_CACHE``) and the rows then load them in
-milliseconds. A second run with the same inputs skips straight to the rows.
+changes the wall time. Before a row runs, the operator models its (GPU, engine) pair needs are fitted once
+(one task per pair, so two processes never fit the same model) and the cost table of its deployment shape is
+built once; both land in the cost cache (``$FRONTIER_CALIB_CACHE``) and the rows then load them in milliseconds.
+Fits, tables and rows share one pool (:mod:`.taskpool`): a shape's rows replay as soon as its table exists, while
+other pairs are still fitting. A second run with the same inputs skips straight to the rows.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ import math
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -106,18 +106,42 @@ def _shape_key(dep) -> tuple:
     return (tuple(key), getattr(dep, "profiles", None))
 
 
-def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool = True) -> dict:
-    """Fit the operator models and build the cost tables the ok scenarios need (cached on disk).
+@dataclass
+class CostPlan:
+    """What the ok scenarios need before they can replay: the operator models of each (GPU, engine) pair and the
+    cost table of each distinct deployment shape (see :func:`plan_cost_models`)."""
 
-    Returns timing and counts, and ``failed``: {scenario index: skip reason} for the scenarios whose cost model
-    cannot be built (e.g. missing profile coverage), so their rows are not retried one by one."""
+    pairs: dict = field(default_factory=dict)        #: (gpu, engine) -> (families, {family: dtype groups})
+    shapes: dict = field(default_factory=dict)       #: shape key -> the first scenario with that shape
+    shape_pairs: dict = field(default_factory=dict)  #: shape key -> {(gpu, engine) of each of its pools}
+    members: dict = field(default_factory=dict)      #: shape key -> indices of the scenarios with that shape
+    seconds: float = 0.0                             #: time spent planning
+
+    def pair_shapes(self) -> tuple[dict, list]:
+        """({pair: shape keys whose pools all run on that pair}, [shape keys that span pairs])."""
+        by_pair: dict = {}
+        spanning = []
+        for k in self.shapes:
+            if len(self.shape_pairs[k]) == 1:
+                by_pair.setdefault(next(iter(self.shape_pairs[k])), []).append(k)
+            else:
+                spanning.append(k)
+        return by_pair, spanning
+
+    def fit_task(self, pair: tuple, shape_keys: list) -> tuple:
+        """Arguments of :func:`_fit_and_build` for one pair."""
+        fams, grps = self.pairs[pair]
+        return (*pair, sorted(fams), {k: sorted(v) for k, v in grps.items() if k in fams},
+                [self.shapes[k] for k in shape_keys])
+
+
+def plan_cost_models(scenarios: list[Scenario]) -> CostPlan:
+    """The operator models and cost tables the ok scenarios need. A scenario whose deployment cannot be built is
+    left out (its row reports why when it runs)."""
     from ..cost.cache import needed_families, needed_groups
 
     t0 = time.perf_counter()
-    pairs: dict = {}
-    shapes: dict = {}
-    shape_pair: dict = {}   # shape -> {(gpu, engine) of each of its pools}
-    members: dict = {}
+    plan = CostPlan()
     for i, scn in enumerate(scenarios):
         if scn.status != "ok":
             continue
@@ -128,67 +152,107 @@ def prepare_cost_models(scenarios: list[Scenario], *, jobs: int, progress: bool 
         except Exception:  # noqa: BLE001 - reported when the row runs
             continue
         for w, _ in _pools(dep):
-            fams, grps = pairs.setdefault((w.gpu, w.engine), (set(), {}))
+            fams, grps = plan.pairs.setdefault((w.gpu, w.engine), (set(), {}))
             fams.update(needed_families(w))
             for fam, g in needed_groups(w).items():
                 grps.setdefault(fam, set()).update(g)
         key = _shape_key(dep)
-        shapes.setdefault(key, scn)
-        shape_pair.setdefault(key, {(w.gpu, w.engine) for w, _ in _pools(dep)})
-        members.setdefault(key, []).append(i)
-    t1 = time.perf_counter()
-    # One task per (GPU, engine) pair: fit its models, then build the tables of the shapes whose pools all run
-    # there, in the same process (the models stay loaded). Shapes of a pair that fits nothing new still load
-    # each model once, not once per shape. The pair with the most shapes goes first; shapes that span pairs
-    # are built after every pair is fitted.
-    by_pair: dict = {}
-    spanning = []
-    for k in shapes:
-        if len(shape_pair[k]) == 1:
-            by_pair.setdefault(next(iter(shape_pair[k])), []).append(k)
+        plan.shapes.setdefault(key, scn)
+        plan.shape_pairs.setdefault(key, {(w.gpu, w.engine) for w, _ in _pools(dep)})
+        plan.members.setdefault(key, []).append(i)
+    plan.seconds = time.perf_counter() - t0
+    return plan
+
+
+#: priority of preparation tasks over row replays (rows' priorities are their weights, far below this)
+_PREPARE_FIRST = 1e30
+
+
+def _skipped(scn: Scenario, reason: str) -> Scenario:
+    """The scenario of a row whose cost model could not be built: skipped with that reason, before any replay."""
+    out = replace(scn, status=f"skipped:{reason}", notes=list(scn.notes))
+    out.notes.append("cost model could not be built for this deployment")
+    return out
+
+
+def run_prepared(scenarios: list[Scenario], *, jobs: int, progress: bool = True) -> tuple[list[dict], dict]:
+    """Fit the operator models, build the cost tables and replay every scenario, on one pool of ``jobs`` processes.
+
+    One task per (GPU, engine) pair fits its models and then builds the cost tables of the deployment shapes that
+    run there, in the same process (the fitted models stay loaded; loading them from the cache takes seconds per
+    family). A shape whose pools span pairs is built once all its pairs are fitted. The rows of a shape replay as
+    soon as its table exists, while other pairs are still fitting: preparation tasks go first (the pair whose rows
+    weigh most first), then rows, heaviest first. A shape whose cost model cannot be built (e.g. missing profile
+    coverage) skips its rows with that reason, without retrying them one by one.
+
+    Returns (one result per scenario, in order; statistics). The scenarios of skipped shapes are replaced in
+    ``scenarios`` (their status and notes say why)."""
+    from .taskpool import TaskPool
+
+    plan = plan_cost_models(scenarios)
+    by_pair, spanning = plan.pair_shapes()
+    t0 = time.perf_counter()
+    pool = TaskPool(jobs, _init_worker)
+    results: dict[int, dict] = {}
+    bar = _bar(len(scenarios), "models, tables, rows", "row", progress)
+
+    def add_rows(indices):
+        order = sorted(indices, key=lambda i: -_weight(scenarios[i]))
+        for c in range(0, len(order), 4):
+            chunk = order[c:c + 4]
+            pool.add(_weight(scenarios[chunk[0]]), ("rows", chunk), _run_rows, [scenarios[i] for i in chunk])
+
+    def shape_done(key, reason):
+        if reason:
+            for i in plan.members[key]:
+                scenarios[i] = _skipped(scenarios[i], reason)
+                results[i] = run_scenario(scenarios[i])   # a skipped scenario returns at once
+            bar.update(len(plan.members[key]))
         else:
-            spanning.append(k)
-    order = sorted(pairs, key=lambda p: (-len(by_pair.get(p, ())), p))
-    tasks = [(g, e, sorted(pairs[(g, e)][0]), {k: sorted(v) for k, v in pairs[(g, e)][1].items()
-                                               if k in pairs[(g, e)][0]}, [shapes[k] for k in by_pair.get((g, e), [])])
-             for g, e in order]
-    done = _pool_map(_fit_and_build, tasks, jobs=jobs, progress=progress, desc="operator models + cost tables",
-                     unit="gpu/engine", ordered=True)
-    reasons = {}
-    for (g, e), (_, _, rs, _) in zip(order, done):
-        reasons.update(zip(by_pair.get((g, e), []), rs))
-    reasons.update(zip(spanning, _pool_map(_build_tables, [(shapes[k],) for k in spanning], jobs=jobs,
-                                           progress=progress, desc="cost tables", unit="shape", ordered=True)))
-    t2 = time.perf_counter()
-    failed = {i: reason for k, reason in reasons.items() if reason for i in members[k]}
-    return {"pairs": len(tasks), "shapes": len(shapes), "plan_s": t1 - t0, "models_and_tables_s": t2 - t1,
-            "fit_worker_s": sum(d[1] for d in done), "tables_worker_s": sum(d[3] for d in done),
-            "fit_errors": [d[0] for d in done if d[0]],
-            "failed_shapes": sum(1 for r in reasons.values() if r), "failed": failed}
+            add_rows(plan.members[key])
 
-
-def _pool_map(fn, arg_list: list, *, jobs: int, progress: bool, desc: str, unit: str,
-              ordered: bool = False) -> list:
-    """fn(*args) for each args, on a spawn pool when jobs > 1; results in completion order (or input order)."""
-    if not arg_list:
-        return []
-    bar = _bar(len(arg_list), desc, unit, progress)
-    out: dict = {}
-    if jobs <= 1 or len(arg_list) == 1:
-        for i, args in enumerate(arg_list):
-            out[i] = fn(*args)
-            bar.update(1)
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(max_workers=min(jobs, len(arg_list)), mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as ex:
-            futs = {ex.submit(fn, *args): i for i, args in enumerate(arg_list)}
-            for n, f in enumerate(as_completed(futs)):
-                out[futs[f] if ordered else n] = f.result()
-                bar.update(1)
+    planned = {i for k in plan.members for i in plan.members[k]}
+    add_rows([i for i in range(len(scenarios)) if i not in planned])
+    pair_weight = {p: sum(_weight(scenarios[i]) for k in by_pair.get(p, ()) for i in plan.members[k])
+                   for p in plan.pairs}
+    for p in sorted(plan.pairs, key=lambda p: (-pair_weight[p], p)):
+        pool.add(_PREPARE_FIRST + pair_weight[p], ("pair", p), _fit_and_build, *plan.fit_task(p, by_pair.get(p, [])))
+    pending_pairs = set(plan.pairs)
+    waiting = list(spanning)
+    stats = {"pairs": len(plan.pairs), "shapes": len(plan.shapes), "plan_s": plan.seconds, "fit_worker_s": 0.0,
+             "tables_worker_s": 0.0, "fit_errors": [], "failed_shapes": 0}
+    prepared_at = t0
+    for (kind, what), res in pool.results():
+        if kind == "rows":
+            for i, r in zip(what, res):
+                results[i] = r
+            bar.update(len(what))
+            continue
+        prepared_at = time.perf_counter()
+        if kind == "pair":
+            err, fit_s, reasons, table_s = res
+            stats["fit_worker_s"] += fit_s
+            stats["tables_worker_s"] += table_s
+            if err:
+                stats["fit_errors"].append(err)
+            keys = by_pair.get(what, [])
+            pending_pairs.discard(what)
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{len(plan.pairs) - len(pending_pairs)}/{len(plan.pairs)} gpu/engine fitted")
+            ready = [k for k in waiting if not (plan.shape_pairs[k] & pending_pairs)]
+            waiting = [k for k in waiting if k not in ready]
+            for k in ready:
+                pool.add(_PREPARE_FIRST, ("shape", k), _build_tables, plan.shapes[k])
+        else:
+            keys, reasons = [what], [res]
+        for k, reason in zip(keys, reasons):
+            stats["failed_shapes"] += bool(reason)
+            shape_done(k, reason)
     bar.close()
-    return [out[i] for i in range(len(arg_list))]
+    t1 = time.perf_counter()
+    stats["models_and_tables_s"] = prepared_at - t0
+    stats["rows_done_s"] = t1 - t0
+    return [results[i] for i in range(len(scenarios))], stats
 
 
 class _NoBar:
@@ -219,14 +283,12 @@ def run_silicon(df: pd.DataFrame, *, overheads: dict | None = None, desync: dict
     scenarios = [scenario_for_row(r, overheads=overheads, protocol=protocol, desync=desync,
                                   assume_pd_layout=assume_pd_layout) for r in records]
     stats = {"jobs": jobs, "rows": len(scenarios)}
-    if prepare:
-        prep = prepare_cost_models(scenarios, jobs=jobs, progress=progress)
-        for i, reason in prep.pop("failed").items():   # known before the rows run: no retry per row
-            scenarios[i] = replace(scenarios[i], status=f"skipped:{reason}", notes=list(scenarios[i].notes))
-            scenarios[i].notes.append("cost model could not be built for this deployment")
-        stats["prepare"] = prep
     t1 = time.perf_counter()
-    results = run_scenarios(scenarios, jobs=jobs, progress=progress)
+    if prepare:   # fits, tables and rows on one pool: rows start while the last pairs still fit
+        results, prep = run_prepared(scenarios, jobs=jobs, progress=progress)
+        stats["prepare"] = prep
+    else:
+        results = run_scenarios(scenarios, jobs=jobs, progress=progress)
     t2 = time.perf_counter()
     frame = rows_frame(df, scenarios, results)
     stats.update(rows_s=t2 - t1, total_s=t2 - t0,
@@ -241,27 +303,18 @@ def run_silicon(df: pd.DataFrame, *, overheads: dict | None = None, desync: dict
 def run_scenarios(scenarios: list[Scenario], *, jobs: int | None = None, progress: bool = True,
                   desc: str = "silicon rows") -> list[dict]:
     """run_scenario over a list (heavy rows first, 4 rows per pool task); results in input order."""
-    jobs = jobs or default_jobs()
-    results: dict[int, dict] = {}
-    order = sorted(range(len(scenarios)), key=lambda i: -_weight(scenarios[i]))
-    chunks = [order[i:i + 4] for i in range(0, len(order), 4)]
-    bar = _bar(len(scenarios), desc, "row", progress)
-    if jobs <= 1:
-        for ch in chunks:
-            for i, res in zip(ch, _run_rows([scenarios[i] for i in ch])):
-                results[i] = res
-            bar.update(len(ch))
-    else:
-        import multiprocessing as mp
+    from .taskpool import TaskPool
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as ex:
-            futs = {ex.submit(_run_rows, [scenarios[i] for i in ch]): ch for ch in chunks}
-            for f in as_completed(futs):
-                ch = futs[f]
-                for i, res in zip(ch, f.result()):
-                    results[i] = res
-                bar.update(len(ch))
+    pool = TaskPool(jobs or default_jobs(), _init_worker)
+    order = sorted(range(len(scenarios)), key=lambda i: -_weight(scenarios[i]))
+    for c in range(0, len(order), 4):
+        chunk = order[c:c + 4]
+        pool.add(_weight(scenarios[chunk[0]]), chunk, _run_rows, [scenarios[i] for i in chunk])
+    results: dict[int, dict] = {}
+    bar = _bar(len(scenarios), desc, "row", progress)
+    for chunk, res in pool.results():
+        results.update(zip(chunk, res))
+        bar.update(len(chunk))
     bar.close()
     return [results[i] for i in range(len(scenarios))]
 
