@@ -136,11 +136,19 @@ def test_save_load_round_trip_is_exact(tmp_path, gemm_bf16_small):
     results, model = evaluate_group(gemm_bf16_small, "gemm", GPU, model_params=SMALL)
     assert {r["split"] for r in results} == {"random", "extrapolation"}
     path = model.save(tmp_path / "models", "gemm__bf16")
-    assert path.name == "gemm__bf16.json" and (tmp_path / "models" / "gemm__bf16.meta.json").exists()
-    assert json.loads(path.read_text())["learner"]  # XGBoost's own JSON format
+    assert path.name == "gemm__bf16.ubj" and (tmp_path / "models" / "gemm__bf16.meta.json").exists()
+    assert path.read_bytes()[:1] == b"{"  # XGBoost's own binary JSON (UBJSON) format
     loaded = OperatorModel.load(tmp_path / "models", "gemm__bf16")
     q = gemm_bf16_small.sample(n=500, random_state=1)
     np.testing.assert_array_equal(loaded.predict(q), model.predict(q))
+    # the split thresholds come from the saved file, identical to the ones read from the trees
+    assert loaded._thresholds is not None
+    fresh = OperatorModel.load(tmp_path / "models", "gemm__bf16")
+    (tmp_path / "models" / "gemm__bf16.thresholds.npz").unlink()
+    from_trees = OperatorModel.load(tmp_path / "models", "gemm__bf16").split_thresholds()
+    assert len(from_trees) == len(fresh.split_thresholds()) == len(model.feature_names_)
+    for a, b in zip(fresh.split_thresholds(), from_trees):
+        assert a.dtype == b.dtype == np.float32 and np.array_equal(a, b)
 
     meta = json.loads((tmp_path / "models" / "gemm__bf16.meta.json").read_text())
     assert meta["family"] == "gemm" and meta["gpu"] == GPU
@@ -153,6 +161,21 @@ def test_save_load_round_trip_is_exact(tmp_path, gemm_bf16_small):
     assert set(meta["shape_ranges"]) == {"m", "n", "k"} and meta["categories"]["dtype"] == ["bf16"]
     assert meta["params"]["n_estimators"] == 50
     assert loaded.metrics_ == meta["metrics"] and loaded.ranges_ == model.ranges_
+
+
+def test_loads_models_saved_as_text_json(tmp_path, gemm_model, gemm_bf16_small):
+    """Model folders written before format 2 (booster as XGBoost's text JSON, no thresholds file) still load and
+    predict exactly what the saved model predicts."""
+    gemm_model.save(tmp_path, "m")
+    (tmp_path / "m.json").write_bytes(bytes(gemm_model.booster_.save_raw("json")))
+    for f in ("m.ubj", "m.thresholds.npz"):
+        (tmp_path / f).unlink()
+    meta = json.loads((tmp_path / "m.meta.json").read_text())
+    meta["format_version"] = 1
+    (tmp_path / "m.meta.json").write_text(json.dumps(meta))
+    old = OperatorModel.load(tmp_path, "m")
+    q = gemm_bf16_small.sample(n=5000, replace=True, random_state=2)   # enough rows for the split-cell path
+    np.testing.assert_array_equal(old.predict(q), gemm_model.predict(q))
 
 
 def test_training_checksum_tracks_the_data(gemm_bf16_small):

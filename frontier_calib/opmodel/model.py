@@ -28,7 +28,8 @@ from .features import feature_matrix, featurize
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   #: 2: booster in XGBoost's binary JSON (.ubj) + split thresholds; 1: text JSON
+READABLE_VERSIONS = (1, 2)
 
 
 #: XGBoost hyperparameters of every family unless :data:`FAMILY_PARAMS` or an argument says otherwise.
@@ -299,31 +300,42 @@ class OperatorModel:
         }
 
     def save(self, directory: str | Path, name: str) -> Path:
-        """Write ``name.json`` (XGBoost's own JSON) and ``name.meta.json`` into ``directory``."""
+        """Write ``name.ubj`` (XGBoost's own binary JSON: exact, and loaded ~40x faster than its text JSON),
+        ``name.thresholds.npz`` (:meth:`split_thresholds`, so a loaded model need not re-read its trees) and,
+        last, ``name.meta.json`` into ``directory``."""
         self._check_fitted()
         directory = Path(directory)
-        with atomic_path(directory / f"{name}.json") as tmp:
-            tmp.write_bytes(bytes(self.booster_.save_raw("json")))
+        with atomic_path(directory / f"{name}.ubj") as tmp:
+            tmp.write_bytes(bytes(self.booster_.save_raw("ubj")))
+        with atomic_path(directory / f"{name}.thresholds.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, *self.split_thresholds())
         write_json(self.metadata(), directory / f"{name}.meta.json")
-        return directory / f"{name}.json"
+        return directory / f"{name}.ubj"
 
     @classmethod
     def load(cls, directory: str | Path, name: str) -> "OperatorModel":
         import xgboost as xgb
 
         directory = Path(directory)
-        meta_path, model_path = directory / f"{name}.meta.json", directory / f"{name}.json"
+        meta_path = directory / f"{name}.meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        version = meta.get("format_version")
+        model_path = directory / f"{name}.{'json' if version == 1 else 'ubj'}"   # version 1 saved text JSON
         if not meta_path.exists() or not model_path.exists():
             raise InputError("saved operator model not found", path=str(model_path),
                              fix="run `frontier-calib fit` for this GPU/engine")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise InputError(f"model format {meta.get('format_version')} is not {FORMAT_VERSION}",
+        if version not in READABLE_VERSIONS:
+            raise InputError(f"model format {version} is not one of {list(READABLE_VERSIONS)}",
                              path=str(meta_path), fix="refit with `frontier-calib fit`")
         model = cls(meta["family"], meta["gpu"], **meta["params"])
         booster = xgb.Booster()
         booster.load_model(str(model_path))
         model.booster_ = booster
+        thresholds = directory / f"{name}.thresholds.npz"
+        if thresholds.exists():
+            with np.load(thresholds) as z:
+                model._thresholds = [z[f"arr_{j}"] for j in range(len(z.files))]
         model.feature_names_ = meta["features"]
         model.ranges_ = meta["shape_ranges"]
         model.categories_ = meta["categories"]

@@ -3,7 +3,8 @@
 A model set is a folder::
 
     index.json                      gpu, engine, profile checksum, one entry per (family, group)
-    <family>__<group>.json          XGBoost's own JSON
+    <family>__<group>.ubj           XGBoost's own binary JSON (sets saved before format 2: .json, still read)
+    <family>__<group>.thresholds.npz   the ensemble's split thresholds per feature (OperatorModel.split_thresholds)
     <family>__<group>.meta.json     features, training-data checksum, metrics
 
 Fitted sets are cached under the platform cache dir (``$FRONTIER_CALIB_CACHE`` overrides), keyed by
