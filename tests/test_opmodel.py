@@ -163,6 +163,21 @@ def test_save_load_round_trip_is_exact(tmp_path, gemm_bf16_small):
     assert loaded.metrics_ == meta["metrics"] and loaded.ranges_ == model.ranges_
 
 
+def test_repeated_large_queries_are_answered_from_memory(gemm_model):
+    """A query asked again (cost tables of one model at other scheduler limits) returns the same milliseconds
+    from memory, as a copy the caller may change, and still counts toward the out-of-range statistics."""
+    q = pd.DataFrame({"m": np.arange(1, 3001) * 3, "n": 4096, "k": 5120, "dtype": "bf16"})
+    before = gemm_model.n_predicted
+    first = gemm_model.predict(q)
+    first[:] = -1.0   # the caller's array, not the remembered one
+    again = gemm_model.predict(q.copy())
+    np.testing.assert_array_equal(again, gemm_model._predict_ms(q))
+    assert gemm_model.n_predicted == before + 2 * len(q)
+    other = q.assign(k=2048)   # different content: evaluated, not taken from memory
+    np.testing.assert_array_equal(gemm_model.predict(other), gemm_model._predict_ms(other))
+    assert len(gemm_model._memo) >= 2
+
+
 def test_loads_models_saved_as_text_json(tmp_path, gemm_model, gemm_bf16_small):
     """Model folders written before format 2 (booster as XGBoost's text JSON, no thresholds file) still load and
     predict exactly what the saved model predicts."""

@@ -121,7 +121,9 @@ class CostPlan:
         """({pair: shape keys whose pools all run on that pair}, [shape keys that span pairs])."""
         by_pair: dict = {}
         spanning = []
-        for k in self.shapes:
+        # one model's shapes next to each other: their tables ask the operator models the same queries, which the
+        # models answer from memory (OperatorModel.predict) while they are recent
+        for k in sorted(self.shapes, key=lambda k: (str(self.shapes[k].deployment.get("model")), repr(k))):
             if len(self.shape_pairs[k]) == 1:
                 by_pair.setdefault(next(iter(self.shape_pairs[k])), []).append(k)
             else:
