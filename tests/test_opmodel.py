@@ -163,6 +163,16 @@ def test_save_load_round_trip_is_exact(tmp_path, gemm_bf16_small):
     assert loaded.metrics_ == meta["metrics"] and loaded.ranges_ == model.ranges_
 
 
+def test_fitted_model_does_not_depend_on_thread_count(gemm_bf16_small):
+    """`validate silicon` fits with more XGBoost threads when cores would otherwise idle; the models must be the
+    same bytes as with one thread (row and column subsampling included)."""
+    def fit(threads):
+        m = OperatorModel("gemm", GPU, n_estimators=80, subsample=0.7, colsample_bytree=0.7, n_jobs=threads)
+        return bytes(m.fit(gemm_bf16_small).booster_.save_raw("ubj"))
+
+    assert fit(1) == fit(2) == fit(3)
+
+
 def test_repeated_large_queries_are_answered_from_memory(gemm_model):
     """A query asked again (cost tables of one model at other scheduler limits) returns the same milliseconds
     from memory, as a copy the caller may change, and still counts toward the out-of-range statistics."""

@@ -277,8 +277,11 @@ def remember_model_set(directory: Path, ms: ModelSet) -> None:
 
 
 def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | None = None, root=None,
-                     refit: bool = False, progress: bool = False) -> ModelSet:
+                     refit: bool = False, progress: bool = False, threads: int | None = None) -> ModelSet:
     """Fitted models for (gpu, engine) from the user cache, fitting what is missing once.
+
+    ``threads``: XGBoost threads per fit (default: XGBoost's, i.e. ``OMP_NUM_THREADS``). The fitted models do not
+    depend on it (histogram training is deterministic across thread counts: ``tests/test_opmodel.py``).
 
     Each family is cached on its own, keyed by the sha256 of the table files it is fitted on (and the
     feature/model code), so a replay fits only what its model needs, and only the first time.
@@ -312,7 +315,7 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
                 raise CoverageError(f"no '{fam}' rows for {gcol}={sorted(missing)} on gpu={gpu} engine={engine}; "
                                     f"the tables have {sorted(_table_groups(table, fam))}")
             fitted = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress,
-                             tables={fam: sub}).model_set
+                             tables={fam: sub}, model_params={"n_jobs": threads} if threads else None).model_set
             part.models.update(fitted.models)
             part.kernels.setdefault(fam, {}).update(fitted.kernels.get(fam, {}))
             part.save(directory)

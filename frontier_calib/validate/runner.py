@@ -45,11 +45,11 @@ def _init_worker():
     logging.getLogger("frontier_calib").setLevel(logging.ERROR)  # extrapolation notes: one per table, noisy
 
 
-def _fit_pair(gpu: str, engine: str, families: list, groups: dict) -> str | None:
+def _fit_pair(gpu: str, engine: str, families: list, groups: dict, threads: int | None = None) -> str | None:
     from ..opmodel.registry import cached_model_set
 
     try:
-        cached_model_set(gpu, engine, families=families, groups=groups)
+        cached_model_set(gpu, engine, families=families, groups=groups, threads=threads)
     except Exception as exc:  # noqa: BLE001 - the rows that need it report it
         return f"{gpu}/{engine}: {exc}"
     return None
@@ -69,12 +69,13 @@ def _build_tables(scn: Scenario) -> str | None:
     return None
 
 
-def _fit_and_build(gpu: str, engine: str, families: list, groups: dict, scns: list) -> tuple:
-    """Fit one (GPU, engine) pair's operator models, then build the cost tables of its deployment shapes in the
-    same process, which keeps the models loaded between shapes (loading them takes seconds per family).
+def _fit_and_build(gpu: str, engine: str, families: list, groups: dict, scns: list,
+                   threads: int | None = None) -> tuple:
+    """Fit one (GPU, engine) pair's operator models (``threads`` XGBoost threads), then build the cost tables of its
+    deployment shapes in the same process, which keeps the models loaded between shapes.
     Returns (fit error or None, fit seconds, skip reason or None per shape, table seconds)."""
     t0 = time.perf_counter()
-    err = _fit_pair(gpu, engine, families, groups)
+    err = _fit_pair(gpu, engine, families, groups, threads)
     t1 = time.perf_counter()
     reasons = [_build_tables(s) for s in scns]
     return err, t1 - t0, reasons, time.perf_counter() - t1
@@ -130,11 +131,11 @@ class CostPlan:
                 spanning.append(k)
         return by_pair, spanning
 
-    def fit_task(self, pair: tuple, shape_keys: list) -> tuple:
+    def fit_task(self, pair: tuple, shape_keys: list, threads: int | None = None) -> tuple:
         """Arguments of :func:`_fit_and_build` for one pair."""
         fams, grps = self.pairs[pair]
         return (*pair, sorted(fams), {k: sorted(v) for k, v in grps.items() if k in fams},
-                [self.shapes[k] for k in shape_keys])
+                [self.shapes[k] for k in shape_keys], threads)
 
 
 def plan_cost_models(scenarios: list[Scenario]) -> CostPlan:
@@ -217,8 +218,12 @@ def run_prepared(scenarios: list[Scenario], *, jobs: int, progress: bool = True)
     add_rows([i for i in range(len(scenarios)) if i not in planned])
     pair_weight = {p: sum(_weight(scenarios[i]) for k in by_pair.get(p, ()) for i in plan.members[k])
                    for p in plan.pairs}
+    # fewer pairs than processes: each pair's fits use the cores no other pair would (same models either way);
+    # in this process (jobs 1), XGBoost's own default
+    threads = max(1, jobs // max(1, len(plan.pairs))) if jobs > 1 else None
     for p in sorted(plan.pairs, key=lambda p: (-pair_weight[p], p)):
-        pool.add(_PREPARE_FIRST + pair_weight[p], ("pair", p), _fit_and_build, *plan.fit_task(p, by_pair.get(p, [])))
+        pool.add(_PREPARE_FIRST + pair_weight[p], ("pair", p), _fit_and_build,
+                 *plan.fit_task(p, by_pair.get(p, []), threads))
     pending_pairs = set(plan.pairs)
     waiting = list(spanning)
     stats = {"pairs": len(plan.pairs), "shapes": len(plan.shapes), "plan_s": plan.seconds, "fit_worker_s": 0.0,
