@@ -215,7 +215,10 @@ def run_prepared(scenarios: list[Scenario], *, jobs: int, progress: bool = True)
             add_rows(plan.members[key])
 
     planned = {i for k in plan.members for i in plan.members[k]}
-    add_rows([i for i in range(len(scenarios)) if i not in planned])
+    for i in range(len(scenarios)):   # skipped rows, and rows whose deployment is rejected: no replay, answered here
+        if i not in planned:
+            results[i] = run_scenario(scenarios[i])
+    bar.update(len(scenarios) - len(planned))
     pair_weight = {p: sum(_weight(scenarios[i]) for k in by_pair.get(p, ()) for i in plan.members[k])
                    for p in plan.pairs}
     # fewer pairs than processes: each pair's fits use the cores no other pair would (same models either way);
