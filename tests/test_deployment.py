@@ -109,14 +109,14 @@ def test_every_example_deployment_loads(path):
     dep = load_deployment(path)
     assert dep.name == path.stem
     assert dep.memory.kv_blocks > 0
-    if getattr(dep, "mode", "colocated") == "pd":   # prefill/decode pools: see tests/test_disagg_pd.py
+    if dep.mode == "pd":   # prefill/decode pools: see tests/test_disagg_pd.py
         for pool in (dep.prefill, dep.decode):
             s = pool.scheduler
             assert s.num_kv_blocks == pool.memory.kv_blocks - lookahead_blocks(pool.speculative, s.max_running,
                                                                               s.block_size) > 0
         assert dep.total_gpus == dep.prefill.gpus + dep.decode.gpus
         return
-    if getattr(dep, "mode", "colocated") == "af":   # attention/FFN pools: see tests/test_moe_af.py
+    if dep.mode == "af":   # attention/FFN pools: see tests/test_moe_af.py
         s = dep.scheduler
         assert s.num_kv_blocks == dep.memory.kv_blocks - lookahead_blocks(dep.speculative, s.max_running, s.block_size)
         assert dep.total_gpus == dep.attention_gpus + dep.ffn_gpus

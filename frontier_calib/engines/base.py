@@ -19,6 +19,9 @@ from types import MappingProxyType
 
 from ..errors import FrontierError
 
+#: the engine of a deployment (and a SchedulerConfig) that names none
+DEFAULT_ENGINE = "vllm"
+
 #: KV cache kinds a scheduler can run on: ``paged`` (vLLM-style blocks with automatic prefix caching,
 #: ``sim/kv_cache.py``) and ``radix`` (SGLang's radix tree, ``sim/radix_cache.py``)
 CACHE_KINDS = ("paged", "radix")

@@ -31,6 +31,7 @@ from ..attention import kv_bytes_per_token, state_bytes_per_sequence
 from ..cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from ..cost.worker import WorkerSpec
 from ..dtypes import DTYPE_BYTES
+from ..engines import DEFAULT_ENGINE
 from ..errors import FrontierError, InputError
 from ..hardware import get_gpu
 from ..sim.config import SchedulerConfig
@@ -175,7 +176,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
         if role not in raw:
             raise InputError("required section missing for mode: af", path=src, field=role)
     model, spec = parse_model_gpu(raw, src, base_dir)
-    engine = parse_engine(raw, "vllm", src)
+    engine = parse_engine(raw, DEFAULT_ENGINE, src)
     dtypes = parse_dtypes(raw, model, src, spec=spec)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
     gpus_per_node, nodes = parse_cluster(raw, spec, src)

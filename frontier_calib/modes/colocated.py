@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..cost.memory import MemoryPlan
 from ..cost.worker import Overheads, WorkerSpec
+from ..engines import DEFAULT_ENGINE
 from ..errors import InputError
 from ..sim.config import SchedulerConfig
 from .base import DeploymentMode, register_mode
@@ -92,7 +93,7 @@ def colocated_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | N
     if unknown:
         raise InputError(f"unknown key(s) {unknown}", path=src, field=unknown[0], fix=f"allowed: {sorted(TOP_KEYS)}")
     model, spec = parse_model_gpu(raw, src, base_dir)
-    engine = parse_engine(raw, "vllm", src)
+    engine = parse_engine(raw, DEFAULT_ENGINE, src)
     dtypes = parse_dtypes(raw, model, src, spec=spec)
     gpus_per_node, nodes = parse_cluster(raw, spec, src)
     par = parse_parallel(raw, model, gpus_per_node, src)

@@ -34,6 +34,7 @@ from pathlib import Path
 from ..attention import kv_bytes_per_token
 from ..cost.memory import MemoryPlan
 from ..cost.worker import WorkerSpec
+from ..engines import DEFAULT_ENGINE
 from ..errors import InputError
 from ..hardware import GPUSpec
 from ..model_spec import ModelSpec
@@ -193,7 +194,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     src = source
     check_top_keys(raw, PD_TOP_KEYS, "pd", ("prefill", "decode"), src)
     model, spec = parse_model_gpu(raw, src, base_dir)
-    engine = parse_engine(raw, "vllm", src)
+    engine = parse_engine(raw, DEFAULT_ENGINE, src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src, spec=spec),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
               "overheads": parse_overheads(raw, engine, spec.name, src, base_dir),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engines import engine_names, get_engine
+from ..engines import DEFAULT_ENGINE, engine_names, get_engine
 from ..errors import FrontierError
 
 CAPACITY_POLICIES = ("guaranteed_no_evict", "max_utilization")
@@ -30,7 +30,7 @@ class SchedulerConfig:
     (None = ``max_num_batched_tokens``), ``capacity_scheduler_policy``.
     """
 
-    policy: str = "vllm"
+    policy: str = DEFAULT_ENGINE
     max_num_batched_tokens: int = 2048
     max_num_seqs: int = 256
     max_model_len: int = 8192
