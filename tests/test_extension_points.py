@@ -154,6 +154,22 @@ def test_unregistered_engine_is_one_error_listing_the_known(tmp_path):
         get_engine("toy")
 
 
+def test_every_place_that_takes_an_engine_name_refuses_an_unknown_one():
+    from frontier_calib.cost.engine_time import engine_time
+    from frontier_calib.cost.worker import Overheads, WorkerSpec
+    from frontier_calib.model_spec import load_model
+    from frontier_calib.names import check_engine
+    from frontier_calib.sim.config import SchedulerConfig
+
+    known = "known: sglang, trtllm, vllm"
+    for call in (lambda: engine_time("nope"), lambda: Overheads.for_engine("nope"), lambda: check_engine("nope"),
+                 lambda: WorkerSpec(model=load_model("Llama-2-7b"), gpu="h100_sxm", engine="nope")):
+        with pytest.raises(FrontierError, match=f"unknown engine 'nope'; {known}"):
+            call()
+    with pytest.raises(FrontierError, match=r"unknown policy 'nope'; choose one of \('vllm', 'sglang', 'trtllm'\)"):
+        SchedulerConfig(policy="nope")
+
+
 def test_register_engine_checks_the_record():
     with pytest.raises(FrontierError, match="already registered"):
         register_engine(get_engine("vllm"))

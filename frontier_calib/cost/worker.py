@@ -92,6 +92,9 @@ class WorkerSpec:
     overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default
     #                                  (cost/engine_time.py: vLLM async scheduling, SGLang/TRT-LLM overlap scheduler)
 
+    def __post_init__(self):
+        get_engine(self.engine)   # a registered engine (frontier_calib/engines/), else the error listing them
+
     @property
     def gpus(self) -> int:
         return self.tp * self.attention_dp * self.pp
