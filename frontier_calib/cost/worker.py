@@ -8,6 +8,7 @@ from ..engines import get_engine
 from ..engines.vllm import VLLM_OVERHEADS as _VLLM
 from ..errors import FrontierError
 from ..model_spec import ModelSpec
+from .node_link import NodeLink
 
 # Engine time outside kernels (seconds) before calibration. The defaults are per engine: the ``overheads`` of its
 # record in ``frontier_calib/engines/`` (vLLM's in ``engines/vllm.py``, SGLang's in ``engines/sglang.py``,
@@ -34,14 +35,14 @@ class Overheads:
     """Engine time that no kernel table shows (seconds); how the terms combine: :mod:`.engine_time`. The field
     defaults are vLLM's (``engines/vllm.py``); :meth:`for_engine` gives another engine's."""
 
-    step_s: float = _VLLM["step_s"]          #: scheduler CPU per step
-    per_seq_s: float = _VLLM["per_seq_s"]    #: scheduler CPU per sequence in the step (input prep, sampling bookkeeping)
-    per_token_s: float = _VLLM["per_token_s"]  #: scheduler CPU per scheduled token (positions, slot mapping)
-    prefill_step_s: float = _VLLM["prefill_step_s"]  #: extra CPU when the step runs prefill (legacy; eager launches model it)
-    launch_s: float = _VLLM["launch_s"]      #: CPU per kernel launch in a step that runs eager (no CUDA graph)
-    out_token_s: float = _VLLM["out_token_s"]  #: API server per output token (detokenize, stream); bounds the step rate
-    frontend_s: float = _VLLM["frontend_s"]  #: per request, client to scheduler (HTTP, API server); in TTFT/E2E only
-    frontend_per_token_s: float = _VLLM["frontend_per_token_s"]  #: per prompt token on the way in (tokenization); TTFT/E2E only
+    step_s: float = _VLLM["step_s"]                  #: scheduler CPU per step
+    per_seq_s: float = _VLLM["per_seq_s"]            #: scheduler CPU per sequence in the step (input prep, sampling)
+    per_token_s: float = _VLLM["per_token_s"]        #: scheduler CPU per scheduled token (positions, slot mapping)
+    prefill_step_s: float = _VLLM["prefill_step_s"]  #: extra CPU when the step runs prefill (legacy; 0 by default)
+    launch_s: float = _VLLM["launch_s"]              #: CPU per kernel launch in a step that runs eager (no CUDA graph)
+    out_token_s: float = _VLLM["out_token_s"]        #: API server per output token (detokenize, stream)
+    frontend_s: float = _VLLM["frontend_s"]          #: per request, client to scheduler (HTTP, API); TTFT/E2E only
+    frontend_per_token_s: float = _VLLM["frontend_per_token_s"]  #: per prompt token on the way in (tokenization)
 
     def frontend_latency(self, prompt_tokens):
         """Seconds from a client sending a request of ``prompt_tokens`` tokens to the scheduler seeing it."""
@@ -87,6 +88,8 @@ class WorkerSpec:
     expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
     tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
     gpus_per_node: int | None = None  #: GPUs that share NVLink (the deployment's cluster); None: the GPU spec's
+    node_link: NodeLink | None = None  #: the GPU-to-GPU path inside a node when it is not the profiled one
+    #                                    (``cluster.link``; cost/node_link.py): collectives priced over it
     overheads: Overheads = field(default_factory=Overheads)
     cuda_graph: bool = True          #: the engine captures CUDA graphs (False: --enforce-eager / --disable-cuda-graph)
     overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default

@@ -37,9 +37,10 @@ from ..hardware import get_gpu
 from ..sim.config import SchedulerConfig
 from .base import DeploymentMode, register_mode
 from .build import cost_model, rank_replica_specs, speculative_cost, table_limits
-from .fields import (ROUTERS, check_top_keys, parse_cluster, parse_dtypes, parse_engine, parse_engine_options,
-                     parse_int, parse_link, parse_model_gpu, parse_overheads, parse_parallel, parse_profiles,
-                     parse_routing, parse_scheduler, parse_section, parse_speculative_section, routing_fields)
+from .fields import (ROUTERS, check_top_keys, parse_cluster, parse_cluster_link, parse_dtypes, parse_engine,
+                     parse_engine_options, parse_int, parse_link, parse_model_gpu, parse_overheads, parse_parallel,
+                     parse_profiles, parse_routing, parse_scheduler, parse_section, parse_speculative_section,
+                     routing_fields)
 
 AF_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "attention", "ffn", "micro_batches", "link",
@@ -195,7 +196,8 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     options = {**parse_engine_options(raw, src), **parse_engine_options(asec, src, "attention")}
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
+                        **options, **par)
     sched, memory, util = parse_scheduler(asec, worker, src, "attention", plan=plan_attention_memory)
     speculative = parse_speculative_section(asec, sched, src, "attention")
 

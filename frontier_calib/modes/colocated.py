@@ -35,9 +35,9 @@ from ..errors import InputError
 from ..sim.config import SchedulerConfig
 from .base import DeploymentMode, register_mode
 from .build import cost_model, rank_replica_specs, speculative_cost
-from .fields import (ROUTERS, parse_cluster, parse_dtypes, parse_engine, parse_engine_options, parse_int,
-                     parse_model_gpu, parse_overheads, parse_parallel, parse_profiles, parse_routing, parse_scheduler,
-                     parse_speculative_section, routing_fields)
+from .fields import (ROUTERS, parse_cluster, parse_cluster_link, parse_dtypes, parse_engine, parse_engine_options,
+                     parse_int, parse_model_gpu, parse_overheads, parse_parallel, parse_profiles, parse_routing,
+                     parse_scheduler, parse_speculative_section, routing_fields)
 
 TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replicas", "parallel", "scheduler",
             "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
@@ -102,7 +102,7 @@ def colocated_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | N
     overheads = parse_overheads(raw, engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node,
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
                         **parse_engine_options(raw, src), **par)
     if nodes is not None and replicas * worker.gpus > nodes * gpus_per_node:
         raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "

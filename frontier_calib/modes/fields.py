@@ -10,6 +10,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 
 from ..cost.memory import plan_memory
+from ..cost.node_link import parse_node_link
 from ..cost.worker import Overheads, WorkerSpec, tp_nodes
 from ..dtypes import normalize_dtype
 from ..engines import engine_names, get_engine
@@ -20,7 +21,7 @@ from ..sim.config import SchedulerConfig
 from ..sim.links import LINK_KINDS
 
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
-CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes"}
+CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes", "link"}
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
 
@@ -363,6 +364,11 @@ def parse_cluster(raw: dict, spec, src: str) -> tuple[int, int | None]:
                                  fix="give only nvlink_domain")
             gpus_per_node = n
     return gpus_per_node, parse_nodes(clu, src)
+
+
+def parse_cluster_link(raw: dict, src: str):
+    """The ``cluster.link`` of a deployment (:mod:`frontier_calib.cost.node_link`), None when absent."""
+    return parse_node_link(parse_section(raw, "cluster", CLUSTER_KEYS, src), src)
 
 
 def parse_nodes(clu: dict, src: str) -> int | None:

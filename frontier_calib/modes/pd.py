@@ -43,9 +43,10 @@ from ..sim.disagg import DECODE_ROUTERS, TRANSFER_MODES, TTFT_DEFINITIONS, KVTra
 from ..sim.links import LinkSpec
 from .base import DeploymentMode, register_mode
 from .build import cost_model, rank_replica_specs, speculative_cost
-from .fields import (check_top_keys, parse_cluster, parse_dtypes, parse_engine, parse_engine_options, parse_int,
-                     parse_link, parse_model_gpu, parse_overheads, parse_parallel, parse_profiles, parse_routing,
-                     parse_scheduler, parse_section, parse_speculative_section, routing_fields)
+from .fields import (check_top_keys, parse_cluster, parse_cluster_link, parse_dtypes, parse_engine,
+                     parse_engine_options, parse_int, parse_link, parse_model_gpu, parse_overheads, parse_parallel,
+                     parse_profiles, parse_routing, parse_scheduler, parse_section, parse_speculative_section,
+                     routing_fields)
 
 PD_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "prefill", "decode", "link", "router", "ttft",
@@ -171,7 +172,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
+                        **options, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     if role == "prefill" and sec.get("speculative") is not None:
         raise InputError("speculative decoding runs on the decode pool", path=src, field="prefill.speculative",
