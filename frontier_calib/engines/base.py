@@ -32,7 +32,7 @@ OVERHEAD_FIELDS = ("step_s", "per_seq_s", "per_token_s", "prefill_step_s", "laun
                    "frontend_s", "frontend_per_token_s")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)   # records compare (and hash) by identity: one registered record per engine
 class EngineRecord:
     """One serving engine: its scheduler, its KV cache, its default engine time and its token-budget rule.
 
