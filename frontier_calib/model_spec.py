@@ -48,6 +48,8 @@ PRESETS: dict[str, str] = {
     "Qwen/Qwen3.5-397B-A17B": "Qwen3.5-397B-A17B",
     "zai-org/GLM-5": "GLM-5",
     "deepseek-ai/DeepSeek-V3.2": "DeepSeek-V3.2",
+    "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "Nemotron-3-Nano-30B-A3B",
+    "nvidia/Nemotron-H-56B-Base-8K": "Nemotron-H-56B-Base-8K",
 }
 
 #: other spellings seen in the wild -> Hugging Face id in PRESETS
@@ -77,7 +79,12 @@ _DSA = {"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"}
 #: hybrid gated-DeltaNet / full-attention models (``linear_*`` fields, ``layer_types`` or ``full_attention_interval``);
 #: the Qwen3.5 checkpoints wrap the text model's fields in ``text_config`` (their vision tower does not run for text)
 _HYBRID_GDN = {"Qwen3NextForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration"}
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN))
+#: hybrid Mamba2 models (Nemotron-H): one mixer or one MLP/MoE per block, per ``hybrid_override_pattern``
+_HYBRID_MAMBA = {"NemotronHForCausalLM"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN | _HYBRID_MAMBA))
+
+#: attention kinds without a growing KV cache (recurrent state per sequence); the others are "full" attention
+LINEAR_KINDS = ("gdn", "mamba2", "kda")
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,31 @@ class LinearAttentionSpec:
     def conv_dim(self) -> int:
         """Channels of the causal convolution: q, k and v."""
         return 2 * self.key_dim + self.value_dim
+
+
+@dataclass(frozen=True)
+class Mamba2Spec:
+    """Mamba2 mixer dimensions (Nemotron-H ``mamba_*`` / ``ssm_state_size`` / ``n_groups`` config fields), in
+    elements. The mixer's inner width is ``num_heads x head_dim``; B and C are shared by the heads of each of
+    ``n_groups`` groups. Per running sequence a layer keeps one ``head_dim x state_size`` SSM state per head
+    (``state_bytes`` per element: the config's ``mamba_ssm_cache_dtype``, fp32 in the public checkpoints) plus
+    the last ``conv_kernel - 1`` inputs of its causal convolution (activation format), nothing per token."""
+    num_heads: int
+    head_dim: int
+    state_size: int                  #: N, the SSM state width per head
+    n_groups: int                    #: groups sharing B and C
+    conv_kernel: int                 #: causal depthwise convolution width (tokens)
+    chunk_size: int                  #: tokens per chunk of the chunked SSD scan in prefill
+    state_bytes: int = 4             #: bytes per SSM-state element
+
+    @property
+    def inner(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal convolution: x, B and C."""
+        return self.inner + 2 * self.n_groups * self.state_size
 
 
 @dataclass(frozen=True)
@@ -174,6 +206,11 @@ class ModelSpec:
     linear_attention: LinearAttentionSpec | None = None   #: gated-DeltaNet layers' dimensions (hybrid models)
     sparse_indexer: SparseIndexerSpec | None = None       #: DSA indexer (sparse MLA)
     attention_output_gate: bool = False  #: full-attention q_proj also emits a sigmoid output gate (Qwen3.5)
+    mamba: Mamba2Spec | None = None  #: Mamba2 mixers' dimensions (hybrid Mamba models)
+    blocks: tuple = ()               #: ((ffn: 'moe' | 'dense' | 'none', attention kind or None, blocks), ...) for
+    #                                  models whose blocks hold one mixer OR one MLP (Nemotron-H); () = every layer
+    #                                  is attention + MLP/MoE
+    mlp_gated: bool = True           #: dense / shared-expert MLPs are gate+up+down (False: up+down, e.g. relu^2)
 
     # ---- structure ---------------------------------------------------------------------------
     @property
@@ -182,10 +219,15 @@ class ModelSpec:
 
     @property
     def num_moe_layers(self) -> int:
+        if self.blocks:
+            return sum(n for ffn, _, n in self.blocks if ffn == "moe")
         return self.num_layers - self.first_dense_layers if self.is_moe else 0
 
     @property
     def num_dense_layers(self) -> int:
+        """Layers with a dense MLP (blocks models: the MLP blocks)."""
+        if self.blocks:
+            return sum(n for ffn, _, n in self.blocks if ffn == "dense")
         return self.num_layers - self.num_moe_layers
 
     def attention_layer_kinds(self) -> tuple:
@@ -199,11 +241,16 @@ class ModelSpec:
     @property
     def full_attention_kind(self) -> str:
         """The kind of the layers that keep a KV cache and attend over the context (the non-linear ones)."""
-        return next((k for k, _ in self.attention_layer_kinds() if k != "gdn"), self.attention_layer_kinds()[0][0])
+        return next((k for k, _ in self.attention_layer_kinds() if k not in LINEAR_KINDS),
+                    self.attention_layer_kinds()[0][0])
 
-    def layer_groups(self) -> list[tuple[bool, str, int]]:
+    def layer_groups(self) -> list[tuple]:
         """[(MoE layer?, attention kind, layers)]: dense layers first, then MoE layers, each split by attention kind
-        (hybrid models with dense-first layers are rejected when the config is read)."""
+        (hybrid models with dense-first layers are rejected when the config is read). Blocks models (``blocks``)
+        give their blocks as they are: MoE layer? is None for a block without MLP/MoE, the kind None for a block
+        without a mixer."""
+        if self.blocks:
+            return [({"moe": True, "dense": False, "none": None}[ffn], kind, n) for ffn, kind, n in self.blocks if n]
         out = []
         for moe_layer, layers in ((False, self.num_dense_layers), (True, self.num_moe_layers)):
             if not layers:
@@ -225,10 +272,14 @@ class ModelSpec:
         """Attention parameters of one layer of ``kind`` (None: the mean over the model's layers)."""
         if kind is None:
             kinds = self.attention_layer_kinds()
-            if len(kinds) == 1:
+            if len(kinds) == 1 and kinds[0][1] == self.num_layers:
                 return self.attention_params(kinds[0][0])
             return sum(n * self.attention_params(k) for k, n in kinds) / self.num_layers
         h = self.hidden_size
+        if kind == "mamba2":   # in_proj (x, z, B, C, dt), conv (+bias), A, D, dt bias, gated norm, out_proj
+            mb = self.mamba
+            in_proj = 2 * mb.inner + 2 * mb.n_groups * mb.state_size + mb.num_heads
+            return h * in_proj + mb.conv_dim * (mb.conv_kernel + 1) + 3 * mb.num_heads + mb.inner + mb.inner * h
         if kind == "gdn":
             la = self.linear_attention
             return (h * (2 * la.key_dim + 2 * la.value_dim) + h * 2 * la.num_v_heads + la.conv_dim * la.conv_kernel
@@ -257,11 +308,11 @@ class ModelSpec:
         return params
 
     def dense_mlp_params(self) -> int:
-        return 3 * self.hidden_size * self.intermediate_size
+        return (3 if self.mlp_gated else 2) * self.hidden_size * self.intermediate_size
 
     def expert_params(self) -> int:
-        """One routed expert (gate, up, down)."""
-        return 3 * self.hidden_size * self.moe_intermediate_size
+        """One routed expert (gate, up, down; up, down without a gate)."""
+        return (3 if self.mlp_gated else 2) * self.hidden_size * self.moe_intermediate_size
 
     def router_params(self) -> int:
         return self.hidden_size * self.num_experts
@@ -311,6 +362,10 @@ class ModelSpec:
             if tp > kv and tp % kv:
                 raise FrontierError(f"tp={tp} is not a multiple of {kv} KV heads of {where} "
                                     "(KV heads can only be replicated a whole number of times)")
+        mb = self.mamba
+        if mb is not None and (mb.num_heads % tp or mb.n_groups % tp):
+            raise FrontierError(f"tp={tp} does not divide the {mb.num_heads} heads / {mb.n_groups} groups of the "
+                                f"Mamba2 layers of {where}")
         la = self.linear_attention
         if la is not None and (la.num_k_heads % tp or la.num_v_heads % tp):
             raise FrontierError(f"tp={tp} does not divide the {la.num_k_heads} key / {la.num_v_heads} value heads of "
@@ -385,10 +440,15 @@ class ModelSpec:
         # layer i is dense if i < num_dense_layers (dense-first layout)
         bounds = _pp_bounds(self.num_layers, pp)
         worst = 0.0
+        if self.blocks:   # blocks mix in a pattern: each stage holds its share of the mean block
+            mlp = (self.num_dense_layers * (dense_layer - attn) + self.num_moe_layers * (moe_layer - attn))
+            per_block = attn + mlp / self.num_layers
         for stage, (lo, hi) in enumerate(bounds):
             n_dense = max(0, min(hi, self.num_dense_layers) - lo)
             n_moe = (hi - lo) - n_dense
             b = n_dense * dense_layer + n_moe * moe_layer
+            if self.blocks:
+                b = (hi - lo) * per_block
             if stage == 0:
                 b += emb_b
             if stage == pp - 1:
@@ -419,6 +479,11 @@ class ModelSpec:
         h = self.hidden_size
         heads, kv_heads = self.heads_per_gpu(tp)
         out: list[GemmShape] = []
+        if kind == "mamba2":   # column-parallel in_proj (z, x, B, C, dt), row-parallel out_proj
+            mb = self.mamba
+            inner, groups, nh = mb.inner // tp, mb.n_groups // tp, mb.num_heads // tp
+            return [GemmShape("in_proj", 2 * inner + 2 * groups * mb.state_size + nh, h),
+                    GemmShape("out_proj", h, inner)]
         if kind == "gdn":
             la = self.linear_attention
             kd, vd, nv = la.key_dim // tp, la.value_dim // tp, la.num_v_heads // tp
@@ -454,15 +519,18 @@ class ModelSpec:
         """The GEMMs of one layer's MLP (dense) or its router and shared experts (MoE) on one GPU."""
         h = self.hidden_size
         out: list[GemmShape] = []
+        up = 2 if self.mlp_gated else 1
+        if moe_layer is None:      # a block without MLP (blocks models)
+            return out
         if moe_layer:
             out.append(GemmShape("router", self.num_experts, h))
             if self.num_shared_experts:
                 inter = self.shared_intermediate_size // tp
-                out.append(GemmShape("shared_expert_gate_up", 2 * inter, h))
+                out.append(GemmShape("shared_expert_gate_up", up * inter, h))
                 out.append(GemmShape("shared_expert_down", h, inter))
         else:
             inter = self.intermediate_size // tp
-            out.append(GemmShape("gate_up_proj", 2 * inter, h))
+            out.append(GemmShape("gate_up_proj", up * inter, h))
             out.append(GemmShape("down_proj", h, inter))
         return out
 
@@ -473,7 +541,7 @@ class ModelSpec:
     def expert_gemms(self, moe_tp: int = 1) -> list[GemmShape]:
         """The two GEMMs of one routed expert on one GPU (gate_up fused, down), intermediate split by moe_tp."""
         inter = self.moe_intermediate_size // moe_tp
-        return [GemmShape("expert_gate_up", 2 * inter, self.hidden_size),
+        return [GemmShape("expert_gate_up", (2 if self.mlp_gated else 1) * inter, self.hidden_size),
                 GemmShape("expert_down", self.hidden_size, inter)]
 
 
@@ -597,6 +665,8 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
     mla = None
     if arch in _HYBRID_GDN:
         kw.update(_hybrid_gdn(cfg, layers, inter, path, opt, req))
+    if arch in _HYBRID_MAMBA:
+        kw.update(_hybrid_mamba(cfg, layers, inter, path, opt, req))
     if arch in _MLA or arch in _DSA:
         q_lora = cfg.get("q_lora_rank")
         mla = MLASpec(
@@ -681,6 +751,40 @@ def _hybrid_gdn(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict
                              field="mlp_only_layers")
         out.update(num_experts=n_exp, topk=req("num_experts_per_tok"), moe_intermediate_size=moe_inter,
                    num_shared_experts=1 if shared else 0)
+    return out
+
+
+#: Nemotron-H ``hybrid_override_pattern`` characters -> (MLP of the block, mixer kind of the block)
+_NEMOTRON_BLOCKS = {"M": ("none", "mamba2"), "*": ("none", "gqa"), "E": ("moe", None), "-": ("dense", None)}
+
+
+def _hybrid_mamba(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of a hybrid Mamba2 model (Nemotron-H, Nemotron-3): each of the ``num_hidden_layers``
+    blocks is one Mamba2 mixer (``M``), one attention layer (``*``), one MoE (``E``) or one MLP (``-``), in the
+    order of ``hybrid_override_pattern`` (transformers' NemotronH modelling); MLPs are relu^2 up+down (no gate)."""
+    pattern = cfg.get("hybrid_override_pattern")
+    if not isinstance(pattern, str) or len(pattern) != layers or set(pattern) - set(_NEMOTRON_BLOCKS):
+        raise InputError(f"must be a string of {layers} block letters from {''.join(_NEMOTRON_BLOCKS)} "
+                         f"(M mamba, * attention, E MoE, - MLP)", path=path, field="hybrid_override_pattern")
+    if cfg.get("moe_latent_size"):
+        raise InputError("latent MoE (experts on a down-projected hidden state) is not supported", path=path,
+                         field="moe_latent_size")
+    counts = {c: pattern.count(c) for c in _NEMOTRON_BLOCKS}
+    ssm = str(cfg.get("mamba_ssm_cache_dtype") or "float32").lower()
+    mb = Mamba2Spec(num_heads=req("mamba_num_heads"), head_dim=req("mamba_head_dim"), state_size=req("ssm_state_size"),
+                    n_groups=req("n_groups"), conv_kernel=req("conv_kernel"), chunk_size=opt("chunk_size", 256),
+                    state_bytes=4 if ssm in ("float32", "fp32") else 2)
+    out = {"mamba": mb, "mlp_gated": False,
+           "layer_kinds": tuple((k, counts[c]) for c, k in (("*", "gqa"), ("M", "mamba2")) if counts[c]),
+           "blocks": tuple((*_NEMOTRON_BLOCKS[c], counts[c]) for c in "M*E-" if counts[c])}
+    if counts["E"]:
+        moe_inter = req("moe_intermediate_size")
+        shared = opt("moe_shared_expert_intermediate_size", 0)
+        if shared % moe_inter:
+            raise InputError(f"a shared expert width of {shared} is not a multiple of the routed experts' "
+                             f"{moe_inter}", path=path, field="moe_shared_expert_intermediate_size")
+        out.update(num_experts=req("n_routed_experts"), topk=req("num_experts_per_tok"),
+                   moe_intermediate_size=moe_inter, num_shared_experts=shared // moe_inter)
     return out
 
 

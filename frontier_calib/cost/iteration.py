@@ -347,11 +347,12 @@ class IterationCostModel:
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
         for moe_layer, kind_name, layers in m.layer_groups():
-            kind = get_kind(kind_name)
-            timed = kind.module_gemms(QueryContext(w, 0, self.models))  # in the kind's module tables already
+            # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
+            kind = get_kind(kind_name) if kind_name else None
+            timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
             per_layer = np.zeros(len(n))
             ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in kind.projection_gemms(m, w.tp):
+            for g in (kind.projection_gemms(m, w.tp) if kind else ()):
                 if g.name not in timed:
                     per_layer += self._gemm_ms(g, n, w.dtype)
             for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
@@ -363,8 +364,9 @@ class IterationCostModel:
                 per_layer += moe
                 ffn += moe
             allreduce = self._tp_allreduce_ms(n)   # one after attention, one after the MLP/MoE
-            per_layer += allreduce * 2
-            ffn += allreduce
+            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
+            if moe_layer is not None:
+                ffn += allreduce
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
             ffn_total += layers * ffn
@@ -506,7 +508,8 @@ class IterationCostModel:
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
         """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
         w, m = self.worker, self.worker.model
-        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer else m.intermediate_size / w.tp)
+        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
+                 else 0 if moe_layer is None else m.intermediate_size / w.tp)
         nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
         return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
 
@@ -520,10 +523,12 @@ class IterationCostModel:
         bb, kk = np.meshgrid(bs, kvg, indexing="ij")
         total = np.zeros(bb.shape)
         for kind, window, layers in self._attention_layers:
-            fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
+            ctx = QueryContext(self.worker, window, self.models)
+            fam, df = kind.decode_query(ctx, bb.ravel(), kk.ravel())
             if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
                 df = fold_decode_query(df, trained_max_kv_heads(self.models))
-            total += layers * self.models.predict(fam, df).reshape(bb.shape)
+            ms = self.models.predict(fam, df) + kind.untimed_ms(ctx, "decode", bb.ravel(), kk.ravel())
+            total += layers * ms.reshape(bb.shape)
         return np.log2(total)
 
     def _prefill_table(self) -> np.ndarray:
@@ -532,6 +537,8 @@ class IterationCostModel:
         q = qq.ravel()
         total = np.zeros(qq.shape)
         for kind, window, layers in self._attention_layers:
-            fam, df = kind.prefill_query(QueryContext(self.worker, window, self.models), q, kv)
-            total += layers * self.models.predict(fam, df).reshape(qq.shape)
+            ctx = QueryContext(self.worker, window, self.models)
+            fam, df = kind.prefill_query(ctx, q, kv)
+            ms = self.models.predict(fam, df) + kind.untimed_ms(ctx, "prefill", q, kv)
+            total += layers * ms.reshape(qq.shape)
         return np.log2(total)

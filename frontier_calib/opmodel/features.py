@@ -263,6 +263,36 @@ def gdn_decode(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+def _mamba2_conv_common(df):
+    """(batch, channels, state bytes) of a Mamba2 convolution call: the depthwise convolution runs over the x, B
+    and C channels; each sequence keeps the last conv_kernel - 1 inputs (bf16)."""
+    b, k = _num(df, "batch_size"), _num(df, "conv_kernel")
+    channels = _num(df, "num_heads") * _num(df, "head_dim") + 2 * _num(df, "n_groups") * _num(df, "d_state")
+    return b, k, channels, b * (k - 1) * channels * 2
+
+
+def mamba2_conv_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    b, k, ch, state = _mamba2_conv_common(df)
+    q = _num(df, "q_len")
+    tokens = b * q
+    flops = 2 * k * ch * tokens
+    nbytes = tokens * ch * 2 * 2 + 2 * state          # read the inputs, write the outputs, the conv state
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_batch": _log(b), "log_q": _log(q), "log_tokens": _log(tokens), "log_channels": _log(ch),
+         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "wave_eff": _wave_eff(b * np.ceil(ch / 64), gpu.sm_count)}
+    return x, roof
+
+
+def mamba2_conv_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, k, ch, state = _mamba2_conv_common(df)
+    flops = 2 * k * ch * b
+    nbytes = b * ch * 2 * 2 + 2 * state
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_batch": _log(b), "log_channels": _log(ch), "log_state_bytes": _log(state),
+         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "wave_eff": _wave_eff(b * np.ceil(ch / 64), gpu.sm_count)}
+    return x, roof
+
+
 #: fixed milliseconds of one DSA module call beyond its roofline: the module runs some 40 small kernels (MLA and
 #: indexer projections with their FP8 quantisation, norms, RoPE, indexer logits, top-k, sparse attention). Read off
 #: the flat region of the public H100/H200 module tables (short prefills ~0.8 ms per call, timed eagerly; decode
@@ -421,6 +451,10 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
 FEATURES = {
     "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
     "mla_prefill": mla_prefill, "mla_decode": mla_decode, "gdn_prefill": gdn_prefill, "gdn_decode": gdn_decode,
+    # KDA has GDN's shape and the same per-token work (a dk x dv state update per value head, the q/k/v conv); its
+    # per-channel decay gate changes the constant, which the model learns
+    "kda_prefill": gdn_prefill, "kda_decode": gdn_decode,
+    "mamba2_conv_prefill": mamba2_conv_prefill, "mamba2_conv_decode": mamba2_conv_decode,
     "dsa_prefill": dsa_prefill, "dsa_decode": dsa_decode, "moe": moe, "moe_deepep": moe_deepep,
     "collective": collective, "moe_a2a": moe_a2a,
 }

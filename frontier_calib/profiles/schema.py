@@ -68,6 +68,15 @@ _GDN_HEAD_COLUMNS = (
         _c("conv_kernel", "int", "tokens", "causal convolution width"),
 )
 
+#: the Mamba2 mixer's shape (shared by mamba2_conv_prefill and mamba2_conv_decode)
+_MAMBA2_COLUMNS = (
+        _c("num_heads", "int", "heads", "Mamba2 heads per GPU (inner width = num_heads x head_dim)"),
+        _c("head_dim", "int", "elements", "Mamba2 head dimension"),
+        _c("d_state", "int", "elements", "SSM state width per head (B and C width per group)"),
+        _c("n_groups", "int", "groups", "B/C groups per GPU"),
+        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+)
+
 #: the DSA module's model dimensions and formats (shared by dsa_prefill and dsa_decode)
 _DSA_MODEL_COLUMNS = (
         _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
@@ -142,6 +151,30 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     ), ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
     Family("gdn_decode", "Gated-DeltaNet linear attention for decode: batch_size sequences, one token each "
            "(convolution update plus the recurrent delta-rule step); independent of the context length.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        *_GDN_HEAD_COLUMNS,
+    ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("mamba2_conv_prefill", "The causal depthwise convolution of a Mamba2 mixer (Nemotron-H) over a prefill "
+           "chunk: batch_size sequences of q_len new tokens over the x, B and C channels. The public tables time this "
+           "kernel only; the SSD scan is priced by the mamba2 attention kind (frontier_calib/attention/mamba2.py).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        *_MAMBA2_COLUMNS,
+    ), ("batch_size", "q_len", "num_heads", "head_dim", "d_state", "n_groups"), None),
+    Family("mamba2_conv_decode", "The causal convolution update of a Mamba2 mixer for decode: batch_size sequences, "
+           "one token each; independent of the context length (the SSM state step is priced by the kind).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        *_MAMBA2_COLUMNS,
+    ), ("batch_size", "num_heads", "head_dim", "d_state", "n_groups"), None),
+    Family("kda_prefill", "Kimi Delta Attention (Kimi-Linear, Kimi-K3) over a prefill chunk: the causal convolution "
+           "of q, k and v plus the chunked delta rule with per-channel (full-rank) decay gates, for batch_size "
+           "sequences of q_len new tokens each; independent of the cached prefix (a recurrent state carries it).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        *_GDN_HEAD_COLUMNS,
+    ), ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("kda_decode", "Kimi Delta Attention for decode: batch_size sequences, one token each (convolution update "
+           "plus the recurrent KDA step); independent of the context length.", (
         _c("batch_size", "int", "sequences", "sequences in the call"),
         *_GDN_HEAD_COLUMNS,
     ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
