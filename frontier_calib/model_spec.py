@@ -50,6 +50,7 @@ PRESETS: dict[str, str] = {
     "deepseek-ai/DeepSeek-V3.2": "DeepSeek-V3.2",
     "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "Nemotron-3-Nano-30B-A3B",
     "nvidia/Nemotron-H-56B-Base-8K": "Nemotron-H-56B-Base-8K",
+    "moonshotai/Kimi-K3": "Kimi-K3",
 }
 
 #: other spellings seen in the wild -> Hugging Face id in PRESETS
@@ -81,7 +82,10 @@ _DSA = {"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"}
 _HYBRID_GDN = {"Qwen3NextForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration"}
 #: hybrid Mamba2 models (Nemotron-H): one mixer or one MLP/MoE per block, per ``hybrid_override_pattern``
 _HYBRID_MAMBA = {"NemotronHForCausalLM"}
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN | _HYBRID_MAMBA))
+#: hybrid Kimi Delta Attention / MLA models (``linear_attn_config``); Kimi-K3 wraps the text model in ``text_config``
+_KIMI_LINEAR = {"KimiLinearForCausalLM", "KimiK3ForConditionalGeneration"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN | _HYBRID_MAMBA
+                                                        | _KIMI_LINEAR))
 
 #: attention kinds without a growing KV cache (recurrent state per sequence); the others are "full" attention
 LINEAR_KINDS = ("gdn", "mamba2", "kda")
@@ -211,6 +215,13 @@ class ModelSpec:
     #                                  models whose blocks hold one mixer OR one MLP (Nemotron-H); () = every layer
     #                                  is attention + MLP/MoE
     mlp_gated: bool = True           #: dense / shared-expert MLPs are gate+up+down (False: up+down, e.g. relu^2)
+    moe_hidden_size: int = 0         #: width the routed experts run at (latent MoE: a shared down-projection before
+    #                                  and up-projection after them); 0 = hidden_size
+
+    @property
+    def expert_hidden_size(self) -> int:
+        """Input/output width of one routed expert (the latent width of a latent MoE)."""
+        return self.moe_hidden_size or self.hidden_size
 
     # ---- structure ---------------------------------------------------------------------------
     @property
@@ -280,6 +291,10 @@ class ModelSpec:
             mb = self.mamba
             in_proj = 2 * mb.inner + 2 * mb.n_groups * mb.state_size + mb.num_heads
             return h * in_proj + mb.conv_dim * (mb.conv_kernel + 1) + 3 * mb.num_heads + mb.inner + mb.inner * h
+        if kind == "kda":    # q, k, v; low-rank forget gate (f_a, f_b) and output gate (g_a, g_b); beta; conv; o
+            la = self.linear_attention
+            return (h * (2 * la.key_dim + la.value_dim) + 2 * (h * la.head_v_dim + la.head_v_dim * la.key_dim)
+                    + h * la.num_v_heads + la.conv_dim * la.conv_kernel + 2 * la.num_v_heads + la.value_dim * h)
         if kind == "gdn":
             la = self.linear_attention
             return (h * (2 * la.key_dim + 2 * la.value_dim) + h * 2 * la.num_v_heads + la.conv_dim * la.conv_kernel
@@ -312,10 +327,12 @@ class ModelSpec:
 
     def expert_params(self) -> int:
         """One routed expert (gate, up, down; up, down without a gate)."""
-        return (3 if self.mlp_gated else 2) * self.hidden_size * self.moe_intermediate_size
+        return (3 if self.mlp_gated else 2) * self.expert_hidden_size * self.moe_intermediate_size
 
     def router_params(self) -> int:
-        return self.hidden_size * self.num_experts
+        """Router, plus a latent MoE's down and up projections (counted with the router: replicated per layer)."""
+        latent = 2 * self.hidden_size * self.moe_hidden_size if self.moe_hidden_size else 0
+        return self.hidden_size * self.num_experts + latent
 
     def embedding_params(self) -> tuple[int, int]:
         """(input embedding, lm_head) elements; lm_head is 0 when tied."""
@@ -484,6 +501,12 @@ class ModelSpec:
             inner, groups, nh = mb.inner // tp, mb.n_groups // tp, mb.num_heads // tp
             return [GemmShape("in_proj", 2 * inner + 2 * groups * mb.state_size + nh, h),
                     GemmShape("out_proj", h, inner)]
+        if kind == "kda":    # vLLM's KimiDeltaAttention: column-parallel q/k/v, f_b, g_b, b; replicated f_a, g_a
+            la = self.linear_attention
+            kd, vd, nv, r = la.key_dim // tp, la.value_dim // tp, la.num_v_heads // tp, la.head_v_dim
+            return [GemmShape("qkv_proj", 2 * kd + vd, h), GemmShape("f_a_proj", r, h), GemmShape("f_b_proj", kd, r),
+                    GemmShape("g_a_proj", r, h), GemmShape("g_b_proj", vd, r), GemmShape("b_proj", nv, h),
+                    GemmShape("o_proj", h, vd)]
         if kind == "gdn":
             la = self.linear_attention
             kd, vd, nv = la.key_dim // tp, la.value_dim // tp, la.num_v_heads // tp
@@ -524,6 +547,9 @@ class ModelSpec:
             return out
         if moe_layer:
             out.append(GemmShape("router", self.num_experts, h))
+            if self.moe_hidden_size:      # latent MoE: into the experts' width and back
+                out.append(GemmShape("moe_latent_down", self.moe_hidden_size, h))
+                out.append(GemmShape("moe_latent_up", h, self.moe_hidden_size))
             if self.num_shared_experts:
                 inter = self.shared_intermediate_size // tp
                 out.append(GemmShape("shared_expert_gate_up", up * inter, h))
@@ -541,8 +567,8 @@ class ModelSpec:
     def expert_gemms(self, moe_tp: int = 1) -> list[GemmShape]:
         """The two GEMMs of one routed expert on one GPU (gate_up fused, down), intermediate split by moe_tp."""
         inter = self.moe_intermediate_size // moe_tp
-        return [GemmShape("expert_gate_up", (2 if self.mlp_gated else 1) * inter, self.hidden_size),
-                GemmShape("expert_down", self.hidden_size, inter)]
+        return [GemmShape("expert_gate_up", (2 if self.mlp_gated else 1) * inter, self.expert_hidden_size),
+                GemmShape("expert_down", self.expert_hidden_size, inter)]
 
 
 def _pp_bounds(num_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -626,7 +652,7 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
     if arch not in SUPPORTED_ARCHITECTURES:
         raise FrontierError(f"{path}: architecture '{arch}' is not supported (decoder-only text LLMs only); "
                             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
-    if arch in _HYBRID_GDN and isinstance(cfg.get("text_config"), dict):
+    if arch in _HYBRID_GDN | _KIMI_LINEAR and isinstance(cfg.get("text_config"), dict):
         cfg = {**cfg["text_config"], "architectures": archs,
                "tie_word_embeddings": cfg.get("tie_word_embeddings", cfg["text_config"].get("tie_word_embeddings")),
                **({"quantization_config": cfg["quantization_config"]} if "quantization_config" in cfg else {})}
@@ -667,6 +693,13 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
         kw.update(_hybrid_gdn(cfg, layers, inter, path, opt, req))
     if arch in _HYBRID_MAMBA:
         kw.update(_hybrid_mamba(cfg, layers, inter, path, opt, req))
+    if arch in _KIMI_LINEAR:
+        kw.update(_kimi_linear(cfg, layers, hidden, path, opt, req))
+        mla = MLASpec(q_lora_rank=opt("q_lora_rank", 0) or None, kv_lora_rank=req("kv_lora_rank"),
+                      qk_nope_head_dim=req("qk_nope_head_dim"), qk_rope_head_dim=req("qk_rope_head_dim"),
+                      v_head_dim=req("v_head_dim"))
+        kv_heads = heads
+        head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
     if arch in _MLA or arch in _DSA:
         q_lora = cfg.get("q_lora_rank")
         mla = MLASpec(
@@ -788,6 +821,33 @@ def _hybrid_mamba(cfg: dict, layers: int, inter: int, path: str, opt, req) -> di
     return out
 
 
+def _kimi_linear(cfg: dict, layers: int, hidden: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of a Kimi Delta Attention hybrid (Kimi-Linear, Kimi-K3): ``linear_attn_config`` lists the
+    KDA and the full-attention (MLA) layers, 1-based as in the checkpoints' modelling code; every layer past
+    ``first_k_dense_replace`` is MoE; ``routed_expert_hidden_size`` below ``hidden_size`` is a latent MoE."""
+    lac = cfg.get("linear_attn_config")
+    if not isinstance(lac, dict):
+        raise InputError("missing linear_attn_config", path=path, field="linear_attn_config")
+    kda, full = lac.get("kda_layers"), lac.get("full_attn_layers")
+    ok = (isinstance(kda, list) and isinstance(full, list) and sorted(map(int, kda + full)) == list(range(1, layers + 1)))
+    if not ok:
+        raise InputError(f"kda_layers and full_attn_layers must split the layers 1..{layers} between them",
+                         path=path, field="linear_attn_config.kda_layers")
+    heads, dim = (_pos_int(lac.get(k), path, f"linear_attn_config.{k}") for k in ("num_heads", "head_dim"))
+    conv = _pos_int(lac.get("short_conv_kernel_size", 4), path, "linear_attn_config.short_conv_kernel_size")
+    la = LinearAttentionSpec(num_k_heads=heads, num_v_heads=heads, head_k_dim=dim, head_v_dim=dim, conv_kernel=conv)
+    out = {"linear_attention": la, "layer_kinds": tuple((k, n) for k, n in (("mla", len(full)), ("kda", len(kda))) if n)}
+    n_exp = opt("num_experts", 0)
+    if n_exp:
+        if opt("moe_layer_freq", 1) != 1:
+            raise InputError("only moe_layer_freq = 1 is supported", path=path, field="moe_layer_freq")
+        latent = opt("routed_expert_hidden_size", 0)
+        out.update(num_experts=n_exp, topk=req("num_experts_per_token"), moe_intermediate_size=req("moe_intermediate_size"),
+                   num_shared_experts=opt("num_shared_experts", 0), first_dense_layers=opt("first_k_dense_replace", 0),
+                   moe_hidden_size=latent if 0 < latent < hidden else 0)
+    return out
+
+
 def _pos_int(value, path: str, field: str, *, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InputError(f"expected a whole number, got {value!r}", path=path, field=field)
@@ -825,6 +885,9 @@ def _weight_dtypes(cfg: dict, path: str) -> tuple[str, str | None]:
             return ("fp8_block" if q.get("weight_block_size") else "fp8"), None
         if method == "mxfp4":
             skipped = " ".join(map(str, q.get("modules_to_not_convert") or []))
+            return "mxfp4", ("bf16" if "self_attn" in skipped else None)
+        if method == "compressed-tensors" and "mxfp4" in str(q.get("format", "")).lower():
+            skipped = " ".join(map(str, q.get("ignore") or []))     # attention and dense MLPs left in bf16
             return "mxfp4", ("bf16" if "self_attn" in skipped else None)
         if method in ("awq", "gptq", "compressed-tensors") and q.get("bits") in (4, 8):
             return ("int4_wo" if q["bits"] == 4 else "int8"), None

@@ -395,7 +395,7 @@ class IterationCostModel:
         w, m = self.worker, self.worker.model
         n = np.asarray(n)
         dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
-        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
+        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.expert_hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
         if self._deepep_moe():
@@ -414,7 +414,7 @@ class IterationCostModel:
             return False
         ranges = self.models.models[key].ranges_
         return all(ranges[c][0] <= v <= ranges[c][1] for c, v in (
-            ("hidden_size", m.hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
+            ("hidden_size", m.expert_hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
             ("moe_tp", w.moe_tp)))
 
     def _a2a_backend(self, n: np.ndarray) -> np.ndarray:
@@ -434,7 +434,7 @@ class IterationCostModel:
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
-                               "num_tokens": n, "hidden_size": m.hidden_size, "topk": m.topk,
+                               "num_tokens": n, "hidden_size": m.expert_hidden_size, "topk": m.topk,
                                "num_experts": m.num_experts})
             out += self.models.predict("moe_a2a", df)
         return out
