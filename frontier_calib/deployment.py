@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from .cost.memory import MemoryPlan, plan_memory
+from .cost.node_link import parse_node_link
 from .cost.worker import Overheads, WorkerSpec, tp_nodes
 from .dtypes import normalize_dtype
 from .errors import FrontierError, InputError
@@ -46,7 +47,7 @@ TOP_KEYS = {"model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "replica
             "router", "routing", "overheads", "calibration", "cluster", "profiles", "name", "mode", "description",
             "tbo", "engine_options", "speculative"}
 PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
-CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes"}
+CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes", "link"}
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
 
@@ -442,6 +443,11 @@ def parse_cluster(raw: dict, spec, src: str) -> tuple[int, int | None]:
     return gpus_per_node, parse_nodes(clu, src)
 
 
+def parse_cluster_link(raw: dict, src: str):
+    """The ``cluster.link`` of a deployment (:mod:`frontier_calib.cost.node_link`), None when absent."""
+    return parse_node_link(parse_section(raw, "cluster", CLUSTER_KEYS, src), src)
+
+
 def parse_nodes(clu: dict, src: str) -> int | None:
     nodes = clu.get("nodes")
     if nodes is not None and (isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1):
@@ -478,7 +484,7 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
     overheads = parse_overheads(raw, engine, spec.name, src, base_dir)
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node,
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
                         **parse_engine_options(raw, src), **par)
     if nodes is not None and replicas * worker.gpus > nodes * gpus_per_node:
         raise InputError(f"{replicas} replicas x {worker.gpus} GPUs = {replicas * worker.gpus} GPUs, but the "

@@ -31,7 +31,8 @@ from .attention import kv_bytes_per_token, state_bytes_per_sequence
 from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (ROUTERS, check_top_keys, parse_int, parse_dtypes, parse_engine, parse_link,
-                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
+                         parse_engine_options, parse_model_gpu, parse_cluster, parse_cluster_link, parse_overheads,
+                         parse_parallel,
                          parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
                          rank_replica_specs, routing_fields, parse_section, speculative_cost, token_budget)
 from .dtypes import DTYPE_BYTES
@@ -193,7 +194,8 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     options = {**parse_engine_options(raw, src), **parse_engine_options(asec, src, "attention")}
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
+                        **options, **par)
     sched, memory, util = parse_scheduler(asec, worker, src, "attention", plan=plan_attention_memory)
     speculative = parse_speculative_section(asec, sched, src, "attention")
 

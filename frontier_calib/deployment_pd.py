@@ -35,7 +35,8 @@ from .attention import kv_bytes_per_token
 from .cost.memory import MemoryPlan
 from .cost.worker import WorkerSpec
 from .deployment import (ENGINES, check_top_keys, parse_int, parse_dtypes, parse_engine, parse_link,
-                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
+                         parse_engine_options, parse_model_gpu, parse_cluster, parse_cluster_link, parse_overheads,
+                         parse_parallel,
                          parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
                          rank_replica_specs, routing_fields, parse_section, speculative_cost, token_budget)
 from .errors import InputError
@@ -169,7 +170,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
+                        **options, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     if role == "prefill" and sec.get("speculative") is not None:
         raise InputError("speculative decoding runs on the decode pool", path=src, field="prefill.speculative",

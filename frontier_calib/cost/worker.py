@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FrontierError
 from ..model_spec import ModelSpec
+from .node_link import NodeLink
 
 #: engine time outside kernels (seconds) before calibration; the terms and how they combine are in
 #: :mod:`frontier_calib.cost.engine_time`. CPU per step / sequence / token: the scheduler, input preparation and
@@ -88,6 +89,8 @@ class WorkerSpec:
     expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
     tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
     gpus_per_node: int | None = None  #: GPUs that share NVLink (the deployment's cluster); None: the GPU spec's
+    node_link: NodeLink | None = None  #: the GPU-to-GPU path inside a node when it is not the profiled one
+    #                                    (``cluster.link``; cost/node_link.py): collectives priced over it
     overheads: Overheads = field(default_factory=Overheads)
     cuda_graph: bool = True          #: the engine captures CUDA graphs (False: --enforce-eager / --disable-cuda-graph)
     overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default
