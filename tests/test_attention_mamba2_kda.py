@@ -225,3 +225,32 @@ def test_kda_cost_reads_the_kda_tables_per_tp_shard():
     kda = [df for fam, df in models.calls if fam.startswith("kda")]
     assert kda and all((df["num_v_heads"] == 8).all() for df in kda)
     assert cm.decode_attention_ms(2, [2 * 1000.0])[0] == pytest.approx(6 * 0.02 + 2 * 0.01, rel=0.02)
+
+
+# ----------------------------------------------------------------------------------------------- MLA BMM
+
+def test_mla_bmm_importer_names_ops_and_formats():
+    from frontier_calib.profiles.importers.aiconfigurator import SOURCES
+
+    convert = next(src.convert for src in SOURCES if src.family == "mla_bmm")
+    rows = [{"version": "1", "op_name": op, "kernel_source": k, "bmm_dtype": d, "num_tokens": 64, "num_heads": 16,
+             "latency": 0.01}
+            for op, k, d in (("mla_gen_pre", "trtllm_bmm_out", "bfloat16"),
+                             ("mla_gen_post", "trtllm_fp8_block_scaling_bmm_out", "fp8"),
+                             ("mla_gen_pre", "sglang_sgl_kernel_bmm_fp8", "fp8"))]
+    out = convert(pd.DataFrame(rows))
+    assert list(out["op"]) == ["pre", "post", "pre"] and list(out["dtype"]) == ["bf16", "fp8_block", "fp8"]
+
+
+@pytest.mark.parametrize("engine,group", [("trtllm", "bf16"), ("trtllm", "fp8_block"), ("sglang", "fp8"),
+                                          ("vllm", "bf16")])
+def test_mla_bmm_fits_the_public_tables(engine, group):
+    from frontier_calib.opmodel.dataset import training_rows
+    from frontier_calib.opmodel.evaluate import evaluate_group
+    from frontier_calib.opmodel.registry import load_profiles
+
+    table = load_profiles("h200_sxm", engine, families=["mla_bmm"])["mla_bmm"]
+    rows, _ = training_rows(table[table["dtype"] == group], "mla_bmm")
+    results, _ = evaluate_group(rows, "mla_bmm", "h200_sxm", extrapolation=False)
+    err = {r["model"]: r["median_ape"] for r in results}
+    assert err["xgboost"] <= 0.05 and err["xgboost"] < err["random_forest"], err

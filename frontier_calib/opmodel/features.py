@@ -293,6 +293,24 @@ def mamba2_conv_decode(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+#: per-head widths of the absorbed MLA BMMs the mla_bmm tables time (DeepSeek-V3: qk_nope_head_dim, kv_lora_rank)
+MLA_BMM_NOPE, MLA_BMM_LATENT = 128, 512
+
+
+def mla_bmm(df: pd.DataFrame, gpu: GPUSpec):
+    """Per head a [tokens x 128] @ [128 x 512] (pre) or [tokens x 512] @ [512 x 128] (post) product: the same
+    FLOPs both ways; the weights of every head are read once, the activations in and out once."""
+    t, h = _num(df, "num_tokens"), _num(df, "num_heads")
+    wb = _bytes(df["dtype"])
+    flops = 2 * t * h * MLA_BMM_NOPE * MLA_BMM_LATENT
+    nbytes = h * MLA_BMM_NOPE * MLA_BMM_LATENT * wb + t * h * (MLA_BMM_NOPE + MLA_BMM_LATENT) * 2
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    x = {"log_tokens": _log(t), "heads": h, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+         "post": (df["op"] == "post").to_numpy(dtype=float), "weight_bytes": wb,
+         "m_pad_64": _pad_eff(t, 64), "wave_eff": _wave_eff(h * np.ceil(t / 64), gpu.sm_count)}
+    return x, roof
+
+
 #: fixed milliseconds of one DSA module call beyond its roofline: the module runs some 40 small kernels (MLA and
 #: indexer projections with their FP8 quantisation, norms, RoPE, indexer logits, top-k, sparse attention). Read off
 #: the flat region of the public H100/H200 module tables (short prefills ~0.8 ms per call, timed eagerly; decode
@@ -455,6 +473,7 @@ FEATURES = {
     # per-channel decay gate changes the constant, which the model learns
     "kda_prefill": gdn_prefill, "kda_decode": gdn_decode,
     "mamba2_conv_prefill": mamba2_conv_prefill, "mamba2_conv_decode": mamba2_conv_decode,
+    "mla_bmm": mla_bmm,
     "dsa_prefill": dsa_prefill, "dsa_decode": dsa_decode, "moe": moe, "moe_deepep": moe_deepep,
     "collective": collective, "moe_a2a": moe_a2a,
 }

@@ -178,6 +178,15 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("batch_size", "int", "sequences", "sequences in the call"),
         *_GDN_HEAD_COLUMNS,
     ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("mla_bmm", "The absorbed MLA decode BMMs of DeepSeek-style attention (TensorRT-LLM's mla_gen_pre / "
+           "mla_gen_post): per query head, op='pre' maps the no-RoPE query (qk_nope_head_dim 128) into the latent "
+           "(kv_lora_rank 512) through W_UK, op='post' maps the attention output from the latent back to v_head_dim "
+           "128 through W_UV; num_tokens rows each. Shapes are DeepSeek-V3's (the only ones the source times).", (
+        _c("op", "str", "-", "'pre' (W_UK: 128 -> 512 per head) or 'post' (W_UV: 512 -> 128 per head)"),
+        _c("num_tokens", "int", "tokens", "decode tokens in the call (rows of each per-head matrix)"),
+        _c("num_heads", "int", "heads", "query heads per GPU (batch of the BMM)"),
+        _c("dtype", "dtype", "-", "BMM format: bf16, fp8 (per-tensor) or fp8_block"),
+    ), ("num_tokens", "num_heads"), "dtype"),
     Family("dsa_prefill", "DeepSeek sparse attention (DeepSeek-V3.2, GLM-5) over a prefill chunk, module scope: "
            "the MLA and indexer projections, the indexer scoring every cached token, top-k selection and MLA over "
            "the index_topk selected tokens (short contexts run dense attention).", (

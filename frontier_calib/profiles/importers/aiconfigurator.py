@@ -185,6 +185,17 @@ def _mamba2_conv(phase: str):
     return conv
 
 
+def _mla_bmm(df):
+    """The absorbed MLA BMM rows; TensorRT-LLM's fp8 kernel is block-scaled (``trtllm_fp8_block_scaling_bmm_out``),
+    SGLang's per-tensor (``sgl_kernel`` bmm_fp8)."""
+    dtype = df["bmm_dtype"].astype(str).map(normalize_dtype)
+    dtype = dtype.where(~df["kernel_source"].astype(str).str.contains("block_scaling"), "fp8_block")
+    return pd.DataFrame({"engine_version": df["version"].astype(str), "kernel": _kernel(df),
+                         "op": df["op_name"].astype(str).str.replace("mla_gen_", "", regex=False),
+                         "num_tokens": df["num_tokens"], "num_heads": df["num_heads"], "dtype": dtype,
+                         "latency_ms": df["latency"]})
+
+
 def _dsa_dims(model_id: str) -> dict | None:
     """The DSA shape columns of a model the source names, from the source package's ``model_configs`` (None when
     it has no config for it or the config has no sparse indexer)."""
@@ -328,6 +339,7 @@ SOURCES = [
     SourceTable("linear_attention", "mamba2_perf.parquet", "mamba2_conv_decode", _mamba2_conv("generation")),
     SourceTable("kda", "kda_perf.parquet", "kda_prefill", _kda("context")),
     SourceTable("kda", "kda_perf.parquet", "kda_decode", _kda("generation")),
+    SourceTable("mla_bmm", "mla_bmm_perf.parquet", "mla_bmm", _mla_bmm),
     SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
     SourceTable("comm", "nccl_perf.parquet", "collective", _nccl, ("nccl",)),
     SourceTable("comm", "moe_a2a_perf.parquet", "moe_a2a", _moe_a2a),
