@@ -51,6 +51,7 @@ PRESETS: dict[str, str] = {
     "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "Nemotron-3-Nano-30B-A3B",
     "nvidia/Nemotron-H-56B-Base-8K": "Nemotron-H-56B-Base-8K",
     "moonshotai/Kimi-K3": "Kimi-K3",
+    "MiniMaxAI/MiniMax-M3": "MiniMax-M3",
 }
 
 #: other spellings seen in the wild -> Hugging Face id in PRESETS
@@ -84,8 +85,10 @@ _HYBRID_GDN = {"Qwen3NextForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3
 _HYBRID_MAMBA = {"NemotronHForCausalLM"}
 #: hybrid Kimi Delta Attention / MLA models (``linear_attn_config``); Kimi-K3 wraps the text model in ``text_config``
 _KIMI_LINEAR = {"KimiLinearForCausalLM", "KimiK3ForConditionalGeneration"}
+#: MoE with MiniMax sparse attention (``sparse_attention_config``): GQA over the top-k blocks an indexer selects
+_MSA = {"MiniMaxM3ForCausalLM"}
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN | _HYBRID_MAMBA
-                                                        | _KIMI_LINEAR))
+                                                        | _KIMI_LINEAR | _MSA))
 
 #: attention kinds without a growing KV cache (recurrent state per sequence); the others are "full" attention
 LINEAR_KINDS = ("gdn", "mamba2", "kda")
@@ -165,6 +168,21 @@ class SparseIndexerSpec:
 
 
 @dataclass(frozen=True)
+class BlockSparseSpec:
+    """MiniMax sparse attention (MSA, MiniMax-M3 ``sparse_attention_config``): per query, an indexer of
+    ``index_n_heads`` heads scores the cached tokens block by block (``block_size`` tokens) and GQA attends to the
+    ``topk_blocks`` best blocks only (local block included), i.e. at most ``topk_tokens`` keys."""
+    index_n_heads: int
+    index_head_dim: int
+    topk_blocks: int
+    block_size: int                  #: tokens per block
+
+    @property
+    def topk_tokens(self) -> int:
+        return self.topk_blocks * self.block_size
+
+
+@dataclass(frozen=True)
 class GemmShape:
     """One GEMM a layer issues on one GPU: C[m, n] = A[m, k] @ B[k, n], m = tokens at call time.
 
@@ -215,6 +233,7 @@ class ModelSpec:
     #                                  models whose blocks hold one mixer OR one MLP (Nemotron-H); () = every layer
     #                                  is attention + MLP/MoE
     mlp_gated: bool = True           #: dense / shared-expert MLPs are gate+up+down (False: up+down, e.g. relu^2)
+    block_sparse: BlockSparseSpec | None = None  #: MSA indexer (MiniMax-M3)
     moe_hidden_size: int = 0         #: width the routed experts run at (latent MoE: a shared down-projection before
     #                                  and up-projection after them); 0 = hidden_size
 
@@ -287,6 +306,10 @@ class ModelSpec:
                 return self.attention_params(kinds[0][0])
             return sum(n * self.attention_params(k) for k, n in kinds) / self.num_layers
         h = self.hidden_size
+        if kind == "msa":      # GQA + the block indexer's query, key and head-weight projections
+            ix = self.block_sparse
+            return self.attention_params("gqa") + h * (ix.index_n_heads * ix.index_head_dim + ix.index_head_dim
+                                                       + ix.index_n_heads)
         if kind == "mamba2":   # in_proj (x, z, B, C, dt), conv (+bias), A, D, dt bias, gated norm, out_proj
             mb = self.mamba
             in_proj = 2 * mb.inner + 2 * mb.n_groups * mb.state_size + mb.num_heads
@@ -536,6 +559,11 @@ class ModelSpec:
             gate = 2 if self.attention_output_gate else 1
             out.append(GemmShape("qkv_proj", (heads * gate + 2 * kv_heads) * self.head_dim, h))
             out.append(GemmShape("o_proj", h, heads * self.head_dim))
+            if kind == "msa":   # the block indexer's projections (replicated: 4 heads)
+                ix = self.block_sparse
+                out.append(GemmShape("indexer_q_proj", ix.index_n_heads * ix.index_head_dim, h))
+                out.append(GemmShape("indexer_k_proj", ix.index_head_dim, h))
+                out.append(GemmShape("indexer_weights_proj", ix.index_n_heads, h))
         return out
 
     def ffn_gemms(self, tp: int = 1, *, moe_layer: bool) -> list[GemmShape]:
@@ -693,6 +721,9 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
         kw.update(_hybrid_gdn(cfg, layers, inter, path, opt, req))
     if arch in _HYBRID_MAMBA:
         kw.update(_hybrid_mamba(cfg, layers, inter, path, opt, req))
+    if arch in _MSA:
+        kw.update(_minimax_msa(cfg, layers, path, opt, req))
+        inter = kw.pop("intermediate_size")
     if arch in _KIMI_LINEAR:
         kw.update(_kimi_linear(cfg, layers, hidden, path, opt, req))
         mla = MLASpec(q_lora_rank=opt("q_lora_rank", 0) or None, kv_lora_rank=req("kv_lora_rank"),
@@ -819,6 +850,37 @@ def _hybrid_mamba(cfg: dict, layers: int, inter: int, path: str, opt, req) -> di
         out.update(num_experts=req("n_routed_experts"), topk=req("num_experts_per_tok"),
                    moe_intermediate_size=moe_inter, num_shared_experts=shared // moe_inter)
     return out
+
+
+def _layer_flags(cfg: dict, key: str, layers: int, path: str) -> list[int]:
+    """A per-layer 0/1 list of the config (e.g. ``moe_layer_freq``, ``sparse_attention_freq``)."""
+    v = cfg.get(key)
+    if not isinstance(v, list) or len(v) != layers or set(v) - {0, 1}:
+        raise InputError(f"must list 0 or 1 for each of the {layers} layers", path=path, field=key)
+    return [int(x) for x in v]
+
+
+def _minimax_msa(cfg: dict, layers: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of MiniMax-M3: per layer, full GQA or MSA (``sparse_attention_config.sparse_attention_freq``)
+    and a dense MLP (``dense_intermediate_size``) or MoE (``moe_layer_freq``), routed experts plus shared ones."""
+    sac = cfg.get("sparse_attention_config")
+    if not isinstance(sac, dict):
+        raise InputError("missing sparse_attention_config", path=path, field="sparse_attention_config")
+    sparse = _layer_flags(sac, "sparse_attention_freq", layers, f"{path} sparse_attention_config")
+    moe = _layer_flags(cfg, "moe_layer_freq", layers, path)
+    ix = BlockSparseSpec(*(_pos_int(sac.get(k), path, f"sparse_attention_config.{k}") for k in (
+        "sparse_num_index_heads", "sparse_index_dim", "sparse_topk_blocks", "sparse_block_size")))
+    moe_inter = req("moe_intermediate_size")
+    shared = opt("shared_intermediate_size", 0) * opt("n_shared_experts", 1 if cfg.get("shared_intermediate_size") else 0)
+    if shared % moe_inter:
+        raise InputError(f"shared experts of {shared} are not a multiple of the routed experts' {moe_inter}",
+                         path=path, field="shared_intermediate_size")
+    combos = [(("moe" if m else "dense"), ("msa" if sp else "gqa")) for m, sp in zip(moe, sparse)]
+    blocks = tuple((f, k, combos.count((f, k))) for f, k in dict.fromkeys(combos))
+    return {"block_sparse": ix, "blocks": blocks, "intermediate_size": req("dense_intermediate_size"),
+            "layer_kinds": tuple((k, n) for k, n in (("gqa", len(sparse) - sum(sparse)), ("msa", sum(sparse))) if n),
+            "num_experts": req("num_local_experts"), "topk": req("num_experts_per_tok"),
+            "moe_intermediate_size": moe_inter, "num_shared_experts": shared // moe_inter}
 
 
 def _kimi_linear(cfg: dict, layers: int, hidden: int, path: str, opt, req) -> dict:

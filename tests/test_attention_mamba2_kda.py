@@ -254,3 +254,53 @@ def test_mla_bmm_fits_the_public_tables(engine, group):
     results, _ = evaluate_group(rows, "mla_bmm", "h200_sxm", extrapolation=False)
     err = {r["model"]: r["median_ape"] for r in results}
     assert err["xgboost"] <= 0.05 and err["xgboost"] < err["random_forest"], err
+
+
+# ----------------------------------------------------------------------------------------------- MSA
+
+def test_minimax_m3_layer_pattern_and_kv():
+    m = load_model("MiniMaxAI/MiniMax-M3")
+    # sparse_attention_freq / moe_layer_freq: 3 dense full-attention layers, then 57 MoE layers with MSA
+    assert m.attention_layer_kinds() == (("gqa", 3), ("msa", 57))
+    assert m.layer_groups() == [(False, "gqa", 3), (True, "msa", 57)]
+    assert (m.num_dense_layers, m.num_moe_layers, m.intermediate_size, m.num_shared_experts) == (3, 57, 12288, 1)
+    assert m.block_sparse.topk_tokens == 16 * 128
+    # K and V of 4 KV heads x 128 in every layer (MSA caches what GQA caches)
+    assert kv_bytes_per_token(m, "bf16") == 60 * 2 * 4 * 128 * 2
+    cfg = __import__("json").loads(__import__("frontier_calib.model_spec", fromlist=["x"]).resolve_preset(
+        "MiniMaxAI/MiniMax-M3").read_text())
+    bad = {**cfg, "sparse_attention_config": {**cfg["sparse_attention_config"], "sparse_attention_freq": [1, 0]}}
+    with pytest.raises(InputError, match="sparse_attention_freq"):
+        spec_from_config(bad, name="bad")
+
+
+def test_msa_module_gemms_are_not_counted_twice():
+    m = load_model("MiniMaxAI/MiniMax-M3")
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="sglang", tp=8, ep=8)
+    models = StubModels()
+    _cost(w, models)
+    gemm_n = [int(df["n"].iloc[0]) for fam, df in models.calls if fam == "gemm"]
+    qkv = (64 // 8 + 2 * 1) * 128
+    assert gemm_n.count(qkv) == 1                    # the 3 GQA layers' qkv_proj only; MSA's is in its module table
+    assert 4 * 128 not in gemm_n                     # the indexer's query projection too
+    msa = [df for fam, df in models.calls if fam.startswith("msa")]
+    assert msa and all((df["num_heads"] == 8).all() and (df["num_kv_heads"] == 1).all() for df in msa)
+
+
+def test_msa_decode_cost_follows_the_selected_tokens():
+    """The fitted msa_decode model (public H200 vLLM tables): 16x the context past the 2048 selected tokens costs
+    far less than 16x."""
+    from frontier_calib.opmodel.dataset import training_rows
+    from frontier_calib.opmodel.evaluate import evaluate_group
+    from frontier_calib.opmodel.registry import load_profiles
+
+    table = load_profiles("h200_sxm", "vllm", families=["msa_decode"])["msa_decode"]
+    rows, _ = training_rows(table[table["kv_dtype"] == "bf16"], "msa_decode")
+    results, model = evaluate_group(rows, "msa_decode", "h200_sxm", extrapolation=False)
+    err = {r["model"]: r["median_ape"] for r in results}
+    assert err["xgboost"] <= 0.05 and err["xgboost"] < err["random_forest"], err
+    w = WorkerSpec(model=load_model("MiniMaxAI/MiniMax-M3"), gpu="h200_sxm", engine="vllm", tp=8, ep=8)
+    _, df = attention.get_kind("msa").decode_query(attention.QueryContext(w, 0, None), np.array([32, 32]),
+                                                    np.array([4096, 65536]))
+    short, long = model.predict(df)
+    assert long / short < 4

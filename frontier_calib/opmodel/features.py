@@ -339,6 +339,56 @@ def _dsa_identity(df):
             "log_topk": _log(_num(df, "index_topk"))}
 
 
+def _msa_terms(df, tokens):
+    """Per-GPU heads and the projection FLOPs / weight bytes of an MSA module (GQA + block indexer) for ``tokens``."""
+    h, kvh, d, hid = (_num(df, c) for c in ("num_heads", "num_kv_heads", "head_dim", "hidden_size"))
+    ih, idim = _num(df, "index_n_heads"), _num(df, "index_head_dim")
+    per_tok = hid * (h + 2 * kvh) * d + h * d * hid + hid * (ih * idim + idim + ih)
+    wb = _bytes(df["dtype"])
+    return h, kvh, d, ih * idim, 2 * tokens * per_tok, per_tok * wb, wb
+
+
+def msa_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    """As dsa_prefill, with GQA over the selected keys and an indexer that scores one key per block."""
+    b, q, kv, topk = _num(df, "batch_size"), _num(df, "q_len"), _num(df, "kv_len"), _num(df, "index_topk")
+    h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b * q)
+    kvb = _bytes(df["kv_dtype"])
+    selected = causal_pairs(q, kv, topk)
+    pairs = causal_pairs(q, kv, np.zeros_like(q))
+    scored = pairs / _num(df, "block_size")
+    attn_flops, index_flops = b * h * selected * 4 * d, b * scored * idx * 2
+    flops = attn_flops + index_flops + p_flops
+    nbytes = b * kv * 2 * kvh * d * kvb + p_bytes
+    peak = _peak(df["dtype"], gpu)
+    t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
+    roof = t_c + t_m + LAUNCH_FLOOR_MS * 8      # projections, indexer, top-k, attention: kernels in sequence
+    x = {"log_batch": _log(b), "log_q": _log(q), "log_kv": _log(kv), "log_selected": _log(selected),
+         "log_scored": _log(scored), "sparse": (kv > topk).astype(float), "heads": h, "kv_heads": kvh,
+         "log_tokens": _log(b * q), "log_t_attention": _log(attn_flops / peak * 1e3),
+         "log_t_indexer": _log(index_flops / peak * 1e3), "log_t_proj": _log(p_flops / peak * 1e3),
+         "log_prefix": _log(kv - q + 1), "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb,
+         # an engine whose short-context path attends densely: the time of attention over every causal pair
+         "log_t_dense": _log(b * h * pairs * 4 * d / peak * 1e3),
+         "weight_bytes": wb, "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count)}
+    return x, roof
+
+
+def msa_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, kv, topk = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "index_topk")
+    h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b)
+    kvb = _bytes(df["kv_dtype"])
+    sel = np.minimum(kv, topk)
+    flops = b * h * sel * 4 * d + b * kv / _num(df, "block_size") * idx * 2 + p_flops
+    nbytes = b * sel * 2 * kvh * d * kvb + p_bytes
+    t_c, t_m, _ = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    roof = t_c + t_m + LAUNCH_FLOOR_MS * 8
+    x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
+         "heads": h, "kv_heads": kvh, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+         "log_proj_flops": _log(p_flops), "kv_bytes": kvb, "weight_bytes": wb,
+         "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count)}
+    return x, roof
+
+
 def dsa_prefill(df: pd.DataFrame, gpu: GPUSpec):
     b, q, kv, topk = _num(df, "batch_size"), _num(df, "q_len"), _num(df, "kv_len"), _num(df, "index_topk")
     h, lat, kvl, idx, p_flops, p_bytes, wb = _dsa_terms(df, b * q)
@@ -474,6 +524,7 @@ FEATURES = {
     "kda_prefill": gdn_prefill, "kda_decode": gdn_decode,
     "mamba2_conv_prefill": mamba2_conv_prefill, "mamba2_conv_decode": mamba2_conv_decode,
     "mla_bmm": mla_bmm,
+    "msa_prefill": msa_prefill, "msa_decode": msa_decode,
     "dsa_prefill": dsa_prefill, "dsa_decode": dsa_decode, "moe": moe, "moe_deepep": moe_deepep,
     "collective": collective, "moe_a2a": moe_a2a,
 }

@@ -77,6 +77,20 @@ _MAMBA2_COLUMNS = (
         _c("conv_kernel", "int", "tokens", "causal convolution width"),
 )
 
+#: the MSA module's heads, model dimensions and formats (shared by msa_prefill and msa_decode)
+_MSA_COLUMNS = (
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("num_kv_heads", "int", "heads", "key/value heads per GPU"),
+        _c("head_dim", "int", "elements", "head dimension"),
+        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
+        _c("index_n_heads", "int", "heads", "block-indexer heads"),
+        _c("index_head_dim", "int", "elements", "block-indexer head width"),
+        _c("block_size", "int", "tokens", "tokens per block the indexer scores"),
+        _c("index_topk", "int", "tokens", "keys each query attends to (top-k blocks x block_size)"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections"),
+        _c("kv_dtype", "dtype", "-", "KV-cache format"),
+)
+
 #: the DSA module's model dimensions and formats (shared by dsa_prefill and dsa_decode)
 _DSA_MODEL_COLUMNS = (
         _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
@@ -187,6 +201,20 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("num_heads", "int", "heads", "query heads per GPU (batch of the BMM)"),
         _c("dtype", "dtype", "-", "BMM format: bf16, fp8 (per-tensor) or fp8_block"),
     ), ("num_tokens", "num_heads"), "dtype"),
+    Family("msa_prefill", "MiniMax sparse attention (MiniMax-M3) over a prefill chunk, module scope: the GQA and "
+           "block-indexer projections, the indexer scoring the cached tokens block by block, top-k block selection "
+           "and GQA over the selected blocks' tokens (at most index_topk keys per query).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        _c("kv_len", "int", "tokens", "keys per sequence, cached prefix included (kv_len >= q_len)"),
+        *_MSA_COLUMNS,
+    ), ("batch_size", "q_len", "kv_len", "num_heads", "num_kv_heads", "hidden_size", "index_topk"), "kv_dtype"),
+    Family("msa_decode", "MiniMax sparse attention for decode, module scope: batch_size sequences, one token each; "
+           "attention cost stops growing once kv_len exceeds index_topk (the block indexer's does not).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("kv_len", "int", "tokens", "KV length per sequence"),
+        *_MSA_COLUMNS,
+    ), ("batch_size", "kv_len", "num_heads", "num_kv_heads", "hidden_size", "index_topk"), "kv_dtype"),
     Family("dsa_prefill", "DeepSeek sparse attention (DeepSeek-V3.2, GLM-5) over a prefill chunk, module scope: "
            "the MLA and indexer projections, the indexer scoring every cached token, top-k selection and MLA over "
            "the index_topk selected tokens (short contexts run dense attention).", (

@@ -196,6 +196,36 @@ def _mla_bmm(df):
                          "latency_ms": df["latency"]})
 
 
+def _model_config(model_id: str):
+    """The ModelSpec of a model the source names, from the source package's ``model_configs`` (None without one)."""
+    path = find_systems_dir().parent / "model_configs" / f"{str(model_id).replace('/', '--')}_config.json"
+    return load_model(str(path)) if path.exists() else None
+
+
+def _msa(decode: bool):
+    """MSA module tables (MiniMax-M3). Rows are timed at tp_size 1 with the query heads of one tensor-parallel
+    shard (64, 32, ... 1); the shard's KV heads follow the model's GQA ratio (at least one)."""
+    def conv(df):
+        specs = {m: _model_config(m) for m in df["model"].unique()}
+        df = df[df["model"].map(lambda m: specs[m] is not None and specs[m].block_sparse is not None)]
+        rows = []
+        for m, part in df.groupby("model"):
+            spec, ix = specs[m], specs[m].block_sparse
+            kv_heads = np.maximum(1, part["num_heads"] * spec.num_kv_heads // spec.num_heads)
+            out = {"engine_version": part["version"].astype(str), "kernel": "msa_module",
+                   "batch_size": part["batch_size"]}
+            if not decode:
+                out["q_len"] = part["isl"]
+            out.update({"kv_len": part["isl"] + part["step"], "num_heads": part["num_heads"], "num_kv_heads": kv_heads,
+                        "head_dim": spec.head_dim, "hidden_size": spec.hidden_size, "index_n_heads": ix.index_n_heads,
+                        "index_head_dim": ix.index_head_dim, "block_size": ix.block_size,
+                        "index_topk": ix.topk_tokens, "dtype": part["gemm_type"], "kv_dtype": part["kv_cache_dtype"],
+                        "latency_ms": part["latency"]})
+            rows.append(pd.DataFrame(out))
+        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return conv
+
+
 def _dsa_dims(model_id: str) -> dict | None:
     """The DSA shape columns of a model the source names, from the source package's ``model_configs`` (None when
     it has no config for it or the config has no sparse indexer)."""
@@ -340,6 +370,8 @@ SOURCES = [
     SourceTable("kda", "kda_perf.parquet", "kda_prefill", _kda("context")),
     SourceTable("kda", "kda_perf.parquet", "kda_decode", _kda("generation")),
     SourceTable("mla_bmm", "mla_bmm_perf.parquet", "mla_bmm", _mla_bmm),
+    SourceTable("msa", "msa_context_module_perf.parquet", "msa_prefill", _msa(False)),
+    SourceTable("msa", "msa_generation_module_perf.parquet", "msa_decode", _msa(True)),
     SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
     SourceTable("comm", "nccl_perf.parquet", "collective", _nccl, ("nccl",)),
     SourceTable("comm", "moe_a2a_perf.parquet", "moe_a2a", _moe_a2a),
