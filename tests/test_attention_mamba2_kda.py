@@ -304,3 +304,22 @@ def test_msa_decode_cost_follows_the_selected_tokens():
                                                     np.array([4096, 65536]))
     short, long = model.predict(df)
     assert long / short < 4
+
+
+# ----------------------------------------------------------------------------------------------- mHC
+
+def test_mhc_importer_keeps_every_size_of_the_dispatched_pre_kernels():
+    from frontier_calib.profiles.importers.aiconfigurator import SOURCES
+
+    convert = next(src.convert for src in SOURCES if src.family == "mhc")
+    rows = [{"version": "1", "op_name": "pre", "kernel_source": k, "num_tokens": t, "hidden_size": 4096,
+             "hc_mult": 4, "sinkhorn_iters": 20, "num_sites": 2, "latency": 0.01}
+            for k, t in (("trtllm_mhc_pre_fma", 8), ("trtllm_mhc_pre_dg_splitk", 4096))]
+    out = convert(pd.DataFrame(rows))
+    assert list(out["kernel"]) == ["mhc_pre", "mhc_pre"] and list(out["num_tokens"]) == [8, 4096]
+
+
+@pytest.mark.parametrize("engine", ["trtllm", "sglang", "vllm"])
+def test_mhc_fits_the_public_tables(engine):
+    err = _fit("h200_sxm", engine, "mhc")
+    assert err["xgboost"] <= 0.05 and err["xgboost"] < err["random_forest"], err

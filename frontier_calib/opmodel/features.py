@@ -311,6 +311,20 @@ def mla_bmm(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+def mhc(df: pd.DataFrame, gpu: GPUSpec):
+    """Memory-bound stream mixing: 'pre' reads the hc_mult streams and writes one input (plus the mixing
+    projection, hc_mult x hidden -> hc_mult^2 + 2 hc_mult, and the Sinkhorn steps on hc_mult x hc_mult), 'post'
+    reads the output and the streams and writes the streams back; bf16 activations."""
+    t, hid, n, it = (_num(df, c) for c in ("num_tokens", "hidden_size", "hc_mult", "sinkhorn_iters"))
+    post = (df["op"] == "post").to_numpy(dtype=float)
+    nbytes = t * hid * 2 * np.where(post > 0, 2 * n + 1, n + 1)
+    flops = t * np.where(post > 0, 2 * n * hid, 2 * n * hid * (n * n + 2 * n) + it * n * n * 4)
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_tokens": _log(t), "log_hidden": _log(hid), "hc_mult": n, "post": post, "log_t_compute": _log(t_c),
+         "log_t_memory": _log(t_m), "wave_eff": _wave_eff(np.ceil(t / 64), gpu.sm_count)}
+    return x, roof
+
+
 #: fixed milliseconds of one DSA module call beyond its roofline: the module runs some 40 small kernels (MLA and
 #: indexer projections with their FP8 quantisation, norms, RoPE, indexer logits, top-k, sparse attention). Read off
 #: the flat region of the public H100/H200 module tables (short prefills ~0.8 ms per call, timed eagerly; decode
@@ -524,6 +538,7 @@ FEATURES = {
     "kda_prefill": gdn_prefill, "kda_decode": gdn_decode,
     "mamba2_conv_prefill": mamba2_conv_prefill, "mamba2_conv_decode": mamba2_conv_decode,
     "mla_bmm": mla_bmm,
+    "mhc": mhc,
     "msa_prefill": msa_prefill, "msa_decode": msa_decode,
     "dsa_prefill": dsa_prefill, "dsa_decode": dsa_decode, "moe": moe, "moe_deepep": moe_deepep,
     "collective": collective, "moe_a2a": moe_a2a,

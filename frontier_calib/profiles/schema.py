@@ -215,6 +215,16 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("kv_len", "int", "tokens", "KV length per sequence"),
         *_MSA_COLUMNS,
     ), ("batch_size", "kv_len", "num_heads", "num_kv_heads", "hidden_size", "index_topk"), "kv_dtype"),
+    Family("mhc", "DeepSeek-V4's manifold-constrained hyper-connections around each sub-layer: op='pre' mixes the "
+           "hc_mult residual streams into the sub-layer's input (mixing weights from a small projection, made doubly "
+           "stochastic by sinkhorn_iters Sinkhorn steps), op='post' writes the sub-layer's output back into the streams; "
+           "num_tokens rows. The engine's kernel choice by size (TensorRT-LLM: FMA, split-K) is one op here.", (
+        _c("op", "str", "-", "'pre' (streams -> sub-layer input) or 'post' (sub-layer output -> streams)"),
+        _c("num_tokens", "int", "tokens", "tokens in the call"),
+        _c("hidden_size", "int", "features", "model hidden size (width of each stream)"),
+        _c("hc_mult", "int", "streams", "residual streams (hyper-connection expansion)"),
+        _c("sinkhorn_iters", "int", "steps", "Sinkhorn normalisation steps of the mixing matrix"),
+    ), ("num_tokens", "hidden_size"), None),
     Family("dsa_prefill", "DeepSeek sparse attention (DeepSeek-V3.2, GLM-5) over a prefill chunk, module scope: "
            "the MLA and indexer projections, the indexer scoring every cached token, top-k selection and MLA over "
            "the index_topk selected tokens (short contexts run dense attention).", (

@@ -226,6 +226,15 @@ def _msa(decode: bool):
     return conv
 
 
+def _mhc(df):
+    """mHC module rows. TensorRT-LLM dispatches 'pre' to one of three kernels by token count (FMA, no-split,
+    split-K: one per size), so the op, not the kernel, names the row's implementation."""
+    op = df["op_name"].astype(str)
+    return pd.DataFrame({"engine_version": df["version"].astype(str), "kernel": "mhc_" + op, "op": op,
+                         "num_tokens": df["num_tokens"], "hidden_size": df["hidden_size"], "hc_mult": df["hc_mult"],
+                         "sinkhorn_iters": df["sinkhorn_iters"], "latency_ms": df["latency"]})
+
+
 def _dsa_dims(model_id: str) -> dict | None:
     """The DSA shape columns of a model the source names, from the source package's ``model_configs`` (None when
     it has no config for it or the config has no sparse indexer)."""
@@ -370,6 +379,7 @@ SOURCES = [
     SourceTable("kda", "kda_perf.parquet", "kda_prefill", _kda("context")),
     SourceTable("kda", "kda_perf.parquet", "kda_decode", _kda("generation")),
     SourceTable("mla_bmm", "mla_bmm_perf.parquet", "mla_bmm", _mla_bmm),
+    SourceTable("mhc", "mhc_module_perf.parquet", "mhc", _mhc),
     SourceTable("msa", "msa_context_module_perf.parquet", "msa_prefill", _msa(False)),
     SourceTable("msa", "msa_generation_module_perf.parquet", "msa_decode", _msa(True)),
     SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
