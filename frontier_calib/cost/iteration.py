@@ -31,6 +31,7 @@ from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
 from .head_fold import fold_decode_query, trained_max_kv_heads
+from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
@@ -515,7 +516,13 @@ class IterationCostModel:
             fam, df = kind.decode_query(ctx, bb.ravel(), kk.ravel())
             if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
                 df = fold_decode_query(df, trained_max_kv_heads(self.models))
-            ms = self.models.predict(fam, df) + kind.untimed_ms(ctx, "decode", bb.ravel(), kk.ravel())
+            ms = self.models.predict(fam, df)
+            wide = WIDER_FORMAT.get(str(df["kv_dtype"].iloc[0])) if "kv_dtype" in df else None
+            if wide is not None and self.models.has(fam, wide):   # never slower than widening: kv_format.py
+                elements = bb.ravel() * kk.ravel() * kind.kv_bytes_per_token(self.worker.model, 1, self.worker.tp)
+                ms = bounded_decode_ms(ms, self.models.predict(fam, df.assign(kv_dtype=wide)), elements,
+                                       self.spec.hbm_bandwidth)
+            ms = ms + kind.untimed_ms(ctx, "decode", bb.ravel(), kk.ravel())   # kernels its tables lack
             total += layers * ms.reshape(bb.shape)
         return np.log2(total)
 
