@@ -50,6 +50,7 @@ PRESETS: dict[str, str] = {
     "deepseek-ai/DeepSeek-V3.2": "DeepSeek-V3.2",
     "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "Nemotron-3-Nano-30B-A3B",
     "nvidia/Nemotron-H-56B-Base-8K": "Nemotron-H-56B-Base-8K",
+    "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8": "Nemotron-3-Super-120B-A12B-FP8",
     "moonshotai/Kimi-K3": "Kimi-K3",
     "MiniMaxAI/MiniMax-M3": "MiniMax-M3",
 }
@@ -830,9 +831,6 @@ def _hybrid_mamba(cfg: dict, layers: int, inter: int, path: str, opt, req) -> di
     if not isinstance(pattern, str) or len(pattern) != layers or set(pattern) - set(_NEMOTRON_BLOCKS):
         raise InputError(f"must be a string of {layers} block letters from {''.join(_NEMOTRON_BLOCKS)} "
                          f"(M mamba, * attention, E MoE, - MLP)", path=path, field="hybrid_override_pattern")
-    if cfg.get("moe_latent_size"):
-        raise InputError("latent MoE (experts on a down-projected hidden state) is not supported", path=path,
-                         field="moe_latent_size")
     counts = {c: pattern.count(c) for c in _NEMOTRON_BLOCKS}
     ssm = str(cfg.get("mamba_ssm_cache_dtype") or "float32").lower()
     mb = Mamba2Spec(num_heads=req("mamba_num_heads"), head_dim=req("mamba_head_dim"), state_size=req("ssm_state_size"),
@@ -848,7 +846,8 @@ def _hybrid_mamba(cfg: dict, layers: int, inter: int, path: str, opt, req) -> di
             raise InputError(f"a shared expert width of {shared} is not a multiple of the routed experts' "
                              f"{moe_inter}", path=path, field="moe_shared_expert_intermediate_size")
         out.update(num_experts=req("n_routed_experts"), topk=req("num_experts_per_tok"),
-                   moe_intermediate_size=moe_inter, num_shared_experts=shared // moe_inter)
+                   moe_intermediate_size=moe_inter, num_shared_experts=shared // moe_inter,
+                   moe_hidden_size=opt("moe_latent_size", 0))    # latent MoE (Nemotron-3-Super): routed experts only
     return out
 
 

@@ -67,6 +67,24 @@ def test_nemotron_nano_block_pattern():
                                       "mamba2_conv_decode"]
 
 
+def test_nemotron_super_latent_moe():
+    """Nemotron-3-Super's routed experts run on a 1024-wide latent (moe_latent_size): the expert GEMMs and the MoE
+    table queries use it, a down- and up-projection around them are token ops, shared experts stay at full width."""
+    m = load_model("nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8")
+    assert m.attention_layer_kinds() == (("gqa", 8), ("mamba2", 40)) and m.num_moe_layers == 40
+    assert (m.moe_hidden_size, m.expert_hidden_size, m.num_shared_experts) == (1024, 1024, 2)
+    assert round(m.param_count() / 1e9) == 119 and round(m.active_param_count() / 1e9) == 11   # 120B-A12B
+    assert [(g.n, g.k) for g in m.expert_gemms()] == [(2688, 1024), (1024, 2688)]            # relu^2: no gate
+    names = {g.name: (g.n, g.k) for g in m.ffn_gemms(moe_layer=True)}
+    assert names["moe_latent_down"] == (1024, 4096) and names["moe_latent_up"] == (4096, 1024)
+    assert names["shared_expert_gate_up"] == (5376, 4096)
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="trtllm", tp=2)
+    models = StubModels()
+    _cost(w, models)
+    moe = [df for fam, df in models.calls if fam == "moe"]
+    assert moe and all((df["hidden_size"] == 1024).all() for df in moe)
+
+
 def test_nemotron_h_dense_blocks():
     m = load_model("Nemotron-H-56B-Base-8K")
     assert m.attention_layer_kinds() == (("gqa", 10), ("mamba2", 54))
@@ -80,8 +98,6 @@ def test_bad_block_patterns_are_one_line_errors():
         spec_from_config({**cfg, "hybrid_override_pattern": cfg["hybrid_override_pattern"][:-1]}, name="short")
     with pytest.raises(InputError, match="hybrid_override_pattern"):
         spec_from_config({**cfg, "hybrid_override_pattern": "X" + cfg["hybrid_override_pattern"][1:]}, name="bad")
-    with pytest.raises(InputError, match="moe_latent_size"):
-        spec_from_config({**cfg, "moe_latent_size": 1024}, name="latent")
     with pytest.raises(FrontierError, match="Mamba2"):
         load_model(NANO).check_parallel(tp=16)      # 32 attention heads split, but not 8 B/C groups
 
