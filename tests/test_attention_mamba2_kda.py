@@ -134,11 +134,36 @@ def test_mamba2_cost_is_the_conv_tables_plus_the_scan_and_ignores_the_context():
     short, long = cm.decode_attention_ms(4, [4 * 1000.0])[0], cm.decode_attention_ms(4, [4 * 33000.0])[0]
     assert short == pytest.approx(23 * (0.004 + scan) + 6 * (0.01 + 1e-5 * 1000), rel=0.02)
     assert long - short == pytest.approx(6 * 1e-5 * 32000, rel=0.02)       # only the attention layers grow
-    # past its launch floor the scan's prefill time is linear in the chunk's tokens (compute-bound at full chunks)
-    pre = ssd_scan_ms(ctx, "prefill", np.array([4096, 8192]), np.array([4096, 8192])) - 5 * KERNEL_FLOOR_MS
+    # without GDN tables the prefill scan is its roofline: past the launch floor, linear in the chunk's tokens
+    bare = attention.QueryContext(w, 0, None)
+    pre = ssd_scan_ms(bare, "prefill", np.array([4096, 8192]), np.array([4096, 8192])) - 5 * KERNEL_FLOOR_MS
     assert pre[1] == pytest.approx(2 * pre[0], rel=0.01)
     # the Mamba2 projections are token ops: in_proj (2 x 4096 + 2 x 8 x 128 + 64) / 2 wide
     assert any(fam == "gemm" and (df["n"] == (2 * 4096 + 2 * 8 * 128 + 64) // 2).all() for fam, df in models.calls)
+
+
+def test_mamba2_prefill_scan_takes_the_measured_gdn_efficiency():
+    """The SSD prefill scan's roofline is scaled by measured / roofline of the engine's GDN prefill (the same
+    state per GPU: 32 GDN heads of 128 x 128 for Nano's 64 heads of 64 x 128 at tp 1), never below the roofline."""
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import featurize
+
+    w = WorkerSpec(model=load_model(NANO), gpu="h200_sxm", engine="trtllm")
+    q = np.array([512, 8192])
+    seen = []
+
+    def slow_gdn(fam, df):                     # a GDN kernel 10x its roofline
+        seen.append(df)
+        return 10 * np.asarray(featurize("gdn_prefill", df, get_gpu("h200_sxm"))[1])
+
+    floor = 5 * KERNEL_FLOOR_MS
+    bare = ssd_scan_ms(attention.QueryContext(w, 0, None), "prefill", q, q) - floor
+    slow = ssd_scan_ms(attention.QueryContext(w, 0, StubModels(slow_gdn)), "prefill", q, q) - floor
+    assert slow == pytest.approx(10 * bare, rel=1e-6)
+    assert (seen[0]["num_v_heads"] == 32).all() and (seen[0]["head_k_dim"] == 128).all()
+    fast = ssd_scan_ms(attention.QueryContext(w, 0, StubModels(lambda f, df: np.full(len(df), 1e-9))), "prefill",
+                       q, q) - floor
+    assert fast == pytest.approx(bare, rel=1e-6)       # a faster-than-roofline reading never lowers the bound
 
 
 def test_removing_the_mamba2_cost_changes_the_step_time():

@@ -11,9 +11,14 @@ inputs (bf16), and nothing per token. Heads and B/C groups are split by tensor p
 The public tables (aiconfigurator-core ``mamba2_perf``, TensorRT-LLM only) time the convolution kernels
 (``causal_conv1d_fn``, ``causal_conv1d_update``) and no SSD-scan rows, although its ``Mamba2Kernel`` names four
 kernels. The fitted families are therefore the convolution's (``mamba2_conv_prefill`` / ``mamba2_conv_decode``),
-and the scan is added by :func:`ssd_scan_ms`: the roofline of its FLOPs and bytes at the GPU's peak bf16 rate and
-HBM bandwidth (:mod:`frontier_calib.hardware`) plus a launch floor per kernel, i.e. a lower bound, not a
-measurement. Mamba2 paper (Dao & Gu 2024, "Transformers are SSMs", Sec. 6) for the chunked SSD algorithm's work.
+and the scan is added by :func:`ssd_scan_ms` from the roofline of its FLOPs and bytes at the GPU's peak bf16 rate
+and HBM bandwidth (:mod:`frontier_calib.hardware`) plus a launch floor per kernel. Decode's state update is
+memory-bound and runs near that roofline (the measured GDN decode step, its closest timed sibling, is 1.2-1.9x
+its roofline on H200); a chunked prefill scan does not (the measured chunked gated-delta-rule kernels run 6-20x
+above their roofline), so the prefill scan's roofline is scaled by the same engine's measured GDN prefill
+efficiency (the fitted ``gdn_prefill`` model over its roofline, at the same tokens and a GDN layer holding the same
+state per GPU), where that engine has GDN tables; else the roofline alone stands (a lower bound). Mamba2 paper
+(Dao & Gu 2024, "Transformers are SSMs", Sec. 6) for the chunked SSD algorithm's work.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..hardware import get_gpu
+from ..opmodel.features import featurize
 from .base import AttentionKind, register
 
 #: kernels the SSD scan launches per layer and call: prefill (chunk cumsum, chunk state, state passing, BMM of
@@ -66,7 +72,28 @@ def ssd_scan_ms(ctx, phase: str, sizes, kv) -> np.ndarray:
         flops = x * nh * 6 * p * n
         nbytes = x * (2 * state + 2 * nh * p * 2 + 2 * ng * n * 2)
     roof = np.maximum(flops / gpu.flops("bf16"), nbytes / gpu.hbm_bandwidth) * 1e3
+    if phase == "prefill":
+        roof = roof * gdn_prefill_efficiency(ctx, x)
     return roof + SCAN_KERNELS[phase] * KERNEL_FLOOR_MS
+
+
+#: head width of the GDN layer a Mamba2 layer's prefill scan is compared with (the public GDN tables' dk = dv)
+GDN_HEAD_DIM = 128
+
+
+def gdn_prefill_efficiency(ctx, q_len) -> np.ndarray:
+    """Measured over roofline time of the chunked gated-delta-rule prefill (conv + scan) of the worker's engine,
+    at ``q_len`` tokens, for the GDN layer whose per-GPU state equals this Mamba2 layer's (value heads of
+    128 x 128 fp32; as many key heads); 1 where the fitted models hold no ``gdn_prefill`` (never below 1)."""
+    models = ctx.models
+    if models is None or not models.has("gdn_prefill"):
+        return np.ones(len(np.atleast_1d(q_len)))
+    mb, tp = ctx.worker.model.mamba, ctx.worker.tp
+    heads = max(1, round((mb.num_heads // tp) * mb.head_dim * mb.state_size / GDN_HEAD_DIM ** 2))
+    df = pd.DataFrame({"batch_size": 1, "q_len": np.atleast_1d(q_len), "num_k_heads": heads, "num_v_heads": heads,
+                       "head_k_dim": GDN_HEAD_DIM, "head_v_dim": GDN_HEAD_DIM, "conv_kernel": mb.conv_kernel})
+    _, roof = featurize("gdn_prefill", df, get_gpu(ctx.worker.gpu))
+    return np.maximum(models.predict("gdn_prefill", df) / np.asarray(roof), 1.0)
 
 
 def state_bytes(model, tp):
@@ -77,6 +104,7 @@ def state_bytes(model, tp):
 
 
 MAMBA2 = register(AttentionKind(
-    name="mamba2", doc=__doc__.strip().splitlines()[0], families=("mamba2_conv_prefill", "mamba2_conv_decode"),
+    name="mamba2", doc=__doc__.strip().splitlines()[0],
+    families=("mamba2_conv_prefill", "mamba2_conv_decode", "gdn_prefill"),   # gdn_prefill: the scan's efficiency
     prefill_query=_prefill, decode_query=_decode, kv_bytes_per_token=lambda model, b, tp: 0.0,
     state_bytes_per_sequence=state_bytes, untimed_ms=ssd_scan_ms))
