@@ -57,6 +57,9 @@ class AttentionKind:
     windows: Callable = lambda model, layers: [(0, layers)]  #: (model, layers) -> [(window tokens, layers)]
     groups: Callable = lambda worker: {}     #: (worker) -> {family: dtype groups queried} (families split by dtype)
     profiling_kernels: dict = field(default_factory=dict)  #: family -> "module:function" benchmark preparer
+    #: (ctx, "prefill" | "decode", q_len or batch_size array, kv_len array) -> milliseconds per layer of the kernels
+    #: the kind runs that its tables do not time (an estimate the kind documents), added to the fitted time
+    untimed_ms: Callable = lambda ctx, phase, sizes, kv: 0.0
 
     def projection_gemms(self, model, tp: int) -> list:
         return self.gemms(model, tp) if self.gemms is not None else model.attention_gemms(tp, self.name)
@@ -124,5 +127,7 @@ def state_bytes_per_sequence(model, *, tp: int = 1) -> float:
 def kv_dtype_groups(*families: str):
     """A ``groups`` callable: these families are split by the worker's KV-cache format."""
     def groups(worker):
-        return {f: {table_format(worker.kv_dtype)} for f in families}
+        fmt = table_format(worker.kv_dtype)
+        # an 8-bit KV cache also reads the 16-bit tables: they bound its decode time (cost/kv_format.py)
+        return {f: {fmt, "bf16"} if fmt in ("fp8", "fp8_block", "int8") else {fmt} for f in families}
     return groups

@@ -31,11 +31,16 @@ from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
 from .head_fold import fold_decode_query, trained_max_kv_heads
+from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
+from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
 from .worker import WorkerSpec, tp_nodes
 
 _fmt = table_format   # the kernel-table format of a dtype (fp16 -> bf16)
+
+#: batch sizes (sequences) of the batched prefill-attention tables; batch 1 is the ``prefill_ms`` table
+PREFILL_BATCHES = (1, 2, 4, 8, 16, 32, 64)
 
 
 def _monotone(a: np.ndarray, axis: int) -> np.ndarray:
@@ -57,23 +62,6 @@ def _log_grid(lo: int, hi: int, points: int) -> np.ndarray:
     return g
 
 
-def ring_allreduce_ms(nbytes, ranks: int, bandwidth: float, latency_s: float) -> np.ndarray:
-    """Milliseconds of a ring all-reduce of a buffer of ``nbytes`` bytes (what each rank holds) among ``ranks``
-    ranks, each sending over its own link of ``bandwidth`` bytes/s (one direction) with ``latency_s`` seconds
-    per step. The ring takes 2 (ranks - 1) steps (reduce-scatter, then all-gather), each moving nbytes / ranks
-    bytes per rank::
-
-        2 (ranks - 1) / ranks x nbytes / bandwidth  +  2 (ranks - 1) x latency_s
-
-    Zero for one rank.
-    """
-    nbytes = np.asarray(nbytes, dtype=float)
-    if ranks <= 1:
-        return np.zeros(nbytes.shape)
-    steps = 2 * (ranks - 1)
-    return (steps / ranks * nbytes / bandwidth + steps * latency_s) * 1e3
-
-
 def nvlink_collective_ms(op: str, nbytes, gpus: int, spec: GPUSpec) -> np.ndarray:
     """Milliseconds of an intra-node ``reduce_scatter`` or ``all_gather`` of a buffer of ``nbytes`` bytes (the
     whole buffer, as in the ``collective`` tables) over ``gpus`` GPUs, from the NVLink figures of the GPU spec
@@ -83,10 +71,7 @@ def nvlink_collective_ms(op: str, nbytes, gpus: int, spec: GPUSpec) -> np.ndarra
     """
     if op not in ("reduce_scatter", "all_gather"):
         raise ValueError(f"not an intra-node stage of the hierarchical all-reduce: {op!r}")
-    nbytes = np.asarray(nbytes, dtype=float)
-    if gpus <= 1:
-        return np.zeros(nbytes.shape)
-    return ((gpus - 1) / gpus * nbytes / spec.nvlink_bandwidth + (gpus - 1) * spec.nvlink_latency_s) * 1e3
+    return ring_allgather_ms(nbytes, gpus, spec.nvlink_bandwidth, spec.nvlink_latency_s)
 
 
 def hierarchical_allreduce_ms(nbytes, nodes: int, gpus_per_node: int, spec: GPUSpec, intra_ms=None) -> np.ndarray:
@@ -170,6 +155,8 @@ class IterationCostModel:
         self._prefill_memo: dict = {}
         self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
                                             float(self._q_grid[-1]), self._kv_grid_max)
+        self._prefill_batch_lookup = [BilinearLog2(self._log_q_grid, self._log_kv_grid, z, float(self._q_grid[-1]),
+                                                   self._kv_grid_max) for z in tables["prefill_batch_ms"]]
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
@@ -189,6 +176,7 @@ class IterationCostModel:
         t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
         self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
         t["prefill_ms"] = _monotone(_monotone(self._prefill_table(), 0), 1)
+        t["prefill_batch_ms"] = self._prefill_batch_tables()
         return t
 
     @property
@@ -211,16 +199,52 @@ class IterationCostModel:
             run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
             terms = self._mixed_terms[key] = (self._token_lookup(run_tok) + self._lm_head_lookup(n_seq), graphed)
         ms, graphed = terms
-        memo = self._prefill_memo
-        for key in zip(qs, kvs):
-            v = memo.get(key)
-            if v is None:
-                v = memo[key] = self._prefill_lookup.one(*key)
-            ms += v
+        ms += self._prefill_step_ms(qs, kvs)
         if num_decode:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
         return step_seconds(ms / 1e3, graphed=graphed, kernels=self.kernels, sequences=n_seq, tokens=n_tok,
                             has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
+
+    def _prefill_step_ms(self, qs: list, kvs: list) -> float:
+        """Milliseconds of attention for one step's prefill chunks (``qs`` new tokens attending ``kvs`` keys each).
+
+        One chunk: the table. Several: the engines run them as one variable-length call, so its fixed costs are
+        paid once and the GPU is filled by all of them: the batched table at ``n`` sequences of the mean chunk
+        ``q = sum(q) / n`` attending ``kv = sum(q x kv) / sum(q)`` keys (the same attention work), interpolated in
+        log2 of the batch between ``PREFILL_BATCHES``; never more than the chunks as separate calls, never less
+        than the largest chunk alone. Measured on the profiled tables' own batched rows: docs/cost-model.md."""
+        memo = self._prefill_memo
+        total = top = 0.0
+        for key in zip(qs, kvs):
+            v = memo.get(key)
+            if v is None:
+                v = memo[key] = self._prefill_lookup.one(*key)
+            total += v
+            top = v if v > top else top
+        n = len(qs)
+        if n < 2:
+            return total
+        key = (tuple(qs), tuple(kvs))
+        v = memo.get(key)
+        if v is None:
+            q_sum = sum(qs)
+            q_mean = q_sum / n
+            kv_eff = sum(q * k for q, k in zip(qs, kvs)) / q_sum if q_sum else 1.0
+            v = memo[key] = min(total, max(self._prefill_batched_one(n, q_mean, kv_eff), top))
+        return v
+
+    def _prefill_batched_one(self, n: int, q: float, kv: float) -> float:
+        """Milliseconds of one batched prefill call of ``n`` sequences of ``q`` tokens attending ``kv`` keys."""
+        look, grid = self._prefill_batch_lookup, PREFILL_BATCHES
+        if n >= grid[-1]:   # past the largest tabulated batch: the largest batch's time per sequence
+            return look[-1].one(q, kv) * n / grid[-1]
+        i = bisect.bisect_right(grid, n) - 1
+        lo = look[i].one(q, kv)
+        if grid[i] == n:
+            return lo
+        hi = look[i + 1].one(q, kv)
+        t = (math.log2(n) - math.log2(grid[i])) / (math.log2(grid[i + 1]) - math.log2(grid[i]))
+        return float(np.exp2((1 - t) * math.log2(lo) + t * math.log2(hi)))
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         n = int(num_decode)
@@ -256,7 +280,7 @@ class IterationCostModel:
         sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""
         q = np.asarray(prefill_q, dtype=np.int64)
         n_tok, n_seq = int(q.sum()) + num_decode, len(q) + num_decode
-        pre = float(self._prefill_attention_ms(q, np.asarray(prefill_kv)).sum()) if len(q) else 0.0
+        pre = self.prefill_step_attention_ms(q, prefill_kv) if len(q) else 0.0
         dec = float(self._decode_attention_ms(num_decode, np.array([decode_kv_sum], float))[0]) if num_decode else 0.0
         tok, head = self._token_lookup(n_tok), self._lm_head_lookup(n_seq)
         total = self.iteration_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
@@ -279,6 +303,11 @@ class IterationCostModel:
     def prefill_attention_ms(self, q, kv) -> np.ndarray:
         """Milliseconds of attention (all layers) per prefill chunk of ``q`` new tokens attending to ``kv`` keys."""
         return self._prefill_attention_ms(np.asarray(q), np.asarray(kv))
+
+    def prefill_step_attention_ms(self, q, kv) -> float:
+        """Milliseconds of attention (all layers) for one step's prefill chunks run as one batched call
+        (:meth:`_prefill_step_ms`)."""
+        return self._prefill_step_ms([int(x) for x in np.asarray(q).ravel()], [int(x) for x in np.asarray(kv).ravel()])
 
     def decode_attention_ms(self, b: int, kv_sums) -> np.ndarray:
         """Milliseconds of attention (all layers) of a decode batch of ``b`` sequences, per total KV in ``kv_sums``."""
@@ -347,11 +376,12 @@ class IterationCostModel:
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
         for moe_layer, kind_name, layers in m.layer_groups():
-            kind = get_kind(kind_name)
-            timed = kind.module_gemms(QueryContext(w, 0, self.models))  # in the kind's module tables already
+            # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
+            kind = get_kind(kind_name) if kind_name else None
+            timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
             per_layer = np.zeros(len(n))
             ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in kind.projection_gemms(m, w.tp):
+            for g in (kind.projection_gemms(m, w.tp) if kind else ()):
                 if g.name not in timed:
                     per_layer += self._gemm_ms(g, n, w.dtype)
             for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
@@ -363,8 +393,9 @@ class IterationCostModel:
                 per_layer += moe
                 ffn += moe
             allreduce = self._tp_allreduce_ms(n)   # one after attention, one after the MLP/MoE
-            per_layer += allreduce * 2
-            ffn += allreduce
+            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
+            if moe_layer is not None:
+                ffn += allreduce
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
             ffn_total += layers * ffn
@@ -393,7 +424,7 @@ class IterationCostModel:
         w, m = self.worker, self.worker.model
         n = np.asarray(n)
         dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
-        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
+        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.expert_hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
         if self._deepep_moe():
@@ -412,7 +443,7 @@ class IterationCostModel:
             return False
         ranges = self.models.models[key].ranges_
         return all(ranges[c][0] <= v <= ranges[c][1] for c, v in (
-            ("hidden_size", m.hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
+            ("hidden_size", m.expert_hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
             ("moe_tp", w.moe_tp)))
 
     def _a2a_backend(self, n: np.ndarray) -> np.ndarray:
@@ -425,14 +456,14 @@ class IterationCostModel:
 
     def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
-        if not self.models.has("moe_a2a"):
+        if not self.models.has("moe_a2a") or (w.node_link is not None and w.moe_gpus <= self.gpus_per_node):
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
         backend = self._a2a_backend(n)
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
-                               "num_tokens": n, "hidden_size": m.hidden_size, "topk": m.topk,
+                               "num_tokens": n, "hidden_size": m.expert_hidden_size, "topk": m.topk,
                                "num_experts": m.num_experts})
             out += self.models.predict("moe_a2a", df)
         return out
@@ -443,12 +474,15 @@ class IterationCostModel:
         the ``n`` tokens of each of the ``attention_dp`` ranks before the experts and reduce-scatters the expert
         outputs after them, both over the whole buffer (attention_dp x n x hidden x 2 bytes) with NCCL."""
         w, m = self.worker, self.worker.model
+        nbytes = np.asarray(n, dtype=float) * w.attention_dp * m.hidden_size * 2
+        if w.node_link is not None and w.moe_gpus <= self.gpus_per_node:   # the deployment's own link
+            link = w.node_link
+            return 2 * ring_allgather_ms(nbytes, w.moe_gpus, link.bandwidth, link.latency_s)
         ops = self._collective_categories("op") if self.models.has("collective") else set()
         if not {"all_gather", "reduce_scatter"} <= ops:
             raise CoverageError(f"ep={w.ep} with attention_dp={w.attention_dp} needs all-to-all (moe_a2a) tables "
                                 f"or NCCL all_gather/reduce_scatter (collective) tables for gpu={w.gpu} "
                                 f"engine={w.engine}")
-        nbytes = np.asarray(n, dtype=float) * w.attention_dp * m.hidden_size * 2
         out = np.zeros(len(nbytes))
         for op in ("all_gather", "reduce_scatter"):
             out += self.models.predict("collective", pd.DataFrame({
@@ -478,8 +512,13 @@ class IterationCostModel:
 
     def _intra_node_allreduce_ms(self, nbytes: np.ndarray, gpus: int) -> np.ndarray:
         """The profiled all-reduce of ``nbytes`` bytes over ``gpus`` GPUs of one node (milliseconds): the custom
-        kernel when measured (only up to the GPU spec's node size), else NCCL."""
-        custom = "custom" in self._collective_categories("implementation") and gpus <= self.spec.gpus_per_node
+        kernel when measured (only up to the GPU spec's node size), else NCCL; the ring over the deployment's
+        ``cluster.link`` when it names one (:mod:`.node_link`)."""
+        if self.worker.node_link is not None:
+            link = self.worker.node_link
+            return ring_allreduce_ms(nbytes, gpus, link.bandwidth, link.latency_s)
+        custom = (self.worker.custom_all_reduce and "custom" in self._collective_categories("implementation")
+                  and gpus <= self.spec.gpus_per_node)
         impl = "custom" if custom else "nccl"
         df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": gpus,
                            "message_bytes": nbytes})
@@ -506,7 +545,8 @@ class IterationCostModel:
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
         """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
         w, m = self.worker, self.worker.model
-        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer else m.intermediate_size / w.tp)
+        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
+                 else 0 if moe_layer is None else m.intermediate_size / w.tp)
         nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
         return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
 
@@ -520,18 +560,42 @@ class IterationCostModel:
         bb, kk = np.meshgrid(bs, kvg, indexing="ij")
         total = np.zeros(bb.shape)
         for kind, window, layers in self._attention_layers:
-            fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
+            ctx = QueryContext(self.worker, window, self.models)
+            fam, df = kind.decode_query(ctx, bb.ravel(), kk.ravel())
             if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
                 df = fold_decode_query(df, trained_max_kv_heads(self.models))
-            total += layers * self.models.predict(fam, df).reshape(bb.shape)
+            ms = self.models.predict(fam, df)
+            wide = WIDER_FORMAT.get(str(df["kv_dtype"].iloc[0])) if "kv_dtype" in df else None
+            if wide is not None and self.models.has(fam, wide):   # never slower than widening: kv_format.py
+                elements = bb.ravel() * kk.ravel() * kind.kv_bytes_per_token(self.worker.model, 1, self.worker.tp)
+                ms = bounded_decode_ms(ms, self.models.predict(fam, df.assign(kv_dtype=wide)), elements,
+                                       self.spec.hbm_bandwidth)
+            ms = ms + kind.untimed_ms(ctx, "decode", bb.ravel(), kk.ravel())   # kernels its tables lack
+            total += layers * ms.reshape(bb.shape)
         return np.log2(total)
 
-    def _prefill_table(self) -> np.ndarray:
+    def _prefill_table(self, batch: int = 1) -> np.ndarray:
+        """log2 ms of one prefill attention call (all layers) over (q_grid, kv_grid) for ``batch`` sequences of
+        that shape. Kinds whose tables have no batch axis are ``batch`` calls of one sequence."""
         qq, kk = np.meshgrid(self._q_grid, self._kv_grid, indexing="ij")
         kv = np.maximum(kk, qq).ravel()
         q = qq.ravel()
         total = np.zeros(qq.shape)
         for kind, window, layers in self._attention_layers:
-            fam, df = kind.prefill_query(QueryContext(self.worker, window, self.models), q, kv)
-            total += layers * self.models.predict(fam, df).reshape(qq.shape)
+            ctx = QueryContext(self.worker, window, self.models)
+            fam, df = kind.prefill_query(ctx, q, kv)
+            calls = 1
+            if batch > 1:
+                if "batch_size" in df.columns:
+                    df = df.assign(batch_size=batch)
+                else:
+                    calls = batch
+            # kernels the kind's tables lack (e.g. the Mamba2 SSD scan): priced per sequence, batch sequences
+            untimed = batch * np.asarray(kind.untimed_ms(ctx, "prefill", q, kv), dtype=float)
+            total += layers * (calls * self.models.predict(fam, df) + untimed).reshape(qq.shape)
         return np.log2(total)
+
+    def _prefill_batch_tables(self) -> np.ndarray:
+        """[len(PREFILL_BATCHES), q_grid, kv_grid] log2 ms of one batched prefill call (one variable-length call
+        for all of a step's chunks, as the engines issue it)."""
+        return np.stack([_monotone(_monotone(self._prefill_table(b), 0), 1) for b in PREFILL_BATCHES])
