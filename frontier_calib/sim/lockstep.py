@@ -34,7 +34,7 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess")
+                 "dt_guess", "speculative")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -47,6 +47,7 @@ class LockstepGroup:
         self.wait_s = 0.0        # rank-seconds spent waiting for the slowest rank (s)
         self.fast_forward = fast_forward
         self.dt_guess = 0.0      # last common decode step (s), to size stretches
+        self.speculative = any(rep.spec_steps is not None for rep in members)
 
     @property
     def end_s(self) -> float:
@@ -59,9 +60,9 @@ class LockstepGroup:
         in progress at ``horizon``). None when no member has a step to run."""
         if self.busy or self.finishing:
             return None
-        ready = [rep for rep in self.members if rep.plan is None and rep.sched.has_work]
+        ready = [rep for rep in self.members if rep.plan is None and (rep.sched.running or rep.sched.waiting)]
         # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
-        owing = [rep for rep in ready if rep.owes_tokens()]
+        owing = [rep for rep in ready if rep.owes_tokens()] if self.speculative else None
         plans = []
         for rep in owing or ready:
             plan = rep.plan_step(t)
@@ -69,8 +70,8 @@ class LockstepGroup:
                 plans.append((rep, plan))
         if not plans:
             return None
-        if (self.fast_forward and not owing
-                and all(not p.chunks and p.steady and r.spec_steps is None for r, p in plans)):
+        if (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
+                and (not self.speculative or all(r.spec_steps is None for r, _ in plans))):
             end = self._stretch(plans, t, horizon)
         else:
             durations = [rep.step_duration(plan) for rep, plan in plans]
