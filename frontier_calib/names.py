@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .engines import engine_names
 from .errors import FrontierError
 from .hardware import get_gpu
-
-#: serving engines whose scheduling the simulator models and whose kernel tables are bundled
-ENGINES: tuple[str, ...] = ("vllm", "sglang", "trtllm")
 
 
 def unknown(kind: str, name: str, known: Iterable[str], where: str = "") -> FrontierError:
@@ -28,9 +26,10 @@ def gpu_ids(names: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(gpu_id(n) for n in names))
 
 
-def check_engine(name: str, known: Iterable[str] = ENGINES, where: str = "") -> str:
-    """``name`` if it is one of ``known`` engines, else FrontierError listing them."""
-    known = tuple(known)
+def check_engine(name: str, known: Iterable[str] | None = None, where: str = "") -> str:
+    """``name`` if it is one of ``known`` engines (default: the registered ones, ``frontier_calib/engines/``), else
+    FrontierError listing them."""
+    known = engine_names() if known is None else tuple(known)
     if name not in known:
         raise unknown("engine", name, known, where)
     return name

@@ -27,7 +27,7 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
                hash_block_size: int | None = None):
     """Replay and write ``requests.<fmt>``, ``summary.json`` (and ``timeline.json``) into ``out``, replacing
     whatever ``out`` held (the command refuses an earlier run there unless --overwrite, before calling this)."""
-    from .deployment import build_replicas, load_deployment, simulate_deployment  # heavy: not for --help
+    from .deployment import build_replicas, cost_summary, load_deployment, simulate_deployment  # heavy: not for --help
     from .traces import load_trace
 
     t0 = time.perf_counter()
@@ -44,8 +44,7 @@ def run_replay(deployment: Path, trace_path: Path, *, out: Path, fmt: str | None
                     "model": dep.worker.model.name, "gpu": dep.worker.gpu, "engine": dep.worker.engine,
                     "num_gpus": dep.total_gpus, "kv_blocks_per_rank": dep.memory.kv_blocks,
                     "simulation_stats": result.stats, "wall_seconds": round(wall, 3)})
-    if hasattr(cost, "pipeline_stats"):   # AF: per-pool utilisation and pipeline bubbles (cost/af.py)
-        summary["af_pipeline"] = cost.pipeline_stats()
+    summary.update(cost_summary(dep, cost))   # the mode's own entries (AF: per-pool utilisation, pipeline bubbles)
     # Every file goes into a staging folder first, which replaces `out` as a whole only when all were written:
     # a failure (disk full, an unserialisable value) never leaves a partial result set, nor an older run's files.
     with staged_output(out) as staging:

@@ -13,7 +13,8 @@ from frontier_calib.cost.cache import cost_model_for, needed_families
 from frontier_calib.cost.iteration import (IterationCostModel, _monotone, hierarchical_allreduce_ms,
                                            nvlink_collective_ms, ring_allreduce_ms)
 from frontier_calib.cost.memory import NCCL_BYTES, RESERVED_BYTES, plan_memory
-from frontier_calib.cost.worker import DEFAULT_OVERHEADS, Overheads, WorkerSpec, tp_nodes
+from frontier_calib.cost.worker import Overheads, WorkerSpec, tp_nodes
+from frontier_calib.engines import get_engine
 from frontier_calib.errors import FrontierError
 from frontier_calib.hardware import get_gpu
 from frontier_calib.model_spec import load_model
@@ -223,7 +224,7 @@ def test_overheads_reject_bad_values():
     for bad in (-0.001, "fast", float("nan"), True):
         with pytest.raises(FrontierError, match=">= 0"):
             Overheads.for_engine("vllm", step_s=bad)
-    assert Overheads.for_engine("sglang").step_s == DEFAULT_OVERHEADS["sglang"]["step_s"]
+    assert Overheads.for_engine("sglang").step_s == get_engine("sglang").overheads["step_s"]
 
 
 # ------------------------------------------------------------------------ tensor parallelism across nodes

@@ -12,8 +12,10 @@ import yaml
 from click.testing import CliRunner
 
 from frontier_calib.cli import main
-from frontier_calib.deployment import (CLUSTER_KEYS, PARALLEL_KEYS, TOP_KEYS, deployment_from_dict, load_deployment,
-                                       token_budget)
+from frontier_calib.deployment import deployment_from_dict, load_deployment
+from frontier_calib.engines import token_budget
+from frontier_calib.modes.colocated import TOP_KEYS
+from frontier_calib.modes.fields import CLUSTER_KEYS, PARALLEL_KEYS
 from frontier_calib.cost.speculative import lookahead_blocks
 from frontier_calib.cost.worker import Overheads
 from frontier_calib.errors import InputError
@@ -107,14 +109,14 @@ def test_every_example_deployment_loads(path):
     dep = load_deployment(path)
     assert dep.name == path.stem
     assert dep.memory.kv_blocks > 0
-    if getattr(dep, "mode", "colocated") == "pd":   # prefill/decode pools: see tests/test_disagg_pd.py
+    if dep.mode == "pd":   # prefill/decode pools: see tests/test_disagg_pd.py
         for pool in (dep.prefill, dep.decode):
             s = pool.scheduler
             assert s.num_kv_blocks == pool.memory.kv_blocks - lookahead_blocks(pool.speculative, s.max_running,
                                                                               s.block_size) > 0
         assert dep.total_gpus == dep.prefill.gpus + dep.decode.gpus
         return
-    if getattr(dep, "mode", "colocated") == "af":   # attention/FFN pools: see tests/test_moe_af.py
+    if dep.mode == "af":   # attention/FFN pools: see tests/test_moe_af.py
         s = dep.scheduler
         assert s.num_kv_blocks == dep.memory.kv_blocks - lookahead_blocks(dep.speculative, s.max_running, s.block_size)
         assert dep.total_gpus == dep.attention_gpus + dep.ffn_gpus
@@ -283,7 +285,7 @@ def test_shipped_calibration_is_the_default_and_none_opts_out(tmp_path, monkeypa
     """A deployment without a calibration key takes the shipped calibration's entry for its engine (the
     ENGINE@GPU entry on that GPU); 'calibration: none' keeps the physical defaults; a named file wins."""
     from frontier_calib.cost import calibration as C
-    from frontier_calib.cost.worker import DEFAULT_OVERHEADS
+    from frontier_calib.engines import get_engine
 
     shipped = tmp_path / "default.yaml"
     C.write_calibration(shipped, {"vllm": {"step_s": 0.002}, "vllm@h100_sxm": {"step_s": 0.003, "per_seq_s": 2e-5}})
@@ -294,7 +296,7 @@ def test_shipped_calibration_is_the_default_and_none_opts_out(tmp_path, monkeypa
     other_gpu = deployment_from_dict({**base, "gpu": "h200_sxm"})
     assert other_gpu.worker.overheads.step_s == 0.002
     off = deployment_from_dict({**base, "calibration": "none"})
-    assert off.worker.overheads.step_s == DEFAULT_OVERHEADS["vllm"]["step_s"]
+    assert off.worker.overheads.step_s == get_engine("vllm").overheads["step_s"]
     own = tmp_path / "own.yaml"
     C.write_calibration(own, {"vllm": {"step_s": 0.004}})
     assert deployment_from_dict({**base, "calibration": str(own)}).worker.overheads.step_s == 0.004
@@ -304,4 +306,4 @@ def test_shipped_calibration_is_the_default_and_none_opts_out(tmp_path, monkeypa
         deployment_from_dict({**base, "calibration": 3}, source="x.yaml")
     # without a shipped file the physical defaults apply
     monkeypatch.setattr(C, "DEFAULT_CALIBRATION", tmp_path / "missing.yaml")
-    assert deployment_from_dict(dict(base)).worker.overheads.step_s == DEFAULT_OVERHEADS["vllm"]["step_s"]
+    assert deployment_from_dict(dict(base)).worker.overheads.step_s == get_engine("vllm").overheads["step_s"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from frontier_calib.attention import kv_bytes_per_token
 from frontier_calib.deployment import deployment_from_dict, load_deployment
-from frontier_calib.deployment_pd import (PDDeployment, build_pd_replicas, kv_transfer_bytes_per_token,
+from frontier_calib.modes.pd import (PDDeployment, build_pd_replicas, kv_transfer_bytes_per_token,
                                           pd_config)
 from frontier_calib.errors import InputError
 from frontier_calib.model_spec import load_model

@@ -8,8 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from frontier_calib.cost.engine_time import (engine_time, kernels_per_step, sglang_capture_sizes, step_seconds,
-                                             trtllm_capture_sizes, vllm_capture_sizes)
+from frontier_calib.cost.engine_time import engine_time, kernels_per_step, step_seconds
+from frontier_calib.engines.sglang import sglang_capture_sizes
+from frontier_calib.engines.trtllm import trtllm_capture_sizes
+from frontier_calib.engines.vllm import vllm_capture_sizes
 from frontier_calib.cost.iteration import IterationCostModel
 from frontier_calib.cost.worker import Overheads
 from frontier_calib.errors import FrontierError

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frontier_calib.cost.worker import DEFAULT_OVERHEADS, Overheads
+from frontier_calib.cost.worker import Overheads
+from frontier_calib.engines import OVERHEAD_FIELDS
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,7 +19,7 @@ from frontier_calib.cost.iteration import IterationCostModel
 from frontier_calib.cost.moe_routing import max_rank_share, moe_query, tbo_ms, validate_histogram
 from frontier_calib.cost.worker import WorkerSpec
 from frontier_calib.deployment import build_replicas, deployment_from_dict, load_deployment
-from frontier_calib.deployment_af import AFDeployment, build_af_replicas
+from frontier_calib.modes.af import AFDeployment, build_af_replicas
 from frontier_calib.errors import FrontierError, InputError
 from frontier_calib.model_spec import load_model
 
@@ -181,7 +182,7 @@ def test_pipeline_bounds(a, f, x, m, L):
 class _Linear:
     """Stand-in component costs: c0 + k·n ms (all layers), no attention-core or lm_head time."""
 
-    overheads = Overheads(**{f: 0.0 for f in DEFAULT_OVERHEADS["vllm"]})   # no engine time outside kernels
+    overheads = Overheads(**{f: 0.0 for f in OVERHEAD_FIELDS})   # no engine time outside kernels
     overlap = False
 
     def __init__(self, c0, k):

@@ -67,7 +67,7 @@ def test_a_single_rank_name_is_no_group():
 
 
 def test_deployment_ranks_share_a_lockstep_name():
-    from frontier_calib.deployment import rank_replica_specs
+    from frontier_calib.modes.build import rank_replica_specs
 
     specs = rank_replica_specs(2, 4, _cfg(), LinearCost(), "d")
     assert [s.lockstep for s in specs] == ["d0"] * 4 + ["d1"] * 4

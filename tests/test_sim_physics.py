@@ -7,10 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from frontier_calib.engines import engine_names
 from frontier_calib.sim import LinearCost, ReplicaSpec, SchedulerConfig, simulate
 from frontier_calib.sim.testing import make_trace, poisson_trace, shared_prefix_trace
 
-POLICIES = ["vllm", "sglang", "trtllm"]
+POLICIES = list(engine_names())   # every registered engine (frontier_calib/engines/)
 
 
 def _cfg(policy, **kw):

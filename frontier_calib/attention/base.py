@@ -124,5 +124,7 @@ def state_bytes_per_sequence(model, *, tp: int = 1) -> float:
 def kv_dtype_groups(*families: str):
     """A ``groups`` callable: these families are split by the worker's KV-cache format."""
     def groups(worker):
-        return {f: {table_format(worker.kv_dtype)} for f in families}
+        fmt = table_format(worker.kv_dtype)
+        # an 8-bit KV cache also reads the 16-bit tables: they bound its decode time (cost/kv_format.py)
+        return {f: {fmt, "bf16"} if fmt in ("fp8", "fp8_block", "int8") else {fmt} for f in families}
     return groups

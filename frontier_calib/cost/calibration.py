@@ -37,7 +37,8 @@ import yaml
 from ..errors import FrontierError, InputError
 from ..hardware import get_gpu
 from ..io import read_input_text, write_text
-from .worker import DEFAULT_OVERHEADS, Overheads
+from ..engines import engine_names
+from .worker import Overheads
 
 CALIBRATION_FORMAT = "frontier-calib-calibration/1"
 #: the calibration shipped with the package (see the module docstring)
@@ -85,9 +86,9 @@ def _check_key(key, path, field) -> tuple[str, str]:
     """(engine, canonical key) of an ``engine`` or ``engine@gpu`` key; a GPU alias (``vllm@H100``) becomes its
     id (``vllm@h100_sxm``), and an unknown engine or GPU is an error (a typo would silently never match)."""
     engine, gpu = split_key(key)
-    if engine not in DEFAULT_OVERHEADS or (gpu is not None and not gpu.strip()):
+    if engine not in engine_names() or (gpu is not None and not gpu.strip()):
         raise InputError(f"unknown engine {engine!r}", path=str(path), field=f"{field}.{key}",
-                         fix=f"one of {sorted(DEFAULT_OVERHEADS)}, optionally as ENGINE@GPU")
+                         fix=f"one of {sorted(engine_names())}, optionally as ENGINE@GPU")
     if gpu is None:
         return engine, engine
     try:
@@ -171,7 +172,7 @@ def write_calibration(path: str | Path, overheads: dict[str, dict[str, float]], 
     for key, fields_ in overheads.items():  # validate before writing anything
         Overheads.for_engine(split_key(key)[0], **fields_)
     for key, v in (benchmark_desync or {}).items():
-        if split_key(key)[0] not in DEFAULT_OVERHEADS or not 0 <= float(v) <= 1:
+        if split_key(key)[0] not in engine_names() or not 0 <= float(v) <= 1:
             raise FrontierError(f"benchmark_desync: bad entry {key!r}: {v!r}")
     doc = {"format": CALIBRATION_FORMAT,
            "overheads": {e: {k: float(v) for k, v in f.items()} for e, f in sorted(overheads.items())}}

@@ -1,6 +1,7 @@
 """Engine time that no kernel table shows: CUDA-graph padding, eager kernel launches, CPU/GPU overlap, the
-front-end's output path. One record per engine (:data:`ENGINE_TIME`), one function to turn a step's kernel time
-into wall time (:func:`step_seconds`, for single steps and arrays of steps alike).
+front-end's output path. One :class:`EngineTime` per engine (:func:`engine_time`, from the engine's record in
+``frontier_calib/engines/``), one function to turn a step's kernel time into wall time (:func:`step_seconds`, for
+single steps and arrays of steps alike).
 
 A step's wall time is composed from four physical quantities (all seconds):
 
@@ -24,22 +25,12 @@ without it the CPU work and the GPU work follow each other::
 
     step = max(cpu + max(gpu, launch), out)
 
-Sources of the defaults (read from the engines' code and docs, 2025-2026):
-
-* vLLM V1 (``vllm/config/compilation.py``, ``docs/design/cuda_graphs.md``): capture sizes
-  ``[1, 2, 4] + range(8, 256, 8) + range(256, max + 1, 16)`` with ``max = min(2 x max_num_seqs, 512)``; the
-  default ``FULL_AND_PIECEWISE`` mode replays full graphs for uniform decode batches and piecewise graphs (attention
-  outside) for mixed prefill/decode batches, both padded up to the next capture size in **tokens**; above the
-  largest size the step runs eager. Async scheduling is on by default since v0.14 (PR #27614 / #31998).
-* SGLang (``python/sglang/srt/server_args.py``): capture sizes ``[1, 2, 4, 8, 12] + range(16, 257, 8) +
-  range(272, 512, 16) + range(512, max + 1, 32)`` with ``cuda_graph_max_bs`` 256 on 80-141 GB GPUs; decode
-  batches only (extend/prefill batches run eager); the overlap scheduler is on by default.
-* TensorRT-LLM PyTorch backend (``tensorrt_llm/llmapi/llm_args.py: CudaGraphConfig``): graphs for batch sizes
-  ``1..31, 32, 64, 128`` (``max_batch_size`` 128, ``enable_padding`` False: a decode batch of another size runs
-  eager); context (prefill) steps run eager; the overlap scheduler is on by default.
+The per-engine facts (CUDA-graph capture sizes, whether mixed steps replay graphs, padding, overlap, and the
+sources they are read from) live in each engine's record: ``frontier_calib/engines/vllm.py``, ``sglang.py``,
+``trtllm.py`` (:class:`~frontier_calib.engines.EngineRecord`).
 
 The CPU figures (``step_s``, ``per_seq_s``, ``per_token_s``, ``launch_s``, ``out_token_s``, front-end) are the
-:class:`~frontier_calib.cost.worker.Overheads` of the worker: defaults in ``cost/worker.py``, fitted within
+:class:`~frontier_calib.cost.worker.Overheads` of the worker: defaults in the engine records, fitted within
 physical bounds by ``frontier-calib calibrate``.
 """
 
@@ -48,35 +39,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from ..errors import FrontierError
-
-
-def vllm_capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
-    """vLLM V1's default ``cudagraph_capture_sizes`` (tokens) for ``max_num_seqs``."""
-    top = min(2 * int(max_num_seqs), 512)
-    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, top + 1, 16))
-    return tuple(s for s in sizes if s <= top)
-
-
-def sglang_capture_sizes(cuda_graph_max_bs: int = 256) -> tuple[int, ...]:
-    """SGLang's default ``cuda_graph_bs`` (decode batch sizes) up to ``cuda_graph_max_bs``."""
-    top = int(cuda_graph_max_bs)
-    sizes = [1, 2, 4, 8, 12] + list(range(16, 257, 8)) + list(range(272, 512, 16)) + list(range(512, top + 1, 32))
-    return tuple(s for s in sizes if s <= top)
-
-
-def trtllm_capture_sizes(max_batch_size: int = 128) -> tuple[int, ...]:
-    """TensorRT-LLM's default ``cuda_graph_config.batch_sizes`` (no padding) up to ``max_batch_size``."""
-    top = int(max_batch_size)
-    sizes = set(range(1, 32)) | {32, 64, 128}
-    p = 256
-    while p < top:
-        sizes.add(p)
-        p *= 2
-    sizes = sorted(s for s in sizes if s <= top)
-    if sizes[-1] != top:
-        sizes.append(top)
-    return tuple(sizes)
+from ..engines import get_engine
 
 
 @dataclass(frozen=True)
@@ -146,26 +109,12 @@ def kernels_per_step(model, tp: int) -> int:
     return int(model.num_dense_layers * per_dense + model.num_moe_layers * per_moe + 4)
 
 
-#: the engines' behaviour at their defaults; a deployment's scheduler limits pick the capture list
 def engine_time(engine: str, *, max_num_seqs: int = 256, cuda_graph: bool = True,
                 overlap: bool | None = None) -> EngineTime:
-    """The :class:`EngineTime` of ``engine`` ('vllm', 'sglang', 'trtllm') for a replica that runs at most
-    ``max_num_seqs`` sequences. ``cuda_graph=False`` models eager mode (``--enforce-eager``,
+    """The :class:`EngineTime` of ``engine`` (a registered engine, ``frontier_calib/engines/``) for a replica that
+    runs at most ``max_num_seqs`` sequences. ``cuda_graph=False`` models eager mode (``--enforce-eager``,
     ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap."""
-    if engine not in ENGINE_DEFAULTS:
-        raise FrontierError(f"unknown engine {engine!r}; known: {', '.join(sorted(ENGINE_DEFAULTS))}")
-    sizes_fn, graph_mixed, pad, default_overlap, source = ENGINE_DEFAULTS[engine]
-    sizes = sizes_fn(max_num_seqs) if cuda_graph else ()
-    return EngineTime(engine, sizes, graph_mixed, pad, default_overlap if overlap is None else bool(overlap),
-                      source)
-
-
-#: engine -> (capture sizes for max_num_seqs, graph_mixed, pad, overlap, source)
-ENGINE_DEFAULTS = {
-    "vllm": (vllm_capture_sizes, True, True, True,
-             "vLLM V1 compilation config (FULL_AND_PIECEWISE), async scheduling default since v0.14"),
-    "sglang": (lambda max_num_seqs: sglang_capture_sizes(256), False, True, True,
-               "SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on"),
-    "trtllm": (lambda max_num_seqs: trtllm_capture_sizes(128), False, False, True,
-               "TensorRT-LLM CudaGraphConfig defaults (max_batch_size 128, no padding), overlap scheduler on"),
-}
+    rec = get_engine(engine)
+    sizes = tuple(rec.capture_sizes(max_num_seqs)) if cuda_graph else ()
+    return EngineTime(rec.name, sizes, rec.graph_mixed, rec.graph_pad,
+                      rec.overlap if overlap is None else bool(overlap), rec.time_source)

@@ -31,8 +31,10 @@ from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
 from .head_fold import fold_decode_query, trained_max_kv_heads
+from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
+from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
 from .worker import WorkerSpec, tp_nodes
 
 _fmt = table_format   # the kernel-table format of a dtype (fp16 -> bf16)
@@ -57,23 +59,6 @@ def _log_grid(lo: int, hi: int, points: int) -> np.ndarray:
     return g
 
 
-def ring_allreduce_ms(nbytes, ranks: int, bandwidth: float, latency_s: float) -> np.ndarray:
-    """Milliseconds of a ring all-reduce of a buffer of ``nbytes`` bytes (what each rank holds) among ``ranks``
-    ranks, each sending over its own link of ``bandwidth`` bytes/s (one direction) with ``latency_s`` seconds
-    per step. The ring takes 2 (ranks - 1) steps (reduce-scatter, then all-gather), each moving nbytes / ranks
-    bytes per rank::
-
-        2 (ranks - 1) / ranks x nbytes / bandwidth  +  2 (ranks - 1) x latency_s
-
-    Zero for one rank.
-    """
-    nbytes = np.asarray(nbytes, dtype=float)
-    if ranks <= 1:
-        return np.zeros(nbytes.shape)
-    steps = 2 * (ranks - 1)
-    return (steps / ranks * nbytes / bandwidth + steps * latency_s) * 1e3
-
-
 def nvlink_collective_ms(op: str, nbytes, gpus: int, spec: GPUSpec) -> np.ndarray:
     """Milliseconds of an intra-node ``reduce_scatter`` or ``all_gather`` of a buffer of ``nbytes`` bytes (the
     whole buffer, as in the ``collective`` tables) over ``gpus`` GPUs, from the NVLink figures of the GPU spec
@@ -83,10 +68,7 @@ def nvlink_collective_ms(op: str, nbytes, gpus: int, spec: GPUSpec) -> np.ndarra
     """
     if op not in ("reduce_scatter", "all_gather"):
         raise ValueError(f"not an intra-node stage of the hierarchical all-reduce: {op!r}")
-    nbytes = np.asarray(nbytes, dtype=float)
-    if gpus <= 1:
-        return np.zeros(nbytes.shape)
-    return ((gpus - 1) / gpus * nbytes / spec.nvlink_bandwidth + (gpus - 1) * spec.nvlink_latency_s) * 1e3
+    return ring_allgather_ms(nbytes, gpus, spec.nvlink_bandwidth, spec.nvlink_latency_s)
 
 
 def hierarchical_allreduce_ms(nbytes, nodes: int, gpus_per_node: int, spec: GPUSpec, intra_ms=None) -> np.ndarray:
@@ -489,7 +471,7 @@ class IterationCostModel:
 
     def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
         w, m = self.worker, self.worker.model
-        if not self.models.has("moe_a2a"):
+        if not self.models.has("moe_a2a") or (w.node_link is not None and w.moe_gpus <= self.gpus_per_node):
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
         backend = self._a2a_backend(n)
@@ -507,12 +489,15 @@ class IterationCostModel:
         the ``n`` tokens of each of the ``attention_dp`` ranks before the experts and reduce-scatters the expert
         outputs after them, both over the whole buffer (attention_dp x n x hidden x 2 bytes) with NCCL."""
         w, m = self.worker, self.worker.model
+        nbytes = np.asarray(n, dtype=float) * w.attention_dp * m.hidden_size * 2
+        if w.node_link is not None and w.moe_gpus <= self.gpus_per_node:   # the deployment's own link
+            link = w.node_link
+            return 2 * ring_allgather_ms(nbytes, w.moe_gpus, link.bandwidth, link.latency_s)
         ops = self._collective_categories("op") if self.models.has("collective") else set()
         if not {"all_gather", "reduce_scatter"} <= ops:
             raise CoverageError(f"ep={w.ep} with attention_dp={w.attention_dp} needs all-to-all (moe_a2a) tables "
                                 f"or NCCL all_gather/reduce_scatter (collective) tables for gpu={w.gpu} "
                                 f"engine={w.engine}")
-        nbytes = np.asarray(n, dtype=float) * w.attention_dp * m.hidden_size * 2
         out = np.zeros(len(nbytes))
         for op in ("all_gather", "reduce_scatter"):
             out += self.models.predict("collective", pd.DataFrame({
@@ -542,7 +527,11 @@ class IterationCostModel:
 
     def _intra_node_allreduce_ms(self, nbytes: np.ndarray, gpus: int) -> np.ndarray:
         """The profiled all-reduce of ``nbytes`` bytes over ``gpus`` GPUs of one node (milliseconds): the custom
-        kernel when measured (only up to the GPU spec's node size), else NCCL."""
+        kernel when measured (only up to the GPU spec's node size), else NCCL; the ring over the deployment's
+        ``cluster.link`` when it names one (:mod:`.node_link`)."""
+        if self.worker.node_link is not None:
+            link = self.worker.node_link
+            return ring_allreduce_ms(nbytes, gpus, link.bandwidth, link.latency_s)
         custom = "custom" in self._collective_categories("implementation") and gpus <= self.spec.gpus_per_node
         impl = "custom" if custom else "nccl"
         df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": gpus,
@@ -587,7 +576,13 @@ class IterationCostModel:
             fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
             if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
                 df = fold_decode_query(df, trained_max_kv_heads(self.models))
-            total += layers * self.models.predict(fam, df).reshape(bb.shape)
+            ms = self.models.predict(fam, df)
+            wide = WIDER_FORMAT.get(str(df["kv_dtype"].iloc[0])) if "kv_dtype" in df else None
+            if wide is not None and self.models.has(fam, wide):   # never slower than widening: kv_format.py
+                elements = bb.ravel() * kk.ravel() * kind.kv_bytes_per_token(self.worker.model, 1, self.worker.tp)
+                ms = bounded_decode_ms(ms, self.models.predict(fam, df.assign(kv_dtype=wide)), elements,
+                                       self.spec.hbm_bandwidth)
+            total += layers * ms.reshape(bb.shape)
         return np.log2(total)
 
     def _prefill_table(self) -> np.ndarray:

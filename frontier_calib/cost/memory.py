@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..attention import kv_bytes_per_token, state_bytes_per_sequence
+from ..engines import get_engine
 from ..errors import FrontierError
 from ..hardware import get_gpu
 from .worker import WorkerSpec
@@ -15,12 +16,6 @@ RESERVED_BYTES = 3.5 * 2**30
 NCCL_BYTES = {1: 0.0, 2: 342 * 2**20}
 NCCL_BYTES_MANY = 392 * 2**20
 
-
-#: engines whose memory fraction is a share of the memory left free after loading the weights (and profiling the
-#: activations), not of the whole GPU: TensorRT-LLM's ``KvCacheConfig.free_gpu_memory_fraction`` (default 0.9,
-#: "90% of free GPU memory for KV cache", TensorRT-LLM docs "How to Change KV Cache Behavior"). vLLM's
-#: ``gpu_memory_utilization`` and SGLang's ``mem_fraction_static`` are shares of the whole GPU.
-FRACTION_OF_FREE_ENGINES = ("trtllm",)
 
 
 @dataclass(frozen=True)
@@ -54,7 +49,7 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
     nccl = NCCL_BYTES.get(worker.moe_gpus, NCCL_BYTES_MANY)
     reserved = RESERVED_BYTES + nccl
     state = state_bytes_per_sequence(m, tp=worker.tp) / worker.pp
-    if worker.engine in FRACTION_OF_FREE_ENGINES:
+    if get_engine(worker.engine).kv_fraction_of_free:   # TensorRT-LLM's free_gpu_memory_fraction (engines/trtllm.py)
         # the fraction applies to what is free once the weights, activations and per-sequence state are in place
         usable = spec.memory_bytes
         kv_free = (usable - weights - reserved - state * max_seqs) * gpu_memory_utilization

@@ -4,25 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..engines import get_engine
+from ..engines.vllm import VLLM_OVERHEADS as _VLLM
 from ..errors import FrontierError
 from ..model_spec import ModelSpec
+from .node_link import NodeLink
 
-#: engine time outside kernels (seconds) before calibration; the terms and how they combine are in
-#: :mod:`frontier_calib.cost.engine_time`. CPU per step / sequence / token: the scheduler, input preparation and
-#: sampling of V1-style engines (vLLM V1 reports ~1-2 ms of scheduler + input preparation per step at hundreds of
-#: sequences; SGLang and TensorRT-LLM keep less of it in Python). ``launch_s``: CPU per kernel launch when a step
-#: runs eager (a CUDA launch plus the framework's dispatch, a few microseconds). ``out_token_s``: the API
-#: server's detokenization and streaming per output token. ``frontend_s`` + ``frontend_per_token_s`` x prompt
-#: tokens: HTTP, request parsing and tokenization before the scheduler sees a request (fast tokenizers run at
-#: ~1 M tokens/s per core). ``prefill_step_s``: legacy extra per prefill step (0: eager launches now model it).
-DEFAULT_OVERHEADS = {
-    "vllm": {"step_s": 0.0010, "per_seq_s": 1.0e-5, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
-             "launch_s": 5.0e-6, "out_token_s": 2.0e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6},
-    "sglang": {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
-               "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6},
-    "trtllm": {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
-               "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6},
-}
+# Engine time outside kernels (seconds) before calibration. The defaults are per engine: the ``overheads`` of its
+# record in ``frontier_calib/engines/`` (vLLM's in ``engines/vllm.py``, SGLang's in ``engines/sglang.py``,
+# TensorRT-LLM's in ``engines/trtllm.py``); the terms and how they combine are in :mod:`.engine_time`. CPU per
+# step / sequence / token: the scheduler, input preparation and sampling of V1-style engines (vLLM V1 reports
+# ~1-2 ms of scheduler + input preparation per step at hundreds of sequences; SGLang and TensorRT-LLM keep less of
+# it in Python). ``launch_s``: CPU per kernel launch when a step runs eager (a CUDA launch plus the framework's
+# dispatch, a few microseconds). ``out_token_s``: the API server's detokenization and streaming per output token.
+# ``frontend_s`` + ``frontend_per_token_s`` x prompt tokens: HTTP, request parsing and tokenization before the
+# scheduler sees a request (fast tokenizers run at ~1 M tokens/s per core). ``prefill_step_s``: legacy extra per
+# prefill step (0: eager launches now model it).
+
 #: physical bounds of every field (seconds): what `calibrate` may fit. A Python scheduler step beyond 10 ms, 100 us
 #: of CPU per sequence or 50 us per kernel launch would be a broken host; the front-end's fixed part (HTTP, request
 #: parsing, the hop to the engine process) is milliseconds, tokenization is the per-token term (fast tokenizers:
@@ -34,16 +32,17 @@ OVERHEAD_BOUNDS = {"step_s": (0.0, 0.01), "per_seq_s": (0.0, 1.0e-4), "per_token
 
 @dataclass(frozen=True)
 class Overheads:
-    """Engine time that no kernel table shows (seconds); how the terms combine: :mod:`.engine_time`."""
+    """Engine time that no kernel table shows (seconds); how the terms combine: :mod:`.engine_time`. The field
+    defaults are vLLM's (``engines/vllm.py``); :meth:`for_engine` gives another engine's."""
 
-    step_s: float = 0.0010          #: scheduler CPU per step
-    per_seq_s: float = 1.0e-5       #: scheduler CPU per sequence in the step (input prep, sampling bookkeeping)
-    per_token_s: float = 2.0e-7     #: scheduler CPU per scheduled token (positions, slot mapping)
-    prefill_step_s: float = 0.0     #: extra CPU when the step runs prefill (legacy; eager launches model it)
-    launch_s: float = 5.0e-6        #: CPU per kernel launch in a step that runs eager (no CUDA graph)
-    out_token_s: float = 2.0e-5     #: API server per output token (detokenize, stream); bounds the step rate
-    frontend_s: float = 0.004       #: per request, client to scheduler (HTTP, API server); in TTFT/E2E only
-    frontend_per_token_s: float = 1.0e-6  #: per prompt token on the way in (tokenization); in TTFT/E2E only
+    step_s: float = _VLLM["step_s"]                  #: scheduler CPU per step
+    per_seq_s: float = _VLLM["per_seq_s"]            #: scheduler CPU per sequence in the step (input prep, sampling)
+    per_token_s: float = _VLLM["per_token_s"]        #: scheduler CPU per scheduled token (positions, slot mapping)
+    prefill_step_s: float = _VLLM["prefill_step_s"]  #: extra CPU when the step runs prefill (legacy; 0 by default)
+    launch_s: float = _VLLM["launch_s"]              #: CPU per kernel launch in a step that runs eager (no CUDA graph)
+    out_token_s: float = _VLLM["out_token_s"]        #: API server per output token (detokenize, stream)
+    frontend_s: float = _VLLM["frontend_s"]          #: per request, client to scheduler (HTTP, API); TTFT/E2E only
+    frontend_per_token_s: float = _VLLM["frontend_per_token_s"]  #: per prompt token on the way in (tokenization)
 
     def frontend_latency(self, prompt_tokens):
         """Seconds from a client sending a request of ``prompt_tokens`` tokens to the scheduler seeing it."""
@@ -51,7 +50,8 @@ class Overheads:
 
     @classmethod
     def for_engine(cls, engine: str, **overrides) -> "Overheads":
-        base = dict(DEFAULT_OVERHEADS.get(engine, DEFAULT_OVERHEADS["vllm"]))
+        """``engine``'s default overheads (its record in ``frontier_calib/engines/``) with ``overrides``."""
+        base = dict(get_engine(engine).overheads)
         unknown = set(overrides) - set(base)
         if unknown:
             raise FrontierError(f"unknown overhead field(s) {sorted(unknown)}; known: {sorted(base)}")
@@ -88,10 +88,15 @@ class WorkerSpec:
     expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
     tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
     gpus_per_node: int | None = None  #: GPUs that share NVLink (the deployment's cluster); None: the GPU spec's
+    node_link: NodeLink | None = None  #: the GPU-to-GPU path inside a node when it is not the profiled one
+    #                                    (``cluster.link``; cost/node_link.py): collectives priced over it
     overheads: Overheads = field(default_factory=Overheads)
     cuda_graph: bool = True          #: the engine captures CUDA graphs (False: --enforce-eager / --disable-cuda-graph)
     overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default
     #                                  (cost/engine_time.py: vLLM async scheduling, SGLang/TRT-LLM overlap scheduler)
+
+    def __post_init__(self):
+        get_engine(self.engine)   # a registered engine (frontier_calib/engines/), else the error listing them
 
     @property
     def gpus(self) -> int:

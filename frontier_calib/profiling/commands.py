@@ -12,7 +12,8 @@ from ..dtypes import normalize_dtype
 from ..errors import FrontierError
 from ..hardware import GPUSpec, get_gpu
 from ..io import check_output_dir
-from ..names import ENGINES, check_engine
+from ..engines import engine_names
+from ..names import check_engine
 from ..names import gpu_id as canonical_gpu
 from ..model_spec import ModelSpec, load_model
 from .estimate import CPU_SPEC, fits_memory, plan_seconds
@@ -22,7 +23,7 @@ from .routing import parse_distribution
 from .timing import TimingConfig
 
 #: names tables may be filed under: the serving engines, or 'torch' for the plain PyTorch kernels
-PROFILE_ENGINES = (*ENGINES, "torch")
+PROFILE_ENGINES = (*engine_names(), "torch")
 
 #: limits applied on --device cpu without --tiny, so a CPU run finishes in minutes
 CPU_CAPS = Limits(max_num_batched_tokens=256, max_num_seqs=16, max_model_len=1024, max_prefill_batch=4)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engines import DEFAULT_ENGINE, engine_names, get_engine
 from ..errors import FrontierError
 
-POLICIES = ("vllm", "sglang", "trtllm")
 CAPACITY_POLICIES = ("guaranteed_no_evict", "max_utilization")
 
 
 @dataclass
 class SchedulerConfig:
     """Scheduling policy and limits of one replica. All sizes are in tokens unless named ``*_blocks``.
+
+    ``policy`` names a registered engine (``frontier_calib/engines/``); its record gives the token-budget rule
+    (:attr:`max_running`, :attr:`step_token_budget` and the checks of :meth:`validate`).
 
     Common (vLLM names): ``max_num_batched_tokens`` is the token budget of one step, ``max_num_seqs`` caps the
     running requests, ``max_model_len`` caps input + output tokens of a request, ``num_kv_blocks`` blocks of
@@ -27,7 +30,7 @@ class SchedulerConfig:
     (None = ``max_num_batched_tokens``), ``capacity_scheduler_policy``.
     """
 
-    policy: str = "vllm"
+    policy: str = DEFAULT_ENGINE
     max_num_batched_tokens: int = 2048
     max_num_seqs: int = 256
     max_model_len: int = 8192
@@ -51,8 +54,9 @@ class SchedulerConfig:
 
     def validate(self) -> None:
         """Raise FrontierError naming the field for an impossible configuration."""
-        if self.policy not in POLICIES:
-            raise FrontierError(f"scheduler.policy: unknown policy {self.policy!r}; choose one of {POLICIES}")
+        if self.policy not in engine_names():
+            raise FrontierError(f"scheduler.policy: unknown policy {self.policy!r}; choose one of {engine_names()}")
+        rule = get_engine(self.policy)
         for name in ("max_num_batched_tokens", "max_num_seqs", "max_model_len", "block_size", "num_kv_blocks",
                      "max_prefill_tokens"):
             value = getattr(self, name)
@@ -68,16 +72,16 @@ class SchedulerConfig:
             raise FrontierError(f"scheduler.capacity_scheduler_policy must be one of {CAPACITY_POLICIES}, "
                                 f"got {self.capacity_scheduler_policy!r}")
         # Every running request decodes in every step (vllm, trtllm): the step budget must hold one token per
-        # request. SGLang decode steps have no token budget.
-        if self.policy != "sglang" and self.step_token_budget < self.max_running:
+        # request. SGLang decode steps have no token budget (its record: step_budget_binds=False).
+        if rule.step_budget_binds and self.step_token_budget < self.max_running:
             raise FrontierError(
                 f"scheduler: the step token budget ({self.step_token_budget}) is smaller than the maximum number of "
                 f"running requests ({self.max_running}); raise max_num_batched_tokens/max_num_tokens or lower "
                 f"max_num_seqs/max_batch_size (vLLM enforces the same)")
-        if self.policy == "trtllm" and self.enable_chunked_prefill and self.step_token_budget < self.block_size:
-            raise FrontierError("scheduler: trtllm context chunks are multiples of block_size; "
+        if rule.chunk_multiple_of_block and self.enable_chunked_prefill and self.step_token_budget < self.block_size:
+            raise FrontierError(f"scheduler: {self.policy} context chunks are multiples of block_size; "
                                 "max_num_tokens must be >= block_size")
-        if (self.policy != "sglang" and not self.enable_chunked_prefill
+        if (rule.step_budget_binds and not self.enable_chunked_prefill
                 and self.step_token_budget < self.max_model_len):
             raise FrontierError(
                 f"scheduler: without chunked prefill the step token budget ({self.step_token_budget}) must be >= "
@@ -85,17 +89,14 @@ class SchedulerConfig:
 
     @property
     def max_running(self) -> int:
-        """Most requests running at once (max_num_seqs, or max_batch_size for trtllm)."""
-        if self.policy == "trtllm" and self.max_batch_size is not None:
-            return int(self.max_batch_size)
-        return int(self.max_num_seqs)
+        """Most requests running at once (max_num_seqs, or max_batch_size for trtllm: the engine's rule)."""
+        return get_engine(self.policy).max_running(self)
 
     @property
     def step_token_budget(self) -> int:
-        """Most tokens (prefill + decode) in one step."""
-        if self.policy == "trtllm" and self.max_num_tokens is not None:
-            return int(self.max_num_tokens)
-        return int(self.max_num_batched_tokens)
+        """Most tokens (prefill + decode) in one step (max_num_batched_tokens, or max_num_tokens for trtllm: the
+        engine's rule)."""
+        return get_engine(self.policy).step_token_budget(self)
 
     @property
     def prefill_chunk_tokens(self) -> int:

@@ -40,7 +40,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from ..cost.worker import DEFAULT_OVERHEADS, OVERHEAD_BOUNDS
+from ..cost.worker import OVERHEAD_BOUNDS
+from ..engines import get_engine
 from .metrics import summarize
 from .silicon import Protocol, Scenario, scenario_for_row
 
@@ -270,7 +271,7 @@ def fit_engine(engine: str, train: pd.DataFrame, *, protocol: Protocol, jobs: in
     engine = key.partition("@")[0]
     f = _Fitter(key, train, protocol, jobs, progress, params)
     fe_k = f.frontend
-    theta = np.array([DEFAULT_OVERHEADS[engine][p] for p in f.params], float)
+    theta = np.array([get_engine(engine).overheads[p] for p in f.params], float)
     default_phi = float(protocol.desync)
     phi, fe = f.best_phi(theta, f"calibrate {key}: desync grid")
     if fe_k is not None:

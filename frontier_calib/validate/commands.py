@@ -11,7 +11,7 @@ import click
 
 from ..errors import InputError
 from ..io import check_output_dir, check_output_file
-from ..names import ENGINES
+from ..engines import engine_names
 from ..options import KnownName, gpus_callback, overwrite_option
 
 
@@ -74,7 +74,7 @@ PROTOCOL_TEXT = ("closed loop, N clients all sending at t=0 (the benchmark's pro
 _common = [
     click.option("--csv", "csv_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
                  help="Silicon CSV (default: silicon_sample.csv of the installed aiconfigurator-core)."),
-    click.option("--engine", "engines", multiple=True, type=KnownName("engine", ENGINES),
+    click.option("--engine", "engines", multiple=True, type=KnownName("engine", engine_names()),
                  help="Engine(s) to keep (repeat; default all)."),
     click.option("--mode", type=click.Choice(["agg", "disagg"]), default=None,
                  help="Aggregated or disaggregated rows only (default both)."),

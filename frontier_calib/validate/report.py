@@ -310,7 +310,7 @@ def calibration_markdown(res: dict, meta: dict) -> str:
          "(scheduler CPU per iteration and per sequence), frontend per request (added to TTFT); "
          "desync = share of the benchmark's clients that drift out of step (0: waves stay synchronised, 1: all spread; "
          "default 1).", ""]
-    from ..cost.worker import DEFAULT_OVERHEADS
+    from ..engines import get_engine
     from .calibrate import PARAMS, format_constant as fmt
 
     PARAMS = tuple(res.get("params", PARAMS))  # noqa: N806 (the fitted constants of this run)
@@ -318,7 +318,7 @@ def calibration_markdown(res: dict, meta: dict) -> str:
     L += [f"| {unit} | desync | " + " | ".join(PARAMS) + " | default (" + " / ".join(PARAMS) + ") | fit rows | "
           "loss before → after |", "|---|---|" + "---|" * len(PARAMS) + "---|---|---|"]
     for e, f in res["fits"].items():
-        o, d = f["overheads"], DEFAULT_OVERHEADS[e.partition("@")[0]]
+        o, d = f["overheads"], get_engine(e.partition("@")[0]).overheads
         L.append(f"| {e} | {f.get('desync', 1.0):.2f} | " + " | ".join(fmt(k, o.get(k, d[k])) for k in PARAMS)
                  + " | " + " / ".join(fmt(k, d[k]) for k in PARAMS)
                  + f" | {f['rows']} | {f['default_loss']:.3f} → {f['loss']:.3f} |")

@@ -7,6 +7,10 @@ Layout (the LLMServingSim benchmark harness's, e.g. ``shared/validation/llmservi
                                  data_parallel_size, enable_expert_parallel, max_num_seqs, max_num_batched_tokens,
                                  max_model_len, dtype, kv_cache_dtype, ...}}
     timeseries.csv              optional: t, running, waiting, prompt/generation throughput, kv_cache_pct
+    cluster.json                optional: the machine as a deployment ``cluster`` section, e.g. the GPU-to-GPU
+                                link when it is not the profiled one (cost/node_link.py); without it the link of
+    llmservingsim_config.json   (optional: LLMServingSim's cluster file, ``link_bw`` GB/s, ``link_latency`` ns)
+                                is used for runs on more than one GPU
     llmservingsim_summary.txt   optional: another simulator's own error on the same run (a table with rows such
                                 as ``TTFT Mean  <measured>  <simulated>  <diff%>``)
 
@@ -111,7 +115,38 @@ def deployment_for_run(folder: Path, gpu: str, *, engine: str = "vllm") -> dict:
             dep["router"] = "least_outstanding"
     if kw.get("enforce_eager"):
         dep["engine_options"] = {"cuda_graph": False}
+    cluster = read_cluster(folder) if tp * dp > 1 else None
+    if cluster:
+        dep["cluster"] = cluster
     return dep
+
+
+def read_cluster(folder: Path) -> dict | None:
+    """The run's machine as a deployment ``cluster`` section, when the folder describes it: ``cluster.json`` (the
+    section itself, e.g. ``{"link": {"bandwidth_GBps": 16, "latency_us": 20}}``), else the GPU-to-GPU link of the
+    LLMServingSim cluster file beside the run (``llmservingsim_config.json``: ``link_bw`` in GB/s, ``link_latency``
+    in ns). None when neither is there: the profiled collectives apply."""
+    folder = Path(folder)
+    own = folder / "cluster.json"
+    if own.is_file():
+        try:
+            doc = json.loads(own.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"not valid JSON ({exc})", path=str(own)) from None
+        if not isinstance(doc, dict):
+            raise InputError("must be a JSON object (a deployment's cluster section)", path=str(own))
+        return doc
+    other = folder / "llmservingsim_config.json"
+    if not other.is_file():
+        return None
+    try:
+        doc = json.loads(other.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"not valid JSON ({exc})", path=str(other)) from None
+    bw, lat = (doc.get("link_bw"), doc.get("link_latency")) if isinstance(doc, dict) else (None, None)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in (bw, lat)) or not bw:
+        return None
+    return {"link": {"bandwidth_GBps": float(bw), "latency_us": float(lat) / 1e3}}
 
 
 _ROW = re.compile(r"^\s*(TTFT|TPOT|ITL|E2E|E2EL|Latency)\s+(Mean|Median|P\d+)\s+([-\d.]+)\s+([-\d.]+)\s+([-+\d.]+)%")

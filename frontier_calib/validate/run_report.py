@@ -85,7 +85,10 @@ def run_markdown(results: list[dict], table: pd.DataFrame) -> str:
         L += [f"## {r['run']}", "",
               f"{d['model']} on {d['gpu']} ({d['engine']}), parallel {d['parallel']}, replicas "
               f"{d.get('replicas', 1)}, scheduler {d['scheduler']}; {r['summary']['requests']} requests, "
-              f"{r['summary']['replayed_ok']} replayed ok.", "",
+              f"{r['summary']['replayed_ok']} replayed ok."
+              + (f" GPU-to-GPU link from the run folder's cluster description: {d['cluster']['link']} "
+                 "(collectives priced over it, not from the profiled tables)." if "link" in d.get("cluster", {})
+                 else ""), "",
               "| metric | measured | predicted | error | other simulator's error |", "|---|---|---|---|---|"]
         for _, row in table[table["run"] == r["run"]].iterrows():
             L.append(f"| {row['metric']} | {row['measured']:.1f} | {row['predicted']:.1f} | "

@@ -86,7 +86,7 @@ def _run_rows(scns: list[Scenario]) -> list[dict]:
 
 def _pools(dep) -> list:
     """(worker, scheduler) of every distinct worker kind of a deployment (PD: prefill and decode)."""
-    if hasattr(dep, "prefill") and hasattr(dep, "decode"):
+    if dep.mode == "pd":
         return [(dep.prefill.worker, dep.prefill.scheduler), (dep.decode.worker, dep.decode.scheduler)]
     return [(dep.worker, dep.scheduler)]
 
@@ -95,7 +95,7 @@ def _shape_key(dep) -> tuple:
     """What the cost tables depend on (each worker without its overheads, and the table limits)."""
     from dataclasses import asdict
 
-    from ..deployment import token_budget
+    from ..engines import token_budget
 
     key = []
     for worker, s in _pools(dep):

@@ -494,7 +494,7 @@ PD_LAYOUT_ASSUMED = "worker counts not in the row: assumed 1 prefill + 1 decode 
 
 
 def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, concurrency: int) -> dict:
-    """The ``mode: pd`` deployment (frontier_calib.deployment_pd) of a disagg row: ``prefill_num_workers`` prefill
+    """The ``mode: pd`` deployment (frontier_calib/modes/pd.py) of a disagg row: ``prefill_num_workers`` prefill
     workers and ``decode_num_workers`` decode workers (1 each when the row does not say: noted as
     :data:`PD_LAYOUT_ASSUMED`) with the row's parallelism. The prefill workers take
     ``prefill_batch_size`` requests at a time (what the benchmark configured); the decode workers' running cap is at
@@ -641,7 +641,7 @@ def run_scenario(scn: Scenario) -> dict:
             out["profile_tables"] = table_provenance(dep.worker)
             kv = getattr(getattr(dep, "memory", None), "kv_tokens", None)   # PD: the decode pool's
             if kv:
-                ranks = dep.worker.attention_dp * (dep.decode.workers if hasattr(dep, "decode") else dep.replicas)
+                ranks = dep.worker.attention_dp * (dep.decode.workers if dep.mode == "pd" else dep.replicas)
                 out["kv_tokens_per_rank"] = int(kv)
                 out["kv_load"] = scn.concurrency / max(1, ranks) * (scn.isl + scn.osl) / kv
             replicas, _ = build_replicas(dep)

@@ -21,12 +21,14 @@ import numpy as np
 import pandas as pd
 
 from ...dtypes import DTYPE_BYTES, normalize_dtype
+from ...engines import ENGINES as ENGINE_RECORDS
 from ...errors import CoverageError, FrontierError, InputError
 from ...model_spec import load_model
 from ..schema import columns, validate_table
 
 SOURCE_PACKAGE = "aiconfigurator-core"
-ENGINES = ("vllm", "sglang", "trtllm")
+#: engines whose tables the source ships (their records in frontier_calib/engines/ say ``public_tables``)
+ENGINES = tuple(name for name, rec in ENGINE_RECORDS.items() if rec.public_tables)
 LICENSE_NOTICE = (
     "Tables derived from aiconfigurator-core (https://github.com/ai-dynamo/aiconfigurator), "
     "Copyright (c) 2025-2026 NVIDIA CORPORATION & AFFILIATES, licensed under the Apache License 2.0. "

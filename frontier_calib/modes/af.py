@@ -27,17 +27,20 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .attention import kv_bytes_per_token, state_bytes_per_sequence
-from .cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
-from .cost.worker import WorkerSpec
-from .deployment import (ROUTERS, check_top_keys, parse_int, parse_dtypes, parse_engine, parse_link,
-                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
-                         parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
-                         rank_replica_specs, routing_fields, parse_section, speculative_cost, token_budget)
-from .dtypes import DTYPE_BYTES
-from .errors import FrontierError, InputError
-from .hardware import get_gpu
-from .sim.config import SchedulerConfig
+from ..attention import kv_bytes_per_token, state_bytes_per_sequence
+from ..cost.memory import NCCL_BYTES, NCCL_BYTES_MANY, RESERVED_BYTES, MemoryPlan
+from ..cost.worker import WorkerSpec
+from ..dtypes import DTYPE_BYTES
+from ..engines import DEFAULT_ENGINE
+from ..errors import FrontierError, InputError
+from ..hardware import get_gpu
+from ..sim.config import SchedulerConfig
+from .base import DeploymentMode, register_mode
+from .build import cost_model, rank_replica_specs, speculative_cost, table_limits
+from .fields import (ROUTERS, check_top_keys, parse_cluster, parse_cluster_link, parse_dtypes, parse_engine,
+                     parse_engine_options, parse_int, parse_link, parse_model_gpu, parse_overheads, parse_parallel,
+                     parse_profiles, parse_routing, parse_scheduler, parse_section, parse_speculative_section,
+                     routing_fields)
 
 AF_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "attention", "ffn", "micro_batches", "link",
@@ -174,7 +177,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
         if role not in raw:
             raise InputError("required section missing for mode: af", path=src, field=role)
     model, spec = parse_model_gpu(raw, src, base_dir)
-    engine = parse_engine(raw, "vllm", src)
+    engine = parse_engine(raw, DEFAULT_ENGINE, src)
     dtypes = parse_dtypes(raw, model, src, spec=spec)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
     gpus_per_node, nodes = parse_cluster(raw, spec, src)
@@ -193,7 +196,8 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     options = {**parse_engine_options(raw, src), **parse_engine_options(asec, src, "attention")}
     worker = WorkerSpec(model=model, gpu=spec.name, engine=a_engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
+                        **options, **par)
     sched, memory, util = parse_scheduler(asec, worker, src, "attention", plan=plan_attention_memory)
     speculative = parse_speculative_section(asec, sched, src, "attention")
 
@@ -249,7 +253,7 @@ def af_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
 
 def af_cost(dep: AFDeployment, attention_cm, ffn_cm):
     """The AFCost of one attention rank from the two component cost models."""
-    from .cost.af import AFCost, AttentionPart, FFNPart
+    from ..cost.af import AFCost, AttentionPart, FFNPart
 
     w = dep.worker
     # one attention rank sends through its tp GPUs; the FFN pool receives every rank's tokens through its GPUs
@@ -262,15 +266,12 @@ def af_cost(dep: AFDeployment, attention_cm, ffn_cm):
 def build_af_replicas(dep: AFDeployment, *, progress: bool = False, costs: dict | None = None):
     """(replica specs, AFCost) of an AF deployment: one scheduler per attention-DP rank of every attention
     worker, all sharing one AFCost. ``costs``: {'attention': cm, 'ffn': cm} to use instead of building them."""
-    from .cost.cache import cost_model_for
-    from .cost.speculative import speculative_limits
+    from ..cost.cache import cost_model_for
+
     s = dep.scheduler
-    max_tokens, max_seqs = speculative_limits(dep.speculative, token_budget(s),
-                                              max(s.max_num_seqs, s.max_batch_size or 0))
     if costs is None:
-        costs = {"attention": cost_model_for(dep.worker, max_tokens=max_tokens, max_seqs=max_seqs,
-                                             max_model_len=s.max_model_len, profiles_root=dep.profiles,
-                                             progress=progress),
+        max_tokens, _ = table_limits(s, dep.speculative)
+        costs = {"attention": cost_model(dep.worker, s, dep.speculative, dep.profiles, progress),
                  # the FFN side only needs its token-op table: tiny attention grids
                  "ffn": cost_model_for(dep.ffn_worker,
                                        max_tokens=math.ceil(max_tokens * dep.ranks / dep.ffn_workers),
@@ -283,4 +284,13 @@ def build_af_replicas(dep: AFDeployment, *, progress: bool = False, costs: dict 
                               speculative=dep.speculative), cost
 
 
-__all__ = ["AFDeployment", "af_deployment_from_dict", "build_af_replicas", "af_cost", "plan_attention_memory"]
+def af_summary(cost) -> dict:
+    """Replay-summary entries of an AF deployment: per-pool utilisation and pipeline bubbles (cost/af.py)."""
+    return {"af_pipeline": cost.pipeline_stats()}
+
+
+AF = register_mode(DeploymentMode(
+    name="af", description="attention/FFN disaggregation: attention workers ping-pong micro-batches with FFN workers",
+    parse=af_deployment_from_dict, build=build_af_replicas, deployment=AFDeployment, summary=af_summary))
+
+__all__ = ["AFDeployment", "af_deployment_from_dict", "build_af_replicas", "af_cost", "plan_attention_memory", "AF"]

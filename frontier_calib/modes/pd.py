@@ -31,19 +31,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .attention import kv_bytes_per_token
-from .cost.memory import MemoryPlan
-from .cost.worker import WorkerSpec
-from .deployment import (ENGINES, check_top_keys, parse_int, parse_dtypes, parse_engine, parse_link,
-                         parse_engine_options, parse_model_gpu, parse_cluster, parse_overheads, parse_parallel,
-                         parse_profiles, parse_routing, parse_scheduler, parse_speculative_section,
-                         rank_replica_specs, routing_fields, parse_section, speculative_cost, token_budget)
-from .errors import InputError
-from .hardware import GPUSpec
-from .model_spec import ModelSpec
-from .sim.config import SchedulerConfig
-from .sim.disagg import DECODE_ROUTERS, TRANSFER_MODES, TTFT_DEFINITIONS, KVTransferSpec
-from .sim.links import LinkSpec
+from ..attention import kv_bytes_per_token
+from ..cost.memory import MemoryPlan
+from ..cost.worker import WorkerSpec
+from ..engines import DEFAULT_ENGINE
+from ..errors import InputError
+from ..hardware import GPUSpec
+from ..model_spec import ModelSpec
+from ..sim.config import SchedulerConfig
+from ..sim.disagg import DECODE_ROUTERS, TRANSFER_MODES, TTFT_DEFINITIONS, KVTransferSpec
+from ..sim.links import LinkSpec
+from .base import DeploymentMode, register_mode
+from .build import cost_model, rank_replica_specs, speculative_cost
+from .fields import (check_top_keys, parse_cluster, parse_cluster_link, parse_dtypes, parse_engine,
+                     parse_engine_options, parse_int, parse_link, parse_model_gpu, parse_overheads, parse_parallel,
+                     parse_profiles, parse_routing, parse_scheduler, parse_section, parse_speculative_section,
+                     routing_fields)
 
 PD_TOP_KEYS = {"mode", "model", "gpu", "engine", "dtype", "moe_dtype", "kv_dtype", "routing", "overheads",
                "calibration", "profiles", "name", "description", "prefill", "decode", "link", "router", "ttft",
@@ -169,7 +172,8 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     options = {**shared["engine_options"], **parse_engine_options(sec, src, role)}   # the pool's keys win
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
-                        overheads=overheads, gpus_per_node=gpus_per_node, **options, **par)
+                        overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
+                        **options, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     if role == "prefill" and sec.get("speculative") is not None:
         raise InputError("speculative decoding runs on the decode pool", path=src, field="prefill.speculative",
@@ -192,7 +196,7 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
     src = source
     check_top_keys(raw, PD_TOP_KEYS, "pd", ("prefill", "decode"), src)
     model, spec = parse_model_gpu(raw, src, base_dir)
-    engine = parse_engine(raw, "vllm", src)
+    engine = parse_engine(raw, DEFAULT_ENGINE, src)
     shared = {"engine": engine, "dtypes": parse_dtypes(raw, model, src, spec=spec),
               "routing": parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir),
               "overheads": parse_overheads(raw, engine, spec.name, src, base_dir),
@@ -239,18 +243,6 @@ def pd_deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path
                         source=source, raw=raw)
 
 
-def _cost(pool: Pool, profiles, progress: bool):
-    from .cost.cache import cost_model_for
-
-    from .cost.speculative import speculative_limits
-
-    s = pool.scheduler
-    max_tokens, max_seqs = speculative_limits(pool.speculative, token_budget(s),
-                                              max(s.max_num_seqs, s.max_batch_size or 0))
-    return cost_model_for(pool.worker, max_tokens=max_tokens, max_seqs=max_seqs,
-                          max_model_len=s.max_model_len, profiles_root=profiles, progress=progress)
-
-
 def pool_replica_specs(pool: Pool, cost, prefix: str, kv_transfer=None) -> list:
     """One ReplicaSpec per attention-DP rank of every worker of ``pool``. ``kv_transfer``: a function
     name -> KVTransferSpec (prefill pool). A pool with speculative decoding prices its steps with
@@ -263,8 +255,8 @@ def pool_replica_specs(pool: Pool, cost, prefix: str, kv_transfer=None) -> list:
 def build_pd_replicas(dep: PDDeployment, *, progress: bool = False, costs: dict | None = None):
     """(replica specs, {'prefill': cost model, 'decode': cost model}) of a PD deployment. ``costs``: use these
     cost models instead of building them (tests)."""
-    costs = costs or {"prefill": _cost(dep.prefill, dep.profiles, progress),
-                      "decode": _cost(dep.decode, dep.profiles, progress)}
+    costs = costs or {p.role: cost_model(p.worker, p.scheduler, p.speculative, dep.profiles, progress)
+                      for p in (dep.prefill, dep.decode)}
     w = dep.prefill.worker
     lanes = w.tp * w.pp                       # GPUs of one prefill attention-DP rank, each with its own NIC
     per_token = kv_transfer_bytes_per_token(w.model, w.kv_dtype)
@@ -288,7 +280,7 @@ def pd_config(model: str, gpu: str, *, engine: str = "vllm", prefill: dict, deco
 
     Pool keys: workers, tp, pp, attention_dp, moe_tp, ep (``moe_ep`` is accepted for ep), scheduler (mapping),
     and any pool override (dtype, kv_dtype, routing, ...). ``top``: other top-level keys (link, router, ttft...).
-    Pass the result to :func:`frontier_calib.deployment.deployment_from_dict`.
+    Pass the result to :func:`frontier_calib.modes.deployment_from_dict`.
     """
     def pool(p: dict) -> dict:
         p = dict(p)
@@ -303,5 +295,9 @@ def pd_config(model: str, gpu: str, *, engine: str = "vllm", prefill: dict, deco
             "decode": pool(decode), **top}
 
 
+PD = register_mode(DeploymentMode(
+    name="pd", description="prefill/decode disaggregation: a prefill pool sends each prompt's KV to a decode pool",
+    parse=pd_deployment_from_dict, build=build_pd_replicas, deployment=PDDeployment))
+
 __all__ = ["PDDeployment", "Pool", "LinkConfig", "pd_deployment_from_dict", "build_pd_replicas", "pd_config",
-           "kv_transfer_bytes_per_token", "ENGINES"]
+           "kv_transfer_bytes_per_token", "PD"]

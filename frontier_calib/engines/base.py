@@ -1,0 +1,181 @@
+"""The engine record and its registry: everything the simulator knows about one serving engine, in one place.
+
+A serving engine is one :class:`EngineRecord` in one module of this package (``vllm.py``, ``sglang.py``,
+``trtllm.py``). Every place that takes an engine name (deployment YAML ``engine:``, ``scheduler.policy``, the cost
+model's engine time, memory planning, calibration files, CLI options) looks it up with :func:`get_engine`, whose
+error lists the registered names. ``docs/extending.md`` walks through adding one.
+
+Light on purpose (no pandas, no simulator imports): ``names.py`` and ``sim/config.py`` import it. The scheduler
+class is named by ``"package.module:Class"`` and imported when a replica is built, so this package never imports
+the simulator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from ..errors import FrontierError
+
+#: the engine of a deployment (and a SchedulerConfig) that names none
+DEFAULT_ENGINE = "vllm"
+
+#: KV cache kinds a scheduler can run on: ``paged`` (vLLM-style blocks with automatic prefix caching,
+#: ``sim/kv_cache.py``) and ``radix`` (SGLang's radix tree, ``sim/radix_cache.py``)
+CACHE_KINDS = ("paged", "radix")
+
+#: the per-step CPU overhead fields an engine record gives defaults for (seconds; meaning:
+#: :class:`frontier_calib.cost.worker.Overheads`)
+OVERHEAD_FIELDS = ("step_s", "per_seq_s", "per_token_s", "prefill_step_s", "launch_s", "out_token_s",
+                   "frontend_s", "frontend_per_token_s")
+
+
+@dataclass(frozen=True, eq=False)   # records compare (and hash) by identity: one registered record per engine
+class EngineRecord:
+    """One serving engine: its scheduler, its KV cache, its default engine time and its token-budget rule.
+
+    Scheduling (``sim/``):
+
+    * ``scheduler``: the scheduling policy, a :class:`~frontier_calib.sim.schedulers.base.Scheduler` subclass or
+      its ``"package.module:Class"`` path; built as ``cls(cfg, reqs, cache, role)``;
+    * ``cache``: ``'paged'`` or ``'radix'`` (:data:`CACHE_KINDS`);
+    * the token-budget rule of :class:`~frontier_calib.sim.config.SchedulerConfig`: ``max_running_field`` /
+      ``step_budget_field`` name a scheduler field that, when set, replaces ``max_num_seqs`` /
+      ``max_num_batched_tokens`` (TensorRT-LLM's ``max_batch_size`` / ``max_num_tokens``);
+      ``step_budget_binds``: every scheduled token, decode included, counts against the step budget (False for
+      SGLang, whose decode steps have no token budget); ``chunk_multiple_of_block``: prefill chunks are whole KV
+      blocks; ``budget_fields``: further scheduler fields (tokens) that bound one iteration, for the cost tables
+      (:meth:`token_budget`).
+
+    Engine time (``cost/engine_time.py``, ``cost/worker.py``):
+
+    * ``overheads``: default CPU overheads in seconds, one per :data:`OVERHEAD_FIELDS` entry;
+    * ``capture_sizes(max_num_seqs)``: the captured CUDA-graph sizes, ascending (tokens when ``graph_mixed``,
+      else decode batch sizes); ``graph_mixed``: mixed prefill/decode steps also replay graphs; ``graph_pad``:
+      a batch between two sizes is padded up (False: only exact sizes replay a graph); ``overlap``: CPU
+      scheduling of step n+1 overlaps step n on the GPU; ``time_source``: where these defaults come from.
+
+    Memory (``cost/memory.py``, deployment parsing):
+
+    * ``kv_fraction_of_free``: the memory fraction is a share of what is free after the weights (TensorRT-LLM's
+      ``free_gpu_memory_fraction``), not of the whole GPU;
+    * ``kv_must_hold_max_model_len``: the engine refuses to start when one ``max_model_len`` request does not
+      fit in the KV cache (vLLM).
+
+    ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
+    for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
+    """
+
+    name: str
+    description: str
+    scheduler: str | type
+    cache: str
+    overheads: Mapping[str, float]
+    capture_sizes: Callable[[int], tuple[int, ...]]
+    graph_mixed: bool
+    graph_pad: bool
+    overlap: bool
+    time_source: str = ""
+    step_budget_binds: bool = True
+    max_running_field: str | None = None
+    step_budget_field: str | None = None
+    chunk_multiple_of_block: bool = False
+    budget_fields: tuple[str, ...] = ()
+    kv_fraction_of_free: bool = False
+    kv_must_hold_max_model_len: bool = False
+    aliases: tuple[str, ...] = ()
+    public_tables: bool = False
+    source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
+
+    def __post_init__(self):
+        if not self.name or not isinstance(self.name, str):
+            raise FrontierError(f"engine record: name must be a non-empty string, got {self.name!r}")
+        if self.cache not in CACHE_KINDS:
+            raise FrontierError(f"engine {self.name}: cache must be one of {CACHE_KINDS}, got {self.cache!r}")
+        missing = sorted(set(OVERHEAD_FIELDS) - set(self.overheads))
+        extra = sorted(set(self.overheads) - set(OVERHEAD_FIELDS))
+        if missing or extra:
+            raise FrontierError(f"engine {self.name}: overheads must give exactly {list(OVERHEAD_FIELDS)} "
+                                f"(missing {missing}, unknown {extra})")
+        for k, v in self.overheads.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise FrontierError(f"engine {self.name}: overhead {k} must be a number of seconds >= 0, got {v!r}")
+        if not callable(self.capture_sizes):
+            raise FrontierError(f"engine {self.name}: capture_sizes must be a function of max_num_seqs")
+        if not (isinstance(self.scheduler, type) or (isinstance(self.scheduler, str) and ":" in self.scheduler)):
+            raise FrontierError(f"engine {self.name}: scheduler must be a Scheduler class or 'package.module:Class', "
+                                f"got {self.scheduler!r}")
+        object.__setattr__(self, "overheads", MappingProxyType({k: float(v) for k, v in self.overheads.items()}))
+        object.__setattr__(self, "aliases", tuple(self.aliases))
+
+    def scheduler_class(self) -> type:
+        """The scheduler class (imported on first use when given as ``"package.module:Class"``)."""
+        if isinstance(self.scheduler, type):
+            return self.scheduler
+        module, _, attr = self.scheduler.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise FrontierError(f"engine {self.name}: cannot import scheduler {self.scheduler!r} ({exc})") from None
+
+    # the token-budget rule (SchedulerConfig and the cost tables read it here)
+    def max_running(self, cfg) -> int:
+        """Most requests running at once under scheduler settings ``cfg``."""
+        v = getattr(cfg, self.max_running_field) if self.max_running_field else None
+        return int(v) if v is not None else int(cfg.max_num_seqs)
+
+    def step_token_budget(self, cfg) -> int:
+        """Most tokens (prefill + decode) in one step under ``cfg``."""
+        v = getattr(cfg, self.step_budget_field) if self.step_budget_field else None
+        return int(v) if v is not None else int(cfg.max_num_batched_tokens)
+
+    def token_budget(self, cfg) -> int:
+        """The most tokens one iteration can carry under ``cfg`` (the cost tables are built up to it)."""
+        vals = [cfg.max_num_batched_tokens, cfg.max_num_seqs]
+        if not cfg.enable_chunked_prefill:  # a whole prompt (up to max_model_len) can be one chunk
+            vals += [cfg.max_model_len]
+        vals += [getattr(cfg, f) or 0 for f in self.budget_fields]
+        return int(max(vals))
+
+
+#: the registered engines by name (built-ins: vllm, sglang, trtllm); add one with :func:`register_engine`
+ENGINES: dict[str, EngineRecord] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_engine(record: EngineRecord, *, replace: bool = False) -> EngineRecord:
+    """Add ``record`` to the registry (``replace=True`` to swap a registered record of the same name)."""
+    if not isinstance(record, EngineRecord):
+        raise FrontierError(f"register_engine takes an EngineRecord, got {type(record).__name__}")
+    for n in (record.name, *record.aliases):
+        owner = ENGINES.get(n) or ENGINES.get(_ALIASES.get(n, ""))
+        if owner is not None and not (replace and owner.name == record.name):
+            raise FrontierError(f"engine name {n!r} is already registered (engine {owner.name})")
+    old = ENGINES.get(record.name)
+    if old is not None:
+        for a in old.aliases:
+            _ALIASES.pop(a, None)
+    ENGINES[record.name] = record
+    for a in record.aliases:
+        _ALIASES[a] = record.name
+    return record
+
+
+def engine_names() -> tuple[str, ...]:
+    """The registered engine names, in registration order."""
+    return tuple(ENGINES)
+
+
+def get_engine(name: str) -> EngineRecord:
+    """The record of engine ``name`` (or an alias); FrontierError listing the registered names."""
+    rec = ENGINES.get(name) or ENGINES.get(_ALIASES.get(name, ""))
+    if rec is None:
+        raise FrontierError(f"unknown engine '{name}'; known: {', '.join(sorted(ENGINES)) or '(none)'}")
+    return rec
+
+
+def token_budget(cfg) -> int:
+    """The most tokens one iteration can carry under scheduler settings ``cfg`` (its policy's rule)."""
+    return get_engine(cfg.policy).token_budget(cfg)

@@ -1,0 +1,52 @@
+"""SGLang: separate prefill (extend) and decode batches, prefill sized by ``chunked_prefill_size`` and
+``max_prefill_tokens``, a radix-tree prefix cache, CUDA graphs for decode batches only, the overlap scheduler.
+
+Sources of the defaults (read from the engine's code and docs, 2025-2026):
+
+* CUDA graphs (``python/sglang/srt/server_args.py``): capture sizes ``[1, 2, 4, 8, 12] + range(16, 257, 8) +
+  range(272, 512, 16) + range(512, max + 1, 32)`` with ``cuda_graph_max_bs`` 256 on 80-141 GB GPUs; decode
+  batches only (extend/prefill batches run eager), padded up to the next size.
+* The overlap scheduler is on by default.
+* CPU overheads: SGLang keeps less of the step in Python than vLLM V1 (lower ``step_s`` / ``per_seq_s``).
+* Decode steps have no token budget; ``mem_fraction_static`` is a share of the whole GPU.
+"""
+
+from __future__ import annotations
+
+from .base import EngineRecord, register_engine
+
+
+def sglang_capture_sizes(cuda_graph_max_bs: int = 256) -> tuple[int, ...]:
+    """SGLang's default ``cuda_graph_bs`` (decode batch sizes) up to ``cuda_graph_max_bs``."""
+    top = int(cuda_graph_max_bs)
+    sizes = [1, 2, 4, 8, 12] + list(range(16, 257, 8)) + list(range(272, 512, 16)) + list(range(512, top + 1, 32))
+    return tuple(s for s in sizes if s <= top)
+
+
+#: ``cuda_graph_max_bs`` on 80-141 GB GPUs (the capture list does not follow max_num_seqs)
+CUDA_GRAPH_MAX_BS = 256
+
+#: engine time outside kernels (seconds) before calibration; meaning: :class:`frontier_calib.cost.worker.Overheads`
+SGLANG_OVERHEADS = {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
+                    "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6}
+
+
+def _capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
+    return sglang_capture_sizes(CUDA_GRAPH_MAX_BS)
+
+
+SGLANG = register_engine(EngineRecord(
+    name="sglang",
+    description="SGLang: prefill batches (chunked_prefill_size, max_prefill_tokens) then decode batches, radix cache",
+    scheduler="frontier_calib.sim.schedulers.sglang:SGLangScheduler",
+    cache="radix",
+    overheads=SGLANG_OVERHEADS,
+    capture_sizes=_capture_sizes,
+    graph_mixed=False,
+    graph_pad=True,
+    overlap=True,
+    time_source="SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on",
+    step_budget_binds=False,
+    budget_fields=("chunked_prefill_size", "max_prefill_tokens"),
+    public_tables=True,
+    source="python/sglang/srt/managers/schedule_policy.py, python/sglang/srt/server_args.py"))

@@ -1,0 +1,62 @@
+"""TensorRT-LLM (PyTorch backend): in-flight batching with ``max_batch_size`` / ``max_num_tokens``, context chunks
+in whole KV blocks, a capacity scheduler policy, CUDA graphs for exact decode batch sizes, the overlap scheduler.
+
+Sources of the defaults (read from the engine's code and docs, 2025-2026):
+
+* CUDA graphs (``tensorrt_llm/llmapi/llm_args.py: CudaGraphConfig``): graphs for batch sizes ``1..31, 32, 64,
+  128`` (``max_batch_size`` 128, ``enable_padding`` False: a decode batch of another size runs eager); context
+  (prefill) steps run eager.
+* The overlap scheduler is on by default.
+* Memory: ``KvCacheConfig.free_gpu_memory_fraction`` (default 0.9) is "90% of free GPU memory for KV cache"
+  (TensorRT-LLM docs, "How to Change KV Cache Behavior"): a share of what the weights leave free.
+"""
+
+from __future__ import annotations
+
+from .base import EngineRecord, register_engine
+
+
+def trtllm_capture_sizes(max_batch_size: int = 128) -> tuple[int, ...]:
+    """TensorRT-LLM's default ``cuda_graph_config.batch_sizes`` (no padding) up to ``max_batch_size``."""
+    top = int(max_batch_size)
+    sizes = set(range(1, 32)) | {32, 64, 128}
+    p = 256
+    while p < top:
+        sizes.add(p)
+        p *= 2
+    sizes = sorted(s for s in sizes if s <= top)
+    if sizes[-1] != top:
+        sizes.append(top)
+    return tuple(sizes)
+
+
+#: ``CudaGraphConfig.max_batch_size`` default (the capture list does not follow max_num_seqs)
+CUDA_GRAPH_MAX_BATCH_SIZE = 128
+
+#: engine time outside kernels (seconds) before calibration; meaning: :class:`frontier_calib.cost.worker.Overheads`
+TRTLLM_OVERHEADS = {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
+                    "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6}
+
+
+def _capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
+    return trtllm_capture_sizes(CUDA_GRAPH_MAX_BATCH_SIZE)
+
+
+TRTLLM = register_engine(EngineRecord(
+    name="trtllm",
+    description="TensorRT-LLM PyTorch backend: max_batch_size / max_num_tokens per step, block-sized context chunks",
+    scheduler="frontier_calib.sim.schedulers.trtllm:TRTLLMScheduler",
+    cache="paged",
+    overheads=TRTLLM_OVERHEADS,
+    capture_sizes=_capture_sizes,
+    graph_mixed=False,
+    graph_pad=False,
+    overlap=True,
+    time_source="TensorRT-LLM CudaGraphConfig defaults (max_batch_size 128, no padding), overlap scheduler on",
+    max_running_field="max_batch_size",
+    step_budget_field="max_num_tokens",
+    chunk_multiple_of_block=True,
+    budget_fields=("max_num_tokens",),
+    kv_fraction_of_free=True,
+    public_tables=True,
+    source="tensorrt_llm/_torch/pyexecutor/scheduler.py, tensorrt_llm/llmapi/llm_args.py"))
