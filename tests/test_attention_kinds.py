@@ -232,7 +232,7 @@ def test_glm5_is_sparse_mla():
     assert kv_bytes_per_token(m, "fp8", tp=8) == 78 * (576 + 128 + 4)
     w = WorkerSpec(model=m, gpu="h200_sxm", engine="sglang", dtype="fp8", kv_dtype="fp8", tp=8, ep=8)
     assert needed_families(w)[:3] == ["gemm", "dsa_prefill", "dsa_decode"]
-    assert needed_groups(w)["dsa_decode"] == {"fp8"}
+    assert needed_groups(w)["dsa_decode"] == {"fp8", "bf16"}   # bf16: the widening bound (cost/kv_format.py)
 
 
 def test_dsa_module_gemms_are_not_counted_twice():

@@ -122,3 +122,67 @@ def test_simulated_occupancy_counts_waiting_from_the_scheduler():
     fe = Overheads(frontend_s=0.1, frontend_per_token_s=1e-5)   # the second request reaches it at 0.5 + 1.1 s
     occ = simulated_occupancy(res, 5.0, frontend=fe).set_index("t")
     assert occ.loc[1.0, "waiting"] == 1 and occ.loc[2.0, "waiting"] == 1 and occ.loc[4.0, "running"] == 1
+
+
+def _newer_meta(d: Path, **extra) -> None:
+    """Rewrite the folder's meta.json the way newer LLMServingSim harnesses write it (hardware, KV blocks, the
+    resolved vLLM config)."""
+    meta = json.loads((d / "meta.json").read_text())
+    meta.update({"hardware": {"device_name": "NVIDIA H100 80GB HBM3"},
+                 "kv_cache": {"num_gpu_blocks": 500, "block_size": 16},
+                 "resolved_config": {"scheduler_config": {"async_scheduling": False},
+                                     "parallel_config": {"disable_custom_all_reduce": True}}, **extra})
+    (d / "meta.json").write_text(json.dumps(meta))
+
+
+def test_newer_meta_sets_what_the_engine_ran(tmp_path):
+    from frontier_calib.deployment import deployment_from_dict
+    from frontier_calib.validate.run_folder import run_gpu_from_meta
+
+    d = _run(tmp_path, tensor_parallel_size=2)
+    _newer_meta(d)
+    assert run_gpu_from_meta(d) == "h100_sxm"
+    raw = deployment_for_run(d, "h100_sxm")
+    assert raw["scheduler"]["num_gpu_blocks_override"] == 500 and raw["scheduler"]["block_size"] == 16
+    assert raw["engine_options"] == {"overlap": False, "custom_all_reduce": False}
+    dep = deployment_from_dict(raw, source=str(d / "meta.json"))
+    assert dep.scheduler.num_kv_blocks == 500 and dep.memory.kv_tokens == 8000
+    assert dep.worker.custom_all_reduce is False and dep.worker.overlap is False
+    # without the facts: the engine's defaults and the planned KV capacity
+    plain = deployment_from_dict(deployment_for_run(_run(tmp_path / "p", tensor_parallel_size=2), "h100_sxm"))
+    assert plain.worker.custom_all_reduce is True and plain.scheduler.num_kv_blocks > 500
+
+
+def test_run_gpu_needs_a_device_name(tmp_path):
+    from frontier_calib.validate.run_folder import run_gpu_from_meta
+
+    d = _run(tmp_path)
+    with pytest.raises(InputError, match="hardware.device_name") as exc:
+        run_gpu_from_meta(d)
+    assert "--gpu" in str(exc.value)
+    r = CliRunner().invoke(main, ["validate", "run", str(d), "--out", str(tmp_path / "o")])
+    assert r.exit_code != 0 and "--gpu" in r.output and "Traceback" not in r.output
+    _newer_meta(d, hardware={"device_name": "NVIDIA Quantum 9000"})
+    with pytest.raises(InputError, match="unknown GPU"):
+        run_gpu_from_meta(d)
+
+
+def test_custom_all_reduce_off_prices_nccl(tp_nccl_costs):
+    on, off = tp_nccl_costs
+    n = np.array([1, 64, 512])
+    assert np.all(off._tp_allreduce_ms(n) != on._tp_allreduce_ms(n))
+
+
+@pytest.fixture(scope="module")
+def tp_nccl_costs(frontier_cache, worker):
+    from dataclasses import replace
+
+    from frontier_calib.cost.cache import needed_families
+    from frontier_calib.cost.iteration import IterationCostModel
+    from frontier_calib.opmodel.registry import cached_model_set
+
+    w = replace(worker, tp=2)
+    models = cached_model_set(w.gpu, w.engine, families=needed_families(w))
+    kw = dict(max_tokens=64, max_seqs=4, max_model_len=256)
+    return (IterationCostModel(w, models, **kw),
+            IterationCostModel(replace(w, custom_all_reduce=False), models, **kw))

@@ -532,7 +532,8 @@ class IterationCostModel:
         if self.worker.node_link is not None:
             link = self.worker.node_link
             return ring_allreduce_ms(nbytes, gpus, link.bandwidth, link.latency_s)
-        custom = "custom" in self._collective_categories("implementation") and gpus <= self.spec.gpus_per_node
+        custom = (self.worker.custom_all_reduce and "custom" in self._collective_categories("implementation")
+                  and gpus <= self.spec.gpus_per_node)
         impl = "custom" if custom else "nccl"
         df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": gpus,
                            "message_bytes": nbytes})

@@ -92,6 +92,7 @@ class WorkerSpec:
     #                                    (``cluster.link``; cost/node_link.py): collectives priced over it
     overheads: Overheads = field(default_factory=Overheads)
     cuda_graph: bool = True          #: the engine captures CUDA graphs (False: --enforce-eager / --disable-cuda-graph)
+    custom_all_reduce: bool = True   #: TP all-reduces use the engine's custom kernel where profiled (False: NCCL)
     overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default
     #                                  (cost/engine_time.py: vLLM async scheduling, SGLang/TRT-LLM overlap scheduler)
 

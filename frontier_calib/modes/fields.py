@@ -271,16 +271,18 @@ def parse_overheads(sec: dict, engine: str, gpu: str, src: str, base_dir: Path |
         raise InputError(str(exc), path=src, field=_f(where, "overheads")) from None
 
 
-ENGINE_OPTION_KEYS = {"cuda_graph", "overlap"}
+ENGINE_OPTION_KEYS = {"cuda_graph", "overlap", "custom_all_reduce"}
 
 
 def parse_engine_options(sec: dict, src: str, where: str = "") -> dict:
-    """``engine_options``: ``cuda_graph`` (false = the engine runs eager: --enforce-eager, --disable-cuda-graph) and
+    """``engine_options``: ``cuda_graph`` (false = the engine runs eager: --enforce-eager, --disable-cuda-graph),
     ``overlap`` (CPU scheduling overlapped with the GPU step: vLLM --async-scheduling, SGLang/TRT-LLM overlap
-    scheduler; default: the engine's, cost/engine_time.py)."""
+    scheduler; default: the engine's, cost/engine_time.py) and ``custom_all_reduce`` (false = tensor-parallel
+    all-reduces run NCCL's kernel instead of the engine's custom one: vLLM --disable-custom-all-reduce, SGLang
+    --disable-custom-all-reduce)."""
     opts = parse_section(sec, "engine_options", ENGINE_OPTION_KEYS, src, _f(where, "engine_options"))
     out = {}
-    for key in ("cuda_graph", "overlap"):
+    for key in ("cuda_graph", "overlap", "custom_all_reduce"):
         if key in opts:
             if not isinstance(opts[key], bool):
                 raise InputError(f"must be true or false, got {opts[key]!r}", path=src,
@@ -301,20 +303,24 @@ def parse_scheduler(sec: dict, worker: WorkerSpec, src: str, where: str = "", pl
     # like vLLM, max_model_len defaults to the model's context length
     if sched_raw.get("max_model_len") is None and model.max_position_embeddings:
         sched_raw["max_model_len"] = int(model.max_position_embeddings)
+    override = parse_int(sched_raw, "num_gpu_blocks_override", None, src, sw)
+    sched_raw.pop("num_gpu_blocks_override", None)
     allowed = {f.name for f in fields(SchedulerConfig)} - {"num_kv_blocks"}
     bad = sorted(set(sched_raw) - allowed)
     if bad:
         raise InputError(f"unknown scheduler key(s) {bad}", path=src, field=sw,
-                         fix=f"allowed: {sorted(allowed | {'gpu_memory_utilization'})}")
+                         fix=f"allowed: {sorted(allowed | {'gpu_memory_utilization', 'num_gpu_blocks_override'})}")
     block_size = parse_int(sched_raw, "block_size", 16, src, sw)
     pw = _f(where, "parallel")
     try:
         memory = (plan or plan_memory)(worker, gpu_memory_utilization=util, block_size=block_size)
     except FrontierError as exc:  # the model does not fit: more GPUs (parallel) is the usual fix
         raise InputError(str(exc), path=src, field=pw) from None
+    if override is not None:   # the KV blocks the engine reported allocating (vLLM's "# GPU blocks: N")
+        memory = replace(memory, kv_blocks=override, kv_tokens=override * block_size)
     try:
         sched = SchedulerConfig(**sched_raw, num_kv_blocks=memory.kv_blocks)
-        if memory.state_bytes_per_sequence:   # linear attention: reserve a state slot per running sequence
+        if memory.state_bytes_per_sequence and override is None:   # linear attention: a state slot per sequence
             memory = (plan or plan_memory)(worker, gpu_memory_utilization=util, block_size=block_size,
                                            max_seqs=sched.max_num_seqs)
             sched = replace(sched, num_kv_blocks=memory.kv_blocks)

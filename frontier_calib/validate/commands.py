@@ -189,24 +189,29 @@ def trace_cmd(deployment, trace_path, fmt, out, overwrite, seed):
 
 @validate.command("run")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--gpu", required=True, help="The GPU the runs used (meta.json does not say), e.g. rtx_pro_6000_server.")
+@click.option("--gpu", default=None,
+              help="The GPU the runs used, e.g. rtx_pro_6000_server (default: meta.json's hardware.device_name, which "
+                   "newer LLMServingSim harnesses record; a folder without it needs --gpu).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-run"),
               show_default=True)
+@overwrite_option
 @click.option("--seed", type=int, default=0, show_default=True)
-def run_cmd(folders, gpu, out, seed):
+def run_cmd(folders, gpu, out, overwrite, seed):
     """Replay measured run folders (requests.jsonl + meta.json; a folder of such folders stands for all of them,
     e.g. ../shared/validation/llmservingsim_rtxpro6000) and compare mean/median/P90/P99 TTFT, TPOT and E2E per
     run, beside another simulator's error when the folder has it."""
     from ..hardware import get_gpu
     from .metrics import pct
-    from .run_folder import run_folders
+    from .run_folder import run_folders, run_gpu_from_meta
     from .run_report import compare_run, write_run_report
 
-    gpu = get_gpu(gpu).name
+    gpu = get_gpu(gpu).name if gpu else None
+    check_output_dir(out, overwrite=overwrite)
     results = []
     for f in run_folders(folders):
-        click.echo(f"replaying {f} on {gpu} ...")
-        results.append(compare_run(f, gpu, seed=seed))
+        run_gpu = gpu or run_gpu_from_meta(f)
+        click.echo(f"replaying {f} on {run_gpu} ...")
+        results.append(compare_run(f, run_gpu, seed=seed))
     table = write_run_report(results, out)
     for run, grp in table.groupby("run", sort=False):
         g = grp.set_index("metric")

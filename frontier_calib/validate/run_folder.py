@@ -5,7 +5,10 @@ Layout (the LLMServingSim benchmark harness's, e.g. ``shared/validation/llmservi
     requests.jsonl              per-request timestamps (traces/vllm_request_log.py)
     meta.json                   {"vllm_version": ..., "engine_kwargs": {model, tensor_parallel_size,
                                  data_parallel_size, enable_expert_parallel, max_num_seqs, max_num_batched_tokens,
-                                 max_model_len, dtype, kv_cache_dtype, ...}}
+                                 max_model_len, dtype, kv_cache_dtype, ...}}; newer harnesses add "hardware"
+                                 (device_name: the GPU when --gpu is not given), "kv_cache" (the KV blocks the
+                                 engine allocated) and "resolved_config" (async scheduling, eager mode, custom
+                                 all-reduce): :func:`engine_facts`
     timeseries.csv              optional: t, running, waiting, prompt/generation throughput, kv_cache_pct
     cluster.json                optional: the machine as a deployment ``cluster`` section, e.g. the GPU-to-GPU
                                 link when it is not the profiled one (cost/node_link.py); without it the link of
@@ -66,6 +69,58 @@ def read_meta(folder: Path) -> dict:
     return doc
 
 
+def run_gpu_from_meta(folder: Path) -> str:
+    """The GPU id of a run from ``meta.json``'s ``hardware.device_name`` (``torch.cuda.get_device_name``, recorded
+    by newer LLMServingSim harnesses); an error naming the field and ``--gpu`` when it is missing or unknown."""
+    from ..hardware import gpu_from_device_name
+
+    src = str(Path(folder) / "meta.json")
+    hw = read_meta(folder).get("hardware")
+    name = hw.get("device_name") if isinstance(hw, dict) else None
+    if not name:
+        raise InputError("the run does not say which GPU it used (no hardware.device_name)", path=src,
+                         field="hardware.device_name", fix="pass --gpu, e.g. --gpu rtx_pro_6000_server")
+    gid = gpu_from_device_name(str(name))
+    if gid is None:
+        raise InputError(f"unknown GPU {name!r}", path=src, field="hardware.device_name",
+                         fix="pass --gpu with one of `frontier-calib profiles list`'s GPUs")
+    return gid
+
+
+def engine_facts(meta: dict, src: str) -> dict:
+    """What newer run folders record about the engine as it actually ran, as deployment sections: the KV blocks it
+    allocated (``kv_cache.num_gpu_blocks`` / ``block_size`` -> ``scheduler.num_gpu_blocks_override`` /
+    ``block_size``), async scheduling (``resolved_config.scheduler_config.async_scheduling`` ->
+    ``engine_options.overlap``), eager mode (``enforce_eager`` -> ``engine_options.cuda_graph: false``) and
+    whether vLLM's custom all-reduce was off (``disable_custom_all_reduce`` -> ``engine_options.custom_all_reduce:
+    false``). Facts the folder does not record keep the engine's defaults."""
+    kw = meta.get("engine_kwargs") or {}
+    resolved = meta.get("resolved_config") if isinstance(meta.get("resolved_config"), dict) else {}
+
+    def section(name):
+        v = resolved.get(name)
+        return v if isinstance(v, dict) else {}
+
+    sched, opts = {}, {}
+    kv = meta.get("kv_cache") if isinstance(meta.get("kv_cache"), dict) else {}
+    blocks, block_size = kv.get("num_gpu_blocks"), kv.get("block_size")
+    for name, v in (("kv_cache.num_gpu_blocks", blocks), ("kv_cache.block_size", block_size)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise InputError(f"must be a whole number >= 1, got {v!r}", path=src, field=name)
+    if blocks and block_size:
+        sched = {"num_gpu_blocks_override": blocks, "block_size": block_size}
+    async_sched = section("scheduler_config").get("async_scheduling")
+    if isinstance(async_sched, bool):
+        opts["overlap"] = async_sched
+    eager = kw.get("enforce_eager", section("model_config").get("enforce_eager"))
+    if eager is True:
+        opts["cuda_graph"] = False
+    no_custom = kw.get("disable_custom_all_reduce", section("parallel_config").get("disable_custom_all_reduce"))
+    if no_custom is True:
+        opts["custom_all_reduce"] = False
+    return {"scheduler": sched, "engine_options": opts}
+
+
 def deployment_for_run(folder: Path, gpu: str, *, engine: str = "vllm") -> dict:
     """A co-located deployment mapping for the run in ``folder`` on ``gpu`` (see the module docstring)."""
     from ..model_spec import load_model
@@ -113,8 +168,12 @@ def deployment_for_run(folder: Path, gpu: str, *, engine: str = "vllm") -> dict:
         dep["replicas"] = dp
         if dp > 1:
             dep["router"] = "least_outstanding"
-    if kw.get("enforce_eager"):
-        dep["engine_options"] = {"cuda_graph": False}
+    if kw.get("load_format") == "dummy" and model.is_moe:
+        dep["routing"] = "balanced"   # random router weights spread tokens evenly over the experts
+    facts = engine_facts(meta, src)
+    dep["scheduler"].update(facts["scheduler"])
+    if facts["engine_options"]:
+        dep["engine_options"] = facts["engine_options"]
     cluster = read_cluster(folder) if tp * dp > 1 else None
     if cluster:
         dep["cluster"] = cluster
