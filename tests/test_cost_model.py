@@ -157,10 +157,32 @@ def test_breakdown_sums_to_total(cost, q, kv, nd, kvsum):
     assert (b.decode_attention_ms > 0) == (nd > 0)
 
 
-def test_prefill_attention_is_summed_per_sequence(cost):
+def test_prefill_chunks_of_one_step_run_as_one_batched_call(cost):
     one = cost.breakdown(np.array([200]), np.array([1200]), 0, 0).prefill_attention_ms
     three = cost.breakdown(np.array([200] * 3), np.array([1200] * 3), 0, 0).prefill_attention_ms
-    assert three == pytest.approx(3 * one)
+    # one variable-length call: the batched table between batch 2 and 4, below three separate calls
+    assert three == pytest.approx(min(3 * one, max(cost._prefill_batched_one(3, 200.0, 1200.0), one)))
+    assert one < three < 3 * one
+    # the batched table is the operator model's own prediction at that batch size
+    lo, hi = cost._prefill_batched_one(2, 200, 1200), cost._prefill_batched_one(4, 200, 1200)
+    assert lo <= three <= hi
+    # uneven chunks: never less than the largest alone, never more than separate calls
+    q, kv = np.array([2000, 10, 10]), np.array([3000, 500, 500])
+    mixed = cost.breakdown(q, kv, 0, 0).prefill_attention_ms
+    singles = [cost.breakdown(q[i:i + 1], kv[i:i + 1], 0, 0).prefill_attention_ms for i in range(3)]
+    assert max(singles) <= mixed <= sum(singles)
+
+
+def test_batched_prefill_table_reads_the_batch_axis(cost, models):
+    from frontier_calib.attention import QueryContext
+    from frontier_calib.cost.iteration import PREFILL_BATCHES
+
+    b = PREFILL_BATCHES.index(8)
+    kind, window, layers = cost._attention_layers[0]
+    fam, df = kind.prefill_query(QueryContext(cost.worker, window, models), np.array([256]), np.array([1024]))
+    assert "batch_size" in df.columns
+    want = layers * models.predict(fam, df.assign(batch_size=8))[0]
+    assert cost._prefill_batch_lookup[b].one(256, 1024) == pytest.approx(want, rel=0.15)   # grid interpolation
 
 
 # ------------------------------------------------------------------------------------------ the cache

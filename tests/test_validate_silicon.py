@@ -299,17 +299,24 @@ def test_int4_experts_with_bf16_attention_fit():
     assert 50 * 2**30 < dep.memory.weight_bytes < 80 * 2**30      # ~1T params: experts at 0.5 B, the rest bf16
 
 
-def test_row_id_that_contradicts_the_parallel_columns_is_skipped():
+def test_row_id_that_contradicts_the_parallel_columns():
     """An agg row whose id spells its parallelism (TensorRT-LLM convention: tp = the replica's GPUs) and whose
-    columns give another GPU count is skipped as inconsistent; ids without the pattern are not judged."""
+    columns give another GPU count: the known export error (tp_size = the id's TP x EP, no attention DP) replays
+    with the id's layout and a note; any other contradiction is skipped as inconsistent; ids without the pattern
+    are not judged."""
     base = {"silicon_data_source": "silicon_concurrency=8", "backend": "trtllm", "model_path": "deepseek-ai/DeepSeek-R1",
             "system": "h200_sxm", "mode": "agg", "isl": 1024, "osl": 1024, "precision": "fp8",
             "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "pp_size": 1,
             "silicon_ttft_ms": 100.0, "silicon_tpot_ms": 10.0, "concurrency": 8}
     wide = {**base, "tp_size": 64, "attention_dp_size": 1, "moe_tp_size": 8, "moe_ep_size": 8}
     s = S.scenario_for_row({**wide, "id": "x_agg_1024x1024_c8_tp8_ep8_2000"})
+    assert s.status == "ok" and S.ID_LAYOUT_NOTE in s.notes
+    assert {k: s.deployment["parallel"][k] for k in ("tp", "attention_dp", "ep", "moe_tp")} == \
+        {"tp": 8, "attention_dp": 1, "ep": 8, "moe_tp": 1}
+    other = {**base, "tp_size": 32, "attention_dp_size": 1, "moe_tp_size": 4, "moe_ep_size": 8}   # not tp x ep
+    s = S.scenario_for_row({**other, "id": "x_agg_1024x1024_c8_tp8_ep8_2000"})
     assert s.status.startswith("skipped:inconsistent parallelism: the row id says tp8_ep8 (8 GPUs)")
-    assert "64 GPUs" in s.status
+    assert "32 GPUs" in s.status
     dp = {**base, "tp_size": 1, "attention_dp_size": 64, "moe_tp_size": 8, "moe_ep_size": 8}
     assert "inconsistent parallelism" in S.scenario_for_row({**dp, "id": "y_c8_tp8_0_ep8_0_353"}).status
     one_node = {**base, "tp_size": 8, "attention_dp_size": 1, "moe_tp_size": 1, "moe_ep_size": 8}

@@ -65,7 +65,7 @@ class AttentionPart:
         return self.cm.lm_head_ms(n)
 
     def prefill_attention_ms(self, q, kv) -> float:
-        return float(self.cm.prefill_attention_ms(q, kv).sum())
+        return self.cm.prefill_step_attention_ms(q, kv)
 
     def decode_attention_ms(self, b: int, kv_sums: np.ndarray) -> np.ndarray:
         return self.cm.decode_attention_ms(b, kv_sums)

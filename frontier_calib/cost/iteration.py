@@ -39,6 +39,9 @@ from .worker import WorkerSpec, tp_nodes
 
 _fmt = table_format   # the kernel-table format of a dtype (fp16 -> bf16)
 
+#: batch sizes (sequences) of the batched prefill-attention tables; batch 1 is the ``prefill_ms`` table
+PREFILL_BATCHES = (1, 2, 4, 8, 16, 32, 64)
+
 
 def _monotone(a: np.ndarray, axis: int) -> np.ndarray:
     """``a`` made non-decreasing along ``axis``: the mean of its running maximum and its running minimum
@@ -152,6 +155,8 @@ class IterationCostModel:
         self._prefill_memo: dict = {}
         self._prefill_lookup = BilinearLog2(self._log_q_grid, self._log_kv_grid, self._prefill_ms,
                                             float(self._q_grid[-1]), self._kv_grid_max)
+        self._prefill_batch_lookup = [BilinearLog2(self._log_q_grid, self._log_kv_grid, z, float(self._q_grid[-1]),
+                                                   self._kv_grid_max) for z in tables["prefill_batch_ms"]]
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
@@ -172,6 +177,7 @@ class IterationCostModel:
         t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
         self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
         t["prefill_ms"] = _monotone(_monotone(self._prefill_table(), 0), 1)
+        t["prefill_batch_ms"] = self._prefill_batch_tables()
         return t
 
     @property
@@ -194,16 +200,52 @@ class IterationCostModel:
             run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
             terms = self._mixed_terms[key] = (self._token_lookup(run_tok) + self._lm_head_lookup(n_seq), graphed)
         ms, graphed = terms
-        memo = self._prefill_memo
-        for key in zip(qs, kvs):
-            v = memo.get(key)
-            if v is None:
-                v = memo[key] = self._prefill_lookup.one(*key)
-            ms += v
+        ms += self._prefill_step_ms(qs, kvs)
         if num_decode:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
         return step_seconds(ms / 1e3, graphed=graphed, kernels=self.kernels, sequences=n_seq, tokens=n_tok,
                             has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
+
+    def _prefill_step_ms(self, qs: list, kvs: list) -> float:
+        """Milliseconds of attention for one step's prefill chunks (``qs`` new tokens attending ``kvs`` keys each).
+
+        One chunk: the table. Several: the engines run them as one variable-length call, so its fixed costs are
+        paid once and the GPU is filled by all of them: the batched table at ``n`` sequences of the mean chunk
+        ``q = sum(q) / n`` attending ``kv = sum(q x kv) / sum(q)`` keys (the same attention work), interpolated in
+        log2 of the batch between ``PREFILL_BATCHES``; never more than the chunks as separate calls, never less
+        than the largest chunk alone. Measured on the profiled tables' own batched rows: docs/cost-model.md."""
+        memo = self._prefill_memo
+        total = top = 0.0
+        for key in zip(qs, kvs):
+            v = memo.get(key)
+            if v is None:
+                v = memo[key] = self._prefill_lookup.one(*key)
+            total += v
+            top = v if v > top else top
+        n = len(qs)
+        if n < 2:
+            return total
+        key = (tuple(qs), tuple(kvs))
+        v = memo.get(key)
+        if v is None:
+            q_sum = sum(qs)
+            q_mean = q_sum / n
+            kv_eff = sum(q * k for q, k in zip(qs, kvs)) / q_sum if q_sum else 1.0
+            v = memo[key] = min(total, max(self._prefill_batched_one(n, q_mean, kv_eff), top))
+        return v
+
+    def _prefill_batched_one(self, n: int, q: float, kv: float) -> float:
+        """Milliseconds of one batched prefill call of ``n`` sequences of ``q`` tokens attending ``kv`` keys."""
+        look, grid = self._prefill_batch_lookup, PREFILL_BATCHES
+        if n >= grid[-1]:   # past the largest tabulated batch: the largest batch's time per sequence
+            return look[-1].one(q, kv) * n / grid[-1]
+        i = bisect.bisect_right(grid, n) - 1
+        lo = look[i].one(q, kv)
+        if grid[i] == n:
+            return lo
+        hi = look[i + 1].one(q, kv)
+        t = (math.log2(n) - math.log2(grid[i])) / (math.log2(grid[i + 1]) - math.log2(grid[i]))
+        return float(np.exp2((1 - t) * math.log2(lo) + t * math.log2(hi)))
 
     def decode_times(self, num_decode: int, decode_kv_sums) -> np.ndarray:
         n = int(num_decode)
@@ -302,7 +344,7 @@ class IterationCostModel:
         sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""
         q = np.asarray(prefill_q, dtype=np.int64)
         n_tok, n_seq = int(q.sum()) + num_decode, len(q) + num_decode
-        pre = float(self._prefill_attention_ms(q, np.asarray(prefill_kv)).sum()) if len(q) else 0.0
+        pre = self.prefill_step_attention_ms(q, prefill_kv) if len(q) else 0.0
         dec = float(self._decode_attention_ms(num_decode, np.array([decode_kv_sum], float))[0]) if num_decode else 0.0
         tok, head = self._token_lookup(n_tok), self._lm_head_lookup(n_seq)
         total = self.iteration_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
@@ -325,6 +367,11 @@ class IterationCostModel:
     def prefill_attention_ms(self, q, kv) -> np.ndarray:
         """Milliseconds of attention (all layers) per prefill chunk of ``q`` new tokens attending to ``kv`` keys."""
         return self._prefill_attention_ms(np.asarray(q), np.asarray(kv))
+
+    def prefill_step_attention_ms(self, q, kv) -> float:
+        """Milliseconds of attention (all layers) for one step's prefill chunks run as one batched call
+        (:meth:`_prefill_step_ms`)."""
+        return self._prefill_step_ms([int(x) for x in np.asarray(q).ravel()], [int(x) for x in np.asarray(kv).ravel()])
 
     def decode_attention_ms(self, b: int, kv_sums) -> np.ndarray:
         """Milliseconds of attention (all layers) of a decode batch of ``b`` sequences, per total KV in ``kv_sums``."""
@@ -586,12 +633,25 @@ class IterationCostModel:
             total += layers * ms.reshape(bb.shape)
         return np.log2(total)
 
-    def _prefill_table(self) -> np.ndarray:
+    def _prefill_table(self, batch: int = 1) -> np.ndarray:
+        """log2 ms of one prefill attention call (all layers) over (q_grid, kv_grid) for ``batch`` sequences of
+        that shape. Kinds whose tables have no batch axis are ``batch`` calls of one sequence."""
         qq, kk = np.meshgrid(self._q_grid, self._kv_grid, indexing="ij")
         kv = np.maximum(kk, qq).ravel()
         q = qq.ravel()
         total = np.zeros(qq.shape)
         for kind, window, layers in self._attention_layers:
             fam, df = kind.prefill_query(QueryContext(self.worker, window, self.models), q, kv)
-            total += layers * self.models.predict(fam, df).reshape(qq.shape)
+            calls = 1
+            if batch > 1:
+                if "batch_size" in df.columns:
+                    df = df.assign(batch_size=batch)
+                else:
+                    calls = batch
+            total += layers * calls * self.models.predict(fam, df).reshape(qq.shape)
         return np.log2(total)
+
+    def _prefill_batch_tables(self) -> np.ndarray:
+        """[len(PREFILL_BATCHES), q_grid, kv_grid] log2 ms of one batched prefill call (one variable-length call
+        for all of a step's chunks, as the engines issue it)."""
+        return np.stack([_monotone(_monotone(self._prefill_table(b), 0), 1) for b in PREFILL_BATCHES])

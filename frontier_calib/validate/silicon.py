@@ -390,18 +390,31 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
 _ID_PARALLEL = re.compile(r"_tp(\d+)(?:_0)?_ep(\d+|none)(?:_0)?_")
 
 
-def _check_id_parallel(rid: str, par: dict) -> None:
-    """Raise 'inconsistent parallelism' when an agg row's id spells its parallelism (``_tp<A>_ep<B>_``) and the
-    columns give another GPU count. The ids follow TensorRT-LLM's convention (``tp`` = the replica's GPUs, MoE
+#: the note of a row replayed with its id's layout (:func:`_check_id_parallel`)
+ID_LAYOUT_NOTE = ("layout from the row id: its tp_size column is the product of the id's TP and EP (an export "
+                  "error, docs/validation.md)")
+
+
+def _check_id_parallel(rid: str, par: dict) -> dict | None:
+    """The row's layout from its id when the columns carry the known export error (``tp_size`` = the id's TP x EP,
+    no attention DP: returned, replayed with a note), None when the id agrees or spells nothing; raises
+    'inconsistent parallelism' when an agg row's id spells its parallelism (``_tp<A>_ep<B>_``) and the columns
+    give another GPU count in any other way (which layout ran is then ambiguous). The ids follow TensorRT-LLM's convention (``tp`` = the replica's GPUs, MoE
     split into ``moe_tp x ep`` of them), which every consistent row of the public CSV also follows for vLLM and
     SGLang; the rows caught have a ``tp_size`` or ``attention_dp_size`` that is the product of the id's TP and EP
     (e.g. id ``tp8_ep8``, columns ``tp_size`` 64; id ``tp4_ep4``, columns TP4 x attention-DP4 with EP16), and
     their measurements match the id's GPU count (docs/validation.md)."""
     m = _ID_PARALLEL.search(rid + "_")
     if m is None:
-        return
+        return None
     gpus = par["tp"] * par.get("attention_dp", 1)
-    if int(m.group(1)) != gpus:
+    id_tp, id_ep = int(m.group(1)), (int(m.group(2)) if m.group(2) != "none" else 1)
+    if id_tp != gpus and par.get("attention_dp", 1) == 1 and par["tp"] == id_tp * id_ep and id_tp % id_ep == 0 \
+            and "ep" in par:
+        # the unambiguous export error: tp_size holds tp x ep, attention DP absent; the id's layout is the run's
+        # (the measurements match it, docs/validation.md): tp = the replica's GPUs, MoE on moe_tp x ep of them
+        return {**par, "tp": id_tp, "ep": id_ep, "moe_tp": id_tp // id_ep}
+    if id_tp != gpus:
         raise FrontierError(f"inconsistent parallelism: the row id says tp{m.group(1)}_ep{m.group(2)} "
                             f"({m.group(1)} GPUs) but the columns give tp {par['tp']} x attention_dp "
                             f"{par.get('attention_dp', 1)} = {gpus} GPUs")
@@ -472,7 +485,10 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     try:
         if mode == "agg":
             par = _parallel(row, model)
-            _check_id_parallel(rid, par)
+            repaired = _check_id_parallel(rid, par)
+            if repaired is not None:
+                par = repaired
+                scn.notes.append(ID_LAYOUT_NOTE)
             per_rank = -(-scn.concurrency // par["attention_dp"])
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             scn.deployment = base
