@@ -48,6 +48,11 @@ PRESETS: dict[str, str] = {
     "Qwen/Qwen3.5-397B-A17B": "Qwen3.5-397B-A17B",
     "zai-org/GLM-5": "GLM-5",
     "deepseek-ai/DeepSeek-V3.2": "DeepSeek-V3.2",
+    "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16": "Nemotron-3-Nano-30B-A3B",
+    "nvidia/Nemotron-H-56B-Base-8K": "Nemotron-H-56B-Base-8K",
+    "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8": "Nemotron-3-Super-120B-A12B-FP8",
+    "moonshotai/Kimi-K3": "Kimi-K3",
+    "MiniMaxAI/MiniMax-M3": "MiniMax-M3",
 }
 
 #: other spellings seen in the wild -> Hugging Face id in PRESETS
@@ -77,7 +82,17 @@ _DSA = {"DeepseekV32ForCausalLM", "GlmMoeDsaForCausalLM"}
 #: hybrid gated-DeltaNet / full-attention models (``linear_*`` fields, ``layer_types`` or ``full_attention_interval``);
 #: the Qwen3.5 checkpoints wrap the text model's fields in ``text_config`` (their vision tower does not run for text)
 _HYBRID_GDN = {"Qwen3NextForCausalLM", "Qwen3_5ForConditionalGeneration", "Qwen3_5MoeForConditionalGeneration"}
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN))
+#: hybrid Mamba2 models (Nemotron-H): one mixer or one MLP/MoE per block, per ``hybrid_override_pattern``
+_HYBRID_MAMBA = {"NemotronHForCausalLM"}
+#: hybrid Kimi Delta Attention / MLA models (``linear_attn_config``); Kimi-K3 wraps the text model in ``text_config``
+_KIMI_LINEAR = {"KimiLinearForCausalLM", "KimiK3ForConditionalGeneration"}
+#: MoE with MiniMax sparse attention (``sparse_attention_config``): GQA over the top-k blocks an indexer selects
+_MSA = {"MiniMaxM3ForCausalLM"}
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = tuple(sorted(_DENSE | _MOE | _MLA | _DSA | _HYBRID_GDN | _HYBRID_MAMBA
+                                                        | _KIMI_LINEAR | _MSA))
+
+#: attention kinds without a growing KV cache (recurrent state per sequence); the others are "full" attention
+LINEAR_KINDS = ("gdn", "mamba2", "kda")
 
 
 @dataclass(frozen=True)
@@ -120,12 +135,52 @@ class LinearAttentionSpec:
 
 
 @dataclass(frozen=True)
+class Mamba2Spec:
+    """Mamba2 mixer dimensions (Nemotron-H ``mamba_*`` / ``ssm_state_size`` / ``n_groups`` config fields), in
+    elements. The mixer's inner width is ``num_heads x head_dim``; B and C are shared by the heads of each of
+    ``n_groups`` groups. Per running sequence a layer keeps one ``head_dim x state_size`` SSM state per head
+    (``state_bytes`` per element: the config's ``mamba_ssm_cache_dtype``, fp32 in the public checkpoints) plus
+    the last ``conv_kernel - 1`` inputs of its causal convolution (activation format), nothing per token."""
+    num_heads: int
+    head_dim: int
+    state_size: int                  #: N, the SSM state width per head
+    n_groups: int                    #: groups sharing B and C
+    conv_kernel: int                 #: causal depthwise convolution width (tokens)
+    chunk_size: int                  #: tokens per chunk of the chunked SSD scan in prefill
+    state_bytes: int = 4             #: bytes per SSM-state element
+
+    @property
+    def inner(self) -> int:
+        return self.num_heads * self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the causal convolution: x, B and C."""
+        return self.inner + 2 * self.n_groups * self.state_size
+
+
+@dataclass(frozen=True)
 class SparseIndexerSpec:
     """DeepSeek sparse attention (DSA) indexer (DeepSeek-V3.2, GLM-5 ``index_*`` config fields): a light
     multi-head scorer picks ``index_topk`` cached tokens per query; MLA then attends to those only."""
     index_n_heads: int
     index_head_dim: int
     index_topk: int                  #: tokens each query attends to (past this context length cost stops growing)
+
+
+@dataclass(frozen=True)
+class BlockSparseSpec:
+    """MiniMax sparse attention (MSA, MiniMax-M3 ``sparse_attention_config``): per query, an indexer of
+    ``index_n_heads`` heads scores the cached tokens block by block (``block_size`` tokens) and GQA attends to the
+    ``topk_blocks`` best blocks only (local block included), i.e. at most ``topk_tokens`` keys."""
+    index_n_heads: int
+    index_head_dim: int
+    topk_blocks: int
+    block_size: int                  #: tokens per block
+
+    @property
+    def topk_tokens(self) -> int:
+        return self.topk_blocks * self.block_size
 
 
 @dataclass(frozen=True)
@@ -174,6 +229,19 @@ class ModelSpec:
     linear_attention: LinearAttentionSpec | None = None   #: gated-DeltaNet layers' dimensions (hybrid models)
     sparse_indexer: SparseIndexerSpec | None = None       #: DSA indexer (sparse MLA)
     attention_output_gate: bool = False  #: full-attention q_proj also emits a sigmoid output gate (Qwen3.5)
+    mamba: Mamba2Spec | None = None  #: Mamba2 mixers' dimensions (hybrid Mamba models)
+    blocks: tuple = ()               #: ((ffn: 'moe' | 'dense' | 'none', attention kind or None, blocks), ...) for
+    #                                  models whose blocks hold one mixer OR one MLP (Nemotron-H); () = every layer
+    #                                  is attention + MLP/MoE
+    mlp_gated: bool = True           #: dense / shared-expert MLPs are gate+up+down (False: up+down, e.g. relu^2)
+    block_sparse: BlockSparseSpec | None = None  #: MSA indexer (MiniMax-M3)
+    moe_hidden_size: int = 0         #: width the routed experts run at (latent MoE: a shared down-projection before
+    #                                  and up-projection after them); 0 = hidden_size
+
+    @property
+    def expert_hidden_size(self) -> int:
+        """Input/output width of one routed expert (the latent width of a latent MoE)."""
+        return self.moe_hidden_size or self.hidden_size
 
     # ---- structure ---------------------------------------------------------------------------
     @property
@@ -182,10 +250,15 @@ class ModelSpec:
 
     @property
     def num_moe_layers(self) -> int:
+        if self.blocks:
+            return sum(n for ffn, _, n in self.blocks if ffn == "moe")
         return self.num_layers - self.first_dense_layers if self.is_moe else 0
 
     @property
     def num_dense_layers(self) -> int:
+        """Layers with a dense MLP (blocks models: the MLP blocks)."""
+        if self.blocks:
+            return sum(n for ffn, _, n in self.blocks if ffn == "dense")
         return self.num_layers - self.num_moe_layers
 
     def attention_layer_kinds(self) -> tuple:
@@ -199,11 +272,16 @@ class ModelSpec:
     @property
     def full_attention_kind(self) -> str:
         """The kind of the layers that keep a KV cache and attend over the context (the non-linear ones)."""
-        return next((k for k, _ in self.attention_layer_kinds() if k != "gdn"), self.attention_layer_kinds()[0][0])
+        return next((k for k, _ in self.attention_layer_kinds() if k not in LINEAR_KINDS),
+                    self.attention_layer_kinds()[0][0])
 
-    def layer_groups(self) -> list[tuple[bool, str, int]]:
+    def layer_groups(self) -> list[tuple]:
         """[(MoE layer?, attention kind, layers)]: dense layers first, then MoE layers, each split by attention kind
-        (hybrid models with dense-first layers are rejected when the config is read)."""
+        (hybrid models with dense-first layers are rejected when the config is read). Blocks models (``blocks``)
+        give their blocks as they are: MoE layer? is None for a block without MLP/MoE, the kind None for a block
+        without a mixer."""
+        if self.blocks:
+            return [({"moe": True, "dense": False, "none": None}[ffn], kind, n) for ffn, kind, n in self.blocks if n]
         out = []
         for moe_layer, layers in ((False, self.num_dense_layers), (True, self.num_moe_layers)):
             if not layers:
@@ -225,10 +303,22 @@ class ModelSpec:
         """Attention parameters of one layer of ``kind`` (None: the mean over the model's layers)."""
         if kind is None:
             kinds = self.attention_layer_kinds()
-            if len(kinds) == 1:
+            if len(kinds) == 1 and kinds[0][1] == self.num_layers:
                 return self.attention_params(kinds[0][0])
             return sum(n * self.attention_params(k) for k, n in kinds) / self.num_layers
         h = self.hidden_size
+        if kind == "msa":      # GQA + the block indexer's query, key and head-weight projections
+            ix = self.block_sparse
+            return self.attention_params("gqa") + h * (ix.index_n_heads * ix.index_head_dim + ix.index_head_dim
+                                                       + ix.index_n_heads)
+        if kind == "mamba2":   # in_proj (x, z, B, C, dt), conv (+bias), A, D, dt bias, gated norm, out_proj
+            mb = self.mamba
+            in_proj = 2 * mb.inner + 2 * mb.n_groups * mb.state_size + mb.num_heads
+            return h * in_proj + mb.conv_dim * (mb.conv_kernel + 1) + 3 * mb.num_heads + mb.inner + mb.inner * h
+        if kind == "kda":    # q, k, v; low-rank forget gate (f_a, f_b) and output gate (g_a, g_b); beta; conv; o
+            la = self.linear_attention
+            return (h * (2 * la.key_dim + la.value_dim) + 2 * (h * la.head_v_dim + la.head_v_dim * la.key_dim)
+                    + h * la.num_v_heads + la.conv_dim * la.conv_kernel + 2 * la.num_v_heads + la.value_dim * h)
         if kind == "gdn":
             la = self.linear_attention
             return (h * (2 * la.key_dim + 2 * la.value_dim) + h * 2 * la.num_v_heads + la.conv_dim * la.conv_kernel
@@ -257,14 +347,16 @@ class ModelSpec:
         return params
 
     def dense_mlp_params(self) -> int:
-        return 3 * self.hidden_size * self.intermediate_size
+        return (3 if self.mlp_gated else 2) * self.hidden_size * self.intermediate_size
 
     def expert_params(self) -> int:
-        """One routed expert (gate, up, down)."""
-        return 3 * self.hidden_size * self.moe_intermediate_size
+        """One routed expert (gate, up, down; up, down without a gate)."""
+        return (3 if self.mlp_gated else 2) * self.expert_hidden_size * self.moe_intermediate_size
 
     def router_params(self) -> int:
-        return self.hidden_size * self.num_experts
+        """Router, plus a latent MoE's down and up projections (counted with the router: replicated per layer)."""
+        latent = 2 * self.hidden_size * self.moe_hidden_size if self.moe_hidden_size else 0
+        return self.hidden_size * self.num_experts + latent
 
     def embedding_params(self) -> tuple[int, int]:
         """(input embedding, lm_head) elements; lm_head is 0 when tied."""
@@ -311,6 +403,10 @@ class ModelSpec:
             if tp > kv and tp % kv:
                 raise FrontierError(f"tp={tp} is not a multiple of {kv} KV heads of {where} "
                                     "(KV heads can only be replicated a whole number of times)")
+        mb = self.mamba
+        if mb is not None and (mb.num_heads % tp or mb.n_groups % tp):
+            raise FrontierError(f"tp={tp} does not divide the {mb.num_heads} heads / {mb.n_groups} groups of the "
+                                f"Mamba2 layers of {where}")
         la = self.linear_attention
         if la is not None and (la.num_k_heads % tp or la.num_v_heads % tp):
             raise FrontierError(f"tp={tp} does not divide the {la.num_k_heads} key / {la.num_v_heads} value heads of "
@@ -385,10 +481,15 @@ class ModelSpec:
         # layer i is dense if i < num_dense_layers (dense-first layout)
         bounds = _pp_bounds(self.num_layers, pp)
         worst = 0.0
+        if self.blocks:   # blocks mix in a pattern: each stage holds its share of the mean block
+            mlp = (self.num_dense_layers * (dense_layer - attn) + self.num_moe_layers * (moe_layer - attn))
+            per_block = attn + mlp / self.num_layers
         for stage, (lo, hi) in enumerate(bounds):
             n_dense = max(0, min(hi, self.num_dense_layers) - lo)
             n_moe = (hi - lo) - n_dense
             b = n_dense * dense_layer + n_moe * moe_layer
+            if self.blocks:
+                b = (hi - lo) * per_block
             if stage == 0:
                 b += emb_b
             if stage == pp - 1:
@@ -419,6 +520,17 @@ class ModelSpec:
         h = self.hidden_size
         heads, kv_heads = self.heads_per_gpu(tp)
         out: list[GemmShape] = []
+        if kind == "mamba2":   # column-parallel in_proj (z, x, B, C, dt), row-parallel out_proj
+            mb = self.mamba
+            inner, groups, nh = mb.inner // tp, mb.n_groups // tp, mb.num_heads // tp
+            return [GemmShape("in_proj", 2 * inner + 2 * groups * mb.state_size + nh, h),
+                    GemmShape("out_proj", h, inner)]
+        if kind == "kda":    # vLLM's KimiDeltaAttention: column-parallel q/k/v, f_b, g_b, b; replicated f_a, g_a
+            la = self.linear_attention
+            kd, vd, nv, r = la.key_dim // tp, la.value_dim // tp, la.num_v_heads // tp, la.head_v_dim
+            return [GemmShape("qkv_proj", 2 * kd + vd, h), GemmShape("f_a_proj", r, h), GemmShape("f_b_proj", kd, r),
+                    GemmShape("g_a_proj", r, h), GemmShape("g_b_proj", vd, r), GemmShape("b_proj", nv, h),
+                    GemmShape("o_proj", h, vd)]
         if kind == "gdn":
             la = self.linear_attention
             kd, vd, nv = la.key_dim // tp, la.value_dim // tp, la.num_v_heads // tp
@@ -448,21 +560,32 @@ class ModelSpec:
             gate = 2 if self.attention_output_gate else 1
             out.append(GemmShape("qkv_proj", (heads * gate + 2 * kv_heads) * self.head_dim, h))
             out.append(GemmShape("o_proj", h, heads * self.head_dim))
+            if kind == "msa":   # the block indexer's projections (replicated: 4 heads)
+                ix = self.block_sparse
+                out.append(GemmShape("indexer_q_proj", ix.index_n_heads * ix.index_head_dim, h))
+                out.append(GemmShape("indexer_k_proj", ix.index_head_dim, h))
+                out.append(GemmShape("indexer_weights_proj", ix.index_n_heads, h))
         return out
 
     def ffn_gemms(self, tp: int = 1, *, moe_layer: bool) -> list[GemmShape]:
         """The GEMMs of one layer's MLP (dense) or its router and shared experts (MoE) on one GPU."""
         h = self.hidden_size
         out: list[GemmShape] = []
+        up = 2 if self.mlp_gated else 1
+        if moe_layer is None:      # a block without MLP (blocks models)
+            return out
         if moe_layer:
             out.append(GemmShape("router", self.num_experts, h))
+            if self.moe_hidden_size:      # latent MoE: into the experts' width and back
+                out.append(GemmShape("moe_latent_down", self.moe_hidden_size, h))
+                out.append(GemmShape("moe_latent_up", h, self.moe_hidden_size))
             if self.num_shared_experts:
                 inter = self.shared_intermediate_size // tp
-                out.append(GemmShape("shared_expert_gate_up", 2 * inter, h))
+                out.append(GemmShape("shared_expert_gate_up", up * inter, h))
                 out.append(GemmShape("shared_expert_down", h, inter))
         else:
             inter = self.intermediate_size // tp
-            out.append(GemmShape("gate_up_proj", 2 * inter, h))
+            out.append(GemmShape("gate_up_proj", up * inter, h))
             out.append(GemmShape("down_proj", h, inter))
         return out
 
@@ -473,8 +596,8 @@ class ModelSpec:
     def expert_gemms(self, moe_tp: int = 1) -> list[GemmShape]:
         """The two GEMMs of one routed expert on one GPU (gate_up fused, down), intermediate split by moe_tp."""
         inter = self.moe_intermediate_size // moe_tp
-        return [GemmShape("expert_gate_up", 2 * inter, self.hidden_size),
-                GemmShape("expert_down", self.hidden_size, inter)]
+        return [GemmShape("expert_gate_up", (2 if self.mlp_gated else 1) * inter, self.expert_hidden_size),
+                GemmShape("expert_down", self.expert_hidden_size, inter)]
 
 
 def _pp_bounds(num_layers: int, pp: int) -> list[tuple[int, int]]:
@@ -558,7 +681,7 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
     if arch not in SUPPORTED_ARCHITECTURES:
         raise FrontierError(f"{path}: architecture '{arch}' is not supported (decoder-only text LLMs only); "
                             f"supported: {', '.join(SUPPORTED_ARCHITECTURES)}")
-    if arch in _HYBRID_GDN and isinstance(cfg.get("text_config"), dict):
+    if arch in _HYBRID_GDN | _KIMI_LINEAR and isinstance(cfg.get("text_config"), dict):
         cfg = {**cfg["text_config"], "architectures": archs,
                "tie_word_embeddings": cfg.get("tie_word_embeddings", cfg["text_config"].get("tie_word_embeddings")),
                **({"quantization_config": cfg["quantization_config"]} if "quantization_config" in cfg else {})}
@@ -597,6 +720,18 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
     mla = None
     if arch in _HYBRID_GDN:
         kw.update(_hybrid_gdn(cfg, layers, inter, path, opt, req))
+    if arch in _HYBRID_MAMBA:
+        kw.update(_hybrid_mamba(cfg, layers, inter, path, opt, req))
+    if arch in _MSA:
+        kw.update(_minimax_msa(cfg, layers, path, opt, req))
+        inter = kw.pop("intermediate_size")
+    if arch in _KIMI_LINEAR:
+        kw.update(_kimi_linear(cfg, layers, hidden, path, opt, req))
+        mla = MLASpec(q_lora_rank=opt("q_lora_rank", 0) or None, kv_lora_rank=req("kv_lora_rank"),
+                      qk_nope_head_dim=req("qk_nope_head_dim"), qk_rope_head_dim=req("qk_rope_head_dim"),
+                      v_head_dim=req("v_head_dim"))
+        kv_heads = heads
+        head_dim = mla.qk_nope_head_dim + mla.qk_rope_head_dim
     if arch in _MLA or arch in _DSA:
         q_lora = cfg.get("q_lora_rank")
         mla = MLASpec(
@@ -684,6 +819,96 @@ def _hybrid_gdn(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict
     return out
 
 
+#: Nemotron-H ``hybrid_override_pattern`` characters -> (MLP of the block, mixer kind of the block)
+_NEMOTRON_BLOCKS = {"M": ("none", "mamba2"), "*": ("none", "gqa"), "E": ("moe", None), "-": ("dense", None)}
+
+
+def _hybrid_mamba(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of a hybrid Mamba2 model (Nemotron-H, Nemotron-3): each of the ``num_hidden_layers``
+    blocks is one Mamba2 mixer (``M``), one attention layer (``*``), one MoE (``E``) or one MLP (``-``), in the
+    order of ``hybrid_override_pattern`` (transformers' NemotronH modelling); MLPs are relu^2 up+down (no gate)."""
+    pattern = cfg.get("hybrid_override_pattern")
+    if not isinstance(pattern, str) or len(pattern) != layers or set(pattern) - set(_NEMOTRON_BLOCKS):
+        raise InputError(f"must be a string of {layers} block letters from {''.join(_NEMOTRON_BLOCKS)} "
+                         f"(M mamba, * attention, E MoE, - MLP)", path=path, field="hybrid_override_pattern")
+    counts = {c: pattern.count(c) for c in _NEMOTRON_BLOCKS}
+    ssm = str(cfg.get("mamba_ssm_cache_dtype") or "float32").lower()
+    mb = Mamba2Spec(num_heads=req("mamba_num_heads"), head_dim=req("mamba_head_dim"), state_size=req("ssm_state_size"),
+                    n_groups=req("n_groups"), conv_kernel=req("conv_kernel"), chunk_size=opt("chunk_size", 256),
+                    state_bytes=4 if ssm in ("float32", "fp32") else 2)
+    out = {"mamba": mb, "mlp_gated": False,
+           "layer_kinds": tuple((k, counts[c]) for c, k in (("*", "gqa"), ("M", "mamba2")) if counts[c]),
+           "blocks": tuple((*_NEMOTRON_BLOCKS[c], counts[c]) for c in "M*E-" if counts[c])}
+    if counts["E"]:
+        moe_inter = req("moe_intermediate_size")
+        shared = opt("moe_shared_expert_intermediate_size", 0)
+        if shared % moe_inter:
+            raise InputError(f"a shared expert width of {shared} is not a multiple of the routed experts' "
+                             f"{moe_inter}", path=path, field="moe_shared_expert_intermediate_size")
+        out.update(num_experts=req("n_routed_experts"), topk=req("num_experts_per_tok"),
+                   moe_intermediate_size=moe_inter, num_shared_experts=shared // moe_inter,
+                   moe_hidden_size=opt("moe_latent_size", 0))    # latent MoE (Nemotron-3-Super): routed experts only
+    return out
+
+
+def _layer_flags(cfg: dict, key: str, layers: int, path: str) -> list[int]:
+    """A per-layer 0/1 list of the config (e.g. ``moe_layer_freq``, ``sparse_attention_freq``)."""
+    v = cfg.get(key)
+    if not isinstance(v, list) or len(v) != layers or set(v) - {0, 1}:
+        raise InputError(f"must list 0 or 1 for each of the {layers} layers", path=path, field=key)
+    return [int(x) for x in v]
+
+
+def _minimax_msa(cfg: dict, layers: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of MiniMax-M3: per layer, full GQA or MSA (``sparse_attention_config.sparse_attention_freq``)
+    and a dense MLP (``dense_intermediate_size``) or MoE (``moe_layer_freq``), routed experts plus shared ones."""
+    sac = cfg.get("sparse_attention_config")
+    if not isinstance(sac, dict):
+        raise InputError("missing sparse_attention_config", path=path, field="sparse_attention_config")
+    sparse = _layer_flags(sac, "sparse_attention_freq", layers, f"{path} sparse_attention_config")
+    moe = _layer_flags(cfg, "moe_layer_freq", layers, path)
+    ix = BlockSparseSpec(*(_pos_int(sac.get(k), path, f"sparse_attention_config.{k}") for k in (
+        "sparse_num_index_heads", "sparse_index_dim", "sparse_topk_blocks", "sparse_block_size")))
+    moe_inter = req("moe_intermediate_size")
+    shared = opt("shared_intermediate_size", 0) * opt("n_shared_experts", 1 if cfg.get("shared_intermediate_size") else 0)
+    if shared % moe_inter:
+        raise InputError(f"shared experts of {shared} are not a multiple of the routed experts' {moe_inter}",
+                         path=path, field="shared_intermediate_size")
+    combos = [(("moe" if m else "dense"), ("msa" if sp else "gqa")) for m, sp in zip(moe, sparse)]
+    blocks = tuple((f, k, combos.count((f, k))) for f, k in dict.fromkeys(combos))
+    return {"block_sparse": ix, "blocks": blocks, "intermediate_size": req("dense_intermediate_size"),
+            "layer_kinds": tuple((k, n) for k, n in (("gqa", len(sparse) - sum(sparse)), ("msa", sum(sparse))) if n),
+            "num_experts": req("num_local_experts"), "topk": req("num_experts_per_tok"),
+            "moe_intermediate_size": moe_inter, "num_shared_experts": shared // moe_inter}
+
+
+def _kimi_linear(cfg: dict, layers: int, hidden: int, path: str, opt, req) -> dict:
+    """ModelSpec fields of a Kimi Delta Attention hybrid (Kimi-Linear, Kimi-K3): ``linear_attn_config`` lists the
+    KDA and the full-attention (MLA) layers, 1-based as in the checkpoints' modelling code; every layer past
+    ``first_k_dense_replace`` is MoE; ``routed_expert_hidden_size`` below ``hidden_size`` is a latent MoE."""
+    lac = cfg.get("linear_attn_config")
+    if not isinstance(lac, dict):
+        raise InputError("missing linear_attn_config", path=path, field="linear_attn_config")
+    kda, full = lac.get("kda_layers"), lac.get("full_attn_layers")
+    ok = (isinstance(kda, list) and isinstance(full, list) and sorted(map(int, kda + full)) == list(range(1, layers + 1)))
+    if not ok:
+        raise InputError(f"kda_layers and full_attn_layers must split the layers 1..{layers} between them",
+                         path=path, field="linear_attn_config.kda_layers")
+    heads, dim = (_pos_int(lac.get(k), path, f"linear_attn_config.{k}") for k in ("num_heads", "head_dim"))
+    conv = _pos_int(lac.get("short_conv_kernel_size", 4), path, "linear_attn_config.short_conv_kernel_size")
+    la = LinearAttentionSpec(num_k_heads=heads, num_v_heads=heads, head_k_dim=dim, head_v_dim=dim, conv_kernel=conv)
+    out = {"linear_attention": la, "layer_kinds": tuple((k, n) for k, n in (("mla", len(full)), ("kda", len(kda))) if n)}
+    n_exp = opt("num_experts", 0)
+    if n_exp:
+        if opt("moe_layer_freq", 1) != 1:
+            raise InputError("only moe_layer_freq = 1 is supported", path=path, field="moe_layer_freq")
+        latent = opt("routed_expert_hidden_size", 0)
+        out.update(num_experts=n_exp, topk=req("num_experts_per_token"), moe_intermediate_size=req("moe_intermediate_size"),
+                   num_shared_experts=opt("num_shared_experts", 0), first_dense_layers=opt("first_k_dense_replace", 0),
+                   moe_hidden_size=latent if 0 < latent < hidden else 0)
+    return out
+
+
 def _pos_int(value, path: str, field: str, *, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise InputError(f"expected a whole number, got {value!r}", path=path, field=field)
@@ -721,6 +946,9 @@ def _weight_dtypes(cfg: dict, path: str) -> tuple[str, str | None]:
             return ("fp8_block" if q.get("weight_block_size") else "fp8"), None
         if method == "mxfp4":
             skipped = " ".join(map(str, q.get("modules_to_not_convert") or []))
+            return "mxfp4", ("bf16" if "self_attn" in skipped else None)
+        if method == "compressed-tensors" and "mxfp4" in str(q.get("format", "")).lower():
+            skipped = " ".join(map(str, q.get("ignore") or []))     # attention and dense MLPs left in bf16
             return "mxfp4", ("bf16" if "self_attn" in skipped else None)
         if method in ("awq", "gptq", "compressed-tensors") and q.get("bits") in (4, 8):
             return ("int4_wo" if q["bits"] == 4 else "int8"), None

@@ -120,7 +120,7 @@ def build_systems(root: Path) -> Path:
         "num_experts": [256, 256], "combine_avg_t_us": [12.0, 40.0], "combine_bandwidth_gbps": [2.0, 9.0],
         "dispatch_avg_t_us": [16.0, 30.0], "dispatch_bandwidth_gbps": [1.0, 8.0]}))
     # a table the importer does not know must be ignored
-    _write(systems, "mhc/vllm/0.24.0/mhc_module_perf.parquet", pd.DataFrame({"latency": [1.0]}))
+    _write(systems, "encoder_attention/vllm/0.24.0/encoder_attention_perf.parquet", pd.DataFrame({"latency": [1.0]}))
     return systems
 
 

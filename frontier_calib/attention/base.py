@@ -57,6 +57,9 @@ class AttentionKind:
     windows: Callable = lambda model, layers: [(0, layers)]  #: (model, layers) -> [(window tokens, layers)]
     groups: Callable = lambda worker: {}     #: (worker) -> {family: dtype groups queried} (families split by dtype)
     profiling_kernels: dict = field(default_factory=dict)  #: family -> "module:function" benchmark preparer
+    #: (ctx, "prefill" | "decode", q_len or batch_size array, kv_len array) -> milliseconds per layer of the kernels
+    #: the kind runs that its tables do not time (an estimate the kind documents), added to the fitted time
+    untimed_ms: Callable = lambda ctx, phase, sizes, kv: 0.0
 
     def projection_gemms(self, model, tp: int) -> list:
         return self.gemms(model, tp) if self.gemms is not None else model.attention_gemms(tp, self.name)

@@ -440,11 +440,12 @@ class IterationCostModel:
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
         for moe_layer, kind_name, layers in m.layer_groups():
-            kind = get_kind(kind_name)
-            timed = kind.module_gemms(QueryContext(w, 0, self.models))  # in the kind's module tables already
+            # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
+            kind = get_kind(kind_name) if kind_name else None
+            timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
             per_layer = np.zeros(len(n))
             ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in kind.projection_gemms(m, w.tp):
+            for g in (kind.projection_gemms(m, w.tp) if kind else ()):
                 if g.name not in timed:
                     per_layer += self._gemm_ms(g, n, w.dtype)
             for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
@@ -456,8 +457,9 @@ class IterationCostModel:
                 per_layer += moe
                 ffn += moe
             allreduce = self._tp_allreduce_ms(n)   # one after attention, one after the MLP/MoE
-            per_layer += allreduce * 2
-            ffn += allreduce
+            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
+            if moe_layer is not None:
+                ffn += allreduce
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
             ffn_total += layers * ffn
@@ -486,7 +488,7 @@ class IterationCostModel:
         w, m = self.worker, self.worker.model
         n = np.asarray(n)
         dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
-        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.hidden_size,
+        df = pd.DataFrame({"dtype": _fmt(w.moe_dtype), "num_tokens": tokens, "hidden_size": m.expert_hidden_size,
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
         if self._deepep_moe():
@@ -505,7 +507,7 @@ class IterationCostModel:
             return False
         ranges = self.models.models[key].ranges_
         return all(ranges[c][0] <= v <= ranges[c][1] for c, v in (
-            ("hidden_size", m.hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
+            ("hidden_size", m.expert_hidden_size), ("inter_size", m.moe_intermediate_size), ("topk", m.topk),
             ("moe_tp", w.moe_tp)))
 
     def _a2a_backend(self, n: np.ndarray) -> np.ndarray:
@@ -525,7 +527,7 @@ class IterationCostModel:
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
-                               "num_tokens": n, "hidden_size": m.hidden_size, "topk": m.topk,
+                               "num_tokens": n, "hidden_size": m.expert_hidden_size, "topk": m.topk,
                                "num_experts": m.num_experts})
             out += self.models.predict("moe_a2a", df)
         return out
@@ -607,7 +609,8 @@ class IterationCostModel:
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
         """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
         w, m = self.worker, self.worker.model
-        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer else m.intermediate_size / w.tp)
+        inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
+                 else 0 if moe_layer is None else m.intermediate_size / w.tp)
         nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
         return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
 
@@ -621,7 +624,8 @@ class IterationCostModel:
         bb, kk = np.meshgrid(bs, kvg, indexing="ij")
         total = np.zeros(bb.shape)
         for kind, window, layers in self._attention_layers:
-            fam, df = kind.decode_query(QueryContext(self.worker, window, self.models), bb.ravel(), kk.ravel())
+            ctx = QueryContext(self.worker, window, self.models)
+            fam, df = kind.decode_query(ctx, bb.ravel(), kk.ravel())
             if fam == "attention_decode":   # more KV heads than the tables hold (MHA): see head_fold.py
                 df = fold_decode_query(df, trained_max_kv_heads(self.models))
             ms = self.models.predict(fam, df)
@@ -630,6 +634,7 @@ class IterationCostModel:
                 elements = bb.ravel() * kk.ravel() * kind.kv_bytes_per_token(self.worker.model, 1, self.worker.tp)
                 ms = bounded_decode_ms(ms, self.models.predict(fam, df.assign(kv_dtype=wide)), elements,
                                        self.spec.hbm_bandwidth)
+            ms = ms + kind.untimed_ms(ctx, "decode", bb.ravel(), kk.ravel())   # kernels its tables lack
             total += layers * ms.reshape(bb.shape)
         return np.log2(total)
 
@@ -641,14 +646,17 @@ class IterationCostModel:
         q = qq.ravel()
         total = np.zeros(qq.shape)
         for kind, window, layers in self._attention_layers:
-            fam, df = kind.prefill_query(QueryContext(self.worker, window, self.models), q, kv)
+            ctx = QueryContext(self.worker, window, self.models)
+            fam, df = kind.prefill_query(ctx, q, kv)
             calls = 1
             if batch > 1:
                 if "batch_size" in df.columns:
                     df = df.assign(batch_size=batch)
                 else:
                     calls = batch
-            total += layers * calls * self.models.predict(fam, df).reshape(qq.shape)
+            # kernels the kind's tables lack (e.g. the Mamba2 SSD scan): priced per sequence, batch sequences
+            untimed = batch * np.asarray(kind.untimed_ms(ctx, "prefill", q, kv), dtype=float)
+            total += layers * (calls * self.models.predict(fam, df) + untimed).reshape(qq.shape)
         return np.log2(total)
 
     def _prefill_batch_tables(self) -> np.ndarray:

@@ -263,6 +263,68 @@ def gdn_decode(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+def _mamba2_conv_common(df):
+    """(batch, channels, state bytes) of a Mamba2 convolution call: the depthwise convolution runs over the x, B
+    and C channels; each sequence keeps the last conv_kernel - 1 inputs (bf16)."""
+    b, k = _num(df, "batch_size"), _num(df, "conv_kernel")
+    channels = _num(df, "num_heads") * _num(df, "head_dim") + 2 * _num(df, "n_groups") * _num(df, "d_state")
+    return b, k, channels, b * (k - 1) * channels * 2
+
+
+def mamba2_conv_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    b, k, ch, state = _mamba2_conv_common(df)
+    q = _num(df, "q_len")
+    tokens = b * q
+    flops = 2 * k * ch * tokens
+    nbytes = tokens * ch * 2 * 2 + 2 * state          # read the inputs, write the outputs, the conv state
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_batch": _log(b), "log_q": _log(q), "log_tokens": _log(tokens), "log_channels": _log(ch),
+         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "wave_eff": _wave_eff(b * np.ceil(ch / 64), gpu.sm_count)}
+    return x, roof
+
+
+def mamba2_conv_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, k, ch, state = _mamba2_conv_common(df)
+    flops = 2 * k * ch * b
+    nbytes = b * ch * 2 * 2 + 2 * state
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_batch": _log(b), "log_channels": _log(ch), "log_state_bytes": _log(state),
+         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "wave_eff": _wave_eff(b * np.ceil(ch / 64), gpu.sm_count)}
+    return x, roof
+
+
+#: per-head widths of the absorbed MLA BMMs the mla_bmm tables time (DeepSeek-V3: qk_nope_head_dim, kv_lora_rank)
+MLA_BMM_NOPE, MLA_BMM_LATENT = 128, 512
+
+
+def mla_bmm(df: pd.DataFrame, gpu: GPUSpec):
+    """Per head a [tokens x 128] @ [128 x 512] (pre) or [tokens x 512] @ [512 x 128] (post) product: the same
+    FLOPs both ways; the weights of every head are read once, the activations in and out once."""
+    t, h = _num(df, "num_tokens"), _num(df, "num_heads")
+    wb = _bytes(df["dtype"])
+    flops = 2 * t * h * MLA_BMM_NOPE * MLA_BMM_LATENT
+    nbytes = h * MLA_BMM_NOPE * MLA_BMM_LATENT * wb + t * h * (MLA_BMM_NOPE + MLA_BMM_LATENT) * 2
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    x = {"log_tokens": _log(t), "heads": h, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+         "post": (df["op"] == "post").to_numpy(dtype=float), "weight_bytes": wb,
+         "m_pad_64": _pad_eff(t, 64), "wave_eff": _wave_eff(h * np.ceil(t / 64), gpu.sm_count)}
+    return x, roof
+
+
+def mhc(df: pd.DataFrame, gpu: GPUSpec):
+    """Memory-bound stream mixing: 'pre' reads the hc_mult streams and writes one input (plus the mixing
+    projection, hc_mult x hidden -> hc_mult^2 + 2 hc_mult, and the Sinkhorn steps on hc_mult x hc_mult), 'post'
+    reads the output and the streams and writes the streams back; bf16 activations."""
+    t, hid, n, it = (_num(df, c) for c in ("num_tokens", "hidden_size", "hc_mult", "sinkhorn_iters"))
+    post = (df["op"] == "post").to_numpy(dtype=float)
+    nbytes = t * hid * 2 * np.where(post > 0, 2 * n + 1, n + 1)
+    flops = t * np.where(post > 0, 2 * n * hid, 2 * n * hid * (n * n + 2 * n) + it * n * n * 4)
+    t_c, t_m, roof = _roofline(flops, nbytes, gpu.flops("bf16"), gpu.hbm_bandwidth)
+    x = {"log_tokens": _log(t), "log_hidden": _log(hid), "hc_mult": n, "post": post, "log_t_compute": _log(t_c),
+         "log_t_memory": _log(t_m), "wave_eff": _wave_eff(np.ceil(t / 64), gpu.sm_count)}
+    return x, roof
+
+
 #: fixed milliseconds of one DSA module call beyond its roofline: the module runs some 40 small kernels (MLA and
 #: indexer projections with their FP8 quantisation, norms, RoPE, indexer logits, top-k, sparse attention). Read off
 #: the flat region of the public H100/H200 module tables (short prefills ~0.8 ms per call, timed eagerly; decode
@@ -289,6 +351,56 @@ def _dsa_identity(df):
     return {"log_hidden": _log(_num(df, "hidden_size")), "q_lora_rank": _num(df, "q_lora_rank"),
             "v_head_dim": _num(df, "v_head_dim"), "index_heads": _num(df, "index_n_heads"),
             "log_topk": _log(_num(df, "index_topk"))}
+
+
+def _msa_terms(df, tokens):
+    """Per-GPU heads and the projection FLOPs / weight bytes of an MSA module (GQA + block indexer) for ``tokens``."""
+    h, kvh, d, hid = (_num(df, c) for c in ("num_heads", "num_kv_heads", "head_dim", "hidden_size"))
+    ih, idim = _num(df, "index_n_heads"), _num(df, "index_head_dim")
+    per_tok = hid * (h + 2 * kvh) * d + h * d * hid + hid * (ih * idim + idim + ih)
+    wb = _bytes(df["dtype"])
+    return h, kvh, d, ih * idim, 2 * tokens * per_tok, per_tok * wb, wb
+
+
+def msa_prefill(df: pd.DataFrame, gpu: GPUSpec):
+    """As dsa_prefill, with GQA over the selected keys and an indexer that scores one key per block."""
+    b, q, kv, topk = _num(df, "batch_size"), _num(df, "q_len"), _num(df, "kv_len"), _num(df, "index_topk")
+    h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b * q)
+    kvb = _bytes(df["kv_dtype"])
+    selected = causal_pairs(q, kv, topk)
+    pairs = causal_pairs(q, kv, np.zeros_like(q))
+    scored = pairs / _num(df, "block_size")
+    attn_flops, index_flops = b * h * selected * 4 * d, b * scored * idx * 2
+    flops = attn_flops + index_flops + p_flops
+    nbytes = b * kv * 2 * kvh * d * kvb + p_bytes
+    peak = _peak(df["dtype"], gpu)
+    t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
+    roof = t_c + t_m + LAUNCH_FLOOR_MS * 8      # projections, indexer, top-k, attention: kernels in sequence
+    x = {"log_batch": _log(b), "log_q": _log(q), "log_kv": _log(kv), "log_selected": _log(selected),
+         "log_scored": _log(scored), "sparse": (kv > topk).astype(float), "heads": h, "kv_heads": kvh,
+         "log_tokens": _log(b * q), "log_t_attention": _log(attn_flops / peak * 1e3),
+         "log_t_indexer": _log(index_flops / peak * 1e3), "log_t_proj": _log(p_flops / peak * 1e3),
+         "log_prefix": _log(kv - q + 1), "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb,
+         # an engine whose short-context path attends densely: the time of attention over every causal pair
+         "log_t_dense": _log(b * h * pairs * 4 * d / peak * 1e3),
+         "weight_bytes": wb, "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count)}
+    return x, roof
+
+
+def msa_decode(df: pd.DataFrame, gpu: GPUSpec):
+    b, kv, topk = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "index_topk")
+    h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b)
+    kvb = _bytes(df["kv_dtype"])
+    sel = np.minimum(kv, topk)
+    flops = b * h * sel * 4 * d + b * kv / _num(df, "block_size") * idx * 2 + p_flops
+    nbytes = b * sel * 2 * kvh * d * kvb + p_bytes
+    t_c, t_m, _ = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    roof = t_c + t_m + LAUNCH_FLOOR_MS * 8
+    x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
+         "heads": h, "kv_heads": kvh, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
+         "log_proj_flops": _log(p_flops), "kv_bytes": kvb, "weight_bytes": wb,
+         "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count)}
+    return x, roof
 
 
 def dsa_prefill(df: pd.DataFrame, gpu: GPUSpec):
@@ -421,6 +533,13 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
 FEATURES = {
     "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
     "mla_prefill": mla_prefill, "mla_decode": mla_decode, "gdn_prefill": gdn_prefill, "gdn_decode": gdn_decode,
+    # KDA has GDN's shape and the same per-token work (a dk x dv state update per value head, the q/k/v conv); its
+    # per-channel decay gate changes the constant, which the model learns
+    "kda_prefill": gdn_prefill, "kda_decode": gdn_decode,
+    "mamba2_conv_prefill": mamba2_conv_prefill, "mamba2_conv_decode": mamba2_conv_decode,
+    "mla_bmm": mla_bmm,
+    "mhc": mhc,
+    "msa_prefill": msa_prefill, "msa_decode": msa_decode,
     "dsa_prefill": dsa_prefill, "dsa_decode": dsa_decode, "moe": moe, "moe_deepep": moe_deepep,
     "collective": collective, "moe_a2a": moe_a2a,
 }

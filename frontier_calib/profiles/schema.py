@@ -68,6 +68,29 @@ _GDN_HEAD_COLUMNS = (
         _c("conv_kernel", "int", "tokens", "causal convolution width"),
 )
 
+#: the Mamba2 mixer's shape (shared by mamba2_conv_prefill and mamba2_conv_decode)
+_MAMBA2_COLUMNS = (
+        _c("num_heads", "int", "heads", "Mamba2 heads per GPU (inner width = num_heads x head_dim)"),
+        _c("head_dim", "int", "elements", "Mamba2 head dimension"),
+        _c("d_state", "int", "elements", "SSM state width per head (B and C width per group)"),
+        _c("n_groups", "int", "groups", "B/C groups per GPU"),
+        _c("conv_kernel", "int", "tokens", "causal convolution width"),
+)
+
+#: the MSA module's heads, model dimensions and formats (shared by msa_prefill and msa_decode)
+_MSA_COLUMNS = (
+        _c("num_heads", "int", "heads", "query heads per GPU"),
+        _c("num_kv_heads", "int", "heads", "key/value heads per GPU"),
+        _c("head_dim", "int", "elements", "head dimension"),
+        _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
+        _c("index_n_heads", "int", "heads", "block-indexer heads"),
+        _c("index_head_dim", "int", "elements", "block-indexer head width"),
+        _c("block_size", "int", "tokens", "tokens per block the indexer scores"),
+        _c("index_topk", "int", "tokens", "keys each query attends to (top-k blocks x block_size)"),
+        _c("dtype", "dtype", "-", "GEMM format of the projections"),
+        _c("kv_dtype", "dtype", "-", "KV-cache format"),
+)
+
 #: the DSA module's model dimensions and formats (shared by dsa_prefill and dsa_decode)
 _DSA_MODEL_COLUMNS = (
         _c("hidden_size", "int", "features", "model hidden size (the module's projections)"),
@@ -145,6 +168,63 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
         _c("batch_size", "int", "sequences", "sequences in the call"),
         *_GDN_HEAD_COLUMNS,
     ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("mamba2_conv_prefill", "The causal depthwise convolution of a Mamba2 mixer (Nemotron-H) over a prefill "
+           "chunk: batch_size sequences of q_len new tokens over the x, B and C channels. The public tables time this "
+           "kernel only; the SSD scan is priced by the mamba2 attention kind (frontier_calib/attention/mamba2.py).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        *_MAMBA2_COLUMNS,
+    ), ("batch_size", "q_len", "num_heads", "head_dim", "d_state", "n_groups"), None),
+    Family("mamba2_conv_decode", "The causal convolution update of a Mamba2 mixer for decode: batch_size sequences, "
+           "one token each; independent of the context length (the SSM state step is priced by the kind).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        *_MAMBA2_COLUMNS,
+    ), ("batch_size", "num_heads", "head_dim", "d_state", "n_groups"), None),
+    Family("kda_prefill", "Kimi Delta Attention (Kimi-Linear, Kimi-K3) over a prefill chunk: the causal convolution "
+           "of q, k and v plus the chunked delta rule with per-channel (full-rank) decay gates, for batch_size "
+           "sequences of q_len new tokens each; independent of the cached prefix (a recurrent state carries it).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        *_GDN_HEAD_COLUMNS,
+    ), ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("kda_decode", "Kimi Delta Attention for decode: batch_size sequences, one token each (convolution update "
+           "plus the recurrent KDA step); independent of the context length.", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        *_GDN_HEAD_COLUMNS,
+    ), ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim"), None),
+    Family("mla_bmm", "The absorbed MLA decode BMMs of DeepSeek-style attention (TensorRT-LLM's mla_gen_pre / "
+           "mla_gen_post): per query head, op='pre' maps the no-RoPE query (qk_nope_head_dim 128) into the latent "
+           "(kv_lora_rank 512) through W_UK, op='post' maps the attention output from the latent back to v_head_dim "
+           "128 through W_UV; num_tokens rows each. Shapes are DeepSeek-V3's (the only ones the source times).", (
+        _c("op", "str", "-", "'pre' (W_UK: 128 -> 512 per head) or 'post' (W_UV: 512 -> 128 per head)"),
+        _c("num_tokens", "int", "tokens", "decode tokens in the call (rows of each per-head matrix)"),
+        _c("num_heads", "int", "heads", "query heads per GPU (batch of the BMM)"),
+        _c("dtype", "dtype", "-", "BMM format: bf16, fp8 (per-tensor) or fp8_block"),
+    ), ("num_tokens", "num_heads"), "dtype"),
+    Family("msa_prefill", "MiniMax sparse attention (MiniMax-M3) over a prefill chunk, module scope: the GQA and "
+           "block-indexer projections, the indexer scoring the cached tokens block by block, top-k block selection "
+           "and GQA over the selected blocks' tokens (at most index_topk keys per query).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("q_len", "int", "tokens", "new tokens per sequence"),
+        _c("kv_len", "int", "tokens", "keys per sequence, cached prefix included (kv_len >= q_len)"),
+        *_MSA_COLUMNS,
+    ), ("batch_size", "q_len", "kv_len", "num_heads", "num_kv_heads", "hidden_size", "index_topk"), "kv_dtype"),
+    Family("msa_decode", "MiniMax sparse attention for decode, module scope: batch_size sequences, one token each; "
+           "attention cost stops growing once kv_len exceeds index_topk (the block indexer's does not).", (
+        _c("batch_size", "int", "sequences", "sequences in the call"),
+        _c("kv_len", "int", "tokens", "KV length per sequence"),
+        *_MSA_COLUMNS,
+    ), ("batch_size", "kv_len", "num_heads", "num_kv_heads", "hidden_size", "index_topk"), "kv_dtype"),
+    Family("mhc", "DeepSeek-V4's manifold-constrained hyper-connections around each sub-layer: op='pre' mixes the "
+           "hc_mult residual streams into the sub-layer's input (mixing weights from a small projection, made doubly "
+           "stochastic by sinkhorn_iters Sinkhorn steps), op='post' writes the sub-layer's output back into the streams; "
+           "num_tokens rows. The engine's kernel choice by size (TensorRT-LLM: FMA, split-K) is one op here.", (
+        _c("op", "str", "-", "'pre' (streams -> sub-layer input) or 'post' (sub-layer output -> streams)"),
+        _c("num_tokens", "int", "tokens", "tokens in the call"),
+        _c("hidden_size", "int", "features", "model hidden size (width of each stream)"),
+        _c("hc_mult", "int", "streams", "residual streams (hyper-connection expansion)"),
+        _c("sinkhorn_iters", "int", "steps", "Sinkhorn normalisation steps of the mixing matrix"),
+    ), ("num_tokens", "hidden_size"), None),
     Family("dsa_prefill", "DeepSeek sparse attention (DeepSeek-V3.2, GLM-5) over a prefill chunk, module scope: "
            "the MLA and indexer projections, the indexer scoring every cached token, top-k selection and MLA over "
            "the index_topk selected tokens (short contexts run dense attention).", (

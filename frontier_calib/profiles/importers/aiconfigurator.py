@@ -140,6 +140,103 @@ def _gdn(phase: str):
     return conv
 
 
+#: the two kernels one Kimi Delta Attention layer runs per phase (their sum is the layer's KDA time): the q/k/v
+#: convolution and the chunked KDA (SGLang: FLA's chunk_kda; vLLM: flashkda_fwd) in prefill, the convolution update
+#: and the packed recurrent step in decode (both engines time this pair)
+_KDA_KERNELS = {"context": ("causal_conv1d_fn_qkv3", "chunk_kda"),
+                "generation": ("causal_conv1d_update", "fused_recurrent_kda_packed_decode")}
+
+
+def _kda(phase: str):
+    """Sum the convolution and the KDA kernel of each shape (shapes missing either are dropped); the source's
+    heads are per attention-TP shard already (aiconfigurator's KDAKernel), as the schema wants."""
+    def conv(df):
+        df = df[df["phase"] == phase].copy()
+        df["kernel_source"] = df["kernel_source"].replace({"flashkda_fwd": "chunk_kda"})
+        df = df[df["kernel_source"].isin(_KDA_KERNELS[phase])]
+        keys = ["version", "batch_size", "seq_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "d_conv"]
+        per_kernel = df.groupby(keys + ["kernel_source"], as_index=False)["latency"].median()
+        g = per_kernel.groupby(keys, as_index=False).agg(latency=("latency", "sum"), kernels=("kernel_source", "size"))
+        g = g[g["kernels"] == 2]
+        out = {"engine_version": g["version"].astype(str), "kernel": "+".join(_KDA_KERNELS[phase]),
+               "batch_size": g["batch_size"]}
+        if phase == "context":
+            out["q_len"] = g["seq_len"]
+        out.update({"num_k_heads": g["num_k_heads"], "num_v_heads": g["num_v_heads"], "head_k_dim": g["head_k_dim"],
+                    "head_v_dim": g["head_v_dim"], "conv_kernel": g["d_conv"], "latency_ms": g["latency"]})
+        return pd.DataFrame(out)
+    return conv
+
+
+def _mamba2_conv(phase: str):
+    """The Mamba2 convolution rows (TensorRT-LLM ``mamba2_perf``: ``causal_conv1d_fn`` in context,
+    ``causal_conv1d_update`` in generation; the table holds no SSD-scan rows). Rows are per layer at the
+    source's (unsharded) dimensions, i.e. per GPU at tp=1; models sharing a shape give their median."""
+    def conv(df):
+        df = df[df["phase"] == phase]
+        keys = ["version", "kernel_source", "batch_size", "seq_len", "nheads", "head_dim", "d_state", "n_groups",
+                "d_conv"]
+        g = df.groupby(keys, as_index=False)["latency"].median()
+        out = {"engine_version": g["version"].astype(str), "kernel": g["kernel_source"].astype(str),
+               "batch_size": g["batch_size"]}
+        if phase == "context":
+            out["q_len"] = g["seq_len"]
+        out.update({"num_heads": g["nheads"], "head_dim": g["head_dim"], "d_state": g["d_state"],
+                    "n_groups": g["n_groups"], "conv_kernel": g["d_conv"], "latency_ms": g["latency"]})
+        return pd.DataFrame(out)
+    return conv
+
+
+def _mla_bmm(df):
+    """The absorbed MLA BMM rows; TensorRT-LLM's fp8 kernel is block-scaled (``trtllm_fp8_block_scaling_bmm_out``),
+    SGLang's per-tensor (``sgl_kernel`` bmm_fp8)."""
+    dtype = df["bmm_dtype"].astype(str).map(normalize_dtype)
+    dtype = dtype.where(~df["kernel_source"].astype(str).str.contains("block_scaling"), "fp8_block")
+    return pd.DataFrame({"engine_version": df["version"].astype(str), "kernel": _kernel(df),
+                         "op": df["op_name"].astype(str).str.replace("mla_gen_", "", regex=False),
+                         "num_tokens": df["num_tokens"], "num_heads": df["num_heads"], "dtype": dtype,
+                         "latency_ms": df["latency"]})
+
+
+def _model_config(model_id: str):
+    """The ModelSpec of a model the source names, from the source package's ``model_configs`` (None without one)."""
+    path = find_systems_dir().parent / "model_configs" / f"{str(model_id).replace('/', '--')}_config.json"
+    return load_model(str(path)) if path.exists() else None
+
+
+def _msa(decode: bool):
+    """MSA module tables (MiniMax-M3). Rows are timed at tp_size 1 with the query heads of one tensor-parallel
+    shard (64, 32, ... 1); the shard's KV heads follow the model's GQA ratio (at least one)."""
+    def conv(df):
+        specs = {m: _model_config(m) for m in df["model"].unique()}
+        df = df[df["model"].map(lambda m: specs[m] is not None and specs[m].block_sparse is not None)]
+        rows = []
+        for m, part in df.groupby("model"):
+            spec, ix = specs[m], specs[m].block_sparse
+            kv_heads = np.maximum(1, part["num_heads"] * spec.num_kv_heads // spec.num_heads)
+            out = {"engine_version": part["version"].astype(str), "kernel": "msa_module",
+                   "batch_size": part["batch_size"]}
+            if not decode:
+                out["q_len"] = part["isl"]
+            out.update({"kv_len": part["isl"] + part["step"], "num_heads": part["num_heads"], "num_kv_heads": kv_heads,
+                        "head_dim": spec.head_dim, "hidden_size": spec.hidden_size, "index_n_heads": ix.index_n_heads,
+                        "index_head_dim": ix.index_head_dim, "block_size": ix.block_size,
+                        "index_topk": ix.topk_tokens, "dtype": part["gemm_type"], "kv_dtype": part["kv_cache_dtype"],
+                        "latency_ms": part["latency"]})
+            rows.append(pd.DataFrame(out))
+        return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    return conv
+
+
+def _mhc(df):
+    """mHC module rows. TensorRT-LLM dispatches 'pre' to one of three kernels by token count (FMA, no-split,
+    split-K: one per size), so the op, not the kernel, names the row's implementation."""
+    op = df["op_name"].astype(str)
+    return pd.DataFrame({"engine_version": df["version"].astype(str), "kernel": "mhc_" + op, "op": op,
+                         "num_tokens": df["num_tokens"], "hidden_size": df["hidden_size"], "hc_mult": df["hc_mult"],
+                         "sinkhorn_iters": df["sinkhorn_iters"], "latency_ms": df["latency"]})
+
+
 def _dsa_dims(model_id: str) -> dict | None:
     """The DSA shape columns of a model the source names, from the source package's ``model_configs`` (None when
     it has no config for it or the config has no sparse indexer)."""
@@ -279,6 +376,14 @@ SOURCES = [
     SourceTable("sparse_attention", "dsa_context_module_perf.parquet", "dsa_prefill", _dsa(False)),
     SourceTable("sparse_attention", "dsa_generation_module_perf.parquet", "dsa_decode", _dsa(True)),
     SourceTable("linear_attention", "gdn_perf.parquet", "gdn_decode", _gdn("generation")),
+    SourceTable("linear_attention", "mamba2_perf.parquet", "mamba2_conv_prefill", _mamba2_conv("context")),
+    SourceTable("linear_attention", "mamba2_perf.parquet", "mamba2_conv_decode", _mamba2_conv("generation")),
+    SourceTable("kda", "kda_perf.parquet", "kda_prefill", _kda("context")),
+    SourceTable("kda", "kda_perf.parquet", "kda_decode", _kda("generation")),
+    SourceTable("mla_bmm", "mla_bmm_perf.parquet", "mla_bmm", _mla_bmm),
+    SourceTable("mhc", "mhc_module_perf.parquet", "mhc", _mhc),
+    SourceTable("msa", "msa_context_module_perf.parquet", "msa_prefill", _msa(False)),
+    SourceTable("msa", "msa_generation_module_perf.parquet", "msa_decode", _msa(True)),
     SourceTable("comm", "custom_allreduce_perf.parquet", "collective", _custom_allreduce),
     SourceTable("comm", "nccl_perf.parquet", "collective", _nccl, ("nccl",)),
     SourceTable("comm", "moe_a2a_perf.parquet", "moe_a2a", _moe_a2a),

@@ -1,0 +1,43 @@
+"""Kimi Delta Attention (Kimi-Linear, Kimi-K3): gated-DeltaNet's recurrence with a per-channel decay gate.
+
+A KDA layer runs a causal convolution over q, k and v and the delta rule with a fine-grained (per key channel)
+forget gate: chunked over the new tokens in prefill (``kda_prefill``: FLA's ``chunk_kda`` in SGLang,
+``flashkda_fwd`` in vLLM), one recurrent step per sequence in decode (``kda_decode``). As for GDN, neither cost
+depends on the cached prefix, and a layer keeps, per running sequence and GPU, ``num_v_heads / tp`` fp32
+``head_k_dim x head_v_dim`` states plus the last ``conv_kernel - 1`` q/k/v inputs (bf16), nothing per token.
+Heads are split by tensor parallelism (the public tables time per-shard heads: aiconfigurator-core's
+``KDAKernel``). Sources: Kimi Linear technical report (Moonshot AI, 2025); aiconfigurator-core ``kda_perf``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .base import AttentionKind, register
+
+
+def _heads(ctx):
+    la, tp = ctx.worker.model.linear_attention, ctx.worker.tp
+    return {"num_k_heads": max(1, la.num_k_heads // tp), "num_v_heads": max(1, la.num_v_heads // tp),
+            "head_k_dim": la.head_k_dim, "head_v_dim": la.head_v_dim, "conv_kernel": la.conv_kernel}
+
+
+def _prefill(ctx, q, kv):
+    return "kda_prefill", pd.DataFrame({"batch_size": 1, "q_len": q, **_heads(ctx)})
+
+
+def _decode(ctx, b, kv):
+    return "kda_decode", pd.DataFrame({"batch_size": b, **_heads(ctx)})
+
+
+def state_bytes(model, tp):
+    """Recurrent state + convolution state of one KDA layer for one sequence on one GPU (bytes)."""
+    la = model.linear_attention
+    nv = max(1, la.num_v_heads // tp)
+    return nv * la.head_k_dim * la.head_v_dim * la.state_bytes + (la.conv_kernel - 1) * la.conv_dim // tp * 2
+
+
+KDA = register(AttentionKind(
+    name="kda", doc=__doc__.strip().splitlines()[0], families=("kda_prefill", "kda_decode"),
+    prefill_query=_prefill, decode_query=_decode, kv_bytes_per_token=lambda model, b, tp: 0.0,
+    state_bytes_per_sequence=state_bytes))
