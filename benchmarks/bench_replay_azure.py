@@ -177,4 +177,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    from frontier_calib.shutdown import skip_exit_collections
+
+    skip_exit_collections()   # as the CLI does: the interpreter's exit skips collecting what is alive now
+    sys.exit(code)

@@ -59,6 +59,15 @@ class _Group(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def main(self, args=None, *rest, **kwargs):
+        try:
+            return super().main(args, *rest, **kwargs)
+        finally:
+            if args is None:   # run as the program on sys.argv (not by a test runner): a quicker exit
+                from .shutdown import skip_exit_collections
+
+                skip_exit_collections()
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -33,3 +34,17 @@ def test_help_imports_no_heavy_module(argv):
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]", out
+
+
+def test_run_as_the_program_the_exit_skips_collecting_and_a_test_runner_call_does_not():
+    """frontier_calib/shutdown.py: on sys.argv the CLI freezes the objects alive at the end (a quicker exit);
+    called with explicit arguments (tests, other Python callers) it leaves the garbage collector alone."""
+    code = ("import gc, sys\nfrom frontier_calib.cli import main\nsys.argv = ['frontier-calib', '--help']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    print(e.code, gc.get_freeze_count() > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 True", out
+    from click.testing import CliRunner
+
+    before = gc.get_freeze_count()
+    assert CliRunner().invoke(main, ["--help"]).exit_code == 0
+    assert gc.get_freeze_count() == before

@@ -160,6 +160,7 @@ class IterationCostModel:
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
+        self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap)
@@ -266,6 +267,69 @@ class IterationCostModel:
             gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
         return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
                             overheads=self.overheads, overlap=self.engine_time.overlap)
+
+    def decode_stretches(self, num_decode, first_kv_sums, k: int):
+        """Seconds of ``k`` decode-only steps of several decode batches at once (the attention-DP ranks of one
+        worker in lockstep, :mod:`frontier_calib.sim.lockstep`): an array of shape (batches, ``k``) whose row i
+        equals ``decode_times(num_decode[i], first_kv_sums[i] + num_decode[i] * arange(k))`` bit for bit (the
+        same operations element by element; ``np.interp`` is written out with its own formula,
+        ``slope * (x - xp[j]) + fp[j]`` with ``xp[j] <= x < xp[j + 1]``, because each row reads its own table
+        row). None when a batch size lies outside the decode table (the caller then prices batch by batch)."""
+        ns = [int(n) for n in num_decode]
+        if min(ns) < 1 or max(ns) > self.max_seqs:
+            return None
+        flat = self._decode_flat
+        if flat is None:
+            flat = self._decode_flat = self._decode_flat_tables()
+        if flat is False:
+            return None
+        slopes, fp, xp = flat
+        col = np.array(ns, dtype=np.int64)[:, None]
+        kv = np.arange(k, dtype=np.int64) * col
+        kv += np.array(first_kv_sums, dtype=np.int64)[:, None]
+        x = np.true_divide(kv, col, dtype=float)   # decode_times' operations, on every batch at once
+        np.maximum(x, 1.0, out=x)
+        np.minimum(x, self._kv_grid_max, out=x)
+        np.log2(x, out=x)
+        j = xp.searchsorted(x, side="right")
+        j -= 1                                     # xp[j] <= x (x >= log2(1) >= xp[0]); j = last at the end
+        y = x - xp.take(j)
+        j += (col - 1) * len(xp)                   # the flat index of (row n - 1, j)
+        y *= slopes.take(j)                        # the last column's slope is 0: fp[last] at the grid's end
+        y += fp.take(j)
+        np.exp2(y, out=y)
+        terms = self._decode_terms
+        base, graphed = [], []
+        for n in ns:
+            t = terms.get(n)
+            if t is None:
+                run_tok, g = self.engine_time.padded_tokens(n, n, False)
+                t = terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), g)
+            base.append(t[0])
+            graphed.append(t[1])
+        y += np.array(base)[:, None]
+        y /= 1e3
+        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads,
+                  overlap=self.engine_time.overlap)
+        if all(graphed) or not any(graphed):
+            return step_seconds(y, graphed=graphed[0], sequences=col, tokens=col, **kw)
+        out = np.empty_like(y)
+        for flag in (True, False):
+            sel = np.array([g is flag for g in graphed])
+            out[sel] = step_seconds(y[sel], graphed=flag, sequences=col[sel], tokens=col[sel], **kw)
+        return out
+
+    def _decode_flat_tables(self):
+        """(slopes, log2 ms, log2 KV grid) for :meth:`decode_stretches`: the decode table and its per-row slopes
+        between grid points (as ``np.interp`` computes them), flattened, with a zero slope after each row's last
+        point; False when they cannot reproduce ``np.interp`` (a non-finite slope, a grid not starting at 1)."""
+        fp, xp = self._decode_ms, self._log_kv_grid
+        with np.errstate(all="ignore"):
+            slopes = (fp[:, 1:] - fp[:, :-1]) / (xp[1:] - xp[:-1])
+        if not (np.isfinite(slopes).all() and np.isfinite(fp).all() and xp[0] <= 0.0):
+            return False
+        slopes = np.concatenate([slopes, np.zeros((len(fp), 1))], axis=1)
+        return slopes.ravel(), np.ascontiguousarray(fp, dtype=float).ravel(), xp
 
     def decode_kernel_ms(self, num_decode: int, decode_kv_sums) -> tuple:
         """Kernel milliseconds of a decode-only step of ``num_decode`` sequences, unpadded and before engine time:

@@ -9,6 +9,11 @@ Contract between the two methods (the fast-forward equivalence relies on it)::
     decode_times(B, np.array([S]))[0] == iteration_time(empty, empty, B, S)
 
 bit for bit, where ``empty = np.zeros(0, np.int64)``.
+
+Optional: ``decode_stretches(num_decode, first_kv_sums, k)`` prices several decode batches' next ``k`` steps at
+once (an array, one row per batch, row i equal to ``decode_times(num_decode[i], first_kv_sums[i] + num_decode[i] *
+arange(k))`` bit for bit, or None to decline); attention-DP ranks in lockstep that share one cost model use it
+(:mod:`frontier_calib.sim.lockstep`, :meth:`frontier_calib.cost.iteration.IterationCostModel.decode_stretches`).
 """
 
 from __future__ import annotations

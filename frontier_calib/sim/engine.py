@@ -151,12 +151,13 @@ class _Replay:
     def _finish(self, rep: Replica, t: float) -> None:
         """Apply ``rep``'s step ending at ``t``: completions, KV hand-offs (prefill) or transfers it unblocks."""
         done = rep.finish_step(t)
-        for _ in done:
-            self.arrivals.on_done(t)
-        self._resolved(len(done))
+        if done:
+            for _ in done:
+                self.arrivals.on_done(t)
+            self._resolved(len(done))
         if rep.sched.handoffs:
             self.transfers.hand_off(rep, t)
-        elif rep.role == "decode":
+        elif rep.role == "decode" and rep.pending_kv:
             self.transfers.pump(rep, t)   # freed KV blocks may unblock held-back transfers
 
     def _group_end(self, g, version: int, t: float) -> None:

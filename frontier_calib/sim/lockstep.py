@@ -34,7 +34,7 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess")
+                 "dt_guess", "speculative")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -47,6 +47,7 @@ class LockstepGroup:
         self.wait_s = 0.0        # rank-seconds spent waiting for the slowest rank (s)
         self.fast_forward = fast_forward
         self.dt_guess = 0.0      # last common decode step (s), to size stretches
+        self.speculative = any(rep.spec_steps is not None for rep in members)
 
     @property
     def end_s(self) -> float:
@@ -59,9 +60,9 @@ class LockstepGroup:
         in progress at ``horizon``). None when no member has a step to run."""
         if self.busy or self.finishing:
             return None
-        ready = [rep for rep in self.members if rep.plan is None and rep.sched.has_work]
+        ready = [rep for rep in self.members if rep.plan is None and (rep.sched.running or rep.sched.waiting)]
         # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
-        owing = [rep for rep in ready if rep.owes_tokens()]
+        owing = [rep for rep in ready if rep.owes_tokens()] if self.speculative else None
         plans = []
         for rep in owing or ready:
             plan = rep.plan_step(t)
@@ -69,8 +70,8 @@ class LockstepGroup:
                 plans.append((rep, plan))
         if not plans:
             return None
-        if (self.fast_forward and not owing
-                and all(not p.chunks and p.steady and r.spec_steps is None for r, p in plans)):
+        if (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
+                and (not self.speculative or all(r.spec_steps is None for r, _ in plans))):
             end = self._stretch(plans, t, horizon)
         else:
             durations = [rep.step_duration(plan) for rep, plan in plans]
@@ -104,12 +105,25 @@ class LockstepGroup:
                 for d, n in zip(durations, tokens)]
 
     def _durations(self, plans, done: int, k: int) -> list:
-        """Durations (s) of ``k`` common decode steps after ``done`` steps of the stretch: the slowest rank's."""
-        rows = [rep.decode_durations(p.num_decode, p.decode_kv_sum + p.num_decode * done, k, done)
-                for rep, p in plans]
-        if len(rows) == 1:
-            return rows[0]
-        a = np.array(rows)
+        """Durations (s) of ``k`` common decode steps after ``done`` steps of the stretch: the slowest rank's.
+        Ranks sharing one cost model with a ``decode_stretches`` method are priced together, in one array
+        operation (bit-identical to pricing each rank with ``decode_times``); otherwise rank by rank."""
+        a = None
+        if len(plans) > 1:
+            cost = plans[0][0].cost
+            batched = getattr(cost, "decode_stretches", None)
+            if batched is not None and all(rep.cost is cost for rep, _ in plans):
+                a = batched([p.num_decode for _, p in plans],
+                            [p.decode_kv_sum + p.num_decode * done for _, p in plans], k)
+        if a is None:
+            rows = [rep.decode_durations(p.num_decode, p.decode_kv_sum + p.num_decode * done, k, done)
+                    for rep, p in plans]
+            if len(rows) == 1:
+                return rows[0]
+            a = np.array(rows)
+        else:
+            for rep, _ in plans:
+                rep.cost_calls += 1
         top = a.max(axis=0)
         self.wait_s += float((top - a).sum())
         return top.tolist()

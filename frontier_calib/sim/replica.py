@@ -174,7 +174,8 @@ class Replica:
         k_max = dec.next_finish() - s
         if k_max > 1:
             free = sched.cache.clean + sched.cache.evictable
-            if dec.new_blocks(s + 1, k_max - 1) > free:
+            m = k_max - 1   # at most one new block per member per block_size steps: count exactly only if short
+            if len(dec.members) * -(-m // dec.bs) > free and dec.new_blocks(s + 1, m) > free:
                 k_max = 1 + dec.steps_fitting(s + 1, free)
         if self._owed:
             k_max = min(k_max, self._owed)   # a verify step's later tokens: the policy decides after them
