@@ -15,7 +15,7 @@ from frontier_calib.attention import kv_bytes_per_token
 from frontier_calib.deployment import deployment_from_dict, load_deployment
 from frontier_calib.modes.pd import (PDDeployment, build_pd_replicas, kv_transfer_bytes_per_token,
                                           pd_config)
-from frontier_calib.errors import InputError
+from frontier_calib.errors import FrontierError, InputError
 from frontier_calib.model_spec import load_model
 from frontier_calib.sim import LinearCost, ReplicaSpec, SchedulerConfig, simulate
 from frontier_calib.sim.disagg import KVTransferSpec
@@ -235,3 +235,22 @@ def test_pd_engine_options_top_level_and_per_pool():
     with pytest.raises(InputError, match="decode.engine_options.overlap"):
         deployment_from_dict({**DS_PD, "decode": {**DS_PD["decode"], "engine_options": {"overlap": "yes"}}},
                              source="x.yaml")
+
+
+def test_linear_attention_state_moves_once_per_request():
+    """A hybrid model's recurrent state (GDN layers) rides with the KV: bytes = prompt x per-token + the state."""
+    from frontier_calib.attention import state_bytes_per_sequence
+
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
+    state = state_bytes_per_sequence(m, tp=1)
+    assert state > 0 and state_bytes_per_sequence(load_model("Meta-Llama-3.1-8B"), tp=1) == 0
+    cfg = SchedulerConfig(max_num_batched_tokens=512, max_num_seqs=8, num_kv_blocks=1000)
+    trace = make_trace([0.0], [1000], [5])
+    specs = _pd(cfg, cfg, bytes_per_token=1000.0, bw=50e9)
+    specs[0] = ReplicaSpec(cfg, LinearCost(), role="prefill", name="p0",
+                           kv_transfer=KVTransferSpec(1000.0, LinkSpec("l0", 50e9, 0.0), bytes_per_request=state))
+    row = simulate(trace, specs).requests.iloc[0]
+    assert row["kv_bytes"] == 1000 * 1000.0 + state
+    assert row["kv_transfer_s"] == pytest.approx((1000 * 1000.0 + state) / 50e9, rel=1e-9)
+    with pytest.raises(FrontierError, match="bytes_per_request"):
+        KVTransferSpec(1.0, LinkSpec("l", 1e9, 0.0), bytes_per_request=-1.0)

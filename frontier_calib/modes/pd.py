@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..attention import kv_bytes_per_token
+from ..attention import kv_bytes_per_token, state_bytes_per_sequence
 from ..cost.memory import MemoryPlan
 from ..cost.worker import WorkerSpec
 from ..engines import DEFAULT_ENGINE
@@ -260,11 +260,12 @@ def build_pd_replicas(dep: PDDeployment, *, progress: bool = False, costs: dict 
     w = dep.prefill.worker
     lanes = w.tp * w.pp                       # GPUs of one prefill attention-DP rank, each with its own NIC
     per_token = kv_transfer_bytes_per_token(w.model, w.kv_dtype)
+    per_request = state_bytes_per_sequence(w.model, tp=1)   # linear-attention state, all layers, sent once
     lk = dep.link
 
     def transfer(name: str) -> KVTransferSpec:
         link = LinkSpec(f"{name}->decode", lk.bandwidth_bytes_s * lanes, lk.latency_s, lk.kind)
-        return KVTransferSpec(per_token, link, lk.transfer, w.model.num_layers)
+        return KVTransferSpec(per_token, link, lk.transfer, w.model.num_layers, bytes_per_request=per_request)
 
     specs = pool_replica_specs(dep.prefill, costs["prefill"], "p", transfer)
     specs += pool_replica_specs(dep.decode, costs["decode"], "d")

@@ -42,19 +42,23 @@ DECODE_ROUTERS = ("round_robin", "least_outstanding", "kv_aware")
 @dataclass(frozen=True)
 class KVTransferSpec:
     """How a prefill replica ships a request's KV: ``bytes_per_token`` (bytes moved per prompt token, summed
-    over all GPUs that send), the ``link`` it uses, ``mode`` ('whole' | 'layerwise') and ``num_layers``
-    (for layer-wise streaming)."""
+    over all GPUs that send), the ``link`` it uses, ``mode`` ('whole' | 'layerwise'), ``num_layers``
+    (for layer-wise streaming) and ``bytes_per_request`` (bytes moved once per request whatever its length: the
+    recurrent state of linear-attention layers, GDN / Mamba2 / KDA, that the decode side continues from)."""
 
     bytes_per_token: float
     link: LinkSpec
     mode: str = "whole"
     num_layers: int = 1
+    bytes_per_request: float = 0.0
 
     def __post_init__(self):
         if self.mode not in TRANSFER_MODES:
             raise FrontierError(f"kv transfer mode must be one of {TRANSFER_MODES}, got {self.mode!r}")
         if not self.bytes_per_token >= 0:
             raise FrontierError(f"kv transfer bytes_per_token must be >= 0, got {self.bytes_per_token!r}")
+        if not self.bytes_per_request >= 0:
+            raise FrontierError(f"kv transfer bytes_per_request must be >= 0, got {self.bytes_per_request!r}")
         if self.num_layers < 1:
             raise FrontierError("kv transfer num_layers must be >= 1")
 
@@ -160,7 +164,7 @@ class KVTransfers:
             self.start[r] = t
             self.deliver(r, t)
             return
-        nbytes = replay.table.n_in[r] * spec.bytes_per_token
+        nbytes = replay.table.n_in[r] * spec.bytes_per_token + spec.bytes_per_request
         link = self.link_of[src.index]
         wire = spec.link.wire_time(nbytes)
         full = spec.link.latency_s + wire
