@@ -15,22 +15,25 @@ import pandas as pd
 from .base import AttentionKind, register
 
 
-def _heads(ctx):
+def linear_heads(ctx) -> dict:
+    """The per-GPU head columns of a gated-delta-rule layer's tables (GDN, and KDA which shares its shape): heads
+    split by tensor parallelism."""
     la, tp = ctx.worker.model.linear_attention, ctx.worker.tp
     return {"num_k_heads": max(1, la.num_k_heads // tp), "num_v_heads": max(1, la.num_v_heads // tp),
             "head_k_dim": la.head_k_dim, "head_v_dim": la.head_v_dim, "conv_kernel": la.conv_kernel}
 
 
 def _prefill(ctx, q, kv):
-    return "gdn_prefill", pd.DataFrame({"batch_size": 1, "q_len": q, **_heads(ctx)})
+    return "gdn_prefill", pd.DataFrame({"batch_size": 1, "q_len": q, **linear_heads(ctx)})
 
 
 def _decode(ctx, b, kv):
-    return "gdn_decode", pd.DataFrame({"batch_size": b, **_heads(ctx)})
+    return "gdn_decode", pd.DataFrame({"batch_size": b, **linear_heads(ctx)})
 
 
 def state_bytes(model, tp):
-    """Recurrent state + convolution state of one layer for one sequence on one GPU (bytes)."""
+    """Recurrent state + convolution state of one gated-delta-rule layer (GDN, KDA) for one sequence on one GPU
+    (bytes)."""
     la = model.linear_attention
     nv = max(1, la.num_v_heads // tp)
     return nv * la.head_k_dim * la.head_v_dim * la.state_bytes + (la.conv_kernel - 1) * la.conv_dim // tp * 2

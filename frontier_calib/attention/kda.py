@@ -14,27 +14,15 @@ from __future__ import annotations
 import pandas as pd
 
 from .base import AttentionKind, register
-
-
-def _heads(ctx):
-    la, tp = ctx.worker.model.linear_attention, ctx.worker.tp
-    return {"num_k_heads": max(1, la.num_k_heads // tp), "num_v_heads": max(1, la.num_v_heads // tp),
-            "head_k_dim": la.head_k_dim, "head_v_dim": la.head_v_dim, "conv_kernel": la.conv_kernel}
+from .gdn import linear_heads, state_bytes   # same table shape and state as GDN
 
 
 def _prefill(ctx, q, kv):
-    return "kda_prefill", pd.DataFrame({"batch_size": 1, "q_len": q, **_heads(ctx)})
+    return "kda_prefill", pd.DataFrame({"batch_size": 1, "q_len": q, **linear_heads(ctx)})
 
 
 def _decode(ctx, b, kv):
-    return "kda_decode", pd.DataFrame({"batch_size": b, **_heads(ctx)})
-
-
-def state_bytes(model, tp):
-    """Recurrent state + convolution state of one KDA layer for one sequence on one GPU (bytes)."""
-    la = model.linear_attention
-    nv = max(1, la.num_v_heads // tp)
-    return nv * la.head_k_dim * la.head_v_dim * la.state_bytes + (la.conv_kernel - 1) * la.conv_dim // tp * 2
+    return "kda_decode", pd.DataFrame({"batch_size": b, **linear_heads(ctx)})
 
 
 KDA = register(AttentionKind(

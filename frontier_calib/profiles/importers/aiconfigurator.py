@@ -119,18 +119,20 @@ _GDN_KERNELS = {"context": ("causal_conv1d_fn", "chunk_gated_delta_rule"),
                 "generation": ("causal_conv1d_update", "fused_recurrent_gated_delta_rule_packed_decode")}
 
 
-def _gdn(phase: str):
-    """Sum the convolution and the delta-rule kernel of each shape (shapes missing either are dropped)."""
+def _kernel_pair(kernels: dict, aliases: dict, phase: str):
+    """A converter summing the two kernels ``kernels[phase]`` of each shape of a gated-delta-rule table (the
+    convolution and the delta-rule kernel; shapes missing either are dropped). ``aliases`` renames another
+    implementation of a kernel to the name it stands for. Models sharing a per-GPU head layout time the same kernel
+    shape: their median is taken before the sum."""
     def conv(df):
         df = df[df["phase"] == phase].copy()
-        df["kernel_source"] = df["kernel_source"].replace({"chunk_gated_delta_rule_flashinfer": "chunk_gated_delta_rule"})
-        df = df[df["kernel_source"].isin(_GDN_KERNELS[phase])]
+        df["kernel_source"] = df["kernel_source"].replace(aliases)
+        df = df[df["kernel_source"].isin(kernels[phase])]
         keys = ["version", "batch_size", "seq_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "d_conv"]
-        # models sharing a per-GPU head layout time the same kernel shape: their median, then the two kernels' sum
         per_kernel = df.groupby(keys + ["kernel_source"], as_index=False)["latency"].median()
         g = per_kernel.groupby(keys, as_index=False).agg(latency=("latency", "sum"), kernels=("kernel_source", "size"))
         g = g[g["kernels"] == 2]
-        out = {"engine_version": g["version"].astype(str), "kernel": "+".join(_GDN_KERNELS[phase]),
+        out = {"engine_version": g["version"].astype(str), "kernel": "+".join(kernels[phase]),
                "batch_size": g["batch_size"]}
         if phase == "context":
             out["q_len"] = g["seq_len"]
@@ -138,6 +140,11 @@ def _gdn(phase: str):
                     "head_v_dim": g["head_v_dim"], "conv_kernel": g["d_conv"], "latency_ms": g["latency"]})
         return pd.DataFrame(out)
     return conv
+
+
+def _gdn(phase: str):
+    """Sum the convolution and the delta-rule kernel of each shape (:func:`_kernel_pair`)."""
+    return _kernel_pair(_GDN_KERNELS, {"chunk_gated_delta_rule_flashinfer": "chunk_gated_delta_rule"}, phase)
 
 
 #: the two kernels one Kimi Delta Attention layer runs per phase (their sum is the layer's KDA time): the q/k/v
@@ -148,24 +155,9 @@ _KDA_KERNELS = {"context": ("causal_conv1d_fn_qkv3", "chunk_kda"),
 
 
 def _kda(phase: str):
-    """Sum the convolution and the KDA kernel of each shape (shapes missing either are dropped); the source's
-    heads are per attention-TP shard already (aiconfigurator's KDAKernel), as the schema wants."""
-    def conv(df):
-        df = df[df["phase"] == phase].copy()
-        df["kernel_source"] = df["kernel_source"].replace({"flashkda_fwd": "chunk_kda"})
-        df = df[df["kernel_source"].isin(_KDA_KERNELS[phase])]
-        keys = ["version", "batch_size", "seq_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "d_conv"]
-        per_kernel = df.groupby(keys + ["kernel_source"], as_index=False)["latency"].median()
-        g = per_kernel.groupby(keys, as_index=False).agg(latency=("latency", "sum"), kernels=("kernel_source", "size"))
-        g = g[g["kernels"] == 2]
-        out = {"engine_version": g["version"].astype(str), "kernel": "+".join(_KDA_KERNELS[phase]),
-               "batch_size": g["batch_size"]}
-        if phase == "context":
-            out["q_len"] = g["seq_len"]
-        out.update({"num_k_heads": g["num_k_heads"], "num_v_heads": g["num_v_heads"], "head_k_dim": g["head_k_dim"],
-                    "head_v_dim": g["head_v_dim"], "conv_kernel": g["d_conv"], "latency_ms": g["latency"]})
-        return pd.DataFrame(out)
-    return conv
+    """Sum the convolution and the KDA kernel of each shape (:func:`_kernel_pair`); the source's heads are per
+    attention-TP shard already (aiconfigurator's KDAKernel), as the schema wants."""
+    return _kernel_pair(_KDA_KERNELS, {"flashkda_fwd": "chunk_kda"}, phase)
 
 
 def _mamba2_conv(phase: str):
