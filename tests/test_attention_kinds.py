@@ -12,37 +12,14 @@ import pytest
 from frontier_calib import attention
 from frontier_calib.attention import AttentionKind, kv_bytes_per_token, register, state_bytes_per_sequence
 from frontier_calib.cost.cache import needed_families, needed_groups
-from frontier_calib.cost.iteration import IterationCostModel
 from frontier_calib.cost.memory import plan_memory
 from frontier_calib.cost.worker import WorkerSpec
 from frontier_calib.errors import FrontierError, InputError
 from frontier_calib.model_spec import load_model, spec_from_config
+from stub_models import StubModels, stub_cost
 
 
-class StubModels:
-    """A ModelSet stand-in through its public surface: ``predict(family, frame)`` answers a fixed function of the
-    frame (milliseconds per layer) and records every query."""
-
-    def __init__(self, fn=None):
-        self.calls = []
-        self.models = {}
-        self.fn = fn or (lambda fam, df: np.full(len(df), 0.01))
-
-    def groups(self, family):
-        return []
-
-    def has(self, family, group=None):
-        return True
-
-    def predict(self, family, df):
-        self.calls.append((family, df.copy()))
-        return np.asarray(self.fn(family, df), dtype=float)
-
-
-def _cost(worker, models, **kw):
-    kw = {"max_tokens": 256, "max_seqs": 16, "max_model_len": 65536, "kv_grid_points": 16, "q_grid_points": 12,
-          **kw}
-    return IterationCostModel(worker, models, **kw)
+_cost = stub_cost
 
 
 # ----------------------------------------------------------------------------------------------- registry

@@ -11,37 +11,16 @@ from frontier_calib import attention
 from frontier_calib.attention import AttentionKind, kv_bytes_per_token, register, state_bytes_per_sequence
 from frontier_calib.attention.mamba2 import KERNEL_FLOOR_MS, ssd_scan_ms
 from frontier_calib.cost.cache import needed_families
-from frontier_calib.cost.iteration import IterationCostModel
 from frontier_calib.cost.memory import plan_memory
 from frontier_calib.cost.worker import WorkerSpec
 from frontier_calib.errors import FrontierError, InputError
 from frontier_calib.model_spec import load_model, spec_from_config
+from stub_models import StubModels, stub_cost
 
 NANO = "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"
 
 
-class StubModels:
-    """A ModelSet stand-in through its public surface: ``predict`` answers a fixed function and records queries."""
-
-    def __init__(self, fn=None):
-        self.calls = []
-        self.models = {}
-        self.fn = fn or (lambda fam, df: np.full(len(df), 0.01))
-
-    def groups(self, family):
-        return []
-
-    def has(self, family, group=None):
-        return True
-
-    def predict(self, family, df):
-        self.calls.append((family, df.copy()))
-        return np.asarray(self.fn(family, df), dtype=float)
-
-
-def _cost(worker, models):
-    return IterationCostModel(worker, models, max_tokens=256, max_seqs=16, max_model_len=65536, kv_grid_points=16,
-                              q_grid_points=12)
+_cost = stub_cost
 
 
 def _nano_cfg():
