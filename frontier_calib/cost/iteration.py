@@ -225,14 +225,9 @@ class IterationCostModel:
         n = len(qs)
         if n < 2:
             return total
-        key = (tuple(qs), tuple(kvs))
-        v = memo.get(key)
-        if v is None:
-            q_sum = sum(qs)
-            q_mean = q_sum / n
-            kv_eff = sum(q * k for q, k in zip(qs, kvs)) / q_sum if q_sum else 1.0
-            v = memo[key] = min(total, max(self._prefill_batched_one(n, q_mean, kv_eff), top))
-        return v
+        q_sum = sum(qs)
+        kv_eff = sum(q * k for q, k in zip(qs, kvs)) / q_sum if q_sum else 1.0
+        return min(total, max(self._prefill_batched_one(n, q_sum / n, kv_eff), top))
 
     def _prefill_batched_one(self, n: int, q: float, kv: float) -> float:
         """Milliseconds of one batched prefill call of ``n`` sequences of ``q`` tokens attending ``kv`` keys."""
