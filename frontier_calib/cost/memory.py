@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..attention import kv_bytes_per_token, state_bytes_per_sequence
+from ..attention import attention_layers, state_bytes_per_sequence
+from ..dtypes import DTYPE_BYTES, normalize_dtype
 from ..engines import get_engine
 from ..errors import FrontierError
 from ..hardware import get_gpu
@@ -27,7 +28,8 @@ class MemoryPlan:
     kv_bytes_per_token: float   #: KV bytes one token takes on one GPU (all layers of its stage)
     kv_tokens: int              #: tokens of KV that fit (per attention-DP rank)
     kv_blocks: int              #: kv_tokens // block_size
-    state_bytes_per_sequence: float = 0.0  #: recurrent state one running sequence holds (linear-attention layers)
+    state_bytes_per_sequence: float = 0.0  #: what one running sequence holds whatever its length: recurrent state
+    #: (linear-attention layers) and the window of sliding-window layers (:func:`kv_bytes_split`)
     state_sequences: int = 0    #: sequence slots whose state is reserved before the KV blocks (max_num_seqs)
 
 
@@ -48,7 +50,8 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
                                      moe_tp=worker.moe_tp, expert_dtype=_expert_override(worker))
     nccl = NCCL_BYTES.get(worker.moe_gpus, NCCL_BYTES_MANY)
     reserved = RESERVED_BYTES + nccl
-    state = state_bytes_per_sequence(m, tp=worker.tp) / worker.pp
+    per_token, window_seq = kv_bytes_split(worker, block_size)
+    state = state_bytes_per_sequence(m, tp=worker.tp) / worker.pp + window_seq
     if get_engine(worker.engine).kv_fraction_of_free:   # TensorRT-LLM's free_gpu_memory_fraction (engines/trtllm.py)
         # the fraction applies to what is free once the weights, activations and per-sequence state are in place
         usable = spec.memory_bytes
@@ -56,7 +59,6 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
     else:
         usable = spec.memory_bytes * gpu_memory_utilization
         kv_free = usable - weights - reserved - state * max_seqs
-    per_token = kv_bytes_per_token(m, worker.kv_dtype, tp=worker.tp) / worker.pp
     if kv_free <= per_token * block_size:
         raise FrontierError(
             f"{m.name} does not fit on {worker.gpu} with tp={worker.tp} pp={worker.pp} ep={worker.ep} "
@@ -67,6 +69,36 @@ def plan_memory(worker: WorkerSpec, *, gpu_memory_utilization: float = 0.9, bloc
     tokens = int(kv_free // per_token)
     return MemoryPlan(spec.memory_bytes, usable, weights, reserved, per_token, tokens, tokens // block_size,
                       state, max_seqs)
+
+
+def kv_bytes_split(worker: WorkerSpec, block_size: int) -> tuple[float, float]:
+    """(KV bytes per cached token, KV bytes per running sequence) on one GPU of ``worker``.
+
+    Full-attention layers grow with the sequence: their bytes are per token. Sliding-window layers (gpt-oss:
+    every other layer, 128 tokens) attend to their last ``window`` tokens only, and the engines keep no more:
+    TensorRT-LLM sizes one pool per window size by window x layers (tensorrt_llm/_torch/pyexecutor/
+    resource_manager.py, "Variable Sliding Window Attention"), vLLM V1's sliding-window manager frees the blocks
+    that leave the window (vllm/v1/core/single_type_kv_cache_manager.py). Their KV is then a fixed amount per
+    running sequence, ``window + block_size`` tokens (a window straddles one more block), reserved per sequence
+    slot like a recurrent state. An engine with ``window_kv_ratio`` r (SGLang: ``swa_full_tokens_ratio`` 0.8)
+    sizes a window pool of r x the full pool's tokens instead: r x the window layers' bytes are added per token.
+    A model whose every layer is windowed keeps the per-token charge (nothing else would bound its cache)."""
+    m = worker.model
+    b = DTYPE_BYTES[normalize_dtype(worker.kv_dtype, where="kv dtype")]
+    full = window_token = window_seq = 0.0
+    for kind, window, layers in attention_layers(m):
+        per_layer = kind.kv_bytes_per_token(m, b, worker.tp) * layers / worker.pp
+        if window:
+            window_token += per_layer
+            window_seq += per_layer * (window + block_size)
+        else:
+            full += per_layer
+    ratio = get_engine(worker.engine).window_kv_ratio
+    if not window_token or not full:
+        return full + window_token, 0.0
+    if ratio is not None:
+        return full + ratio * window_token, 0.0
+    return full, window_seq
 
 
 def _weight_override(worker: WorkerSpec):

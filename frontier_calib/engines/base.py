@@ -62,7 +62,11 @@ class EngineRecord:
     * ``kv_fraction_of_free``: the memory fraction is a share of what is free after the weights (TensorRT-LLM's
       ``free_gpu_memory_fraction``), not of the whole GPU;
     * ``kv_must_hold_max_model_len``: the engine refuses to start when one ``max_model_len`` request does not
-      fit in the KV cache (vLLM).
+      fit in the KV cache (vLLM);
+    * ``window_kv_ratio``: what sliding-window layers (gpt-oss) keep. None: at most their window per running
+      sequence (TensorRT-LLM's one KV pool per window size, sized by window x layers; vLLM V1's sliding-window
+      manager frees the blocks that leave the window); a number r: a pool of r x the full-attention layers'
+      tokens (SGLang's hybrid SWA pool, ``swa_full_tokens_ratio``).
 
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
@@ -85,6 +89,7 @@ class EngineRecord:
     budget_fields: tuple[str, ...] = ()
     kv_fraction_of_free: bool = False
     kv_must_hold_max_model_len: bool = False
+    window_kv_ratio: float | None = None
     aliases: tuple[str, ...] = ()
     public_tables: bool = False
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from

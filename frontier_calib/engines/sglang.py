@@ -49,4 +49,5 @@ SGLANG = register_engine(EngineRecord(
     step_budget_binds=False,
     budget_fields=("chunked_prefill_size", "max_prefill_tokens"),
     public_tables=True,
+    window_kv_ratio=0.8,   # server_args swa_full_tokens_ratio: the SWA pool holds 0.8 x the full pool's tokens
     source="python/sglang/srt/managers/schedule_policy.py, python/sglang/srt/server_args.py"))

@@ -489,7 +489,11 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             if repaired is not None:
                 par = repaired
                 scn.notes.append(ID_LAYOUT_NOTE)
-            per_rank = -(-scn.concurrency // par["attention_dp"])
+            replicas = agg_replicas(row, scn.concurrency, par["attention_dp"])
+            if replicas > 1:
+                base["replicas"] = replicas
+                scn.notes.append(REPLICAS_NOTE.format(n=scn.concurrency, k=replicas))
+            per_rank = -(-scn.concurrency // (par["attention_dp"] * replicas))
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             scn.deployment = base
         else:
@@ -501,6 +505,31 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     except FrontierError as exc:
         return _skip(scn, str(exc))
     return scn
+
+
+#: the note of an agg row replayed as several replicas (:func:`agg_replicas`)
+REPLICAS_NOTE = ("silicon_concurrency {n} = {k} x batch_size x attention_dp: {n} clients over {k} replicas of the "
+                 "row's worker (docs/validation.md)")
+
+
+def agg_replicas(row: dict, concurrency: int, attention_dp: int) -> int:
+    """How many replicas of the row's worker an agg row's clients were spread over: ``k`` when its
+    ``silicon_concurrency`` is ``k`` (an integer >= 2) times ``batch_size`` x ``attention_dp``, else 1.
+
+    ``batch_size`` is the running batch of one worker (attention-DP ranks included, the fallback concurrency of
+    :func:`_concurrency`); a benchmark that drives k times that many clients ran k workers behind a router.
+    29 agg rows of aiconfigurator-core 0.12's ``silicon_sample.csv`` do (all from its ``aic-auto-gap-analysis``
+    runs), with k = 2-32 and whole 4-GPU trays or 8-GPU nodes in all (e.g. Qwen3-32B-NVFP4 TP2 on GB200,
+    batch 14, 448 clients: 32 workers on 64 GPUs). One worker cannot have served them: 448 clients of
+    15,000 + 500 tokens need 2.7x the KV cache a TP2 worker holds, yet the measured TTFT (0.75 s) shows no
+    queueing (docs/validation.md)."""
+    m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source", "")))
+    batch = _int(row.get("batch_size"))
+    if m is None or not batch:
+        return 1
+    per_worker = batch * max(1, int(attention_dp))
+    k, rest = divmod(int(concurrency), per_worker)
+    return k if k >= 2 and rest == 0 else 1
 
 
 #: disagg rows that do not say how many prefill/decode workers ran (most of the public rows): a replay would test a
