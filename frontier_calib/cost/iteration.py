@@ -31,6 +31,7 @@ from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
 from .head_fold import fold_decode_query, trained_max_kv_heads
+from . import moe_bound
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
@@ -489,7 +490,22 @@ class IterationCostModel:
         if self._deepep_moe():
             df.insert(1, "phase", np.where(self._a2a_backend(n) == "deepep_ll", "decode", "prefill"))
             return self.models.predict("moe_deepep", df)
-        return self.models.predict("moe", df)
+        return self._moe_bounds(self.models.predict("moe", df), df)
+
+    def _moe_bounds(self, ms: np.ndarray, df: pd.DataFrame) -> np.ndarray:
+        """The ``moe`` prediction capped by the dense path (priced by the GEMM model of the experts' format, when
+        loaded) and by the table's low-latency kernel rows (:mod:`.moe_bound`)."""
+        w, m = self.worker, self.worker.model
+        fmt = _fmt(w.moe_dtype)
+        bounds = [moe_bound.low_latency_ms(moe_bound.low_latency_rows(w.gpu, w.engine), df)] if m.mlp_gated else []
+        if self.models.has("gemm", fmt):
+            def gemm(rows, cols, k):
+                return self.models.predict("gemm", pd.DataFrame({"dtype": fmt, "m": rows, "n": cols, "k": k}))
+            bounds.append(moe_bound.dense_path_ms(
+                gemm, df["num_tokens"].to_numpy(), hidden=m.expert_hidden_size,
+                inter=m.moe_intermediate_size // max(1, w.moe_tp), experts=m.num_experts // max(1, w.ep),
+                gated=m.mlp_gated, hbm_bandwidth=self.spec.hbm_bandwidth))
+        return moe_bound.bounded_moe_ms(ms, *bounds)
 
     def _deepep_moe(self) -> bool:
         """Whether the routed experts run DeepEPMoE: the worker dispatches with DeepEP (``ep > 1`` with attention
