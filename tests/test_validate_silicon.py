@@ -349,3 +349,27 @@ def test_blackwell_formats():
         S.row_dtypes({**w4a8, "moe_quant_mode": "int3"}, gpt, "b200_sxm", "trtllm")
     assert S.unsupported_family("Qwen/Qwen3-32B") is None
 
+
+
+def test_clients_over_several_workers_replay_as_replicas():
+    """An agg row whose silicon_concurrency is k (>= 2, whole) times batch_size x attention_dp spread its clients
+    over k workers (aiconfigurator-core's aic-auto-gap-analysis rows: e.g. Qwen3-32B-NVFP4 TP2 on GB200, batch 14,
+    448 clients = 32 workers): it replays as k replicas behind the router, with a note; otherwise one worker."""
+    row = {"id": "q_gb200_trtllm_agg_15000x500_c448_tp2_0_epnone_2", "backend": "trtllm", "system": "gb200",
+           "model_path": "nvidia/Qwen3-32B-NVFP4", "mode": "agg", "isl": 15000, "osl": 500, "precision": "fp4",
+           "gemm_quant_mode": "nvfp4", "moe_quant_mode": "nvfp4", "batch_size": 14, "tp_size": 2, "pp_size": 1,
+           "attention_dp_size": 1, "moe_tp_size": 1, "moe_ep_size": 1, "silicon_ttft_ms": 746.4,
+           "silicon_tpot_ms": 13.7, "silicon_data_source": "source_file=x.csv; silicon_concurrency=448"}
+    s = S.scenario_for_row(row)
+    assert s.status == "ok" and s.concurrency == 448
+    assert s.deployment["replicas"] == 32
+    assert S.REPLICAS_NOTE.format(n=448, k=32) in s.notes
+    assert s.deployment["scheduler"]["max_num_seqs"] == 1024   # the cap stays above the 14 clients per worker
+    assert S.agg_replicas(row, 448, 1) == 32
+    assert S.agg_replicas(row, 14, 1) == 1                     # one worker's batch: one worker
+    assert S.agg_replicas(row, 450, 1) == 1                    # not a whole multiple: as written
+    assert S.agg_replicas(row, 448, 2) == 16                   # attention-DP ranks count in a worker's batch
+    assert S.agg_replicas({**row, "batch_size": None}, 448, 1) == 1
+    assert S.agg_replicas({**row, "silicon_data_source": "x"}, 448, 1) == 1   # concurrency from batch_size itself
+    one = S.scenario_for_row({**row, "silicon_data_source": "silicon_concurrency=14"})
+    assert "replicas" not in one.deployment and not any("replicas" in n for n in one.notes)
