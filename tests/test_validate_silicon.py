@@ -366,9 +366,9 @@ def test_clients_over_several_workers_replay_as_replicas():
     assert S.REPLICAS_NOTE.format(n=448, k=32) in s.notes
     assert s.deployment["scheduler"]["max_num_seqs"] == 1024   # the cap stays above the 14 clients per worker
     assert S.agg_replicas(row, 448, 1) == 32
-    assert S.agg_replicas(row, 14, 1) == 1                     # one worker's batch: one worker
-    assert S.agg_replicas(row, 450, 1) == 1                    # not a whole multiple: as written
     assert S.agg_replicas(row, 448, 2) == 16                   # attention-DP ranks count in a worker's batch
+    assert S.agg_replicas(row, 3000, 1) == 1                   # a caller's own concurrency: one worker
+    assert S.agg_replicas({**row, "silicon_data_source": "silicon_concurrency=450"}, 450, 1) == 1   # not whole
     assert S.agg_replicas({**row, "batch_size": None}, 448, 1) == 1
     assert S.agg_replicas({**row, "silicon_data_source": "x"}, 448, 1) == 1   # concurrency from batch_size itself
     one = S.scenario_for_row({**row, "silicon_data_source": "silicon_concurrency=14"})

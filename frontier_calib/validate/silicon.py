@@ -525,8 +525,8 @@ def agg_replicas(row: dict, concurrency: int, attention_dp: int) -> int:
     queueing (docs/validation.md)."""
     m = re.search(r"silicon_concurrency=(\d+)", str(row.get("silicon_data_source", "")))
     batch = _int(row.get("batch_size"))
-    if m is None or not batch:
-        return 1
+    if m is None or not batch or int(m.group(1)) != int(concurrency):
+        return 1   # no measured client count, or a caller's own concurrency: one worker
     per_worker = batch * max(1, int(attention_dp))
     k, rest = divmod(int(concurrency), per_worker)
     return k if k >= 2 and rest == 0 else 1
