@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import touch
+from ..cache_folder import touch
 from ..io import atomic_path
 from .. import attention
-from ..opmodel.registry import cache_dir, cached_model_set, code_fingerprint, family_cache_dir, family_files
+from ..cache_folder import cache_dir
+from ..opmodel.registry import cached_model_set, code_fingerprint, family_cache_dir, family_files
 from ..profiles import store
 from .iteration import IterationCostModel
 from .worker import WorkerSpec
