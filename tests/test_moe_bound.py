@@ -61,8 +61,9 @@ def _moe_worker(**kw):
     from frontier_calib.cost.worker import WorkerSpec
     from frontier_calib.model_spec import load_model
 
+    kw = {"dtype": "nvfp4", "moe_dtype": "nvfp4", **kw}
     return WorkerSpec(model=load_model("DeepSeek-V3"), gpu="b200_sxm", engine="trtllm", tp=4, ep=1, moe_tp=4,
-                      dtype="nvfp4", moe_dtype="nvfp4", kv_dtype="fp8", **kw)
+                      kv_dtype="fp8", **kw)
 
 
 def test_cost_model_caps_a_slow_moe_table(monkeypatch):
@@ -90,3 +91,15 @@ def test_cost_model_keeps_a_fast_moe_table(monkeypatch):
     monkeypatch.setattr(moe_bound, "low_latency_rows", lambda gpu, engine: _rows(lambda t: 0.001 * t))
     cm = stub_cost(_moe_worker(), models)
     assert np.allclose(cm._moe_compute_ms(np.array([4, 64, 200])), 1e-4)
+
+
+def test_dense_path_only_in_the_workers_gemm_groups(monkeypatch):
+    """Block-scaled FP8 experts beside per-tensor FP8 dense layers (DeepSeek's fp8 rows): the fp8_block GEMM model is
+    not one of the worker's groups, so whether the cache happens to hold it must not change the tables."""
+    from stub_models import StubModels, stub_cost
+
+    models = StubModels(lambda fam, df: np.full(len(df), 50.0 if fam == "moe" else 0.02))   # has() says yes to all
+    monkeypatch.setattr(moe_bound, "low_latency_rows", lambda gpu, engine: pd.DataFrame())
+    cm = stub_cost(_moe_worker(dtype="fp8", moe_dtype="fp8_block"), models)
+    assert np.allclose(cm._moe_compute_ms(np.array([4, 64, 200])), 50.0)
+    assert not any(fam == "gemm" and (df["dtype"] == "fp8_block").any() for fam, df in models.calls)

@@ -493,12 +493,13 @@ class IterationCostModel:
         return self._moe_bounds(self.models.predict("moe", df), df)
 
     def _moe_bounds(self, ms: np.ndarray, df: pd.DataFrame) -> np.ndarray:
-        """The ``moe`` prediction capped by the dense path (priced by the GEMM model of the experts' format, when
-        loaded) and by the table's low-latency kernel rows (:mod:`.moe_bound`)."""
+        """The ``moe`` prediction capped by the dense path (priced by the GEMM model of the experts' format when it
+        is one of the worker's GEMM groups, :func:`~frontier_calib.cost.cache.needed_groups`: the same tables
+        whatever else the cache holds) and by the table's low-latency kernel rows (:mod:`.moe_bound`)."""
         w, m = self.worker, self.worker.model
         fmt = _fmt(w.moe_dtype)
         bounds = [moe_bound.low_latency_ms(moe_bound.low_latency_rows(w.gpu, w.engine), df)] if m.mlp_gated else []
-        if self.models.has("gemm", fmt):
+        if fmt in (_fmt(w.dtype), "bf16") and self.models.has("gemm", fmt):
             def gemm(rows, cols, k):
                 return self.models.predict("gemm", pd.DataFrame({"dtype": fmt, "m": rows, "n": cols, "k": k}))
             bounds.append(moe_bound.dense_path_ms(

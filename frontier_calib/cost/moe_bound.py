@@ -10,7 +10,8 @@ min-latency kernel at the same shape. Two upper bounds, in milliseconds per laye
 1. **Dense path** (:func:`dense_path_ms`). With ``E`` local experts of intermediate size ``I`` (per GPU, after
    ``moe_tp``) and hidden size ``H``, computing *every* local expert for *every* token and weighting the outputs
    by the router's gates (zero for the experts a token did not pick) gives the same result as the routed layer.
-   It is two dense GEMMs the engine's own GEMM tables price in the experts' format: ``n x H`` times
+   It is two dense GEMMs the engine's own GEMM tables price in the experts' format (applied when that format is one of
+   the worker's GEMM groups: the dense layers' format or bf16). ``n x H`` times
    ``H x (E * 2I)`` (gate and up of all experts side by side) and ``n x (E * I)`` times ``(E * I) x H`` (the gated
    activations, scaled by the gates, times the stacked down projections: the sum over experts is the GEMM's
    reduction). The SwiGLU between them reads and writes ``n x E x 2I`` activations once. The GEMMs are priced
