@@ -1,5 +1,5 @@
-"""Sliding-window layers keep their window per running sequence (TensorRT-LLM, vLLM) or SGLang's SWA pool of
-0.8 x the full pool's tokens, not a per-token share of every layer (cost/memory.py: kv_bytes_split)."""
+"""Sliding-window layers keep their window per running sequence (TensorRT-LLM), SGLang's SWA pool of 0.8 x the
+full pool's tokens, or a per-token share like full layers (vLLM) (cost/memory.py: kv_bytes_split)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,21 @@ def _gpt_oss(engine, **kw):
     return WorkerSpec(model=load_model("gpt-oss-120b"), gpu="b200_sxm", engine=engine, moe_dtype="mxfp4", **kw)
 
 
-def test_window_layers_are_per_sequence_on_trtllm_and_vllm():
+def test_window_layers_are_per_sequence_on_trtllm():
     m = load_model("gpt-oss-120b")
     assert (m.sliding_window, m.sliding_window_layers, m.num_layers) == (128, 18, 36)
     per_layer = 2 * m.num_kv_heads * m.head_dim * 2            # K and V, bf16, tp 1
-    for engine in ("trtllm", "vllm"):
-        per_token, per_seq = kv_bytes_split(_gpt_oss(engine), 32)
-        assert per_token == pytest.approx(18 * per_layer)       # the full-attention half only
-        assert per_seq == pytest.approx(18 * per_layer * (128 + 32))
+    per_token, per_seq = kv_bytes_split(_gpt_oss("trtllm"), 32)
+    assert per_token == pytest.approx(18 * per_layer)           # the full-attention half only
+    assert per_seq == pytest.approx(18 * per_layer * (128 + 32))
     # every layer charged per token before: the full layers' capacity is twice as large now
     assert kv_bytes_per_token(m, "bf16") == pytest.approx(36 * per_layer)
+
+
+def test_vllm_charges_window_layers_per_token():
+    m = load_model("gpt-oss-120b")
+    assert get_engine("vllm").window_kv_ratio == 1.0
+    assert kv_bytes_split(_gpt_oss("vllm"), 16) == (pytest.approx(kv_bytes_per_token(m, "bf16")), 0.0)
 
 
 def test_sglang_sizes_a_window_pool_by_ratio():

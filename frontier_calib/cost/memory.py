@@ -75,14 +75,14 @@ def kv_bytes_split(worker: WorkerSpec, block_size: int) -> tuple[float, float]:
     """(KV bytes per cached token, KV bytes per running sequence) on one GPU of ``worker``.
 
     Full-attention layers grow with the sequence: their bytes are per token. Sliding-window layers (gpt-oss:
-    every other layer, 128 tokens) attend to their last ``window`` tokens only, and the engines keep no more:
-    TensorRT-LLM sizes one pool per window size by window x layers (tensorrt_llm/_torch/pyexecutor/
-    resource_manager.py, "Variable Sliding Window Attention"), vLLM V1's sliding-window manager frees the blocks
-    that leave the window (vllm/v1/core/single_type_kv_cache_manager.py). Their KV is then a fixed amount per
-    running sequence, ``window + block_size`` tokens (a window straddles one more block), reserved per sequence
-    slot like a recurrent state. An engine with ``window_kv_ratio`` r (SGLang: ``swa_full_tokens_ratio`` 0.8)
-    sizes a window pool of r x the full pool's tokens instead: r x the window layers' bytes are added per token.
-    A model whose every layer is windowed keeps the per-token charge (nothing else would bound its cache)."""
+    every other layer, 128 tokens) attend to their last ``window`` tokens only. TensorRT-LLM keeps no more: it
+    sizes one KV pool per window size by window x layers (tensorrt_llm/_torch/pyexecutor/resource_manager.py,
+    "Variable Sliding Window Attention"), so their KV is a fixed amount per running sequence, ``window +
+    block_size`` tokens (a window straddles one more block), reserved per sequence slot like a recurrent state.
+    An engine with ``window_kv_ratio`` r sizes the window layers by r x the full layers' tokens instead: r x their
+    bytes are added per token (SGLang: ``swa_full_tokens_ratio`` 0.8; vLLM: 1.0, every layer per token, see
+    engines/vllm.py). A model whose every layer is windowed keeps the per-token charge (nothing else would bound
+    its cache)."""
     m = worker.model
     b = DTYPE_BYTES[normalize_dtype(worker.kv_dtype, where="kv dtype")]
     full = window_token = window_seq = 0.0

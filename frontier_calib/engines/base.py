@@ -72,9 +72,9 @@ class EngineRecord:
     * ``kv_must_hold_max_model_len``: the engine refuses to start when one ``max_model_len`` request does not
       fit in the KV cache (vLLM);
     * ``window_kv_ratio``: what sliding-window layers (gpt-oss) keep. None: at most their window per running
-      sequence (TensorRT-LLM's one KV pool per window size, sized by window x layers; vLLM V1's sliding-window
-      manager frees the blocks that leave the window); a number r: a pool of r x the full-attention layers'
-      tokens (SGLang's hybrid SWA pool, ``swa_full_tokens_ratio``).
+      sequence (TensorRT-LLM's one KV pool per window size, sized by window x layers); a number r: r x their
+      bytes per token of the full-attention layers' tokens (SGLang's hybrid SWA pool, ``swa_full_tokens_ratio``
+      0.8; vLLM 1.0: charged like full layers).
 
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).

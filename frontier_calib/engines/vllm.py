@@ -42,5 +42,10 @@ VLLM = register_engine(EngineRecord(
     overlap=True,
     time_source="vLLM V1 compilation config (FULL_AND_PIECEWISE), async scheduling default since v0.14",
     kv_must_hold_max_model_len=True,
+    # sliding-window layers are charged per token like full ones: vLLM's hybrid KV manager gives them full-size
+    # pages from the shared pool and allocates every computed token before freeing the ones out of the window,
+    # and it reports gpt-oss-120b's capacity at 36 layers' bytes per token (73,728 B); the measured vLLM gpt-oss
+    # rows agree (docs/validation.md, Blackwell)
+    window_kv_ratio=1.0,
     public_tables=True,
     source="vllm/v1/core/sched/scheduler.py, vllm/config/compilation.py, docs/design/cuda_graphs.md"))
