@@ -154,9 +154,10 @@ def test_linear_attention_cost_ignores_the_context():
         ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "conv_kernel"),
         ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "conv_kernel")}
     assert all((df["num_v_heads"] == 8).all() and (df["num_k_heads"] == 2).all() for df in gdn)  # tp 8 shards
-    # decode: 45 flat GDN layers + 15 full-attention layers growing with the KV
+    # decode: 45 flat GDN layers (+ their 2 untimed kernels, split and gated norm: 3 us floors, ~3 ns of bytes)
+    # + 15 full-attention layers growing with the KV
     short, long = cm.decode_attention_ms(1, [1000.0])[0], cm.decode_attention_ms(1, [33000.0])[0]
-    assert short == pytest.approx(45 * 0.05 + 15 * (0.01 + 1e-5 * 1000), rel=0.02)
+    assert short == pytest.approx(45 * (0.05 + 2 * 0.003) + 15 * (0.01 + 1e-5 * 1000), rel=0.01)
     assert long - short == pytest.approx(15 * 1e-5 * 32000, rel=0.02)
     # the GDN projection GEMMs are token ops: in_proj_qkvz (2*2048 + 2*8192) / 8 wide
     assert any(fam == "gemm" and (df["n"] == (2 * 2048 + 2 * 8192) // 8).all() for fam, df in models.calls)
@@ -239,3 +240,45 @@ def test_dsa_decode_cost_follows_the_selected_tokens_not_the_context():
     assert long / short < 4
     x, _ = featurize("dsa_decode", df, get_gpu("h200_sxm"))
     assert x["log_selected"].iloc[0] == x["log_selected"].iloc[1] == np.float32(np.log2(2048))  # attention: top-k
+
+
+def test_gdn_untimed_kernels_floor_and_bytes():
+    """The GDN kernels the tables lack: launch floors per call plus their HBM traffic, growing with the tokens."""
+    from frontier_calib.attention import QueryContext
+    from frontier_calib.attention.gdn import UNTIMED_KERNELS, untimed_ms
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import LAUNCH_FLOOR_MS
+
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
+    ctx = QueryContext(WorkerSpec(model=m, gpu="h200_sxm", engine="sglang", tp=8, ep=8), 0, None)
+    la = m.linear_attention
+    kd, vd, nv = la.key_dim // 8, la.value_dim // 8, la.num_v_heads // 8
+    bw = get_gpu("h200_sxm").hbm_bandwidth
+    dec = untimed_ms(ctx, "decode", np.array([1, 256]), np.array([10, 10]))
+    per_token = 2 * (2 * kd + 2 * vd + 2 * nv) * 2 + 3 * vd * 2     # split in + out, gated norm 2 in + 1 out (bf16)
+    assert dec == pytest.approx(UNTIMED_KERNELS["decode"] * LAUNCH_FLOOR_MS + np.array([1, 256]) * per_token / bw * 1e3)
+    pre = untimed_ms(ctx, "prefill", np.array([8192]), np.array([8192]))
+    assert pre[0] > dec[1] and pre[0] > UNTIMED_KERNELS["prefill"] * LAUNCH_FLOOR_MS   # more kernels, more tokens
+
+
+def test_sglang_turns_its_overlap_off_for_recurrent_state_models():
+    """SGLang's default mamba `no_buffer` strategy with the radix cache disables the overlap scheduler for
+    linear-attention hybrids (ServerArgs._handle_mamba_radix_cache); other models and engines keep it, and an
+    explicit engine_options.overlap wins."""
+    from frontier_calib.cost.engine_time import engine_time
+
+    assert engine_time("sglang").overlap and not engine_time("sglang", recurrent_state=True).overlap
+    assert engine_time("sglang", recurrent_state=True, overlap=True).overlap
+    assert engine_time("vllm", recurrent_state=True).overlap and engine_time("trtllm", recurrent_state=True).overlap
+    fn = lambda fam, df: np.full(len(df), 0.01)   # noqa: E731
+    hybrid = _cost(WorkerSpec(model=load_model("Qwen/Qwen3.5-397B-A17B"), gpu="h200_sxm", engine="sglang", tp=8,
+                              ep=8), StubModels(fn))
+    dense = _cost(WorkerSpec(model=load_model("Qwen/Qwen3-235B-A22B"), gpu="h200_sxm", engine="sglang", tp=8,
+                             ep=8), StubModels(fn))
+    assert not hybrid.engine_time.overlap and dense.engine_time.overlap
+    # without the overlap a decode step pays its CPU scheduling time on top of the kernels
+    ov = hybrid.overheads
+    cpu = ov.step_s + ov.per_seq_s * 4 + ov.per_token_s * 4
+    token_ms, head_ms, attn_ms = hybrid.decode_kernel_ms(4, [4000.0])
+    kernels = (token_ms + head_ms + attn_ms[0]) / 1e3
+    assert hybrid.decode_times(4, np.array([4000.0]))[0] == pytest.approx(cpu + kernels, rel=1e-6)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..attention import QueryContext, attention_layers, get_kind, table_format
+from ..attention import QueryContext, attention_layers, get_kind, state_bytes_per_sequence, table_format
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
@@ -163,7 +163,8 @@ class IterationCostModel:
         self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
-                                       overlap=worker.overlap)
+                                       overlap=worker.overlap,
+                                       recurrent_state=state_bytes_per_sequence(worker.model, tp=worker.tp) > 0)
         self.kernels = kernels_per_step(worker.model, worker.tp)
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
