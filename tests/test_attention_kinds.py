@@ -242,6 +242,27 @@ def test_dsa_decode_cost_follows_the_selected_tokens_not_the_context():
     assert x["log_selected"].iloc[0] == x["log_selected"].iloc[1] == np.float32(np.log2(2048))  # attention: top-k
 
 
+def test_dsa_sparse_features_follow_the_kernels():
+    """Sparse MLA as the kernels run it: query heads in blocks of 64 (1-64 heads cost one block, 128 two) over
+    index_topk key slots whatever the context; the indexer's scan grows with the context; the top-k path past
+    index_topk."""
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import featurize
+
+    m = load_model("zhipuai/GLM-5")
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="trtllm", kv_dtype="bf16", tp=1)
+    _, df = attention.get_kind("dsa").decode_query(attention.QueryContext(w, 0, StubModels()), np.full(5, 8),
+                                                    np.array([100, 1000, 1000, 1000, 4000]))
+    df = df.assign(num_heads=[16, 16, 64, 128, 16])
+    x, _ = featurize("dsa_decode", df, get_gpu("h200_sxm"))
+    assert list(x["head_blocks"]) == [1, 1, 1, 2, 1]
+    pad = x["log_t_attn_padded"].to_numpy()
+    assert pad[0] == pad[1] == pad[2] == pad[4] and pad[3] == pytest.approx(pad[2] + 1)   # flat in kv and in heads <= 64
+    assert list(x["sparse"]) == [0, 0, 0, 0, 1]
+    idx = x["log_t_indexer"].to_numpy()
+    assert idx[1] == pytest.approx(idx[0] + np.log2(10), abs=1e-4) and idx[4] == pytest.approx(idx[1] + 2, abs=1e-4)
+
+
 def test_gdn_untimed_kernels_floor_and_bytes():
     """The GDN kernels the tables lack: launch floors per call plus their HBM traffic, growing with the tokens."""
     from frontier_calib.attention import QueryContext
