@@ -303,3 +303,20 @@ def test_sglang_turns_its_overlap_off_for_recurrent_state_models():
     token_ms, head_ms, attn_ms = hybrid.decode_kernel_ms(4, [4000.0])
     kernels = (token_ms + head_ms + attn_ms[0]) / 1e3
     assert hybrid.decode_times(4, np.array([4000.0]))[0] == pytest.approx(cpu + kernels, rel=1e-6)
+
+
+def test_qwen35_shared_expert_gate_adds_its_two_kernels():
+    """Qwen3.5's MoE block scales the shared expert by sigmoid(x @ w_gate) (hidden x 1): a GEMV and the scaling, two
+    small kernels per MoE layer the GEMM tables do not hold (2 us each + their activation bytes); DeepSeek's shared
+    experts have no gate."""
+    from frontier_calib.hardware import get_gpu
+
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
+    assert m.shared_expert_gate and not load_model("DeepSeek-V3").shared_expert_gate
+    fn = lambda fam, df: np.full(len(df), 0.01)   # noqa: E731
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="sglang", tp=8, ep=8)
+    gated = _cost(w, StubModels(fn))
+    plain = _cost(dataclasses.replace(w, model=dataclasses.replace(m, shared_expert_gate=False)), StubModels(fn))
+    for n in (1, 64):
+        extra = m.num_layers * (2 * 0.002 + n * m.hidden_size * 2 * 3 / get_gpu("h200_sxm").hbm_bandwidth * 1e3)
+        assert gated.token_ms(n) - plain.token_ms(n) == pytest.approx(extra, rel=1e-6)

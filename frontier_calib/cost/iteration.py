@@ -635,12 +635,15 @@ class IterationCostModel:
         return ms
 
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
-        """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
+        """Norms, residual adds, activation, rotary: memory-bound passes over the activations. A gated shared
+        expert (``ModelSpec.shared_expert_gate``) adds its gate's GEMV (hidden x 1: reads the activations) and the
+        sigmoid scaling of the shared expert's output: two small kernels more."""
         w, m = self.worker, self.worker.model
         inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
                  else 0 if moe_layer is None else m.intermediate_size / w.tp)
-        nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
-        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
+        gated = bool(moe_layer and m.shared_expert_gate and m.num_shared_experts)
+        nbytes = n * (m.hidden_size * 2 * (8 + 3 * gated) + inter * 2 * 3)
+        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 + 2 * gated)  # small kernels, 2 us launch each
 
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch
