@@ -452,9 +452,12 @@ def dsa_decode(df: pd.DataFrame, gpu: GPUSpec):
     sel = np.minimum(kv, topk)
     flops = b * h * sel * 2 * (lat + kvl) + b * kv * idx * 2 + p_flops
     nbytes = b * (sel * lat * kvb + kv * _num(df, "index_head_dim")) + p_bytes
-    t_c, t_m, _ = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
-    roof = t_c + t_m + DSA_DECODE_FLOOR_MS
     peak = _peak(df["dtype"], gpu)
+    t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
+    # the roofline prices the attention the sparse kernels run: every query token's index_topk key slots in blocks
+    # of DSA_HEAD_BLOCK heads (_dsa_sparse_terms), whatever the context; the selected keys stay a feature
+    padded = b * np.ceil(h / DSA_HEAD_BLOCK) * DSA_HEAD_BLOCK * topk * 2 * (lat + kvl) + b * kv * idx * 2 + p_flops
+    roof = padded / peak * 1e3 + t_m + DSA_DECODE_FLOOR_MS
     x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
          "heads": h, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
          "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
