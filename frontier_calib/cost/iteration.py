@@ -490,6 +490,9 @@ class IterationCostModel:
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
             ffn_total += layers * ffn
+        # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
+        # activations (vLLM/SGLang VocabParallelEmbedding, TensorRT-LLM's Embedding with tensor parallelism)
+        total += self._tp_allreduce_ms(n)
         if w.pp > 1:
             act = n * m.hidden_size * 2
             total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
