@@ -251,6 +251,9 @@ class _Replay:
         rep = self._place(r, t, self.entry)
         if rep is None:
             return
+        if rep.schedules_ahead and (rep.plan is not None or (rep.group is not None and rep.group.busy)):
+            rep.hold(r, t)   # the next step's batch was fixed when the step in progress started
+            return
         rep.sched.enqueue(r, t)
         if rep.plan is None:
             self._kick(rep, t)
@@ -274,7 +277,7 @@ class _Replay:
         if rep.group is not None:
             self._kick_group(rep.group, t)
             return
-        if rep.plan is not None or not rep.sched.has_work:
+        if rep.plan is not None or not (rep.sched.has_work or rep.held):
             return
         end = rep.start_step(t, self.arrivals.peek_time())
         if end is not None:
