@@ -125,7 +125,7 @@ class Replica:
 
     @property
     def outstanding(self) -> int:
-        return self.sched.outstanding + self.incoming
+        return self.sched.outstanding + self.incoming + len(self.held)
 
     def owes_tokens(self) -> bool:
         """Speculative decoding: the verify step just ended still owes this replica tokens (sim/speculative.py)."""
@@ -246,9 +246,10 @@ class Replica:
             self._dt_guess = d[-1]
         return d
 
-    def sync(self, t: float) -> bool:
-        """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` and
-        cut the stretch after it. Returns True when the end time changed (a new end event is needed)."""
+    def sync(self, t: float, later: int = 0) -> bool:
+        """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` (and
+        of ``later`` steps after it) and cut the stretch there. Returns True when the end time changed (a new end
+        event is needed)."""
         plan = self.plan
         if plan is None or plan.n_steps <= 1:
             return False
@@ -256,7 +257,7 @@ class Replica:
         n = plan.n_steps
         if ends[n - 1] <= t:
             return False
-        k = bisect_left(ends, t, 0, n) + 1
+        k = min(bisect_left(ends, t, 0, n) + 1 + later, n)
         self.sched.alloc_decode_steps(plan, k)
         if k < n:
             plan.n_steps = k
