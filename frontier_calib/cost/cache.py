@@ -28,7 +28,7 @@ from .worker import WorkerSpec
 #: every family a cost model may read: GEMMs, the registered attention kinds' families, MoE and communication
 COST_FAMILIES = ("gemm", *dict.fromkeys(f for k in attention.KINDS.values() for f in k.families), "moe",
                  "collective", "moe_a2a")
-TABLES_VERSION = "3"  # bump when iteration.py changes what the tables hold
+TABLES_VERSION = "4"  # bump when iteration.py changes what the tables hold
 
 
 def needed_families(worker: WorkerSpec) -> list[str]:

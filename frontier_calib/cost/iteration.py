@@ -335,6 +335,11 @@ class IterationCostModel:
         kv = np.asarray(decode_kv_sums, dtype=float)
         return self._token_lookup(n), self._lm_head_lookup(n), self._decode_attention_ms(n, kv)
 
+    @property
+    def schedules_ahead(self) -> bool:
+        """The engine plans step n+1 while step n runs (its CPU/GPU overlap; :mod:`frontier_calib.sim.replica`)."""
+        return self.engine_time.overlap
+
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'
         sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""
@@ -491,6 +496,9 @@ class IterationCostModel:
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
             ffn_total += layers * ffn
+        # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
+        # activations (vLLM/SGLang VocabParallelEmbedding, TensorRT-LLM's Embedding with tensor parallelism)
+        total += self._tp_allreduce_ms(n)
         if w.pp > 1:
             act = n * m.hidden_size * 2
             total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
