@@ -161,7 +161,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     workers = parse_int(sec, "workers", 1, src, role)
     engine = parse_engine(sec, shared["engine"], src, role)
     dtypes = parse_dtypes(sec, model, src, role, base=shared["dtypes"], spec=spec)
-    par = parse_parallel(sec, model, gpus_per_node, src, role)
+    par = parse_parallel(sec, model, gpus_per_node, src, role, sm_count=spec.sm_count)
     routing = parse_routing(sec, shared["routing"], src, role, model=model, base_dir=base_dir)
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
         overheads = shared["overheads"]
