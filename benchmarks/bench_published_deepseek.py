@@ -44,7 +44,10 @@ prefix-cache hits), four per rank per step. The reference is the SGLang team's r
 input tokens/s per node (LMSYS blog "Deploying DeepSeek with PD Disaggregation and Large-scale Expert
 Parallelism on 96 H100 GPUs", 2025-05-05, table "Overall Throughput": DeepSeek Profile, batch 16,384, input
 4,096), next to which the same table puts the production figure without its cache hits, 32,206 (= 73.7 k x
-(1 - 0.563)): "DeepSeek's profile reports a throughput roughly twice that of its production environment".
+(1 - 0.563)): "DeepSeek's profile reports a throughput roughly twice that of its production environment". It
+also prices one decode step at the decode profile's point (128 sequences of 4,096 KV tokens per GPU) against that
+table's DeepSeek decode profile, 18,598 output tokens/s per node (EP128 on 16 nodes there, EP144 here; whether
+that profile ran MTP is not stated in the table; Step-3's paper quotes the same rate, 2,324 per GPU, as "no MTP").
 
 ``--scale`` multiplies the request counts (smaller is faster, noisier). ``--mtp`` adds DeepSeek's MTP module
 (one draft token, 0.85 acceptance, the low end of the DeepSeek-V3 report's 85-90 %) to the decode pool: the
@@ -75,6 +78,11 @@ PUBLISHED = {
 #: SGLang team derived it from profile-data (see the module docstring)
 PROFILE_PREFILL_PER_NODE = 62_713
 PROFILE_PROMPT = 4096
+#: DeepSeek's decode profile (128 sequences per GPU, 4K context): 18,598 output tokens/s per node in the same LMSYS
+#: table; Step-3's paper (arXiv 2507.19427, abstract) quotes DeepSeek-V3 at 2,324 tokens/s per GPU (= 18,598 / 8)
+#: "under 50ms TPOT SLA (4K context, FP8, no MTP)"
+PROFILE_DECODE_PER_NODE = 18_598
+PROFILE_DECODE_BATCH, PROFILE_DECODE_KV = 128, 4096
 GPUS_PER_NODE = 8
 SIGMA = 0.5            #: lognormal shape of prompt-question and output lengths (our assumption)
 BLOCK = 16             #: prefix-hash block (tokens)
@@ -199,6 +207,20 @@ def run_profile_point(dep, args) -> float:
     return pre["per_node"]
 
 
+def profile_decode_rate(dep) -> float:
+    """Output tokens/s per node of one decode step of 128 sequences of 4,096 KV tokens per GPU (the decode
+    profile's point; the step priced by the decode pool's cost model, no replay: every rank runs the same batch)."""
+    from frontier_calib.cost.cache import cost_model_for
+
+    pool = dep.decode
+    cm = cost_model_for(pool.worker, max_tokens=pool.scheduler.max_num_batched_tokens,
+                        max_seqs=pool.scheduler.max_num_seqs, max_model_len=pool.scheduler.max_model_len)
+    b = PROFILE_DECODE_BATCH
+    step = float(cm.decode_times(b, np.array([b * PROFILE_DECODE_KV], dtype=float))[0])
+    print(f"decode profile point: {b} sequences of {PROFILE_DECODE_KV} KV tokens per GPU, step {step * 1e3:.1f} ms")
+    return b * GPUS_PER_NODE / step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the request counts (default 1)")
@@ -219,10 +241,11 @@ def main() -> None:
         rows.append(("prefill input tokens/s (hits incl.)", pre, PUBLISHED["prefill_input_per_node"]))
     if args.phase == "profile":
         rows.append(("prefill at the profile point", run_profile_point(dep, args), PROFILE_PREFILL_PER_NODE))
+        rows.append(("decode at the profile point", profile_decode_rate(dep), PROFILE_DECODE_PER_NODE))
     if args.phase in ("both", "decode"):
         dec = run_decode(dep, op, args)
         rows.append(("decode output tokens/s", dec, PUBLISHED["decode_output_per_node"]))
-    print(f"\n{'per H800 node':<36}{'predicted':>12}{'published':>12}{'error':>9}")
+    print(f"\n{'per H800 node':<36}{'predicted':>12}{'reference':>12}{'error':>9}")
     for name, pred, pub in rows:
         print(f"{name:<36}{pred:>12,.0f}{pub:>12,.0f}{(pred - pub) / pub:>+9.1%}")
 
