@@ -5,6 +5,8 @@ under the cross-node all-to-all (cost/deepep_rdma.py)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +152,18 @@ def test_comm_sms_errors(par, words):
     with pytest.raises(InputError, match=words) as exc:
         deployment_from_dict({**BASE, "parallel": {"attention_dp": 2, "ep": 2, **par}})
     assert exc.value.field == "parallel.comm_sms"
+
+
+def test_sglang_pd_pools_run_the_deepep_mode_of_their_phase():
+    """SGLang's --deepep-mode auto: normal kernels for batches with prefill, low-latency for decode and verify
+    batches; a PD pool runs one kind, so its mode does not depend on its tokens per rank."""
+    from frontier_calib.deployment import load_deployment
+
+    dep = load_deployment(Path(__file__).resolve().parents[1] / "deployments" /
+                          "deepseek-v3-h800-sglang-pd-ep32-ep144.yaml")
+    assert (dep.prefill.worker.a2a_backend, dep.decode.worker.a2a_backend) == ("deepep_normal", "deepep_ll")
+    assert dep.prefill.worker.comm_sms == 24 and dep.decode.worker.comm_sms is None
+    raw = {"mode": "pd", "model": QWEN, "gpu": "h100_sxm", "engine": "vllm",
+           "prefill": {"parallel": {"attention_dp": 2, "ep": 2}}, "decode": {"parallel": {"attention_dp": 2, "ep": 2}}}
+    vllm = deployment_from_dict(raw)
+    assert (vllm.prefill.worker.a2a_backend, vllm.decode.worker.a2a_backend) == ("auto", "auto")
