@@ -147,6 +147,7 @@ def test_comm_sms_field():
 @pytest.mark.parametrize("par, words", [({"tbo": True, "comm_sms": 132}, "0 to 131"),
                                         ({"tbo": True, "comm_sms": True}, "whole number"),
                                         ({"tbo": True, "comm_sms": -1}, "whole number"),
+                                        ({"tbo": True, "comm_sms": "24"}, "whole number"),
                                         ({"comm_sms": 24}, "needs tbo")])
 def test_comm_sms_errors(par, words):
     with pytest.raises(InputError, match=words) as exc:

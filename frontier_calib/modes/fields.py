@@ -203,9 +203,10 @@ def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, wh
                          field=f"{pw}.tbo")
     comm_sms = par.get("comm_sms")   # SMs the all-to-all holds while it overlaps compute (cost/overlap.py)
     if comm_sms is not None:
-        top = sm_count if sm_count is not None else comm_sms + 1
-        if isinstance(comm_sms, bool) or not isinstance(comm_sms, int) or not 0 <= comm_sms < top:
-            raise InputError(f"must be a whole number of SMs from 0 to {top - 1}, got {comm_sms!r}", path=src,
+        whole = not isinstance(comm_sms, bool) and isinstance(comm_sms, int)
+        if not whole or not 0 <= comm_sms < (sm_count if sm_count is not None else comm_sms + 1):
+            below = f"from 0 to {sm_count - 1}" if sm_count is not None else ">= 0"
+            raise InputError(f"must be a whole number of SMs {below}, got {comm_sms!r}", path=src,
                              field=f"{pw}.comm_sms", fix="e.g. comm_sms: 24 (DeepSeek's prefill; DeepEP's default 20)")
         if not tbo:
             raise InputError("comm_sms prices the SMs the all-to-all takes from the compute it overlaps: it needs "
