@@ -41,7 +41,7 @@ def _row(version):
 def test_silicon_rows_replay_their_versions_default():
     old = S.scenario_for_row(_row("0.12.0")).deployment
     new = S.scenario_for_row(_row("0.18.0")).deployment
-    assert old["engine_options"] == {"overlap": False} and new["engine_options"] == {"overlap": True}
+    assert old["engine_options"] == {"overlap": False} and "engine_options" not in new   # new: the engine's
     assert "engine_options" not in S.scenario_for_row(_row(float("nan"))).deployment   # unknown: the engine's
     assert deployment_from_dict(old).worker.overlap is False
 
@@ -49,7 +49,7 @@ def test_silicon_rows_replay_their_versions_default():
 def test_run_folders_replay_their_versions_default(tmp_path):
     meta = {"vllm_version": "0.12.0", "engine_kwargs": {"model": "meta-llama/Llama-2-7b-hf"}}
     assert engine_facts(meta, "meta.json")["engine_options"] == {"overlap": False}
-    assert engine_facts({**meta, "vllm_version": "0.19.0"}, "meta.json")["engine_options"] == {"overlap": True}
+    assert engine_facts({**meta, "vllm_version": "0.19.0"}, "meta.json")["engine_options"] == {}   # the default
     # what the engine recorded it ran with wins over the version's default
     rec = {**meta, "resolved_config": {"scheduler_config": {"async_scheduling": True}}}
     assert engine_facts(rec, "meta.json")["engine_options"] == {"overlap": True}

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..engines import default_overlap, engine_version
+from ..engines import default_overlap
 from ..errors import InputError
 
 DTYPES = {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "auto": "bf16",
@@ -113,8 +113,8 @@ def engine_facts(meta: dict, src: str) -> dict:
     async_sched = section("scheduler_config").get("async_scheduling")
     if isinstance(async_sched, bool):
         opts["overlap"] = async_sched
-    elif engine_version(meta.get("vllm_version")) is not None:   # the version's default (vLLM < 0.14: off)
-        opts["overlap"] = default_overlap("vllm", meta.get("vllm_version"))
+    elif not default_overlap("vllm", meta.get("vllm_version")):   # a version before async scheduling (< 0.14)
+        opts["overlap"] = False
     eager = kw.get("enforce_eager", section("model_config").get("enforce_eager"))
     if eager is True:
         opts["cuda_graph"] = False
