@@ -28,7 +28,7 @@ from .worker import WorkerSpec
 #: every family a cost model may read: GEMMs, the registered attention kinds' families, MoE and communication
 COST_FAMILIES = ("gemm", *dict.fromkeys(f for k in attention.KINDS.values() for f in k.families), "moe",
                  "collective", "moe_a2a")
-TABLES_VERSION = "2"  # bump when iteration.py changes what the tables hold
+TABLES_VERSION = "4"  # bump when iteration.py changes what the tables hold
 
 
 def needed_families(worker: WorkerSpec) -> list[str]:
@@ -82,7 +82,9 @@ def _table_code() -> bytes:
     here = Path(__file__)
     kinds = sorted((here.parents[1] / "attention").glob("*.py"))   # the attention kinds' queries
     return b"".join(p.read_bytes() for p in [here.with_name("iteration.py"), here.with_name("head_fold.py"),
-                                             here.with_name("moe_bound.py"), *kinds])
+                                             here.with_name("overlap.py"), here.with_name("moe_routing.py"),
+                                             here.with_name("deepep_rdma.py"), here.with_name("moe_bound.py"),
+                                             *kinds])
 
 
 def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:

@@ -25,6 +25,11 @@ without it the CPU work and the GPU work follow each other::
 
     step = max(cpu + max(gpu, launch), out)
 
+Overlap has a second effect, on admission rather than on step time: the batch of step n+1 is fixed when step n
+starts, so a request that reaches the scheduler during step n first runs in step n+2 (the replay:
+``ReplicaSpec.schedules_ahead``, from :attr:`IterationCostModel.schedules_ahead`). Which versions overlap by
+default: the engine record's ``overlap_since`` (:func:`frontier_calib.engines.default_overlap`).
+
 The per-engine facts (CUDA-graph capture sizes, whether mixed steps replay graphs, padding, overlap, and the
 sources they are read from) live in each engine's record: ``frontier_calib/engines/vllm.py``, ``sglang.py``,
 ``trtllm.py`` (:class:`~frontier_calib.engines.EngineRecord`).
@@ -110,11 +115,14 @@ def kernels_per_step(model, tp: int) -> int:
 
 
 def engine_time(engine: str, *, max_num_seqs: int = 256, cuda_graph: bool = True,
-                overlap: bool | None = None) -> EngineTime:
+                overlap: bool | None = None, recurrent_state: bool = False) -> EngineTime:
     """The :class:`EngineTime` of ``engine`` (a registered engine, ``frontier_calib/engines/``) for a replica that
     runs at most ``max_num_seqs`` sequences. ``cuda_graph=False`` models eager mode (``--enforce-eager``,
-    ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap."""
+    ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap; ``recurrent_state``:
+    the model's layers keep a recurrent state per sequence (the engine's default overlap may differ for them:
+    ``EngineRecord.overlap_recurrent_state``)."""
     rec = get_engine(engine)
     sizes = tuple(rec.capture_sizes(max_num_seqs)) if cuda_graph else ()
-    return EngineTime(rec.name, sizes, rec.graph_mixed, rec.graph_pad,
-                      rec.overlap if overlap is None else bool(overlap), rec.time_source)
+    if overlap is None:
+        overlap = rec.overlap and (rec.overlap_recurrent_state or not recurrent_state)
+    return EngineTime(rec.name, sizes, rec.graph_mixed, rec.graph_pad, bool(overlap), rec.time_source)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..attention import QueryContext, attention_layers, get_kind, table_format
+from ..attention import QueryContext, attention_layers, get_kind, state_bytes_per_sequence, table_format
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
@@ -35,6 +35,8 @@ from . import moe_bound
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
+from .deepep_rdma import ll_floor_ms
+from .overlap import comm_sm_share, layer_overlap_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
 from .worker import WorkerSpec, tp_nodes
 
@@ -164,7 +166,8 @@ class IterationCostModel:
         self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
-                                       overlap=worker.overlap)
+                                       overlap=worker.overlap,
+                                       recurrent_state=state_bytes_per_sequence(worker.model, tp=worker.tp) > 0)
         self.kernels = kernels_per_step(worker.model, worker.tp)
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
@@ -173,7 +176,7 @@ class IterationCostModel:
         # every table is made non-decreasing in each of its axes (see _monotone)
         t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
              "ffn_ms": np.concatenate([[0.0], _monotone(self._last_ffn_ms, 0)]),
-             "lm_head_ms": np.concatenate([[0.0], _monotone(self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16"), 0)])}
+             "lm_head_ms": np.concatenate([[0.0], _monotone(self._lm_head_ms_of(n), 0)])}
         self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
         t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
         self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
@@ -335,6 +338,11 @@ class IterationCostModel:
         kv = np.asarray(decode_kv_sums, dtype=float)
         return self._token_lookup(n), self._lm_head_lookup(n), self._decode_attention_ms(n, kv)
 
+    @property
+    def schedules_ahead(self) -> bool:
+        """The engine plans step n+1 while step n runs (its CPU/GPU overlap; :mod:`frontier_calib.sim.replica`)."""
+        return self.engine_time.overlap
+
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'
         sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""
@@ -386,9 +394,41 @@ class IterationCostModel:
         if n <= self.max_tokens:
             return float(self._lm_head_ms[n])
         if self.models is not None:
-            ms = float(self._gemm_ms(self.worker.model.lm_head_gemm(self.worker.tp), np.array([n]), "bf16")[0])
-            return max(ms, float(self._lm_head_ms[-1]))
+            return max(float(self._lm_head_ms_of(np.array([n]))[0]), float(self._lm_head_ms[-1]))
         return float(self._lm_head_ms[-1] * n / self.max_tokens)
+
+    def _lm_head_ms_of(self, n: np.ndarray) -> np.ndarray:
+        """Milliseconds of the vocab projection for ``n`` sampling sequences on one GPU and, with ``tp`` > 1, of
+        the all-gather of their logits (``n`` x vocab x 2 bytes) over the ``tp`` group: the head is
+        vocab-parallel and every engine gathers the full logits before sampling (vLLM
+        ``LogitsProcessor._gather_logits``, all-gather in the V1 engine; SGLang's ``LogitsProcessor``;
+        TensorRT-LLM's LM head with ``gather_output``)."""
+        w, m = self.worker, self.worker.model
+        n = np.asarray(n)
+        ms = self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16")
+        if w.tp > 1:
+            ms = ms + self._tp_allgather_ms(n.astype(float) * m.vocab_size * 2)
+        return ms
+
+    def _tp_allgather_ms(self, nbytes: np.ndarray) -> np.ndarray:
+        """Milliseconds of an all-gather of a buffer of ``nbytes`` bytes (the whole gathered buffer) over the
+        ``tp`` GPUs: the ring over the deployment's ``cluster.link`` when it names one; else the profiled NCCL
+        all-gather inside one node; else half the all-reduce of the same buffer (an all-reduce is a
+        reduce-scatter followed by an all-gather)."""
+        w = self.worker
+        nbytes = np.asarray(nbytes, dtype=float)
+        inside = w.tp <= self.gpus_per_node
+        if w.node_link is not None and inside:
+            return ring_allgather_ms(nbytes, w.tp, w.node_link.bandwidth, w.node_link.latency_s)
+        if inside and self.models.has("collective") and "all_gather" in self._collective_categories("op"):
+            return self.models.predict("collective", pd.DataFrame({
+                "op": "all_gather", "implementation": "nccl", "dtype": "bf16", "num_gpus": w.tp,
+                "message_bytes": nbytes}))
+        if not inside and w.tp % self.gpus_per_node == 0:
+            return 0.5 * self._cross_node_allreduce_ms(nbytes, tp_nodes(w.tp, self.gpus_per_node))
+        return 0.5 * self.models.predict("collective", pd.DataFrame({
+            "op": "all_reduce", "implementation": "nccl", "dtype": "bf16", "num_gpus": w.tp,
+            "message_bytes": nbytes}))
 
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
         """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
@@ -435,38 +475,81 @@ class IterationCostModel:
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
+        overlapped = self._overlapped()
         for moe_layer, kind_name, layers in m.layer_groups():
             # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
             kind = get_kind(kind_name) if kind_name else None
-            timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
-            per_layer = np.zeros(len(n))
-            ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in (kind.projection_gemms(m, w.tp) if kind else ()):
-                if g.name not in timed:
-                    per_layer += self._gemm_ms(g, n, w.dtype)
-            for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
-                g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
-                per_layer += g_ms
-                ffn += g_ms
-            if moe_layer:
-                moe = self._moe_ms(n)
-                per_layer += moe
-                ffn += moe
             allreduce = self._tp_allreduce_ms(n)   # one after attention, one after the MLP/MoE
-            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
-            if moe_layer is not None:
-                ffn += allreduce
-            per_layer += self._elementwise_ms(n, moe_layer)
+            if moe_layer and overlapped:   # two micro-batches: the all-to-all under the layer's compute
+                per_layer, ffn = self._overlapped_layer_ms(n, kind, moe_layer)
+                per_layer = per_layer + allreduce * ((kind is not None) + 1)
+                ffn = ffn + allreduce
+            else:
+                per_layer, ffn = self._layer_compute_ms(n, kind, moe_layer, self._moe_ms, allreduce)
             total += layers * per_layer
             ffn_total += layers * ffn
+        # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
+        # activations (vLLM/SGLang VocabParallelEmbedding, TensorRT-LLM's Embedding with tensor parallelism)
+        total += self._tp_allreduce_ms(n)
         if w.pp > 1:
             act = n * m.hidden_size * 2
             total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
         self._last_ffn_ms = ffn_total   # read by _build_tables (the AF split, cost/af.py)
         return total
 
+    def _layer_compute_ms(self, n: np.ndarray, kind, moe_layer, moe_ms, allreduce=None) -> tuple:
+        """(milliseconds, its FFN/MoE share) of one layer's token-proportional ops for ``n`` tokens per rank:
+        projections outside the kind's own tables, the FFN GEMMs (router, shared experts, dense MLP), the routed
+        experts as ``moe_ms(n)`` prices them, the TP all-reduces when ``allreduce`` (ms of one) is given, and
+        the elementwise passes."""
+        w, m = self.worker, self.worker.model
+        timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
+        per_layer = np.zeros(len(n))
+        ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
+        for g in (kind.projection_gemms(m, w.tp) if kind else ()):
+            if g.name not in timed:
+                per_layer += self._gemm_ms(g, n, w.dtype)
+        for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
+            g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
+            per_layer += g_ms
+            ffn += g_ms
+        if moe_layer:
+            moe = moe_ms(n)
+            per_layer += moe
+            ffn += moe
+        if allreduce is not None:
+            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
+            if moe_layer is not None:
+                ffn += allreduce
+        per_layer += self._elementwise_ms(n, moe_layer)
+        return per_layer, ffn
+
+    def _overlapped(self) -> bool:
+        """Whether MoE layers run two micro-batches whose all-to-all overlaps compute (``tbo`` where the
+        all-to-all is modelled: ``ep > 1`` with attention DP)."""
+        w = self.worker
+        return bool(w.tbo and w.ep > 1 and w.attention_dp > 1)
+
+    def _overlapped_layer_ms(self, n: np.ndarray, kind, moe_layer) -> tuple:
+        """(milliseconds, FFN share) of one MoE layer under two-micro-batch overlap (:mod:`.overlap`): each
+        micro-batch's dispatch and combine run under the other's token compute (projections, router, shared and
+        routed experts, norms), which loses the SMs the all-to-all's normal kernels hold while they run. The time
+        above the layer's compute (exposed communication and the SMs it took) counts as FFN time."""
+        half = np.maximum((n + 1) // 2, 1)
+        backend = self._a2a_backend(n)   # the step's DeepEP mode, both micro-batches (SGLang: per forward mode)
+        def experts(m):
+            return self._moe_compute_ms(m, backend)
+        full, ffn = self._layer_compute_ms(n, kind, moe_layer, experts)
+        part, _ = self._layer_compute_ms(half, kind, moe_layer, experts)
+        holds = (backend != "deepep_ll") & self._deepep_a2a()   # normal kernels hold SMs; NCCL's: not modelled
+        share = comm_sm_share(self.worker.comm_sms, self.spec.sm_count, holds)
+        t = layer_overlap_ms(part, self._a2a_ms(half, backend), full, self._a2a_ms(n, backend), share)
+        return t, ffn + (t - full)
+
     def _moe_ms(self, n: np.ndarray) -> np.ndarray:
-        """Routed experts (routing model: cost/moe_routing.py) + EP dispatch/combine, optionally overlapped (TBO)."""
+        """Routed experts (routing model: cost/moe_routing.py) + EP dispatch/combine, not overlapped: with ``tbo``
+        the token table prices MoE layers by :meth:`_overlapped_layer_ms` instead (this stays the experts-only
+        two-batch formula of :func:`~.moe_routing.tbo_ms` for callers that price the MoE part alone)."""
         w = self.worker
         ms = self._moe_compute_ms(n)
         if w.ep > 1 and w.attention_dp > 1:
@@ -477,10 +560,11 @@ class IterationCostModel:
             ms = ms + comm
         return ms
 
-    def _moe_compute_ms(self, n: np.ndarray) -> np.ndarray:
+    def _moe_compute_ms(self, n: np.ndarray, backend=None) -> np.ndarray:
         """Routed-expert milliseconds for ``n`` tokens per attention rank: the ``moe_deepep`` tables (SGLang's
         DeepEPMoE grouped GEMMs, decode/masked or prefill/contiguous as the all-to-all backend of the same step)
-        where the worker runs DeepEP and the tables cover the model's expert shape, else the ``moe`` tables."""
+        where the worker runs DeepEP and the tables cover the model's expert shape, else the ``moe`` tables.
+        ``backend``: the DeepEP mode per entry (default :meth:`_a2a_backend` of ``n``)."""
         w, m = self.worker, self.worker.model
         n = np.asarray(n)
         dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
@@ -488,7 +572,8 @@ class IterationCostModel:
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
         if self._deepep_moe():
-            df.insert(1, "phase", np.where(self._a2a_backend(n) == "deepep_ll", "decode", "prefill"))
+            backend = self._a2a_backend(n) if backend is None else backend
+            df.insert(1, "phase", np.where(backend == "deepep_ll", "decode", "prefill"))
             return self.models.predict("moe_deepep", df)
         return self._moe_bounds(self.models.predict("moe", df), df)
 
@@ -530,18 +615,30 @@ class IterationCostModel:
             return np.where(np.asarray(n) <= 128, "deepep_ll", "deepep_normal")
         return np.full(len(n), w.a2a_backend)
 
-    def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
+    def _deepep_a2a(self) -> bool:
+        """Whether dispatch/combine run DeepEP's all-to-all (``moe_a2a`` tables), not NCCL's all-gather /
+        reduce-scatter (no tables, or a deployment link inside one node)."""
+        w = self.worker
+        return bool(self.models.has("moe_a2a") and not (w.node_link is not None and w.moe_gpus <= self.gpus_per_node))
+
+    def _a2a_ms(self, n: np.ndarray, backend=None) -> np.ndarray:
+        """Milliseconds of one MoE layer's dispatch + combine for ``n`` tokens per rank (``backend``: the DeepEP
+        mode per entry, default :meth:`_a2a_backend` of ``n``)."""
         w, m = self.worker, self.worker.model
-        if not self.models.has("moe_a2a") or (w.node_link is not None and w.moe_gpus <= self.gpus_per_node):
+        if not self._deepep_a2a():
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
-        backend = self._a2a_backend(n)
+        backend = self._a2a_backend(n) if backend is None else np.asarray(backend)
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
                                "num_tokens": n, "hidden_size": m.expert_hidden_size, "topk": m.topk,
                                "num_experts": m.num_experts})
-            out += self.models.predict("moe_a2a", df)
+            ms = self.models.predict("moe_a2a", df)
+            if nodes > 1:   # low-latency kernels across nodes: never faster than DeepEP's measured RDMA rate
+                floor = ll_floor_ms(phase, n, m.topk, m.expert_hidden_size, w.ep, self.spec.network_bandwidth)
+                ms = np.where(backend == "deepep_ll", np.maximum(ms, floor), ms)
+            out += ms
         return out
 
     def _allgather_reducescatter_ms(self, n: np.ndarray) -> np.ndarray:
@@ -619,12 +716,15 @@ class IterationCostModel:
         return ms
 
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
-        """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
+        """Norms, residual adds, activation, rotary: memory-bound passes over the activations. A gated shared
+        expert (``ModelSpec.shared_expert_gate``) adds its gate's GEMV (hidden x 1: reads the activations) and the
+        sigmoid scaling of the shared expert's output: two small kernels more."""
         w, m = self.worker, self.worker.model
         inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
                  else 0 if moe_layer is None else m.intermediate_size / w.tp)
-        nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
-        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
+        gated = bool(moe_layer and m.shared_expert_gate and m.num_shared_experts)
+        nbytes = n * (m.hidden_size * 2 * (8 + 3 * gated) + inter * 2 * 3)
+        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 + 2 * gated)  # small kernels, 2 us launch each
 
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch

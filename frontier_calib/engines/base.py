@@ -13,6 +13,7 @@ the simulator.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -40,6 +41,24 @@ def overhead_seconds(key: str, value, *, where: str = "") -> float:
     return float(value)
 
 
+def engine_version(text) -> tuple[int, ...] | None:
+    """``'0.12.0'``, ``'v0.18.0'``, ``'1.1.0rc2.post2'`` -> (major, minor, patch); None when ``text`` names no
+    numbered release (``'glm5-hopper'``, empty, NaN)."""
+    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or "").strip())
+    return None if m is None else tuple(int(g or 0) for g in m.groups())
+
+
+def default_overlap(engine: str, version=None) -> bool:
+    """Whether ``engine`` at ``version`` overlaps CPU scheduling with the GPU step by default (and so plans step
+    n+1 while step n runs): the record's ``overlap``, off before its ``overlap_since`` version. An unknown or
+    unnumbered version gets the record's ``overlap``."""
+    rec = get_engine(engine)
+    v, since = engine_version(version), engine_version(rec.overlap_since)
+    if not rec.overlap or v is None or since is None:
+        return rec.overlap
+    return v >= since
+
+
 @dataclass(frozen=True, eq=False)   # records compare (and hash) by identity: one registered record per engine
 class EngineRecord:
     """One serving engine: its scheduler, its KV cache, its default engine time and its token-budget rule.
@@ -63,7 +82,10 @@ class EngineRecord:
     * ``capture_sizes(max_num_seqs)``: the captured CUDA-graph sizes, ascending (tokens when ``graph_mixed``,
       else decode batch sizes); ``graph_mixed``: mixed prefill/decode steps also replay graphs; ``graph_pad``:
       a batch between two sizes is padded up (False: only exact sizes replay a graph); ``overlap``: CPU
-      scheduling of step n+1 overlaps step n on the GPU; ``time_source``: where these defaults come from.
+      scheduling of step n+1 overlaps step n on the GPU; ``overlap_recurrent_state``: the overlap stays on for a
+      model whose layers keep a recurrent state per sequence (linear attention, Mamba: ``state_bytes_per_sequence``
+      of :mod:`frontier_calib.attention`; False where the engine turns its overlap off for them by default);
+      ``time_source``: where these defaults come from.
 
     Memory (``cost/memory.py``, deployment parsing):
 
@@ -75,6 +97,9 @@ class EngineRecord:
       sequence (TensorRT-LLM's one KV pool per window size, sized by window x layers); a number r: r x their
       bytes per token of the full-attention layers' tokens (SGLang's hybrid SWA pool, ``swa_full_tokens_ratio``
       0.8; vLLM 1.0: charged like full layers).
+
+    ``overlap_since``: the first engine version whose default is ``overlap`` (earlier versions schedule after
+    each step: :func:`default_overlap`); None: every version.
 
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
@@ -89,6 +114,7 @@ class EngineRecord:
     graph_mixed: bool
     graph_pad: bool
     overlap: bool
+    overlap_recurrent_state: bool = True
     time_source: str = ""
     step_budget_binds: bool = True
     max_running_field: str | None = None
@@ -100,6 +126,7 @@ class EngineRecord:
     window_kv_ratio: float | None = None
     aliases: tuple[str, ...] = ()
     public_tables: bool = False
+    overlap_since: str | None = None   #: first version whose default overlaps CPU scheduling (None: every version)
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):

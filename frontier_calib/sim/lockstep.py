@@ -60,7 +60,8 @@ class LockstepGroup:
         in progress at ``horizon``). None when no member has a step to run."""
         if self.busy or self.finishing:
             return None
-        ready = [rep for rep in self.members if rep.plan is None and (rep.sched.running or rep.sched.waiting)]
+        ready = [rep for rep in self.members
+                 if rep.plan is None and (rep.sched.running or rep.sched.waiting or rep.held)]
         # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
         owing = [rep for rep in ready if rep.owes_tokens()] if self.speculative else None
         plans = []
