@@ -166,8 +166,9 @@ class _Replay:
         if version != g.version or not g.busy:
             return
         g.busy, g.finishing = False, True
+        defer = g.defer
         for rep in g.members:
-            if rep.plan is not None:
+            if rep.plan is not None and not (defer and g.continues(rep)):
                 self._finish(rep, t)
         g.finishing = False
         self._kick_group(g, t)
@@ -260,6 +261,7 @@ class _Replay:
         group (see :meth:`~frontier_calib.sim.lockstep.LockstepGroup.sync`)."""
         g = rep.group
         if g is not None:
+            rep.dirty = True   # the caller is about to change it: it plans afresh at the next common step end
             if g.busy and g.sync(t):
                 self.events.push(g.end_s, (len(self.replicas) + g.index, g.version))
             return

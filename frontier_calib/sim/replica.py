@@ -107,6 +107,7 @@ class Replica:
         self.group = None       # the LockstepGroup this replica steps with (set by the replay), or None
         self.spec_steps = None if spec.speculative is None else SpeculativeSteps(spec.speculative, index)
         self._owed = 0          # speculative: sub-steps the verify step in progress still owes (no cost)
+        self.dirty = False      # lockstep member: something outside changed it since its plan (see sync)
 
     @property
     def busy(self) -> bool:
@@ -131,6 +132,7 @@ class Replica:
 
     def plan_step(self, now: float):
         """Schedule the next step at ``now`` without pricing it: its :class:`StepPlan`, or None when idle."""
+        self.dirty = False
         steps, plan = self.spec_steps, None
         if steps is not None:
             self._owed = steps.pending(self.sched.s, self.sched.decode.n)
@@ -223,7 +225,7 @@ class Replica:
         n = plan.n_steps
         if ends[n - 1] <= t:
             return False
-        k = bisect_left(ends, t, 0, n) + 1
+        k = bisect_left(ends, t, plan.part_start, n) + 1
         self.sched.alloc_decode_steps(plan, k)
         if k < n:
             plan.n_steps = k
@@ -236,7 +238,15 @@ class Replica:
         """Apply the step ending at ``now``; returns rows that finished."""
         plan = self.plan
         self.plan = None
-        self.busy_s += now - plan.start_s
+        if plan.marks is None:
+            self.busy_s += now - plan.start_s
+        else:   # a continued plan: one addition per continuation, as one plan each would have made
+            busy, start = self.busy_s, plan.start_s
+            for m in plan.marks:
+                end = plan.ends[m - 1]
+                busy += end - start
+                start = end
+            self.busy_s = busy + (now - start)
         if self.timeline is not None:
             self._record(plan, now)
         done = self.sched.complete_step(plan, now)

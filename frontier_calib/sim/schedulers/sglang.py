@@ -189,6 +189,9 @@ class SGLangScheduler(Scheduler):
             self.ratio = max(self.ratio - self.decay, self.min_ratio)
         return plan
 
+    def on_steady_repeat(self) -> None:
+        self.ratio = max(self.ratio - self.decay, self.min_ratio)   # as schedule() does for a decode step
+
     def on_decode_steps(self, k: int) -> None:
         if k > 1:   # the first step's decay happened when it was scheduled
             self.ratio = max(self.ratio - (k - 1) * self.decay, self.min_ratio)
