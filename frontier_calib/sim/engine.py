@@ -262,7 +262,7 @@ class _Replay:
         g = rep.group
         if g is not None:
             rep.dirty = True   # the caller is about to change it: it plans afresh at the next common step end
-            if g.busy and g.sync(t):
+            if g.busy and g.sync(t, rep):
                 self.events.push(g.end_s, (len(self.replicas) + g.index, g.version))
             return
         if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):

@@ -26,6 +26,7 @@ step end (the KV blocks of those steps are allocated later, but nothing else tou
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess", "speculative", "defer")
+                 "dt_guess", "speculative", "defer", "ends")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -53,6 +54,7 @@ class LockstepGroup:
         self.wait_s = 0.0        # rank-seconds spent waiting for the slowest rank (s)
         self.fast_forward = fast_forward
         self.dt_guess = 0.0      # last common decode step (s), to size stretches
+        self.ends: list = []     # end times (s) of the common step or stretch in progress
         self.speculative = any(rep.spec_steps is not None for rep in members)
         # ranks whose batch did not change keep their plan across common step ends (not with a timeline: it
         # records one event per plan)
@@ -114,6 +116,7 @@ class LockstepGroup:
             if any(plan.chunks for _, plan in plans):
                 durations = self._shared_ffn(plans, durations)
             end = t + max(durations)
+            self.ends = [end]
             for (rep, plan), d in zip(plans, durations):
                 self.wait_s += end - (t + d)
                 plan.ends = [end]
@@ -194,6 +197,7 @@ class LockstepGroup:
                 k_max = left
         ends = stretch_ends(t, k_max, horizon, self.dt_guess, lambda done, k: self._durations(plans, firsts, done, k))
         self.dt_guess = ends[-1] - (ends[-2] if len(ends) > 1 else t)
+        self.ends = ends
         defer = self.defer
         for rep, plan in plans:
             if plan.ends:
@@ -214,16 +218,30 @@ class LockstepGroup:
         self.steps += len(ends)
         return ends[-1]
 
-    def sync(self, t: float) -> bool:
+    def sync(self, t: float, rep=None) -> bool:
         """Cut a stretch in progress after the common step running at ``t`` (a rank got new work: it joins at the
-        next common step). Returns True when the end time changed."""
-        changed = False
-        for rep in self.members:
-            if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
-                changed = True
-        if changed:
-            self.version += 1
-        return changed
+        next common step). ``rep``: the member about to change; the KV blocks of its steps up to the one running
+        at ``t`` are allocated now (the other members' when their plans end: nothing touches their caches
+        before). Returns True when the end time changed."""
+        ends = self.ends
+        n = len(ends)
+        if n <= 1 or ends[n - 1] <= t:
+            return False
+        k = bisect_left(ends, t) + 1   # the common step in progress at t
+        if rep is not None and rep.plan is not None:
+            rep.sched.alloc_decode_steps(rep.plan, rep.plan.part_start + k)
+        if k == n:
+            return False
+        del ends[k:]
+        for m in self.members:
+            plan = m.plan
+            if plan is not None:
+                j = plan.part_start + k
+                del plan.ends[j:]
+                plan.n_steps = j
+                m.version += 1
+        self.version += 1
+        return True
 
     def stats(self) -> dict:
         return {"name": self.name, "ranks": len(self.members), "steps": self.steps, "wait_s": self.wait_s}
