@@ -167,7 +167,8 @@ class _Replay:
             return
         g.busy, g.finishing = False, True
         defer = g.defer
-        for rep in g.members:
+        for i, rep in enumerate(g.members):
+            g.cursor = i
             if rep.plan is not None and not (defer and g.continues(rep)):
                 self._finish(rep, t)
         g.finishing = False
@@ -262,6 +263,13 @@ class _Replay:
         g = rep.group
         if g is not None:
             rep.dirty = True   # the caller is about to change it: it plans afresh at the next common step end
+            if rep.plan is not None:
+                if g.finishing and g.members.index(rep) < g.cursor:
+                    # kept at this common step end, before the member now finishing: finish it as planned
+                    if rep.finish_step(t):
+                        raise RuntimeError(f"{rep.name}: a kept lockstep plan finished requests: engine bug")
+                elif rep.plan.marks:
+                    rep.settle()   # its state as if it had been re-planned at every common step end
             if g.busy and g.sync(t, rep):
                 self.events.push(g.end_s, (len(self.replicas) + g.index, g.version))
             return

@@ -41,7 +41,7 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess", "speculative", "defer", "ends")
+                 "dt_guess", "speculative", "defer", "ends", "kept", "cursor")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -55,6 +55,8 @@ class LockstepGroup:
         self.fast_forward = fast_forward
         self.dt_guess = 0.0      # last common decode step (s), to size stretches
         self.ends: list = []     # end times (s) of the common step or stretch in progress
+        self.kept = 0            # plans kept across a common step end (see continues)
+        self.cursor = 0          # the member being finished at a common step end (the replay loop sets it)
         self.speculative = any(rep.spec_steps is not None for rep in members)
         # ranks whose batch did not change keep their plan across common step ends (not with a timeline: it
         # records one event per plan)
@@ -201,6 +203,7 @@ class LockstepGroup:
         defer = self.defer
         for rep, plan in plans:
             if plan.ends:
+                self.kept += 1
                 if plan.marks is None:
                     plan.marks = [plan.n_steps]
                 else:
@@ -244,7 +247,8 @@ class LockstepGroup:
         return True
 
     def stats(self) -> dict:
-        return {"name": self.name, "ranks": len(self.members), "steps": self.steps, "wait_s": self.wait_s}
+        return {"name": self.name, "ranks": len(self.members), "steps": self.steps, "wait_s": self.wait_s,
+                "kept_plans": self.kept}
 
 
 def lockstep_groups(replicas: list, names: list, fast_forward: bool = True) -> list:

@@ -31,7 +31,7 @@ import numpy as np
 from .config import SchedulerConfig
 from .cost_protocol import IterationCost
 from .schedulers import make_scheduler
-from .schedulers.base import ROLES
+from .schedulers.base import ROLES, StepPlan
 from .speculative import SpeculativeSteps
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -253,6 +253,48 @@ class Replica:
         if self.check:
             self.sched.check()
         return done
+
+    def settle(self) -> None:
+        """A lockstep plan kept across common step ends (``plan.marks``): apply its steps before the latest
+        continuation, as finishing and re-planning the rank at each common step end would have, so that its
+        scheduler state is what it would be now (someone outside is about to read or change it). The latest
+        continuation stays the plan in progress, as if the policy had just scheduled it."""
+        plan = self.plan
+        m = plan.marks[-1]
+        sched = self.sched
+        head = StepPlan(plan.start_s)
+        head.num_decode, head.decode_kv_sum, head.steady = plan.num_decode, plan.decode_kv_sum, True
+        head.ends = plan.ends[:m]
+        head.n_steps = m
+        head.alloc_steps = plan.alloc_steps
+        head.marks = plan.marks[:-1] or None
+        self.plan = head
+        end = head.ends[-1]
+        done = self.finish_step(end) if plan.alloc_steps <= m else self._finish_unchecked(end)
+        if done:
+            raise RuntimeError(f"{self.name}: a kept lockstep plan finished requests: engine bug")
+        sched.on_steady_repeat()              # the policy scheduled the same batch again at ``end``
+        plan.start_s = end
+        del plan.ends[:m]
+        plan.n_steps -= m
+        plan.limit -= m
+        plan.decode_kv_sum += plan.num_decode * m
+        plan.marks = None
+        plan.alloc_steps -= m
+        if plan.alloc_steps < 1:              # its first step's KV blocks, as the policy allocates when scheduling
+            nb = sched.decode.step_blocks(sched.s)
+            if nb:
+                sched.cache.take(nb)
+            plan.alloc_steps = 1
+        self.plan = plan
+
+    def _finish_unchecked(self, now: float) -> list:
+        """:meth:`finish_step` without the debug check (the plan in progress may hold blocks allocated ahead)."""
+        check, self.check = self.check, False
+        try:
+            return self.finish_step(now)
+        finally:
+            self.check = check
 
     def _record(self, plan, end: float) -> None:
         if plan.chunks:
