@@ -18,7 +18,8 @@ def _rows_one_by_one(cost, ns, kv1s, k):
     return np.array([cost.decode_times(n, kv1 + n * np.arange(k, dtype=np.int64)) for n, kv1 in zip(ns, kv1s)])
 
 
-@pytest.mark.parametrize("engine", ["vllm", "trtllm"])   # trtllm graphs exact sizes only: graphed and eager rows
+@pytest.mark.parametrize("engine", ["vllm", "trtllm", "sglang"])   # trtllm graphs exact sizes only: graphed and
+# eager rows; sglang overlaps CPU and GPU work
 def test_rows_equal_decode_times_bit_for_bit(cost, worker, engine):
     model = IterationCostModel(replace(worker, engine=engine), None, max_tokens=cost.max_tokens,
                                max_seqs=cost.max_seqs, max_model_len=cost.max_model_len, tables=cost.tables)
