@@ -16,7 +16,6 @@ everything (``--all``); removed entries are simply rebuilt when next needed.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -103,14 +102,6 @@ def remove_entry(e: CacheEntry) -> None:
         e.path.unlink(missing_ok=True)
 
 
-def touch(path: Path) -> None:
-    """Mark a cache entry (file or folder) as used now (best effort: a read-only cache is not an error)."""
-    try:
-        os.utime(path)
-    except OSError:
-        pass
-
-
 def _fmt_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
@@ -132,7 +123,7 @@ def cache():
 @cache.command("info")
 def info_cmd():
     """Where the cache is, and per kind: entries, size, oldest and newest last use."""
-    from .opmodel.registry import cache_dir
+    from .cache_folder import cache_dir
 
     root = cache_dir()
     click.echo(f"cache: {root}" + ("" if root.exists() else " (empty: nothing cached yet)"))
@@ -165,7 +156,7 @@ def info_cmd():
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 def prune_cmd(older_than, stale, everything, dry_run):
     """Remove unused cache entries (they are rebuilt when next needed)."""
-    from .opmodel.registry import cache_dir
+    from .cache_folder import cache_dir
 
     if older_than is None and not stale and not everything:
         raise InputError("nothing selected", fix="give --older-than DAYS, --stale or --all")

@@ -50,6 +50,23 @@ def read_input_text(path: str | os.PathLike) -> str:
     return text
 
 
+def read_yaml_mapping(path: str | os.PathLike, *, what: str) -> dict:
+    """The mapping a YAML input file holds (a deployment, a sweep, a trace spec: ``what`` names it in errors).
+    One-line InputError naming the file when it is missing, empty, not YAML, or not a mapping."""
+    import yaml   # lazily: the CLI's start-up does not pay for it
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found", path=str(path))
+    try:
+        raw = yaml.safe_load(read_input_text(path))
+    except yaml.YAMLError as exc:
+        raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
+    if not isinstance(raw, dict):
+        raise InputError(f"expected a YAML mapping of {what} fields", path=str(path))
+    return raw
+
+
 def write_json(obj: Any, dest: str | os.PathLike, *, indent: int = 2) -> Path:
     """Write ``obj`` as JSON atomically (NaN written as null)."""
     with atomic_path(dest) as tmp:

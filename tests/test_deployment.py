@@ -240,7 +240,7 @@ def test_file_level_problems(tmp_path):
     with pytest.raises(InputError, match="not valid YAML"):
         load_deployment(bad)
     bad.write_text("- just\n- a list\n")
-    with pytest.raises(InputError, match="expected a mapping"):
+    with pytest.raises(InputError, match="expected a YAML mapping"):
         load_deployment(bad)
 
 

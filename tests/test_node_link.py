@@ -65,11 +65,23 @@ def test_link_replaces_the_profiled_allreduce(tp2_costs):
     n = np.array([1, 16, 64])
     want = ring_allreduce_ms(n * w.model.hidden_size * 2, 2, PCIE.bandwidth, PCIE.latency_s)
     assert np.array_equal(linked._tp_allreduce_ms(n), want)
-    # two all-reduces per layer: the token-proportional time grows by exactly their difference
-    extra = 2 * w.model.num_layers * (want - profiled._tp_allreduce_ms(n))
+    # two all-reduces per layer and the input embedding's one: the token-proportional time grows by their difference
+    extra = (2 * w.model.num_layers + 1) * (want - profiled._tp_allreduce_ms(n))
     assert np.all(extra > 0)
     got = np.array([linked.token_ms(int(x)) - profiled.token_ms(int(x)) for x in n])
-    assert got == pytest.approx(extra, rel=0.05)
+    assert got == pytest.approx(extra, rel=0.002)
+
+
+def test_tp_lm_head_gathers_the_logits(tp2_costs):
+    """A vocab-parallel LM head all-gathers n x vocab x 2 bytes of logits over the TP group before sampling."""
+    w, profiled, linked = tp2_costs
+    for n in (1, 4, 64):
+        gemm = float(linked._gemm_ms(w.model.lm_head_gemm(2), np.array([n]), "bf16")[0])
+        # by hand for n = 64, Llama-2 (vocab 32,000): 4.096 MB, half of it over 16 GB/s (128 us) + 20 us
+        gather = float(ring_allgather_ms(n * w.model.vocab_size * 2, 2, PCIE.bandwidth, PCIE.latency_s))
+        assert linked.lm_head_ms(n) == pytest.approx(gemm + gather, rel=1e-9)
+        assert profiled.lm_head_ms(n) > gemm   # NVLink: the profiled NCCL all-gather, smaller but not zero
+    assert float(ring_allgather_ms(64 * 32000 * 2, 2, PCIE.bandwidth, PCIE.latency_s)) == pytest.approx(0.148)
 
 
 def _folder(tmp_path, tp=2, cluster=None, other=None):

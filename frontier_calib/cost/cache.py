@@ -16,10 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cache import touch
+from ..cache_folder import touch
 from ..io import atomic_path
 from .. import attention
-from ..opmodel.registry import cache_dir, cached_model_set, code_fingerprint, family_cache_dir, family_files
+from ..cache_folder import cache_dir
+from ..opmodel.registry import cached_model_set, code_fingerprint, family_cache_dir, family_files
 from ..profiles import store
 from .iteration import IterationCostModel
 from .worker import WorkerSpec
@@ -27,7 +28,7 @@ from .worker import WorkerSpec
 #: every family a cost model may read: GEMMs, the registered attention kinds' families, MoE and communication
 COST_FAMILIES = ("gemm", *dict.fromkeys(f for k in attention.KINDS.values() for f in k.families), "moe",
                  "collective", "moe_a2a")
-TABLES_VERSION = "2"  # bump when iteration.py changes what the tables hold
+TABLES_VERSION = "4"  # bump when iteration.py changes what the tables hold
 
 
 def needed_families(worker: WorkerSpec) -> list[str]:

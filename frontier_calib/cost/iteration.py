@@ -173,7 +173,7 @@ class IterationCostModel:
         # every table is made non-decreasing in each of its axes (see _monotone)
         t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
              "ffn_ms": np.concatenate([[0.0], _monotone(self._last_ffn_ms, 0)]),
-             "lm_head_ms": np.concatenate([[0.0], _monotone(self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16"), 0)])}
+             "lm_head_ms": np.concatenate([[0.0], _monotone(self._lm_head_ms_of(n), 0)])}
         self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
         t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
         self._q_grid = t["q_grid"] = _log_grid(1, self.max_tokens, q_grid_points)
@@ -392,9 +392,41 @@ class IterationCostModel:
         if n <= self.max_tokens:
             return float(self._lm_head_ms[n])
         if self.models is not None:
-            ms = float(self._gemm_ms(self.worker.model.lm_head_gemm(self.worker.tp), np.array([n]), "bf16")[0])
-            return max(ms, float(self._lm_head_ms[-1]))
+            return max(float(self._lm_head_ms_of(np.array([n]))[0]), float(self._lm_head_ms[-1]))
         return float(self._lm_head_ms[-1] * n / self.max_tokens)
+
+    def _lm_head_ms_of(self, n: np.ndarray) -> np.ndarray:
+        """Milliseconds of the vocab projection for ``n`` sampling sequences on one GPU and, with ``tp`` > 1, of
+        the all-gather of their logits (``n`` x vocab x 2 bytes) over the ``tp`` group: the head is
+        vocab-parallel and every engine gathers the full logits before sampling (vLLM
+        ``LogitsProcessor._gather_logits``, all-gather in the V1 engine; SGLang's ``LogitsProcessor``;
+        TensorRT-LLM's LM head with ``gather_output``)."""
+        w, m = self.worker, self.worker.model
+        n = np.asarray(n)
+        ms = self._gemm_ms(m.lm_head_gemm(w.tp), n, "bf16")
+        if w.tp > 1:
+            ms = ms + self._tp_allgather_ms(n.astype(float) * m.vocab_size * 2)
+        return ms
+
+    def _tp_allgather_ms(self, nbytes: np.ndarray) -> np.ndarray:
+        """Milliseconds of an all-gather of a buffer of ``nbytes`` bytes (the whole gathered buffer) over the
+        ``tp`` GPUs: the ring over the deployment's ``cluster.link`` when it names one; else the profiled NCCL
+        all-gather inside one node; else half the all-reduce of the same buffer (an all-reduce is a
+        reduce-scatter followed by an all-gather)."""
+        w = self.worker
+        nbytes = np.asarray(nbytes, dtype=float)
+        inside = w.tp <= self.gpus_per_node
+        if w.node_link is not None and inside:
+            return ring_allgather_ms(nbytes, w.tp, w.node_link.bandwidth, w.node_link.latency_s)
+        if inside and self.models.has("collective") and "all_gather" in self._collective_categories("op"):
+            return self.models.predict("collective", pd.DataFrame({
+                "op": "all_gather", "implementation": "nccl", "dtype": "bf16", "num_gpus": w.tp,
+                "message_bytes": nbytes}))
+        if not inside and w.tp % self.gpus_per_node == 0:
+            return 0.5 * self._cross_node_allreduce_ms(nbytes, tp_nodes(w.tp, self.gpus_per_node))
+        return 0.5 * self.models.predict("collective", pd.DataFrame({
+            "op": "all_reduce", "implementation": "nccl", "dtype": "bf16", "num_gpus": w.tp,
+            "message_bytes": nbytes}))
 
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
         """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
@@ -465,6 +497,9 @@ class IterationCostModel:
             per_layer += self._elementwise_ms(n, moe_layer)
             total += layers * per_layer
             ffn_total += layers * ffn
+        # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
+        # activations (vLLM/SGLang VocabParallelEmbedding, TensorRT-LLM's Embedding with tensor parallelism)
+        total += self._tp_allreduce_ms(n)
         if w.pp > 1:
             act = n * m.hidden_size * 2
             total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3

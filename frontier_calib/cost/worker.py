@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..engines import get_engine
+from ..engines import get_engine, overhead_seconds
 from ..engines.vllm import VLLM_OVERHEADS as _VLLM
 from ..errors import FrontierError
 from ..model_spec import ModelSpec
@@ -56,9 +56,7 @@ class Overheads:
         if unknown:
             raise FrontierError(f"unknown overhead field(s) {sorted(unknown)}; known: {sorted(base)}")
         for k, v in overrides.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise FrontierError(f"overhead {k} must be a number of seconds >= 0, got {v!r}")
-            base[k] = float(v)
+            base[k] = overhead_seconds(k, v)
         return cls(**base)
 
 

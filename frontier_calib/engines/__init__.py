@@ -6,8 +6,8 @@ names); add one with :func:`register_engine`. See ``docs/extending.md``.
 """
 
 from .base import (CACHE_KINDS, DEFAULT_ENGINE, ENGINES, OVERHEAD_FIELDS, EngineRecord, engine_names, get_engine,
-                   register_engine, token_budget)
+                   overhead_seconds, register_engine, token_budget)
 from . import vllm, sglang, trtllm  # noqa: F401,E402  (register the built-in engines, in this order)
 
 __all__ = ["CACHE_KINDS", "DEFAULT_ENGINE", "ENGINES", "OVERHEAD_FIELDS", "EngineRecord", "engine_names", "get_engine",
-           "register_engine", "token_budget"]
+           "overhead_seconds", "register_engine", "token_budget"]

@@ -32,6 +32,14 @@ OVERHEAD_FIELDS = ("step_s", "per_seq_s", "per_token_s", "prefill_step_s", "laun
                    "frontend_s", "frontend_per_token_s")
 
 
+def overhead_seconds(key: str, value, *, where: str = "") -> float:
+    """``value`` as the seconds of overhead field ``key``; FrontierError (prefixed by ``where``) unless it is a
+    number >= 0. The one check for engine records, deployments' ``overheads:`` and calibration files."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise FrontierError(f"{where}overhead {key} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
 @dataclass(frozen=True, eq=False)   # records compare (and hash) by identity: one registered record per engine
 class EngineRecord:
     """One serving engine: its scheduler, its KV cache, its default engine time and its token-budget rule.
@@ -100,8 +108,7 @@ class EngineRecord:
             raise FrontierError(f"engine {self.name}: overheads must give exactly {list(OVERHEAD_FIELDS)} "
                                 f"(missing {missing}, unknown {extra})")
         for k, v in self.overheads.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise FrontierError(f"engine {self.name}: overhead {k} must be a number of seconds >= 0, got {v!r}")
+            overhead_seconds(k, v, where=f"engine {self.name}: ")
         if not callable(self.capture_sizes):
             raise FrontierError(f"engine {self.name}: capture_sizes must be a function of max_num_seqs")
         if not (isinstance(self.scheduler, type) or (isinstance(self.scheduler, str) and ":" in self.scheduler)):

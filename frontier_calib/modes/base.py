@@ -76,19 +76,10 @@ def deployment_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | 
 
 def load_deployment(path: str | Path):
     """Read and validate a deployment YAML file."""
-    import yaml
-
-    from ..io import read_input_text
+    from ..io import read_yaml_mapping
 
     path = Path(path)
-    if not path.exists():
-        raise InputError("deployment file not found", path=str(path))
-    try:
-        raw = yaml.safe_load(read_input_text(path))
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
-    if not isinstance(raw, dict):
-        raise InputError("expected a mapping of deployment fields", path=str(path))
+    raw = read_yaml_mapping(path, what="deployment")
     return deployment_from_dict(raw, source=str(path), base_dir=path.parent)
 
 

@@ -11,8 +11,9 @@ from ..io import check_output_dir, check_output_file, write_json
 from ..names import gpu_id
 from ..options import KnownName
 from ..profiles.schema import FAMILIES
-from ..profiles.store import check_coverage
-from .registry import cache_dir, fit_all, save_to_cache
+from ..profiles.first_use import check_coverage
+from ..cache_folder import cache_dir
+from .registry import fit_all, save_to_cache
 
 
 @click.command()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..cache import touch
+from ..cache_folder import cache_dir, touch
 from ..errors import CoverageError, FrontierError
 from ..io import write_json
 from ..profiles import store
@@ -33,15 +32,6 @@ from ..profiles.schema import family as get_family
 from .dataset import frame_checksum, training_rows
 from .evaluate import evaluate_group
 from .model import OperatorModel
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("FRONTIER_CALIB_CACHE")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("frontier-calib"))
 
 
 def _model_name(family: str, group: str) -> str:

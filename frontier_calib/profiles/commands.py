@@ -8,11 +8,11 @@ import click
 import pandas as pd
 
 from ..hardware import GPUS
-from ..io import check_output_dir, write_table, write_text
+from ..io import check_output_dir
 from ..names import gpu_id
 from ..options import KnownName
 from . import store
-from .first_use import DEFAULT_DTYPES, ensure_tables, importable_gpus, write_imported
+from .first_use import DEFAULT_DTYPES, check_coverage, importable_gpus, write_imported
 from .importers import aiconfigurator as aic
 from .schema import FAMILIES, family as get_family
 
@@ -59,7 +59,7 @@ def list_cmd(root):
 def show_cmd(gpu, engine, family_name, root):
     """Shape ranges, kernels and dtypes of the tables for one GPU/engine."""
     gpu = gpu_id(gpu)  # aliases (H100) -> the id the tables are filed under
-    store.check_coverage(gpu, engine, root)   # imports a first-use GPU when root is None
+    check_coverage(gpu, engine, root)   # imports a first-use GPU when root is None
     fams = [family_name] if family_name else list(FAMILIES)
     shown = 0
     for fam_name in fams:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import CoverageError, FrontierError
 from ..io import write_table, write_text
+from ..names import unknown
 from . import store
 from .importers import aiconfigurator as aic
 from .manifest import entry_for, update_manifest
@@ -114,3 +115,19 @@ def ensure_tables(gpu: str, engine: str, *, source=None, progress: bool = True) 
         if progress:
             print(f"imported {len(entries)} tables of {gpu}/{engine} into {out}", file=sys.stderr)
     return [out / e["path"] for e in entries]
+
+
+def check_coverage(gpu: str, engine: str, root: str | Path | None = None) -> None:
+    """FrontierError, listing what there is, unless the tables for ``gpu`` (an id) and ``engine`` are under
+    ``root`` (None: the bundle and the user data folder, after importing an importable GPU on first use)."""
+    if root is None:
+        ensure_tables(gpu, engine)
+    avail = store.available(root)
+    where = store.describe_roots(root)
+    gpu = store.table_gpu(gpu, root)
+    gpus = sorted(set(avail["gpu"]))
+    if gpu not in gpus:
+        raise unknown("GPU", gpu, gpus, f" in the profile tables under {where}")
+    engines = sorted(set(avail.loc[avail["gpu"] == gpu, "engine"]) - {store.ENGINE_INDEPENDENT})
+    if engine not in engines:
+        raise unknown("engine", engine, engines, f" for {gpu} in the profile tables under {where}")

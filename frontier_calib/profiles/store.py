@@ -152,26 +152,6 @@ def available(root: str | Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["gpu", "engine", "family", "path", "root"])
 
 
-def check_coverage(gpu: str, engine: str, root: str | Path | None = None) -> None:
-    """FrontierError, listing what there is, unless the tables for ``gpu`` (an id) and ``engine`` are under
-    ``root`` (None: the bundle and the user data folder, after importing an importable GPU on first use)."""
-    from ..names import unknown
-
-    if root is None:
-        from .first_use import ensure_tables
-
-        ensure_tables(gpu, engine)
-    avail = available(root)
-    where = describe_roots(root)
-    gpu = table_gpu(gpu, root)
-    gpus = sorted(set(avail["gpu"]))
-    if gpu not in gpus:
-        raise unknown("GPU", gpu, gpus, f" in the profile tables under {where}")
-    engines = sorted(set(avail.loc[avail["gpu"] == gpu, "engine"]) - {ENGINE_INDEPENDENT})
-    if engine not in engines:
-        raise unknown("engine", engine, engines, f" for {gpu} in the profile tables under {where}")
-
-
 #: (path, mtime ns, size) -> sha256: cache keys hash the profile tables on every replay setup
 _SHA256: dict = {}
 

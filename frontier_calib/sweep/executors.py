@@ -171,7 +171,7 @@ class _RayWorker:
 def install_model_files(files: dict) -> int:
     """Write shipped model files into this machine's model cache where missing; returns how many were written."""
     from ..io import atomic_path
-    from ..opmodel.registry import cache_dir
+    from ..cache_folder import cache_dir
 
     root = cache_dir()
     written = 0

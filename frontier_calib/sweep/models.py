@@ -46,7 +46,8 @@ def prepare_models(deployments: list[dict], base_dir: Path | None, *, progress: 
     """Fit (once) the operator models of every deployment that parses; with ``collect``, return their cached
     files as {relative path: bytes}."""
     from ..cost.cache import needed_families, needed_groups
-    from ..opmodel.registry import cache_dir, cached_model_set, family_cache_dir
+    from ..cache_folder import cache_dir
+    from ..opmodel.registry import cached_model_set, family_cache_dir
 
     need: dict[tuple, tuple[set, dict]] = {}
     for _, dep in parse_distinct(deployments, base_dir):

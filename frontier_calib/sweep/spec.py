@@ -35,10 +35,9 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..errors import InputError
-from ..io import read_input_text
+from ..io import read_yaml_mapping
 
 TOP_KEYS = {"name", "description", "base", "set", "axes", "zip", "trace", "traces", "arrivals", "rates", "slo",
             "slos", "seed", "rate_search"}
@@ -209,12 +208,7 @@ def set_path(target: dict, path: str, value: Any, src: str, field_name: str) -> 
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read and validate a sweep YAML file."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("sweep file not found", path=str(path))
-    try:
-        raw = yaml.safe_load(read_input_text(path))
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
+    raw = read_yaml_mapping(path, what="sweep")
     return sweep_from_dict(raw, source=str(path), base_dir=path.parent)
 
 
@@ -270,13 +264,7 @@ def _base(raw: dict, src: str, base_dir: Path) -> tuple[dict, Path]:
     dep_path = base_dir / value
     if not dep_path.is_file():
         raise InputError(f"deployment file not found: {dep_path}", path=src, field="base")
-    try:
-        dep = yaml.safe_load(read_input_text(dep_path))
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML ({exc})", path=str(dep_path)) from None
-    if not isinstance(dep, dict):
-        raise InputError("expected a mapping of deployment fields", path=str(dep_path))
-    return dep, dep_path.parent
+    return read_yaml_mapping(dep_path, what="deployment"), dep_path.parent
 
 
 def _check_path(p: Any, src: str, field_name: str) -> None:

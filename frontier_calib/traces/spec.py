@@ -27,10 +27,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..errors import FrontierError, InputError
-from ..io import read_input_text
+from ..io import read_yaml_mapping
 from .arrivals import ArrivalProcess, constant, gamma, poisson
 from .generators import closed_loop, shared_prefix_trace, synthetic_trace
 from .lengths import LengthDistribution, empirical, fixed, lognormal, uniform
@@ -47,15 +46,7 @@ SHARED_PREFIX_KEYS = ("kind", *inspect.signature(shared_prefix_trace).parameters
 
 def load_spec(path: str | Path) -> dict:
     """Read a YAML spec file (a mapping)."""
-    try:
-        spec = yaml.safe_load(read_input_text(path))
-    except FileNotFoundError:
-        raise InputError("file not found", path=str(path)) from None
-    except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML ({exc})", path=str(path)) from exc
-    if not isinstance(spec, dict):
-        raise InputError("a trace spec must be a YAML mapping", path=str(path))
-    return spec
+    return read_yaml_mapping(path, what="trace spec")
 
 
 def trace_from_spec(spec: Mapping[str, Any], *, spec_path: str | Path | None = None) -> Trace:
