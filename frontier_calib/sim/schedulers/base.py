@@ -395,6 +395,16 @@ class Scheduler:
     def on_decode_steps(self, k: int) -> None:
         """Hook: ``k`` decode steps just completed."""
 
+    def on_continued_steps(self, marks: list, k: int) -> None:
+        """``k`` decode steps of a continued plan completed (``StepPlan.marks``): the hooks of one plan per
+        continuation, in the same order."""
+        prev = 0
+        for m in marks:
+            self.on_decode_steps(m - prev)
+            self.on_steady_repeat()
+            prev = m
+        self.on_decode_steps(k - prev)
+
     def on_steady_repeat(self) -> None:
         """Hook: the policy scheduled its steady decode batch again (a continued plan, see ``StepPlan.marks``):
         the side effects :meth:`schedule` has when it schedules an unchanged decode batch, no KV allocation."""
@@ -413,16 +423,10 @@ class Scheduler:
             else:
                 self._dlog.extend(plan.ends[:k])
             self.s += k
-            marks = plan.marks
-            if marks is None:
+            if plan.marks is None:
                 self.on_decode_steps(k)
-            else:   # the same hooks, in the same order, as one plan per continuation
-                prev = 0
-                for m in marks:
-                    self.on_decode_steps(m - prev)
-                    self.on_steady_repeat()
-                    prev = m
-                self.on_decode_steps(k - prev)
+            else:
+                self.on_continued_steps(plan.marks, k)
             if self.decode.next_finish() <= self.s:
                 for r in self.decode.finishing(self.s):
                     self.leave_decode(r)
