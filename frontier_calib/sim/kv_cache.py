@@ -400,8 +400,8 @@ class KVCacheManager:
                 if e.cached == 0:
                     self._forget(e)
 
-    def _forget(self, e: Entry) -> None:
-        """Drop an entry that holds no blocks any more."""
+    def _forget(self, e: Entry, notify: bool = True) -> None:
+        """Drop an entry that holds no blocks any more (``notify``: tell :meth:`_child_gone` about its parent)."""
         if e.kind == UNIT:
             if self.units.get(e.key) is e:
                 del self.units[e.key]
@@ -410,7 +410,8 @@ class KVCacheManager:
                 del self.runs[e.key]
         if e.parent is not None:
             e.parent.children -= 1
-            self._child_gone(e.parent)
+            if notify:
+                self._child_gone(e.parent)
             e.parent = None
 
     def _child_gone(self, parent: Entry) -> None:

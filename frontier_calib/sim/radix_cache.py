@@ -59,13 +59,24 @@ class RadixCache(KVCacheManager):
             stamp, _, e = pop(heap)
             if e.children or e.stamp != stamp or e not in free_set:
                 continue   # stale: re-used, grew children, or already gone
-            take = e.cached - e.pin
-            e.cached = e.pin
-            evicted += take
-            n -= take
-            free_set.discard(e)
-            if e.cached == 0:
+            while True:
+                take = e.cached - e.pin
+                e.cached = e.pin
+                evicted += take
+                n -= take
+                free_set.discard(e)
+                if e.cached:
+                    break
+                parent = e.parent
+                if (n > 0 and parent is not None and parent.children == 1 and parent.stamp == e.stamp + 1
+                        and parent in free_set):
+                    # The parent was freed right after it (one request's units, freed deepest first): once
+                    # this leaf is gone it is the least recently freed leaf, the next the heap would give.
+                    forget(e, False)
+                    e = parent
+                    continue
                 forget(e)   # a parent left without children becomes a candidate leaf
+                break
         self.evictable -= evicted
         self.evicted_blocks += evicted
         if n < 0:   # the last leaf was larger than needed
