@@ -162,6 +162,7 @@ class IterationCostModel:
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
         self._stretch_steps = np.arange(256, dtype=float)   # decode_stretches: step indices 0, 1, ... (float)
+        self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap)
@@ -281,7 +282,8 @@ class IterationCostModel:
             return None
         slopes, fp, xp = flat
         terms = self._decode_terms
-        base, graphed = [], []
+        overlap = self.engine_time.overlap
+        base, graphed, floors = [], [], []
         for n in ns:
             t = terms.get(n)
             if t is None:
@@ -289,9 +291,17 @@ class IterationCostModel:
                 t = terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), g)
             base.append(t[0])
             graphed.append(t[1])
+            if overlap:
+                f = self._decode_floor.get(n)
+                if f is None:   # with overlap a step lasts max(its kernel time, this): step_seconds' maximum,
+                    # the terms that do not depend on the kernel time taken first (a step with none)
+                    f = self._decode_floor[n] = step_seconds(
+                        0.0, graphed=t[1], kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
+                        overheads=self.overheads, overlap=True)
+                floors.append(f)
         # Batch sizes and KV sums as float64 (exact: integers far below 2**53), so that every operation below is a
         # float64 one: the same values as decode_times' integer arithmetic and casts, with fewer array calls.
-        rows = np.array([ns, first_kv_sums, base], dtype=float)
+        rows = np.array([ns, first_kv_sums, base, floors] if overlap else [ns, first_kv_sums, base], dtype=float)
         col = rows[0][:, None]
         ar = self._stretch_steps
         if len(ar) < k:
@@ -311,8 +321,10 @@ class IterationCostModel:
         np.exp2(x, out=x)
         x += rows[2][:, None]
         x /= 1e3
-        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads,
-                  overlap=self.engine_time.overlap)
+        if overlap:   # kernel times are > 0: the same maximum as step_seconds takes element by element
+            np.maximum(x, rows[3][:, None], out=x)
+            return x
+        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads, overlap=False)
         if all(graphed) or not any(graphed):
             return step_seconds(x, graphed=graphed[0], sequences=col, tokens=col, **kw)
         out = np.empty_like(x)
