@@ -64,7 +64,9 @@ def deployments(draw):
         n_prefill = draw(st.integers(1, n_rep - 1))
         roles = ["prefill"] * n_prefill + ["decode"] * (n_rep - n_prefill)
     lockstep = draw(st.booleans())   # the replicas of each role as attention-DP ranks of one worker
-    return [ReplicaSpec(cfg, LinearCost(), role=role, lockstep=role if lockstep else None) for role in roles], router
+    ahead = draw(st.booleans())      # the engine plans step n+1 while step n runs (async / overlap scheduling)
+    return [ReplicaSpec(cfg, LinearCost(), role=role, lockstep=role if lockstep else None, schedules_ahead=ahead)
+            for role in roles], router
 
 
 def _run(trace, specs, router, **kw):
@@ -143,9 +145,11 @@ def test_many_replica_closed_loop_matches_step_by_step():
     trace = make_trace(np.zeros(n), rng.integers(20, 300, n), rng.integers(5, 120, n), concurrency=40)
     cfg = SchedulerConfig(policy="trtllm", block_size=16, max_num_seqs=16, max_model_len=512,
                           max_num_batched_tokens=512, num_kv_blocks=200)
-    for router, lockstep in (("round_robin", None), ("least_outstanding", None), ("prefix_affinity", None),
-                             ("round_robin", "w0"), ("prefix_affinity", "w0")):
-        specs = [ReplicaSpec(cfg, LinearCost(), lockstep=lockstep) for _ in range(8)]
+    for router, lockstep, ahead in (("round_robin", None, False), ("least_outstanding", None, False),
+                                    ("prefix_affinity", None, False), ("round_robin", "w0", False),
+                                    ("prefix_affinity", "w0", False), ("least_outstanding", None, True),
+                                    ("round_robin", "w0", True)):
+        specs = [ReplicaSpec(cfg, LinearCost(), lockstep=lockstep, schedules_ahead=ahead) for _ in range(8)]
         _, a = _run(trace, specs, router, fast_forward=True)
         _, b = _run(trace, specs, router, fast_forward=False)
         pd.testing.assert_series_equal(a.requests["replica"], b.requests["replica"])

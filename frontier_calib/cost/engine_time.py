@@ -25,6 +25,11 @@ without it the CPU work and the GPU work follow each other::
 
     step = max(cpu + max(gpu, launch), out)
 
+Overlap has a second effect, on admission rather than on step time: the batch of step n+1 is fixed when step n
+starts, so a request that reaches the scheduler during step n first runs in step n+2 (the replay:
+``ReplicaSpec.schedules_ahead``, from :attr:`IterationCostModel.schedules_ahead`). Which versions overlap by
+default: the engine record's ``overlap_since`` (:func:`frontier_calib.engines.default_overlap`).
+
 The per-engine facts (CUDA-graph capture sizes, whether mixed steps replay graphs, padding, overlap, and the
 sources they are read from) live in each engine's record: ``frontier_calib/engines/vllm.py``, ``sglang.py``,
 ``trtllm.py`` (:class:`~frontier_calib.engines.EngineRecord`).

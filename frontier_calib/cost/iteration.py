@@ -353,6 +353,11 @@ class IterationCostModel:
         kv = np.asarray(decode_kv_sums, dtype=float)
         return self._token_lookup(n), self._lm_head_lookup(n), self._decode_attention_ms(n, kv)
 
+    @property
+    def schedules_ahead(self) -> bool:
+        """The engine plans step n+1 while step n runs (its CPU/GPU overlap; :mod:`frontier_calib.sim.replica`)."""
+        return self.engine_time.overlap
+
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'
         sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""

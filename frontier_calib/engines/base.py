@@ -13,6 +13,7 @@ the simulator.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -38,6 +39,24 @@ def overhead_seconds(key: str, value, *, where: str = "") -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
         raise FrontierError(f"{where}overhead {key} must be a number of seconds >= 0, got {value!r}")
     return float(value)
+
+
+def engine_version(text) -> tuple[int, ...] | None:
+    """``'0.12.0'``, ``'v0.18.0'``, ``'1.1.0rc2.post2'`` -> (major, minor, patch); None when ``text`` names no
+    numbered release (``'glm5-hopper'``, empty, NaN)."""
+    m = re.match(r"^v?(\d+)\.(\d+)(?:\.(\d+))?", str(text or "").strip())
+    return None if m is None else tuple(int(g or 0) for g in m.groups())
+
+
+def default_overlap(engine: str, version=None) -> bool:
+    """Whether ``engine`` at ``version`` overlaps CPU scheduling with the GPU step by default (and so plans step
+    n+1 while step n runs): the record's ``overlap``, off before its ``overlap_since`` version. An unknown or
+    unnumbered version gets the record's ``overlap``."""
+    rec = get_engine(engine)
+    v, since = engine_version(version), engine_version(rec.overlap_since)
+    if not rec.overlap or v is None or since is None:
+        return rec.overlap
+    return v >= since
 
 
 @dataclass(frozen=True, eq=False)   # records compare (and hash) by identity: one registered record per engine
@@ -72,6 +91,9 @@ class EngineRecord:
     * ``kv_must_hold_max_model_len``: the engine refuses to start when one ``max_model_len`` request does not
       fit in the KV cache (vLLM).
 
+    ``overlap_since``: the first engine version whose default is ``overlap`` (earlier versions schedule after
+    each step: :func:`default_overlap`); None: every version.
+
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
     """
@@ -95,6 +117,7 @@ class EngineRecord:
     kv_must_hold_max_model_len: bool = False
     aliases: tuple[str, ...] = ()
     public_tables: bool = False
+    overlap_since: str | None = None   #: first version whose default overlaps CPU scheduling (None: every version)
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):

@@ -45,6 +45,7 @@ SGLANG = register_engine(EngineRecord(
     graph_mixed=False,
     graph_pad=True,
     overlap=True,
+    overlap_since="0.4.0",   # overlap scheduler on by default (sgl-project/sglang PR #2105, Nov 2024)
     time_source="SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on",
     step_budget_binds=False,
     budget_fields=("chunked_prefill_size", "max_prefill_tokens"),

@@ -40,6 +40,7 @@ VLLM = register_engine(EngineRecord(
     graph_mixed=True,
     graph_pad=True,
     overlap=True,
+    overlap_since="0.14.0",
     time_source="vLLM V1 compilation config (FULL_AND_PIECEWISE), async scheduling default since v0.14",
     kv_must_hold_max_model_len=True,
     public_tables=True,

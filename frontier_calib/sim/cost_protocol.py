@@ -14,6 +14,10 @@ Optional: ``decode_stretches(num_decode, first_kv_sums, k)`` prices several deco
 once (an array, one row per batch, row i equal to ``decode_times(num_decode[i], first_kv_sums[i] + num_decode[i] *
 arange(k))`` bit for bit, or None to decline); attention-DP ranks in lockstep that share one cost model use it
 (:mod:`frontier_calib.sim.lockstep`, :meth:`frontier_calib.cost.iteration.IterationCostModel.decode_stretches`).
+
+Optional: ``schedules_ahead`` (bool attribute, default False): the engine plans step n+1 while step n runs on the
+GPU (vLLM V1 async scheduling, SGLang's and TensorRT-LLM's overlap schedulers), so a request that reaches the
+scheduler during step n first runs in step n+2 (:class:`frontier_calib.sim.replica.ReplicaSpec`).
 """
 
 from __future__ import annotations

@@ -242,7 +242,9 @@ class _Replay:
         if self.router.reads_cache:
             self._sync_all(t, self.replicas)
         rep = self.router.choose(r, fits)
-        self.sync(rep, t)   # its next step must see the new request (the others' stretches need no cut)
+        # its next step must see the new request (the others' stretches need no cut); an engine that schedules
+        # ahead sees it one step later, so its stretch runs on through the step after the one in progress
+        self.sync(rep, t, later=int(rep.schedules_ahead))
         R.replica[r] = rep.index
         return rep
 
@@ -253,13 +255,18 @@ class _Replay:
         rep = self._place(r, t, self.entry)
         if rep is None:
             return
+        if rep.schedules_ahead and (rep.plan is not None or (rep.group is not None and rep.group.busy)):
+            if not (rep.group is None and rep.plan.covers_next(t)):
+                rep.hold(r, t)   # the next step's batch was fixed when the step in progress started
+                return
+            # else: the stretch in progress runs through the next step; the request is seen when it ends
         rep.sched.enqueue(r, t)
         if rep.plan is None:
             self._kick(rep, t)
 
-    def sync(self, rep: Replica, t: float) -> None:
-        """Bring ``rep``'s stretch in progress up to ``t`` (see :meth:`Replica.sync`); a lockstep member's whole
-        group (see :meth:`~frontier_calib.sim.lockstep.LockstepGroup.sync`)."""
+    def sync(self, rep: Replica, t: float, later: int = 0) -> None:
+        """Bring ``rep``'s stretch in progress up to ``t`` (see :meth:`Replica.sync`; ``later`` more steps kept);
+        a lockstep member's whole group (see :meth:`~frontier_calib.sim.lockstep.LockstepGroup.sync`)."""
         g = rep.group
         if g is not None:
             rep.dirty = True   # the caller is about to change it: it plans afresh at the next common step end
@@ -273,7 +280,7 @@ class _Replay:
             if g.busy and g.sync(t, rep):
                 self.events.push(g.end_s, (len(self.replicas) + g.index, g.version))
             return
-        if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
+        if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t, later):
             self.events.push(rep.plan.end_s, (rep.index, rep.version))
 
     def kick(self, rep: Replica, t: float) -> None:
@@ -284,7 +291,7 @@ class _Replay:
         if rep.group is not None:
             self._kick_group(rep.group, t)
             return
-        if rep.plan is not None or not rep.sched.has_work:
+        if rep.plan is not None or not (rep.sched.has_work or rep.held):
             return
         end = rep.start_step(t, self.arrivals.peek_time())
         if end is not None:

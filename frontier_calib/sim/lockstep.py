@@ -71,11 +71,11 @@ class LockstepGroup:
         """Whether member ``rep``, whose part of the common stretch just ended, keeps its plan for the next one:
         its plan is a fast-forwarded steady decode batch whose own limit (first completion, KV blocks, policy) is
         not reached, and nothing outside touched it since (``rep.dirty``: a KV transfer, a reservation, a new
-        request) and nothing waits on it, so its policy would schedule the same batch again."""
+        request) and nothing waits on it (nor is held for it), so its policy would schedule the same batch again."""
         plan = rep.plan
         sched = rep.sched
         return (plan.n_steps < plan.limit and not rep.dirty and not sched.waiting and not sched.prefilling
-                and not rep.pending_kv)
+                and not rep.pending_kv and not rep.held)
 
     def start(self, t: float, horizon: float = math.inf) -> float | None:
         """Start the next common step on every member that has work, all at ``t``; returns its end time (s): the
@@ -91,7 +91,7 @@ class LockstepGroup:
         for rep in members:
             if rep.plan is not None:
                 kept = True
-            elif rep.sched.running or rep.sched.waiting:
+            elif rep.sched.running or rep.sched.waiting or rep.held:
                 ready.append(rep)
         # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
         owing = [rep for rep in ready if rep.owes_tokens()] if self.speculative else None

@@ -65,7 +65,12 @@ class ReplicaSpec:
     ``kv_transfer`` (prefill role): how its requests' KV reaches the decode workers
     (:class:`~frontier_calib.sim.disagg.KVTransferSpec`); None means an instantaneous hand-off.
     ``lockstep``: a name shared by the attention-DP ranks of one worker; ranks with the same name step together
-    (see :mod:`frontier_calib.sim.lockstep`). None: the replica steps on its own."""
+    (see :mod:`frontier_calib.sim.lockstep`). None: the replica steps on its own.
+    ``schedules_ahead``: the engine plans step n+1 while step n runs on the GPU (vLLM V1 async scheduling, on by
+    default since v0.14; SGLang's overlap scheduler; TensorRT-LLM's overlap scheduler), so the batch of step n+1
+    is fixed when step n starts and a request that reaches the scheduler during step n first runs in step n+2
+    ("a newly arriving request cannot join a batch that has already been prepared"). Default: the cost model's
+    ``schedules_ahead`` attribute (:mod:`.cost_protocol`), else False."""
 
     scheduler: SchedulerConfig
     cost: IterationCost
@@ -74,8 +79,11 @@ class ReplicaSpec:
     kv_transfer: object = None
     lockstep: str | None = None
     speculative: object = None   #: a SpeculativeSpec (cost/speculative.py): verify steps emit several tokens
+    schedules_ahead: bool | None = None
 
     def __post_init__(self):
+        if self.schedules_ahead is None:
+            self.schedules_ahead = bool(getattr(self.cost, "schedules_ahead", False))
         if self.role not in ROLES:
             from ..errors import FrontierError
             raise FrontierError(f"replica role must be one of {ROLES}, got {self.role!r}")
@@ -108,6 +116,9 @@ class Replica:
         self.spec_steps = None if spec.speculative is None else SpeculativeSteps(spec.speculative, index)
         self._owed = 0          # speculative: sub-steps the verify step in progress still owes (no cost)
         self.dirty = False      # lockstep member: something outside changed it since its plan (see sync)
+        self.schedules_ahead = spec.schedules_ahead
+        self.held: list = []    # schedules_ahead: (row, time) that arrived while the step in progress ran
+        self._released = False  # the plan in the making let held requests in after it was fixed: one step only
 
     @property
     def busy(self) -> bool:
@@ -115,7 +126,7 @@ class Replica:
 
     @property
     def outstanding(self) -> int:
-        return self.sched.outstanding + self.incoming
+        return self.sched.outstanding + self.incoming + len(self.held)
 
     def owes_tokens(self) -> bool:
         """Speculative decoding: the verify step just ended still owes this replica tokens (sim/speculative.py)."""
@@ -130,9 +141,29 @@ class Replica:
             return None
         return self.price_step(plan, now, horizon)
 
+    def hold(self, r: int, t: float) -> None:
+        """``schedules_ahead``: request ``r`` reached the scheduler at ``t`` while a step ran, so the next step's
+        batch is already fixed; it joins the waiting queue once that step is planned (:meth:`plan_step`)."""
+        self.held.append((r, t))
+
     def plan_step(self, now: float):
-        """Schedule the next step at ``now`` without pricing it: its :class:`StepPlan`, or None when idle."""
+        """Schedule the next step at ``now`` without pricing it: its :class:`StepPlan`, or None when idle.
+        Requests held while the last step ran (``schedules_ahead``) are queued after the plan is fixed; the plan
+        then runs as one step (the policy looks again when it ends), or, when it is empty, the held requests
+        are scheduled at once (an idle engine plans as soon as work arrives)."""
         self.dirty = False
+        plan = self._plan(now)
+        self._released = bool(self.held)
+        if self.held:
+            for r, t in self.held:
+                self.sched.enqueue(r, t)
+            self.held.clear()
+            if plan is None:
+                self._released = False
+                plan = self._plan(now)
+        return plan
+
+    def _plan(self, now: float):
         steps, plan = self.spec_steps, None
         if steps is not None:
             self._owed = steps.pending(self.sched.s, self.sched.decode.n)
@@ -179,6 +210,8 @@ class Replica:
             m = k_max - 1   # at most one new block per member per block_size steps: count exactly only if short
             if len(dec.members) * -(-m // dec.bs) > free and dec.new_blocks(s + 1, m) > free:
                 k_max = 1 + dec.steps_fitting(s + 1, free)
+        if self._released:
+            return 1   # requests were queued after this plan was fixed: the policy looks again after one step
         if self._owed:
             k_max = min(k_max, self._owed)   # a verify step's later tokens: the policy decides after them
         elif k_max > 1:
@@ -215,9 +248,10 @@ class Replica:
             self._dt_guess = d[-1]
         return d
 
-    def sync(self, t: float) -> bool:
-        """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` and
-        cut the stretch after it. Returns True when the end time changed (a new end event is needed)."""
+    def sync(self, t: float, later: int = 0) -> bool:
+        """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` (and
+        of ``later`` steps after it) and cut the stretch there. Returns True when the end time changed (a new end
+        event is needed)."""
         plan = self.plan
         if plan is None or plan.n_steps <= 1:
             return False
@@ -225,7 +259,7 @@ class Replica:
         n = plan.n_steps
         if ends[n - 1] <= t:
             return False
-        k = bisect_left(ends, t, plan.part_start, n) + 1
+        k = min(bisect_left(ends, t, plan.part_start, n) + 1 + later, n)
         self.sched.alloc_decode_steps(plan, k)
         if k < n:
             plan.n_steps = k

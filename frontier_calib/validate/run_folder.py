@@ -34,6 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..engines import default_overlap
 from ..errors import InputError
 
 DTYPES = {"bfloat16": "bf16", "bf16": "bf16", "float16": "fp16", "half": "fp16", "auto": "bf16",
@@ -91,7 +92,7 @@ def engine_facts(meta: dict, src: str) -> dict:
     """What newer run folders record about the engine as it actually ran, as deployment sections: the KV blocks it
     allocated (``kv_cache.num_gpu_blocks`` / ``block_size`` -> ``scheduler.num_gpu_blocks_override`` /
     ``block_size``), async scheduling (``resolved_config.scheduler_config.async_scheduling`` ->
-    ``engine_options.overlap``), eager mode (``enforce_eager`` -> ``engine_options.cuda_graph: false``) and
+    ``engine_options.overlap``; else the default of the recorded ``vllm_version``), eager mode (``enforce_eager`` -> ``engine_options.cuda_graph: false``) and
     whether vLLM's custom all-reduce was off (``disable_custom_all_reduce`` -> ``engine_options.custom_all_reduce:
     false``). Facts the folder does not record keep the engine's defaults."""
     kw = meta.get("engine_kwargs") or {}
@@ -112,6 +113,8 @@ def engine_facts(meta: dict, src: str) -> dict:
     async_sched = section("scheduler_config").get("async_scheduling")
     if isinstance(async_sched, bool):
         opts["overlap"] = async_sched
+    elif not default_overlap("vllm", meta.get("vllm_version")):   # a version before async scheduling (< 0.14)
+        opts["overlap"] = False
     eager = kw.get("enforce_eager", section("model_config").get("enforce_eager"))
     if eager is True:
         opts["cuda_graph"] = False

@@ -38,6 +38,7 @@ import pandas as pd
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
 from ..dtypes import normalize_dtype
+from ..engines import default_overlap
 from ..errors import CoverageError, FrontierError, InputError
 from ..hardware import get_gpu
 
@@ -491,6 +492,8 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
                 scn.notes.append(ID_LAYOUT_NOTE)
             per_rank = -(-scn.concurrency // par["attention_dp"])
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
+            if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
+                base["engine_options"] = {"overlap": False}
             scn.deployment = base
         else:
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:

@@ -17,6 +17,8 @@ compute, but it needs KV blocks and holds the request back while they are short)
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from collections import deque
 from array import array
 
@@ -71,6 +73,10 @@ class StepPlan:
     def part_start(self) -> int:
         """Index in ``ends`` of the first step of the latest continuation (0 when never continued)."""
         return self.marks[-1] if self.marks else 0
+
+    def covers_next(self, t: float) -> bool:
+        """The plan runs at least one more step after the one in progress at ``t`` (s)."""
+        return bisect_left(self.ends, t, 0, self.n_steps) < self.n_steps - 1
 
 
 class Scheduler:
