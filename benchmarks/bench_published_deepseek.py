@@ -37,6 +37,18 @@ unit; DeepSeek runs as many units as load needs):
    the prompt was prefilled); the output rate is the tokens emitted in a steady window (20th to 70th percentile
    of completions) / window / 18 nodes.
 
+``--phase profile`` replays the prefill unit at the operating point of DeepSeek's own profile of this layout
+(github.com/deepseek-ai/profile-data, ``prefill.json``: EP32, TP1, 4,096-token prompts, 16,384 tokens per GPU
+per step, two micro-batches, "absolutely balanced" expert routing): a burst of fresh 4,096-token prompts (no
+prefix-cache hits), four per rank per step. The reference is the SGLang team's reading of that profile, 62,713
+input tokens/s per node (LMSYS blog "Deploying DeepSeek with PD Disaggregation and Large-scale Expert
+Parallelism on 96 H100 GPUs", 2025-05-05, table "Overall Throughput": DeepSeek Profile, batch 16,384, input
+4,096), next to which the same table puts the production figure without its cache hits, 32,206 (= 73.7 k x
+(1 - 0.563)): "DeepSeek's profile reports a throughput roughly twice that of its production environment". It
+also prices one decode step at the decode profile's point (128 sequences of 4,096 KV tokens per GPU) against that
+table's DeepSeek decode profile, 18,598 output tokens/s per node (EP128 on 16 nodes there, EP144 here; whether
+that profile ran MTP is not stated in the table; Step-3's paper quotes the same rate, 2,324 per GPU, as "no MTP").
+
 ``--scale`` multiplies the request counts (smaller is faster, noisier). ``--mtp`` adds DeepSeek's MTP module
 (one draft token, 0.85 acceptance, the low end of the DeepSeek-V3 report's 85-90 %) to the decode pool: the
 published write-up does not say whether the service ran it.
@@ -62,6 +74,15 @@ PUBLISHED = {
     "kv_per_output_token": 4989.0, "output_speed_per_request": 21.0,   # 20-22 tokens/s
     "prefill_input_per_node": 73.7e3, "decode_output_per_node": 14.8e3,
 }
+#: DeepSeek's prefill profile (EP32, 4,096-token prompts, 16,384 tokens per GPU), input tokens/s per node as the
+#: SGLang team derived it from profile-data (see the module docstring)
+PROFILE_PREFILL_PER_NODE = 62_713
+PROFILE_PROMPT = 4096
+#: DeepSeek's decode profile (128 sequences per GPU, 4K context): 18,598 output tokens/s per node in the same LMSYS
+#: table; Step-3's paper (arXiv 2507.19427, abstract) quotes DeepSeek-V3 at 2,324 tokens/s per GPU (= 18,598 / 8)
+#: "under 50ms TPOT SLA (4K context, FP8, no MTP)"
+PROFILE_DECODE_PER_NODE = 18_598
+PROFILE_DECODE_BATCH, PROFILE_DECODE_KV = 128, 4096
 GPUS_PER_NODE = 8
 SIGMA = 0.5            #: lognormal shape of prompt-question and output lengths (our assumption)
 BLOCK = 16             #: prefix-hash block (tokens)
@@ -169,12 +190,44 @@ def run_decode(dep, op: dict, args) -> float:
     return dec["per_node"]
 
 
+def run_profile_point(dep, args) -> float:
+    """Prefill rate at DeepSeek's profiled operating point: fresh 4,096-token prompts, 16,384 tokens per rank."""
+    from frontier_calib.traces.generators import shared_prefix_trace
+    from frontier_calib.traces.lengths import fixed
+
+    ranks_p = dep.prefill.worker.attention_dp
+    per_step = dep.prefill.scheduler.max_num_batched_tokens // PROFILE_PROMPT   # prompts per rank per step
+    n_p = int(ranks_p * per_step * 24 * args.scale)
+    trace = shared_prefix_trace(1, n_p, 0, fixed(PROFILE_PROMPT), fixed(2), seed=args.seed, hash_block_size=BLOCK)
+    res, wall = run(dep, trace)
+    pre = prefill_rate(res, 4)
+    print(f"profile point: {pre['requests']} prompts of {PROFILE_PROMPT} tokens, {per_step} per rank per step, "
+          f"window {pre['window_s'][0]:.1f}-{pre['window_s'][1]:.1f} s simulated (replay {wall:.0f} s), "
+          f"prefix-cache hit rate {pre['hit_rate']:.1%}")
+    return pre["per_node"]
+
+
+def profile_decode_rate(dep) -> float:
+    """Output tokens/s per node of one decode step of 128 sequences of 4,096 KV tokens per GPU (the decode
+    profile's point; the step priced by the decode pool's cost model, no replay: every rank runs the same batch)."""
+    from frontier_calib.cost.cache import cost_model_for
+
+    pool = dep.decode
+    cm = cost_model_for(pool.worker, max_tokens=pool.scheduler.max_num_batched_tokens,
+                        max_seqs=pool.scheduler.max_num_seqs, max_model_len=pool.scheduler.max_model_len)
+    b = PROFILE_DECODE_BATCH
+    step = float(cm.decode_times(b, np.array([b * PROFILE_DECODE_KV], dtype=float))[0])
+    print(f"decode profile point: {b} sequences of {PROFILE_DECODE_KV} KV tokens per GPU, step {step * 1e3:.1f} ms")
+    return b * GPUS_PER_NODE / step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the request counts (default 1)")
     ap.add_argument("--mtp", action="store_true", help="decode with MTP (1 draft token, acceptance 0.85)")
     ap.add_argument("--seed", type=int, default=0, help="trace seed (lengths, prefix groups)")
-    ap.add_argument("--phase", choices=("both", "prefill", "decode"), default="both", help="which replay to run")
+    ap.add_argument("--phase", choices=("both", "prefill", "decode", "profile"), default="both",
+                    help="which replay to run (profile: prefill at DeepSeek's profiled operating point)")
     args = ap.parse_args()
     op = operating_point()
     print(f"operating point (from the published figures): prompt {op['input_mean']:.0f} tokens (shared prefix "
@@ -186,10 +239,13 @@ def main() -> None:
     if args.phase in ("both", "prefill"):
         pre = run_prefill(dep, op, args)
         rows.append(("prefill input tokens/s (hits incl.)", pre, PUBLISHED["prefill_input_per_node"]))
+    if args.phase == "profile":
+        rows.append(("prefill at the profile point", run_profile_point(dep, args), PROFILE_PREFILL_PER_NODE))
+        rows.append(("decode at the profile point", profile_decode_rate(dep), PROFILE_DECODE_PER_NODE))
     if args.phase in ("both", "decode"):
         dec = run_decode(dep, op, args)
         rows.append(("decode output tokens/s", dec, PUBLISHED["decode_output_per_node"]))
-    print(f"\n{'per H800 node':<36}{'predicted':>12}{'published':>12}{'error':>9}")
+    print(f"\n{'per H800 node':<36}{'predicted':>12}{'reference':>12}{'error':>9}")
     for name, pred, pub in rows:
         print(f"{name:<36}{pred:>12,.0f}{pub:>12,.0f}{(pred - pub) / pub:>+9.1%}")
 

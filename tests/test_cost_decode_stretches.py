@@ -49,6 +49,7 @@ class _OneByOne:
 
     def __init__(self, base):
         self.base = base
+        self.schedules_ahead = base.schedules_ahead   # the same engine (plans one step ahead when it overlaps)
 
     def iteration_time(self, *a):
         return self.base.iteration_time(*a)

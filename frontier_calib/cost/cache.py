@@ -81,7 +81,9 @@ def _table_code() -> bytes:
     """The code that decides what the tables hold (read once per process: it cannot change under a running one)."""
     here = Path(__file__)
     kinds = sorted((here.parents[1] / "attention").glob("*.py"))   # the attention kinds' queries
-    return b"".join(p.read_bytes() for p in [here.with_name("iteration.py"), here.with_name("head_fold.py"), *kinds])
+    return b"".join(p.read_bytes() for p in [here.with_name("iteration.py"), here.with_name("head_fold.py"),
+                                             here.with_name("overlap.py"), here.with_name("moe_routing.py"),
+                                             here.with_name("deepep_rdma.py"), *kinds])
 
 
 def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:

@@ -34,6 +34,8 @@ from .head_fold import fold_decode_query, trained_max_kv_heads
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
+from .deepep_rdma import ll_floor_ms
+from .overlap import comm_sm_share, layer_overlap_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
 from .worker import WorkerSpec, tp_nodes
 
@@ -490,28 +492,17 @@ class IterationCostModel:
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
+        overlapped = self._overlapped()
         for moe_layer, kind_name, layers in m.layer_groups():
             # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
             kind = get_kind(kind_name) if kind_name else None
-            timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
-            per_layer = np.zeros(len(n))
-            ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-            for g in (kind.projection_gemms(m, w.tp) if kind else ()):
-                if g.name not in timed:
-                    per_layer += self._gemm_ms(g, n, w.dtype)
-            for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
-                g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
-                per_layer += g_ms
-                ffn += g_ms
-            if moe_layer:
-                moe = self._moe_ms(n)
-                per_layer += moe
-                ffn += moe
             allreduce = self._tp_allreduce_ms(n)   # one after attention, one after the MLP/MoE
-            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
-            if moe_layer is not None:
-                ffn += allreduce
-            per_layer += self._elementwise_ms(n, moe_layer)
+            if moe_layer and overlapped:   # two micro-batches: the all-to-all under the layer's compute
+                per_layer, ffn = self._overlapped_layer_ms(n, kind, moe_layer)
+                per_layer = per_layer + allreduce * ((kind is not None) + 1)
+                ffn = ffn + allreduce
+            else:
+                per_layer, ffn = self._layer_compute_ms(n, kind, moe_layer, self._moe_ms, allreduce)
             total += layers * per_layer
             ffn_total += layers * ffn
         # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
@@ -523,8 +514,59 @@ class IterationCostModel:
         self._last_ffn_ms = ffn_total   # read by _build_tables (the AF split, cost/af.py)
         return total
 
+    def _layer_compute_ms(self, n: np.ndarray, kind, moe_layer, moe_ms, allreduce=None) -> tuple:
+        """(milliseconds, its FFN/MoE share) of one layer's token-proportional ops for ``n`` tokens per rank:
+        projections outside the kind's own tables, the FFN GEMMs (router, shared experts, dense MLP), the routed
+        experts as ``moe_ms(n)`` prices them, the TP all-reduces when ``allreduce`` (ms of one) is given, and
+        the elementwise passes."""
+        w, m = self.worker, self.worker.model
+        timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
+        per_layer = np.zeros(len(n))
+        ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
+        for g in (kind.projection_gemms(m, w.tp) if kind else ()):
+            if g.name not in timed:
+                per_layer += self._gemm_ms(g, n, w.dtype)
+        for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
+            g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
+            per_layer += g_ms
+            ffn += g_ms
+        if moe_layer:
+            moe = moe_ms(n)
+            per_layer += moe
+            ffn += moe
+        if allreduce is not None:
+            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
+            if moe_layer is not None:
+                ffn += allreduce
+        per_layer += self._elementwise_ms(n, moe_layer)
+        return per_layer, ffn
+
+    def _overlapped(self) -> bool:
+        """Whether MoE layers run two micro-batches whose all-to-all overlaps compute (``tbo`` where the
+        all-to-all is modelled: ``ep > 1`` with attention DP)."""
+        w = self.worker
+        return bool(w.tbo and w.ep > 1 and w.attention_dp > 1)
+
+    def _overlapped_layer_ms(self, n: np.ndarray, kind, moe_layer) -> tuple:
+        """(milliseconds, FFN share) of one MoE layer under two-micro-batch overlap (:mod:`.overlap`): each
+        micro-batch's dispatch and combine run under the other's token compute (projections, router, shared and
+        routed experts, norms), which loses the SMs the all-to-all's normal kernels hold while they run. The time
+        above the layer's compute (exposed communication and the SMs it took) counts as FFN time."""
+        half = np.maximum((n + 1) // 2, 1)
+        backend = self._a2a_backend(n)   # the step's DeepEP mode, both micro-batches (SGLang: per forward mode)
+        def experts(m):
+            return self._moe_compute_ms(m, backend)
+        full, ffn = self._layer_compute_ms(n, kind, moe_layer, experts)
+        part, _ = self._layer_compute_ms(half, kind, moe_layer, experts)
+        holds = (backend != "deepep_ll") & self._deepep_a2a()   # normal kernels hold SMs; NCCL's: not modelled
+        share = comm_sm_share(self.worker.comm_sms, self.spec.sm_count, holds)
+        t = layer_overlap_ms(part, self._a2a_ms(half, backend), full, self._a2a_ms(n, backend), share)
+        return t, ffn + (t - full)
+
     def _moe_ms(self, n: np.ndarray) -> np.ndarray:
-        """Routed experts (routing model: cost/moe_routing.py) + EP dispatch/combine, optionally overlapped (TBO)."""
+        """Routed experts (routing model: cost/moe_routing.py) + EP dispatch/combine, not overlapped: with ``tbo``
+        the token table prices MoE layers by :meth:`_overlapped_layer_ms` instead (this stays the experts-only
+        two-batch formula of :func:`~.moe_routing.tbo_ms` for callers that price the MoE part alone)."""
         w = self.worker
         ms = self._moe_compute_ms(n)
         if w.ep > 1 and w.attention_dp > 1:
@@ -535,10 +577,11 @@ class IterationCostModel:
             ms = ms + comm
         return ms
 
-    def _moe_compute_ms(self, n: np.ndarray) -> np.ndarray:
+    def _moe_compute_ms(self, n: np.ndarray, backend=None) -> np.ndarray:
         """Routed-expert milliseconds for ``n`` tokens per attention rank: the ``moe_deepep`` tables (SGLang's
         DeepEPMoE grouped GEMMs, decode/masked or prefill/contiguous as the all-to-all backend of the same step)
-        where the worker runs DeepEP and the tables cover the model's expert shape, else the ``moe`` tables."""
+        where the worker runs DeepEP and the tables cover the model's expert shape, else the ``moe`` tables.
+        ``backend``: the DeepEP mode per entry (default :meth:`_a2a_backend` of ``n``)."""
         w, m = self.worker, self.worker.model
         n = np.asarray(n)
         dist, tokens = moe_query(w.routing, w.expert_histogram, w.ep, n * w.attention_dp)
@@ -546,7 +589,8 @@ class IterationCostModel:
                            "inter_size": m.moe_intermediate_size, "topk": m.topk, "num_experts": m.num_experts,
                            "moe_tp": w.moe_tp, "moe_ep": w.ep, "distribution": dist})
         if self._deepep_moe():
-            df.insert(1, "phase", np.where(self._a2a_backend(n) == "deepep_ll", "decode", "prefill"))
+            backend = self._a2a_backend(n) if backend is None else backend
+            df.insert(1, "phase", np.where(backend == "deepep_ll", "decode", "prefill"))
             return self.models.predict("moe_deepep", df)
         return self.models.predict("moe", df)
 
@@ -572,18 +616,30 @@ class IterationCostModel:
             return np.where(np.asarray(n) <= 128, "deepep_ll", "deepep_normal")
         return np.full(len(n), w.a2a_backend)
 
-    def _a2a_ms(self, n: np.ndarray) -> np.ndarray:
+    def _deepep_a2a(self) -> bool:
+        """Whether dispatch/combine run DeepEP's all-to-all (``moe_a2a`` tables), not NCCL's all-gather /
+        reduce-scatter (no tables, or a deployment link inside one node)."""
+        w = self.worker
+        return bool(self.models.has("moe_a2a") and not (w.node_link is not None and w.moe_gpus <= self.gpus_per_node))
+
+    def _a2a_ms(self, n: np.ndarray, backend=None) -> np.ndarray:
+        """Milliseconds of one MoE layer's dispatch + combine for ``n`` tokens per rank (``backend``: the DeepEP
+        mode per entry, default :meth:`_a2a_backend` of ``n``)."""
         w, m = self.worker, self.worker.model
-        if not self.models.has("moe_a2a") or (w.node_link is not None and w.moe_gpus <= self.gpus_per_node):
+        if not self._deepep_a2a():
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
-        backend = self._a2a_backend(n)
+        backend = self._a2a_backend(n) if backend is None else np.asarray(backend)
         out = np.zeros(len(n))
         for phase in ("dispatch", "combine"):
             df = pd.DataFrame({"backend": backend, "phase": phase, "ep_size": w.ep, "num_nodes": nodes,
                                "num_tokens": n, "hidden_size": m.expert_hidden_size, "topk": m.topk,
                                "num_experts": m.num_experts})
-            out += self.models.predict("moe_a2a", df)
+            ms = self.models.predict("moe_a2a", df)
+            if nodes > 1:   # low-latency kernels across nodes: never faster than DeepEP's measured RDMA rate
+                floor = ll_floor_ms(phase, n, m.topk, m.expert_hidden_size, w.ep, self.spec.network_bandwidth)
+                ms = np.where(backend == "deepep_ll", np.maximum(ms, floor), ms)
+            out += ms
         return out
 
     def _allgather_reducescatter_ms(self, n: np.ndarray) -> np.ndarray:

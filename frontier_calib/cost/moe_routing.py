@@ -16,9 +16,12 @@ Routing
   under balanced routing of that many tokens. With ep = 1 (experts not split over ranks) a histogram has no
   effect (the grouped GEMM's sensitivity to per-expert skew inside one GPU is not modelled).
 
-Two-batch overlap (TBO)
------------------------
-With EP all-to-all (dispatch + combine), the batch of n tokens is split into two micro-batches of ceil(n/2); while
+Two-batch overlap (TBO), experts only
+-------------------------------------
+The cost tables price a ``tbo`` worker's MoE layers with :mod:`.overlap` (the all-to-all under the whole layer's
+compute, as DeepSeek and SGLang schedule it, and the SMs the communication holds). :func:`tbo_ms` is the narrower
+form that prices the MoE part alone (``IterationCostModel._moe_ms``). With EP all-to-all (dispatch + combine), the
+batch of n tokens is split into two micro-batches of ceil(n/2); while
 one micro-batch communicates, the other computes. Per MoE layer, with c = expert compute of one micro-batch and
 x = its dispatch + combine time::
 

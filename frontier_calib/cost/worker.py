@@ -84,7 +84,9 @@ class WorkerSpec:
     routing: str = "power_law_1.01"  #: expert load: 'balanced', 'power_law_<alpha>' or 'histogram'
     a2a_backend: str = "auto"        #: 'auto' (low-latency for small batches), 'deepep_normal', 'deepep_ll'
     expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
-    tbo: bool = False                #: two-batch overlap of EP dispatch/combine with expert compute
+    tbo: bool = False                #: two-micro-batch overlap of EP dispatch/combine with the layer's compute
+    comm_sms: int | None = None      #: SMs the all-to-all's normal kernels hold under tbo; None: DeepEP's
+    #                                  default (cost/overlap.py)
     gpus_per_node: int | None = None  #: GPUs that share NVLink (the deployment's cluster); None: the GPU spec's
     node_link: NodeLink | None = None  #: the GPU-to-GPU path inside a node when it is not the profiled one
     #                                    (``cluster.link``; cost/node_link.py): collectives priced over it

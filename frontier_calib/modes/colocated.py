@@ -96,7 +96,7 @@ def colocated_from_dict(raw: dict, *, source: str = "<dict>", base_dir: Path | N
     engine = parse_engine(raw, DEFAULT_ENGINE, src)
     dtypes = parse_dtypes(raw, model, src, spec=spec)
     gpus_per_node, nodes = parse_cluster(raw, spec, src)
-    par = parse_parallel(raw, model, gpus_per_node, src)
+    par = parse_parallel(raw, model, gpus_per_node, src, sm_count=spec.sm_count)
     replicas = parse_int(raw, "replicas", 1, src, None)
     routing = parse_routing(raw, "power_law_1.01", src, model=model, base_dir=base_dir)
     overheads = parse_overheads(raw, engine, spec.name, src, base_dir)

@@ -20,7 +20,7 @@ from ..model_spec import ModelSpec, load_model
 from ..sim.config import SchedulerConfig
 from ..sim.links import LINK_KINDS
 
-PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo"}
+PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo", "comm_sms"}
 CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes", "link"}
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
@@ -171,8 +171,10 @@ def _parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str, base: dict 
     return dtypes
 
 
-def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, where: str = "") -> dict:
-    """tp, pp, ep, attention_dp, moe_tp of the ``parallel`` mapping inside ``sec`` (validated)."""
+def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, where: str = "",
+                   sm_count: int | None = None) -> dict:
+    """tp, pp, ep, attention_dp, moe_tp, tbo and comm_sms of the ``parallel`` mapping inside ``sec`` (validated;
+    ``sm_count``: the GPU's SMs, the bound of ``comm_sms``)."""
     pw = _f(where, "parallel")
     par = parse_section(sec, "parallel", PARALLEL_KEYS, src, pw)
     tp, pp = parse_int(par, "tp", 1, src, pw), parse_int(par, "pp", 1, src, pw)
@@ -199,7 +201,17 @@ def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, wh
     if tbo and ep < 2:
         raise InputError("tbo (two-batch overlap) hides EP all-to-all: it needs ep > 1", path=src,
                          field=f"{pw}.tbo")
-    return {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp, "tbo": tbo}
+    comm_sms = par.get("comm_sms")   # SMs the all-to-all holds while it overlaps compute (cost/overlap.py)
+    if comm_sms is not None:
+        whole = not isinstance(comm_sms, bool) and isinstance(comm_sms, int)
+        if not whole or not 0 <= comm_sms < (sm_count if sm_count is not None else comm_sms + 1):
+            below = f"from 0 to {sm_count - 1}" if sm_count is not None else ">= 0"
+            raise InputError(f"must be a whole number of SMs {below}, got {comm_sms!r}", path=src,
+                             field=f"{pw}.comm_sms", fix="e.g. comm_sms: 24 (DeepSeek's prefill; DeepEP's default 20)")
+        if not tbo:
+            raise InputError("comm_sms prices the SMs the all-to-all takes from the compute it overlaps: it needs "
+                             "tbo: true", path=src, field=f"{pw}.comm_sms", fix="add tbo: true or remove comm_sms")
+    return {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp, "tbo": tbo, "comm_sms": comm_sms}
 
 
 def parse_routing(sec: dict, default, src: str, where: str = "", model: ModelSpec | None = None,
