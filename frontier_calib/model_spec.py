@@ -229,6 +229,9 @@ class ModelSpec:
     linear_attention: LinearAttentionSpec | None = None   #: gated-DeltaNet layers' dimensions (hybrid models)
     sparse_indexer: SparseIndexerSpec | None = None       #: DSA indexer (sparse MLA)
     attention_output_gate: bool = False  #: full-attention q_proj also emits a sigmoid output gate (Qwen3.5)
+    #: the shared expert's output is scaled by sigmoid(x @ w), w: hidden x 1, replicated and unquantized (the
+    #: Qwen2-MoE block of Qwen3-Next / Qwen3.5: SGLang and vLLM ``shared_expert_gate``)
+    shared_expert_gate: bool = False
     mamba: Mamba2Spec | None = None  #: Mamba2 mixers' dimensions (hybrid Mamba models)
     blocks: tuple = ()               #: ((ffn: 'moe' | 'dense' | 'none', attention kind or None, blocks), ...) for
     #                                  models whose blocks hold one mixer OR one MLP (Nemotron-H); () = every layer
@@ -815,7 +818,7 @@ def _hybrid_gdn(cfg: dict, layers: int, inter: int, path: str, opt, req) -> dict
             raise InputError("dense layers in a hybrid linear-attention model are not supported", path=path,
                              field="mlp_only_layers")
         out.update(num_experts=n_exp, topk=req("num_experts_per_tok"), moe_intermediate_size=moe_inter,
-                   num_shared_experts=1 if shared else 0)
+                   num_shared_experts=1 if shared else 0, shared_expert_gate=bool(shared))
     return out
 
 

@@ -154,9 +154,10 @@ def test_linear_attention_cost_ignores_the_context():
         ("batch_size", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "conv_kernel"),
         ("batch_size", "q_len", "num_k_heads", "num_v_heads", "head_k_dim", "head_v_dim", "conv_kernel")}
     assert all((df["num_v_heads"] == 8).all() and (df["num_k_heads"] == 2).all() for df in gdn)  # tp 8 shards
-    # decode: 45 flat GDN layers + 15 full-attention layers growing with the KV
+    # decode: 45 flat GDN layers (+ their 2 untimed kernels, split and gated norm: 3 us floors, ~3 ns of bytes)
+    # + 15 full-attention layers growing with the KV
     short, long = cm.decode_attention_ms(1, [1000.0])[0], cm.decode_attention_ms(1, [33000.0])[0]
-    assert short == pytest.approx(45 * 0.05 + 15 * (0.01 + 1e-5 * 1000), rel=0.02)
+    assert short == pytest.approx(45 * (0.05 + 2 * 0.003) + 15 * (0.01 + 1e-5 * 1000), rel=0.01)
     assert long - short == pytest.approx(15 * 1e-5 * 32000, rel=0.02)
     # the GDN projection GEMMs are token ops: in_proj_qkvz (2*2048 + 2*8192) / 8 wide
     assert any(fam == "gemm" and (df["n"] == (2 * 2048 + 2 * 8192) // 8).all() for fam, df in models.calls)
@@ -239,3 +240,83 @@ def test_dsa_decode_cost_follows_the_selected_tokens_not_the_context():
     assert long / short < 4
     x, _ = featurize("dsa_decode", df, get_gpu("h200_sxm"))
     assert x["log_selected"].iloc[0] == x["log_selected"].iloc[1] == np.float32(np.log2(2048))  # attention: top-k
+
+
+def test_dsa_sparse_features_follow_the_kernels():
+    """Sparse MLA as the kernels run it: query heads in blocks of 64 (1-64 heads cost one block, 128 two) over
+    index_topk key slots whatever the context; the indexer's scan grows with the context; the top-k path past
+    index_topk."""
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import featurize
+
+    m = load_model("zhipuai/GLM-5")
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="trtllm", kv_dtype="bf16", tp=1)
+    _, df = attention.get_kind("dsa").decode_query(attention.QueryContext(w, 0, StubModels()), np.full(5, 8),
+                                                    np.array([100, 1000, 1000, 1000, 4000]))
+    df = df.assign(num_heads=[16, 16, 64, 128, 16])
+    x, _ = featurize("dsa_decode", df, get_gpu("h200_sxm"))
+    assert list(x["head_blocks"]) == [1, 1, 1, 2, 1]
+    pad = x["log_t_attn_padded"].to_numpy()
+    assert pad[0] == pad[1] == pad[2] == pad[4] and pad[3] == pytest.approx(pad[2] + 1)   # flat in kv and in heads <= 64
+    assert list(x["sparse"]) == [0, 0, 0, 0, 1]
+    idx = x["log_t_indexer"].to_numpy()
+    assert idx[1] == pytest.approx(idx[0] + np.log2(10), abs=1e-4) and idx[4] == pytest.approx(idx[1] + 2, abs=1e-4)
+
+
+def test_gdn_untimed_kernels_floor_and_bytes():
+    """The GDN kernels the tables lack: launch floors per call plus their HBM traffic, growing with the tokens."""
+    from frontier_calib.attention import QueryContext
+    from frontier_calib.attention.gdn import UNTIMED_KERNELS, untimed_ms
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import LAUNCH_FLOOR_MS
+
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
+    ctx = QueryContext(WorkerSpec(model=m, gpu="h200_sxm", engine="sglang", tp=8, ep=8), 0, None)
+    la = m.linear_attention
+    kd, vd, nv = la.key_dim // 8, la.value_dim // 8, la.num_v_heads // 8
+    bw = get_gpu("h200_sxm").hbm_bandwidth
+    dec = untimed_ms(ctx, "decode", np.array([1, 256]), np.array([10, 10]))
+    per_token = 2 * (2 * kd + 2 * vd + 2 * nv) * 2 + 3 * vd * 2     # split in + out, gated norm 2 in + 1 out (bf16)
+    assert dec == pytest.approx(UNTIMED_KERNELS["decode"] * LAUNCH_FLOOR_MS + np.array([1, 256]) * per_token / bw * 1e3)
+    pre = untimed_ms(ctx, "prefill", np.array([8192]), np.array([8192]))
+    assert pre[0] > dec[1] and pre[0] > UNTIMED_KERNELS["prefill"] * LAUNCH_FLOOR_MS   # more kernels, more tokens
+
+
+def test_sglang_turns_its_overlap_off_for_recurrent_state_models():
+    """SGLang's default mamba `no_buffer` strategy with the radix cache disables the overlap scheduler for
+    linear-attention hybrids (ServerArgs._handle_mamba_radix_cache); other models and engines keep it, and an
+    explicit engine_options.overlap wins."""
+    from frontier_calib.cost.engine_time import engine_time
+
+    assert engine_time("sglang").overlap and not engine_time("sglang", recurrent_state=True).overlap
+    assert engine_time("sglang", recurrent_state=True, overlap=True).overlap
+    assert engine_time("vllm", recurrent_state=True).overlap and engine_time("trtllm", recurrent_state=True).overlap
+    fn = lambda fam, df: np.full(len(df), 0.01)   # noqa: E731
+    hybrid = _cost(WorkerSpec(model=load_model("Qwen/Qwen3.5-397B-A17B"), gpu="h200_sxm", engine="sglang", tp=8,
+                              ep=8), StubModels(fn))
+    dense = _cost(WorkerSpec(model=load_model("Qwen/Qwen3-235B-A22B"), gpu="h200_sxm", engine="sglang", tp=8,
+                             ep=8), StubModels(fn))
+    assert not hybrid.engine_time.overlap and dense.engine_time.overlap
+    # without the overlap a decode step pays its CPU scheduling time on top of the kernels
+    ov = hybrid.overheads
+    cpu = ov.step_s + ov.per_seq_s * 4 + ov.per_token_s * 4
+    token_ms, head_ms, attn_ms = hybrid.decode_kernel_ms(4, [4000.0])
+    kernels = (token_ms + head_ms + attn_ms[0]) / 1e3
+    assert hybrid.decode_times(4, np.array([4000.0]))[0] == pytest.approx(cpu + kernels, rel=1e-6)
+
+
+def test_qwen35_shared_expert_gate_adds_its_two_kernels():
+    """Qwen3.5's MoE block scales the shared expert by sigmoid(x @ w_gate) (hidden x 1): a GEMV and the scaling, two
+    small kernels per MoE layer the GEMM tables do not hold (2 us each + their activation bytes); DeepSeek's shared
+    experts have no gate."""
+    from frontier_calib.hardware import get_gpu
+
+    m = load_model("Qwen/Qwen3.5-397B-A17B")
+    assert m.shared_expert_gate and not load_model("DeepSeek-V3").shared_expert_gate
+    fn = lambda fam, df: np.full(len(df), 0.01)   # noqa: E731
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="sglang", tp=8, ep=8)
+    gated = _cost(w, StubModels(fn))
+    plain = _cost(dataclasses.replace(w, model=dataclasses.replace(m, shared_expert_gate=False)), StubModels(fn))
+    for n in (1, 64):
+        extra = m.num_layers * (2 * 0.002 + n * m.hidden_size * 2 * 3 / get_gpu("h200_sxm").hbm_bandwidth * 1e3)
+        assert gated.token_ms(n) - plain.token_ms(n) == pytest.approx(extra, rel=1e-6)

@@ -595,3 +595,17 @@ def test_gemm_fidelity_on_held_out_rows(gemm_rows):
     assert xgb["median_ape"] < 0.05, xgb
     assert xgb["median_ape"] < roof["median_ape"] / 3, (xgb, roof)
     assert xgb["p90_ape"] < 0.15, xgb
+
+
+def test_refit_fits_every_training_row_with_the_chosen_rounds(gemm_bf16_small):
+    """refit: early stopping picks the rounds on the validation rows, then the model is the one fitted on every
+    training row with that many rounds (what a fit without a validation split gives)."""
+    plain = OperatorModel("gemm", GPU, n_estimators=200, learning_rate=0.3).fit(gemm_bf16_small)
+    refit = OperatorModel("gemm", GPU, n_estimators=200, learning_rate=0.3, refit=True).fit(gemm_bf16_small)
+    assert refit.best_iteration_ == plain.best_iteration_ < 199          # early stopping chose the rounds
+    assert refit.booster_.num_boosted_rounds() == refit.best_iteration_ + 1
+    whole = OperatorModel("gemm", GPU, n_estimators=refit.best_iteration_ + 1, learning_rate=0.3,
+                          validation_fraction=0.0).fit(gemm_bf16_small)
+    np.testing.assert_array_equal(refit.predict(gemm_bf16_small), whole.predict(gemm_bf16_small))
+    assert not np.array_equal(refit.predict(gemm_bf16_small), plain.predict(gemm_bf16_small))
+    assert OperatorModel("dsa_decode", GPU).refit and not OperatorModel("gemm", GPU).refit   # FAMILY_PARAMS

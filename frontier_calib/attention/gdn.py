@@ -6,13 +6,28 @@ the whole context, so neither cost depends on the cached prefix or the KV length
 sequence and GPU, ``num_v_heads / tp`` fp32 ``head_k_dim x head_v_dim`` matrices plus the convolution's last
 ``conv_kernel - 1`` inputs (bf16), and nothing per token. Heads are split by tensor parallelism, as in vLLM's and
 SGLang's GatedDeltaNet layers (column-parallel ``in_proj_qkvz``, row-parallel ``out_proj``).
+
+The ``gdn_prefill`` / ``gdn_decode`` tables time the convolution and the delta rule (``causal_conv1d_*`` +
+``chunk_gated_delta_rule`` / ``fused_recurrent_gated_delta_rule_packed_decode``). The layer's other small kernels
+are added by :func:`untimed_ms` (SGLang ``models/qwen3_next.py: Qwen3GatedDeltaNet.forward``): the split of the
+``in_proj_qkvz`` / ``in_proj_ba`` outputs into q, k, v, z, b, a (one fused kernel in a decode CUDA graph; split,
+copies and a concatenation when eager), the gating of prefill (``fused_gdn_gating``; decode's packed kernel fuses
+it) and the gated RMSNorm on the output (``RMSNormGated``).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from ..hardware import get_gpu
+from ..opmodel.features import LAUNCH_FLOOR_MS
 from .base import AttentionKind, register
+
+#: kernels one GDN layer launches per call that its tables do not time (module docstring): prefill (eager) the
+#: q/k/v split and concatenation, the gating and the gated RMSNorm; decode (CUDA graph) the fused split and the
+#: gated RMSNorm
+UNTIMED_KERNELS = {"prefill": 3, "decode": 2}
 
 
 def linear_heads(ctx) -> dict:
@@ -31,6 +46,21 @@ def _decode(ctx, b, kv):
     return "gdn_decode", pd.DataFrame({"batch_size": b, **linear_heads(ctx)})
 
 
+def untimed_ms(ctx, phase: str, sizes, kv) -> np.ndarray:
+    """Milliseconds per layer of the GDN kernels the tables lack, for ``sizes`` tokens (prefill: one sequence's
+    q_len; decode: the batch, one token each): each kernel's launch floor (the operator models'
+    ``LAUNCH_FLOOR_MS``) plus its HBM traffic (bf16): the split reads and writes the projections' outputs
+    (q, k, v, z per token and b, a per value head), the gated norm reads the output and z and writes the output,
+    the gating reads a, b and writes the decay and beta (fp32)."""
+    la, tp = ctx.worker.model.linear_attention, ctx.worker.tp
+    kd, vd, nv = la.key_dim // tp, la.value_dim // tp, max(1, la.num_v_heads // tp)
+    per_token = 2 * (2 * kd + 2 * vd + 2 * nv) * 2 + 3 * vd * 2
+    if phase == "prefill":
+        per_token += 2 * nv * 2 + 2 * nv * 4
+    tokens = np.asarray(sizes, dtype=float)
+    return UNTIMED_KERNELS[phase] * LAUNCH_FLOOR_MS + tokens * per_token / get_gpu(ctx.worker.gpu).hbm_bandwidth * 1e3
+
+
 def state_bytes(model, tp):
     """Recurrent state + convolution state of one gated-delta-rule layer (GDN, KDA) for one sequence on one GPU
     (bytes)."""
@@ -42,4 +72,4 @@ def state_bytes(model, tp):
 GDN = register(AttentionKind(
     name="gdn", doc=__doc__.strip().splitlines()[0], families=("gdn_prefill", "gdn_decode"),
     prefill_query=_prefill, decode_query=_decode, kv_bytes_per_token=lambda model, b, tp: 0.0,
-    state_bytes_per_sequence=state_bytes))
+    state_bytes_per_sequence=state_bytes, untimed_ms=untimed_ms))

@@ -115,11 +115,14 @@ def kernels_per_step(model, tp: int) -> int:
 
 
 def engine_time(engine: str, *, max_num_seqs: int = 256, cuda_graph: bool = True,
-                overlap: bool | None = None) -> EngineTime:
+                overlap: bool | None = None, recurrent_state: bool = False) -> EngineTime:
     """The :class:`EngineTime` of ``engine`` (a registered engine, ``frontier_calib/engines/``) for a replica that
     runs at most ``max_num_seqs`` sequences. ``cuda_graph=False`` models eager mode (``--enforce-eager``,
-    ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap."""
+    ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap; ``recurrent_state``:
+    the model's layers keep a recurrent state per sequence (the engine's default overlap may differ for them:
+    ``EngineRecord.overlap_recurrent_state``)."""
     rec = get_engine(engine)
     sizes = tuple(rec.capture_sizes(max_num_seqs)) if cuda_graph else ()
-    return EngineTime(rec.name, sizes, rec.graph_mixed, rec.graph_pad,
-                      rec.overlap if overlap is None else bool(overlap), rec.time_source)
+    if overlap is None:
+        overlap = rec.overlap and (rec.overlap_recurrent_state or not recurrent_state)
+    return EngineTime(rec.name, sizes, rec.graph_mixed, rec.graph_pad, bool(overlap), rec.time_source)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..attention import QueryContext, attention_layers, get_kind, table_format
+from ..attention import QueryContext, attention_layers, get_kind, state_bytes_per_sequence, table_format
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
@@ -167,7 +167,8 @@ class IterationCostModel:
         self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
-                                       overlap=worker.overlap)
+                                       overlap=worker.overlap,
+                                       recurrent_state=state_bytes_per_sequence(worker.model, tp=worker.tp) > 0)
         self.kernels = kernels_per_step(worker.model, worker.tp)
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
@@ -717,12 +718,15 @@ class IterationCostModel:
         return ms
 
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
-        """Norms, residual adds, activation, rotary: memory-bound passes over the activations."""
+        """Norms, residual adds, activation, rotary: memory-bound passes over the activations. A gated shared
+        expert (``ModelSpec.shared_expert_gate``) adds its gate's GEMV (hidden x 1: reads the activations) and the
+        sigmoid scaling of the shared expert's output: two small kernels more."""
         w, m = self.worker, self.worker.model
         inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
                  else 0 if moe_layer is None else m.intermediate_size / w.tp)
-        nbytes = n * (m.hidden_size * 2 * 8 + inter * 2 * 3)
-        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * 4  # 4 small kernels, 2 us launch each
+        gated = bool(moe_layer and m.shared_expert_gate and m.num_shared_experts)
+        nbytes = n * (m.hidden_size * 2 * (8 + 3 * gated) + inter * 2 * 3)
+        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 + 2 * gated)  # small kernels, 2 us launch each
 
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch

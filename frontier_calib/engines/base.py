@@ -82,7 +82,10 @@ class EngineRecord:
     * ``capture_sizes(max_num_seqs)``: the captured CUDA-graph sizes, ascending (tokens when ``graph_mixed``,
       else decode batch sizes); ``graph_mixed``: mixed prefill/decode steps also replay graphs; ``graph_pad``:
       a batch between two sizes is padded up (False: only exact sizes replay a graph); ``overlap``: CPU
-      scheduling of step n+1 overlaps step n on the GPU; ``time_source``: where these defaults come from.
+      scheduling of step n+1 overlaps step n on the GPU; ``overlap_recurrent_state``: the overlap stays on for a
+      model whose layers keep a recurrent state per sequence (linear attention, Mamba: ``state_bytes_per_sequence``
+      of :mod:`frontier_calib.attention`; False where the engine turns its overlap off for them by default);
+      ``time_source``: where these defaults come from.
 
     Memory (``cost/memory.py``, deployment parsing):
 
@@ -107,6 +110,7 @@ class EngineRecord:
     graph_mixed: bool
     graph_pad: bool
     overlap: bool
+    overlap_recurrent_state: bool = True
     time_source: str = ""
     step_budget_binds: bool = True
     max_running_field: str | None = None

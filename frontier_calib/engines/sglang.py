@@ -6,7 +6,12 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
 * CUDA graphs (``python/sglang/srt/server_args.py``): capture sizes ``[1, 2, 4, 8, 12] + range(16, 257, 8) +
   range(272, 512, 16) + range(512, max + 1, 32)`` with ``cuda_graph_max_bs`` 256 on 80-141 GB GPUs; decode
   batches only (extend/prefill batches run eager), padded up to the next size.
-* The overlap scheduler is on by default.
+* The overlap scheduler is on by default, except for models with recurrent-state layers (gated DeltaNet, Mamba:
+  Qwen3.5, Qwen3-Next, Nemotron-H): with the default ``--mamba-scheduler-strategy no_buffer`` and the radix cache
+  on, ``ServerArgs._handle_mamba_radix_cache`` sets ``disable_overlap_schedule`` ("mamba no_buffer is not
+  compatible with overlap schedule"), so every step pays its CPU scheduling time before the GPU work. A server
+  launched with ``--disable-radix-cache`` or ``--mamba-scheduler-strategy extra_buffer`` keeps the overlap: say so
+  with ``engine_options: {overlap: true}``.
 * CPU overheads: SGLang keeps less of the step in Python than vLLM V1 (lower ``step_s`` / ``per_seq_s``).
 * Decode steps have no token budget; ``mem_fraction_static`` is a share of the whole GPU.
 """
@@ -45,8 +50,10 @@ SGLANG = register_engine(EngineRecord(
     graph_mixed=False,
     graph_pad=True,
     overlap=True,
+    overlap_recurrent_state=False,
     overlap_since="0.4.0",   # overlap scheduler on by default (sgl-project/sglang PR #2105, Nov 2024)
-    time_source="SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on",
+    time_source="SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on (off for "
+                "recurrent-state models with the default mamba no_buffer strategy and radix cache)",
     step_budget_binds=False,
     budget_fields=("chunked_prefill_size", "max_prefill_tokens"),
     public_tables=True,

@@ -346,6 +346,25 @@ def _dsa_terms(df, tokens):
     return h, kvl + rope, kvl, ih * idim, 2 * tokens * per_tok, per_tok * wb, wb
 
 
+#: query heads one sparse-MLA attention tile processes: FlashMLA's sparse kernels run the query heads of a token in
+#: blocks of 64 (fewer are padded up to 64), so a module with 1-64 heads pays one block's attention, 65-128 two
+DSA_HEAD_BLOCK = 64
+
+
+def _dsa_sparse_terms(df, gpu, tokens, kv):
+    """Features of the sparse MLA stage as the kernels run it: head blocks of :data:`DSA_HEAD_BLOCK` and
+    ``index_topk`` key slots per query token whatever the context (the top-k index buffer is a fixed size; the
+    TensorRT-LLM decode tables are flat in the context below ``index_topk`` and double from 64 to 128 heads), and
+    the context over ``index_topk`` (where the indexer and the top-k selection take over from dense attention)."""
+    h, lat, kvl = _num(df, "num_heads"), _num(df, "kv_lora_rank") + _num(df, "qk_rope_head_dim"), \
+        _num(df, "kv_lora_rank")
+    topk = _num(df, "index_topk")
+    blocks = np.ceil(h / DSA_HEAD_BLOCK)
+    flops = tokens * blocks * DSA_HEAD_BLOCK * topk * 2 * (lat + kvl)
+    return {"head_blocks": blocks, "log_t_attn_padded": _log(flops / _peak(df["dtype"], gpu) * 1e3),
+            "log_kv_over_topk": _log(kv / topk)}
+
+
 def _dsa_identity(df):
     """The module's layer dimensions as features (the tables hold a few models; a tree can tell them apart)."""
     return {"log_hidden": _log(_num(df, "hidden_size")), "q_lora_rank": _num(df, "q_lora_rank"),
@@ -422,7 +441,7 @@ def dsa_prefill(df: pd.DataFrame, gpu: GPUSpec):
          "log_t_proj": _log(p_flops / peak * 1e3), "log_prefix": _log(kv - q + 1),
          "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
          "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * h * np.ceil(q / 64), gpu.sm_count),
-         **_dsa_identity(df)}
+         **_dsa_identity(df), **_dsa_sparse_terms(df, gpu, b * q, kv)}
     return x, roof
 
 
@@ -433,12 +452,18 @@ def dsa_decode(df: pd.DataFrame, gpu: GPUSpec):
     sel = np.minimum(kv, topk)
     flops = b * h * sel * 2 * (lat + kvl) + b * kv * idx * 2 + p_flops
     nbytes = b * (sel * lat * kvb + kv * _num(df, "index_head_dim")) + p_bytes
-    t_c, t_m, _ = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
-    roof = t_c + t_m + DSA_DECODE_FLOOR_MS
+    peak = _peak(df["dtype"], gpu)
+    t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
+    # the roofline prices the attention the sparse kernels run: every query token's index_topk key slots in blocks
+    # of DSA_HEAD_BLOCK heads (_dsa_sparse_terms), whatever the context; the selected keys stay a feature
+    padded = b * np.ceil(h / DSA_HEAD_BLOCK) * DSA_HEAD_BLOCK * topk * 2 * (lat + kvl) + b * kv * idx * 2 + p_flops
+    roof = padded / peak * 1e3 + t_m + DSA_DECODE_FLOOR_MS
     x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
          "heads": h, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
          "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
-         **_dsa_identity(df)}
+         **_dsa_identity(df), **_dsa_sparse_terms(df, gpu, b, kv),
+         # the indexer scores every cached token of every sequence; sparse: the top-k path runs (kv > index_topk)
+         "log_t_indexer": _log(b * kv * idx * 2 / peak * 1e3), "sparse": (kv > topk).astype(float)}
     return x, roof
 
 
