@@ -18,9 +18,11 @@ def _rows_one_by_one(cost, ns, kv1s, k):
     return np.array([cost.decode_times(n, kv1 + n * np.arange(k, dtype=np.int64)) for n, kv1 in zip(ns, kv1s)])
 
 
-@pytest.mark.parametrize("engine", ["vllm", "trtllm"])   # trtllm graphs exact sizes only: graphed and eager rows
-def test_rows_equal_decode_times_bit_for_bit(cost, worker, engine):
-    model = IterationCostModel(replace(worker, engine=engine), None, max_tokens=cost.max_tokens,
+@pytest.mark.parametrize("engine,overlap", [("vllm", None), ("trtllm", None), ("sglang", None), ("vllm", False),
+                                            ("trtllm", False)])   # trtllm graphs exact sizes only: graphed and
+# eager rows; every engine overlaps CPU and GPU work by default (a step's floor), overlap=False adds the CPU time
+def test_rows_equal_decode_times_bit_for_bit(cost, worker, engine, overlap):
+    model = IterationCostModel(replace(worker, engine=engine, overlap=overlap), None, max_tokens=cost.max_tokens,
                                max_seqs=cost.max_seqs, max_model_len=cost.max_model_len, tables=cost.tables)
     rng = np.random.default_rng(0)
     grid = model.tables["kv_grid"]
@@ -35,7 +37,7 @@ def test_rows_equal_decode_times_bit_for_bit(cost, worker, engine):
         got = model.decode_stretches(ns.tolist(), kv1s, k)
         want = _rows_one_by_one(model, ns.tolist(), kv1s, k)
         assert got.shape == (r, k)
-        assert np.array_equal(got, want), (engine, trial)
+        assert np.array_equal(got, want), (engine, overlap, trial)
 
 
 def test_batch_outside_the_table_is_left_to_the_caller(cost):

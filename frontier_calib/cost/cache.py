@@ -28,7 +28,7 @@ from .worker import WorkerSpec
 #: every family a cost model may read: GEMMs, the registered attention kinds' families, MoE and communication
 COST_FAMILIES = ("gemm", *dict.fromkeys(f for k in attention.KINDS.values() for f in k.families), "moe",
                  "collective", "moe_a2a")
-TABLES_VERSION = "4"  # bump when iteration.py changes what the tables hold
+TABLES_VERSION = "4"  # a manual salt; code changes already key new tables (_table_code)
 
 
 def needed_families(worker: WorkerSpec) -> list[str]:
@@ -78,13 +78,13 @@ def _models_signature(worker: WorkerSpec, root) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _table_code() -> bytes:
-    """The code that decides what the tables hold (read once per process: it cannot change under a running one)."""
-    here = Path(__file__)
-    kinds = sorted((here.parents[1] / "attention").glob("*.py"))   # the attention kinds' queries
-    return b"".join(p.read_bytes() for p in [here.with_name("iteration.py"), here.with_name("head_fold.py"),
-                                             here.with_name("overlap.py"), here.with_name("moe_routing.py"),
-                                             here.with_name("deepep_rdma.py"), here.with_name("moe_bound.py"),
-                                             *kinds])
+    """The code that decides what the tables hold, read once per process (it cannot change under a running
+    one): every module of the cost model and of the attention kinds, the model and GPU facts. A change to any of
+    them keys new tables, so a cache never serves tables that another version of the code built."""
+    pkg = Path(__file__).parents[1]
+    files = [*sorted((pkg / "cost").glob("*.py")), *sorted((pkg / "attention").glob("*.py")),
+             pkg / "model_spec.py", pkg / "hardware.py", pkg / "dtypes.py"]
+    return b"".join(p.read_bytes() for p in files)
 
 
 def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:

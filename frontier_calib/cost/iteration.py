@@ -164,6 +164,8 @@ class IterationCostModel:
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
+        self._stretch_steps = np.arange(256, dtype=float)   # decode_stretches: step indices 0, 1, ... (float)
+        self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
                                        overlap=worker.overlap,
@@ -283,22 +285,9 @@ class IterationCostModel:
         if flat is False:
             return None
         slopes, fp, xp = flat
-        col = np.array(ns, dtype=np.int64)[:, None]
-        kv = np.arange(k, dtype=np.int64) * col
-        kv += np.array(first_kv_sums, dtype=np.int64)[:, None]
-        x = np.true_divide(kv, col, dtype=float)   # decode_times' operations, on every batch at once
-        np.maximum(x, 1.0, out=x)
-        np.minimum(x, self._kv_grid_max, out=x)
-        np.log2(x, out=x)
-        j = xp.searchsorted(x, side="right")
-        j -= 1                                     # xp[j] <= x (x >= log2(1) >= xp[0]); j = last at the end
-        y = x - xp.take(j)
-        j += (col - 1) * len(xp)                   # the flat index of (row n - 1, j)
-        y *= slopes.take(j)                        # the last column's slope is 0: fp[last] at the grid's end
-        y += fp.take(j)
-        np.exp2(y, out=y)
         terms = self._decode_terms
-        base, graphed = [], []
+        overlap = self.engine_time.overlap
+        base, graphed, floors = [], [], []
         for n in ns:
             t = terms.get(n)
             if t is None:
@@ -306,16 +295,46 @@ class IterationCostModel:
                 t = terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), g)
             base.append(t[0])
             graphed.append(t[1])
-        y += np.array(base)[:, None]
-        y /= 1e3
-        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads,
-                  overlap=self.engine_time.overlap)
+            if overlap:
+                f = self._decode_floor.get(n)
+                if f is None:   # with overlap a step lasts max(its kernel time, this): step_seconds' maximum,
+                    # the terms that do not depend on the kernel time taken first (a step with none)
+                    f = self._decode_floor[n] = step_seconds(
+                        0.0, graphed=t[1], kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
+                        overheads=self.overheads, overlap=True)
+                floors.append(f)
+        # Batch sizes and KV sums as float64 (exact: integers far below 2**53), so that every operation below is a
+        # float64 one: the same values as decode_times' integer arithmetic and casts, with fewer array calls.
+        rows = np.array([ns, first_kv_sums, base, floors] if overlap else [ns, first_kv_sums, base], dtype=float)
+        col = rows[0][:, None]
+        ar = self._stretch_steps
+        if len(ar) < k:
+            ar = self._stretch_steps = np.arange(max(k, 2 * len(ar)), dtype=float)
+        x = ar[:k] * col                           # KV sum of step i: first + n x i
+        x += rows[1][:, None]
+        x /= col                                   # decode_times' operations, on every batch at once
+        np.maximum(x, 1.0, out=x)
+        np.minimum(x, self._kv_grid_max, out=x)
+        np.log2(x, out=x)
+        j = xp.searchsorted(x, side="right")
+        j -= 1                                     # xp[j] <= x (x >= log2(1) >= xp[0]); j = last at the end
+        x -= xp.take(j)
+        j += np.array([(n - 1) * len(xp) for n in ns])[:, None]   # the flat index of (row n - 1, j)
+        x *= slopes.take(j)                        # the last column's slope is 0: fp[last] at the grid's end
+        x += fp.take(j)
+        np.exp2(x, out=x)
+        x += rows[2][:, None]
+        x /= 1e3
+        if overlap:   # kernel times are > 0: the same maximum as step_seconds takes element by element
+            np.maximum(x, rows[3][:, None], out=x)
+            return x
+        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads, overlap=False)
         if all(graphed) or not any(graphed):
-            return step_seconds(y, graphed=graphed[0], sequences=col, tokens=col, **kw)
-        out = np.empty_like(y)
+            return step_seconds(x, graphed=graphed[0], sequences=col, tokens=col, **kw)
+        out = np.empty_like(x)
         for flag in (True, False):
             sel = np.array([g is flag for g in graphed])
-            out[sel] = step_seconds(y[sel], graphed=flag, sequences=col[sel], tokens=col[sel], **kw)
+            out[sel] = step_seconds(x[sel], graphed=flag, sequences=col[sel], tokens=col[sel], **kw)
         return out
 
     def _decode_flat_tables(self):

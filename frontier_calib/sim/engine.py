@@ -166,8 +166,10 @@ class _Replay:
         if version != g.version or not g.busy:
             return
         g.busy, g.finishing = False, True
-        for rep in g.members:
-            if rep.plan is not None:
+        defer = g.defer
+        for i, rep in enumerate(g.members):
+            g.cursor = i
+            if rep.plan is not None and not (defer and g.continues(rep)):
                 self._finish(rep, t)
         g.finishing = False
         self._kick_group(g, t)
@@ -267,7 +269,15 @@ class _Replay:
         a lockstep member's whole group (see :meth:`~frontier_calib.sim.lockstep.LockstepGroup.sync`)."""
         g = rep.group
         if g is not None:
-            if g.busy and g.sync(t):
+            rep.dirty = True   # the caller is about to change it: it plans afresh at the next common step end
+            if rep.plan is not None:
+                if g.finishing and g.members.index(rep) < g.cursor:
+                    # kept at this common step end, before the member now finishing: finish it as planned
+                    if rep.finish_step(t):
+                        raise RuntimeError(f"{rep.name}: a kept lockstep plan finished requests: engine bug")
+                elif rep.plan.marks:
+                    rep.settle()   # its state as if it had been re-planned at every common step end
+            if g.busy and g.sync(t, rep):
                 self.events.push(g.end_s, (len(self.replicas) + g.index, g.version))
             return
         if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t, later):

@@ -236,36 +236,39 @@ class KVCacheManager:
         keys, ends = lay.keys, lay.ends
         k = rec.unit_idx
         units = self.units
+        rec_units, rec_uses = rec.units, rec.uses
         while p < hi_all:
             start = ends[k - 1] if k else 0
             end = ends[k]
             hi = end if end < hi_all else hi_all
             pos = p - start                   # the request's next block inside unit k
-            e = units.get(keys[k])
-            mine = bool(rec.units) and rec.units[-1] is e and rec.uses[-1] == pos
+            key = keys[k]
+            e = units.get(key)
             if e is None:
                 if pos == 0:                  # new content: the request starts the unit
                     parent = units.get(keys[k - 1]) if k else None
-                    e = units[keys[k]] = Entry(UNIT, keys[k], 0, parent)
+                    e = units[key] = Entry(UNIT, key, 0, parent)
                     if parent is not None:
                         parent.children += 1
                     n = hi - p                # _extend(rec, e, 0, n, new=True), inlined (the hot case)
                     e.uses[n] = 1
                     e.cached = e.pin = n
-                    rec.units.append(e)
-                    rec.uses.append(n)
+                    rec_units.append(e)
+                    rec_uses.append(n)
                     rec.n_shared += n
-            elif mine or (pos == 0 and self.dedup):
-                have = e.cached - pos         # blocks of this stretch somebody already cached
-                if have > 0 and self.dedup:   # SGLang: use the tree's copy, free the request's own
-                    take = min(have, hi - p)
-                    self.clean += take
-                    self._grow(rec, e, pos, take, new=not mine)
-                    pos += take
-                    mine = True
-                if mine and e.cached == pos and pos + start < hi:
-                    self._extend(rec, e, pos, hi - start - pos, new=False)
-            # else: the content is cached already (or a gap was evicted): the request keeps private duplicates.
+            else:
+                mine = bool(rec_units) and rec_units[-1] is e and rec_uses[-1] == pos
+                if mine or (pos == 0 and self.dedup):
+                    have = e.cached - pos         # blocks of this stretch somebody already cached
+                    if have > 0 and self.dedup:   # SGLang: use the tree's copy, free the request's own
+                        take = min(have, hi - p)
+                        self.clean += take
+                        self._grow(rec, e, pos, take, new=not mine)
+                        pos += take
+                        mine = True
+                    if mine and e.cached == pos and pos + start < hi:
+                        self._extend(rec, e, pos, hi - start - pos, new=False)
+                # else: the content is cached already (or a gap was evicted): the request keeps private copies.
             p = hi
             if p == end:
                 k += 1
@@ -400,8 +403,8 @@ class KVCacheManager:
                 if e.cached == 0:
                     self._forget(e)
 
-    def _forget(self, e: Entry) -> None:
-        """Drop an entry that holds no blocks any more."""
+    def _forget(self, e: Entry, notify: bool = True) -> None:
+        """Drop an entry that holds no blocks any more (``notify``: tell :meth:`_child_gone` about its parent)."""
         if e.kind == UNIT:
             if self.units.get(e.key) is e:
                 del self.units[e.key]
@@ -410,7 +413,8 @@ class KVCacheManager:
                 del self.runs[e.key]
         if e.parent is not None:
             e.parent.children -= 1
-            self._child_gone(e.parent)
+            if notify:
+                self._child_gone(e.parent)
             e.parent = None
 
     def _child_gone(self, parent: Entry) -> None:

@@ -15,11 +15,18 @@ A :class:`LockstepGroup` holds the member replicas; the replay loop (:mod:`front
 group step with :meth:`LockstepGroup.start` and finishes every member when the common end time comes. Members run
 common steps: one at a time, or, when every rank with work runs a steady decode batch, many at once
 (:meth:`LockstepGroup.start`), with the same times as one at a time.
+
+A common stretch ends when any one rank's batch changes (a completion, a KV transfer arriving), while the other
+ranks would schedule the same decode batch again. Those ranks keep their plan (:meth:`LockstepGroup.continues`):
+the next stretch extends it instead of finishing and re-planning the rank, and its steps are applied together when
+the rank's own batch changes. The times, KV blocks and policy state are the same as re-planning at every common
+step end (the KV blocks of those steps are allocated later, but nothing else touches that rank's cache meanwhile).
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 
 import numpy as np
 
@@ -34,7 +41,7 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess", "speculative")
+                 "dt_guess", "speculative", "defer", "ends", "kept", "cursor")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -47,21 +54,45 @@ class LockstepGroup:
         self.wait_s = 0.0        # rank-seconds spent waiting for the slowest rank (s)
         self.fast_forward = fast_forward
         self.dt_guess = 0.0      # last common decode step (s), to size stretches
+        self.ends: list = []     # end times (s) of the common step or stretch in progress
+        self.kept = 0            # plans kept across a common step end (see continues)
+        self.cursor = 0          # the member being finished at a common step end (the replay loop sets it)
         self.speculative = any(rep.spec_steps is not None for rep in members)
+        # ranks whose batch did not change keep their plan across common step ends (not with a timeline: it
+        # records one event per plan)
+        self.defer = fast_forward and not self.speculative and all(rep.timeline is None for rep in members)
 
     @property
     def end_s(self) -> float:
         """End time (s) of the common step or stretch in progress."""
         return max(rep.plan.end_s for rep in self.members if rep.plan is not None)
 
+    def continues(self, rep) -> bool:
+        """Whether member ``rep``, whose part of the common stretch just ended, keeps its plan for the next one:
+        its plan is a fast-forwarded steady decode batch whose own limit (first completion, KV blocks, policy) is
+        not reached, and nothing outside touched it since (``rep.dirty``: a KV transfer, a reservation, a new
+        request) and nothing waits on it (nor is held for it), so its policy would schedule the same batch again."""
+        plan = rep.plan
+        sched = rep.sched
+        return (plan.n_steps < plan.limit and not rep.dirty and not sched.waiting and not sched.prefilling
+                and not rep.pending_kv and not rep.held)
+
     def start(self, t: float, horizon: float = math.inf) -> float | None:
         """Start the next common step on every member that has work, all at ``t``; returns its end time (s): the
         slowest member's step end (or the end of a fast-forwarded stretch of common decode steps, cut at the step
-        in progress at ``horizon``). None when no member has a step to run."""
+        in progress at ``horizon``). None when no member has a step to run. Members that still hold a plan kept
+        it at the last common step end (:meth:`continues`): a stretch extends it; a single common step finishes
+        it and plans the rank afresh first, as if it had not been kept."""
         if self.busy or self.finishing:
             return None
-        ready = [rep for rep in self.members
-                 if rep.plan is None and (rep.sched.running or rep.sched.waiting or rep.held)]
+        members = self.members
+        kept = False
+        ready = []
+        for rep in members:
+            if rep.plan is not None:
+                kept = True
+            elif rep.sched.running or rep.sched.waiting or rep.held:
+                ready.append(rep)
         # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
         owing = [rep for rep in ready if rep.owes_tokens()] if self.speculative else None
         plans = []
@@ -69,16 +100,25 @@ class LockstepGroup:
             plan = rep.plan_step(t)
             if plan is not None:
                 plans.append((rep, plan))
+        stretch = (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
+                   and (not self.speculative or all(r.spec_steps is None for r, _ in plans)))
+        if kept:
+            if stretch:   # every member's plan, in member order
+                fresh = {id(rep): plan for rep, plan in plans}
+                plans = [(rep, rep.plan if rep.plan is not None else fresh[id(rep)]) for rep in members
+                         if rep.plan is not None or id(rep) in fresh]
+            else:
+                self._replan_kept(t, plans)
         if not plans:
             return None
-        if (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
-                and (not self.speculative or all(r.spec_steps is None for r, _ in plans))):
+        if stretch:
             end = self._stretch(plans, t, horizon)
         else:
             durations = [rep.step_duration(plan) for rep, plan in plans]
             if any(plan.chunks for _, plan in plans):
                 durations = self._shared_ffn(plans, durations)
             end = t + max(durations)
+            self.ends = [end]
             for (rep, plan), d in zip(plans, durations):
                 self.wait_s += end - (t + d)
                 plan.ends = [end]
@@ -88,6 +128,21 @@ class LockstepGroup:
         self.busy = True
         self.version += 1
         return end
+
+    def _replan_kept(self, t: float, plans: list) -> None:
+        """The next common step is a single step: finish the kept plans at ``t`` and plan those ranks afresh,
+        putting every member's plan into ``plans`` in member order."""
+        fresh = {id(rep): plan for rep, plan in plans}
+        plans.clear()
+        for rep in self.members:
+            if rep.plan is not None and id(rep) not in fresh:
+                if rep.finish_step(t):
+                    raise RuntimeError(f"{rep.name}: a kept lockstep plan finished requests: engine bug")
+                plan = rep.plan_step(t)
+            else:
+                plan = fresh.get(id(rep))
+            if plan is not None:
+                plans.append((rep, plan))
 
     def _shared_ffn(self, plans, durations: list) -> list:
         """A step with prefill on some rank: each rank's step time with its MoE/FFN share at the tokens of all
@@ -105,20 +160,21 @@ class LockstepGroup:
         return [max(d + (common - cost.ffn_ms(n)) / 1e3, 0.0) if d > 0 else d
                 for d, n in zip(durations, tokens)]
 
-    def _durations(self, plans, done: int, k: int) -> list:
+    def _durations(self, plans, firsts, done: int, k: int) -> list:
         """Durations (s) of ``k`` common decode steps after ``done`` steps of the stretch: the slowest rank's.
-        Ranks sharing one cost model with a ``decode_stretches`` method are priced together, in one array
-        operation (bit-identical to pricing each rank with ``decode_times``); otherwise rank by rank."""
+        ``firsts``: each rank's decode KV sum in the stretch's first step. Ranks sharing one cost model with a
+        ``decode_stretches`` method are priced together, in one array operation (bit-identical to pricing each
+        rank with ``decode_times``); otherwise rank by rank."""
         a = None
         if len(plans) > 1:
             cost = plans[0][0].cost
             batched = getattr(cost, "decode_stretches", None)
             if batched is not None and all(rep.cost is cost for rep, _ in plans):
                 a = batched([p.num_decode for _, p in plans],
-                            [p.decode_kv_sum + p.num_decode * done for _, p in plans], k)
+                            [kv + p.num_decode * done for (_, p), kv in zip(plans, firsts)], k)
         if a is None:
-            rows = [rep.decode_durations(p.num_decode, p.decode_kv_sum + p.num_decode * done, k, done)
-                    for rep, p in plans]
+            rows = [rep.decode_durations(p.num_decode, kv + p.num_decode * done, k, done)
+                    for (rep, p), kv in zip(plans, firsts)]
             if len(rows) == 1:
                 return rows[0]
             a = np.array(rows)
@@ -130,31 +186,69 @@ class LockstepGroup:
         return top.tolist()
 
     def _stretch(self, plans, t: float, horizon: float) -> float:
-        k_max = min(rep.stretch_limit(p) for rep, p in plans)
-        ends = stretch_ends(t, k_max, horizon, self.dt_guess, lambda done, k: self._durations(plans, done, k))
+        """Fast-forward common decode steps from ``t``; kept plans (``marks``) continue where they stopped."""
+        firsts, k_max = [], None
+        for rep, p in plans:
+            if p.ends:   # kept: its batch after the steps it already ran
+                left = p.limit - p.n_steps
+                firsts.append(p.decode_kv_sum + p.num_decode * p.n_steps)
+            else:
+                left = p.limit = rep.stretch_limit(p)
+                firsts.append(p.decode_kv_sum)
+            if k_max is None or left < k_max:
+                k_max = left
+        ends = stretch_ends(t, k_max, horizon, self.dt_guess, lambda done, k: self._durations(plans, firsts, done, k))
         self.dt_guess = ends[-1] - (ends[-2] if len(ends) > 1 else t)
+        self.ends = ends
+        defer = self.defer
         for rep, plan in plans:
-            plan.ends = list(ends)
-            plan.n_steps = len(ends)
+            if plan.ends:
+                self.kept += 1
+                if plan.marks is None:
+                    plan.marks = [plan.n_steps]
+                else:
+                    plan.marks.append(plan.n_steps)
+                plan.ends += ends
+                plan.n_steps = len(plan.ends)
+            else:
+                plan.ends = list(ends)
+                plan.n_steps = len(ends)
+                if not defer:
+                    plan.limit = 0
             rep.plan = plan
             rep.version += 1
             rep.stretches += 1
         self.steps += len(ends)
         return ends[-1]
 
-    def sync(self, t: float) -> bool:
+    def sync(self, t: float, rep=None) -> bool:
         """Cut a stretch in progress after the common step running at ``t`` (a rank got new work: it joins at the
-        next common step). Returns True when the end time changed."""
-        changed = False
-        for rep in self.members:
-            if rep.plan is not None and rep.plan.n_steps > 1 and rep.sync(t):
-                changed = True
-        if changed:
-            self.version += 1
-        return changed
+        next common step). ``rep``: the member about to change; the KV blocks of its steps up to the one running
+        at ``t`` are allocated now (the other members' when their plans end: nothing touches their caches
+        before). Returns True when the end time changed."""
+        ends = self.ends
+        n = len(ends)
+        if n <= 1 or ends[n - 1] <= t:
+            return False
+        k = bisect_left(ends, t) + 1   # the common step in progress at t
+        if rep is not None and rep.plan is not None:
+            rep.sched.alloc_decode_steps(rep.plan, rep.plan.part_start + k)
+        if k == n:
+            return False
+        del ends[k:]
+        for m in self.members:
+            plan = m.plan
+            if plan is not None:
+                j = plan.part_start + k
+                del plan.ends[j:]
+                plan.n_steps = j
+                m.version += 1
+        self.version += 1
+        return True
 
     def stats(self) -> dict:
-        return {"name": self.name, "ranks": len(self.members), "steps": self.steps, "wait_s": self.wait_s}
+        return {"name": self.name, "ranks": len(self.members), "steps": self.steps, "wait_s": self.wait_s,
+                "kept_plans": self.kept}
 
 
 def lockstep_groups(replicas: list, names: list, fast_forward: bool = True) -> list:

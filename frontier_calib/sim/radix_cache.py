@@ -36,38 +36,49 @@ class RadixCache(KVCacheManager):
         self._tick = 0
         self._seq = 0
 
-    def _push(self, e: Entry) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (e.stamp, self._seq, e))
-
     def _to_free(self, e: Entry) -> None:
         self._tick += 1
         e.stamp = self._tick
         self._free_set.add(e)
-        if e.children == 0:
-            self._push(e)
+        if e.children == 0:   # a leaf: a candidate for eviction
+            self._seq += 1
+            heapq.heappush(self._heap, (e.stamp, self._seq, e))
 
     def _unfree(self, e: Entry) -> None:
         self._free_set.discard(e)
 
     def _child_gone(self, parent: Entry) -> None:
         if parent.children == 0 and parent in self._free_set:
-            self._push(parent)
+            self._seq += 1
+            heapq.heappush(self._heap, (parent.stamp, self._seq, parent))
 
     def _evict(self, n: int) -> None:
-        heap = self._heap
+        heap, free_set, pop, forget = self._heap, self._free_set, heapq.heappop, self._forget
+        evicted = 0
         while n > 0:
-            stamp, _, e = heapq.heappop(heap)
-            if e.children or e.stamp != stamp or e not in self._free_set:
+            stamp, _, e = pop(heap)
+            if e.children or e.stamp != stamp or e not in free_set:
                 continue   # stale: re-used, grew children, or already gone
-            take = e.cached - e.pin
-            e.cached = e.pin
-            self.evictable -= take
-            self.evicted_blocks += take
-            n -= take
-            self._free_set.discard(e)
-            if e.cached == 0:
-                self._forget(e)   # a parent left without children becomes a candidate leaf
+            while True:
+                take = e.cached - e.pin
+                e.cached = e.pin
+                evicted += take
+                n -= take
+                free_set.discard(e)
+                if e.cached:
+                    break
+                parent = e.parent
+                if (n > 0 and parent is not None and parent.children == 1 and parent.stamp == e.stamp + 1
+                        and parent in free_set):
+                    # The parent was freed right after it (one request's units, freed deepest first): once
+                    # this leaf is gone it is the least recently freed leaf, the next the heap would give.
+                    forget(e, False)
+                    e = parent
+                    continue
+                forget(e)   # a parent left without children becomes a candidate leaf
+                break
+        self.evictable -= evicted
+        self.evicted_blocks += evicted
         if n < 0:   # the last leaf was larger than needed
             self.clean += -n
 

@@ -31,7 +31,7 @@ import numpy as np
 from .config import SchedulerConfig
 from .cost_protocol import IterationCost
 from .schedulers import make_scheduler
-from .schedulers.base import ROLES
+from .schedulers.base import ROLES, StepPlan
 from .speculative import SpeculativeSteps
 
 _EMPTY = np.zeros(0, dtype=np.int64)
@@ -115,6 +115,7 @@ class Replica:
         self.group = None       # the LockstepGroup this replica steps with (set by the replay), or None
         self.spec_steps = None if spec.speculative is None else SpeculativeSteps(spec.speculative, index)
         self._owed = 0          # speculative: sub-steps the verify step in progress still owes (no cost)
+        self.dirty = False      # lockstep member: something outside changed it since its plan (see sync)
         self.schedules_ahead = spec.schedules_ahead
         self.held: list = []    # schedules_ahead: (row, time) that arrived while the step in progress ran
         self._released = False  # the plan in the making let held requests in after it was fixed: one step only
@@ -150,6 +151,7 @@ class Replica:
         Requests held while the last step ran (``schedules_ahead``) are queued after the plan is fixed; the plan
         then runs as one step (the policy looks again when it ends), or, when it is empty, the held requests
         are scheduled at once (an idle engine plans as soon as work arrives)."""
+        self.dirty = False
         plan = self._plan(now)
         self._released = bool(self.held)
         if self.held:
@@ -257,7 +259,7 @@ class Replica:
         n = plan.n_steps
         if ends[n - 1] <= t:
             return False
-        k = min(bisect_left(ends, t, 0, n) + 1 + later, n)
+        k = min(bisect_left(ends, t, plan.part_start, n) + 1 + later, n)
         self.sched.alloc_decode_steps(plan, k)
         if k < n:
             plan.n_steps = k
@@ -270,13 +272,63 @@ class Replica:
         """Apply the step ending at ``now``; returns rows that finished."""
         plan = self.plan
         self.plan = None
-        self.busy_s += now - plan.start_s
+        if plan.marks is None:
+            self.busy_s += now - plan.start_s
+        else:   # a continued plan: one addition per continuation, as one plan each would have made
+            busy, start = self.busy_s, plan.start_s
+            for m in plan.marks:
+                end = plan.ends[m - 1]
+                busy += end - start
+                start = end
+            self.busy_s = busy + (now - start)
         if self.timeline is not None:
             self._record(plan, now)
         done = self.sched.complete_step(plan, now)
         if self.check:
             self.sched.check()
         return done
+
+    def settle(self) -> None:
+        """A lockstep plan kept across common step ends (``plan.marks``): apply its steps before the latest
+        continuation, as finishing and re-planning the rank at each common step end would have, so that its
+        scheduler state is what it would be now (someone outside is about to read or change it). The latest
+        continuation stays the plan in progress, as if the policy had just scheduled it."""
+        plan = self.plan
+        m = plan.marks[-1]
+        sched = self.sched
+        head = StepPlan(plan.start_s)
+        head.num_decode, head.decode_kv_sum, head.steady = plan.num_decode, plan.decode_kv_sum, True
+        head.ends = plan.ends[:m]
+        head.n_steps = m
+        head.alloc_steps = plan.alloc_steps
+        head.marks = plan.marks[:-1] or None
+        self.plan = head
+        end = head.ends[-1]
+        done = self.finish_step(end) if plan.alloc_steps <= m else self._finish_unchecked(end)
+        if done:
+            raise RuntimeError(f"{self.name}: a kept lockstep plan finished requests: engine bug")
+        sched.on_steady_repeat()              # the policy scheduled the same batch again at ``end``
+        plan.start_s = end
+        del plan.ends[:m]
+        plan.n_steps -= m
+        plan.limit -= m
+        plan.decode_kv_sum += plan.num_decode * m
+        plan.marks = None
+        plan.alloc_steps -= m
+        if plan.alloc_steps < 1:              # its first step's KV blocks, as the policy allocates when scheduling
+            nb = sched.decode.step_blocks(sched.s)
+            if nb:
+                sched.cache.take(nb)
+            plan.alloc_steps = 1
+        self.plan = plan
+
+    def _finish_unchecked(self, now: float) -> list:
+        """:meth:`finish_step` without the debug check (the plan in progress may hold blocks allocated ahead)."""
+        check, self.check = self.check, False
+        try:
+            return self.finish_step(now)
+        finally:
+            self.check = check
 
     def _record(self, plan, end: float) -> None:
         if plan.chunks:

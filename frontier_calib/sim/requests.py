@@ -45,6 +45,16 @@ def build_layout(hash_ids, input_tokens: int, hash_block_size: int, block_size: 
     if len(hash_ids) == 0:
         return None
     covered = min(int(input_tokens), len(hash_ids) * hash_block_size)
+    if hash_block_size % block_size == 0:   # every full hash block is q engine blocks: no loop over blocks
+        q = hash_block_size // block_size
+        n_full = covered // hash_block_size
+        keys = list(map(int, hash_ids[:n_full]))
+        ends = list(range(q, q * n_full + 1, q))
+        last = covered // block_size
+        if last > q * n_full:   # the partly covered hash block's full engine blocks
+            keys.append(int(hash_ids[n_full]))
+            ends.append(last)
+        return PrefixLayout(tuple(keys), tuple(ends)) if keys else None
     keys, ends, prev = [], [], 0
     for k, h in enumerate(hash_ids):
         hi = min((k + 1) * hash_block_size, covered)

@@ -51,8 +51,9 @@ class LeastOutstanding(Router):
     name = "least_outstanding"
 
     def choose(self, r, replicas):
-        low = min(rep.outstanding for rep in replicas)
-        return self._tie([rep for rep in replicas if rep.outstanding == low])
+        loads = [rep.outstanding for rep in replicas]
+        low = min(loads)
+        return self._tie([rep for rep, n in zip(replicas, loads) if n == low])
 
 
 class PrefixAffinity(Router):

@@ -41,10 +41,15 @@ class StepPlan:
     run in this step) attending ``decode_kv_sum`` KV tokens in the first step. ``steady``: decode-only, and the
     policy would schedule the same thing again until an arrival, a completion or a KV shortage. ``ends``: end time
     (s) of each step; ``alloc_steps``: decode steps whose KV blocks are allocated so far.
+
+    A lockstep rank whose batch did not change when its group's common stretch ended keeps its plan for the next
+    stretch (:mod:`frontier_calib.sim.lockstep`): ``marks`` lists the step counts at which such a continuation
+    began (None: never continued), each standing for a steady decode step the policy would have scheduled again;
+    ``limit``: decode steps from the plan's start that the policy allows unchanged (0: not set).
     """
 
     __slots__ = ("start_s", "chunks", "prefill_q", "prefill_kv", "num_decode", "decode_kv_sum", "steady",
-                 "n_steps", "ends", "alloc_steps")
+                 "n_steps", "ends", "alloc_steps", "marks", "limit")
 
     def __init__(self, start_s: float):
         self.start_s = start_s
@@ -57,10 +62,17 @@ class StepPlan:
         self.n_steps = 1
         self.ends: list = []
         self.alloc_steps = 1
+        self.marks = None
+        self.limit = 0
 
     @property
     def end_s(self) -> float:
         return self.ends[self.n_steps - 1]
+
+    @property
+    def part_start(self) -> int:
+        """Index in ``ends`` of the first step of the latest continuation (0 when never continued)."""
+        return self.marks[-1] if self.marks else 0
 
     def covers_next(self, t: float) -> bool:
         """The plan runs at least one more step after the one in progress at ``t`` (s)."""
@@ -389,6 +401,20 @@ class Scheduler:
     def on_decode_steps(self, k: int) -> None:
         """Hook: ``k`` decode steps just completed."""
 
+    def on_continued_steps(self, marks: list, k: int) -> None:
+        """``k`` decode steps of a continued plan completed (``StepPlan.marks``): the hooks of one plan per
+        continuation, in the same order."""
+        prev = 0
+        for m in marks:
+            self.on_decode_steps(m - prev)
+            self.on_steady_repeat()
+            prev = m
+        self.on_decode_steps(k - prev)
+
+    def on_steady_repeat(self) -> None:
+        """Hook: the policy scheduled its steady decode batch again (a continued plan, see ``StepPlan.marks``):
+        the side effects :meth:`schedule` has when it schedules an unchanged decode batch, no KV allocation."""
+
     def complete_step(self, plan: StepPlan, now: float) -> list:
         """Apply a finished step (or stretch) ending at ``now``; returns the rows that finished."""
         R = self.reqs
@@ -403,7 +429,10 @@ class Scheduler:
             else:
                 self._dlog.extend(plan.ends[:k])
             self.s += k
-            self.on_decode_steps(k)
+            if plan.marks is None:
+                self.on_decode_steps(k)
+            else:
+                self.on_continued_steps(plan.marks, k)
             if self.decode.next_finish() <= self.s:
                 for r in self.decode.finishing(self.s):
                     self.leave_decode(r)

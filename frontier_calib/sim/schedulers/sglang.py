@@ -189,6 +189,14 @@ class SGLangScheduler(Scheduler):
             self.ratio = max(self.ratio - self.decay, self.min_ratio)
         return plan
 
+    def on_continued_steps(self, marks: list, k: int) -> None:
+        if self.ratio == self.min_ratio:   # decayed to the floor: every hook leaves it there
+            return
+        super().on_continued_steps(marks, k)
+
+    def on_steady_repeat(self) -> None:
+        self.ratio = max(self.ratio - self.decay, self.min_ratio)   # as schedule() does for a decode step
+
     def on_decode_steps(self, k: int) -> None:
         if k > 1:   # the first step's decay happened when it was scheduled
             self.ratio = max(self.ratio - (k - 1) * self.decay, self.min_ratio)
