@@ -9,5 +9,5 @@ from .base import (CACHE_KINDS, DEFAULT_ENGINE, ENGINES, OVERHEAD_FIELDS, Engine
                    engine_version, get_engine, overhead_seconds, register_engine, token_budget)
 from . import vllm, sglang, trtllm  # noqa: F401,E402  (register the built-in engines, in this order)
 
-__all__ = ["CACHE_KINDS", "DEFAULT_ENGINE", "ENGINES", "OVERHEAD_FIELDS", "EngineRecord", "default_overlap", "engine_names",
-           "engine_version", "get_engine", "overhead_seconds", "register_engine", "token_budget"]
+__all__ = ["CACHE_KINDS", "DEFAULT_ENGINE", "ENGINES", "OVERHEAD_FIELDS", "EngineRecord", "default_overlap",
+           "engine_names", "engine_version", "get_engine", "overhead_seconds", "register_engine", "token_budget"]

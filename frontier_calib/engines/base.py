@@ -98,6 +98,9 @@ class EngineRecord:
       bytes per token of the full-attention layers' tokens (SGLang's hybrid SWA pool, ``swa_full_tokens_ratio``
       0.8; vLLM 1.0: charged like full layers).
 
+    ``mxfp4_moe_on_fp4``: how the engine runs an MXFP4 checkpoint's experts on GPUs with FP4 tensor cores by
+    default: ``mxfp4_fp8`` (activations quantized to MXFP8, w4a8) or ``mxfp4`` (MXFP4 x BF16, w4a16).
+
     ``overlap_since``: the first engine version whose default is ``overlap`` (earlier versions schedule after
     each step: :func:`default_overlap`); None: every version.
 
@@ -127,6 +130,7 @@ class EngineRecord:
     aliases: tuple[str, ...] = ()
     public_tables: bool = False
     overlap_since: str | None = None   #: first version whose default overlaps CPU scheduling (None: every version)
+    mxfp4_moe_on_fp4: str = "mxfp4"    #: the MoE format MXFP4 experts (gpt-oss) run in on FP4 tensor cores
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):

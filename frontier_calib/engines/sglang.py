@@ -52,6 +52,7 @@ SGLANG = register_engine(EngineRecord(
     overlap=True,
     overlap_recurrent_state=False,
     overlap_since="0.4.0",   # overlap scheduler on by default (sgl-project/sglang PR #2105, Nov 2024)
+    mxfp4_moe_on_fp4="mxfp4_fp8",   # flashinfer_mxfp4 runner, default precision: activations to MXFP8
     time_source="SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on (off for "
                 "recurrent-state models with the default mamba no_buffer strategy and radix cache)",
     step_budget_binds=False,

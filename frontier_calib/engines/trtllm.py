@@ -53,6 +53,7 @@ TRTLLM = register_engine(EngineRecord(
     graph_pad=False,
     overlap=True,
     overlap_since="0.20.0",  # scheduling overlap on by default (NVIDIA/TensorRT-LLM PR #4174, May 2025)
+    mxfp4_moe_on_fp4="mxfp4_fp8",   # TRTLLM MoE backend: activations to MXFP8 (w4a8)
     time_source="TensorRT-LLM CudaGraphConfig defaults (max_batch_size 128, no padding), overlap scheduler on",
     max_running_field="max_batch_size",
     step_budget_field="max_num_tokens",

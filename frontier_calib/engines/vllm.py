@@ -41,6 +41,7 @@ VLLM = register_engine(EngineRecord(
     graph_pad=True,
     overlap=True,
     overlap_since="0.14.0",
+    mxfp4_moe_on_fp4="mxfp4",   # get_mxfp4_backend on SM100: FlashInfer MXFP4 x BF16 (w4a16)
     time_source="vLLM V1 compilation config (FULL_AND_PIECEWISE), async scheduling default since v0.14",
     kv_must_hold_max_model_len=True,
     # sliding-window layers are charged per token like full ones: vLLM's hybrid KV manager gives them full-size

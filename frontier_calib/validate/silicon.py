@@ -38,7 +38,7 @@ import pandas as pd
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
 from ..dtypes import normalize_dtype
-from ..engines import default_overlap
+from ..engines import default_overlap, get_engine
 from ..errors import CoverageError, FrontierError, InputError
 from ..hardware import get_gpu
 
@@ -300,11 +300,6 @@ def _quant(v) -> str | None:
         raise FrontierError(f"unknown quant mode {s}") from None
 
 
-#: how each engine runs MXFP4 experts (gpt-oss) on FP4 tensor cores, by default. TensorRT-LLM's TRTLLM MoE
-#: backend and SGLang's flashinfer_mxfp4 runner (``--flashinfer-mxfp4-moe-precision default``) quantize the
-#: activations to MXFP8 (w4a8, the ``w4a8_mxfp4_mxfp8`` tables); vLLM's get_mxfp4_backend picks FlashInfer's
-#: MXFP4 x BF16 kernels on SM100 unless VLLM_USE_FLASHINFER_MOE_MXFP4_MXFP8 is set (w4a16, ``w4a16_mxfp4``).
-MXFP4_ON_FP4_GPUS = {"trtllm": "mxfp4_fp8", "sglang": "mxfp4_fp8", "vllm": "mxfp4"}
 
 
 def row_dtypes(row: dict, model, gpu: str, engine: str = "trtllm") -> tuple[dict, list]:
@@ -320,7 +315,7 @@ def row_dtypes(row: dict, model, gpu: str, engine: str = "trtllm") -> tuple[dict
         # checkpoint, run w4a16 without FP4 tensor cores and as each engine runs it with them
         gemm = None
         if get_gpu(gpu).has_fp4:
-            moe = MXFP4_ON_FP4_GPUS.get(engine, "mxfp4")
+            moe = get_engine(engine).mxfp4_moe_on_fp4   # the engine record's default MXFP4 MoE path
             notes.append(f"fp4 label on an MXFP4 checkpoint: experts {moe} ({engine}'s MXFP4 MoE on FP4 tensor cores)")
         else:
             moe = "mxfp4"
