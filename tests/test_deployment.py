@@ -200,13 +200,14 @@ def test_overheads_and_paths_relative_to_the_file(tmp_path):
     assert dep.worker.model.name == "tiny"
     assert dep.profiles == str(tmp_path / "tables")
     assert dep.worker.overheads.step_s == 0.003
-    assert dep.worker.overheads.per_seq_s == Overheads.for_engine("vllm").per_seq_s  # the rest keep the defaults
-    assert dep.frontend_s == Overheads.for_engine("vllm").frontend_s
+    plain = deployment_from_dict({**LLAMA}).worker.overheads   # the engine's, after the shipped calibration
+    assert dep.worker.overheads.per_seq_s == plain.per_seq_s   # the rest keep what they would have been
+    assert dep.frontend_s == plain.frontend_s
 
 
 def test_frontend_latency_from_overheads_for_every_mode():
     dep = deployment_from_dict({**LLAMA, "overheads": {"frontend_s": 0.03}})
-    assert dep.frontend_s == 0.03 and dep.worker.overheads.step_s == Overheads.for_engine("vllm").step_s
+    assert dep.frontend_s == 0.03 and dep.worker.overheads.step_s == deployment_from_dict(LLAMA).worker.overheads.step_s
     pd = yaml.safe_load((REPO / "deployments" / "deepseek-v3-h200-sglang-pd-1p1d.yaml").read_text())
     pd["prefill"]["overheads"] = {"frontend_s": 0.04}
     assert deployment_from_dict(pd).frontend_s == 0.04   # requests enter at the prefill pool
