@@ -173,7 +173,6 @@ class IterationCostModel:
         self.kernels = kernels_per_step(worker.model, worker.tp)
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
-        m, w = self.worker.model, self.worker
         n = np.arange(1, self.max_tokens + 1)
         # every table is made non-decreasing in each of its axes (see _monotone)
         t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
@@ -440,14 +439,10 @@ class IterationCostModel:
         if w.node_link is not None and inside:
             return ring_allgather_ms(nbytes, w.tp, w.node_link.bandwidth, w.node_link.latency_s)
         if inside and self.models.has("collective") and "all_gather" in self._collective_categories("op"):
-            return self.models.predict("collective", pd.DataFrame({
-                "op": "all_gather", "implementation": "nccl", "dtype": "bf16", "num_gpus": w.tp,
-                "message_bytes": nbytes}))
+            return self._collective_ms("all_gather", nbytes, w.tp)
         if not inside and w.tp % self.gpus_per_node == 0:
             return 0.5 * self._cross_node_allreduce_ms(nbytes, tp_nodes(w.tp, self.gpus_per_node))
-        return 0.5 * self.models.predict("collective", pd.DataFrame({
-            "op": "all_reduce", "implementation": "nccl", "dtype": "bf16", "num_gpus": w.tp,
-            "message_bytes": nbytes}))
+        return 0.5 * self._collective_ms("all_reduce", nbytes, w.tp)
 
     def _decode_attention_one(self, b: int, kv_sum: float) -> float:
         """Scalar form of :meth:`_decode_attention_ms` (the per-step hot path)."""
@@ -677,8 +672,7 @@ class IterationCostModel:
                                 f"engine={w.engine}")
         out = np.zeros(len(nbytes))
         for op in ("all_gather", "reduce_scatter"):
-            out += self.models.predict("collective", pd.DataFrame({
-                "op": op, "implementation": "nccl", "dtype": "bf16", "num_gpus": w.moe_gpus, "message_bytes": nbytes}))
+            out += self._collective_ms(op, nbytes, w.moe_gpus)
         return out
 
     def _collective_categories(self, column: str) -> set:
@@ -712,9 +706,13 @@ class IterationCostModel:
         custom = (self.worker.custom_all_reduce and "custom" in self._collective_categories("implementation")
                   and gpus <= self.spec.gpus_per_node)
         impl = "custom" if custom else "nccl"
-        df = pd.DataFrame({"op": "all_reduce", "implementation": impl, "dtype": "bf16", "num_gpus": gpus,
-                           "message_bytes": nbytes})
-        return self.models.predict("collective", df)
+        return self._collective_ms("all_reduce", nbytes, gpus, impl)
+
+    def _collective_ms(self, op: str, nbytes, gpus: int, implementation: str = "nccl") -> np.ndarray:
+        """Milliseconds of one profiled ``op`` (all_reduce, all_gather, reduce_scatter) of ``nbytes`` bytes (the
+        whole buffer, as in the ``collective`` tables) over ``gpus`` GPUs, from the fitted ``collective`` model."""
+        return self.models.predict("collective", pd.DataFrame({
+            "op": op, "implementation": implementation, "dtype": "bf16", "num_gpus": gpus, "message_bytes": nbytes}))
 
     def _cross_node_allreduce_ms(self, nbytes: np.ndarray, nodes: int) -> np.ndarray:
         """Milliseconds of an all-reduce of ``nbytes`` bytes per GPU over ``nodes`` whole nodes: the hierarchical
@@ -724,12 +722,8 @@ class IterationCostModel:
         one node (a group that spans nodes still has to reduce inside each of them)."""
         g = self.gpus_per_node
         ops, impls = self._collective_categories("op"), self._collective_categories("implementation")
-        def profiled(op, b, gpus):
-            return self.models.predict("collective", pd.DataFrame({
-                "op": op, "implementation": "nccl", "dtype": "bf16", "num_gpus": gpus, "message_bytes": b}))
-
         have = {"reduce_scatter", "all_gather"} <= ops and "nccl" in impls
-        ms = hierarchical_allreduce_ms(nbytes, nodes, g, self.spec, profiled if have else None)
+        ms = hierarchical_allreduce_ms(nbytes, nodes, g, self.spec, self._collective_ms if have else None)
         if g > 1:
             ms = np.maximum(ms, self._intra_node_allreduce_ms(nbytes, g))
         return ms
