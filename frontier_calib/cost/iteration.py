@@ -124,6 +124,32 @@ class CostBreakdown:
                 + self.overhead_ms)
 
 
+class _DecodeRows:
+    """What :meth:`IterationCostModel.decode_stretches` reads per batch size ``n``, indexed by ``n`` (filled for
+    n <= ``filled``): ``batch`` (n as a float), ``base`` (token + LM-head ms), ``floor`` (the step floor with
+    overlap, s; 0 without), ``graphed``; the flat decode table (``slopes``, ``fp``: log2 ms) with ``xp_flat``,
+    the log2 KV grid ``xp`` repeated per row, and ``offsets[n]``, the flat index of (row n - 1, column 0) minus one
+    (so that ``searchsorted + offsets`` is the flat index of the grid point at or below each query); ``steps``:
+    (batches, k) -> step indices 0 .. k - 1 repeated per batch (float, k <= 256); ``one``, ``kv_max``, ``thousand``: the
+    constants as 0-d arrays (an operation with a Python float converts it each time)."""
+
+    __slots__ = ("batch", "base", "floor", "graphed", "filled", "slopes", "fp", "xp", "xp_flat", "offsets", "steps",
+                 "one", "kv_max", "thousand")
+
+    def __init__(self, flat: tuple, max_seqs: int, kv_max: float):
+        self.slopes, self.fp, self.xp = flat
+        width = len(self.xp)
+        self.batch = np.zeros(max_seqs + 1)
+        self.base = np.zeros(max_seqs + 1)
+        self.floor = np.zeros(max_seqs + 1)
+        self.graphed = np.zeros(max_seqs + 1, dtype=bool)
+        self.filled = 0
+        self.xp_flat = np.tile(self.xp, max_seqs)
+        self.offsets = np.arange(-1, max_seqs, dtype=np.intp) * width - 1
+        self.steps: dict = {}
+        self.one, self.kv_max, self.thousand = np.array(1.0), np.array(float(kv_max)), np.array(1e3)
+
+
 class IterationCostModel:
     """Implements the simulator's ``IterationCost`` protocol for one worker.
 
@@ -164,7 +190,7 @@ class IterationCostModel:
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
-        self._stretch_steps = np.arange(256, dtype=float)   # decode_stretches: step indices 0, 1, ... (float)
+        self._decode_rows_table = None     # decode_stretches: a _DecodeRows (False: unusable)
         self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
@@ -275,66 +301,84 @@ class IterationCostModel:
         same operations element by element; ``np.interp`` is written out with its own formula,
         ``slope * (x - xp[j]) + fp[j]`` with ``xp[j] <= x < xp[j + 1]``, because each row reads its own table
         row). None when a batch size lies outside the decode table (the caller then prices batch by batch)."""
-        ns = [int(n) for n in num_decode]
-        if min(ns) < 1 or max(ns) > self.max_seqs:
+        if min(num_decode) < 1 or max(num_decode) > self.max_seqs:
             return None
-        flat = self._decode_flat
-        if flat is None:
+        table = self._decode_rows_table
+        if table is None:
             flat = self._decode_flat = self._decode_flat_tables()
-        if flat is False:
+            if flat is False:
+                return None
+            table = self._decode_rows_table = _DecodeRows(flat, self.max_seqs, self._kv_grid_max)
+        elif table is False:
             return None
-        slopes, fp, xp = flat
+        top = max(num_decode)
+        if top > table.filled:
+            self._fill_decode_rows(table, top)
+        idx = np.array(num_decode, dtype=np.intp)
+        # Every array below is flat, batch after batch (k steps each), so that no operation broadcasts (broadcasting
+        # costs more than these few elements). Batch sizes and KV sums are float64 (exact: integers far below
+        # 2**53), so that every operation is a float64 one: the same values as decode_times' integer arithmetic
+        # and casts.
+        each = idx.repeat(k)                       # the batch size of every element
+        col = table.batch.take(each)               # n, as a float
+        steps = table.steps.get((len(idx), k))
+        if steps is None:                          # 0, 1, .., k - 1 for every batch (kept for short stretches)
+            steps = np.tile(np.arange(k, dtype=float), len(idx))
+            if k <= 256:
+                table.steps[(len(idx), k)] = steps
+        x = steps * col                            # KV sum of step i: first + n x i
+        x += np.array(first_kv_sums, dtype=float).repeat(k)
+        x /= col                                   # decode_times' operations, on every batch at once
+        np.maximum(x, table.one, out=x)
+        np.minimum(x, table.kv_max, out=x)
+        np.log2(x, out=x)
+        j = table.xp.searchsorted(x, side="right")   # xp[j - 1] <= x (x >= log2(1) >= xp[0]); j - 1 = last at the end
+        j += table.offsets.take(each)              # the flat index of (row n - 1, j - 1)
+        x -= table.xp_flat.take(j)
+        x *= table.slopes.take(j)                  # the last column's slope is 0: fp[last] at the grid's end
+        x += table.fp.take(j)
+        np.exp2(x, out=x)
+        x += table.base.take(each)
+        x /= table.thousand
+        if self.engine_time.overlap:   # kernel times are > 0: the same maximum as step_seconds takes element by element
+            np.maximum(x, table.floor.take(each), out=x)
+            return x.reshape(len(idx), k)
+        x = x.reshape(len(idx), k)
+        col = col.reshape(len(idx), k)[:, :1]
+        graphed = table.graphed.take(idx)
+        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads, overlap=False)
+        if graphed.all() or not graphed.any():
+            return step_seconds(x, graphed=bool(graphed[0]), sequences=col, tokens=col, **kw)
+        out = np.empty_like(x)
+        for flag in (True, False):
+            sel = graphed == flag
+            out[sel] = step_seconds(x[sel], graphed=flag, sequences=col[sel], tokens=col[sel], **kw)
+        return out
+
+    def _fill_decode_rows(self, table, upto: int) -> None:
+        """Fill :class:`_DecodeRows` for batch sizes up to ``upto``: the token + LM-head milliseconds and graph flag
+        of ``decode_times`` (the same memo) and, with overlap, the step floor: with overlap a step lasts
+        max(its kernel time, floor), step_seconds' maximum with the terms that do not depend on the kernel time
+        taken first (a step with none)."""
         terms = self._decode_terms
         overlap = self.engine_time.overlap
-        base, graphed, floors = [], [], []
-        for n in ns:
+        for n in range(table.filled + 1, upto + 1):
             t = terms.get(n)
             if t is None:
                 run_tok, g = self.engine_time.padded_tokens(n, n, False)
                 t = terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), g)
-            base.append(t[0])
-            graphed.append(t[1])
+            floor = 0.0
             if overlap:
-                f = self._decode_floor.get(n)
-                if f is None:   # with overlap a step lasts max(its kernel time, this): step_seconds' maximum,
-                    # the terms that do not depend on the kernel time taken first (a step with none)
-                    f = self._decode_floor[n] = step_seconds(
+                floor = self._decode_floor.get(n)
+                if floor is None:
+                    floor = self._decode_floor[n] = step_seconds(
                         0.0, graphed=t[1], kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
                         overheads=self.overheads, overlap=True)
-                floors.append(f)
-        # Batch sizes and KV sums as float64 (exact: integers far below 2**53), so that every operation below is a
-        # float64 one: the same values as decode_times' integer arithmetic and casts, with fewer array calls.
-        rows = np.array([ns, first_kv_sums, base, floors] if overlap else [ns, first_kv_sums, base], dtype=float)
-        col = rows[0][:, None]
-        ar = self._stretch_steps
-        if len(ar) < k:
-            ar = self._stretch_steps = np.arange(max(k, 2 * len(ar)), dtype=float)
-        x = ar[:k] * col                           # KV sum of step i: first + n x i
-        x += rows[1][:, None]
-        x /= col                                   # decode_times' operations, on every batch at once
-        np.maximum(x, 1.0, out=x)
-        np.minimum(x, self._kv_grid_max, out=x)
-        np.log2(x, out=x)
-        j = xp.searchsorted(x, side="right")
-        j -= 1                                     # xp[j] <= x (x >= log2(1) >= xp[0]); j = last at the end
-        x -= xp.take(j)
-        j += np.array([(n - 1) * len(xp) for n in ns])[:, None]   # the flat index of (row n - 1, j)
-        x *= slopes.take(j)                        # the last column's slope is 0: fp[last] at the grid's end
-        x += fp.take(j)
-        np.exp2(x, out=x)
-        x += rows[2][:, None]
-        x /= 1e3
-        if overlap:   # kernel times are > 0: the same maximum as step_seconds takes element by element
-            np.maximum(x, rows[3][:, None], out=x)
-            return x
-        kw = dict(kernels=self.kernels, has_prefill=False, overheads=self.overheads, overlap=False)
-        if all(graphed) or not any(graphed):
-            return step_seconds(x, graphed=graphed[0], sequences=col, tokens=col, **kw)
-        out = np.empty_like(x)
-        for flag in (True, False):
-            sel = np.array([g is flag for g in graphed])
-            out[sel] = step_seconds(x[sel], graphed=flag, sequences=col[sel], tokens=col[sel], **kw)
-        return out
+            table.batch[n] = n
+            table.base[n] = t[0]
+            table.floor[n] = floor
+            table.graphed[n] = t[1]
+        table.filled = upto
 
     def _decode_flat_tables(self):
         """(slopes, log2 ms, log2 KV grid) for :meth:`decode_stretches`: the decode table and its per-row slopes

@@ -32,6 +32,9 @@ import numpy as np
 
 from .replica import stretch_ends
 
+_max_reduce = np.maximum.reduce   # what ndarray.max and ndarray.sum call, without their keyword handling
+_add_reduce = np.add.reduce
+
 
 class LockstepGroup:
     """The replicas (attention-DP ranks) that step together; ``index``: position in the replay's group list.
@@ -41,7 +44,7 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess", "speculative", "defer", "ends", "kept", "cursor")
+                 "dt_guess", "speculative", "defer", "ends", "kept", "cursor", "batched", "mixed_costs")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -61,6 +64,10 @@ class LockstepGroup:
         # ranks whose batch did not change keep their plan across common step ends (not with a timeline: it
         # records one event per plan)
         self.defer = fast_forward and not self.speculative and all(rep.timeline is None for rep in members)
+        # the members' shared cost model's decode_stretches (every rank priced in one call), or None
+        cost = members[0].cost
+        self.mixed_costs = any(rep.cost is not cost for rep in members)
+        self.batched = None if self.mixed_costs else getattr(cost, "decode_stretches", None)
 
     @property
     def end_s(self) -> float:
@@ -160,18 +167,19 @@ class LockstepGroup:
         return [max(d + (common - cost.ffn_ms(n)) / 1e3, 0.0) if d > 0 else d
                 for d, n in zip(durations, tokens)]
 
-    def _durations(self, plans, firsts, done: int, k: int) -> list:
+    def _durations(self, plans, ns: list, firsts: list, done: int, k: int) -> list:
         """Durations (s) of ``k`` common decode steps after ``done`` steps of the stretch: the slowest rank's.
-        ``firsts``: each rank's decode KV sum in the stretch's first step. Ranks sharing one cost model with a
-        ``decode_stretches`` method are priced together, in one array operation (bit-identical to pricing each
-        rank with ``decode_times``); otherwise rank by rank."""
+        ``ns``, ``firsts``: each rank's decode batch size and decode KV sum in the stretch's first step. Ranks
+        sharing one cost model with a ``decode_stretches`` method (``batched``) are priced together, in one array
+        operation (bit-identical to pricing each rank with ``decode_times``); otherwise rank by rank."""
         a = None
-        if len(plans) > 1:
+        batched = self.batched
+        if batched is None and self.mixed_costs:   # ranks with different cost models: batched when these share one
             cost = plans[0][0].cost
-            batched = getattr(cost, "decode_stretches", None)
-            if batched is not None and all(rep.cost is cost for rep, _ in plans):
-                a = batched([p.num_decode for _, p in plans],
-                            [kv + p.num_decode * done for (_, p), kv in zip(plans, firsts)], k)
+            if all(rep.cost is cost for rep, _ in plans):
+                batched = getattr(cost, "decode_stretches", None)
+        if batched is not None and len(plans) > 1:
+            a = batched(ns, [kv + n * done for n, kv in zip(ns, firsts)] if done else firsts, k)
         if a is None:
             rows = [rep.decode_durations(p.num_decode, kv + p.num_decode * done, k, done)
                     for (rep, p), kv in zip(plans, firsts)]
@@ -181,29 +189,33 @@ class LockstepGroup:
         else:
             for rep, _ in plans:
                 rep.cost_calls += 1
-        top = a.max(axis=0)
-        self.wait_s += float((top - a).sum())
+        top = _max_reduce(a, axis=0)                        # a.max(axis=0)
+        self.wait_s += float(_add_reduce(top - a, axis=None))   # (top - a).sum()
         return top.tolist()
 
     def _stretch(self, plans, t: float, horizon: float) -> float:
         """Fast-forward common decode steps from ``t``; kept plans (``marks``) continue where they stopped."""
-        firsts, k_max = [], None
+        ns, firsts, k_max = [], [], None
         for rep, p in plans:
+            n = p.num_decode
+            ns.append(n)
             if p.ends:   # kept: its batch after the steps it already ran
                 left = p.limit - p.n_steps
-                firsts.append(p.decode_kv_sum + p.num_decode * p.n_steps)
+                firsts.append(p.decode_kv_sum + n * p.n_steps)
             else:
                 left = p.limit = rep.stretch_limit(p)
                 firsts.append(p.decode_kv_sum)
             if k_max is None or left < k_max:
                 k_max = left
-        ends = stretch_ends(t, k_max, horizon, self.dt_guess, lambda done, k: self._durations(plans, firsts, done, k))
+        ends = stretch_ends(t, k_max, horizon, self.dt_guess,
+                            lambda done, k: self._durations(plans, ns, firsts, done, k))
         self.dt_guess = ends[-1] - (ends[-2] if len(ends) > 1 else t)
         self.ends = ends
         defer = self.defer
+        kept = 0
         for rep, plan in plans:
             if plan.ends:
-                self.kept += 1
+                kept += 1
                 if plan.marks is None:
                     plan.marks = [plan.n_steps]
                 else:
@@ -211,13 +223,14 @@ class LockstepGroup:
                 plan.ends += ends
                 plan.n_steps = len(plan.ends)
             else:
-                plan.ends = list(ends)
+                plan.ends = ends.copy()
                 plan.n_steps = len(ends)
                 if not defer:
                     plan.limit = 0
-            rep.plan = plan
+                rep.plan = plan
             rep.version += 1
             rep.stretches += 1
+        self.kept += kept
         self.steps += len(ends)
         return ends[-1]
 
