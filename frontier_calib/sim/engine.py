@@ -168,8 +168,8 @@ class _Replay:
         g.busy, g.finishing = False, True
         defer = g.defer
         for i, rep in enumerate(g.members):
-            g.cursor = i
             if rep.plan is not None and not (defer and g.continues(rep)):
+                g.cursor = i   # read by sync() while this member finishes
                 self._finish(rep, t)
         g.finishing = False
         self._kick_group(g, t)

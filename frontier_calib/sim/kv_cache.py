@@ -46,10 +46,10 @@ class Entry:
 
     __slots__ = ("kind", "key", "cached", "pin", "uses", "parent", "children", "stamp")
 
-    def __init__(self, kind: int, key, cached: int, parent=None):
+    def __init__(self, kind: int, key, cached: int, parent=None, pin: int = 0, uses: dict | None = None):
         self.kind, self.key, self.cached = kind, key, cached
-        self.pin = 0
-        self.uses: dict = {}
+        self.pin = pin
+        self.uses: dict = {} if uses is None else uses
         self.parent = parent
         self.children = 0
         self.stamp = 0
@@ -237,6 +237,7 @@ class KVCacheManager:
         k = rec.unit_idx
         units = self.units
         rec_units, rec_uses = rec.units, rec.uses
+        prev = units.get(keys[k - 1]) if k else None   # the unit of the hash block before block k
         while p < hi_all:
             start = ends[k - 1] if k else 0
             end = ends[k]
@@ -246,13 +247,10 @@ class KVCacheManager:
             e = units.get(key)
             if e is None:
                 if pos == 0:                  # new content: the request starts the unit
-                    parent = units.get(keys[k - 1]) if k else None
-                    e = units[key] = Entry(UNIT, key, 0, parent)
-                    if parent is not None:
-                        parent.children += 1
                     n = hi - p                # _extend(rec, e, 0, n, new=True), inlined (the hot case)
-                    e.uses[n] = 1
-                    e.cached = e.pin = n
+                    e = units[key] = Entry(UNIT, key, n, prev, n, {n: 1})
+                    if prev is not None:
+                        prev.children += 1
                     rec_units.append(e)
                     rec_uses.append(n)
                     rec.n_shared += n
@@ -272,6 +270,7 @@ class KVCacheManager:
             p = hi
             if p == end:
                 k += 1
+                prev = e
         rec.reg_pos = p
         rec.unit_idx = k
 
@@ -342,8 +341,22 @@ class KVCacheManager:
             self.evictable += keep
             self._to_free(e)
         if rec is not None:
+            to_free = self._to_free
             for e, use in zip(reversed(rec.units), reversed(rec.uses)):   # deepest first: evicted first
-                self._use(e, use, 0)
+                # self._use(e, use, 0), inlined: one user fewer; when it was the last to use the unit's longest
+                # prefix, the pin drops to the next longest use and the blocks behind it become free
+                uses = e.uses
+                c = uses[use] - 1
+                if c:
+                    uses[use] = c
+                    continue
+                del uses[use]
+                if use != e.pin:
+                    continue
+                pin = max(uses) if uses else 0
+                self.evictable += e.pin - pin
+                e.pin = pin
+                to_free(e)             # more of it became free: most recently freed
 
     # ------------------------------------------------------------------ internals
     def _use(self, e: Entry, old: int, new: int) -> None:

@@ -92,29 +92,28 @@ class LockstepGroup:
         it and plans the rank afresh first, as if it had not been kept."""
         if self.busy or self.finishing:
             return None
-        members = self.members
-        kept = False
-        ready = []
-        for rep in members:
-            if rep.plan is not None:
-                kept = True
-            elif rep.sched.running or rep.sched.waiting or rep.held:
-                ready.append(rep)
-        # speculative decoding: ranks still owed tokens of the common verify step emit them first (no time)
-        owing = [rep for rep in ready if rep.owes_tokens()] if self.speculative else None
-        plans = []
-        for rep in owing or ready:
-            plan = rep.plan_step(t)
-            if plan is not None:
+        if self.speculative:
+            plans, stretch = self._plans_speculative(t)
+        else:   # one pass in member order: kept plans as they are, the other ranks with work planned
+            plans, fresh = [], None
+            stretch = self.fast_forward
+            for rep in self.members:
+                plan = rep.plan
+                if plan is None:
+                    if not (rep.sched.running or rep.sched.waiting or rep.held):
+                        continue
+                    plan = rep.plan_step(t)
+                    if plan is None:
+                        continue
+                    if plan.chunks or not plan.steady:
+                        stretch = False
+                    if fresh is None:
+                        fresh = [(rep, plan)]
+                    else:
+                        fresh.append((rep, plan))
                 plans.append((rep, plan))
-        stretch = (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
-                   and (not self.speculative or all(r.spec_steps is None for r, _ in plans)))
-        if kept:
-            if stretch:   # every member's plan, in member order
-                fresh = {id(rep): plan for rep, plan in plans}
-                plans = [(rep, rep.plan if rep.plan is not None else fresh[id(rep)]) for rep in members
-                         if rep.plan is not None or id(rep) in fresh]
-            else:
+            if not stretch and fresh is not None and len(fresh) < len(plans):   # some plans were kept
+                plans = fresh
                 self._replan_kept(t, plans)
         if not plans:
             return None
@@ -135,6 +134,21 @@ class LockstepGroup:
         self.busy = True
         self.version += 1
         return end
+
+    def _plans_speculative(self, t: float) -> tuple:
+        """:meth:`start`'s plans with speculative decoding (no plan is ever kept: ``defer`` is off): ranks still
+        owed tokens of the common verify step emit them first (no time). Returns (plans, whether a stretch)."""
+        ready = [rep for rep in self.members
+                 if rep.plan is None and (rep.sched.running or rep.sched.waiting or rep.held)]
+        owing = [rep for rep in ready if rep.owes_tokens()]
+        plans = []
+        for rep in owing or ready:
+            plan = rep.plan_step(t)
+            if plan is not None:
+                plans.append((rep, plan))
+        stretch = (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
+                   and all(r.spec_steps is None for r, _ in plans))
+        return plans, stretch
 
     def _replan_kept(self, t: float, plans: list) -> None:
         """The next common step is a single step: finish the kept plans at ``t`` and plan those ranks afresh,

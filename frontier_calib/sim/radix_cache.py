@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 
-from .kv_cache import Entry, KVCacheManager
+from .kv_cache import UNIT, Entry, KVCacheManager
 
 
 class RadixCache(KVCacheManager):
@@ -53,7 +53,7 @@ class RadixCache(KVCacheManager):
             heapq.heappush(self._heap, (parent.stamp, self._seq, parent))
 
     def _evict(self, n: int) -> None:
-        heap, free_set, pop, forget = self._heap, self._free_set, heapq.heappop, self._forget
+        heap, free_set, pop, forget, units = self._heap, self._free_set, heapq.heappop, self._forget, self.units
         evicted = 0
         while n > 0:
             stamp, _, e = pop(heap)
@@ -72,7 +72,13 @@ class RadixCache(KVCacheManager):
                         and parent in free_set):
                     # The parent was freed right after it (one request's units, freed deepest first): once
                     # this leaf is gone it is the least recently freed leaf, the next the heap would give.
-                    forget(e, False)
+                    if e.kind == UNIT:   # forget(e, False), inlined
+                        if units.get(e.key) is e:
+                            del units[e.key]
+                        parent.children = 0
+                        e.parent = None
+                    else:
+                        forget(e, False)
                     e = parent
                     continue
                 forget(e)   # a parent left without children becomes a candidate leaf

@@ -424,10 +424,11 @@ class Scheduler:
         if plan.num_decode:
             if k > plan.alloc_steps:
                 self.alloc_decode_steps(plan, k)
+            ends = plan.ends
             if k == 1:
-                self._dlog.append(plan.ends[0])
+                self._dlog.append(ends[0])
             else:
-                self._dlog.extend(plan.ends[:k])
+                self._dlog.extend(ends if len(ends) == k else ends[:k])
             self.s += k
             if plan.marks is None:
                 self.on_decode_steps(k)
