@@ -44,18 +44,26 @@ def stretch_ends(t0: float, k_max: int, horizon: float, dt_guess: float, duratio
     The ends are sequential sums, identical to pricing one step at a time (shared by replicas and lockstep
     groups)."""
     if k_max <= 1 or horizon <= t0:
-        return list(accumulate(durations(0, 1), initial=t0))[1:]
+        return _sums(t0, durations(0, 1))
     want = k_max
     if horizon < math.inf and dt_guess > 0:
         want = min(k_max, int(min((horizon - t0) / dt_guess, 1e9)) + 2)
-    ends = list(accumulate(durations(0, want), initial=t0))[1:]
+    ends = _sums(t0, durations(0, want))
     while ends[-1] < horizon and len(ends) < k_max:
         more = min(k_max - len(ends), max(len(ends), 16))
-        ends += list(accumulate(durations(len(ends), more), initial=ends[-1]))[1:]
+        ends += _sums(ends[-1], durations(len(ends), more))
     k = bisect_left(ends, horizon) + 1    # the step in progress when the horizon arrives
     if k < len(ends):
         del ends[k:]
     return ends
+
+
+def _sums(t0: float, durations) -> list:
+    """``t0 + d[0]``, ``t0 + d[0] + d[1]``, ...: the end times of steps of ``durations`` (s) from ``t0``, summed in
+    order (``accumulate(durations, initial=t0)`` without its first item). A list of durations is reused."""
+    d = durations if type(durations) is list else list(durations)
+    d[0] += t0
+    return list(accumulate(d))
 
 
 @dataclass

@@ -91,6 +91,10 @@ class Scheduler:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
         self.cfg, self.reqs, self.cache, self.role = cfg, reqs, cache, role
         self.bs = cfg.block_size
+        # the engine's limits from the settings (properties that ask the engine registry), read once per replay
+        self.max_running = cfg.max_running
+        self.step_token_budget = cfg.step_token_budget
+        self.prefill_chunk_tokens = cfg.prefill_chunk_tokens
         self.waiting: deque = deque()
         self.running: list = []       # admission order (preemption victims come from the end)
         self.prefilling: list = []    # running requests still computing their prompt, admission order
@@ -149,7 +153,7 @@ class Scheduler:
         """Whether :meth:`reserve_prefilled` would succeed now (no side effects); ``after_step``: at the end of the
         decode step just scheduled (its blocks are allocated). Between step ends of decode-only steps the answer
         does not change (free blocks shrink exactly as the running requests' future needs do)."""
-        if len(self.running) + len(self.reserved) >= self.cfg.max_running:
+        if len(self.running) + len(self.reserved) >= self.max_running:
             return False
         R = self.reqs
         # Conservative, so that a reservation never starves a running request: the new request's whole
@@ -260,7 +264,7 @@ class Scheduler:
         """Decode role: admit waiting requests whose prompt KV was computed elsewhere, while KV blocks last.
         Returns the step tokens they use (one decode token each)."""
         R, waiting, used = self.reqs, self.waiting, 0
-        cap = self.cfg.max_running
+        cap = self.max_running
         i = 0   # transferred requests hold reserved blocks: admit them past locally recomputing ones
         while i < len(waiting) and len(self.running) < cap and used < budget:
             r = waiting[i]
@@ -491,5 +495,5 @@ class Scheduler:
         own.update(self.reserved)   # decode role: blocks reserved for KV on its way here
         self.cache.check(own)
         assert self.reserve_extra == sum(1 for r in self.reserved if R.computed[r] % bs == 0)
-        assert len(self.running) <= self.cfg.max_running
+        assert len(self.running) <= self.max_running
         assert len(self.decode.members) + len(self.prefilling) == len(self.running)

@@ -108,7 +108,7 @@ class SGLangScheduler(Scheduler):
         mixed = cfg.enable_mixed_chunk and self.decode.n > 0
         n_dec = self.decode.n if mixed else 0
         dec_blocks = self.decode.step_blocks(self.s) if mixed else 0
-        rem_chunk = cfg.prefill_chunk_tokens - n_dec
+        rem_chunk = self.prefill_chunk_tokens - n_dec
         rem_input = cfg.max_prefill_tokens - n_dec
         rem_total = (cache.num_free - dec_blocks) * bs - self._reserve_tokens(self.s, self.ratio) - n_dec
         plan = StepPlan(now)

@@ -24,7 +24,7 @@ class TRTLLMScheduler(Scheduler):
 
     def schedule(self, now: float):
         cfg, R, cache, bs = self.cfg, self.reqs, self.cache, self.bs
-        budget = cfg.step_token_budget
+        budget = self.step_token_budget
         chunking = cfg.enable_chunked_prefill
         if self.waiting and self.role == "decode":
             budget -= self.admit_prefilled(now, budget - self.decode.n)
@@ -70,7 +70,7 @@ class TRTLLMScheduler(Scheduler):
         cfg, R, cache, bs, waiting = self.cfg, self.reqs, self.cache, self.bs, self.waiting
         gne = cfg.capacity_scheduler_policy == "guaranteed_no_evict"
         future = None
-        while waiting and left > 0 and len(self.running) < cfg.max_running:
+        while waiting and left > 0 and len(self.running) < self.max_running:
             r = waiting[0]
             if R.remote_kv[r]:
                 break
