@@ -44,7 +44,7 @@ class Entry:
     ``cached`` blocks hold content; the first ``pin`` are in use, the rest (the *tail*) are free. ``uses`` counts
     the requests using the unit by the number of its blocks they use (units only)."""
 
-    __slots__ = ("kind", "key", "cached", "pin", "uses", "parent", "children", "stamp")
+    __slots__ = ("kind", "key", "cached", "pin", "uses", "parent", "children", "stamp", "free")
 
     def __init__(self, kind: int, key, cached: int, parent=None, pin: int = 0, uses: dict | None = None):
         self.kind, self.key, self.cached = kind, key, cached
@@ -53,6 +53,7 @@ class Entry:
         self.parent = parent
         self.children = 0
         self.stamp = 0
+        self.free = False   # in the free pool (the radix cache's flag; the LRU flavour keeps an ordered dict)
 
     @property
     def refs(self) -> int:

@@ -32,44 +32,44 @@ class RadixCache(KVCacheManager):
                  cache_finished: bool = True):
         super().__init__(num_blocks, block_size, enable_prefix_caching, cache_finished)
         self._heap: list = []        # (stamp, seq, entry) of candidate leaves; stale items skipped on pop
-        self._free_set: set = set()  # entries with free blocks (counted in ``evictable``)
+        # entries with free blocks (counted in ``evictable``) carry ``Entry.free``
         self._tick = 0
         self._seq = 0
 
     def _to_free(self, e: Entry) -> None:
         self._tick += 1
         e.stamp = self._tick
-        self._free_set.add(e)
+        e.free = True
         if e.children == 0:   # a leaf: a candidate for eviction
             self._seq += 1
             heapq.heappush(self._heap, (e.stamp, self._seq, e))
 
     def _unfree(self, e: Entry) -> None:
-        self._free_set.discard(e)
+        e.free = False
 
     def _child_gone(self, parent: Entry) -> None:
-        if parent.children == 0 and parent in self._free_set:
+        if parent.children == 0 and parent.free:
             self._seq += 1
             heapq.heappush(self._heap, (parent.stamp, self._seq, parent))
 
     def _evict(self, n: int) -> None:
-        heap, free_set, pop, forget, units = self._heap, self._free_set, heapq.heappop, self._forget, self.units
+        heap, pop, forget, units = self._heap, heapq.heappop, self._forget, self.units
         evicted = 0
         while n > 0:
             stamp, _, e = pop(heap)
-            if e.children or e.stamp != stamp or e not in free_set:
+            if e.children or e.stamp != stamp or not e.free:
                 continue   # stale: re-used, grew children, or already gone
             while True:
                 take = e.cached - e.pin
                 e.cached = e.pin
                 evicted += take
                 n -= take
-                free_set.discard(e)
+                e.free = False
                 if e.cached:
                     break
                 parent = e.parent
                 if (n > 0 and parent is not None and parent.children == 1 and parent.stamp == e.stamp + 1
-                        and parent in free_set):
+                        and parent.free):
                     # The parent was freed right after it (one request's units, freed deepest first): once
                     # this leaf is gone it is the least recently freed leaf, the next the heap would give.
                     if e.kind == UNIT:   # forget(e, False), inlined
@@ -89,4 +89,6 @@ class RadixCache(KVCacheManager):
             self.clean += -n
 
     def _free_entries(self):
-        return list(self._free_set)
+        # a free entry is a unit, a preempted request's run, or a finished request's junk (a leaf: in the heap)
+        live = list(self.units.values()) + list(self.runs.values()) + [e for _, _, e in self._heap]
+        return [e for e in dict.fromkeys(live) if e.free]
