@@ -301,7 +301,8 @@ class IterationCostModel:
         same operations element by element; ``np.interp`` is written out with its own formula,
         ``slope * (x - xp[j]) + fp[j]`` with ``xp[j] <= x < xp[j + 1]``, because each row reads its own table
         row). None when a batch size lies outside the decode table (the caller then prices batch by batch)."""
-        if min(num_decode) < 1 or max(num_decode) > self.max_seqs:
+        top = max(num_decode)
+        if min(num_decode) < 1 or top > self.max_seqs:
             return None
         table = self._decode_rows_table
         if table is None:
@@ -311,7 +312,6 @@ class IterationCostModel:
             table = self._decode_rows_table = _DecodeRows(flat, self.max_seqs, self._kv_grid_max)
         elif table is False:
             return None
-        top = max(num_decode)
         if top > table.filled:
             self._fill_decode_rows(table, top)
         idx = np.array(num_decode, dtype=np.intp)

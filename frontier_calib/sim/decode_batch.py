@@ -15,7 +15,6 @@ histogram of ``base % block_size`` gives the blocks a step (or k steps) needs wi
 from __future__ import annotations
 
 import heapq
-from itertools import accumulate
 
 
 class DecodeBatch:
@@ -30,7 +29,6 @@ class DecodeBatch:
         self._heap: list = []            # (finish, row); stale items skipped
         self._blocks_s = 0               # blocks held by members, valid at counter _blocks_at
         self._blocks_at = 0
-        self._pre = None                 # prefix sums of mod_count, None when stale
 
     @property
     def n(self) -> int:
@@ -48,7 +46,6 @@ class DecodeBatch:
         self.sum_base += base
         self.sum_finish += finish
         self.mod_count[base % self.bs] += 1
-        self._pre = None
         heapq.heappush(self._heap, (finish, r))
         self._blocks_s += -(-kv_tokens // self.bs)
 
@@ -59,7 +56,6 @@ class DecodeBatch:
         self.sum_base -= base
         self.sum_finish -= finish
         self.mod_count[base % self.bs] -= 1
-        self._pre = None
         kv = base + s
         self._blocks_s -= -(-kv // self.bs)
         return kv, gen_join + (s - join), join, gen_join
@@ -82,25 +78,18 @@ class DecodeBatch:
         """New KV blocks decode step ``s + 1`` needs."""
         return self.mod_count[(-s) % self.bs]
 
-    def _prefix(self) -> list:
-        """Prefix sums of ``mod_count`` (recomputed after membership changes)."""
-        p = self._pre
-        if p is None:
-            p = self._pre = list(accumulate(self.mod_count, initial=0))
-        return p
-
     def _window(self, s0: int, m: int) -> int:
         """Blocks needed by decode steps ``s0 + 1 .. s0 + m`` for ``m < block_size``: members whose
         ``base % bs`` lies in the circular window ``(-s0 - m, -s0]``."""
         if m <= 0:
             return 0
         bs = self.bs
-        p = self._prefix()
+        mc = self.mod_count
         hi = (-s0) % bs + 1           # window is [hi - m, hi)
         lo = hi - m
         if lo >= 0:
-            return p[hi] - p[lo]
-        return p[hi] + p[bs] - p[bs + lo]
+            return sum(mc[lo:hi])
+        return sum(mc[:hi]) + sum(mc[bs + lo:])
 
     def new_blocks(self, s0: int, k: int) -> int:
         """New KV blocks decode steps ``s0 + 1 .. s0 + k`` need together."""

@@ -102,16 +102,17 @@ class _Replay:
         wall0 = time.perf_counter()
         arrivals, events, reps = self.arrivals, self.events, self.replicas
         n_reps = len(reps)
+        peek_arrival, peek_event, pop_event = arrivals.peek_time, events.peek_time, events.pop
         while True:
-            ta = arrivals.peek_time()
-            te = events.peek_time()
+            ta = peek_arrival()
+            te = peek_event()
             if ta == math.inf and te == math.inf:
                 break
             if ta <= te:
                 t, r, sent = arrivals.pop()
                 self._arrive(r, t, sent)
             else:
-                t, (idx, version) = events.pop()
+                t, (idx, version) = pop_event()
                 if idx < 0:    # a KV transfer arrived at its decode worker (version: the request row)
                     self.transfers.deliver(version, t)
                     continue

@@ -44,7 +44,8 @@ class LockstepGroup:
     the times are the same as one common step at a time."""
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
-                 "dt_guess", "speculative", "defer", "ends", "kept", "cursor", "batched", "mixed_costs")
+                 "dt_guess", "speculative", "defer", "ends", "kept", "cursor", "batched", "mixed_costs",
+                 "batched_calls")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -59,6 +60,7 @@ class LockstepGroup:
         self.dt_guess = 0.0      # last common decode step (s), to size stretches
         self.ends: list = []     # end times (s) of the common step or stretch in progress
         self.kept = 0            # plans kept across a common step end (see continues)
+        self.batched_calls = 0   # decode_stretches calls of the stretch being planned (see _durations)
         self.cursor = 0          # the member being finished at a common step end (the replay loop sets it)
         self.speculative = any(rep.spec_steps is not None for rep in members)
         # ranks whose batch did not change keep their plan across common step ends (not with a timeline: it
@@ -201,8 +203,7 @@ class LockstepGroup:
                 return rows[0]
             a = np.array(rows)
         else:
-            for rep, _ in plans:
-                rep.cost_calls += 1
+            self.batched_calls += 1   # one cost-model call for every rank (counted per rank in _stretch)
         top = _max_reduce(a, axis=0)                        # a.max(axis=0)
         self.wait_s += float(_add_reduce(top - a, axis=None))   # (top - a).sum()
         return top.tolist()
@@ -210,6 +211,7 @@ class LockstepGroup:
     def _stretch(self, plans, t: float, horizon: float) -> float:
         """Fast-forward common decode steps from ``t``; kept plans (``marks``) continue where they stopped."""
         ns, firsts, k_max = [], [], None
+        self.batched_calls = 0
         for rep, p in plans:
             n = p.num_decode
             ns.append(n)
@@ -227,6 +229,7 @@ class LockstepGroup:
         self.ends = ends
         defer = self.defer
         kept = 0
+        calls = self.batched_calls
         for rep, plan in plans:
             if plan.ends:
                 kept += 1
@@ -244,6 +247,7 @@ class LockstepGroup:
                 rep.plan = plan
             rep.version += 1
             rep.stretches += 1
+            rep.cost_calls += calls
         self.kept += kept
         self.steps += len(ends)
         return ends[-1]
