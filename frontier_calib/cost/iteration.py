@@ -218,11 +218,13 @@ class IterationCostModel:
 
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
-        qs = prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q)
+        qs = prefill_q if type(prefill_q) is list else (   # read only: a list is used as it is
+            prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q))
         if not qs:  # decode-only: identical to decode_times (the fast-forward contract)
             return float(self.decode_times(int(num_decode), np.array([decode_kv_sum], dtype=float))[0]) \
                 if num_decode else 0.0
-        kvs = prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv)
+        kvs = prefill_kv if type(prefill_kv) is list else (
+            prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv))
         n_tok = sum(qs) + int(num_decode)
         n_seq = len(qs) + int(num_decode)
         key = (n_tok, n_seq)
