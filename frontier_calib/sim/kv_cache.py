@@ -342,7 +342,7 @@ class KVCacheManager:
             self.evictable += keep
             self._to_free(e)
         if rec is not None:
-            to_free = self._to_free
+            freed = []
             for e, use in zip(reversed(rec.units), reversed(rec.uses)):   # deepest first: evicted first
                 # self._use(e, use, 0), inlined: one user fewer; when it was the last to use the unit's longest
                 # prefix, the pin drops to the next longest use and the blocks behind it become free
@@ -357,7 +357,9 @@ class KVCacheManager:
                 pin = max(uses) if uses else 0
                 self.evictable += e.pin - pin
                 e.pin = pin
-                to_free(e)             # more of it became free: most recently freed
+                freed.append(e)        # more of it became free: most recently freed
+            if freed:
+                self._to_free_all(freed)
 
     # ------------------------------------------------------------------ internals
     def _use(self, e: Entry, old: int, new: int) -> None:
@@ -396,6 +398,13 @@ class KVCacheManager:
         """``e`` has free blocks: it joins (or moves to the end of) the free pool, most recently freed."""
         self._lru[e] = None
         self._lru.move_to_end(e)
+
+    def _to_free_all(self, entries: list) -> None:
+        """:meth:`_to_free` for each of ``entries``, in order."""
+        lru = self._lru
+        for e in entries:
+            lru[e] = None
+            lru.move_to_end(e)
 
     def _unfree(self, e: Entry) -> None:
         """``e`` has no free blocks any more (hit or forgotten): it leaves the free pool."""

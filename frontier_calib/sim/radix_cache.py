@@ -44,6 +44,17 @@ class RadixCache(KVCacheManager):
             self._seq += 1
             heapq.heappush(self._heap, (e.stamp, self._seq, e))
 
+    def _to_free_all(self, entries: list) -> None:
+        tick, seq, heap = self._tick, self._seq, self._heap
+        for e in entries:
+            tick += 1
+            e.stamp = tick
+            e.free = True
+            if e.children == 0:
+                seq += 1
+                heapq.heappush(heap, (tick, seq, e))
+        self._tick, self._seq = tick, seq
+
     def _unfree(self, e: Entry) -> None:
         e.free = False
 
