@@ -10,7 +10,7 @@ A kernel table measured by re-running one layer on one small KV cache keeps that
 less. The RTX PRO 6000 vLLM ``attention_decode`` table does: 1,051 of its 16,124 rows (16-bit KV, no window) are
 faster than KV bytes / 1.79 TB/s (the card's memory bandwidth), every one of them with a working set no larger
 than the card's 128 MiB L2 (median 0.84 x that bound; ``benchmarks/decode_attention_l2.py``), while its rows
-with four times L2 or more stream at 1.33-1.53 TB/s. The H100 and H200 tables (48 MiB L2) have no row below the
+with four times L2 or more stream at up to 1.53 TB/s. The H100 and H200 tables (48 MiB L2) have no row below the
 bound. In-engine measurements on that card (vLLM 0.19, LLMServingSim's per-layer profile of Qwen3-30B-A3B, one
 layer with a 43 M-token cache) side with the streaming rate, not with the warm rows: 79.5 us for 32 sequences of
 1,384 tokens (91 MB of KV; priced from the table 45.0 us, floored 59.7 us at the 1,519 GB/s that deployment's grid
