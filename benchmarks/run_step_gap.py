@@ -2,9 +2,9 @@
 
 For each second of ``timeseries.csv`` with generation: the requests in decode at its midpoint (from
 ``requests.jsonl``: first token before, last token after), split evenly over the attention-DP ranks of the
-deployment ``validate run`` builds for the folder; the measured step = those requests / generation tokens of that
-second per request... i.e. 1 / (steps per second), steps per second = generation tokens / running requests; the
-prefill tokens per rank and step = prompt tokens / ranks / steps. The predicted step is the cost model's
+deployment ``validate run`` builds for the folder. Every request in decode gains one token per step, so steps per
+second = generation tokens of that second / requests in decode, and the measured step = 1 / steps per second; the
+prefill tokens per rank and step = prompt tokens of that second / ranks / steps. The predicted step is the cost model's
 ``breakdown`` of one rank's step at that batch, mean context (the requests' input plus the generated share of their
 output at that time) and prefill chunk, with its parts: token-proportional ops (GEMMs, experts, collectives),
 LM head, prefill and decode attention, engine overhead. The summary gives measured / predicted per batch band over
