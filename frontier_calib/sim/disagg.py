@@ -118,6 +118,8 @@ class KVTransfers:
             self.link_of[rep.index] = link
         for rep in replay.decoders:
             rep.sched.first_token_at_admit = ttft == "decode"
+        # decode workers with the same limits share their rejection answers (Scheduler.rejections)
+        self.same_limits = len({id(rep.sched.rejections) for rep in replay.decoders}) == 1
         self.ttft = ttft
         self.src = [-1] * n
         self.ready = [np.nan] * n         # prefill end (s)
@@ -134,7 +136,10 @@ class KVTransfers:
         for r in rows:
             self.src[r] = src.index
             self.ready[r] = t
-            fits = [d for d in replay.decoders if d.sched.rejection(r) is None]
+            if self.same_limits:   # one answer for every decode worker
+                fits = list(replay.decoders) if replay.decoders[0].sched.rejection(r) is None else []
+            else:
+                fits = [d for d in replay.decoders if d.sched.rejection(r) is None]
             if isinstance(self.router, KVAwareDecode):
                 for d in fits:
                     replay.sync(d, t)

@@ -166,13 +166,7 @@ class _Replay:
         next common step."""
         if version != g.version or not g.busy:
             return
-        g.busy, g.finishing = False, True
-        defer = g.defer
-        for i, rep in enumerate(g.members):
-            if rep.plan is not None and not (defer and g.continues(rep)):
-                g.cursor = i   # read by sync() while this member finishes
-                self._finish(rep, t)
-        g.finishing = False
+        g.finish_members(t, self._finish)
         self._kick_group(g, t)
 
     def _kick_group(self, g, t: float) -> None:

@@ -86,6 +86,24 @@ class LockstepGroup:
         return (plan.n_steps < plan.limit and not rep.dirty and not sched.waiting and not sched.prefilling
                 and not rep.pending_kv and not rep.held)
 
+    def finish_members(self, t: float, finish) -> None:
+        """The common step or stretch ended at ``t``: ``finish(rep, t)`` every member with a plan, but for those
+        that keep it (:meth:`continues`). ``cursor`` is the member being finished (read by the replay's sync)."""
+        self.busy, self.finishing = False, True
+        defer = self.defer
+        for i, rep in enumerate(self.members):
+            plan = rep.plan
+            if plan is None:
+                continue
+            if defer:   # self.continues(rep), inlined
+                sched = rep.sched
+                if (plan.n_steps < plan.limit and not rep.dirty and not sched.waiting and not sched.prefilling
+                        and not rep.pending_kv and not rep.held):
+                    continue
+            self.cursor = i
+            finish(rep, t)
+        self.finishing = False
+
     def start(self, t: float, horizon: float = math.inf) -> float | None:
         """Start the next common step on every member that has work, all at ``t``; returns its end time (s): the
         slowest member's step end (or the end of a fast-forwarded stretch of common decode steps, cut at the step

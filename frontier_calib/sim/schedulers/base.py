@@ -111,7 +111,7 @@ class Scheduler:
         self.num_preemptions = 0
         self.num_steps = 0
         # row -> reject_reason, shared by the replicas of one replay with the same policy, settings and KV size
-        self._rejections = reqs.rejections.setdefault((type(self), id(cfg), cache.num_blocks, role), {})
+        self.rejections = reqs.rejections.setdefault((type(self), id(cfg), cache.num_blocks, role), {})
 
     # ------------------------------------------------------------------ queue
     @property
@@ -187,7 +187,7 @@ class Scheduler:
         """:meth:`reject_reason`, worked out once per row: it depends only on the row's lengths and the
         replica's fixed limits (policy, settings, KV capacity), never on its state, so replicas with the same
         limits share the answers."""
-        memo = self._rejections
+        memo = self.rejections
         if r in memo:
             return memo[r]
         why = memo[r] = self.reject_reason(r)
