@@ -105,7 +105,7 @@ def test_reject_reasons_are_shared_by_replicas_with_the_same_limits():
     want = [a.reject_reason(r) for r in range(4)]
     assert want == [None, "max_model_len", None, "empty_prompt"]
     assert [a.rejection(r) for r in range(4)] == want == [b.rejection(r) for r in range(4)]
-    assert a._rejections is b._rejections and c._rejections is not a._rejections
+    assert a.rejections is b.rejections and c.rejections is not a.rejections
     assert [c.rejection(r) for r in range(4)] == [c.reject_reason(r) for r in range(4)]
     assert c.rejection(2) == "kv_capacity"
 
