@@ -6,6 +6,7 @@ scheduling. Everything is deterministic for a given trace, deployment and ``seed
 
 from __future__ import annotations
 
+import gc
 import math
 import time
 
@@ -99,6 +100,18 @@ class _Replay:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> SimResult:
+        """Replay the trace. Python's cyclic garbage collector is paused meanwhile (and restored after): the
+        replay builds no reference cycles (in the Mooncake PD and Azure benchmarks its ~110 collections freed
+        nothing), so a collection would only walk the replay's live objects (about 4 % of the PD run)."""
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _run(self) -> SimResult:
         wall0 = time.perf_counter()
         arrivals, events, reps = self.arrivals, self.events, self.replicas
         n_reps = len(reps)
