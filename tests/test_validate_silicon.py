@@ -373,3 +373,28 @@ def test_clients_over_several_workers_replay_as_replicas():
     assert S.agg_replicas({**row, "silicon_data_source": "x"}, 448, 1) == 1   # concurrency from batch_size itself
     one = S.scenario_for_row({**row, "silicon_data_source": "silicon_concurrency=14"})
     assert "replicas" not in one.deployment and not any("replicas" in n for n in one.notes)
+
+
+def test_harness_mtp_recipe_reaches_the_deployment():
+    """The B200 TensorRT-LLM DeepSeek-R1 rows on image 1.2.0rc6.post3 are InferenceX's `-mtp` configs (MTP 3, or 1
+    with attention DP; validate/harness.py): their deployment decodes with MTP at TensorRT-LLM's published accept
+    lengths (2.82 / 1.92 tokens per step), noted per row; the rc6.post2 twins and other GPUs do not."""
+    from frontier_calib.cost.speculative import parse_speculative
+    row = {"id": "r1_b200_c8", "backend": "trtllm", "backend_version": "1.2.0rc6.post3", "system": "b200_sxm",
+           "model_path": "deepseek-ai/DeepSeek-R1", "mode": "agg", "isl": 1024, "osl": 1024, "precision": "fp8",
+           "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "tp_size": 8, "pp_size": 1, "attention_dp_size": 1,
+           "moe_tp_size": 8, "moe_ep_size": 1, "silicon_ttft_ms": 150.0, "silicon_tpot_ms": 6.8,
+           "silicon_data_source": "source_file=x.csv; silicon_concurrency=8"}
+    s = S.scenario_for_row(row)
+    assert s.status == "ok"
+    assert s.deployment["speculative"] == {"method": "mtp", "num_draft_tokens": 3,
+                                           "acceptance": {"accept_length": 2.82}}
+    assert any("MTP with 3 draft token(s), 2.82 tokens per step" in n for n in s.notes)
+    spec = parse_speculative(s.deployment["speculative"], "row", "speculative")
+    assert spec.k == 3 and abs(spec.mean_tokens_per_step - 2.82) < 1e-9
+    dep8 = S.scenario_for_row({**row, "tp_size": 1, "attention_dp_size": 8, "moe_tp_size": 1, "moe_ep_size": 8})
+    assert dep8.deployment["speculative"] == {"method": "mtp", "num_draft_tokens": 1,
+                                              "acceptance": {"accept_length": 1.92}}
+    for other in ({"backend_version": "1.2.0rc6.post2"}, {"system": "gb200"}, {"model_path": "Qwen/Qwen3-32B"}):
+        o = S.scenario_for_row({**row, **other})
+        assert o.status == "ok" and "speculative" not in o.deployment, other
