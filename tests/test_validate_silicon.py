@@ -392,9 +392,20 @@ def test_harness_mtp_recipe_reaches_the_deployment():
     assert any("MTP with 3 draft token(s), 2.82 tokens per step" in n for n in s.notes)
     spec = parse_speculative(s.deployment["speculative"], "row", "speculative")
     assert spec.k == 3 and abs(spec.mean_tokens_per_step - 2.82) < 1e-9
+    assert "attention_dp_balance" not in s.deployment["scheduler"]          # no attention DP: nothing to balance
     dep8 = S.scenario_for_row({**row, "tp_size": 1, "attention_dp_size": 8, "moe_tp_size": 1, "moe_ep_size": 8})
     assert dep8.deployment["speculative"] == {"method": "mtp", "num_draft_tokens": 1,
                                               "acceptance": {"accept_length": 1.92}}
+    # every InferenceX DeepSeek B200 TensorRT-LLM script with DP attention: attention_dp_config balance 60 / 0
+    for version in ("1.2.0rc6.post3", "1.2.0rc6.post2", "1.1.0rc2.post2"):
+        d = S.scenario_for_row({**row, "backend_version": version, "tp_size": 1, "attention_dp_size": 8,
+                                "moe_tp_size": 1, "moe_ep_size": 8})
+        sch = d.deployment["scheduler"]
+        assert (sch["attention_dp_balance"], sch["attention_dp_timeout_iters"],
+                sch["attention_dp_batching_wait_iters"]) == (True, 60, 0), version
+        assert any("attention-DP balance, timeout_iters 60, batching_wait_iters 0" in n for n in d.notes)
+        assert ("speculative" in d.deployment) == (version == "1.2.0rc6.post3")
+    assert S.build_deployment(dep8).scheduler.attention_dp_balance   # valid scheduler keys of a deployment
     for other in ({"backend_version": "1.2.0rc6.post2"}, {"system": "gb200"}, {"model_path": "Qwen/Qwen3-32B"}):
         o = S.scenario_for_row({**row, **other})
         assert o.status == "ok" and "speculative" not in o.deployment, other

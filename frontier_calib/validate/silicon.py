@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
-from .harness import recipe_for
+from .harness import apply_recipes
 from ..dtypes import normalize_dtype
 from ..engines import default_overlap, get_engine
 from ..errors import CoverageError, FrontierError, InputError
@@ -494,10 +494,8 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
                 base["engine_options"] = {"overlap": False}
-            recipe = recipe_for(row)   # options the row's harness ran that its columns do not record
-            if recipe is not None:
-                base["speculative"] = recipe.speculative(par["attention_dp"])
-                scn.notes.append(recipe.note(par["attention_dp"]))
+            # options the row's harness ran that its columns do not record (validate/harness.py)
+            scn.notes += apply_recipes(row, base, par["attention_dp"])
             scn.deployment = base
         else:
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:
