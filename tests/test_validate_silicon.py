@@ -409,3 +409,34 @@ def test_harness_mtp_recipe_reaches_the_deployment():
     for other in ({"backend_version": "1.2.0rc6.post2"}, {"system": "gb200"}, {"model_path": "Qwen/Qwen3-32B"}):
         o = S.scenario_for_row({**row, **other})
         assert o.status == "ok" and "speculative" not in o.deployment, other
+
+
+def test_harness_memory_fraction_and_one_node_layout():
+    """InferenceX's SGLang DeepSeek-R1 FP8 B200 script sets --mem-fraction-static 0.95 at TP4 and 0.82 at TP8
+    (validate/harness.py); an agg row whose tp_size spans nodes but equals its moe_tp x moe_ep, with moe_tp fitting
+    one node, replays as tp = moe_tp with that ep on one node, noted (the tp_size = TP x EP export error)."""
+    row = {"id": "dsr1_b200_sglang_fp8_agg_8192x1024_c32_cfg271", "backend": "sglang", "backend_version": "0.5.9",
+           "system": "b200_sxm", "model_path": "deepseek-ai/DeepSeek-R1", "mode": "agg", "isl": 8192, "osl": 1024,
+           "precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "tp_size": 4, "pp_size": 1,
+           "attention_dp_size": 1, "moe_tp_size": 4, "moe_ep_size": 1, "silicon_ttft_ms": 1480.0,
+           "silicon_tpot_ms": 34.1, "silicon_data_source": "db-dump/x; config_id=271; silicon_concurrency=32"}
+    s = S.scenario_for_row(row)
+    assert s.status == "ok" and s.deployment["scheduler"]["gpu_memory_utilization"] == 0.95
+    assert any("memory fraction 0.95 at TP4" in n for n in s.notes)
+    tp8 = S.scenario_for_row({**row, "tp_size": 8, "moe_tp_size": 8})
+    assert tp8.deployment["scheduler"]["gpu_memory_utilization"] == 0.82
+    assert "gpu_memory_utilization" not in S.scenario_for_row({**row, "precision": "fp4", "gemm_quant_mode": "nvfp4",
+                                                               "moe_quant_mode": "nvfp4"}).deployment["scheduler"]
+    assert "gpu_memory_utilization" not in S.scenario_for_row({**row, "system": "b300_sxm"}).deployment["scheduler"]
+    wide = {**row, "tp_size": 64, "moe_tp_size": 8, "moe_ep_size": 8}
+    w = S.scenario_for_row(wide)
+    assert {k: w.deployment["parallel"][k] for k in ("tp", "attention_dp", "ep", "moe_tp")} == \
+        {"tp": 8, "attention_dp": 1, "ep": 8, "moe_tp": 1}
+    assert S.NODE_LAYOUT_NOTE.format(tp=64, mtp=8, ep=8, nodes=8, per_node=8) in w.notes
+    four = S.scenario_for_row({**row, "tp_size": 16, "moe_tp_size": 4, "moe_ep_size": 4})
+    assert (four.deployment["parallel"]["tp"], four.deployment["parallel"]["ep"]) == (4, 4)
+    # not the pattern: TP across nodes with the experts split over all its GPUs, or expert parallelism only
+    for other in ({"tp_size": 16, "moe_tp_size": 16, "moe_ep_size": 1}, {"tp_size": 16, "moe_tp_size": 1,
+                                                                         "moe_ep_size": 16}):
+        o = S.scenario_for_row({**row, **other})
+        assert o.deployment["parallel"]["tp"] == 16 and not any("layout from the MoE columns" in n for n in o.notes)

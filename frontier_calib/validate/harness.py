@@ -22,6 +22,11 @@ DeepSeek row with attention DP: the ``source_file`` series and the ``db-dump`` `
 follow the same file's layouts per sequence length and concurrency (e.g. ``dsr1-fp8-b200-trt-mtp``: TP8 EP8 with
 DP attention at 1,024/8,192 and 128-256 clients, TP8 EP1 below).
 
+**InferenceX DeepSeek-R1 FP8 on B200 with SGLang** (``dsr1-fp8-b200-sglang``, ``dsr1_fp8_b200.sh``) sets
+``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
+default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
+runs keep 32 clients of 9,216 tokens without queueing.
+
 Acceptance: TensorRT-LLM's measurement of DeepSeek-R1 MTP on 8 x B200 (tech blog 1, *Pushing Latency Boundaries:
 Optimizing DeepSeek-R1 Performance on NVIDIA B200 GPUs*, table "Autoregressive MTP Layers"): mean accepted tokens
 per step (its "acceptance rate", bonus token included) **1.92 with 1 MTP layer, 2.82 with 3**, strict acceptance.
@@ -45,8 +50,10 @@ class HarnessRecipe:
     engine: str                               #: ``backend`` of the rows
     model_contains: str                       #: a lower-case substring of ``model_path``
     backend_version: str | None = None        #: the image tag (``backend_version``) that identifies it; None: any
+    precision: str | None = None              #: the ``precision`` column; None: any
     mtp: bool = False
     adp_balance: tuple | None = None
+    memory_fraction: dict | None = None       #: the worker's tp -> the engine's memory fraction (mem_fraction_static)
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -54,6 +61,7 @@ class HarnessRecipe:
                 and str(row.get("backend", "")).strip().lower() == self.engine
                 and (self.backend_version is None
                      or str(row.get("backend_version", "")).strip() == self.backend_version)
+                and (self.precision is None or str(row.get("precision", "")).strip().lower() == self.precision)
                 and self.model_contains in str(row.get("model_path", "")).lower())
 
     def apply(self, deployment: dict, attention_dp: int) -> list:
@@ -72,6 +80,11 @@ class HarnessRecipe:
                                            attention_dp_batching_wait_iters=batching)
             notes.append(f"{self.name}: attention-DP balance, timeout_iters {timeout}, batching_wait_iters "
                          f"{batching} (validate/harness.py)")
+        tp = deployment.get("parallel", {}).get("tp")
+        if self.memory_fraction is not None and tp in self.memory_fraction:
+            frac = self.memory_fraction[tp]
+            deployment["scheduler"]["gpu_memory_utilization"] = frac
+            notes.append(f"{self.name}: memory fraction {frac} at TP{tp} (validate/harness.py)")
         return notes
 
 
@@ -87,6 +100,9 @@ RECIPES: list[HarnessRecipe] = [
                   model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", mtp=True, source=_INFERENCEX),
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt*", gpu="b200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), source=_INFERENCEX),
+    HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
+                  source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
 ]
 
 
