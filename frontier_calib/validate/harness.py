@@ -13,6 +13,11 @@ format, ``dsr1-fp8-b200-trt`` / ``dsr1-fp4-b200-trt`` on the image ``release:1.2
 no other B200 TensorRT-LLM config of the file, and no other row of the CSV, uses that image. The MTP scripts
 (``benchmarks/single_node/dsr1_fp{8,4}_b200_trt_mtp.sh``) write ``speculative_config: {decoding_type: MTP,
 num_nextn_predict_layers: 3}``, and ``1`` when ``DP_ATTENTION`` is true; strict (top-1) acceptance, the default.
+The acceptance is TensorRT-LLM's measurement of DeepSeek-R1 MTP on 8 x B200 (tech blog 1, *Pushing Latency Boundaries:
+Optimizing DeepSeek-R1 Performance on NVIDIA B200 GPUs*, table "Autoregressive MTP Layers"): mean accepted tokens
+per step (its "acceptance rate", bonus token included) **1.92 with 1 MTP layer, 2.82 with 3**, strict acceptance.
+That run used real prompts at batch 1; InferenceX sends random-token prompts (``--dataset-name random``), whose
+continuations may be accepted at another rate, which the rows do not record.
 
 **The same harness's attention-DP runs balance context requests across ranks.** Every one of those scripts (and
 the ``dsr1_fp8_b200_trt_slurm.sh`` of the earlier ``1.1.0rc2.post2`` configs) adds ``attention_dp_config:
@@ -26,12 +31,6 @@ DP attention at 1,024/8,192 and 128-256 clients, TP8 EP1 below).
 ``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
 default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
 runs keep 32 clients of 9,216 tokens without queueing.
-
-Acceptance: TensorRT-LLM's measurement of DeepSeek-R1 MTP on 8 x B200 (tech blog 1, *Pushing Latency Boundaries:
-Optimizing DeepSeek-R1 Performance on NVIDIA B200 GPUs*, table "Autoregressive MTP Layers"): mean accepted tokens
-per step (its "acceptance rate", bonus token included) **1.92 with 1 MTP layer, 2.82 with 3**, strict acceptance.
-That run used real prompts at batch 1; InferenceX sends random-token prompts (``--dataset-name random``), whose
-continuations may be accepted at another rate, which the rows do not record.
 """
 
 from __future__ import annotations
@@ -42,8 +41,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class HarnessRecipe:
     """Options a public harness ran for the rows it matches (:meth:`matches`): MTP speculative decoding
-    (``mtp``: 3 draft tokens, 1 with attention DP) and TensorRT-LLM's attention-DP balance (``adp_balance``:
-    ``(timeout_iters, batching_wait_iters)``, applied to rows with attention DP)."""
+    (``mtp``: 3 draft tokens, 1 with attention DP), TensorRT-LLM's attention-DP balance (``adp_balance``:
+    ``(timeout_iters, batching_wait_iters)``, applied to rows with attention DP) and the engine's memory fraction
+    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``)."""
 
     name: str
     gpu: str                                  #: ``system`` of the rows
