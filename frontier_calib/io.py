@@ -50,6 +50,16 @@ def read_input_text(path: str | os.PathLike) -> str:
     return text
 
 
+def yaml_error_text(exc) -> str:
+    """A YAML parse error on one line, with where it is: ``line 2, column 1: expected the node content, but found
+    '<stream end>'`` (PyYAML's own message spans several lines and quotes the source)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
 def read_yaml_mapping(path: str | os.PathLike, *, what: str) -> dict:
     """The mapping a YAML input file holds (a deployment, a sweep, a trace spec: ``what`` names it in errors).
     One-line InputError naming the file when it is missing, empty, not YAML, or not a mapping."""
@@ -61,7 +71,7 @@ def read_yaml_mapping(path: str | os.PathLike, *, what: str) -> dict:
     try:
         raw = yaml.safe_load(read_input_text(path))
     except yaml.YAMLError as exc:
-        raise InputError(f"not valid YAML ({exc})", path=str(path)) from None
+        raise InputError(f"not valid YAML at {yaml_error_text(exc)}", path=str(path)) from None
     if not isinstance(raw, dict):
         raise InputError(f"expected a YAML mapping of {what} fields", path=str(path))
     return raw

@@ -238,8 +238,9 @@ def test_file_level_problems(tmp_path):
         load_deployment(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("model: [unclosed\n")
-    with pytest.raises(InputError, match="not valid YAML"):
+    with pytest.raises(InputError, match="not valid YAML") as err:
         load_deployment(bad)
+    assert "\n" not in str(err.value) and "line 2, column 1" in str(err.value)   # one line, says where
     bad.write_text("- just\n- a list\n")
     with pytest.raises(InputError, match="expected a YAML mapping"):
         load_deployment(bad)

@@ -36,7 +36,7 @@ import yaml
 
 from ..errors import FrontierError, InputError
 from ..hardware import get_gpu
-from ..io import read_input_text, write_text
+from ..io import read_input_text, write_text, yaml_error_text
 from ..engines import engine_names
 from .worker import Overheads
 
@@ -107,7 +107,10 @@ def read_calibration(path: str | Path) -> dict:
         text = read_input_text(path)
         doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({exc})", path=str(path)) from None
+        detail = f"line {exc.lineno}, column {exc.colno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) \
+            else yaml_error_text(exc)
+        raise InputError(f"not valid {'JSON' if path.suffix == '.json' else 'YAML'} at {detail}",
+                         path=str(path)) from None
     if not isinstance(doc, dict):
         raise InputError("expected a mapping with an 'overheads' section", path=str(path))
     fmt = doc.get("format", CALIBRATION_FORMAT)

@@ -26,12 +26,14 @@ import numpy as np
 import pandas as pd
 
 from ..attention import QueryContext, attention_layers, get_kind, state_bytes_per_sequence, table_format
+from ..dtypes import DTYPE_BYTES, normalize_dtype
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
 from .engine_time import engine_time, kernels_per_step, step_seconds
 from .head_fold import fold_decode_query, trained_max_kv_heads
 from . import moe_bound
+from .hbm_floor import floored_decode_ms, streaming_rate
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_routing import moe_query, tbo_ms
@@ -140,6 +142,7 @@ class IterationCostModel:
         self.max_seqs = int(max(max_seqs, 1))
         self.max_model_len = int(max(max_model_len, 2))
         self._attention_layers = attention_layers(worker.model)   # [(attention kind, window, layers)]
+        self._kv_stream_rate: dict = {}   # (kind, window) -> bytes/s its decode KV streams at (_hbm_floored)
         if tables is None:
             if models is None:
                 raise ValueError("IterationCostModel needs fitted models or precomputed tables")
@@ -759,9 +762,24 @@ class IterationCostModel:
                 elements = bb.ravel() * kk.ravel() * kind.kv_bytes_per_token(self.worker.model, 1, self.worker.tp)
                 ms = bounded_decode_ms(ms, self.models.predict(fam, df.assign(kv_dtype=wide)), elements,
                                        self.spec.hbm_bandwidth)
+            ms = self._hbm_floored(ms, kind, window, bb.ravel(), kk.ravel())   # warm-L2 rows: hbm_floor.py
             ms = ms + kind.untimed_ms(ctx, "decode", bb.ravel(), kk.ravel())   # kernels its tables lack
             total += layers * ms.reshape(bb.shape)
         return np.log2(total)
+
+    def _hbm_floored(self, ms: np.ndarray, kind, window: int, b: np.ndarray, kv: np.ndarray) -> np.ndarray:
+        """Decode-attention milliseconds per layer of ``b`` sequences of ``kv`` cached tokens, never below reading
+        their KV (``window`` tokens at most) from HBM at the table's own streaming rate (:mod:`.hbm_floor`; the
+        rate is read once per kind and window, from the first grid priced). Kinds without a KV cache: unchanged."""
+        w = self.worker
+        per_token = kind.kv_bytes_per_token(w.model, DTYPE_BYTES[normalize_dtype(w.kv_dtype, where="kv dtype")], w.tp)
+        if per_token <= 0:
+            return ms
+        nbytes = np.asarray(b, dtype=float) * (np.minimum(kv, window) if window else np.asarray(kv)) * per_token
+        key = (kind.name, window)
+        if key not in self._kv_stream_rate:
+            self._kv_stream_rate[key] = streaming_rate(nbytes, ms, self.spec.l2_bytes, self.spec.hbm_bandwidth)
+        return floored_decode_ms(ms, nbytes, self._kv_stream_rate[key])
 
     def _prefill_table(self, batch: int = 1) -> np.ndarray:
         """log2 ms of one prefill attention call (all layers) over (q_grid, kv_grid) for ``batch`` sequences of
