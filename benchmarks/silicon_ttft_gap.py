@@ -103,6 +103,9 @@ def main(argv=None) -> int:
     csv = args.csv or default_csv_path()
     if csv is None:
         sys.exit("no silicon CSV: install aiconfigurator-core or pass --csv")
+    for path, what in ((args.rows, "--rows"), (Path(csv), "--csv")):
+        if not path.is_file():
+            sys.exit(f"{what} {path}: no such file (the rows.csv of `frontier-calib validate silicon --out DIR`)")
     d = load(args.rows, csv)
     pd.set_option("display.width", 250)
     pd.set_option("display.max_rows", 500)
