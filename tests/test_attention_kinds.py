@@ -284,12 +284,17 @@ def test_dsa_decode_topk_sort_feature_follows_the_indexer_kernel():
     df = _dsa_decode_rows([64, 64, 64, 64, gpu.sm_count + 1], [topk, topk + 1, 2 * topk + 1, 4 * topk + 1,
                                                                 topk + 1])
     assert set(df["index_topk"]) == {topk}
-    x, _ = featurize("dsa_decode", df, gpu)
+    table = df.drop(columns="indexer_tied_keys")   # a table row: the collector's identical keys all tie
+    x, _ = featurize("dsa_decode", table, gpu)
     s = x["log_topk_sort_steps"].to_numpy()
     assert s[0] == s[2] == s[3] == 0
     items = min(topk, TOPK_FINAL_ITEMS)
     assert s[1] == pytest.approx(np.log2(1 + items * items / TOPK_THREADS_PER_BLOCK), rel=1e-6)
     assert s[4] == pytest.approx(np.log2(1 + 2 * items * items / TOPK_THREADS_PER_BLOCK), rel=1e-6)   # 2 waves
+    # the replay's query: served keys do not tie, so no context is priced with the collector's sort
+    assert set(df["indexer_tied_keys"]) == {0.0}
+    x, _ = featurize("dsa_decode", df, gpu)
+    assert (x["log_topk_sort_steps"].to_numpy() == 0).all()
 
 
 def test_dsa_decode_roofline_reads_the_topk_slots_not_the_context():

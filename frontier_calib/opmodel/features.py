@@ -382,9 +382,16 @@ def _dsa_topk_sort_terms(df, gpu, rows, kv):
     less than ``TOPK_FINAL_ITEMS`` (one 2,048-token block) they are all ranked by the single-block insertion sort,
     (kv - 1)^2 / TOPK_THREADS_PER_BLOCK compare steps per row, one block per row in waves over the SMs; a longer
     context overflows the bin and skips the sort. This is the TensorRT-LLM tables' ~50 % bump at kv = index_topk
-    + 1 (batch >= 8), which falls back at 2 x index_topk; engines whose top-k has no such path see a zero feature."""
+    + 1 (batch >= 8), which falls back at 2 x index_topk; engines whose top-k has no such path see a zero feature.
+
+    ``indexer_tied_keys`` (a query column, default 1 = the tables' identical keys) is the share of the cached
+    tokens that tie in the threshold bin. Real keys score apart, so the radix passes leave a handful of candidates
+    and the sort is negligible: the replay's queries set it to 0 (``attention/dsa.py``), which prices the decode
+    without the collector's artefact (the feature's value of every table row outside the bump)."""
     topk = _num(df, "index_topk")
-    items = np.where((kv > topk) & (kv - 1 <= TOPK_FINAL_ITEMS) & (kv < TOPK_INSERTION_SORT_COLUMNS), kv - 1, 0.0)
+    tied = _num(df, "indexer_tied_keys") if "indexer_tied_keys" in df.columns else 1.0
+    items = np.where((kv > topk) & (kv - 1 <= TOPK_FINAL_ITEMS) & (kv < TOPK_INSERTION_SORT_COLUMNS),
+                     tied * (kv - 1), 0.0)
     steps = np.ceil(rows / gpu.sm_count) * items * items / TOPK_THREADS_PER_BLOCK
     return {"log_topk_sort_steps": _log(1 + steps)}
 
