@@ -1,12 +1,12 @@
-"""AIConfigurator 0.12's static estimate beside a ``validate silicon`` run, row by row (TensorRT-LLM agg rows).
+"""AIConfigurator 0.12's static estimate beside a ``validate silicon`` run, row by row (agg rows, each engine).
 
 The reviewer compares against AIConfigurator's agg estimator, which lives in the ``aiconfigurator`` package (not a
 dependency). This is a proxy built from ``aiconfigurator-core``'s own engine: for each ``ok`` row,
-``EngineHandle.compile`` with the row's layout and formats, then ``run_static`` at a batch of the row's clients per
+``EngineHandle.compile`` with the row's engine, layout and formats, then ``run_static`` at a batch of the row's clients per
 worker (attention-DP rank and replica): TPOT = generation time / (osl - 1); TTFT = the context phase of that whole
 batch (an upper end of its TTFT). Rows AIConfigurator cannot price (no table for the shape) are left out and counted.
 
-    python benchmarks/compare_aic_proxy.py OUT/rows.csv [--gpu b200_sxm --gpu gb200] [--save aic.csv]
+    python benchmarks/compare_aic_proxy.py OUT/rows.csv [--gpu b200_sxm --gpu gb200] [--engine trtllm] [--save aic.csv]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ AIC_QUANT = {"bf16": "bfloat16", "mxfp4_fp8": "w4a16_mxfp4", "mxfp4": "w4a16_mxf
 
 
 def aic_estimates(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per ``ok`` TensorRT-LLM agg row: id, aic_ttft_ms, aic_tpot_ms (NaN and aic_error when it fails)."""
+    """One row per ``ok`` agg row: id, aic_ttft_ms, aic_tpot_ms (NaN and aic_error when it fails)."""
     from aiconfigurator_core.sdk.engine import EngineHandle
 
     handles: dict = {}
@@ -40,12 +40,12 @@ def aic_estimates(rows: pd.DataFrame) -> pd.DataFrame:
         reps = int(notes.split(" replicas of the row")[0].split(" over ")[-1]) if "replicas of the row" in notes else 1
         bs = max(1, math.ceil(r["concurrency"] / (reps * dp)))
         gq = "fp8_block" if r["dtype"] == "fp8" and r["moe_dtype"] == "fp8_block" else r["dtype"]
-        key = (r["model_path"], r["system"], tp, dp, mtp, mep, gq, r["moe_dtype"], r["kv_dtype"])
+        key = (r["model_path"], r["system"], r["backend"], tp, dp, mtp, mep, gq, r["moe_dtype"], r["kv_dtype"])
         try:
             if key not in handles:
                 handles[key] = None
                 handles[key] = EngineHandle.compile(
-                    AIC_MODEL.get(r["model_path"].lower(), r["model_path"]), r["system"], "trtllm", tp_size=tp,
+                    AIC_MODEL.get(r["model_path"].lower(), r["model_path"]), r["system"], r["backend"], tp_size=tp,
                     attention_dp_size=dp, moe_tp_size=mtp, moe_ep_size=mep, gemm_quant_mode=AIC_QUANT.get(gq, gq),
                     moe_quant_mode=AIC_QUANT.get(r["moe_dtype"], r["moe_dtype"]),
                     kvcache_quant_mode=AIC_QUANT.get(r["kv_dtype"], r["kv_dtype"]), fmha_quant_mode="bfloat16")
@@ -62,10 +62,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("rows", help="rows.csv of a validate silicon run")
     ap.add_argument("--gpu", action="append", help="keep these GPUs (repeat)")
+    ap.add_argument("--engine", action="append", help="keep these engines (repeat; default: every engine)")
     ap.add_argument("--save", help="write the per-row estimates here")
     a = ap.parse_args()
     rows = pd.read_csv(a.rows, dtype={"id": str, "backend_version": str})
-    rows = rows[(rows.status == "ok") & (rows.backend == "trtllm") & (rows["mode"] == "agg")]
+    rows = rows[(rows.status == "ok") & (rows["mode"] == "agg")]
+    if a.engine:
+        rows = rows[rows.backend.isin(a.engine)]
     if a.gpu:
         rows = rows[rows.system.isin(a.gpu)]
     with warnings.catch_warnings():

@@ -263,6 +263,57 @@ def test_dsa_sparse_features_follow_the_kernels():
     assert idx[1] == pytest.approx(idx[0] + np.log2(10), abs=1e-4) and idx[4] == pytest.approx(idx[1] + 2, abs=1e-4)
 
 
+def _dsa_decode_rows(batch, kv, heads=16):
+    m = load_model("zhipuai/GLM-5")
+    w = WorkerSpec(model=m, gpu="h200_sxm", engine="trtllm", kv_dtype="bf16", tp=1)
+    _, df = attention.get_kind("dsa").decode_query(attention.QueryContext(w, 0, StubModels()), np.asarray(batch),
+                                                    np.asarray(kv))
+    return df.assign(num_heads=heads)
+
+
+def test_dsa_decode_topk_sort_feature_follows_the_indexer_kernel():
+    """The indexer top-k's single-block insertion sort (TensorRT-LLM ``invokeIndexerTopKDecode``, rows narrower
+    than 12,288 columns): nothing to rank up to index_topk, every cached token once the context passes it by less
+    than the 2,048 final items, nothing again once the threshold bin overflows (2 x index_topk); one block per row,
+    in waves over the SMs."""
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import TOPK_FINAL_ITEMS, TOPK_THREADS_PER_BLOCK, featurize
+
+    gpu = get_gpu("h200_sxm")
+    topk = 2048
+    df = _dsa_decode_rows([64, 64, 64, 64, gpu.sm_count + 1], [topk, topk + 1, 2 * topk + 1, 4 * topk + 1,
+                                                                topk + 1])
+    assert set(df["index_topk"]) == {topk}
+    table = df.drop(columns="indexer_tied_keys")   # a table row: the collector's identical keys all tie
+    x, _ = featurize("dsa_decode", table, gpu)
+    s = x["log_topk_sort_steps"].to_numpy()
+    assert s[0] == s[2] == s[3] == 0
+    items = min(topk, TOPK_FINAL_ITEMS)
+    assert s[1] == pytest.approx(np.log2(1 + items * items / TOPK_THREADS_PER_BLOCK), rel=1e-6)
+    assert s[4] == pytest.approx(np.log2(1 + 2 * items * items / TOPK_THREADS_PER_BLOCK), rel=1e-6)   # 2 waves
+    # the replay's query: served keys do not tie, so no context is priced with the collector's sort
+    assert set(df["indexer_tied_keys"]) == {0.0}
+    x, _ = featurize("dsa_decode", df, gpu)
+    assert (x["log_topk_sort_steps"].to_numpy() == 0).all()
+
+
+def test_dsa_decode_roofline_reads_the_topk_slots_not_the_context():
+    """Below index_topk the sparse kernels still walk every slot of the top-k index buffer (the TensorRT-LLM module
+    tables are flat in the context there): from 100 to 1,000 cached tokens the roofline grows by the indexer's scan
+    of the extra keys alone (index_head_dim bytes and index heads x index_head_dim x 2 FLOPs per key)."""
+    from frontier_calib.hardware import get_gpu
+    from frontier_calib.opmodel.features import featurize
+
+    gpu = get_gpu("h200_sxm")
+    df = _dsa_decode_rows([256, 256], [100, 1000])
+    _, roof = featurize("dsa_decode", df, gpu)
+    r = df.iloc[0]
+    extra = 256 * 900
+    want = (extra * r["index_head_dim"] / gpu.hbm_bandwidth
+            + extra * r["index_n_heads"] * r["index_head_dim"] * 2 / gpu.flops(r["dtype"])) * 1e3
+    assert roof[1] - roof[0] == pytest.approx(want, rel=1e-6)
+
+
 def test_gdn_untimed_kernels_floor_and_bytes():
     """The GDN kernels the tables lack: launch floors per call plus their HBM traffic, growing with the tokens."""
     from frontier_calib.attention import QueryContext

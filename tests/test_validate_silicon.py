@@ -373,3 +373,70 @@ def test_clients_over_several_workers_replay_as_replicas():
     assert S.agg_replicas({**row, "silicon_data_source": "x"}, 448, 1) == 1   # concurrency from batch_size itself
     one = S.scenario_for_row({**row, "silicon_data_source": "silicon_concurrency=14"})
     assert "replicas" not in one.deployment and not any("replicas" in n for n in one.notes)
+
+
+def test_harness_mtp_recipe_reaches_the_deployment():
+    """The B200 TensorRT-LLM DeepSeek-R1 rows on image 1.2.0rc6.post3 are InferenceX's `-mtp` configs (MTP 3, or 1
+    with attention DP; validate/harness.py): their deployment decodes with MTP at TensorRT-LLM's published accept
+    lengths (2.82 / 1.92 tokens per step), noted per row; the rc6.post2 twins and other GPUs do not."""
+    from frontier_calib.cost.speculative import parse_speculative
+    row = {"id": "r1_b200_c8", "backend": "trtllm", "backend_version": "1.2.0rc6.post3", "system": "b200_sxm",
+           "model_path": "deepseek-ai/DeepSeek-R1", "mode": "agg", "isl": 1024, "osl": 1024, "precision": "fp8",
+           "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "tp_size": 8, "pp_size": 1, "attention_dp_size": 1,
+           "moe_tp_size": 8, "moe_ep_size": 1, "silicon_ttft_ms": 150.0, "silicon_tpot_ms": 6.8,
+           "silicon_data_source": "source_file=x.csv; silicon_concurrency=8"}
+    s = S.scenario_for_row(row)
+    assert s.status == "ok"
+    assert s.deployment["speculative"] == {"method": "mtp", "num_draft_tokens": 3,
+                                           "acceptance": {"accept_length": 2.82}}
+    assert any("MTP with 3 draft token(s), 2.82 tokens per step" in n for n in s.notes)
+    spec = parse_speculative(s.deployment["speculative"], "row", "speculative")
+    assert spec.k == 3 and abs(spec.mean_tokens_per_step - 2.82) < 1e-9
+    assert "attention_dp_balance" not in s.deployment["scheduler"]          # no attention DP: nothing to balance
+    dep8 = S.scenario_for_row({**row, "tp_size": 1, "attention_dp_size": 8, "moe_tp_size": 1, "moe_ep_size": 8})
+    assert dep8.deployment["speculative"] == {"method": "mtp", "num_draft_tokens": 1,
+                                              "acceptance": {"accept_length": 1.92}}
+    # every InferenceX DeepSeek B200 TensorRT-LLM script with DP attention: attention_dp_config balance 60 / 0
+    for version in ("1.2.0rc6.post3", "1.2.0rc6.post2", "1.1.0rc2.post2"):
+        d = S.scenario_for_row({**row, "backend_version": version, "tp_size": 1, "attention_dp_size": 8,
+                                "moe_tp_size": 1, "moe_ep_size": 8})
+        sch = d.deployment["scheduler"]
+        assert (sch["attention_dp_balance"], sch["attention_dp_timeout_iters"],
+                sch["attention_dp_batching_wait_iters"]) == (True, 60, 0), version
+        assert any("attention-DP balance, timeout_iters 60, batching_wait_iters 0" in n for n in d.notes)
+        assert ("speculative" in d.deployment) == (version == "1.2.0rc6.post3")
+    assert S.build_deployment(dep8).scheduler.attention_dp_balance   # valid scheduler keys of a deployment
+    for other in ({"backend_version": "1.2.0rc6.post2"}, {"system": "gb200"}, {"model_path": "Qwen/Qwen3-32B"}):
+        o = S.scenario_for_row({**row, **other})
+        assert o.status == "ok" and "speculative" not in o.deployment, other
+
+
+def test_harness_memory_fraction_and_one_node_layout():
+    """InferenceX's SGLang DeepSeek-R1 FP8 B200 script sets --mem-fraction-static 0.95 at TP4 and 0.82 at TP8
+    (validate/harness.py); an agg row whose tp_size spans nodes but equals its moe_tp x moe_ep, with moe_tp fitting
+    one node, replays as tp = moe_tp with that ep on one node, noted (the tp_size = TP x EP export error)."""
+    row = {"id": "dsr1_b200_sglang_fp8_agg_8192x1024_c32_cfg271", "backend": "sglang", "backend_version": "0.5.9",
+           "system": "b200_sxm", "model_path": "deepseek-ai/DeepSeek-R1", "mode": "agg", "isl": 8192, "osl": 1024,
+           "precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8", "tp_size": 4, "pp_size": 1,
+           "attention_dp_size": 1, "moe_tp_size": 4, "moe_ep_size": 1, "silicon_ttft_ms": 1480.0,
+           "silicon_tpot_ms": 34.1, "silicon_data_source": "db-dump/x; config_id=271; silicon_concurrency=32"}
+    s = S.scenario_for_row(row)
+    assert s.status == "ok" and s.deployment["scheduler"]["gpu_memory_utilization"] == 0.95
+    assert any("memory fraction 0.95 at TP4" in n for n in s.notes)
+    tp8 = S.scenario_for_row({**row, "tp_size": 8, "moe_tp_size": 8})
+    assert tp8.deployment["scheduler"]["gpu_memory_utilization"] == 0.82
+    assert "gpu_memory_utilization" not in S.scenario_for_row({**row, "precision": "fp4", "gemm_quant_mode": "nvfp4",
+                                                               "moe_quant_mode": "nvfp4"}).deployment["scheduler"]
+    assert "gpu_memory_utilization" not in S.scenario_for_row({**row, "system": "b300_sxm"}).deployment["scheduler"]
+    wide = {**row, "tp_size": 64, "moe_tp_size": 8, "moe_ep_size": 8}
+    w = S.scenario_for_row(wide)
+    assert {k: w.deployment["parallel"][k] for k in ("tp", "attention_dp", "ep", "moe_tp")} == \
+        {"tp": 8, "attention_dp": 1, "ep": 8, "moe_tp": 1}
+    assert S.NODE_LAYOUT_NOTE.format(tp=64, mtp=8, ep=8, nodes=8, per_node=8) in w.notes
+    four = S.scenario_for_row({**row, "tp_size": 16, "moe_tp_size": 4, "moe_ep_size": 4})
+    assert (four.deployment["parallel"]["tp"], four.deployment["parallel"]["ep"]) == (4, 4)
+    # not the pattern: TP across nodes with the experts split over all its GPUs, or expert parallelism only
+    for other in ({"tp_size": 16, "moe_tp_size": 16, "moe_ep_size": 1}, {"tp_size": 16, "moe_tp_size": 1,
+                                                                         "moe_ep_size": 16}):
+        o = S.scenario_for_row({**row, **other})
+        assert o.deployment["parallel"]["tp"] == 16 and not any("layout from the MoE columns" in n for n in o.notes)

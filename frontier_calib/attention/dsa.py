@@ -35,7 +35,9 @@ def _prefill(ctx, q, kv):
 
 
 def _decode(ctx, b, kv):
-    return "dsa_decode", pd.DataFrame({"batch_size": b, "kv_len": kv, **_dims(ctx)})
+    # indexer_tied_keys 0: served keys do not tie in the top-k threshold bin as the tables' identical keys do
+    # (opmodel/features.py, _dsa_topk_sort_terms)
+    return "dsa_decode", pd.DataFrame({"batch_size": b, "kv_len": kv, **_dims(ctx), "indexer_tied_keys": 0.0})
 
 
 def cache_bytes(model, b, tp):

@@ -365,6 +365,37 @@ def _dsa_sparse_terms(df, gpu, tokens, kv):
             "log_kv_over_topk": _log(kv / topk)}
 
 
+#: the TensorRT-LLM indexer top-k decode kernel (``invokeIndexerTopKDecode``, cpp/tensorrt_llm/kernels/indexerTopK.cu,
+#: the 1.x releases the public tables were measured with): one thread block of this many threads per row (query
+#: token) runs a radix select over the row's logits and ranks the candidates left in the threshold bin, at most
+#: ``TOPK_FINAL_ITEMS`` of them, by **insertion sort** (O(n^2 / threads)) while the row is narrower than
+#: ``TOPK_INSERTION_SORT_COLUMNS`` (wider rows sort them by block radix sort); a bin holding more candidates is
+#: refined by the next radix pass instead, which emits ties without sorting.
+TOPK_THREADS_PER_BLOCK = 512
+TOPK_FINAL_ITEMS = 2048
+TOPK_INSERTION_SORT_COLUMNS = 12288
+
+
+def _dsa_topk_sort_terms(df, gpu, rows, kv):
+    """The indexer top-k's final-pass sort as the module tables time it. The collector decodes over a cache of
+    identical keys, so every cached token (kv - 1) lands in the threshold bin: once kv passes ``index_topk`` by
+    less than ``TOPK_FINAL_ITEMS`` (one 2,048-token block) they are all ranked by the single-block insertion sort,
+    (kv - 1)^2 / TOPK_THREADS_PER_BLOCK compare steps per row, one block per row in waves over the SMs; a longer
+    context overflows the bin and skips the sort. This is the TensorRT-LLM tables' ~50 % bump at kv = index_topk
+    + 1 (batch >= 8), which falls back at 2 x index_topk; engines whose top-k has no such path see a zero feature.
+
+    ``indexer_tied_keys`` (a query column, default 1 = the tables' identical keys) is the share of the cached
+    tokens that tie in the threshold bin. Real keys score apart, so the radix passes leave a handful of candidates
+    and the sort is negligible: the replay's queries set it to 0 (``attention/dsa.py``), which prices the decode
+    without the collector's artefact (the feature's value of every table row outside the bump)."""
+    topk = _num(df, "index_topk")
+    tied = _num(df, "indexer_tied_keys") if "indexer_tied_keys" in df.columns else 1.0
+    items = np.where((kv > topk) & (kv - 1 <= TOPK_FINAL_ITEMS) & (kv < TOPK_INSERTION_SORT_COLUMNS),
+                     tied * (kv - 1), 0.0)
+    steps = np.ceil(rows / gpu.sm_count) * items * items / TOPK_THREADS_PER_BLOCK
+    return {"log_topk_sort_steps": _log(1 + steps)}
+
+
 def _dsa_identity(df):
     """The module's layer dimensions as features (the tables hold a few models; a tree can tell them apart)."""
     return {"log_hidden": _log(_num(df, "hidden_size")), "q_lora_rank": _num(df, "q_lora_rank"),
@@ -455,13 +486,16 @@ def dsa_decode(df: pd.DataFrame, gpu: GPUSpec):
     peak = _peak(df["dtype"], gpu)
     t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
     # the roofline prices the attention the sparse kernels run: every query token's index_topk key slots in blocks
-    # of DSA_HEAD_BLOCK heads (_dsa_sparse_terms), whatever the context; the selected keys stay a feature
+    # of DSA_HEAD_BLOCK heads (_dsa_sparse_terms), whatever the context, for the FLOPs and for the latent rows read
+    # (the kernels walk the whole top-k index buffer in fixed tiles; the TensorRT-LLM tables are flat in the context
+    # below index_topk); the selected keys stay features (log_selected, log_t_memory)
     padded = b * np.ceil(h / DSA_HEAD_BLOCK) * DSA_HEAD_BLOCK * topk * 2 * (lat + kvl) + b * kv * idx * 2 + p_flops
-    roof = padded / peak * 1e3 + t_m + DSA_DECODE_FLOOR_MS
+    slot_bytes = b * (topk * lat * kvb + kv * _num(df, "index_head_dim")) + p_bytes
+    roof = padded / peak * 1e3 + slot_bytes / gpu.hbm_bandwidth * 1e3 + DSA_DECODE_FLOOR_MS
     x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
          "heads": h, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "log_proj_flops": _log(p_flops),
          "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
-         **_dsa_identity(df), **_dsa_sparse_terms(df, gpu, b, kv),
+         **_dsa_identity(df), **_dsa_sparse_terms(df, gpu, b, kv), **_dsa_topk_sort_terms(df, gpu, b, kv),
          # the indexer scores every cached token of every sequence; sparse: the top-k path runs (kv > index_topk)
          "log_t_indexer": _log(b * kv * idx * 2 / peak * 1e3), "sparse": (kv > topk).astype(float)}
     return x, roof

@@ -27,7 +27,11 @@ class SchedulerConfig:
     future decode tokens), ``enable_mixed_chunk`` (run decodes inside prefill steps).
 
     TensorRT-LLM extras: ``max_batch_size`` (None = ``max_num_seqs``), ``max_num_tokens``
-    (None = ``max_num_batched_tokens``), ``capacity_scheduler_policy``.
+    (None = ``max_num_batched_tokens``), ``capacity_scheduler_policy``; ``attention_dp_balance`` with
+    ``attention_dp_timeout_iters`` and ``attention_dp_batching_wait_iters`` (its ``attention_dp_config:
+    {enable_balance, timeout_iters, batching_wait_iters}``, defaults False / 50 / 10 as in ``AttentionDpConfig``,
+    ``tensorrt_llm/llmapi/llm_args.py``): attention-DP ranks hold their new context requests until every rank has
+    one, or for at most ``timeout_iters`` iterations (``sim/lockstep.py``).
     """
 
     policy: str = DEFAULT_ENGINE
@@ -48,6 +52,9 @@ class SchedulerConfig:
     max_batch_size: int | None = None
     max_num_tokens: int | None = None
     capacity_scheduler_policy: str = "guaranteed_no_evict"
+    attention_dp_balance: bool = False
+    attention_dp_timeout_iters: int = 50
+    attention_dp_batching_wait_iters: int = 10
 
     def __post_init__(self):
         self.validate()
@@ -71,6 +78,13 @@ class SchedulerConfig:
         if self.capacity_scheduler_policy not in CAPACITY_POLICIES:
             raise FrontierError(f"scheduler.capacity_scheduler_policy must be one of {CAPACITY_POLICIES}, "
                                 f"got {self.capacity_scheduler_policy!r}")
+        if self.attention_dp_balance and self.policy != "trtllm":
+            raise FrontierError(f"scheduler.attention_dp_balance is TensorRT-LLM's attention_dp_config; the "
+                                f"{self.policy} policy has no such option (remove it or use policy trtllm)")
+        for name in ("attention_dp_timeout_iters", "attention_dp_batching_wait_iters"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise FrontierError(f"scheduler.{name} must be an integer >= 0, got {value!r}")
         # Every running request decodes in every step (vllm, trtllm): the step budget must hold one token per
         # request. SGLang decode steps have no token budget (its record: step_budget_binds=False).
         if rule.step_budget_binds and self.step_token_budget < self.max_running:

@@ -21,6 +21,9 @@ ranks would schedule the same decode batch again. Those ranks keep their plan (:
 the next stretch extends it instead of finishing and re-planning the rank, and its steps are applied together when
 the rank's own batch changes. The times, KV blocks and policy state are the same as re-planning at every common
 step end (the KV blocks of those steps are allocated later, but nothing else touches that rank's cache meanwhile).
+
+With TensorRT-LLM's attention-DP balance (``scheduler.attention_dp_balance``) the group decides before each common
+step whether the ranks hold their new context requests (:mod:`.adp_balance`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from bisect import bisect_left
 
 import numpy as np
 
+from .adp_balance import ADPBalance
 from .replica import stretch_ends
 
 _max_reduce = np.maximum.reduce   # what ndarray.max and ndarray.sum call, without their keyword handling
@@ -45,7 +49,7 @@ class LockstepGroup:
 
     __slots__ = ("index", "name", "members", "busy", "finishing", "version", "steps", "wait_s", "fast_forward",
                  "dt_guess", "speculative", "defer", "ends", "kept", "cursor", "batched", "mixed_costs",
-                 "batched_calls")
+                 "batched_calls", "balance", "hold_limit")
 
     def __init__(self, index: int, name: str, members: list, fast_forward: bool = True):
         self.index = index
@@ -70,6 +74,11 @@ class LockstepGroup:
         cost = members[0].cost
         self.mixed_costs = any(rep.cost is not cost for rep in members)
         self.batched = None if self.mixed_costs else getattr(cost, "decode_stretches", None)
+        # TensorRT-LLM's attention-DP balance (scheduler.attention_dp_balance; adp_balance.py)
+        cfg = members[0].sched.cfg
+        self.balance = (ADPBalance(cfg.attention_dp_timeout_iters, cfg.attention_dp_batching_wait_iters)
+                        if getattr(cfg, "attention_dp_balance", False) else None)
+        self.hold_limit = None   # common steps before the balance counts alone may release held contexts
 
     @property
     def end_s(self) -> float:
@@ -115,6 +124,8 @@ class LockstepGroup:
         if self.speculative:
             plans, stretch = self._plans_speculative(t)
         else:   # one pass in member order: kept plans as they are, the other ranks with work planned
+            if self.balance is not None:
+                self._balance()
             plans, fresh = [], None
             stretch = self.fast_forward
             for rep in self.members:
@@ -161,6 +172,8 @@ class LockstepGroup:
         ready = [rep for rep in self.members
                  if rep.plan is None and (rep.sched.running or rep.sched.waiting or rep.held)]
         owing = [rep for rep in ready if rep.owes_tokens()]
+        if self.balance is not None and not owing:   # a verify step's owed tokens are no iteration of their own
+            self._balance()
         plans = []
         for rep in owing or ready:
             plan = rep.plan_step(t)
@@ -169,6 +182,17 @@ class LockstepGroup:
         stretch = (self.fast_forward and not owing and all(not p.chunks and p.steady for _, p in plans)
                    and all(r.spec_steps is None for r, _ in plans))
         return plans, stretch
+
+    def _balance(self) -> None:
+        """Attention-DP balance before a common step: count the iterations the last stretch ran, decide, and hold
+        (or release) each rank's waiting context requests (``sched.hold_context``)."""
+        bal = self.balance
+        bal.advance(self.ends)
+        ranks = [(bool(m.sched.waiting) or bool(m.sched.prefilling), m.sched.decode.n, m.sched.cfg.max_running)
+                 for m in self.members]
+        hold, self.hold_limit = bal.decide(ranks)
+        for m in self.members:
+            m.sched.hold_context = hold
 
     def _replan_kept(self, t: float, plans: list) -> None:
         """The next common step is a single step: finish the kept plans at ``t`` and plan those ranks afresh,
@@ -241,6 +265,8 @@ class LockstepGroup:
                 firsts.append(p.decode_kv_sum)
             if k_max is None or left < k_max:
                 k_max = left
+        if self.hold_limit is not None and self.hold_limit < k_max:   # held contexts are released by the count
+            k_max = self.hold_limit
         ends = stretch_ends(t, k_max, horizon, self.dt_guess,
                             lambda done, k: self._durations(plans, ns, firsts, done, k))
         self.dt_guess = ends[-1] - (ends[-2] if len(ends) > 1 else t)

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
+from .harness import apply_recipes
 from ..dtypes import normalize_dtype
 from ..engines import default_overlap, get_engine
 from ..errors import CoverageError, FrontierError, InputError
@@ -416,6 +417,28 @@ def _check_id_parallel(rid: str, par: dict) -> dict | None:
                             f"{par.get('attention_dp', 1)} = {gpus} GPUs")
 
 
+#: the note of a row whose tp_size spans nodes but is its MoE split's TP x EP (:func:`_node_layout`)
+NODE_LAYOUT_NOTE = ("layout from the MoE columns: tp_size {tp} = moe_tp {mtp} x moe_ep {ep} spans {nodes} nodes "
+                    "of {per_node} GPUs; replayed as tp {mtp} with ep {ep} on one node (the tp_size = TP x EP export "
+                    "error, docs/validation.md)")
+
+
+def _node_layout(par: dict, gpus_per_node: int) -> dict | None:
+    """The one-node layout of an agg row that carries the ``tp_size`` = TP x EP export error without an id to say
+    so, None otherwise. The signature: no attention DP, ``ep`` > 1, ``tp_size`` = ``moe_tp_size`` x ``moe_ep_size``
+    larger than one node while ``moe_tp_size`` (the run's TP) fits one, and divisible by ``ep``. Every row whose
+    id spells its layout and whose columns carry this pattern is that error (:func:`_check_id_parallel`: 86 rows
+    whose measurements match the id's one-node layout); the rows without an id are InferenceX-style configs
+    (``dsr1_b300_sglang_fp4_agg_*_cfg718``: TP8 EP8, ``cfg717``: TP4 EP4), whose recipes run on one node
+    (``multinode: false``, TP 4 or 8 with EP 1 or = TP). Replayed as ``tp`` = ``moe_tp_size``, ``ep`` =
+    ``moe_ep_size``, ``moe_tp`` = ``tp / ep`` (the id rule's layout)."""
+    tp, ep, mtp = par["tp"], par.get("ep", 1), par.get("moe_tp", 1)
+    if (par.get("attention_dp", 1) == 1 and ep > 1 and tp == mtp * ep and tp > gpus_per_node
+            and mtp <= gpus_per_node and mtp % ep == 0):
+        return {**par, "tp": mtp, "ep": ep, "moe_tp": mtp // ep}
+    return None
+
+
 def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Protocol | None = None,
                      desync: dict | None = None, assume_pd_layout: bool = False) -> Scenario:
     """The replay scenario of one silicon row (pure). ``overheads``: {key: {field: seconds}} and ``desync``:
@@ -485,6 +508,13 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             if repaired is not None:
                 par = repaired
                 scn.notes.append(ID_LAYOUT_NOTE)
+            else:
+                per_node = get_gpu(gpu).gpus_per_node
+                one_node = _node_layout(par, per_node)
+                if one_node is not None:
+                    scn.notes.append(NODE_LAYOUT_NOTE.format(tp=par["tp"], mtp=par["moe_tp"], ep=par["ep"],
+                                                             nodes=par["tp"] // per_node, per_node=per_node))
+                    par = one_node
             replicas = agg_replicas(row, scn.concurrency, par["attention_dp"])
             if replicas > 1:
                 base["replicas"] = replicas
@@ -493,6 +523,8 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
                 base["engine_options"] = {"overlap": False}
+            # options the row's harness ran that its columns do not record (validate/harness.py)
+            scn.notes += apply_recipes(row, base, par["attention_dp"])
             scn.deployment = base
         else:
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:

@@ -110,6 +110,7 @@ class Scheduler:
         self.remote_admits: list = []        # decode role: (row, admission time s) of transferred requests
         self.num_preemptions = 0
         self.num_steps = 0
+        self.hold_context = False     # attention-DP balance: admit no new context request this step (lockstep.py)
         # row -> reject_reason, shared by the replicas of one replay with the same policy, settings and KV size
         self.rejections = reqs.rejections.setdefault((type(self), id(cfg), cache.num_blocks, role), {})
 

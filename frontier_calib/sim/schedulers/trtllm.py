@@ -10,6 +10,10 @@ The capacity scheduler decides which requests may be active (``max_batch_size``)
 The micro-batch scheduler fills ``max_num_tokens`` per step: generation requests first (one token each), then
 context requests in FCFS order, chunked to the tokens left (non-final chunks are multiples of ``block_size``, the
 chunk unit of context chunking). KV block reuse (prefix caching) works as in vLLM.
+
+With attention DP and ``attention_dp_balance`` the ranks' lockstep group may hold new context requests for a step
+(``hold_context``, set by :class:`~frontier_calib.sim.lockstep.LockstepGroup`): the step schedules the generation
+requests and context chunks already started, and admits nothing from the waiting queue.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ class TRTLLMScheduler(Scheduler):
         for r, q, nb in chunks:
             self.add_chunk(plan, r, q)
             self.alloc_chunk(r, q, nb)
-        if not preempted or not (plan.chunks or plan.num_decode):
+        if not self.hold_context and (not preempted or not (plan.chunks or plan.num_decode)):
             self._admit_waiting(now, plan, left)
         if not plan.chunks and not plan.num_decode:
             return None

@@ -1,0 +1,116 @@
+"""What the benchmark harness behind some silicon rows ran that the rows themselves do not record.
+
+A row of ``silicon_sample.csv`` gives the layout, formats and load of a run, not every serving option. Where the
+harness that produced a series is public, its recipe identifies options that change the measured latency; each is a
+:class:`HarnessRecipe` here, matched on the row's own columns, applied to the row's deployment and noted per row.
+
+**InferenceX (SemiAnalysis) DeepSeek-R1 on B200 with TensorRT-LLM, MTP.** The B200 TensorRT-LLM DeepSeek-R1 rows
+come in twins: the same layout and load measured twice, one run about half the other's TPOT at low concurrency
+(TP8, 1,024/1,024, 4 clients: 5.4 ms on ``1.2.0rc6.post3`` vs 10.3 ms on ``1.2.0rc6.post2``). InferenceX's
+``.github/configs/nvidia-master.yaml`` runs DeepSeek-R1-0528 on B200 with TensorRT-LLM as two configs per
+format, ``dsr1-fp8-b200-trt`` / ``dsr1-fp4-b200-trt`` on the image ``release:1.2.0rc6.post2`` and
+``dsr1-fp8-b200-trt-mtp`` / ``dsr1-fp4-b200-trt-mtp`` (``spec-decoding: mtp``) on ``release:1.2.0rc6.post3``;
+no other B200 TensorRT-LLM config of the file, and no other row of the CSV, uses that image. The MTP scripts
+(``benchmarks/single_node/dsr1_fp{8,4}_b200_trt_mtp.sh``) write ``speculative_config: {decoding_type: MTP,
+num_nextn_predict_layers: 3}``, and ``1`` when ``DP_ATTENTION`` is true; strict (top-1) acceptance, the default.
+The acceptance is TensorRT-LLM's measurement of DeepSeek-R1 MTP on 8 x B200 (tech blog 1, *Pushing Latency Boundaries:
+Optimizing DeepSeek-R1 Performance on NVIDIA B200 GPUs*, table "Autoregressive MTP Layers"): mean accepted tokens
+per step (its "acceptance rate", bonus token included) **1.92 with 1 MTP layer, 2.82 with 3**, strict acceptance.
+That run used real prompts at batch 1; InferenceX sends random-token prompts (``--dataset-name random``), whose
+continuations may be accepted at another rate, which the rows do not record.
+
+**The same harness's attention-DP runs balance context requests across ranks.** Every one of those scripts (and
+the ``dsr1_fp8_b200_trt_slurm.sh`` of the earlier ``1.1.0rc2.post2`` configs) adds ``attention_dp_config:
+{batching_wait_iters: 0, enable_balance: true, timeout_iters: 60}`` when ``DP_ATTENTION`` is true: TensorRT-LLM's
+ADP balance (``sim/adp_balance.py``), off by default in the engine. It applies to every B200 TensorRT-LLM
+DeepSeek row with attention DP: the ``source_file`` series and the ``db-dump`` ``dsr1_b200_trtllm_*_cfg*`` rows
+follow the same file's layouts per sequence length and concurrency (e.g. ``dsr1-fp8-b200-trt-mtp``: TP8 EP8 with
+DP attention at 1,024/8,192 and 128-256 clients, TP8 EP1 below).
+
+**InferenceX DeepSeek-R1 FP8 on B200 with SGLang** (``dsr1-fp8-b200-sglang``, ``dsr1_fp8_b200.sh``) sets
+``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
+default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
+runs keep 32 clients of 9,216 tokens without queueing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HarnessRecipe:
+    """Options a public harness ran for the rows it matches (:meth:`matches`): MTP speculative decoding
+    (``mtp``: 3 draft tokens, 1 with attention DP), TensorRT-LLM's attention-DP balance (``adp_balance``:
+    ``(timeout_iters, batching_wait_iters)``, applied to rows with attention DP) and the engine's memory fraction
+    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``)."""
+
+    name: str
+    gpu: str                                  #: ``system`` of the rows
+    engine: str                               #: ``backend`` of the rows
+    model_contains: str                       #: a lower-case substring of ``model_path``
+    backend_version: str | None = None        #: the image tag (``backend_version``) that identifies it; None: any
+    precision: str | None = None              #: the ``precision`` column; None: any
+    mtp: bool = False
+    adp_balance: tuple | None = None
+    memory_fraction: dict | None = None       #: the worker's tp -> the engine's memory fraction (mem_fraction_static)
+    source: str = ""
+
+    def matches(self, row: dict) -> bool:
+        return (str(row.get("system", "")).strip() == self.gpu
+                and str(row.get("backend", "")).strip().lower() == self.engine
+                and (self.backend_version is None
+                     or str(row.get("backend_version", "")).strip() == self.backend_version)
+                and (self.precision is None or str(row.get("precision", "")).strip().lower() == self.precision)
+                and self.model_contains in str(row.get("model_path", "")).lower())
+
+    def apply(self, deployment: dict, attention_dp: int) -> list:
+        """Add this recipe's options to an agg row's ``deployment`` (its ``scheduler`` section already built) for
+        a worker of ``attention_dp`` ranks; returns the notes to record (empty when nothing applied)."""
+        notes = []
+        if self.mtp:
+            k = 1 if attention_dp > 1 else 3
+            length = TRTLLM_R1_MTP_ACCEPT[k]
+            deployment["speculative"] = {"method": "mtp", "num_draft_tokens": k,
+                                         "acceptance": {"accept_length": length}}
+            notes.append(f"{self.name}: MTP with {k} draft token(s), {length} tokens per step (validate/harness.py)")
+        if self.adp_balance is not None and attention_dp > 1:
+            timeout, batching = self.adp_balance
+            deployment["scheduler"].update(attention_dp_balance=True, attention_dp_timeout_iters=timeout,
+                                           attention_dp_batching_wait_iters=batching)
+            notes.append(f"{self.name}: attention-DP balance, timeout_iters {timeout}, batching_wait_iters "
+                         f"{batching} (validate/harness.py)")
+        tp = deployment.get("parallel", {}).get("tp")
+        if self.memory_fraction is not None and tp in self.memory_fraction:
+            frac = self.memory_fraction[tp]
+            deployment["scheduler"]["gpu_memory_utilization"] = frac
+            notes.append(f"{self.name}: memory fraction {frac} at TP{tp} (validate/harness.py)")
+        return notes
+
+
+#: mean tokens per verify step of DeepSeek-R1 MTP in TensorRT-LLM on 8 x B200, by MTP layers (strict acceptance;
+#: TensorRT-LLM tech blog 1, "Autoregressive MTP Layers")
+TRTLLM_R1_MTP_ACCEPT = {1: 1.92, 3: 2.82}
+
+_INFERENCEX = "InferenceX .github/configs/nvidia-master.yaml; benchmarks/single_node/dsr1_fp{8,4}_b200_trt{,_mtp}.sh"
+
+#: the harness recipes applied by ``validate silicon`` (every matching recipe applies, in order)
+RECIPES: list[HarnessRecipe] = [
+    HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (image 1.2.0rc6.post3)", gpu="b200_sxm", engine="trtllm",
+                  model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", mtp=True, source=_INFERENCEX),
+    HarnessRecipe(name="InferenceX dsr1-*-b200-trt*", gpu="b200_sxm", engine="trtllm", model_contains="deepseek",
+                  adp_balance=(60, 0), source=_INFERENCEX),
+    HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
+                  source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
+]
+
+
+def apply_recipes(row: dict, deployment: dict, attention_dp: int) -> list:
+    """Apply every harness recipe that produced ``row`` (a silicon CSV row as a dict) to its agg ``deployment``;
+    returns the notes."""
+    notes = []
+    for recipe in RECIPES:
+        if recipe.matches(row):
+            notes += recipe.apply(deployment, attention_dp)
+    return notes
