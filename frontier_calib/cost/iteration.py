@@ -132,7 +132,7 @@ class _DecodeRows:
     overlap, s; 0 without), ``graphed``; the flat decode table (``slopes``, ``fp``: log2 ms) with ``xp_flat``,
     the log2 KV grid ``xp`` repeated per row, and ``offsets[n]``, the flat index of (row n - 1, column 0) minus one
     (so that ``searchsorted + offsets`` is the flat index of the grid point at or below each query); ``steps``:
-    (batches, k) -> step indices 0 .. k - 1 repeated per batch (float, k <= 256); ``one``, ``kv_max``, ``thousand``: the
+    (batches, k) -> step indices 0 .. k - 1 repeated per batch (float; at most 128 arrays of 2,048); ``one``, ``kv_max``, ``thousand``: the
     constants as 0-d arrays (an operation with a Python float converts it each time)."""
 
     __slots__ = ("batch", "base", "floor", "graphed", "filled", "slopes", "fp", "xp", "xp_flat", "offsets", "steps",
@@ -327,9 +327,9 @@ class IterationCostModel:
         each = idx.repeat(k)                       # the batch size of every element
         col = table.batch.take(each)               # n, as a float
         steps = table.steps.get((len(idx), k))
-        if steps is None:                          # 0, 1, .., k - 1 for every batch (kept for short stretches)
+        if steps is None:                          # 0, 1, .., k - 1 for every batch (kept when small, 128 at most)
             steps = np.tile(np.arange(k, dtype=float), len(idx))
-            if k <= 256:
+            if len(steps) <= 2048 and len(table.steps) < 128:
                 table.steps[(len(idx), k)] = steps
         x = steps * col                            # KV sum of step i: first + n x i
         x += np.array(first_kv_sums, dtype=float).repeat(k)
