@@ -440,3 +440,29 @@ def test_harness_memory_fraction_and_one_node_layout():
                                                                          "moe_ep_size": 16}):
         o = S.scenario_for_row({**row, **other})
         assert o.deployment["parallel"]["tp"] == 16 and not any("layout from the MoE columns" in n for n in o.notes)
+
+
+def test_harness_mtp_recipe_h200_r1_rows():
+    """The H200 TensorRT-LLM DeepSeek-R1 rows on image 1.1.0rc2.post2 are InferenceX's `dsr1-fp8-h200-trt-mtp` (its
+    search space; validate/harness.py): MTP 3, or 1 with attention DP, at TensorRT-LLM's accept lengths; the
+    db-dump DeepSeek-V3 rows of the same image and layout (`dsr1-fp8-h200-trt`) and the R1 rows without an image
+    do not."""
+    row = {"id": "2026_04_06_deepseek_r1_h200_sxm_trtllm_fp8_agg_1024x1024_c4_tp8_ep8_954", "backend": "trtllm",
+           "backend_version": "1.1.0rc2.post2", "system": "h200_sxm", "model_path": "deepseek-ai/DeepSeek-R1",
+           "mode": "agg", "isl": 1024, "osl": 1024, "precision": "fp8", "gemm_quant_mode": "fp8",
+           "moe_quant_mode": "fp8", "tp_size": 8, "pp_size": 1, "attention_dp_size": 1, "moe_tp_size": 1,
+           "moe_ep_size": 8, "silicon_ttft_ms": 150.0, "silicon_tpot_ms": 8.58,
+           "silicon_data_source": "source_file=2026-04-06.csv; silicon_concurrency=4"}
+    s = S.scenario_for_row(row)
+    assert s.status == "ok"
+    assert s.deployment["speculative"] == {"method": "mtp", "num_draft_tokens": 3,
+                                           "acceptance": {"accept_length": 2.82}}
+    assert any("dsr1-fp8-h200-trt-mtp" in n and "MTP with 3 draft token(s)" in n for n in s.notes)
+    dep8 = S.scenario_for_row({**row, "tp_size": 1, "attention_dp_size": 8, "moe_tp_size": 1,
+                               "silicon_data_source": "source_file=2026-03-25.csv; silicon_concurrency=128"})
+    assert dep8.deployment["speculative"]["num_draft_tokens"] == 1
+    assert dep8.deployment["speculative"]["acceptance"] == {"accept_length": 1.92}
+    for other in ({"model_path": "deepseek-ai/DeepSeek-V3"}, {"backend_version": None}, {"system": "h100_sxm"},
+                  {"backend": "vllm"}):
+        o = S.scenario_for_row({**row, **other})
+        assert "speculative" not in o.deployment, other

@@ -19,6 +19,25 @@ per step (its "acceptance rate", bonus token included) **1.92 with 1 MTP layer, 
 That run used real prompts at batch 1; InferenceX sends random-token prompts (``--dataset-name random``), whose
 continuations may be accepted at another rate, which the rows do not record.
 
+**InferenceX DeepSeek-R1 FP8 on H200 with TensorRT-LLM, MTP.** The same file runs DeepSeek-R1-0528 FP8 on H200
+with TensorRT-LLM as ``dsr1-fp8-h200-trt`` and ``dsr1-fp8-h200-trt-mtp`` (``spec-decoding: mtp``), both on the image
+``release:1.1.0rc2.post2`` and both TP8 EP8, so neither the image nor the layout of one row tells them apart; their
+search spaces do. ``dsr1-fp8-h200-trt`` runs 1,024/1,024 and 1,024/8,192 at 4-64 clients and 8,192/1,024 at 4-32,
+plus attention DP at 64; ``-mtp`` runs 1,024/1,024 at 4-64 plus attention DP at 128-256, 1,024/8,192 at 4-128 plus
+attention DP at 256, and 8,192/1,024 at 4-32 plus attention DP at 64-256. The CSV holds two TP8 EP8 series on that
+image: the ``db-dump`` rows ``dsr1_h200_trtllm_fp8_agg_*_cfg*`` (model ``DeepSeek-V3``) cover exactly the first
+search space, the DeepSeek-R1 rows of ``source_file`` 2026-03-25.csv / 2026-04-06.csv exactly the second (1,024/8,192
+at 128 clients, and attention DP at 128-256 clients, exist only in ``-mtp``). Where both series run the same layout
+and load, the R1 row measures 0.52-0.78 x the other's TPOT (14 pairs without attention DP; TP8 EP8, 1,024/1,024, 4
+clients: 8.58 vs 13.82 ms). The R1 rows on that image are therefore ``-mtp``. Its script
+(``benchmarks/dsr1_fp8_h200_trt_mtp.sh``) writes ``speculative_config: {decoding_type: MTP,
+num_nextn_predict_layers: 3}``, and ``1`` when ``DP_ATTENTION`` is true, as on B200. The accept lengths are the B200
+measurement below (:data:`TRTLLM_R1_MTP_ACCEPT`): an accept length is a property of the checkpoint's MTP module and
+of the text, not of the GPU that runs them (H200 runs the same checkpoint, module and strict acceptance). One row
+does not fit: 2026-03-25.csv also holds a second 1,024/8,192 row at 64 clients measuring 32.2 ms (the ``db-dump``
+row's 32.1 ms) beside the 19.4 ms MTP row; no column separates it, so it gets MTP too. Both H200 scripts also balance
+attention-DP context requests (``attention_dp_config`` as below); that is not applied to H200 rows here.
+
 **The same harness's attention-DP runs balance context requests across ranks.** Every one of those scripts (and
 the ``dsr1_fp8_b200_trt_slurm.sh`` of the earlier ``1.1.0rc2.post2`` configs) adds ``attention_dp_config:
 {batching_wait_iters: 0, enable_balance: true, timeout_iters: 60}`` when ``DP_ATTENTION`` is true: TensorRT-LLM's
@@ -89,15 +108,22 @@ class HarnessRecipe:
 
 
 #: mean tokens per verify step of DeepSeek-R1 MTP in TensorRT-LLM on 8 x B200, by MTP layers (strict acceptance;
-#: TensorRT-LLM tech blog 1, "Autoregressive MTP Layers")
+#: TensorRT-LLM tech blog 1, "Autoregressive MTP Layers"); used for H200 too: the accept length is the model's and
+#: the text's, not the GPU's
 TRTLLM_R1_MTP_ACCEPT = {1: 1.92, 3: 2.82}
 
 _INFERENCEX = "InferenceX .github/configs/nvidia-master.yaml; benchmarks/single_node/dsr1_fp{8,4}_b200_trt{,_mtp}.sh"
+
+_INFERENCEX_H200 = ("InferenceX .github/configs/nvidia-master.yaml (dsr1-fp8-h200-trt, dsr1-fp8-h200-trt-mtp); "
+                    "benchmarks/dsr1_fp8_h200_trt_mtp.sh")
 
 #: the harness recipes applied by ``validate silicon`` (every matching recipe applies, in order)
 RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (image 1.2.0rc6.post3)", gpu="b200_sxm", engine="trtllm",
                   model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", mtp=True, source=_INFERENCEX),
+    HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt-mtp (DeepSeek-R1 rows, image 1.1.0rc2.post2)", gpu="h200_sxm",
+                  engine="trtllm", model_contains="deepseek-r1", backend_version="1.1.0rc2.post2", mtp=True,
+                  source=_INFERENCEX_H200),
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt*", gpu="b200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), source=_INFERENCEX),
     HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
