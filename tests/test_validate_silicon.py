@@ -462,6 +462,14 @@ def test_harness_mtp_recipe_h200_r1_rows():
                                "silicon_data_source": "source_file=2026-03-25.csv; silicon_concurrency=128"})
     assert dep8.deployment["speculative"]["num_draft_tokens"] == 1
     assert dep8.deployment["speculative"]["acceptance"] == {"accept_length": 1.92}
+    # the H200 scripts add attention_dp_config (balance, timeout 60, batching wait 0) with DP attention, for the
+    # plain config's DeepSeek-V3 rows too; without attention DP there is nothing to balance
+    for model in ("deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"):
+        sch = S.scenario_for_row({**row, "model_path": model, "tp_size": 1, "attention_dp_size": 8,
+                                  "moe_tp_size": 1}).deployment["scheduler"]
+        assert (sch["attention_dp_balance"], sch["attention_dp_timeout_iters"],
+                sch["attention_dp_batching_wait_iters"]) == (True, 60, 0), model
+    assert "attention_dp_balance" not in s.deployment["scheduler"]
     for other in ({"model_path": "deepseek-ai/DeepSeek-V3"}, {"backend_version": None}, {"system": "h100_sxm"},
                   {"backend": "vllm"}):
         o = S.scenario_for_row({**row, **other})

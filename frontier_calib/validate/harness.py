@@ -126,6 +126,11 @@ RECIPES: list[HarnessRecipe] = [
                   source=_INFERENCEX_H200),
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt*", gpu="b200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), source=_INFERENCEX),
+    # the H200 scripts (benchmarks/dsr1_fp8_h200_trt.sh and its -mtp twin) add the same attention_dp_config block
+    # when DP_ATTENTION is true; both H200 series (the db-dump DeepSeek-V3 rows and the DeepSeek-R1 source files)
+    # are those configs' search spaces
+    HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt*", gpu="h200_sxm", engine="trtllm", model_contains="deepseek",
+                  adp_balance=(60, 0), source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh"),
     HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
                   precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
                   source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
