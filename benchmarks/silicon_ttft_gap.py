@@ -32,12 +32,12 @@ import pandas as pd
 
 
 def source_family(source: str) -> str:
-    """A short name for the data source of a silicon row (its ``silicon_data_source`` field)."""
-    if "aic-auto-gap" in source:
-        return "aic-auto-gap 2025"
-    if "gap-analysis.csv" in source:
-        return "gap-analysis 2026"
-    return "database 2026"
+    """A short name for the data source of a silicon row (its ``silicon_data_source`` field): the 2025
+    gap-analysis files, the 2026 gap-analysis file, or the 2026 database (every other file)."""
+    from frontier_calib.validate.silicon import source_file
+
+    return {"aic-auto-gap-analysis": "aic-auto-gap 2025",
+            "gap-analysis.csv": "gap-analysis 2026"}.get(source_file(source), "database 2026")
 
 
 def load(rows_csv: Path, silicon_csv: Path) -> pd.DataFrame:

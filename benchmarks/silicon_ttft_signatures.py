@@ -45,20 +45,9 @@ import numpy as np
 import pandas as pd
 
 
-def source_family(source: str) -> str:
-    """A short name for the file a silicon row came from (the ``silicon_data_source`` column)."""
-    s = str(source)
-    if "aic-auto-gap-analysis" in s:
-        return "aic-auto-gap-analysis"
-    if "gap-analysis.csv" in s:
-        return "gap-analysis.csv"
-    part = s.split(";")[0].replace("source_file=", "").strip()
-    return Path(part).name or "?"
-
-
 def load(rows_csv: Path) -> pd.DataFrame:
     """The ok rows of a ``validate silicon`` rows.csv, with their data source from the silicon CSV."""
-    from frontier_calib.validate.silicon import default_csv_path, read_silicon_csv
+    from frontier_calib.validate.silicon import default_csv_path, read_silicon_csv, source_file
 
     rows = pd.read_csv(rows_csv)
     rows = rows[rows["status"] == "ok"].copy()
@@ -67,7 +56,7 @@ def load(rows_csv: Path) -> pd.DataFrame:
         sys.exit("error: aiconfigurator-core is not installed; pip install -e '.[public-data]'")
     silicon = read_silicon_csv(src)[["id", "silicon_data_source"]]
     rows = rows.merge(silicon, on="id", how="left")
-    rows["source"] = rows["silicon_data_source"].map(source_family)
+    rows["source"] = rows["silicon_data_source"].map(source_file)
     rows["model"] = rows["model_path"].astype(str).str.split("/").str[-1]
     return rows
 

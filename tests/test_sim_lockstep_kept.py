@@ -73,6 +73,10 @@ def _without_wall(stats):
     return stats
 
 
+def _specs(policy, mode, cost):
+    return _pd(policy, cost) if mode == "pd" else _colocated(policy, cost)
+
+
 CASES = [
     ("sglang", "pd", {"prefill": "round_robin", "decode": "least_outstanding"}),
     ("sglang", "pd", {"prefill": "round_robin", "decode": "kv_aware"}),
@@ -87,7 +91,7 @@ CASES = [
 def test_kept_plans_equal_replanning_every_rank_bit_for_bit(policy, mode, router):
     cost = LinearCost()
     trace = _conversations(260, seed=5)
-    specs = _pd(policy, cost) if mode == "pd" else _colocated(policy, cost)
+    specs = _specs(policy, mode, cost)
     kept = _replay(trace, specs, router)
     plain = _replay(trace, specs, router, keep=False)
     assert kept.stats["lockstep_groups"][0]["kept_plans"] > 0          # the fast path ran
@@ -103,7 +107,7 @@ def test_kept_plans_equal_replanning_every_rank_bit_for_bit(policy, mode, router
 def test_kept_plans_match_one_step_at_a_time(policy, mode, router):
     cost = LinearCost()
     trace = _conversations(200, seed=9)
-    specs = _pd(policy, cost) if mode == "pd" else _colocated(policy, cost)
+    specs = _specs(policy, mode, cost)
     fast = _replay(trace, specs, router)
     slow = _replay(trace, specs, router, fast_forward=False)
     assert fast.stats["lockstep_groups"][0]["kept_plans"] > 0

@@ -474,3 +474,12 @@ def test_harness_mtp_recipe_h200_r1_rows():
                   {"backend": "vllm"}):
         o = S.scenario_for_row({**row, **other})
         assert "speculative" not in o.deployment, other
+
+
+def test_source_file_names_each_series():
+    """A row's data source, short: the two gap-analysis series by name, else the file of its source_file= part."""
+    assert S.source_file("source_file=/Users/x/aic-auto-gap-analysis/data/h100_sxm/trtllm/1.0.0rc3/Qwen_Qwen3-32B"
+                         ".csv; silicon_concurrency=8") == "aic-auto-gap-analysis"
+    assert S.source_file("source_file=/y/gap-analysis.csv; model=Kimi") == "gap-analysis.csv"
+    assert S.source_file("source_file=2026-04-06.csv; model=Llama-3.1-70B; silicon_concurrency=8") == "2026-04-06.csv"
+    assert S.source_file("db-dump/2026-04-27; config_id=83; silicon_concurrency=4") == "2026-04-27"

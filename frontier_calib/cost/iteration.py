@@ -192,7 +192,6 @@ class IterationCostModel:
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
-        self._decode_flat = None           # decode_stretches: flat decode table and slopes (False: unusable)
         self._decode_rows_table = None     # decode_stretches: a _DecodeRows (False: unusable)
         self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
@@ -311,7 +310,7 @@ class IterationCostModel:
             return None
         table = self._decode_rows_table
         if table is None:
-            flat = self._decode_flat = self._decode_flat_tables()
+            flat = self._decode_flat_tables()
             if flat is False:
                 return None
             table = self._decode_rows_table = _DecodeRows(flat, self.max_seqs, self._kv_grid_max)

@@ -149,6 +149,19 @@ def default_csv_path() -> Path | None:
     return p if p.exists() else None
 
 
+def source_file(source) -> str:
+    """The series a row's ``silicon_data_source`` names, short: ``aic-auto-gap-analysis`` (the 2025 gap-analysis
+    files, one per engine version and model), ``gap-analysis.csv``, else the file name of its ``source_file=``
+    part (``2026-04-06.csv``; a db-dump row gives its dump folder)."""
+    s = str(source)
+    if "aic-auto-gap-analysis" in s:
+        return "aic-auto-gap-analysis"
+    if "gap-analysis.csv" in s:
+        return "gap-analysis.csv"
+    part = s.split(";")[0].replace("source_file=", "").strip()
+    return Path(part).name or "?"
+
+
 def read_silicon_csv(path: str | Path) -> pd.DataFrame:
     """The silicon CSV with derived columns ``concurrency``, ``concurrency_source``, ``config_key`` and
     ``config_id``. Raises InputError naming the file (and the column) when it is missing or malformed."""
