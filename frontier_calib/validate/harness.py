@@ -46,6 +46,20 @@ DeepSeek row with attention DP: the ``source_file`` series and the ``db-dump`` `
 follow the same file's layouts per sequence length and concurrency (e.g. ``dsr1-fp8-b200-trt-mtp``: TP8 EP8 with
 DP attention at 1,024/8,192 and 128-256 clients, TP8 EP1 below).
 
+**InferenceX prompts are of random length.** Every InferenceX fixed-length benchmark runs its
+``utils/bench_serving/benchmark_serving.py`` with ``--dataset-name random --random-range-ratio
+$RANDOM_RANGE_RATIO``, and ``.github/workflows/benchmark-tmpl.yml`` sets ``RANDOM_RANGE_RATIO: 0.8``; the random
+dataset (``sample_random_requests``) draws each prompt's length uniformly from the integers
+``int(0.8 x isl)``..``isl`` (``np.random.randint(lower, upper + 1)``), and the output lengths the same way. The
+rows of that harness are the ``source_file=2026-*.csv`` exports, the ``db-dump/`` rows (InferenceX workflow runs,
+``workflow_run_id``) and the ``qwen3.5-397b`` / ``kimi-k2.5`` ``gap-analysis.csv`` files (their measurements are
+the 2026 exports' rows: 71 of 76 and 44 of 47 share a TTFT to 0.1 ms). :func:`prompt_length_ratio` gives them
+0.8 (``Protocol.prompt_ratio``). The output lengths keep ``osl``: the client desynchronisation share
+(``Protocol.desync``, fitted per engine and GPU in the shipped calibration on these rows) already stands for the
+spread of the clients' phases that varying output lengths cause. The prompt lengths matter beyond their mean
+where an engine compiles a kernel per new prefill token count (``EngineRecord.jit_compile_s``: SGLang's
+gated-DeltaNet prefill).
+
 **InferenceX DeepSeek-R1 FP8 on B200 with SGLang** (``dsr1-fp8-b200-sglang``, ``dsr1_fp8_b200.sh``) sets
 ``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
 default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
@@ -135,6 +149,22 @@ RECIPES: list[HarnessRecipe] = [
                   precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
                   source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
 ]
+
+
+#: InferenceX's random-dataset range ratio (.github/workflows/benchmark-tmpl.yml ``RANDOM_RANGE_RATIO``)
+INFERENCEX_RANGE_RATIO = 0.8
+
+#: ``silicon_data_source`` markers of the InferenceX series (module docstring)
+_INFERENCEX_SOURCES = ("source_file=2026-", "db-dump/", "source_file=qwen3.5-397b-gap-analysis.csv",
+                       "source_file=kimi-k2.5-gap-analysis.csv")
+
+
+def prompt_length_ratio(row: dict) -> float | None:
+    """The random-range ratio of the prompt lengths of the harness behind ``row`` (a silicon CSV row as a dict):
+    :data:`INFERENCEX_RANGE_RATIO` for the InferenceX series, None where the harness sends fixed lengths or is not
+    known (the replay keeps ``isl``)."""
+    src = str(row.get("silicon_data_source", "")).strip()
+    return INFERENCEX_RANGE_RATIO if src.startswith(_INFERENCEX_SOURCES) else None
 
 
 def apply_recipes(row: dict, deployment: dict, attention_dp: int) -> list:
