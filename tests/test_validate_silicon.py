@@ -517,3 +517,22 @@ def test_inferencex_rows_get_the_harness_range_ratio():
     assert S.scenario_for_row(row).protocol.prompt_ratio == 0.8
     row["silicon_data_source"] = "source_file=/x/aic-auto-gap-analysis/data/a.csv; silicon_concurrency=4"
     assert S.scenario_for_row(row).protocol.prompt_ratio == 1.0
+
+
+def test_inferencex_h200_sglang_scripts_without_kv_dtype_run_bf16_kv():
+    """dsr1_fp8_h200.sh and glm5_fp8_h200.sh pass no --kv-cache-dtype: SGLang's auto is bf16 there (DeepSeek-R1's
+    checkpoint quantizes no KV; DSA models default to bf16 KV on Hopper, fp8 on Blackwell); qwen3.5_fp8_h200.sh
+    passes fp8_e4m3. The rows' precision column alone would read fp8 for all of them."""
+    base = {"silicon_data_source": "source_file=2026-03-25.csv; silicon_concurrency=4", "backend": "sglang",
+            "system": "h200_sxm", "mode": "agg", "isl": 1024, "osl": 1024, "tp_size": 8, "moe_tp_size": 8,
+            "moe_ep_size": 1, "attention_dp_size": 1, "pp_size": 1, "precision": "fp8", "gemm_quant_mode": "fp8",
+            "moe_quant_mode": "fp8_block"}
+    kv = {}
+    for rid, model, gpu in (("g", "zhipuai/GLM-5", "h200_sxm"), ("d", "deepseek-ai/DeepSeek-R1", "h200_sxm"),
+                            ("q", "Qwen/Qwen3.5-397B-A17B", "h200_sxm"), ("b", "zhipuai/GLM-5", "b200_sxm")):
+        scn = S.scenario_for_row({**base, "id": rid, "model_path": model, "system": gpu})
+        assert scn.status == "ok", scn.status
+        kv[rid] = scn.deployment["kv_dtype"]
+        if kv[rid] == "bf16":
+            assert any("KV cache bf16" in n for n in scn.notes)
+    assert kv == {"g": "bf16", "d": "bf16", "q": "fp8", "b": "fp8"}

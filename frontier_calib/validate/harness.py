@@ -60,6 +60,17 @@ spread of the clients' phases that varying output lengths cause. The prompt leng
 where an engine compiles a kernel per new prefill token count (``EngineRecord.jit_compile_s``: SGLang's
 gated-DeltaNet prefill).
 
+**InferenceX SGLang on H200 without an FP8 KV cache.** ``benchmarks/single_node/dsr1_fp8_h200.sh`` (DeepSeek-R1
+FP8, image v0.5.9; both versions of the script, also ``benchmarks/dsr1_fp8_h200.sh``) and
+``benchmarks/single_node/glm5_fp8_h200.sh`` (GLM-5 FP8) pass no ``--kv-cache-dtype``, so SGLang's ``auto`` applies:
+the model's dtype (bf16) for DeepSeek-R1, whose FP8 checkpoint quantizes no KV cache, and for DSA models (GLM-5 is
+one since sgl-project/sglang PR #18521 added ``GlmMoeDsaForCausalLM`` to ``is_deepseek_nsa``)
+``ServerArgs._handle_model_specific_adjustments`` sets ``kv_cache_dtype = "fp8_e4m3" if major >= 10 else
+"bfloat16"`` ("For Hopper, we support both bf16 and fp8 kv cache; for Blackwell, we support fp8 only"): bf16 on
+H200. The row columns say only ``precision: fp8``, which :func:`~frontier_calib.validate.silicon.row_dtypes` reads
+as an FP8 KV cache; these recipes set ``kv_dtype: bf16`` instead. ``qwen3.5_fp8_h200.sh`` passes
+``--kv-cache-dtype fp8_e4m3`` and keeps the FP8 KV cache.
+
 **InferenceX DeepSeek-R1 FP8 on B200 with SGLang** (``dsr1-fp8-b200-sglang``, ``dsr1_fp8_b200.sh``) sets
 ``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
 default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
@@ -76,7 +87,8 @@ class HarnessRecipe:
     """Options a public harness ran for the rows it matches (:meth:`matches`): MTP speculative decoding
     (``mtp``: 3 draft tokens, 1 with attention DP), TensorRT-LLM's attention-DP balance (``adp_balance``:
     ``(timeout_iters, batching_wait_iters)``, applied to rows with attention DP) and the engine's memory fraction
-    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``)."""
+    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``) and the KV-cache
+    format the server ran (``kv_dtype``, where the launch command leaves it to the engine's default)."""
 
     name: str
     gpu: str                                  #: ``system`` of the rows
@@ -87,6 +99,7 @@ class HarnessRecipe:
     mtp: bool = False
     adp_balance: tuple | None = None
     memory_fraction: dict | None = None       #: the worker's tp -> the engine's memory fraction (mem_fraction_static)
+    kv_dtype: str | None = None               #: the KV-cache format the server ran; None: the row's columns decide
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -113,6 +126,10 @@ class HarnessRecipe:
                                            attention_dp_batching_wait_iters=batching)
             notes.append(f"{self.name}: attention-DP balance, timeout_iters {timeout}, batching_wait_iters "
                          f"{batching} (validate/harness.py)")
+        if self.kv_dtype is not None and deployment.get("kv_dtype") != self.kv_dtype:
+            notes.append(f"{self.name}: KV cache {self.kv_dtype}, not {deployment.get('kv_dtype')} "
+                         f"(validate/harness.py)")
+            deployment["kv_dtype"] = self.kv_dtype
         tp = deployment.get("parallel", {}).get("tp")
         if self.memory_fraction is not None and tp in self.memory_fraction:
             frac = self.memory_fraction[tp]
@@ -145,6 +162,13 @@ RECIPES: list[HarnessRecipe] = [
     # are those configs' search spaces
     HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt*", gpu="h200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh"),
+    HarnessRecipe(name="InferenceX dsr1-fp8-h200-sglang", gpu="h200_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp8", kv_dtype="bf16",
+                  source="InferenceX benchmarks/single_node/dsr1_fp8_h200.sh (no --kv-cache-dtype: SGLang's auto, bf16)"),
+    HarnessRecipe(name="InferenceX glm5-fp8-h200-sglang", gpu="h200_sxm", engine="sglang", model_contains="glm-5",
+                  precision="fp8", kv_dtype="bf16",
+                  source="InferenceX benchmarks/single_node/glm5_fp8_h200.sh (no --kv-cache-dtype); SGLang server_args: "
+                         "DSA models default to bf16 KV on Hopper"),
     HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
                   precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
                   source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
