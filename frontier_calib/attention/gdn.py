@@ -19,7 +19,8 @@ SGLang's chunked prefill path L2-normalises q and k with FLA's ``l2norm_fwd_kern
 heads per GPU) until sgl-project/sglang PR #31558 (merged 2026-07-17): a prefill step with a token count the server
 has not run before first compiles that kernel (:data:`PREFILL_RECOMPILES`; the compile time is the engine record's
 ``jit_compile_s``, sources in ``frontier_calib/engines/sglang.py``). Decode runs the fused recurrent kernel (its
-own in-kernel norm) from a CUDA graph and compiles nothing.
+own in-kernel norm) from a CUDA graph and compiles nothing. vLLM's copy (``model_executor/layers/fla/ops/
+l2norm.py``) runs ``l2norm_fwd_kernel2`` by default, the row count a runtime argument: no recompile there.
 """
 
 from __future__ import annotations
