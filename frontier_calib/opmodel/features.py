@@ -574,17 +574,56 @@ def collective(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+#: fixed milliseconds of one DeepEP dispatch or combine beyond its link time: the kernel launch and the cross-GPU
+#: handshakes around the copy (each rank signals its peers and waits for their flags, before and after the data
+#: moves). The few-token calls of the public tables are this flat cost: 0.025-0.07 ms on H100/H200/B200 (TensorRT-LLM
+#: and vLLM collectors), 0.01-0.03 ms on SGLang's. Without it the estimate is LAUNCH_FLOOR_MS plus a link time that
+#: scales with tokens x hidden x top-k where the measured time is flat, and a shape group the model never saw (a new
+#: hidden size or top-k) lands on the wrong ratio (``frontier-calib fit`` extrapolation split)
+DEEPEP_FLOOR_MS = 0.03
+
+
+def expected_ranks(num_experts, topk, ep_size) -> np.ndarray:
+    """Expected distinct EP ranks a token's ``topk`` experts live on: the experts are distinct, drawn uniformly from
+    ``num_experts`` spread evenly over ``ep_size`` ranks (num_experts / ep_size each), so a rank is missed with
+    probability C(E - E/ep, k) / C(E, k). DeepEP's normal mode sends a token once to each such rank."""
+    from math import lgamma
+
+    def log_comb(n, r):
+        return lgamma(n + 1) - lgamma(r + 1) - lgamma(n - r + 1)
+
+    def one(e, k, ep):
+        per_rank = e / ep
+        if k > e - per_rank:          # every rank holds one of the token's experts
+            return float(ep)
+        return ep * (1.0 - np.exp(log_comb(e - per_rank, k) - log_comb(e, k)))
+
+    e, k, ep = (np.asarray(v, dtype=float) for v in (num_experts, topk, ep_size))
+    keys = pd.DataFrame({"e": e, "k": k, "ep": ep})
+    codes, uniq = pd.factorize(pd.MultiIndex.from_frame(keys))
+    return np.array([one(*u) for u in uniq], dtype=float)[codes]
+
+
 def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
+    """DeepEP dispatch / combine: the bytes each rank sends to its peers over the link, plus DEEPEP_FLOOR_MS.
+
+    Copies per token: the normal mode (``deepep_normal``, NVLink buffers) sends a token once to each rank holding one
+    of its experts (:func:`expected_ranks`); the low-latency mode (``deepep_ll``) sends it once per expert (per-expert
+    receive buffers, no deduplication). Of those copies, (ep - 1) / ep leave the GPU. Combine returns the same
+    copies. DeepEP's README ("Normal kernels", "Low-latency kernels")."""
     t, hdim, k, e = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "topk"), _num(df, "num_experts")
     ep, nodes = _num(df, "ep_size"), _num(df, "num_nodes")
-    nbytes = t * k * hdim * 2 * (ep - 1) / ep
+    low_latency = (df["backend"] == "deepep_ll").to_numpy()
+    copies = np.where(low_latency, k, expected_ranks(e, k, ep)) * (ep - 1) / ep
+    nbytes = t * copies * hdim * 2
     bw = np.where(nodes > 1, gpu.network_bandwidth, gpu.nvlink_bandwidth)
     t_bw = nbytes / bw * 1e3
-    roof = t_bw + LAUNCH_FLOOR_MS
+    roof = t_bw + DEEPEP_FLOOR_MS
     x = {
         "log_tokens": _log(t), "log_hidden": _log(hdim), "topk": k, "log_experts": _log(e), "ep_size": ep,
-        "num_nodes": nodes, "low_latency": (df["backend"] == "deepep_ll").to_numpy(dtype=float),
+        "num_nodes": nodes, "low_latency": low_latency.astype(float),
         "combine": (df["phase"] == "combine").to_numpy(dtype=float), "log_t_bandwidth": _log(t_bw),
+        "log_remote_copies": _log(t * copies),
     }
     return x, roof
 

@@ -32,6 +32,7 @@ from ..profiles.schema import family as get_family
 from .dataset import frame_checksum, training_rows
 from .evaluate import evaluate_group
 from .model import OperatorModel
+from .screen import screen_glitches
 
 
 def _model_name(family: str, group: str) -> str:
@@ -141,6 +142,8 @@ class FitReport:
     results: list          #: accuracy rows, see `frontier-calib fit --report-json`
     fit_seconds: float
     model_set: ModelSet
+    #: family -> (rows dropped by the measurement-glitch screen, training rows before it); see :mod:`.screen`
+    screened: dict = field(default_factory=dict)
 
 
 def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, with_baselines: bool = True,
@@ -150,9 +153,12 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
     t0 = time.perf_counter()
     tables = tables if tables is not None else load_profiles(gpu, engine, root, families)
     ms = ModelSet(gpu, engine, profile_checksum=profiles_checksum(tables))
-    jobs = []
+    jobs, screened = [], {}
     for fam, table in tables.items():
         rows, kernels = training_rows(table, fam)
+        n_rows = len(rows)
+        rows, n_screened = screen_glitches(rows, fam)   # before any split: every model and baseline sees these rows
+        screened[fam] = (n_screened, n_rows)
         ms.kernels[fam] = kernels
         gcol = get_family(fam).group_column
         for grp, sub in (rows.groupby(gcol, observed=True) if gcol else [("all", rows)]):
@@ -176,7 +182,7 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
             bar.update(1)
     if bar:
         bar.close()
-    return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
+    return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms, screened=screened)
 
 
 @functools.lru_cache(maxsize=1)
@@ -187,7 +193,8 @@ def code_fingerprint() -> str:
 
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for path in (here / "features.py", here / "model.py", here / "dataset.py", here.parent / "dtypes.py"):
+    for path in (here / "features.py", here / "model.py", here / "dataset.py", here / "screen.py",
+                 here.parent / "dtypes.py"):
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
