@@ -574,15 +574,6 @@ def collective(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
-#: fixed milliseconds of one DeepEP dispatch or combine beyond its link time: the kernel launch and the cross-GPU
-#: handshakes around the copy (each rank signals its peers and waits for their flags, before and after the data
-#: moves). The few-token calls of the public tables are this flat cost: 0.025-0.07 ms on H100/H200/B200 (TensorRT-LLM
-#: and vLLM collectors), 0.01-0.03 ms on SGLang's. Without it the estimate is LAUNCH_FLOOR_MS plus a link time that
-#: scales with tokens x hidden x top-k where the measured time is flat, and a shape group the model never saw (a new
-#: hidden size or top-k) lands on the wrong ratio (``frontier-calib fit`` extrapolation split)
-DEEPEP_FLOOR_MS = 0.03
-
-
 def expected_ranks(num_experts, topk, ep_size) -> np.ndarray:
     """Expected distinct EP ranks a token's ``topk`` experts live on: the experts are distinct, drawn uniformly from
     ``num_experts`` spread evenly over ``ep_size`` ranks (num_experts / ep_size each), so a rank is missed with
@@ -605,7 +596,7 @@ def expected_ranks(num_experts, topk, ep_size) -> np.ndarray:
 
 
 def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
-    """DeepEP dispatch / combine: the bytes each rank sends to its peers over the link, plus DEEPEP_FLOOR_MS.
+    """DeepEP dispatch / combine: the bytes each rank sends to its peers over the link.
 
     Copies per token: the normal mode (``deepep_normal``, NVLink buffers) sends a token once to each rank holding one
     of its experts (:func:`expected_ranks`); the low-latency mode (``deepep_ll``) sends it once per expert (per-expert
@@ -618,7 +609,7 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
     nbytes = t * copies * hdim * 2
     bw = np.where(nodes > 1, gpu.network_bandwidth, gpu.nvlink_bandwidth)
     t_bw = nbytes / bw * 1e3
-    roof = t_bw + DEEPEP_FLOOR_MS
+    roof = t_bw + LAUNCH_FLOOR_MS   # plus the fixed cost measured from the table (FIXED_COST_FAMILIES)
     x = {
         "log_tokens": _log(t), "log_hidden": _log(hdim), "topk": k, "log_experts": _log(e), "ep_size": ep,
         "num_nodes": nodes, "low_latency": low_latency.astype(float),
@@ -627,6 +618,16 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
     }
     return x, roof
 
+
+#: families whose calls have a fixed cost far above LAUNCH_FLOOR_MS that no hardware figure gives: the model's
+#: estimate is the roofline plus the fastest call of its training table (``OperatorModel.fixed_cost_ms_``), and it
+#: learns log2(latency / estimate). Where the measured time is flat (few tokens, short contexts) the ratio is then
+#: ~1 for every shape instead of following a roofline that scales with shape while the latency does not, which is
+#: what lets a held-out shape group (a new hidden size, top-k or head count) land on the right ratio.
+#: ``moe_a2a``: DeepEP's launch and cross-GPU handshakes, 0.01-0.07 ms in the public tables (the one-token calls);
+#: ``msa_decode``: the MSA module's ~10 kernels under one CUDA graph, 0.02-0.16 ms (TensorRT-LLM's tables are flat
+#: at 0.12-0.19 ms on B200 up to 8k-token contexts)
+FIXED_COST_FAMILIES = frozenset({"moe_a2a", "msa_decode"})
 
 FEATURES = {
     "gemm": gemm, "attention_prefill": attention_prefill, "attention_decode": attention_decode,
