@@ -599,9 +599,12 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
     """DeepEP dispatch / combine: the bytes each rank sends to its peers over the link.
 
     Copies per token: the normal mode (``deepep_normal``, NVLink buffers) sends a token once to each rank holding one
-    of its experts (:func:`expected_ranks`); the low-latency mode (``deepep_ll``) sends it once per expert (per-expert
-    receive buffers, no deduplication). Of those copies, (ep - 1) / ep leave the GPU. Combine returns the same
-    copies. DeepEP's README ("Normal kernels", "Low-latency kernels")."""
+    of its experts (:func:`expected_ranks`; DeepEP's ``Buffer.get_dispatch_layout`` returns ``is_token_in_rank``, one
+    flag per token and rank); the low-latency mode (``deepep_ll``) sends it once per expert (``low_latency_dispatch``
+    receives into per-local-expert buffers, ``packed_recv_x[num_local_experts, ...]``). Of those copies,
+    (ep - 1) / ep leave the GPU; combine returns the same copies. On the B200 TensorRT-LLM table the normal mode's
+    top-6 / top-8 latency ratio at 65,536 tokens (0.84 combine, 0.85 dispatch) is the rank ratio 4.41 / 5.25, not
+    the expert ratio 0.75."""
     t, hdim, k, e = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "topk"), _num(df, "num_experts")
     ep, nodes = _num(df, "ep_size"), _num(df, "num_nodes")
     low_latency = (df["backend"] == "deepep_ll").to_numpy()
