@@ -20,7 +20,7 @@ GPU = "b200_sxm"
 def test_expected_ranks_by_hand():
     # DeepSeek-V3 on EP 8: 256 experts, 32 per rank, 8 per token; a rank is missed with C(224, 8) / C(256, 8)
     assert expected_ranks([256], [8], [8])[0] == pytest.approx(8 * (1 - comb(224, 8) / comb(256, 8)), rel=1e-12)
-    assert expected_ranks([256], [8], [8])[0] == pytest.approx(5.30, abs=0.01)
+    assert expected_ranks([256], [8], [8])[0] == pytest.approx(5.29, abs=0.01)
     assert expected_ranks([384], [6], [8])[0] == pytest.approx(8 * (1 - comb(336, 6) / comb(384, 6)), rel=1e-12)
     assert expected_ranks([16, 8, 64], [1, 8, 8], [8, 8, 1]).tolist() == pytest.approx([1.0, 8.0, 1.0])
 

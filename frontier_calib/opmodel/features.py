@@ -603,7 +603,7 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
     flag per token and rank); the low-latency mode (``deepep_ll``) sends it once per expert (``low_latency_dispatch``
     receives into per-local-expert buffers, ``packed_recv_x[num_local_experts, ...]``). Of those copies,
     (ep - 1) / ep leave the GPU; combine returns the same copies. On the B200 TensorRT-LLM table the normal mode's
-    top-6 / top-8 latency ratio at 65,536 tokens (0.84 combine, 0.85 dispatch) is the rank ratio 4.41 / 5.25, not
+    top-6 / top-8 latency ratio at 65,536 tokens (0.84 combine, 0.85 dispatch) is the rank ratio 4.43 / 5.28, not
     the expert ratio 0.75."""
     t, hdim, k, e = _num(df, "num_tokens"), _num(df, "hidden_size"), _num(df, "topk"), _num(df, "num_experts")
     ep, nodes = _num(df, "ep_size"), _num(df, "num_nodes")
@@ -627,7 +627,7 @@ def moe_a2a(df: pd.DataFrame, gpu: GPUSpec):
 #: learns log2(latency / estimate). Where the measured time is flat (few tokens, short contexts) the ratio is then
 #: ~1 for every shape instead of following a roofline that scales with shape while the latency does not, which is
 #: what lets a held-out shape group (a new hidden size, top-k or head count) land on the right ratio.
-#: ``moe_a2a``: DeepEP's launch and cross-GPU handshakes, 0.01-0.07 ms in the public tables (the one-token calls);
+#: ``moe_a2a``: DeepEP's launch and cross-GPU handshakes, 0.01-0.15 ms in the public tables (the one-token calls);
 #: ``msa_decode``: the MSA module's ~10 kernels under one CUDA graph, 0.02-0.16 ms (TensorRT-LLM's tables are flat
 #: at 0.12-0.19 ms on B200 up to 8k-token contexts)
 FIXED_COST_FAMILIES = frozenset({"moe_a2a", "msa_decode"})
