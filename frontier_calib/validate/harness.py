@@ -101,8 +101,10 @@ class HarnessRecipe:
     """Options a public harness ran for the rows it matches (:meth:`matches`): MTP speculative decoding
     (``mtp``: 3 draft tokens, 1 with attention DP), TensorRT-LLM's attention-DP balance (``adp_balance``:
     ``(timeout_iters, batching_wait_iters)``, applied to rows with attention DP) and the engine's memory fraction
-    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``) and the KV-cache
-    format the server ran (``kv_dtype``, where the launch command leaves it to the engine's default)."""
+    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``; TensorRT-LLM's
+    ``free_gpu_memory_fraction``), the KV-cache format the server ran (``kv_dtype``: what the launch command
+    passes, or the engine's default where it passes none), scheduler keys per TP size (``scheduler``), a running
+    cap equal to the client count (``max_num_seqs_is_concurrency``) and the CPU/GPU overlap (``overlap``)."""
 
     name: str
     gpu: str                                  #: ``system`` of the rows
@@ -118,6 +120,11 @@ class HarnessRecipe:
     recv_interval: dict | None = None
     #: the worker's tp -> scheduler keys the launch command sets (e.g. chunked_prefill_size, max_prefill_tokens)
     scheduler: dict | None = None
+    #: the launch command caps the running requests at the benchmark's client count (``--max-num-seqs $CONC``):
+    #: ``scheduler.max_num_seqs`` = the row's concurrency (vLLM's default CUDA-graph sizes follow it)
+    max_num_seqs_is_concurrency: bool = False
+    #: ``engine_options.overlap`` where the launch command decides it (None: the engine's default)
+    overlap: bool | None = None
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -157,6 +164,12 @@ class HarnessRecipe:
         if self.scheduler is not None and tp in self.scheduler:
             deployment["scheduler"].update(self.scheduler[tp])
             notes.append(f"{self.name}: scheduler {self.scheduler[tp]} at TP{tp} (validate/harness.py)")
+        if self.max_num_seqs_is_concurrency and concurrency is not None and attention_dp == 1:
+            deployment["scheduler"]["max_num_seqs"] = int(concurrency)
+            notes.append(f"{self.name}: max_num_seqs {int(concurrency)} (--max-num-seqs $CONC; validate/harness.py)")
+        if self.overlap is not None:
+            deployment.setdefault("engine_options", {})["overlap"] = self.overlap
+            notes.append(f"{self.name}: CPU/GPU overlap {'on' if self.overlap else 'off'} (validate/harness.py)")
         if (self.recv_interval is not None and tp in self.recv_interval and attention_dp == 1
                 and concurrency is not None):
             clients, below, above = self.recv_interval[tp]
@@ -184,6 +197,16 @@ _RECV_10_30 = {tp: (16, 10, 30) for tp in _TPS}
 _RECV_DSR1_FP8 = {8: (16, 10, 30), 4: (16, 10, 10)}
 _CHUNKS_DSR1_FP8 = {8: {"chunked_prefill_size": 32768, "max_prefill_tokens": 32768},
                     4: {"chunked_prefill_size": 8192, "max_prefill_tokens": 8192}}
+
+#: every TP size of the InferenceX rows (a recipe whose flag does not depend on TP)
+_ALL_TPS = (1, 2, 4, 8, 16)
+
+
+def _every_tp(value) -> dict:
+    return {tp: value for tp in _ALL_TPS}
+
+
+_IX = "InferenceX benchmarks/single_node/"
 
 RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (image 1.2.0rc6.post3)", gpu="b200_sxm", engine="trtllm",
@@ -227,6 +250,50 @@ RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX qwen3.5-b300-sglang", gpu="b300_sxm", engine="sglang", model_contains="qwen3.5",
                   recv_interval={tp: (16, 10, 10) for tp in _TPS},
                   source="InferenceX benchmarks/single_node/qwen3.5_fp8_b300.sh (--scheduler-recv-interval 10)"),
+    # ---- session 10: the other launch flags of the InferenceX scripts (module docstring, "InferenceX launch flags")
+    HarnessRecipe(name="InferenceX dsr1-fp8-h200-sglang (launch flags)", gpu="h200_sxm", engine="sglang",
+                  model_contains="deepseek", precision="fp8", memory_fraction=_every_tp(0.82),
+                  scheduler=_every_tp({"chunked_prefill_size": 32768, "max_prefill_tokens": 32768}),
+                  source=_IX + "dsr1_fp8_h200.sh and benchmarks/dsr1_fp8_h200.sh (--chunked-prefill-size 32768 "
+                         "--max-prefill-tokens 32768 --mem-fraction-static 0.82)"),
+    HarnessRecipe(name="InferenceX qwen3.5-fp8-h200-sglang", gpu="h200_sxm", engine="sglang", model_contains="qwen3.5",
+                  memory_fraction=_every_tp(0.8), overlap=True,
+                  scheduler=_every_tp({"chunked_prefill_size": 16384, "max_prefill_tokens": 16384,
+                                       "max_num_seqs": 128}),
+                  source=_IX + "qwen3.5_fp8_h200.sh (--max-running-requests 128 --chunked-prefill-size 16384 "
+                         "--max-prefill-tokens 16384 --mem-fraction-static 0.8 --disable-radix-cache)"),
+    HarnessRecipe(name="InferenceX glm5-fp8-h200-sglang (memory)", gpu="h200_sxm", engine="sglang",
+                  model_contains="glm-5", memory_fraction=_every_tp(0.85),
+                  source=_IX + "glm5_fp8_h200.sh (--mem-fraction-static 0.85)"),
+    HarnessRecipe(name="InferenceX gptoss-fp4-b200-trt", gpu="b200_sxm", engine="trtllm", model_contains="gpt-oss",
+                  kv_dtype="fp8", memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
+                  source=_IX + "gptoss_fp4_b200_trt.sh and benchmarks/gptoss_fp4_b200_trt.sh (kv_cache_config "
+                         "dtype fp8, free_gpu_memory_fraction 0.85; --max_num_tokens 20000)"),
+    HarnessRecipe(name="InferenceX gptoss-fp4-h200-trt", gpu="h200_sxm", engine="trtllm", model_contains="gpt-oss",
+                  memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
+                  source=_IX + "gptoss_fp4_h200_trt.sh and benchmarks/gptoss_fp4_h200_trt.sh (kv_cache_config "
+                         "dtype auto, free_gpu_memory_fraction 0.85; --max_num_tokens 20000)"),
+    HarnessRecipe(name="InferenceX gptoss-fp4-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="gpt-oss",
+                  kv_dtype="fp8",
+                  source=_IX + "gptoss_fp4_b200.sh and benchmarks/gptoss_fp4_b200.sh (config.yaml kv-cache-dtype: fp8)"),
+    HarnessRecipe(name="InferenceX minimaxm2.5-fp8-h100-vllm", gpu="h100_sxm", engine="vllm", model_contains="minimax",
+                  kv_dtype="bf16",
+                  source=_IX + "minimaxm2.5_fp8_h100.sh (no --kv-cache-dtype: vLLM's auto, the checkpoint's bf16)"),
+    HarnessRecipe(name="InferenceX minimaxm2.5-fp8-h200-vllm", gpu="h200_sxm", engine="vllm", model_contains="minimax",
+                  memory_fraction=_every_tp(0.95),
+                  source=_IX + "minimaxm2.5_fp8_h200.sh (--gpu-memory-utilization 0.95)"),
+    HarnessRecipe(name="InferenceX minimaxm2.5-fp8-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="minimax",
+                  precision="fp8", scheduler=_every_tp({"block_size": 32}),
+                  source=_IX + "minimaxm2.5_fp8_b200.sh (--block-size=32)"),
+    HarnessRecipe(name="InferenceX kimik2.5-int4-h200-vllm", gpu="h200_sxm", engine="vllm", model_contains="kimi-k2.5",
+                  memory_fraction=_every_tp(0.95), max_num_seqs_is_concurrency=True,
+                  source=_IX + "kimik2.5_int4_h200.sh (--gpu-memory-utilization 0.95 --max-num-seqs $CONC)"),
+    HarnessRecipe(name="InferenceX kimik2.5-int4-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="kimi-k2.5",
+                  precision="int4", memory_fraction=_every_tp(0.97),
+                  source=_IX + "kimik2.5_int4_b200.sh (--gpu-memory-utilization 0.97)"),
+    HarnessRecipe(name="InferenceX kimik2.5-fp4-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="kimi-k2.5",
+                  precision="fp4", max_num_seqs_is_concurrency=True,
+                  source=_IX + "kimik2.5_fp4_b200.sh (--max-num-seqs $CONC; --gpu-memory-utilization 0.90, the default)"),
 ]
 
 
