@@ -564,3 +564,114 @@ def test_inferencex_b200_sglang_scripts_poll_for_requests_every_10_or_30_steps()
     d = dep(8)
     apply_recipes({**row, "model_path": "zhipuai/GLM-5", "concurrency": 64}, d, attention_dp=1)
     assert "scheduler_recv_interval" not in d["scheduler"]
+
+
+# the InferenceX launch flags of session 10 (validate/harness.py): per recipe, the row it applies to, what it sets,
+# and rows it must leave alone (another GPU, engine, model or precision)
+_LAUNCH_FLAG_CASES = [
+    # (recipe name, row, tp, expected {path: value}, rows that must not get it)
+    ("dsr1-fp8-h200-sglang (launch flags)",
+     {"system": "h200_sxm", "backend": "sglang", "model_path": "deepseek-ai/DeepSeek-R1", "precision": "fp8"}, 8,
+     {"scheduler.chunked_prefill_size": 32768, "scheduler.max_prefill_tokens": 32768,
+      "scheduler.gpu_memory_utilization": 0.82},
+     [{"system": "h100_sxm"}, {"backend": "vllm"}, {"model_path": "zhipuai/GLM-5"}]),
+    ("qwen3.5-fp8-h200-sglang",
+     {"system": "h200_sxm", "backend": "sglang", "model_path": "Qwen/Qwen3.5-397B-A17B", "precision": "fp8"}, 8,
+     {"scheduler.chunked_prefill_size": 16384, "scheduler.max_prefill_tokens": 16384, "scheduler.max_num_seqs": 128,
+      "scheduler.gpu_memory_utilization": 0.8, "engine_options.overlap": True},
+     [{"system": "b200_sxm"}, {"backend": "vllm"}]),
+    ("glm5-fp8-h200-sglang (memory)",
+     {"system": "h200_sxm", "backend": "sglang", "model_path": "zhipuai/GLM-5", "precision": "fp8"}, 8,
+     {"scheduler.gpu_memory_utilization": 0.85}, [{"system": "b200_sxm"}, {"model_path": "Qwen/Qwen3.5-397B-A17B"}]),
+    ("gptoss-fp4-b200-trt",
+     {"system": "b200_sxm", "backend": "trtllm", "model_path": "openai/gpt-oss-120b", "precision": "fp4"}, 8,
+     {"kv_dtype": "fp8", "scheduler.gpu_memory_utilization": 0.85, "scheduler.max_num_tokens": 20000},
+     [{"system": "h100_sxm"}, {"backend": "sglang"}, {"model_path": "deepseek-ai/DeepSeek-R1"}]),
+    ("gptoss-fp4-h200-trt",
+     {"system": "h200_sxm", "backend": "trtllm", "model_path": "openai/gpt-oss-120b", "precision": "fp4"}, 4,
+     {"kv_dtype": "bf16", "scheduler.gpu_memory_utilization": 0.85, "scheduler.max_num_tokens": 20000},
+     [{"system": "h100_sxm"}, {"backend": "vllm"}]),
+    ("gptoss-fp4-b200-vllm",
+     {"system": "b200_sxm", "backend": "vllm", "model_path": "openai/gpt-oss-120b", "precision": "fp4"}, 1,
+     {"kv_dtype": "fp8"}, [{"system": "h200_sxm"}, {"system": "h100_sxm"}, {"backend": "sglang"}]),
+    ("minimaxm2.5-fp8-h100-vllm",
+     {"system": "h100_sxm", "backend": "vllm", "model_path": "MiniMaxAI/MiniMax-M2.5", "precision": "fp8"}, 4,
+     {"kv_dtype": "bf16"}, [{"system": "h200_sxm"}, {"system": "b200_sxm"}, {"backend": "sglang"}]),
+    ("minimaxm2.5-fp8-h200-vllm",
+     {"system": "h200_sxm", "backend": "vllm", "model_path": "MiniMaxAI/MiniMax-M2.5", "precision": "fp8"}, 4,
+     {"scheduler.gpu_memory_utilization": 0.95}, [{"system": "h100_sxm"}, {"backend": "sglang"}]),
+    ("minimaxm2.5-fp8-b200-vllm",
+     {"system": "b200_sxm", "backend": "vllm", "model_path": "MiniMaxAI/MiniMax-M2.5", "precision": "fp8"}, 2,
+     {"scheduler.block_size": 32}, [{"precision": "fp4"}, {"system": "b300_sxm"}]),
+    ("kimik2.5-int4-h200-vllm",
+     {"system": "h200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "precision": "int4"}, 8,
+     {"scheduler.gpu_memory_utilization": 0.95, "scheduler.max_num_seqs": 16}, [{"system": "h100_sxm"}]),
+    ("kimik2.5-int4-b200-vllm",
+     {"system": "b200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "precision": "int4"}, 8,
+     {"scheduler.gpu_memory_utilization": 0.97}, [{"precision": "fp4"}, {"system": "b300_sxm"}]),
+    ("kimik2.5-fp4-b200-vllm",
+     {"system": "b200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "precision": "fp4"}, 4,
+     {"scheduler.max_num_seqs": 16}, [{"precision": "int4"}, {"system": "b300_sxm"}]),
+]
+
+
+def _lookup(dep, path):
+    node = dep
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@pytest.mark.parametrize("name, row, tp, want, others", _LAUNCH_FLAG_CASES, ids=[c[0] for c in _LAUNCH_FLAG_CASES])
+def test_inferencex_launch_flag_recipes(name, row, tp, want, others):
+    """Each session-10 recipe (validate/harness.py) sets what its InferenceX script passes on the rows it matches,
+    with a note naming it, and is not applied to rows of another GPU, engine, model or precision."""
+    from frontier_calib.validate.harness import RECIPES, apply_recipes
+
+    recipe = next(r for r in RECIPES if r.name == f"InferenceX {name}")
+
+    def dep(r):
+        # the replay's own values before the recipes: the cap above the clients, the other format of the KV cache
+        d = {"parallel": {"tp": tp}, "scheduler": {"max_num_seqs": 1024}, "kv_dtype": "fp8" if
+             want.get("kv_dtype") == "bf16" else "bf16"}
+        return d, apply_recipes({**r, "concurrency": 16}, d, attention_dp=1)
+
+    d, notes = dep(row)
+    assert recipe.matches(row)
+    for path, value in want.items():
+        assert _lookup(d, path) == value, path
+    assert any(n.startswith(recipe.name) for n in notes)
+    for other in others:
+        assert not recipe.matches({**row, **other}), other
+        o, notes = dep({**row, **other})
+        assert not any(n.startswith(recipe.name + ":") for n in notes), other
+
+
+def test_inferencex_launch_flags_reach_a_valid_deployment():
+    """The session-10 recipes through scenario_for_row: Qwen3.5 on H200 with SGLang keeps the overlap on
+    (--disable-radix-cache) and its 128-request cap; Kimi-K2.5 on H200 with vLLM caps at the row's clients; both
+    deployments build."""
+    base = {"silicon_data_source": "source_file=2026-03-25.csv; silicon_concurrency=32", "mode": "agg",
+            "isl": 1024, "osl": 1024, "pp_size": 1, "attention_dp_size": 1, "system": "h200_sxm"}
+    q = S.scenario_for_row({**base, "id": "q", "backend": "sglang", "model_path": "Qwen/Qwen3.5-397B-A17B",
+                            "tp_size": 8, "moe_tp_size": 1, "moe_ep_size": 8, "precision": "fp8",
+                            "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8_block"})
+    assert q.status == "ok"
+    assert q.deployment["engine_options"] == {"overlap": True}
+    assert q.deployment["scheduler"]["max_num_seqs"] == 128
+    assert any("CPU/GPU overlap on" in n for n in q.notes)
+    built = S.build_deployment(q)
+    assert built.scheduler.max_num_seqs == 128 and built.scheduler.chunked_prefill_size == 16384
+    k = S.scenario_for_row({**base, "id": "k", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5",
+                            "tp_size": 8, "moe_tp_size": 8, "moe_ep_size": 1, "precision": "int4",
+                            "gemm_quant_mode": "bf16", "moe_quant_mode": "int4_wo"})
+    assert k.status == "ok" and k.deployment["scheduler"]["max_num_seqs"] == 32
+    assert S.build_deployment(k).scheduler.max_num_seqs == 32
+    # not with attention DP: a rank's cap is not the server's client count
+    from frontier_calib.validate.harness import apply_recipes
+    d = {"parallel": {"tp": 8}, "scheduler": {"max_num_seqs": 1024}}
+    apply_recipes({"system": "h200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "concurrency": 32},
+                  d, attention_dp=8)
+    assert d["scheduler"]["max_num_seqs"] == 1024

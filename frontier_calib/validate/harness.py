@@ -270,9 +270,9 @@ RECIPES: list[HarnessRecipe] = [
                   source=_IX + "gptoss_fp4_b200_trt.sh and benchmarks/gptoss_fp4_b200_trt.sh (kv_cache_config "
                          "dtype fp8, free_gpu_memory_fraction 0.85; --max_num_tokens 20000)"),
     HarnessRecipe(name="InferenceX gptoss-fp4-h200-trt", gpu="h200_sxm", engine="trtllm", model_contains="gpt-oss",
-                  memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
+                  kv_dtype="bf16", memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
                   source=_IX + "gptoss_fp4_h200_trt.sh and benchmarks/gptoss_fp4_h200_trt.sh (kv_cache_config "
-                         "dtype auto, free_gpu_memory_fraction 0.85; --max_num_tokens 20000)"),
+                         "dtype auto: the checkpoint's bf16, free_gpu_memory_fraction 0.85; --max_num_tokens 20000)"),
     HarnessRecipe(name="InferenceX gptoss-fp4-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="gpt-oss",
                   kv_dtype="fp8",
                   source=_IX + "gptoss_fp4_b200.sh and benchmarks/gptoss_fp4_b200.sh (config.yaml kv-cache-dtype: fp8)"),
@@ -320,11 +320,13 @@ def _int_or_none(value) -> int | None:
         return None
 
 
-def apply_recipes(row: dict, deployment: dict, attention_dp: int) -> list:
-    """Apply every harness recipe that produced ``row`` (a silicon CSV row as a dict) to its agg ``deployment``;
-    returns the notes."""
+def apply_recipes(row: dict, deployment: dict, attention_dp: int, concurrency: int | None = None) -> list:
+    """Apply every harness recipe that produced ``row`` (a silicon CSV row as a dict) to its agg ``deployment``
+    at ``concurrency`` clients (default: the row's ``concurrency`` column); returns the notes."""
+    if concurrency is None:
+        concurrency = _int_or_none(row.get("concurrency"))
     notes = []
     for recipe in RECIPES:
         if recipe.matches(row):
-            notes += recipe.apply(deployment, attention_dp, _int_or_none(row.get("concurrency")))
+            notes += recipe.apply(deployment, attention_dp, concurrency)
     return notes

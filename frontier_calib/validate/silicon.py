@@ -544,7 +544,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
                 base["engine_options"] = {"overlap": False}
             # options the row's harness ran that its columns do not record (validate/harness.py)
-            scn.notes += apply_recipes(row, base, par["attention_dp"])
+            scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency)
             scn.deployment = base
         else:
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:
