@@ -89,6 +89,36 @@ has no receive interval. The Qwen3.5 script's other settings (``--mem-fraction-s
 TTFT (2.5-7.6 s) that 128 running requests cannot give (half the clients would wait a whole request, ~25 s), so
 the rows come from versions of the script whose settings differ, and only the receive interval is common to every
 version read.
+
+**InferenceX launch flags (session 10).** The other options of the InferenceX scripts behind the vLLM,
+TensorRT-LLM and SGLang H200 rows, kept where every version read agrees (the SemiAnalysisAI/InferenceX versions
+at the commits named, and copies in public forks that carry other versions of the same file):
+
+* ``dsr1_fp8_h200.sh`` (``benchmarks/`` at 1fc5d73, ``single_node/`` at 161e7f6): ``--chunked-prefill-size 32768
+  --max-prefill-tokens 32768 --mem-fraction-static 0.82`` (also ``--max-running-requests`` / ``--cuda-graph-max-bs``
+  512 at 1,024/1,024 and 256 otherwise, above the rows' 4-64 clients and SGLang's 256 graph sizes: not applied).
+* ``qwen3.5_fp8_h200.sh`` (57392445, 2116fc4, fork whn09): ``--max-running-requests 128 --chunked-prefill-size 16384
+  --max-prefill-tokens 16384 --mem-fraction-static 0.8 --disable-radix-cache``; without the radix cache SGLang
+  keeps its overlap scheduler for this gated-DeltaNet model (``engines/sglang.py``: it is turned off only for the
+  mamba ``no_buffer`` strategy *with* the radix cache), so ``engine_options.overlap`` is on.
+* ``qwen3.5_fp8_b200.sh`` (01fa35c, 3e2ebc0, fork fzyzcjy): ``--disable-radix-cache`` in every version read, so
+  the overlap is on there too (its other flags: the receive-interval paragraph above).
+* ``glm5_fp8_h200.sh`` (0c82808, d695059): ``--mem-fraction-static 0.85`` (the only flag both versions share; the
+  later one runs DP attention and EAGLE, which the rows' columns do not show).
+* ``gptoss_fp4_b200_trt.sh`` / ``gptoss_fp4_h200_trt.sh`` (``single_node/`` at 34bc7c4 / 187f575, ``benchmarks/``
+  at 1825e7f / 111f031): ``kv_cache_config: {dtype: fp8}`` on B200 (``auto`` on H200: the checkpoint's bf16),
+  ``free_gpu_memory_fraction: 0.85`` and ``--max_num_tokens 20000``.
+* ``gptoss_fp4_b200.sh`` (vLLM; ``benchmarks/`` at 1fc5d73, ``single_node/`` at 34bc7c4, fork dandanielbro):
+  ``kv-cache-dtype: fp8``; the H100 and H200 scripts pass none (bf16, as the rows' columns read).
+* ``minimaxm2.5_fp8_h100.sh`` (34bc7c4, fork andychensn): no ``--kv-cache-dtype``, so vLLM's ``auto`` keeps the
+  checkpoint's bf16 (its FP8 quantization config has no KV scheme), where the ``fp8`` precision column reads an FP8
+  KV cache. ``minimaxm2.5_fp8_h200.sh`` (1c3aa8b, 0949de5, fork lishuoshuo-amd): ``--gpu-memory-utilization 0.95``
+  (its KV format changed between versions: not applied). ``minimaxm2.5_fp8_b200.sh`` (13453b4, 07e171a, 34bc7c4, and
+  the B300 copy of a later version): ``--block-size=32`` (memory fraction and KV format changed: not applied).
+* ``kimik2.5_int4_h200.sh`` (34bc7c4, fork lishuoshuo-amd): ``--gpu-memory-utilization 0.95 --max-num-seqs $CONC``;
+  ``kimik2.5_int4_b200.sh`` (2b7b694, 7bfd76a): ``0.97``; ``kimik2.5_fp4_b200.sh`` (04107b3, 7a83b90):
+  ``--max-num-seqs $CONC``. A running cap equal to the clients also sets vLLM's default CUDA-graph sizes (up to
+  ``min(2 x max_num_seqs, 512)`` tokens), so mixed steps above twice the client count run eager.
 """
 
 from __future__ import annotations
@@ -265,6 +295,9 @@ RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX glm5-fp8-h200-sglang (memory)", gpu="h200_sxm", engine="sglang",
                   model_contains="glm-5", memory_fraction=_every_tp(0.85),
                   source=_IX + "glm5_fp8_h200.sh (--mem-fraction-static 0.85)"),
+    HarnessRecipe(name="InferenceX qwen3.5-fp8-b200-sglang (radix cache off)", gpu="b200_sxm", engine="sglang",
+                  model_contains="qwen3.5", precision="fp8", overlap=True,
+                  source=_IX + "qwen3.5_fp8_b200.sh (--disable-radix-cache: SGLang keeps its overlap scheduler)"),
     HarnessRecipe(name="InferenceX gptoss-fp4-b200-trt", gpu="b200_sxm", engine="trtllm", model_contains="gpt-oss",
                   kv_dtype="fp8", memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
                   source=_IX + "gptoss_fp4_b200_trt.sh and benchmarks/gptoss_fp4_b200_trt.sh (kv_cache_config "
