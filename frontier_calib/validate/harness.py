@@ -115,6 +115,8 @@ at the commits named, and copies in public forks that carry other versions of th
   KV cache. ``minimaxm2.5_fp8_h200.sh`` (1c3aa8b, 0949de5, fork lishuoshuo-amd): ``--gpu-memory-utilization 0.95``
   (its KV format changed between versions: not applied). ``minimaxm2.5_fp8_b200.sh`` (13453b4, 07e171a, 34bc7c4, and
   the B300 copy of a later version): ``--block-size=32`` (memory fraction and KV format changed: not applied).
+  ``minimaxm2.5_fp8_b300.sh`` (5632483, forks lishuoshuo-amd and mpashkovskii): ``--block-size=32
+  --max-num-batched-tokens $((ISL * 2))`` (its ``--kv-cache-dtype fp8`` is what the rows' columns read already).
 * ``kimik2.5_int4_h200.sh`` (34bc7c4, fork lishuoshuo-amd): ``--gpu-memory-utilization 0.95 --max-num-seqs $CONC``;
   ``kimik2.5_int4_b200.sh`` (2b7b694, 7bfd76a): ``0.97``; ``kimik2.5_fp4_b200.sh`` (04107b3, 7a83b90):
   ``--max-num-seqs $CONC``. A running cap equal to the clients also sets vLLM's default CUDA-graph sizes (up to
@@ -155,6 +157,8 @@ class HarnessRecipe:
     max_num_seqs_is_concurrency: bool = False
     #: ``engine_options.overlap`` where the launch command decides it (None: the engine's default)
     overlap: bool | None = None
+    #: the step token budget as a multiple of the row's prompt length (``--max-num-batched-tokens $((ISL * k))``)
+    batched_tokens_per_isl: int | None = None
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -165,10 +169,11 @@ class HarnessRecipe:
                 and (self.precision is None or str(row.get("precision", "")).strip().lower() == self.precision)
                 and self.model_contains in str(row.get("model_path", "")).lower())
 
-    def apply(self, deployment: dict, attention_dp: int, concurrency: int | None = None) -> list:
+    def apply(self, deployment: dict, attention_dp: int, concurrency: int | None = None,
+              isl: int | None = None) -> list:
         """Add this recipe's options to an agg row's ``deployment`` (its ``scheduler`` section already built) for
-        a worker of ``attention_dp`` ranks at ``concurrency`` clients; returns the notes to record (empty when
-        nothing applied)."""
+        a worker of ``attention_dp`` ranks at ``concurrency`` clients sending ``isl``-token prompts; returns the
+        notes to record (empty when nothing applied)."""
         notes = []
         if self.mtp:
             k = 1 if attention_dp > 1 else 3
@@ -197,6 +202,11 @@ class HarnessRecipe:
         if self.max_num_seqs_is_concurrency and concurrency is not None and attention_dp == 1:
             deployment["scheduler"]["max_num_seqs"] = int(concurrency)
             notes.append(f"{self.name}: max_num_seqs {int(concurrency)} (--max-num-seqs $CONC; validate/harness.py)")
+        if self.batched_tokens_per_isl is not None and isl:
+            budget = int(self.batched_tokens_per_isl) * int(isl)
+            deployment["scheduler"]["max_num_batched_tokens"] = budget
+            notes.append(f"{self.name}: max_num_batched_tokens {budget} ({self.batched_tokens_per_isl} x isl; "
+                         f"validate/harness.py)")
         if self.overlap is not None:
             deployment.setdefault("engine_options", {})["overlap"] = self.overlap
             notes.append(f"{self.name}: CPU/GPU overlap {'on' if self.overlap else 'off'} (validate/harness.py)")
@@ -318,6 +328,9 @@ RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX minimaxm2.5-fp8-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="minimax",
                   precision="fp8", scheduler=_every_tp({"block_size": 32}),
                   source=_IX + "minimaxm2.5_fp8_b200.sh (--block-size=32)"),
+    HarnessRecipe(name="InferenceX minimaxm2.5-fp8-b300-vllm", gpu="b300_sxm", engine="vllm", model_contains="minimax",
+                  precision="fp8", batched_tokens_per_isl=2, scheduler=_every_tp({"block_size": 32}),
+                  source=_IX + "minimaxm2.5_fp8_b300.sh (--block-size=32 --max-num-batched-tokens $((ISL * 2)))"),
     HarnessRecipe(name="InferenceX kimik2.5-int4-h200-vllm", gpu="h200_sxm", engine="vllm", model_contains="kimi-k2.5",
                   memory_fraction=_every_tp(0.95), max_num_seqs_is_concurrency=True,
                   source=_IX + "kimik2.5_int4_h200.sh (--gpu-memory-utilization 0.95 --max-num-seqs $CONC)"),
@@ -361,5 +374,5 @@ def apply_recipes(row: dict, deployment: dict, attention_dp: int, concurrency: i
     notes = []
     for recipe in RECIPES:
         if recipe.matches(row):
-            notes += recipe.apply(deployment, attention_dp, concurrency)
+            notes += recipe.apply(deployment, attention_dp, concurrency, _int_or_none(row.get("isl")))
     return notes
