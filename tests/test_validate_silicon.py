@@ -620,6 +620,9 @@ _LAUNCH_FLAG_CASES = [
     ("kimik2.5-fp4-b200-vllm",
      {"system": "b200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "precision": "fp4"}, 4,
      {"scheduler.max_num_seqs": 16}, [{"precision": "int4"}, {"system": "b300_sxm"}]),
+    ("kimik2.5-fp4-b300-vllm",
+     {"system": "b300_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "precision": "fp4"}, 4,
+     {"scheduler.max_num_seqs": 16}, [{"system": "b200_sxm"}, {"backend": "sglang"}]),
 ]
 
 

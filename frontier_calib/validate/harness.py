@@ -119,7 +119,7 @@ at the commits named, and copies in public forks that carry other versions of th
   --max-num-batched-tokens $((ISL * 2))`` (its ``--kv-cache-dtype fp8`` is what the rows' columns read already).
 * ``kimik2.5_int4_h200.sh`` (34bc7c4, fork lishuoshuo-amd): ``--gpu-memory-utilization 0.95 --max-num-seqs $CONC``;
   ``kimik2.5_int4_b200.sh`` (2b7b694, 7bfd76a): ``0.97``; ``kimik2.5_fp4_b200.sh`` (04107b3, 7a83b90):
-  ``--max-num-seqs $CONC``. A running cap equal to the clients also sets vLLM's default CUDA-graph sizes (up to
+  ``--max-num-seqs $CONC``, as ``kimik2.5_fp4_b300.sh`` (6377d35, fork whn09). A running cap equal to the clients also sets vLLM's default CUDA-graph sizes (up to
   ``min(2 x max_num_seqs, 512)`` tokens), so mixed steps above twice the client count run eager.
 """
 
@@ -340,6 +340,9 @@ RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX kimik2.5-fp4-b200-vllm", gpu="b200_sxm", engine="vllm", model_contains="kimi-k2.5",
                   precision="fp4", max_num_seqs_is_concurrency=True,
                   source=_IX + "kimik2.5_fp4_b200.sh (--max-num-seqs $CONC; --gpu-memory-utilization 0.90, the default)"),
+    HarnessRecipe(name="InferenceX kimik2.5-fp4-b300-vllm", gpu="b300_sxm", engine="vllm", model_contains="kimi-k2.5",
+                  precision="fp4", max_num_seqs_is_concurrency=True,
+                  source=_IX + "kimik2.5_fp4_b300.sh (--max-num-seqs $CONC; the B200 recipe as it is)"),
 ]
 
 
