@@ -11,7 +11,7 @@ Heads are split by tensor parallelism (the public tables time per-shard heads: a
 
 from __future__ import annotations
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .base import AttentionKind, register
 from .gdn import linear_heads, state_bytes   # same table shape and state as GDN

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..attention import QueryContext, attention_layers, get_kind, state_bytes_per_sequence, table_format
 from ..dtypes import DTYPE_BYTES, normalize_dtype
