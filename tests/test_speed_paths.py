@@ -325,6 +325,9 @@ def test_plain_azure_csvs_read_without_pandas_give_the_pandas_reading(tmp_path):
     quoted.write_text('TIMESTAMP,ContextTokens,GeneratedTokens\n"2023-11-16T18:15:46.68",374,44\n')
     assert azure._read_plain(quoted) is None
     assert azure.read_azure(quoted).num_requests == 1
+    shifted = tmp_path / "s.csv"   # one line with four fields, one with two: same field count, misaligned
+    shifted.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44,9\n2023-11-16 18:15:47,3\n")
+    assert azure._read_plain(shifted) is None
     bad = tmp_path / "b.csv"
     bad.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44\n2023-11-16 18:15:47,0,3\n")
     assert azure._read_plain(bad) is None

@@ -14,7 +14,6 @@ seconds with the same arithmetic (:func:`_seconds_since_first`), so they give th
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import numpy as np
@@ -25,7 +24,6 @@ from .parsing import PathLike, csv_rows, int_values, read_csv, require_columns
 from .schema import Trace, canonical_trace
 
 COLUMNS = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-_STAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?")
 _EPOCH = date(1970, 1, 1).toordinal()
 
 
@@ -56,40 +54,72 @@ def _read_plain(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray] | N
             lines = fh.read().splitlines()
     except (OSError, UnicodeDecodeError):
         return None
-    if not lines or lines[0] != ",".join(COLUMNS) or len(lines) < 2:
+    if len(lines) < 2 or lines[0] != ",".join(COLUMNS):
         return None
-    n = len(lines) - 1
-    stamps = np.empty(n, dtype=np.int64)
-    context = np.empty(n, dtype=np.int64)
-    generated = np.empty(n, dtype=np.int64)
-    days: dict = {}
-    match = _STAMP.fullmatch
-    for i, line in enumerate(lines[1:]):
-        fields = line.split(",")
-        if len(fields) != 3:
+    # every field in one list: a line with more or fewer than three fields shifts a stamp into a count column,
+    # which then is not all digits
+    fields = ",".join(lines[1:]).split(",")
+    if len(fields) != 3 * (len(lines) - 1):
+        return None
+    stamps = fields[0::3]
+    counts = []
+    for column in (fields[1::3], fields[2::3]):
+        text = "".join(column)
+        if not (text.isascii() and text.isdigit()) or not all(column):
             return None
-        stamp, ctx, gen = fields
-        m = match(stamp)
-        if m is None or not (ctx.isdigit() and gen.isdigit() and ctx.isascii() and gen.isascii()
-                             and len(ctx) < 19 and len(gen) < 19):
+        try:
+            values = np.fromiter(map(int, column), dtype=np.int64, count=len(column))
+        except OverflowError:
             return None
-        day, hh, mm, ss, frac = m.groups()
-        d = days.get(day)
-        if d is None:
-            try:
-                d = days[day] = date.fromisoformat(day).toordinal() - _EPOCH
-            except ValueError:
+        if values.min() < 1:
+            return None
+        counts.append(values)
+    ns = _stamps_ns(stamps)
+    return None if ns is None else (ns, *counts)
+
+
+def _stamps_ns(stamps: tuple) -> np.ndarray | None:
+    """Nanoseconds since the epoch of ``YYYY-MM-DD HH:MM:SS[.fraction]`` stamps (``T`` also separates the date),
+    vectorised per stamp length; None if any stamp has another form (the pandas path decides about those)."""
+    text = "".join(stamps)
+    if not text.isascii():
+        return None
+    lengths = np.fromiter(map(len, stamps), dtype=np.int64, count=len(stamps))
+    ends = np.cumsum(lengths)
+    chars = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
+    out = np.empty(len(stamps), dtype=np.int64)
+    for width in np.unique(lengths).tolist():
+        if not (width == 19 or 21 <= width <= 29):
+            return None
+        rows = np.flatnonzero(lengths == width)
+        idx = (ends[rows] - width)[:, None] + np.arange(width)
+        c = chars[idx]                                       # one stamp per row
+        seps = {4: b"-", 7: b"-", 13: b":", 16: b":", **({19: b"."} if width > 19 else {})}
+        for pos, sep in seps.items():
+            if not (c[:, pos] == ord(sep)).all():
                 return None
-        h, mi, s = int(hh), int(mm), int(ss)
-        if h > 23 or mi > 59 or s > 59:
+        if not ((c[:, 10] == ord(" ")) | (c[:, 10] == ord("T"))).all():
             return None
-        stamps[i] = ((d * 24 + h) * 60 + mi) * 60 * 1_000_000_000 + s * 1_000_000_000 \
-            + (int(frac.ljust(9, "0")) if frac else 0)
-        context[i] = int(ctx)
-        generated[i] = int(gen)
-    if context.min() < 1 or generated.min() < 1:
-        return None
-    return stamps, context, generated
+        digit_pos = [p for p in range(width) if p not in seps and p != 10]
+        d = c[:, digit_pos].astype(np.int64) - ord("0")
+        if d.min() < 0 or d.max() > 9:
+            return None
+        value = dict(zip(digit_pos, d.T))
+        h = value[11] * 10 + value[12]
+        mi = value[14] * 10 + value[15]
+        sec = value[17] * 10 + value[18]
+        if h.max() > 23 or mi.max() > 59 or sec.max() > 59:
+            return None
+        frac = np.zeros(len(rows), dtype=np.int64)
+        for p in range(20, width):
+            frac += value[p] * 10 ** (8 - (p - 20))
+        dates, which = np.unique(c[:, :10].copy().view("S10").ravel(), return_inverse=True)
+        try:
+            days = np.array([date.fromisoformat(x.decode()).toordinal() - _EPOCH for x in dates], dtype=np.int64)
+        except ValueError:
+            return None
+        out[rows] = (((days[which.ravel()] * 24 + h) * 60 + mi) * 60 + sec) * 1_000_000_000 + frac
+    return out
 
 
 def _read_with_pandas(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
