@@ -15,6 +15,17 @@ PERCENTILES = (90, 99)
 METRICS = ("ttft", "tpot", "itl", "e2el")
 
 
+def valid_itls(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The flat float32 array of the gaps of the requests with ``valid[i]`` (``itl`` and ``offsets`` as in
+    :func:`itl_stats`, which returns the same array): what a summary needs, without the per-request statistics."""
+    lens = np.diff(offsets)
+    use = valid & (lens > 0)
+    if not use.any():
+        return np.zeros(0, dtype=np.float32)
+    vals = itl if use[lens > 0].all() else itl[np.repeat(use, lens)]
+    return np.ascontiguousarray(vals, dtype=np.float32)
+
+
 def itl_stats(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray):
     """Per-request mean, median, p99 and max of inter-token latencies (seconds).
 
@@ -28,8 +39,7 @@ def itl_stats(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray):
     out = [np.full(n, np.nan) for _ in range(4)]
     if not use.any():
         return (*out, np.zeros(0, dtype=np.float32))
-    vals = itl if use[lens > 0].all() else itl[np.repeat(use, lens)]
-    vals = np.ascontiguousarray(vals, dtype=np.float32)
+    vals = valid_itls(itl, offsets, valid)
     seg_lens = lens[use]
     starts = np.zeros(len(seg_lens), dtype=np.int64)
     np.cumsum(seg_lens[:-1], out=starts[1:])

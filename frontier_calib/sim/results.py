@@ -10,7 +10,7 @@ import numpy as np
 from ..lazy import pandas as pd
 
 from ..io import write_json, write_table
-from .metrics import itl_stats, summary_from_requests
+from .metrics import itl_stats, summary_from_requests, valid_itls
 from .requests import RequestTable
 
 REQUEST_COLUMNS = (
@@ -28,6 +28,10 @@ class _RequestsTable:
             raise AttributeError("requests")   # a required dataclass field: no class-level default
         value = result.__dict__["_requests"]
         if type(value) is dict:
+            for name, column in value.items():
+                if isinstance(column, _ItlColumns):   # the per-request ITL statistics, worked out now
+                    value.update(column.columns())
+                    break
             value = result.__dict__["_requests"] = pd.DataFrame(value)
         return value
 
@@ -71,9 +75,27 @@ class SimResult:
         return paths
 
 
-def request_columns(table: RequestTable, replica_names: list) -> tuple[dict, np.ndarray]:
+class _ItlColumns:
+    """The per-request ITL columns of a replay's result (mean, median, p99, max: :func:`itl_stats`), worked out
+    when its table is first read: a caller that reads only the summary (which needs only the flat ITL array)
+    skips sorting every request's gaps (about 0.07 s of the Mooncake PD benchmark's 2 s). Stands in each of the
+    four columns until then."""
+
+    def __init__(self, itl: np.ndarray, offsets: np.ndarray, ok: np.ndarray):
+        self.itl, self.offsets, self.ok = itl, offsets, ok
+
+    def columns(self) -> dict:
+        mean, p50, p99, vmax, _ = itl_stats(self.itl, self.offsets, self.ok)
+        return dict(zip(ITL_COLUMNS, (mean, p50, p99, vmax)))
+
+
+ITL_COLUMNS = ("itl_mean_s", "itl_p50_s", "itl_p99_s", "itl_max_s")
+
+
+def request_columns(table: RequestTable, replica_names: list, *, deferred_itl: bool = False) -> tuple[dict, np.ndarray]:
     """Per-request columns (:data:`REQUEST_COLUMNS`, trace row order) and the flat ITL array of completed
-    requests (s)."""
+    requests (s). ``deferred_itl``: the four per-request ITL columns are one :class:`_ItlColumns` each (a
+    :class:`SimResult` works them out when its table is read)."""
     status = np.array(table.status, dtype=object)
     ok = status == "ok"
     arrival = np.array(table.arrival, dtype=np.float64)
@@ -84,7 +106,11 @@ def request_columns(table: RequestTable, replica_names: list) -> tuple[dict, np.
     e2e = done - arrival
     with np.errstate(divide="ignore", invalid="ignore"):
         tpot = np.where(n_out > 1, (e2e - ttft) / (n_out - 1), np.nan)
-    mean, p50, p99, vmax, all_itl = itl_stats(table.itl, table.itl_off, ok)
+    if deferred_itl:
+        all_itl = valid_itls(table.itl, table.itl_off, ok)
+        mean = p50 = p99 = vmax = _ItlColumns(table.itl, table.itl_off, ok)
+    else:
+        mean, p50, p99, vmax, all_itl = itl_stats(table.itl, table.itl_off, ok)
     rep_idx = np.array(table.replica, dtype=np.int64)
     names = np.array(list(replica_names) + [""], dtype=object)
     cached = np.array(table.cached_tokens, dtype=np.int64)
@@ -114,6 +140,6 @@ def build_requests_frame(table: RequestTable, replica_names: list) -> tuple[pd.D
 
 def make_result(table: RequestTable, replica_names: list, timeline, stats: dict) -> SimResult:
     """The replay's result; its per-request table stays columns until read (see :class:`SimResult`)."""
-    columns, all_itl = request_columns(table, replica_names)
+    columns, all_itl = request_columns(table, replica_names, deferred_itl=True)
     summary = summary_from_requests(columns, all_itl)
     return SimResult(columns, summary, timeline, stats, all_itl)
