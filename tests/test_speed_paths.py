@@ -74,6 +74,25 @@ def test_scalar_decode_step_is_decode_times_bit_for_bit(cost):
         assert cost.decode_time_one(b, 1000 * max(b, 1)) == cost.decode_times(b, np.array([1000.0 * max(b, 1)]))[0]
 
 
+def test_a_speculative_replay_prices_its_verify_steps_in_fast_forward_and_step_by_step(llama_replicas):
+    """A SpeculativeCost hands unknown attributes to the model it wraps; its decode steps must still be its own
+    (verify + draft), not the wrapped model's scalar decode step: one step at a time == fast-forwarded."""
+    from frontier_calib.cost.speculative import METHODS, SpeculativeCost, SpeculativeSpec
+    from frontier_calib.sim import ReplicaSpec
+    from frontier_calib.sim.engine import _Replay
+    from frontier_calib.sim.testing import poisson_trace
+
+    specs, cm = llama_replicas
+    sp = SpeculativeSpec("mtp", 2, (0.7, 0.5), METHODS["mtp"].draft_layers, 0)
+    wrapped = SpeculativeCost(cm, sp, 32)
+    rep_specs = [ReplicaSpec(specs[0].scheduler, wrapped, speculative=sp)]
+    trace = poisson_trace(60, 4.0, 400, 60, seed=3)
+    a = _Replay(trace, rep_specs, "round_robin", 0, False, False, True, False).run()
+    b = _Replay(trace, rep_specs, "round_robin", 0, False, False, False, False).run()
+    for col in ("first_token_s", "completion_s", "itl_max_s"):
+        np.testing.assert_allclose(a.requests[col], b.requests[col], rtol=1e-9, atol=1e-9)
+
+
 def test_mixed_steps_accept_lists_and_arrays_alike(cost):
     a = cost.iteration_time(np.array([100, 37]), np.array([612, 37]), 12, 9000)
     b = cost.iteration_time([100, 37], [612, 37], 12, 9000)

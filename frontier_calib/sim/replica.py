@@ -127,8 +127,10 @@ class Replica:
         self.schedules_ahead = spec.schedules_ahead
         self.held: list = []    # schedules_ahead: (row, time) that arrived while the step in progress ran
         self._released = False  # the plan in the making let held requests in after it was fixed: one step only
-        #: the cost model's scalar decode_times(n, [kv])[0], when it has one (IterationCostModel.decode_time_one)
-        self._decode_one = getattr(spec.cost, "decode_time_one", None)
+        #: the cost model's scalar decode_times(n, [kv])[0], when its class has one (IterationCostModel.decode_time_one;
+        #: looked up on the class: a wrapper that hands unknown attributes to the model it wraps, such as
+        #: SpeculativeCost, prices decode steps its own way and must not get the wrapped model's)
+        self._decode_one = spec.cost.decode_time_one if hasattr(type(spec.cost), "decode_time_one") else None
 
     @property
     def busy(self) -> bool:
