@@ -371,3 +371,33 @@ def test_qwen35_shared_expert_gate_adds_its_two_kernels():
     for n in (1, 64):
         extra = m.num_layers * (2 * 0.002 + n * m.hidden_size * 2 * 3 / get_gpu("h200_sxm").hbm_bandwidth * 1e3)
         assert gated.token_ms(n) - plain.token_ms(n) == pytest.approx(extra, rel=1e-6)
+
+
+def test_sglang_gdn_prefill_compiles_once_per_new_token_count():
+    """SGLang's FLA l2norm_fwd_kernel takes the row count as a tl.constexpr (until sgl-project/sglang PR #31558):
+    a gated-DeltaNet prefill step with a token count the server has not run yet stalls the loop for one JIT
+    compile (the engine record's jit_compile_s); a count seen before, decode steps, other engines and models
+    without linear attention pay nothing. breakdown() neither shows nor records it."""
+    from frontier_calib.engines import get_engine
+
+    fn = lambda fam, df: np.full(len(df), 0.01)   # noqa: E731
+    qwen35, dense = load_model("Qwen/Qwen3.5-397B-A17B"), load_model("Qwen/Qwen3-235B-A22B")
+    cm = _cost(WorkerSpec(model=qwen35, gpu="h200_sxm", engine="sglang", tp=8, ep=8), StubModels(fn))
+    jit = get_engine("sglang").jit_compile_s
+    assert jit == 0.1 and cm.jit_compile_s == jit
+    assert attention.prefill_recompiles(qwen35, "sglang") and not attention.prefill_recompiles(dense, "sglang")
+    assert not attention.prefill_recompiles(qwen35, "vllm")
+    bd = cm.breakdown([200], [200], 0, 0)          # a pure query: the count stays unseen
+    first = cm.iteration_time([200], [200], 0, 0)
+    assert first == pytest.approx(bd.total_ms / 1e3 + jit, rel=1e-9)
+    assert cm.iteration_time([200], [200], 0, 0) == pytest.approx(first - jit, rel=1e-9)
+    # the count is the step's prefill tokens: two prompts of 100 run 200 tokens, already compiled for
+    two = cm.iteration_time([100, 100], [100, 100], 0, 0)
+    assert two == pytest.approx(cm.breakdown([100, 100], [100, 100], 0, 0).total_ms / 1e3, rel=1e-9)
+    assert cm.iteration_time([201], [201], 3, 3000) > cm.iteration_time([201], [201], 3, 3000) + 0.9 * jit
+    assert cm.iteration_time([], [], 4, 4000) == pytest.approx(cm.decode_times(4, np.array([4000.0]))[0])
+    for w in (WorkerSpec(model=qwen35, gpu="h200_sxm", engine="vllm", tp=8, ep=8),
+              WorkerSpec(model=dense, gpu="h200_sxm", engine="sglang", tp=8, ep=8)):
+        other = _cost(w, StubModels(fn))
+        assert other.jit_compile_s == 0.0
+        assert other.iteration_time([200], [200], 0, 0) == pytest.approx(other.iteration_time([200], [200], 0, 0))

@@ -70,3 +70,26 @@ def test_row_budget_from_the_cost_model():
     assert out["budget_frontend_ms"] == pytest.approx(6.5)
     assert all(math.isnan(v) for v in B.row_budget([SimpleNamespace(role="both", cost=object(), scheduler=sched)],
                                                     10, 10, 1, lambda n: 0.0).values())
+
+
+def test_in_flight_shortfall_is_littles_law_against_the_replay():
+    """A closed loop of c clients keeps c x (osl-1) x TPOT / (TTFT + (osl-1) x TPOT) requests decoding. 512
+    clients measured at TTFT 20 s, TPOT 5 ms, osl 1024 keep ~104 decoding (a 100-connection client cap, say);
+    the replay keeps ~500 and the KV cache holds them: flagged. The same row with the measurement's queue in the
+    replay too, or with a KV cache too small for the working set, or with most of the time decoding, is not."""
+    f = pd.DataFrame({"osl": [1024, 1024, 1024, 1024, 1], "concurrency": 512,
+                      "silicon_ttft_ms": [20000.0, 20000.0, 20000.0, 500.0, 100.0],
+                      "silicon_tpot_ms": [5.0, 5.0, 5.0, 5.0, 0.0],
+                      "pred_ttft_ms": [300.0, 20000.0, 300.0, 300.0, 100.0],
+                      "pred_tpot_ms": [30.0, 5.0, 30.0, 30.0, 0.0],
+                      "kv_load": [0.3, 0.3, 1.5, 0.3, 0.3]})
+    share = B.decoding_share(f["silicon_ttft_ms"], f["silicon_tpot_ms"], f["osl"])
+    assert share[0] * 512 == pytest.approx(512 * 1023 * 5 / (20000 + 1023 * 5))
+    flag = B.in_flight_shortfall(f)
+    assert list(flag[:4]) == [True, False, False, False] and flag.isna()[4]
+    b = B.budget_table(_frame().assign(osl=[128, 512, 1024, 128, 128], silicon_tpot_ms=10.0,
+                                       silicon_ttft_ms=[100.0, 300.0, 110.0, 50.0, 90000.0],
+                                       pred_ttft_ms=[100.0, 100.0, 100.0, 50.0, 80.0])).iloc[0]
+    # c1 (8 clients): 127 x 10 ms decoding against a 90 s TTFT, the replay 80 ms: short of clients
+    assert b["short_in_flight"] == 1 and b["twins_disagree"] == 1
+    assert b["tpot_mape_without"] == pytest.approx(np.mean([0.1, 0.1, 0.2]))

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from frontier_calib.errors import CoverageError, InputError
+from frontier_calib.errors import CoverageError, FrontierError, InputError
 from frontier_calib.validate import silicon as S
 
 FIXTURES = Path(__file__).parent / "fixtures" / "validate"
@@ -483,3 +483,56 @@ def test_source_file_names_each_series():
     assert S.source_file("source_file=/y/gap-analysis.csv; model=Kimi") == "gap-analysis.csv"
     assert S.source_file("source_file=2026-04-06.csv; model=Llama-3.1-70B; silicon_concurrency=8") == "2026-04-06.csv"
     assert S.source_file("db-dump/2026-04-27; config_id=83; silicon_concurrency=4") == "2026-04-27"
+
+
+def test_benchmark_trace_draws_prompt_lengths_from_the_range_ratio():
+    """benchmark_serving's random dataset (InferenceX, --random-range-ratio 0.8): prompt lengths uniform over the
+    integers int(0.8 x isl)..isl, seeded; output lengths keep osl."""
+    t = S.benchmark_trace(1024, 256, 16, 640, seed=3, desync=0.0, prompt_ratio=0.8)
+    ins = t.requests["input_tokens"].to_numpy()
+    assert ins.min() >= 819 and ins.max() <= 1024 and len(np.unique(ins)) > 150   # 206 values, 640 draws
+    assert abs(ins.mean() - (819 + 1024) / 2) < 10
+    assert (t.requests["output_tokens"] == 256).all()
+    again = S.benchmark_trace(1024, 256, 16, 640, seed=3, desync=0.0, prompt_ratio=0.8)
+    assert (again.requests["input_tokens"].to_numpy() == ins).all()
+    assert (S.benchmark_trace(1024, 256, 16, 64, seed=3).requests["input_tokens"] == 1024).all()
+    with pytest.raises(FrontierError, match="prompt_ratio"):
+        S.Protocol(prompt_ratio=0.0)
+
+
+def test_inferencex_rows_get_the_harness_range_ratio():
+    from frontier_calib.validate.harness import INFERENCEX_RANGE_RATIO, prompt_length_ratio
+
+    assert INFERENCEX_RANGE_RATIO == 0.8
+    for src in ("source_file=2026-03-25.csv; model=Qwen3.5-397B; silicon_concurrency=4",
+                "db-dump/2026-04-27; config_id=733; silicon_concurrency=128; workflow_run_id=758",
+                "source_file=qwen3.5-397b-gap-analysis.csv; silicon_concurrency=4"):
+        assert prompt_length_ratio({"silicon_data_source": src}) == 0.8
+    # the 2025 gap-analysis files were measured with genai-perf at fixed lengths
+    assert prompt_length_ratio({"silicon_data_source": "source_file=/x/aic-auto-gap-analysis/data/a.csv"}) is None
+    row = {"id": "r1", "silicon_data_source": "source_file=2026-03-25.csv; silicon_concurrency=4",
+           "backend": "sglang", "model_path": "Qwen/Qwen3.5-397B-A17B", "system": "h200_sxm", "mode": "agg",
+           "isl": 1024, "osl": 1024, "tp_size": 8, "moe_ep_size": 8, "moe_tp_size": 1, "attention_dp_size": 1,
+           "pp_size": 1, "precision": "fp8", "gemm_quant_mode": "fp8", "moe_quant_mode": "fp8_block"}
+    assert S.scenario_for_row(row).protocol.prompt_ratio == 0.8
+    row["silicon_data_source"] = "source_file=/x/aic-auto-gap-analysis/data/a.csv; silicon_concurrency=4"
+    assert S.scenario_for_row(row).protocol.prompt_ratio == 1.0
+
+
+def test_inferencex_h200_sglang_scripts_without_kv_dtype_run_bf16_kv():
+    """dsr1_fp8_h200.sh and glm5_fp8_h200.sh pass no --kv-cache-dtype: SGLang's auto is bf16 there (DeepSeek-R1's
+    checkpoint quantizes no KV; DSA models default to bf16 KV on Hopper, fp8 on Blackwell); qwen3.5_fp8_h200.sh
+    passes fp8_e4m3. The rows' precision column alone would read fp8 for all of them."""
+    base = {"silicon_data_source": "source_file=2026-03-25.csv; silicon_concurrency=4", "backend": "sglang",
+            "system": "h200_sxm", "mode": "agg", "isl": 1024, "osl": 1024, "tp_size": 8, "moe_tp_size": 8,
+            "moe_ep_size": 1, "attention_dp_size": 1, "pp_size": 1, "precision": "fp8", "gemm_quant_mode": "fp8",
+            "moe_quant_mode": "fp8_block"}
+    kv = {}
+    for rid, model, gpu in (("g", "zhipuai/GLM-5", "h200_sxm"), ("d", "deepseek-ai/DeepSeek-R1", "h200_sxm"),
+                            ("q", "Qwen/Qwen3.5-397B-A17B", "h200_sxm"), ("b", "zhipuai/GLM-5", "b200_sxm")):
+        scn = S.scenario_for_row({**base, "id": rid, "model_path": model, "system": gpu})
+        assert scn.status == "ok", scn.status
+        kv[rid] = scn.deployment["kv_dtype"]
+        if kv[rid] == "bf16":
+            assert any("KV cache bf16" in n for n in scn.notes)
+    assert kv == {"g": "bf16", "d": "bf16", "q": "fp8", "b": "fp8"}

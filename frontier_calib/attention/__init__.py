@@ -9,12 +9,12 @@ See ``docs/extending.md`` for adding one.
 """
 
 from .base import (KINDS, AttentionKind, QueryContext, attention_layers, get_kind, kv_bytes_per_token,
-                   kv_dtype_groups, model_kinds, needed_families, needed_groups, register, state_bytes_per_sequence,
-                   table_format)
+                   kv_dtype_groups, model_kinds, needed_families, needed_groups, prefill_recompiles, register,
+                   state_bytes_per_sequence, table_format)
 from . import gqa, mla  # noqa: F401  (register the built-in kinds, in this order)
 from . import dsa, gdn  # noqa: F401
 from . import kda, mamba2, msa  # noqa: F401
 
 __all__ = ["KINDS", "AttentionKind", "QueryContext", "attention_layers", "get_kind", "kv_bytes_per_token",
-           "kv_dtype_groups", "model_kinds", "needed_families", "needed_groups", "register",
+           "kv_dtype_groups", "model_kinds", "needed_families", "needed_groups", "prefill_recompiles", "register",
            "state_bytes_per_sequence", "table_format"]

@@ -60,6 +60,11 @@ class AttentionKind:
     #: (ctx, "prefill" | "decode", q_len or batch_size array, kv_len array) -> milliseconds per layer of the kernels
     #: the kind runs that its tables do not time (an estimate the kind documents), added to the fitted time
     untimed_ms: Callable = lambda ctx, phase, sizes, kv: 0.0
+    #: engines whose implementation of this kind's prefill JIT-compiles a kernel again for every new token count
+    #: of a step (a compile-time constant that takes the count): such a step stalls the engine loop for the
+    #: engine record's ``jit_compile_s`` the first time the server runs that count (the cost model keeps the
+    #: counts seen, :meth:`frontier_calib.cost.iteration.IterationCostModel.iteration_time`)
+    prefill_recompiles: tuple = ()
 
     def projection_gemms(self, model, tp: int) -> list:
         return self.gemms(model, tp) if self.gemms is not None else model.attention_gemms(tp, self.name)
@@ -122,6 +127,12 @@ def state_bytes_per_sequence(model, *, tp: int = 1) -> float:
     """Recurrent-state bytes one running sequence holds on one GPU, summed over all layers (0 without linear
     attention): reserved per sequence slot, whatever its length."""
     return float(sum(kind.state_bytes_per_sequence(model, tp) * layers for kind, layers in model_kinds(model)))
+
+
+def prefill_recompiles(model, engine: str) -> bool:
+    """Whether ``engine`` compiles a kernel of one of ``model``'s layer kinds again for each new prefill token
+    count (:attr:`AttentionKind.prefill_recompiles`)."""
+    return any(engine in kind.prefill_recompiles for kind, _ in model_kinds(model))
 
 
 def kv_dtype_groups(*families: str):

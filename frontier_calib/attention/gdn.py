@@ -13,6 +13,14 @@ are added by :func:`untimed_ms` (SGLang ``models/qwen3_next.py: Qwen3GatedDeltaN
 ``in_proj_qkvz`` / ``in_proj_ba`` outputs into q, k, v, z, b, a (one fused kernel in a decode CUDA graph; split,
 copies and a concatenation when eager), the gating of prefill (``fused_gdn_gating``; decode's packed kernel fuses
 it) and the gated RMSNorm on the output (``RMSNormGated``).
+
+SGLang's chunked prefill path L2-normalises q and k with FLA's ``l2norm_fwd_kernel``, which SGLang's copy
+(``layers/attention/fla/l2norm.py``) specialises on the row count (``T: tl.constexpr``, rows = new tokens x key
+heads per GPU) until sgl-project/sglang PR #31558 (merged 2026-07-17): a prefill step with a token count the server
+has not run before first compiles that kernel (:data:`PREFILL_RECOMPILES`; the compile time is the engine record's
+``jit_compile_s``, sources in ``frontier_calib/engines/sglang.py``). Decode runs the fused recurrent kernel (its
+own in-kernel norm) from a CUDA graph and compiles nothing. vLLM's copy (``model_executor/layers/fla/ops/
+l2norm.py``) runs ``l2norm_fwd_kernel2`` by default, the row count a runtime argument: no recompile there.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ from .base import AttentionKind, register
 #: q/k/v split and concatenation, the gating and the gated RMSNorm; decode (CUDA graph) the fused split and the
 #: gated RMSNorm
 UNTIMED_KERNELS = {"prefill": 3, "decode": 2}
+
+#: engines whose GDN prefill compiles ``l2norm_fwd_kernel`` again for each new step token count (module docstring)
+PREFILL_RECOMPILES = ("sglang",)
 
 
 def linear_heads(ctx) -> dict:
@@ -73,4 +84,4 @@ def state_bytes(model, tp):
 GDN = register(AttentionKind(
     name="gdn", doc=__doc__.strip().splitlines()[0], families=("gdn_prefill", "gdn_decode"),
     prefill_query=_prefill, decode_query=_decode, kv_bytes_per_token=lambda model, b, tp: 0.0,
-    state_bytes_per_sequence=state_bytes, untimed_ms=untimed_ms))
+    state_bytes_per_sequence=state_bytes, untimed_ms=untimed_ms, prefill_recompiles=PREFILL_RECOMPILES))

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 import numpy as np
 from ..lazy import pandas as pd
 
-from ..attention import QueryContext, attention_layers, get_kind, state_bytes_per_sequence, table_format
+from ..attention import (QueryContext, attention_layers, get_kind, prefill_recompiles, state_bytes_per_sequence,
+                         table_format)
 from ..dtypes import DTYPE_BYTES, normalize_dtype
+from ..engines import get_engine
 from ..errors import CoverageError
 from ..hardware import GPUSpec, get_gpu
 from ..opmodel.registry import ModelSet
@@ -202,6 +204,11 @@ class IterationCostModel:
                                        overlap=worker.overlap,
                                        recurrent_state=state_bytes_per_sequence(worker.model, tp=worker.tp) > 0)
         self.kernels = kernels_per_step(worker.model, worker.tp)
+        # a kernel JIT-compiled again for every new prefill token count (attention kind's prefill_recompiles):
+        # the engine loop stalls jit_compile_s the first time this server (this cost model) runs a count
+        self.jit_compile_s = get_engine(worker.engine).jit_compile_s \
+            if prefill_recompiles(worker.model, worker.engine) else 0.0
+        self._jit_seen: set = set()   # prefill token counts already compiled for
 
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
         n = np.arange(1, self.max_tokens + 1)
@@ -223,6 +230,14 @@ class IterationCostModel:
 
     # ------------------------------------------------------------------ protocol
     def iteration_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
+        t = self._step_time(prefill_q, prefill_kv, num_decode, decode_kv_sum)
+        if self.jit_compile_s and len(prefill_q):
+            t += self._jit_stall(int(sum(prefill_q)))
+        return t
+
+    def _step_time(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> float:
+        """Seconds of one step from the tables and the engine terms, without the JIT stall (which depends on the
+        steps run before: :meth:`_jit_stall`)."""
         qs = prefill_q if type(prefill_q) is list else (   # read only: a list is used as it is
             prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q))
         if not qs:  # decode-only: identical to decode_times (the fast-forward contract)
@@ -242,6 +257,15 @@ class IterationCostModel:
             ms += self._decode_attention_one(int(num_decode), float(decode_kv_sum))
         return step_seconds(ms / 1e3, graphed=graphed, kernels=self.kernels, sequences=n_seq, tokens=n_tok,
                             has_prefill=True, overheads=self.overheads, overlap=self.engine_time.overlap)
+
+    def _jit_stall(self, prefill_tokens: int) -> float:
+        """Seconds the engine loop stands still compiling before a prefill step of ``prefill_tokens`` new tokens:
+        ``jit_compile_s`` the first time this cost model (one server's process) sees the count, else 0. The
+        compile runs on the host before the step's kernels launch, so it adds to the step."""
+        if prefill_tokens in self._jit_seen:
+            return 0.0
+        self._jit_seen.add(prefill_tokens)
+        return self.jit_compile_s
 
     def _prefill_step_ms(self, qs: list, kvs: list) -> float:
         """Milliseconds of attention for one step's prefill chunks (``qs`` new tokens attending ``kvs`` keys each).
@@ -442,13 +466,15 @@ class IterationCostModel:
 
     def breakdown(self, prefill_q, prefill_kv, num_decode: int, decode_kv_sum: int) -> CostBreakdown:
         """Milliseconds per component of one step; ``overhead_ms`` is what the engine adds to the kernels'
-        sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path)."""
+        sum (:mod:`.engine_time`: padding, eager launches, CPU not hidden by overlap, the output path); not the JIT
+        stall of a first-seen prefill token count (it depends on the steps run before, :meth:`_jit_stall`), and
+        asking leaves the counts seen unchanged."""
         q = np.asarray(prefill_q, dtype=np.int64)
         n_tok, n_seq = int(q.sum()) + num_decode, len(q) + num_decode
         pre = self.prefill_step_attention_ms(q, prefill_kv) if len(q) else 0.0
         dec = float(self._decode_attention_ms(num_decode, np.array([decode_kv_sum], float))[0]) if num_decode else 0.0
         tok, head = self._token_lookup(n_tok), self._lm_head_lookup(n_seq)
-        total = self.iteration_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
+        total = self._step_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
         return CostBreakdown(tok, head, pre, dec, total - (tok + head + pre + dec))
 
     # ------------------------------------------------------------------ public lookups (cost/af.py and others)

@@ -104,6 +104,10 @@ class EngineRecord:
     ``overlap_since``: the first engine version whose default is ``overlap`` (earlier versions schedule after
     each step: :func:`default_overlap`); None: every version.
 
+    ``jit_compile_s``: seconds the engine loop stands still when a Triton kernel it launches is compiled again
+    for a new specialization (a compile-time constant that takes a new value); which kernels do so is a fact of
+    the attention kind (``AttentionKind.prefill_recompiles``, e.g. SGLang's gated-DeltaNet prefill). 0: none.
+
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
     """
@@ -131,6 +135,7 @@ class EngineRecord:
     public_tables: bool = False
     overlap_since: str | None = None   #: first version whose default overlaps CPU scheduling (None: every version)
     mxfp4_moe_on_fp4: str = "mxfp4"    #: the MoE format MXFP4 experts (gpt-oss) run in on FP4 tensor cores
+    jit_compile_s: float = 0.0         #: engine-loop seconds of one Triton JIT compile on the serving host
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):
@@ -145,6 +150,9 @@ class EngineRecord:
                                 f"(missing {missing}, unknown {extra})")
         for k, v in self.overheads.items():
             overhead_seconds(k, v, where=f"engine {self.name}: ")
+        if not 0.0 <= float(self.jit_compile_s) <= 10.0:
+            raise FrontierError(f"engine {self.name}: jit_compile_s must be seconds in [0, 10], "
+                                f"got {self.jit_compile_s!r}")
         if not callable(self.capture_sizes):
             raise FrontierError(f"engine {self.name}: capture_sizes must be a function of max_num_seqs")
         if not (isinstance(self.scheduler, type) or (isinstance(self.scheduler, str) and ":" in self.scheduler)):

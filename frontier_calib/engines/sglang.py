@@ -12,6 +12,14 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   compatible with overlap schedule"), so every step pays its CPU scheduling time before the GPU work. A server
   launched with ``--disable-radix-cache`` or ``--mamba-scheduler-strategy extra_buffer`` keeps the overlap: say so
   with ``engine_options: {overlap: true}``.
+* Triton JIT compiles on the engine loop: SGLang's copy of FLA's ``l2norm_fwd_kernel``
+  (``python/sglang/srt/layers/attention/fla/l2norm.py``, the q/k L2 norm of every gated-DeltaNet and KDA prefill)
+  declares the row count ``T`` (the step's new tokens x key heads per GPU) ``tl.constexpr``, so each prefill step
+  with a token count the server has not run before compiles the kernel again, inline, before the layer's kernels
+  launch (sgl-project/sglang PR #23448: "~90 ms each on L20Y"; PR #30403, a Qwen3.5-MoE-style GDN model under
+  steady load: 48 compile bursts in 30 s, "the longest ~110 ms"; fixed by PR #31558, merged 2026-07-17, which
+  measures mean TTFT 131 -> 79 ms on H200). ``jit_compile_s`` = 0.1 s, the order of both figures; which layers
+  pay it: ``AttentionKind.prefill_recompiles`` (``frontier_calib/attention/gdn.py``, ``kda.py``).
 * CPU overheads: SGLang keeps less of the step in Python than vLLM V1 (lower ``step_s`` / ``per_seq_s``).
 * Decode steps have no token budget; ``mem_fraction_static`` is a share of the whole GPU.
 """
@@ -53,6 +61,7 @@ SGLANG = register_engine(EngineRecord(
     overlap_recurrent_state=False,
     overlap_since="0.4.0",   # overlap scheduler on by default (sgl-project/sglang PR #2105, Nov 2024)
     mxfp4_moe_on_fp4="mxfp4_fp8",   # flashinfer_mxfp4 runner, default precision: activations to MXFP8
+    jit_compile_s=0.1,   # one Triton compile of l2norm_fwd_kernel per new prefill token count (docstring)
     time_source="SGLang server_args: cuda_graph_bs, cuda_graph_max_bs 256, overlap scheduler on (off for "
                 "recurrent-state models with the default mamba no_buffer strategy and radix cache)",
     step_budget_binds=False,

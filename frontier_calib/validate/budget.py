@@ -12,7 +12,13 @@ Two questions a reader of a validation report asks before trusting a MAPE:
 * **Is the measurement consistent?** :func:`twin_disagreement` flags rows whose measured TTFT disagrees with
   their twins: the same deployment (``config_key``) at the same prompt length and concurrency but another
   output length. TTFT barely depends on the output length while the KV cache is not the limit, so a twin that
-  differs by more than :data:`TWIN_RATIO` is a measurement no model can follow.
+  differs by more than :data:`TWIN_RATIO` is a measurement no model can follow. :func:`in_flight_shortfall`
+  flags rows whose benchmark did not keep its clients' requests in flight: in a closed loop every client always
+  has one request outstanding, so by Little's law the requests decoding at once are ``concurrency`` x the share
+  of a request's time spent after its first token, ``(osl - 1) x TPOT / (TTFT + (osl - 1) x TPOT)``. A row
+  measured below :data:`IN_FLIGHT_SHORT` of its clients, where the replay of the same deployment (engine running
+  cap, KV cache that holds the working set) keeps above :data:`IN_FLIGHT_REPLAY` of them decoding, ran fewer
+  requests at once than the row says (a client-side connection cap, a server limit the row does not record).
 
 All times in milliseconds.
 """
@@ -31,6 +37,12 @@ BUDGET_COLUMNS = ("budget_decode_kernels_ms", "budget_decode_overhead_ms", "budg
 TWIN_RATIO = 1.8
 #: twins are compared only while the full-length working set stays below this share of the KV cache
 TWIN_MAX_KV_LOAD = 0.6
+#: a row whose measured requests decode for less than this share of their lifetime ran short of its clients ...
+IN_FLIGHT_SHORT = 0.6
+#: ... when its replay keeps them decoding for more than this share (no queue in the engine as modelled) ...
+IN_FLIGHT_REPLAY = 0.9
+#: ... and its working set fits the KV cache (``kv_load``: clients x full length / KV capacity)
+IN_FLIGHT_MAX_KV_LOAD = 1.0
 
 
 def row_budget(replicas: list, isl: int, osl: int, concurrency: int, frontend_s_of) -> dict:
@@ -88,16 +100,45 @@ def twin_disagreement(rows: pd.DataFrame) -> pd.Series:
     return out
 
 
+def decoding_share(ttft_ms, tpot_ms, osl) -> pd.Series:
+    """Share of a request's lifetime spent after its first token, ``(osl - 1) x TPOT / (TTFT + (osl - 1) x
+    TPOT)``; in a closed loop, by Little's law, the requests decoding at once over the clients."""
+    dec = (pd.Series(osl, dtype=float) - 1).clip(lower=0) * pd.Series(tpot_ms, dtype=float)
+    return dec / (pd.Series(ttft_ms, dtype=float) + dec)
+
+
+def in_flight_shortfall(rows: pd.DataFrame) -> pd.Series:
+    """Per row: True when the measurement kept fewer of its clients' requests decoding than
+    :data:`IN_FLIGHT_SHORT` while the replay kept more than :data:`IN_FLIGHT_REPLAY` and the working set fits the
+    KV cache (``kv_load`` below :data:`IN_FLIGHT_MAX_KV_LOAD`): the benchmark ran fewer requests at once than its
+    concurrency says. False otherwise; NA where the columns are missing or a time is not positive."""
+    out = pd.Series(pd.NA, index=rows.index, dtype="boolean")
+    need = ("osl", "silicon_ttft_ms", "silicon_tpot_ms", "pred_ttft_ms", "pred_tpot_ms", "kv_load")
+    if any(c not in rows.columns for c in need):
+        return out
+    valid = (rows[["silicon_ttft_ms", "silicon_tpot_ms", "pred_ttft_ms", "pred_tpot_ms"]] > 0).all(axis=1) \
+        & rows["kv_load"].notna() & (rows["osl"] > 1)
+    v = rows[valid]
+    measured = decoding_share(v["silicon_ttft_ms"].to_numpy(), v["silicon_tpot_ms"].to_numpy(), v["osl"].to_numpy())
+    replayed = decoding_share(v["pred_ttft_ms"].to_numpy(), v["pred_tpot_ms"].to_numpy(), v["osl"].to_numpy())
+    flag = (measured.to_numpy() < IN_FLIGHT_SHORT) & (replayed.to_numpy() > IN_FLIGHT_REPLAY) \
+        & (v["kv_load"].to_numpy(float) < IN_FLIGHT_MAX_KV_LOAD)
+    out.loc[v.index] = flag
+    return out
+
+
 def budget_table(rows: pd.DataFrame, by=("system", "backend")) -> pd.DataFrame:
     """Per group of ok rows (shares are means over the rows): the predicted TPOT's kernel and overhead shares (of
     the steady decode step) and the rest (interference: prefill chunks and batch changes between the steps,
     negative when the batch is smaller than the clients per rank), the predicted TTFT's prefill-kernel, prefill-overhead, front-end and queueing shares (queueing = what
     the TTFT holds beyond the isolated prefill and the front end), the rows with twins and those disagreeing
-    with them, and the MAPEs with and without the disagreeing rows."""
+    with them, the rows that ran short of their clients (:func:`in_flight_shortfall`), and the MAPEs with and
+    without the rows of either kind."""
     ok = rows[rows["status"] == "ok"].copy()
     if ok.empty or any(c not in ok.columns for c in BUDGET_COLUMNS):
         return pd.DataFrame()
     ok["twin_disagrees"] = twin_disagreement(rows).reindex(ok.index)
+    ok["short_in_flight"] = in_flight_shortfall(rows).reindex(ok.index)
     recs = []
     for key, g in ok.groupby(list(by), sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -107,7 +148,8 @@ def budget_table(rows: pd.DataFrame, by=("system", "backend")) -> pd.DataFrame:
         ttft = g["pred_ttft_ms"].replace(0, np.nan)
         queue = (ttft - pk - po - fe).clip(lower=0)
         twins = g["twin_disagrees"]
-        clean = g[twins.fillna(False).to_numpy() == False]  # noqa: E712 - nullable booleans
+        short = g["short_in_flight"].fillna(False).to_numpy(bool)
+        clean = g[~(twins.fillna(False).to_numpy(bool) | short)]
         recs.append({**dict(zip(by, key)), "rows": int(len(g)),
                      "tpot_kernels": float((dk / tpot).clip(upper=1).mean()),
                      "tpot_overhead": float((do / tpot).clip(upper=1).mean()),
@@ -117,6 +159,7 @@ def budget_table(rows: pd.DataFrame, by=("system", "backend")) -> pd.DataFrame:
                      "ttft_frontend": float((fe / ttft).clip(upper=1).mean()),
                      "ttft_queueing": float((queue / ttft).mean()),
                      "rows_with_twins": int(twins.notna().sum()), "twins_disagree": int(twins.fillna(False).sum()),
+                     "short_in_flight": int(short.sum()),
                      "ttft_mape": float(g["ttft_ape"].mean()), "ttft_mape_without": float(clean["ttft_ape"].mean())
                      if len(clean) else math.nan,
                      "tpot_mape": float(g["tpot_ape"].mean()), "tpot_mape_without": float(clean["tpot_ape"].mean())

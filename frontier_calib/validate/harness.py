@@ -46,6 +46,31 @@ DeepSeek row with attention DP: the ``source_file`` series and the ``db-dump`` `
 follow the same file's layouts per sequence length and concurrency (e.g. ``dsr1-fp8-b200-trt-mtp``: TP8 EP8 with
 DP attention at 1,024/8,192 and 128-256 clients, TP8 EP1 below).
 
+**InferenceX prompts are of random length.** Every InferenceX fixed-length benchmark runs its
+``utils/bench_serving/benchmark_serving.py`` with ``--dataset-name random --random-range-ratio
+$RANDOM_RANGE_RATIO``, and ``.github/workflows/benchmark-tmpl.yml`` sets ``RANDOM_RANGE_RATIO: 0.8``; the random
+dataset (``sample_random_requests``) draws each prompt's length uniformly from the integers
+``int(0.8 x isl)``..``isl`` (``np.random.randint(lower, upper + 1)``), and the output lengths the same way. The
+rows of that harness are the ``source_file=2026-*.csv`` exports, the ``db-dump/`` rows (InferenceX workflow runs,
+``workflow_run_id``) and the ``qwen3.5-397b`` / ``kimi-k2.5`` ``gap-analysis.csv`` files (their measurements are
+the 2026 exports' rows: 71 of 76 and 44 of 47 share a TTFT to 0.1 ms). :func:`prompt_length_ratio` gives them
+0.8 (``Protocol.prompt_ratio``). The output lengths keep ``osl``: the client desynchronisation share
+(``Protocol.desync``, fitted per engine and GPU in the shipped calibration on these rows) already stands for the
+spread of the clients' phases that varying output lengths cause. The prompt lengths matter beyond their mean
+where an engine compiles a kernel per new prefill token count (``EngineRecord.jit_compile_s``: SGLang's
+gated-DeltaNet prefill).
+
+**InferenceX SGLang on H200 without an FP8 KV cache.** ``benchmarks/single_node/dsr1_fp8_h200.sh`` (DeepSeek-R1
+FP8, image v0.5.9; both versions of the script, also ``benchmarks/dsr1_fp8_h200.sh``) and
+``benchmarks/single_node/glm5_fp8_h200.sh`` (GLM-5 FP8) pass no ``--kv-cache-dtype``, so SGLang's ``auto`` applies:
+the model's dtype (bf16) for DeepSeek-R1, whose FP8 checkpoint quantizes no KV cache, and for DSA models (GLM-5 is
+one since sgl-project/sglang PR #18521 added ``GlmMoeDsaForCausalLM`` to ``is_deepseek_nsa``)
+``ServerArgs._handle_model_specific_adjustments`` sets ``kv_cache_dtype = "fp8_e4m3" if major >= 10 else
+"bfloat16"`` ("For Hopper, we support both bf16 and fp8 kv cache; for Blackwell, we support fp8 only"): bf16 on
+H200. The row columns say only ``precision: fp8``, which :func:`~frontier_calib.validate.silicon.row_dtypes` reads
+as an FP8 KV cache; these recipes set ``kv_dtype: bf16`` instead. ``qwen3.5_fp8_h200.sh`` passes
+``--kv-cache-dtype fp8_e4m3`` and keeps the FP8 KV cache.
+
 **InferenceX DeepSeek-R1 FP8 on B200 with SGLang** (``dsr1-fp8-b200-sglang``, ``dsr1_fp8_b200.sh``) sets
 ``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
 default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
@@ -62,7 +87,8 @@ class HarnessRecipe:
     """Options a public harness ran for the rows it matches (:meth:`matches`): MTP speculative decoding
     (``mtp``: 3 draft tokens, 1 with attention DP), TensorRT-LLM's attention-DP balance (``adp_balance``:
     ``(timeout_iters, batching_wait_iters)``, applied to rows with attention DP) and the engine's memory fraction
-    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``)."""
+    per TP size (``memory_fraction``: the deployment's ``scheduler.gpu_memory_utilization``) and the KV-cache
+    format the server ran (``kv_dtype``, where the launch command leaves it to the engine's default)."""
 
     name: str
     gpu: str                                  #: ``system`` of the rows
@@ -73,6 +99,7 @@ class HarnessRecipe:
     mtp: bool = False
     adp_balance: tuple | None = None
     memory_fraction: dict | None = None       #: the worker's tp -> the engine's memory fraction (mem_fraction_static)
+    kv_dtype: str | None = None               #: the KV-cache format the server ran; None: the row's columns decide
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -99,6 +126,10 @@ class HarnessRecipe:
                                            attention_dp_batching_wait_iters=batching)
             notes.append(f"{self.name}: attention-DP balance, timeout_iters {timeout}, batching_wait_iters "
                          f"{batching} (validate/harness.py)")
+        if self.kv_dtype is not None and deployment.get("kv_dtype") != self.kv_dtype:
+            notes.append(f"{self.name}: KV cache {self.kv_dtype}, not {deployment.get('kv_dtype')} "
+                         f"(validate/harness.py)")
+            deployment["kv_dtype"] = self.kv_dtype
         tp = deployment.get("parallel", {}).get("tp")
         if self.memory_fraction is not None and tp in self.memory_fraction:
             frac = self.memory_fraction[tp]
@@ -131,10 +162,33 @@ RECIPES: list[HarnessRecipe] = [
     # are those configs' search spaces
     HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt*", gpu="h200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh"),
+    HarnessRecipe(name="InferenceX dsr1-fp8-h200-sglang", gpu="h200_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp8", kv_dtype="bf16",
+                  source="InferenceX benchmarks/single_node/dsr1_fp8_h200.sh (no --kv-cache-dtype: SGLang's auto, bf16)"),
+    HarnessRecipe(name="InferenceX glm5-fp8-h200-sglang", gpu="h200_sxm", engine="sglang", model_contains="glm-5",
+                  precision="fp8", kv_dtype="bf16",
+                  source="InferenceX benchmarks/single_node/glm5_fp8_h200.sh (no --kv-cache-dtype); SGLang server_args: "
+                         "DSA models default to bf16 KV on Hopper"),
     HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
                   precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
                   source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
 ]
+
+
+#: InferenceX's random-dataset range ratio (.github/workflows/benchmark-tmpl.yml ``RANDOM_RANGE_RATIO``)
+INFERENCEX_RANGE_RATIO = 0.8
+
+#: ``silicon_data_source`` markers of the InferenceX series (module docstring)
+_INFERENCEX_SOURCES = ("source_file=2026-", "db-dump/", "source_file=qwen3.5-397b-gap-analysis.csv",
+                       "source_file=kimi-k2.5-gap-analysis.csv")
+
+
+def prompt_length_ratio(row: dict) -> float | None:
+    """The random-range ratio of the prompt lengths of the harness behind ``row`` (a silicon CSV row as a dict):
+    :data:`INFERENCEX_RANGE_RATIO` for the InferenceX series, None where the harness sends fixed lengths or is not
+    known (the replay keeps ``isl``)."""
+    src = str(row.get("silicon_data_source", "")).strip()
+    return INFERENCEX_RANGE_RATIO if src.startswith(_INFERENCEX_SOURCES) else None
 
 
 def apply_recipes(row: dict, deployment: dict, attention_dp: int) -> list:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..io import staged_output, write_json, write_table, write_text
 from ..plotting import figure, save_png
-from .budget import budget_table, twin_disagreement
+from .budget import budget_table, decoding_share, in_flight_shortfall, twin_disagreement
 from .metrics import coverage, format_stats_table, pct, skip_category, summarize
 
 #: the issue's acceptance targets (fractions)
@@ -78,6 +78,9 @@ def why(row: pd.Series, rows: pd.DataFrame, metric: str) -> str:
     sib = _sibling_note(row, rows, metric)
     if sib:
         hints.append(sib)
+    short = _in_flight_note(row, rows)
+    if short:
+        hints.append(short)
     if metric == "tpot" and row.get("tpot_ratio", 1) > 2 and "moe=" in str(row.get("profile_tables", "")):
         hints.append("MoE decode cost: check the moe operator model's coverage of this expert shape/format "
                      "(out-of-table shapes are extrapolated)")
@@ -100,6 +103,20 @@ def _sibling_note(row, rows, metric) -> str:
     other = sib["silicon_ttft_ms"].median()
     return (f"measured TTFT is {row['silicon_ttft_ms'] / other:.1f}x that of the same deployment at osl={osls} "
             f"({other:.0f} ms): a measurement inconsistency the replay cannot follow")
+
+
+def _in_flight_note(row, rows) -> str:
+    """Flag a row whose benchmark kept fewer requests decoding than its clients (budget.in_flight_shortfall)."""
+    if row.name not in rows.index:
+        return ""
+    flag = in_flight_shortfall(rows.loc[[row.name]]).iloc[0]
+    if flag is pd.NA or not flag:
+        return ""
+    c = float(row["concurrency"])
+    measured = decoding_share([row["silicon_ttft_ms"]], [row["silicon_tpot_ms"]], [row["osl"]]).iloc[0] * c
+    replayed = decoding_share([row["pred_ttft_ms"]], [row["pred_tpot_ms"]], [row["osl"]]).iloc[0] * c
+    return (f"measured: {measured:.0f} of {c:.0f} clients' requests decoding at once (Little's law), replay "
+            f"{replayed:.0f}: the benchmark ran fewer requests at once than its concurrency")
 
 
 def _row_md(r: pd.Series, rows: pd.DataFrame, metric: str) -> str:
@@ -186,16 +203,21 @@ def _budget_md(budget: list) -> list:
          "changes between steps). TTFT: the prompt prefilled alone (kernels, overhead), the front end, and "
          "queueing (what the replay's scheduler adds; for disagg rows also the KV hand-off). Twins: the same "
          "deployment at the same isl and concurrency but another osl; a row whose measured TTFT differs from its "
-         "twins' by more than 1.8x is a measurement the data contradicts, and the MAPE is shown without those "
-         "rows too.", "",
+         "twins' by more than 1.8x is a measurement the data contradicts. Short of clients: by Little's law a "
+         "closed loop keeps concurrency x (osl - 1) x TPOT / (TTFT + (osl - 1) x TPOT) requests decoding; a row "
+         "measured below 60 % of its clients where the replay (engine running cap, a KV cache that holds the "
+         "working set) keeps above 90 % ran fewer requests at once than it says. The MAPE is shown without the "
+         "rows of either kind too.", "",
          "| GPU | engine | rows | TPOT kernels / overhead / interference | TTFT prefill kernels / overhead / "
-         "front end / queueing | rows with twins | twins disagree | TTFT MAPE (without) | TPOT MAPE (without) |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "front end / queueing | rows with twins | twins disagree | short of clients | TTFT MAPE (without) | "
+         "TPOT MAPE (without) |",
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for b in budget:
         L.append(f"| {b['system']} | {b['backend']} | {b['rows']} | {pct(b['tpot_kernels'])} / "
                  f"{pct(b['tpot_overhead'])} / {pct(b['tpot_interference'], signed=True)} | "
                  f"{pct(b['ttft_prefill_kernels'])} / {pct(b['ttft_prefill_overhead'])} / {pct(b['ttft_frontend'])}"
                  f" / {pct(b['ttft_queueing'])} | {b['rows_with_twins']} | {b['twins_disagree']} | "
+                 f"{b.get('short_in_flight', 0)} | "
                  f"{pct(b['ttft_mape'])} ({pct(b['ttft_mape_without'])}) | {pct(b['tpot_mape'])} "
                  f"({pct(b['tpot_mape_without'])}) |")
     return L + [""]

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
-from .harness import apply_recipes
+from .harness import apply_recipes, prompt_length_ratio
 from ..dtypes import normalize_dtype
 from ..engines import default_overlap, get_engine
 from ..errors import CoverageError, FrontierError, InputError
@@ -100,12 +100,16 @@ class Protocol:
     simulated_rounds: int = 6          #: rounds actually replayed (>= 3: burst, steady, drain)
     desync: float = 1.0                #: share of clients whose phases are spread after the burst (0 = waves stay
     #                                    synchronised, 1 = every client desynchronised); per engine in a calibration
+    prompt_ratio: float = 1.0          #: prompt lengths drawn uniformly from [int(ratio x isl), isl] (1: all isl);
+    #                                    the harness's random-range ratio (validate/harness.py)
 
     def __post_init__(self):
         if self.requests_per_client < 1 or self.simulated_rounds < 3:
             raise FrontierError("protocol: requests_per_client must be >= 1 and simulated_rounds >= 3")
         if not 0.0 <= float(self.desync) <= 1.0:
             raise FrontierError(f"protocol: desync must be in [0, 1], got {self.desync!r}")
+        if not 0.0 < float(self.prompt_ratio) <= 1.0:
+            raise FrontierError(f"protocol: prompt_ratio must be in (0, 1], got {self.prompt_ratio!r}")
 
     @property
     def rounds(self) -> int:
@@ -466,6 +470,9 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     phi = calibration_for(desync, engine, gpu)  # an engine@gpu entry wins over the engine's
     if phi is not None:
         protocol = replace(protocol, desync=float(phi))
+    ratio = prompt_length_ratio(row)   # the harness's prompt-length spread (validate/harness.py)
+    if ratio is not None:
+        protocol = replace(protocol, prompt_ratio=ratio)
     mode = str(row.get("mode", "agg")).strip().lower()
     scn = Scenario(row_id=rid, status="ok", gpu=gpu, engine=engine, mode=mode, seed=row_seed(rid), protocol=protocol)
     isl, osl = _int(row.get("isl")), _int(row.get("osl"))
@@ -609,8 +616,12 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
 
 
 # ---------------------------------------------------------------------------------------------- replay
-def benchmark_trace(isl: int, osl: int, concurrency: int, num_requests: int, *, seed: int, desync: float = 1.0):
-    """The closed-loop trace of one benchmark: ``concurrency`` clients, ``num_requests`` fixed-length requests.
+def benchmark_trace(isl: int, osl: int, concurrency: int, num_requests: int, *, seed: int, desync: float = 1.0,
+                    prompt_ratio: float = 1.0):
+    """The closed-loop trace of one benchmark: ``concurrency`` clients, ``num_requests`` requests of ``osl``
+    output tokens and ``isl`` prompt tokens, or, with ``prompt_ratio`` < 1, prompts of a length drawn uniformly
+    from the integers ``int(prompt_ratio x isl)``..``isl`` (seeded; what benchmark_serving's random dataset does
+    with ``--random-range-ratio``, validate/harness.py).
 
     ``desync`` (0..1): the share of clients whose first request (in the burst) gets an output length spread over
     1..osl (stratified: each such client's phase is uniform in its own slot, slots shuffled), so that those clients
@@ -618,7 +629,11 @@ def benchmark_trace(isl: int, osl: int, concurrency: int, num_requests: int, *, 
     from ..traces import closed_loop
 
     n = int(num_requests)
-    ins = np.full(n, int(isl), dtype=np.int64)
+    if float(prompt_ratio) < 1.0:
+        ins = np.random.default_rng([int(seed), 1]).integers(int(float(prompt_ratio) * int(isl)), int(isl) + 1,
+                                                             size=n).astype(np.int64)
+    else:
+        ins = np.full(n, int(isl), dtype=np.int64)
     outs = np.full(n, int(osl), dtype=np.int64)
     k = min(int(concurrency), n)
     m = int(round(float(desync) * k))
@@ -737,7 +752,7 @@ def run_scenario(scn: Scenario) -> dict:
                                   dep.entry_overheads.frontend_latency))
             t1 = time.perf_counter()
             trace = benchmark_trace(scn.isl, scn.osl, scn.concurrency, scn.num_requests, seed=scn.seed,
-                                    desync=scn.protocol.desync)
+                                    desync=scn.protocol.desync, prompt_ratio=scn.protocol.prompt_ratio)
             res = simulate_deployment(dep, trace, replicas, seed=scn.seed)
     except Exception as exc:  # noqa: BLE001 - every row gets a status, bugs included (reported as such)
         reason = classify_error(exc)
