@@ -311,6 +311,8 @@ def test_a_trace_of_columns_is_the_trace_of_its_frame():
         for name in ("request_id", "arrival_s", "input_tokens", "output_tokens"):
             assert np.array_equal(x.column(name), y.column(name)) and x.column(name).dtype == y.column(name).dtype
         pd.testing.assert_frame_equal(x.requests, y.requests, check_exact=True)
+    assert a.__dict__["_columns"] is None   # read once: the DataFrame is the trace from then on
+    assert np.array_equal(a.column("arrival_s"), b.column("arrival_s")) and a.has_column("input_tokens")
     for bad, field in (({"arrival_s": [0.0, 1.0], "input_tokens": [5, 0], "output_tokens": [1, 1]}, "input_tokens"),
                        ({"arrival_s": [0.0, np.inf], "input_tokens": [5, 6], "output_tokens": [1, 1]}, "arrival_s"),
                        ({"arrival_s": [0.0, 1.0], "input_tokens": [5, 6.5], "output_tokens": [1, 1]}, "input_tokens"),

@@ -18,6 +18,8 @@ REQUEST_COLUMNS = (
     "input_tokens", "output_tokens", "cached_tokens", "preemptions", "ttft_s", "tpot_s", "e2e_s",
     "itl_mean_s", "itl_p50_s", "itl_p99_s", "itl_max_s",
 )
+#: the per-request ITL statistics among them (:func:`~.metrics.itl_stats`)
+ITL_COLUMNS = ("itl_mean_s", "itl_p50_s", "itl_p99_s", "itl_max_s")
 
 
 class _RequestsTable:
@@ -89,10 +91,9 @@ class _ItlColumns:
         return dict(zip(ITL_COLUMNS, (mean, p50, p99, vmax)))
 
 
-ITL_COLUMNS = ("itl_mean_s", "itl_p50_s", "itl_p99_s", "itl_max_s")
 
-
-def request_columns(table: RequestTable, replica_names: list, *, deferred_itl: bool = False) -> tuple[dict, np.ndarray]:
+def request_columns(table: RequestTable, replica_names: list, *,
+                    deferred_itl: bool = False) -> tuple[dict, np.ndarray]:
     """Per-request columns (:data:`REQUEST_COLUMNS`, trace row order) and the flat ITL array of completed
     requests (s). ``deferred_itl``: the four per-request ITL columns are one :class:`_ItlColumns` each (a
     :class:`SimResult` works them out when its table is read)."""
@@ -130,12 +131,6 @@ def request_columns(table: RequestTable, replica_names: list, *, deferred_itl: b
         "itl_mean_s": mean, "itl_p50_s": p50, "itl_p99_s": p99, "itl_max_s": vmax,
     }
     return columns, all_itl
-
-
-def build_requests_frame(table: RequestTable, replica_names: list) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per-request frame (trace row order) and the flat ITL array of completed requests (s)."""
-    columns, all_itl = request_columns(table, replica_names)
-    return pd.DataFrame(columns), all_itl
 
 
 def make_result(table: RequestTable, replica_names: list, timeline, stats: dict) -> SimResult:

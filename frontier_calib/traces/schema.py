@@ -45,14 +45,16 @@ SESSION_DTYPE = "string"  #: pandas StringDtype; missing sessions are pd.NA
 class _RequestsTable:
     """:attr:`Trace.requests`: the DataFrame, built on first read when the trace holds plain columns
     (:meth:`Trace.from_columns`; pandas is then imported only if someone reads the table, see
-    :mod:`frontier_calib.lazy`). Assigning a DataFrame replaces the columns."""
+    :mod:`frontier_calib.lazy`), which then replaces the columns. Assigning a DataFrame replaces them too."""
 
     def __get__(self, trace, owner=None):
         if trace is None:
             return None   # the dataclass field's default (a trace built from columns passes none)
         frame = trace.__dict__.get("_frame")
         if frame is None and trace.__dict__.get("_columns") is not None:
+            # from now on the DataFrame is the trace (one copy of the truth, whatever a caller then does to it)
             frame = trace.__dict__["_frame"] = pd.DataFrame(trace.__dict__["_columns"])
+            trace.__dict__["_columns"] = None
         return frame
 
     def __set__(self, trace, frame) -> None:
