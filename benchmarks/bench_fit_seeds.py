@@ -33,6 +33,7 @@ def main(argv=None) -> int:
     from frontier_calib.opmodel.evaluate import ape_stats, random_forest_baseline
     from frontier_calib.opmodel.model import OperatorModel
     from frontier_calib.opmodel.registry import load_profiles
+    from frontier_calib.opmodel.screen import glitch_mask, unmeasured_reason
     from frontier_calib.profiles.schema import family as get_family
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -46,9 +47,14 @@ def main(argv=None) -> int:
     variants = [json.loads(p) for p in (args.params or ["{}"])]
     table = load_profiles(args.gpu, args.engine, None, [args.family])[args.family]
     rows, _ = training_rows(table, args.family)
+    rows = rows.assign(_glitch=glitch_mask(rows, args.family))   # the report's screen (opmodel/screen.py)
     gcol = get_family(args.family).group_column
     for group, sub in (rows.groupby(gcol, observed=True) if gcol else [("all", rows)]):
-        sub = sub.reset_index(drop=True)
+        why = unmeasured_reason(int(sub["_glitch"].sum()), len(sub))
+        if why is not None:
+            print(f"\n{args.gpu} {args.engine} {args.family} {group}: not fitted, {why}")
+            continue
+        sub = sub[~sub["_glitch"]].drop(columns="_glitch").reset_index(drop=True)
         errs = {"random_forest": []} | {json.dumps(v): [] for v in variants}
         for seed in args.seeds:
             tr, te = random_split(len(sub), seed)

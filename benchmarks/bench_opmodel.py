@@ -104,7 +104,8 @@ def check_exact(ms, family: str, q: pd.DataFrame, pred: np.ndarray) -> None:
     for g in pd.unique(keys):
         model, sel = ms.models[(family, g)], keys == g
         _, xv, roof = feature_matrix(family, q[sel], get_gpu(ms.gpu))
-        plain = roof * np.exp2(model.booster_.inplace_predict(np.ascontiguousarray(xv)).astype(float))
+        plain = (roof + model.fixed_cost_ms_) * np.exp2(
+            model.booster_.inplace_predict(np.ascontiguousarray(xv)).astype(float))
         assert np.array_equal(plain, pred[sel]), f"{family}/{g}: cell-grouped prediction differs"
 
 

@@ -536,3 +536,31 @@ def test_inferencex_h200_sglang_scripts_without_kv_dtype_run_bf16_kv():
         if kv[rid] == "bf16":
             assert any("KV cache bf16" in n for n in scn.notes)
     assert kv == {"g": "bf16", "d": "bf16", "q": "fp8", "b": "fp8"}
+
+
+def test_inferencex_b200_sglang_scripts_poll_for_requests_every_10_or_30_steps():
+    """qwen3.5_fp8_b200.sh / dsr1_fp8_b200.sh: --scheduler-recv-interval 10 below 16 clients, 30 from 16 (TP8),
+    with their chunked-prefill and max-prefill sizes; never with attention DP."""
+    from frontier_calib.validate.harness import apply_recipes
+
+    def dep(tp):
+        return {"parallel": {"tp": tp}, "scheduler": {}}
+
+    row = {"system": "b200_sxm", "backend": "sglang", "model_path": "Qwen/Qwen3.5-397B-A17B", "precision": "fp8",
+           "concurrency": 8}
+    d = dep(4)
+    apply_recipes(row, d, attention_dp=1)
+    assert d["scheduler"]["scheduler_recv_interval"] == 10
+    assert "gpu_memory_utilization" not in d["scheduler"]
+    d = dep(4)
+    apply_recipes({**row, "concurrency": 16}, d, attention_dp=1)
+    assert d["scheduler"]["scheduler_recv_interval"] == 30
+    d = dep(8)
+    apply_recipes({**row, "model_path": "deepseek-ai/DeepSeek-R1", "concurrency": 64}, d, attention_dp=8)
+    assert "scheduler_recv_interval" not in d["scheduler"]
+    d = dep(4)
+    apply_recipes({**row, "model_path": "deepseek-ai/DeepSeek-R1", "concurrency": 64}, d, attention_dp=1)
+    assert d["scheduler"]["scheduler_recv_interval"] == 10 and d["scheduler"]["max_prefill_tokens"] == 8192
+    d = dep(8)
+    apply_recipes({**row, "model_path": "zhipuai/GLM-5", "concurrency": 64}, d, attention_dp=1)
+    assert "scheduler_recv_interval" not in d["scheduler"]

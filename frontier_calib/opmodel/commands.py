@@ -14,6 +14,7 @@ from ..profiles.schema import FAMILIES
 from ..profiles.first_use import check_coverage
 from ..cache_folder import cache_dir
 from .registry import fit_all, save_to_cache
+from .screen import RULE
 
 
 @click.command()
@@ -33,7 +34,9 @@ def fit(gpu, engine, root, families, out, report_json, no_baselines, seed):
     """Fit one XGBoost latency model per (operator family, dtype group) and print their accuracy.
 
     Each model is fitted on 80% of its table; the 20% it never saw give the `random` split error,
-    and a second fit with whole shape groups held out gives the `extrapolation` error.
+    and a second fit with whole shape groups held out gives the `extrapolation` error. Measurement glitches
+    (rows several times slower than both neighbours along a shape column) are screened out of each table first,
+    for every model alike, and counted in the output.
     """
     gpu = gpu_id(gpu)  # aliases (H100) -> the id the tables are filed under
     check_coverage(gpu, engine, root)
@@ -59,8 +62,17 @@ def fit(gpu, engine, root, families, out, report_json, no_baselines, seed):
         wide.insert(0, "test_rows", rows)
         click.echo("\nHeld-out absolute percentage error (fractions: 0.02 = 2%)")
         click.echo((wide.reset_index()).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"\nMeasurement-glitch screen ({RULE}):")
+    for fam, (n_screened, n_rows) in sorted(report.screened.items()):
+        click.echo(f"  {fam}: {n_screened} of {n_rows} rows screened")
+    for (fam, grp), why in sorted(ms.not_fitted.items()):
+        click.echo(f"  {fam}/{grp}: not fitted, {why}")
     click.echo(f"\nfitted {len(ms.models)} models in {report.fit_seconds:.1f} s -> {out}")
     if report_json:
         write_json({"gpu": gpu, "engine": engine, "fit_seconds": round(report.fit_seconds, 2),
-                    "kernels": ms.kernels, "results": report.results}, report_json)
+                    "kernels": ms.kernels, "results": report.results,
+                    "screen": {"rule": RULE, "families": {fam: {"rows": n_rows, "screened": n_screened}
+                                                          for fam, (n_screened, n_rows) in report.screened.items()},
+                               "not_fitted": [{"family": f, "group": g, "reason": why}
+                                              for (f, g), why in sorted(ms.not_fitted.items())]}}, report_json)
         click.echo(f"report -> {report_json}")

@@ -5,8 +5,9 @@
     model.save(dir, "gemm__bf16"); OperatorModel.load(dir, "gemm__bf16")
 
 The regressor learns log2(latency / roofline) from :mod:`.features`; prediction multiplies the
-roofline back. Queries outside the training ranges of the shape columns are flagged and counted
-(``n_out_of_range``), never silently trusted: see :meth:`out_of_range`.
+roofline back. For the families of :data:`.features.FIXED_COST_FAMILIES` the estimate is the roofline plus the
+fastest call of the training table (``fixed_cost_ms_``). Queries outside the training ranges of the shape
+columns are flagged and counted (``n_out_of_range``), never silently trusted: see :meth:`out_of_range`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ..hardware import get_gpu
 from ..io import atomic_path, write_json
 from ..profiles.schema import family as get_family
 from .dataset import frame_checksum
-from .features import feature_matrix, featurize
+from .features import FIXED_COST_FAMILIES, feature_matrix, featurize
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,7 @@ class OperatorModel:
         self.categories_: dict[str, list[str]] = {}
         self.training_checksum_: str | None = None
         self.training_rows_: int = 0
+        self.fixed_cost_ms_: float = 0.0   #: added to the roofline (FIXED_COST_FAMILIES: the fastest training row)
         self.best_iteration_: int | None = None
         self.fit_seconds_: float = 0.0
         self.metrics_: dict = {}
@@ -130,7 +132,9 @@ class OperatorModel:
         t0 = time.perf_counter()
         spec = get_gpu(self.gpu)
         x, roof = featurize(self.family, df, spec)
-        y = np.log2(df["latency_ms"].to_numpy(dtype=float) / roof)
+        lat = df["latency_ms"].to_numpy(dtype=float)
+        self.fixed_cost_ms_ = float(lat.min()) if self.family in FIXED_COST_FAMILIES else 0.0
+        y = np.log2(lat / (roof + self.fixed_cost_ms_))
         rng = np.random.default_rng(self.seed)
         n = len(df)
         n_val = int(round(n * self.validation_fraction)) if n >= 50 else 0
@@ -243,7 +247,7 @@ class OperatorModel:
         if names != self.feature_names_:
             raise FrontierError(f"feature mismatch for {self.family}: model was fitted with "
                                 f"{self.feature_names_}, query gives {names}")
-        return roof * np.exp2(self.predict_ratio(xv).astype(float))
+        return (roof + self.fixed_cost_ms_) * np.exp2(self.predict_ratio(xv).astype(float))
 
     def _distinct_rows(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """(distinct-row code per row, one row index per distinct row) over the family's shape columns."""
@@ -354,7 +358,8 @@ class OperatorModel:
                 "n_estimators", "learning_rate", "max_depth", "min_child_weight", "subsample",
                 "colsample_bytree", "early_stopping_rounds", "validation_fraction", "objective", "max_bin", "refit",
                 "eval_metric", "seed")},
-            "features": self.feature_names_, "target": "log2(latency_ms / roofline_ms)",
+            "features": self.feature_names_, "target": "log2(latency_ms / (roofline_ms + fixed_cost_ms))",
+            "fixed_cost_ms": self.fixed_cost_ms_,
             "shape_ranges": self.ranges_, "categories": self.categories_,
             "training_rows": self.training_rows_, "training_checksum": self.training_checksum_,
             "best_iteration": self.best_iteration_, "fit_seconds": round(self.fit_seconds_, 3),
@@ -402,6 +407,7 @@ class OperatorModel:
         model.ranges_ = meta["shape_ranges"]
         model.categories_ = meta["categories"]
         model.training_rows_ = meta["training_rows"]
+        model.fixed_cost_ms_ = float(meta.get("fixed_cost_ms", 0.0))   # sets saved before it: none
         model.training_checksum_ = meta["training_checksum"]
         model.best_iteration_ = meta["best_iteration"]
         model.fit_seconds_ = meta["fit_seconds"]

@@ -44,6 +44,8 @@ class ModelSet:
     models: dict = field(default_factory=dict)       #: (family, group) -> OperatorModel
     kernels: dict = field(default_factory=dict)      #: family -> {variant: kernel used}
     profile_checksum: str = ""
+    #: (family, group) -> why no model was fitted to that table (see :func:`.screen.unmeasured_reason`)
+    not_fitted: dict = field(default_factory=dict)
 
     def families(self) -> list[str]:
         return sorted({f for f, _ in self.models})
@@ -58,13 +60,18 @@ class ModelSet:
         """Milliseconds per row; rows are routed to the model of their dtype group."""
         fam = get_family(family)
         if not self.has(family):
+            unfit = [f"{g}: {why}" for (f, g), why in sorted(self.not_fitted.items()) if f == family]
             raise CoverageError(f"no fitted '{family}' model for gpu={self.gpu} engine={self.engine} "
-                                f"(the profile tables lack this family)")
+                                + (f"(not fitted: {'; '.join(unfit)})" if unfit
+                                   else "(the profile tables lack this family)"))
         if fam.group_column is None:
             return self.models[(family, "all")].predict(df)
         out = np.empty(len(df))
         keys = df[fam.group_column].to_numpy()
         for g in pd.unique(keys):
+            if (family, g) in self.not_fitted:
+                raise CoverageError(f"no '{family}' model for {fam.group_column}={g} on gpu={self.gpu} "
+                                    f"engine={self.engine}: the table was not fitted, {self.not_fitted[(family, g)]}")
             if (family, g) not in self.models:
                 raise CoverageError(f"no '{family}' model for {fam.group_column}={g} on gpu={self.gpu} "
                                     f"engine={self.engine}; fitted groups: {self.groups(family)}")
@@ -84,7 +91,9 @@ class ModelSet:
             model.save(directory, name)
             entries.append({"family": fam, "group": grp, "name": name})
         write_json({"gpu": self.gpu, "engine": self.engine, "profile_checksum": self.profile_checksum,
-                    "kernels": self.kernels, "models": entries}, directory / "index.json")
+                    "kernels": self.kernels, "models": entries,
+                    "not_fitted": [{"family": f, "group": g, "reason": why}
+                                   for (f, g), why in sorted(self.not_fitted.items())]}, directory / "index.json")
         return directory
 
     @classmethod
@@ -100,6 +109,7 @@ class ModelSet:
 
         for e in idx["models"]:
             ms.models[(e["family"], e["group"])] = OperatorModel.load(directory, e["name"])
+        ms.not_fitted = {(e["family"], e["group"]): e["reason"] for e in idx.get("not_fitted", [])}
         return ms
 
 
@@ -142,6 +152,8 @@ class FitReport:
     results: list          #: accuracy rows, see `frontier-calib fit --report-json`
     fit_seconds: float
     model_set: ModelSet
+    #: family -> (rows dropped by the measurement-glitch screen, training rows before it); see :mod:`.screen`
+    screened: dict = field(default_factory=dict)
 
 
 def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, with_baselines: bool = True,
@@ -150,16 +162,25 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
     """Fit one model per (family, dtype group) and measure held-out accuracy against the baselines."""
     from .dataset import training_rows
     from .evaluate import evaluate_group   # fitting code: imported by the fits only (see frontier_calib/lazy.py)
+    from .screen import glitch_mask, unmeasured_reason
 
     t0 = time.perf_counter()
     tables = tables if tables is not None else load_profiles(gpu, engine, root, families)
     ms = ModelSet(gpu, engine, profile_checksum=profiles_checksum(tables))
-    jobs = []
+    jobs, screened = [], {}
     for fam, table in tables.items():
         rows, kernels = training_rows(table, fam)
+        glitch = glitch_mask(rows, fam)   # before any split: every model and baseline sees the same rows
+        screened[fam] = (int(glitch.sum()), len(rows))
         ms.kernels[fam] = kernels
         gcol = get_family(fam).group_column
-        for grp, sub in (rows.groupby(gcol, observed=True) if gcol else [("all", rows)]):
+        for grp, idx in (rows.groupby(gcol, observed=True).indices.items() if gcol
+                         else [("all", np.arange(len(rows)))]):
+            why = unmeasured_reason(int(glitch[idx].sum()), len(idx))
+            if why is not None:
+                ms.not_fitted[(fam, str(grp))] = why
+                continue
+            sub = rows.iloc[idx[~glitch[idx]]]
             if len(sub) >= 20:
                 jobs.append((fam, str(grp), sub.reset_index(drop=True)))
     bar = None
@@ -180,7 +201,7 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
             bar.update(1)
     if bar:
         bar.close()
-    return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms)
+    return FitReport(results=results, fit_seconds=time.perf_counter() - t0, model_set=ms, screened=screened)
 
 
 @functools.lru_cache(maxsize=1)
@@ -191,7 +212,8 @@ def code_fingerprint() -> str:
 
     here = Path(__file__).parent
     h = hashlib.sha256()
-    for path in (here / "features.py", here / "model.py", here / "dataset.py", here.parent / "dtypes.py"):
+    for path in (here / "features.py", here / "model.py", here / "dataset.py", here / "screen.py",
+                 here.parent / "dtypes.py"):
         h.update(path.read_bytes())
     return h.hexdigest()[:12]
 
@@ -223,12 +245,13 @@ def family_cache_dir(gpu: str, engine: str, family: str, root=None) -> Path | No
 def save_to_cache(model_set: ModelSet, root=None) -> list[Path]:
     """Store a fitted set where :func:`cached_model_set` looks for it (one folder per family)."""
     written = []
-    for fam in model_set.families():
+    for fam in sorted(set(model_set.families()) | {f for f, _ in model_set.not_fitted}):
         directory = family_cache_dir(model_set.gpu, model_set.engine, fam, root)
         if directory is None:
             continue
         part = ModelSet(model_set.gpu, model_set.engine, profile_checksum=model_set.profile_checksum,
                         models={k: m for k, m in model_set.models.items() if k[0] == fam},
+                        not_fitted={k: v for k, v in model_set.not_fitted.items() if k[0] == fam},
                         kernels={fam: model_set.kernels[fam]} if fam in model_set.kernels else {})
         written.append(part.save(directory))
     return written
@@ -260,7 +283,7 @@ def loaded_model_set(directory: Path) -> ModelSet:
     for m in ms.models.values():
         m.n_predicted = m.n_out_of_range = 0
     return ModelSet(ms.gpu, ms.engine, models=dict(ms.models), kernels={k: dict(v) for k, v in ms.kernels.items()},
-                    profile_checksum=ms.profile_checksum)
+                    profile_checksum=ms.profile_checksum, not_fitted=dict(ms.not_fitted))
 
 
 def remember_model_set(directory: Path, ms: ModelSet) -> None:
@@ -294,7 +317,7 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
             else ModelSet(gpu, engine)
         if part.models:
             touch(directory)   # last use (the folder's mtime), for `frontier-calib cache prune --older-than`
-        have = set(part.groups(fam))
+        have = set(part.groups(fam)) | {g for f, g in part.not_fitted if f == fam}
         table = None
         want = set((groups or {}).get(fam) or ())
         if not want:  # every group of the table
@@ -311,10 +334,12 @@ def cached_model_set(gpu: str, engine: str, *, families=None, groups: dict | Non
             fitted = fit_all(gpu, engine, with_baselines=False, extrapolation=False, progress=progress,
                              tables={fam: sub}, model_params={"n_jobs": threads} if threads else None).model_set
             part.models.update(fitted.models)
+            part.not_fitted.update(fitted.not_fitted)
             part.kernels.setdefault(fam, {}).update(fitted.kernels.get(fam, {}))
             part.save(directory)
             remember_model_set(directory, part)   # later loads in this process use these models
         merged.models.update(part.models)
+        merged.not_fitted.update(part.not_fitted)
         for f, k in part.kernels.items():
             merged.kernels.setdefault(f, {}).update(k)
     if not found:

@@ -24,7 +24,10 @@ class SchedulerConfig:
 
     SGLang extras: ``chunked_prefill_size`` (prefill tokens per step; None = ``max_num_batched_tokens``),
     ``max_prefill_tokens`` (tokens of a prefill batch), ``schedule_conservativeness`` (scales the reserved
-    future decode tokens), ``enable_mixed_chunk`` (run decodes inside prefill steps).
+    future decode tokens), ``enable_mixed_chunk`` (run decodes inside prefill steps), ``scheduler_recv_interval``
+    (``--scheduler-recv-interval``, default 1: the scheduler takes new requests from the tokenizer only once its
+    counter reaches this value; every decode step adds 1, any step with prefill adds 1,000, an idle loop 1:
+    ``SchedulerRecvSkipper``, ``python/sglang/srt/managers/scheduler_recv_skipper.py``; not with attention DP).
 
     TensorRT-LLM extras: ``max_batch_size`` (None = ``max_num_seqs``), ``max_num_tokens``
     (None = ``max_num_batched_tokens``), ``capacity_scheduler_policy``; ``attention_dp_balance`` with
@@ -48,6 +51,7 @@ class SchedulerConfig:
     max_prefill_tokens: int = 16384
     schedule_conservativeness: float = 1.0
     enable_mixed_chunk: bool = False
+    scheduler_recv_interval: int = 1
     # trtllm
     max_batch_size: int | None = None
     max_num_tokens: int | None = None
@@ -75,6 +79,12 @@ class SchedulerConfig:
             raise FrontierError("scheduler.schedule_conservativeness must be > 0")
         if self.chunked_prefill_size is not None and self.chunked_prefill_size < 1:
             raise FrontierError("scheduler.chunked_prefill_size must be >= 1 (or null for max_num_batched_tokens)")
+        ri = self.scheduler_recv_interval
+        if not isinstance(ri, int) or isinstance(ri, bool) or ri < 1:
+            raise FrontierError(f"scheduler.scheduler_recv_interval must be an integer >= 1, got {ri!r}")
+        if ri > 1 and self.policy != "sglang":
+            raise FrontierError(f"scheduler.scheduler_recv_interval is SGLang's --scheduler-recv-interval; the "
+                                f"{self.policy} policy has no such option (remove it or use policy sglang)")
         if self.capacity_scheduler_policy not in CAPACITY_POLICIES:
             raise FrontierError(f"scheduler.capacity_scheduler_policy must be one of {CAPACITY_POLICIES}, "
                                 f"got {self.capacity_scheduler_policy!r}")

@@ -33,6 +33,7 @@ from bisect import bisect_left
 
 import numpy as np
 
+from ..errors import FrontierError
 from .adp_balance import ADPBalance
 from .replica import stretch_ends
 
@@ -76,6 +77,10 @@ class LockstepGroup:
         self.batched = None if self.mixed_costs else getattr(cost, "decode_stretches", None)
         # TensorRT-LLM's attention-DP balance (scheduler.attention_dp_balance; adp_balance.py)
         cfg = members[0].sched.cfg
+        if getattr(cfg, "scheduler_recv_interval", 1) > 1:
+            raise FrontierError(f"{name}: scheduler.scheduler_recv_interval needs one scheduler per worker; SGLang "
+                                "does not take it with attention DP (SchedulerRecvSkipper); remove it or the "
+                                "attention_dp ranks")
         self.balance = (ADPBalance(cfg.attention_dp_timeout_iters, cfg.attention_dp_batching_wait_iters)
                         if getattr(cfg, "attention_dp_balance", False) else None)
         self.hold_limit = None   # common steps before the balance counts alone may release held contexts

@@ -139,7 +139,7 @@ class Replica:
     @property
     def outstanding(self) -> int:
         sched = self.sched   # its outstanding requests (waiting + running), without a second property call
-        return len(sched.waiting) + len(sched.running) + self.incoming + len(self.held)
+        return len(sched.inbox) + len(sched.waiting) + len(sched.running) + self.incoming + len(self.held)
 
     def owes_tokens(self) -> bool:
         """Speculative decoding: the verify step just ended still owes this replica tokens (sim/speculative.py)."""

@@ -75,6 +75,20 @@ as an FP8 KV cache; these recipes set ``kv_dtype: bf16`` instead. ``qwen3.5_fp8_
 ``--mem-fraction-static 0.95`` at TP4 (its 8,192/1,024 runs; 32 running requests) and ``0.82`` at TP8; SGLang's
 default would leave a TP4 worker of this 671 B-parameter FP8 checkpoint a KV cache for about 39 k tokens, where the
 runs keep 32 clients of 9,216 tokens without queueing.
+
+**InferenceX SGLang on B200 polls for new requests every 10 or 30 decode steps.** ``dsr1_fp8_b200.sh`` (TP8: 10
+below 16 clients, 30 from 16; TP4: 10; ``dsr1_fp8_b300.sh`` the same), ``dsr1_fp4_b200.sh``, ``dsr1_fp4_b300.sh``,
+``qwen3.5_fp8_b200.sh`` and ``qwen3.5_bf16_b200.sh`` (10 / 30 at every TP) and ``qwen3.5_fp8_b300.sh`` (10) pass
+``--scheduler-recv-interval``, so SGLang's ``SchedulerRecvSkipper`` takes new requests from the tokenizer only
+every 10 or 30 decode steps (at once after a step with prefill, and when idle): a request that arrives while the
+server decodes waits for the next poll (``scheduler.scheduler_recv_interval``, ``sim/schedulers/sglang.py``). The
+same scripts set ``--chunked-prefill-size`` and ``--max-prefill-tokens`` (32,768 at TP8, 8,192 at TP4 for
+DeepSeek-R1). Not applied with attention DP (SGLang's receive skipper does not take it). ``glm5_fp8_b200.sh``
+has no receive interval. The Qwen3.5 script's other settings (``--mem-fraction-static 0.82``,
+``--max-running-requests 128``, 32,768-token prefill chunks) are not applied: its rows at 256 clients measure a
+TTFT (2.5-7.6 s) that 128 running requests cannot give (half the clients would wait a whole request, ~25 s), so
+the rows come from versions of the script whose settings differ, and only the receive interval is common to every
+version read.
 """
 
 from __future__ import annotations
@@ -100,6 +114,10 @@ class HarnessRecipe:
     adp_balance: tuple | None = None
     memory_fraction: dict | None = None       #: the worker's tp -> the engine's memory fraction (mem_fraction_static)
     kv_dtype: str | None = None               #: the KV-cache format the server ran; None: the row's columns decide
+    #: the worker's tp -> (clients, SGLang --scheduler-recv-interval below that many clients, from it on)
+    recv_interval: dict | None = None
+    #: the worker's tp -> scheduler keys the launch command sets (e.g. chunked_prefill_size, max_prefill_tokens)
+    scheduler: dict | None = None
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -110,9 +128,10 @@ class HarnessRecipe:
                 and (self.precision is None or str(row.get("precision", "")).strip().lower() == self.precision)
                 and self.model_contains in str(row.get("model_path", "")).lower())
 
-    def apply(self, deployment: dict, attention_dp: int) -> list:
+    def apply(self, deployment: dict, attention_dp: int, concurrency: int | None = None) -> list:
         """Add this recipe's options to an agg row's ``deployment`` (its ``scheduler`` section already built) for
-        a worker of ``attention_dp`` ranks; returns the notes to record (empty when nothing applied)."""
+        a worker of ``attention_dp`` ranks at ``concurrency`` clients; returns the notes to record (empty when
+        nothing applied)."""
         notes = []
         if self.mtp:
             k = 1 if attention_dp > 1 else 3
@@ -135,6 +154,16 @@ class HarnessRecipe:
             frac = self.memory_fraction[tp]
             deployment["scheduler"]["gpu_memory_utilization"] = frac
             notes.append(f"{self.name}: memory fraction {frac} at TP{tp} (validate/harness.py)")
+        if self.scheduler is not None and tp in self.scheduler:
+            deployment["scheduler"].update(self.scheduler[tp])
+            notes.append(f"{self.name}: scheduler {self.scheduler[tp]} at TP{tp} (validate/harness.py)")
+        if (self.recv_interval is not None and tp in self.recv_interval and attention_dp == 1
+                and concurrency is not None):
+            clients, below, above = self.recv_interval[tp]
+            n = below if concurrency < clients else above
+            deployment["scheduler"]["scheduler_recv_interval"] = n
+            notes.append(f"{self.name}: SGLang receives new requests every {n} decode steps "
+                         f"(--scheduler-recv-interval; validate/harness.py)")
         return notes
 
 
@@ -149,6 +178,13 @@ _INFERENCEX_H200 = ("InferenceX .github/configs/nvidia-master.yaml (dsr1-fp8-h20
                     "benchmarks/dsr1_fp8_h200_trt_mtp.sh")
 
 #: the harness recipes applied by ``validate silicon`` (every matching recipe applies, in order)
+_TPS = (1, 2, 4, 8)
+#: --scheduler-recv-interval of the InferenceX SGLang Blackwell scripts: (clients, below them, from them) per TP
+_RECV_10_30 = {tp: (16, 10, 30) for tp in _TPS}
+_RECV_DSR1_FP8 = {8: (16, 10, 30), 4: (16, 10, 10)}
+_CHUNKS_DSR1_FP8 = {8: {"chunked_prefill_size": 32768, "max_prefill_tokens": 32768},
+                    4: {"chunked_prefill_size": 8192, "max_prefill_tokens": 8192}}
+
 RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (image 1.2.0rc6.post3)", gpu="b200_sxm", engine="trtllm",
                   model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", mtp=True, source=_INFERENCEX),
@@ -170,8 +206,27 @@ RECIPES: list[HarnessRecipe] = [
                   source="InferenceX benchmarks/single_node/glm5_fp8_h200.sh (no --kv-cache-dtype); SGLang server_args: "
                          "DSA models default to bf16 KV on Hopper"),
     HarnessRecipe(name="InferenceX dsr1-fp8-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
-                  precision="fp8", memory_fraction={4: 0.95, 8: 0.82},
-                  source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static)"),
+                  precision="fp8", memory_fraction={4: 0.95, 8: 0.82}, recv_interval=_RECV_DSR1_FP8,
+                  scheduler=_CHUNKS_DSR1_FP8,
+                  source="InferenceX benchmarks/single_node/dsr1_fp8_b200.sh (--mem-fraction-static, "
+                         "--scheduler-recv-interval, --chunked-prefill-size, --max-prefill-tokens)"),
+    HarnessRecipe(name="InferenceX dsr1-fp8-b300-sglang", gpu="b300_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp8", recv_interval=_RECV_DSR1_FP8, scheduler=_CHUNKS_DSR1_FP8,
+                  source="InferenceX benchmarks/single_node/dsr1_fp8_b300.sh (the B200 recipe as it is)"),
+    HarnessRecipe(name="InferenceX dsr1-fp4-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp4", recv_interval=_RECV_10_30,
+                  source="InferenceX benchmarks/single_node/dsr1_fp4_b200.sh (--scheduler-recv-interval 10 below 16 "
+                         "clients, 30 from 16, at every TP)"),
+    HarnessRecipe(name="InferenceX dsr1-fp4-b300-sglang", gpu="b300_sxm", engine="sglang", model_contains="deepseek",
+                  precision="fp4", recv_interval=_RECV_10_30,
+                  source="InferenceX benchmarks/single_node/dsr1_fp4_b300.sh (the B200 SGLang tuning)"),
+    HarnessRecipe(name="InferenceX qwen3.5-b200-sglang", gpu="b200_sxm", engine="sglang", model_contains="qwen3.5",
+                  recv_interval=_RECV_10_30,
+                  source="InferenceX benchmarks/single_node/qwen3.5_{fp8,bf16}_b200.sh (--scheduler-recv-interval 10 "
+                         "below 16 clients, 30 from 16)"),
+    HarnessRecipe(name="InferenceX qwen3.5-b300-sglang", gpu="b300_sxm", engine="sglang", model_contains="qwen3.5",
+                  recv_interval={tp: (16, 10, 10) for tp in _TPS},
+                  source="InferenceX benchmarks/single_node/qwen3.5_fp8_b300.sh (--scheduler-recv-interval 10)"),
 ]
 
 
@@ -191,11 +246,18 @@ def prompt_length_ratio(row: dict) -> float | None:
     return INFERENCEX_RANGE_RATIO if src.startswith(_INFERENCEX_SOURCES) else None
 
 
+def _int_or_none(value) -> int | None:
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
 def apply_recipes(row: dict, deployment: dict, attention_dp: int) -> list:
     """Apply every harness recipe that produced ``row`` (a silicon CSV row as a dict) to its agg ``deployment``;
     returns the notes."""
     notes = []
     for recipe in RECIPES:
         if recipe.matches(row):
-            notes += recipe.apply(deployment, attention_dp)
+            notes += recipe.apply(deployment, attention_dp, _int_or_none(row.get("concurrency")))
     return notes

@@ -96,6 +96,7 @@ class Scheduler:
         self.step_token_budget = cfg.step_token_budget
         self.prefill_chunk_tokens = cfg.prefill_chunk_tokens
         self.waiting: deque = deque()
+        self.inbox: deque = deque()   # arrived but not yet taken by the scheduler (SGLang's receive interval)
         self.running: list = []       # admission order (preemption victims come from the end)
         self.prefilling: list = []    # running requests still computing their prompt, admission order
         self.decode = DecodeBatch(cfg.block_size)
@@ -117,12 +118,12 @@ class Scheduler:
     # ------------------------------------------------------------------ queue
     @property
     def outstanding(self) -> int:
-        """Requests on this replica that have not finished (waiting + running)."""
-        return len(self.waiting) + len(self.running)
+        """Requests on this replica that have not finished (not yet received, waiting, running)."""
+        return len(self.inbox) + len(self.waiting) + len(self.running)
 
     @property
     def has_work(self) -> bool:
-        return bool(self.running) or bool(self.waiting)
+        return bool(self.running) or bool(self.waiting) or bool(self.inbox)
 
     def enqueue(self, r: int, now: float) -> None:
         self.waiting.append(r)

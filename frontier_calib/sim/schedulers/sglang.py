@@ -15,6 +15,13 @@ requests decode. ``new_token_ratio`` starts at ``0.7 x schedule_conservativeness
 requests are retracted (least generated tokens first, then longest prompt), their prompts stay in the radix cache,
 and they rejoin the back of the waiting queue. Computed blocks enter the radix cache after the step that computed
 them.
+
+With ``scheduler_recv_interval`` N > 1 (``--scheduler-recv-interval``; SGLang's ``SchedulerRecvSkipper``,
+``python/sglang/srt/managers/scheduler_recv_skipper.py``) new requests wait in an inbox until the scheduler polls
+the tokenizer: at the start of each loop iteration a counter grows by the weight of the last batch's forward mode
+(decode 1, any step with prefill 1,000, no batch 1) and the scheduler receives when it reaches N, then restarts at
+0. So after a step with prefill it receives at once; while decoding, every N-th step. An idle scheduler loops
+without a batch and its counter reaches N within microseconds: an idle replica receives at once.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ RETRACT_DECODE_STEPS = 20       # global_config.retract_decode_steps
 INIT_NEW_TOKEN_RATIO = 0.7
 MIN_NEW_TOKEN_RATIO_FACTOR = 0.14
 NEW_TOKEN_RATIO_DECAY_STEPS = 600
+RECV_WEIGHT_PREFILL = 1000      # SGLANG_SCHEDULER_RECV_SKIPPER_WEIGHT_DEFAULT (any forward mode but decode / verify)
 
 
 class SGLangScheduler(Scheduler):
@@ -44,6 +52,39 @@ class SGLangScheduler(Scheduler):
         self.num_retractions = 0
         self._blocked = None     # (row, tokens it needs) when the head waited for the KV reservation
         self._has_long = bool(reqs.n) and max(reqs.n_out) > CLIP_MAX_NEW_TOKENS
+        self.recv_interval = int(getattr(cfg, "scheduler_recv_interval", 1))
+        self._recv_count = 0      # the receive counter after the last step (SchedulerRecvSkipper._counter)
+        self._recv_due = True     # the counter reached the interval at this step boundary: receive now
+
+    # ------------------------------------------------------------------ receive interval
+    def enqueue(self, r: int, now: float) -> None:
+        if self.recv_interval > 1:
+            self.inbox.append(r)   # taken at the next receive (schedule)
+        else:
+            self.waiting.append(r)
+
+    def _receive(self) -> None:
+        """Take the inbox into the waiting queue when the scheduler polls now: the counter reached the interval
+        at this step boundary, or nothing runs (the idle loop polls at once)."""
+        if self.inbox and (self._recv_due or not self.running):
+            self.waiting.extend(self.inbox)
+            self.inbox.clear()
+
+    def _count_steps(self, plan) -> None:
+        """Advance the receive counter over a finished step or decode stretch (``plan``)."""
+        n = self.recv_interval
+        if plan.chunks:                       # a step with prefill: one increment of RECV_WEIGHT_PREFILL
+            c = self._recv_count + RECV_WEIGHT_PREFILL
+            self._recv_count, self._recv_due = (0, True) if c >= n else (c, False)
+            return
+        c = (self._recv_count + plan.n_steps) % n   # one per decode step, back to 0 each time it reaches n
+        self._recv_count, self._recv_due = c, c == 0
+
+    def complete_step(self, plan, now: float) -> list:
+        done = super().complete_step(plan, now)
+        if self.recv_interval > 1:
+            self._count_steps(plan)
+        return done
 
     def reject_reason(self, r: int):
         why = super().reject_reason(r)
@@ -79,6 +120,8 @@ class SGLangScheduler(Scheduler):
 
     # ------------------------------------------------------------------ schedule
     def schedule(self, now: float):
+        if self.inbox:
+            self._receive()
         if self.waiting and self.role == "decode":
             self.admit_prefilled(now, FOREVER)
         self._blocked = None
@@ -204,6 +247,8 @@ class SGLangScheduler(Scheduler):
     def steady_steps(self, plan: StepPlan, k_max: int) -> int:
         """While the waiting head only lacks reserved KV tokens, the reservation shrinks as the running requests
         decode and ``new_token_ratio`` decays: stop the stretch at the first step after which it would fit."""
+        if self.inbox:   # the next receive: after recv_interval - counter more decode steps
+            k_max = min(k_max, self.recv_interval - self._recv_count)
         if self._blocked is None or not self.waiting or self.waiting[0] != self._blocked[0]:
             return k_max
         need = self._blocked[1]
