@@ -265,8 +265,25 @@ def test_vs_vidur_runs_the_checkout_on_the_same_requests(tmp_path, frontier_cach
 NOT_FOR_A_CACHED_REPLAY = ("pandas", "pyarrow", "xgboost", "sklearn", "scipy", "matplotlib", "tqdm")
 
 
-def _modules_after(code: str, env=None) -> list:
-    code += f"\nimport sys\nprint(sorted(m for m in {NOT_FOR_A_CACHED_REPLAY!r} if m in sys.modules))"
+#: run before the code under test: notes which frontier_calib line first imported each heavy module
+_WHO_IMPORTS = f"""
+import sys, traceback
+WHO = {{}}
+class _Who:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in {NOT_FOR_A_CACHED_REPLAY!r} and top not in WHO:
+            mine = [f for f in traceback.extract_stack() if "frontier_calib" in f.filename]
+            WHO[top] = f"{{mine[-1].filename.split('frontier_calib')[-1]}}:{{mine[-1].lineno}}" if mine else "?"
+        return None
+sys.meta_path.insert(0, _Who())
+"""
+
+
+def _modules_after(code: str, env=None) -> dict:
+    """{heavy module: the frontier_calib file and line that imported it} after running ``code``."""
+    heavy = NOT_FOR_A_CACHED_REPLAY
+    code = _WHO_IMPORTS + code + f"\nprint(repr({{m: WHO.get(m) for m in {heavy!r} if m in sys.modules}}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
                          env=env).stdout
     return eval(out.strip().splitlines()[-1])
@@ -274,7 +291,7 @@ def _modules_after(code: str, env=None) -> list:
 
 def test_the_replay_modules_import_no_heavy_module():
     assert _modules_after("import frontier_calib.deployment, frontier_calib.sim, frontier_calib.traces, "
-                          "frontier_calib.cost.cache, frontier_calib.cli") == []
+                          "frontier_calib.cost.cache, frontier_calib.cli") == {}
 
 
 def test_a_replay_of_cached_tables_imports_no_heavy_module(llama_replicas, frontier_cache, tmp_path):
@@ -290,7 +307,7 @@ def test_a_replay_of_cached_tables_imports_no_heavy_module(llama_replicas, front
             f"result = simulate(trace, build_replicas(dep)[0], router=dep.router, seed=0)\n"
             f"assert result.summary['completed'] == 3")
     env = dict(os.environ, FRONTIER_CALIB_CACHE=str(frontier_cache))   # llama_replicas cached the tables there
-    assert _modules_after(code, env) == []
+    assert _modules_after(code, env) == {}
     assert "pandas" in _modules_after(code + "\nresult.requests", env)
 
 
