@@ -1,7 +1,7 @@
 """Heavy third-party modules imported on first use, so that a replay of cached cost tables starts quickly.
 
 ``from ..lazy import pandas as pd`` gives a stand-in that imports pandas the first time one of its attributes is
-read (``pd.DataFrame``, ``pd.read_csv``) and behaves as the module from then on. A module that needs pandas only
+read (``pd.DataFrame``, ``pd.read_csv``) and hands every attribute read to it. A module that needs pandas only
 to build cost tables, read some trace formats or write result tables can import it this way; the replay of a
 deployment whose cost tables are cached, an Azure CSV or a synthetic trace then never imports pandas (and pyarrow,
 which pandas imports): about 0.2 s of a 1 s run on the project's 2-core machine (benchmarks/README.md, issue 15).
