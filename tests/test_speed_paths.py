@@ -60,6 +60,39 @@ def test_decode_times_match_the_scalar_step_and_the_plain_formula(cost):
         assert np.array_equal(d, np.maximum(t, ov.out_token_s * b))
 
 
+def test_scalar_decode_step_is_decode_times_bit_for_bit(cost):
+    """decode_time_one (a replay's one-step decode stretches) == decode_times of one step: on grid points (np.interp
+    returns the table value there), between them, below 1 token and beyond the grid, for every batch size."""
+    grid = cost.tables["kv_grid"]
+    rng = np.random.default_rng(1)
+    for b in range(1, cost.max_seqs + 1):
+        kv = np.concatenate([(grid * b).astype(np.int64), rng.integers(1, int(grid[-1]) * b * 2, 40), [0, 1, b - 1]])
+        vec = cost.decode_times(b, kv)
+        one = np.array([cost.decode_time_one(b, s) for s in kv.tolist()])
+        assert np.array_equal(one, vec), b
+    for b in (0, cost.max_seqs + 1):   # outside the table: the array path's answer
+        assert cost.decode_time_one(b, 1000 * max(b, 1)) == cost.decode_times(b, np.array([1000.0 * max(b, 1)]))[0]
+
+
+def test_a_speculative_replay_prices_its_verify_steps_in_fast_forward_and_step_by_step(llama_replicas):
+    """A SpeculativeCost hands unknown attributes to the model it wraps; its decode steps must still be its own
+    (verify + draft), not the wrapped model's scalar decode step: one step at a time == fast-forwarded."""
+    from frontier_calib.cost.speculative import METHODS, SpeculativeCost, SpeculativeSpec
+    from frontier_calib.sim import ReplicaSpec
+    from frontier_calib.sim.engine import _Replay
+    from frontier_calib.sim.testing import poisson_trace
+
+    specs, cm = llama_replicas
+    sp = SpeculativeSpec("mtp", 2, (0.7, 0.5), METHODS["mtp"].draft_layers, 0)
+    wrapped = SpeculativeCost(cm, sp, 32)
+    rep_specs = [ReplicaSpec(specs[0].scheduler, wrapped, speculative=sp)]
+    trace = poisson_trace(60, 4.0, 400, 60, seed=3)
+    a = _Replay(trace, rep_specs, "round_robin", 0, False, False, True, False).run()
+    b = _Replay(trace, rep_specs, "round_robin", 0, False, False, False, False).run()
+    for col in ("first_token_s", "completion_s", "itl_max_s"):
+        np.testing.assert_allclose(a.requests[col], b.requests[col], rtol=1e-9, atol=1e-9)
+
+
 def test_mixed_steps_accept_lists_and_arrays_alike(cost):
     a = cost.iteration_time(np.array([100, 37]), np.array([612, 37]), 12, 9000)
     b = cost.iteration_time([100, 37], [612, 37], 12, 9000)
@@ -223,3 +256,130 @@ def test_vs_vidur_runs_the_checkout_on_the_same_requests(tmp_path, frontier_cach
                         "--vs-vidur", str(tmp_path / "bad")], capture_output=True, text=True, env=env, timeout=600)
     assert p.returncode != 0 and "Traceback" not in p.stderr
     assert p.stderr.strip().splitlines()[-1].startswith("bench_replay_azure: Vidur exited with status 1: error:")
+
+
+# ----------------------------------------------------------------------------------------------- lazy imports
+
+#: modules a replay of cached cost tables does without (frontier_calib/lazy.py): importing them costs about a quarter
+#: of the replay benchmark's process on the project's 2 cores
+NOT_FOR_A_CACHED_REPLAY = ("pandas", "pyarrow", "xgboost", "sklearn", "scipy", "matplotlib", "tqdm")
+
+
+#: run before the code under test: notes which frontier_calib line first imported each heavy module
+_WHO_IMPORTS = f"""
+import sys, traceback
+WHO = {{}}
+class _Who:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in {NOT_FOR_A_CACHED_REPLAY!r} and top not in WHO:
+            mine = [f for f in traceback.extract_stack() if "frontier_calib" in f.filename]
+            WHO[top] = f"{{mine[-1].filename.split('frontier_calib')[-1]}}:{{mine[-1].lineno}}" if mine else "?"
+        return None
+sys.meta_path.insert(0, _Who())
+"""
+
+
+def _modules_after(code: str, env=None) -> dict:
+    """{heavy module: the frontier_calib file and line that imported it} after running ``code``."""
+    heavy = NOT_FOR_A_CACHED_REPLAY
+    code = _WHO_IMPORTS + code + f"\nprint(repr({{m: WHO.get(m) for m in {heavy!r} if m in sys.modules}}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO,
+                         env=env).stdout
+    return eval(out.strip().splitlines()[-1])
+
+
+def test_the_replay_modules_import_no_heavy_module():
+    assert _modules_after("import frontier_calib.deployment, frontier_calib.sim, frontier_calib.traces, "
+                          "frontier_calib.cost.cache, frontier_calib.cli") == {}
+
+
+def test_a_replay_of_cached_tables_imports_no_heavy_module(llama_replicas, frontier_cache, tmp_path):
+    """The replay benchmark's path (deployment, Azure CSV, Poisson arrivals, cached tables, simulate, summary) never
+    imports pandas or the fitting libraries; reading ``result.requests`` then builds the same table as before."""
+    csv = tmp_path / "azure.csv"
+    csv.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.6805900,374,44\n"
+                   "2023-11-16 18:15:50.9951690,396,109\n2023-11-16 18:16:03.1,1200,3\n")
+    code = (f"from frontier_calib.deployment import build_replicas, load_deployment\n"
+            f"from frontier_calib.sim import simulate\nfrom frontier_calib.traces import load_trace, poisson\n"
+            f"dep = load_deployment({str(REPO / 'deployments' / 'llama2-7b-h100-vllm.yaml')!r})\n"
+            f"trace = load_trace({str(csv)!r})\ntrace = trace.with_arrivals(poisson(2.0).sample(3, seed=0))\n"
+            f"result = simulate(trace, build_replicas(dep)[0], router=dep.router, seed=0)\n"
+            f"assert result.summary['completed'] == 3")
+    env = dict(os.environ, FRONTIER_CALIB_CACHE=str(frontier_cache))   # llama_replicas cached the tables there
+    assert _modules_after(code, env) == {}
+    assert "pandas" in _modules_after(code + "\nresult.requests", env)
+
+
+def test_a_trace_of_columns_is_the_trace_of_its_frame():
+    """canonical_trace of a dict of columns (no DataFrame until read) == canonical_trace of the same DataFrame:
+    the table, head, new arrivals, validation errors."""
+    from frontier_calib.errors import InputError
+    from frontier_calib.traces import canonical_trace
+
+    rng = np.random.default_rng(0)
+    cols = {"arrival_s": rng.random(50) * 10, "input_tokens": rng.integers(1, 900, 50),
+            "output_tokens": rng.integers(1, 90, 50).astype(float)}
+    a, b = canonical_trace(dict(cols)), canonical_trace(pd.DataFrame(cols))
+    assert a.__dict__.get("_columns") is not None and a.__dict__.get("_frame") is None
+    for x, y in ((a, b), (a.head(7), b.head(7)),
+                 (a.with_arrivals(np.arange(50.0)[::-1]), b.with_arrivals(np.arange(50.0)[::-1]))):
+        assert x.num_requests == y.num_requests and x.duration_s == y.duration_s
+        for name in ("request_id", "arrival_s", "input_tokens", "output_tokens"):
+            assert np.array_equal(x.column(name), y.column(name)) and x.column(name).dtype == y.column(name).dtype
+        pd.testing.assert_frame_equal(x.requests, y.requests, check_exact=True)
+    assert a.__dict__["_columns"] is None   # read once: the DataFrame is the trace from then on
+    assert np.array_equal(a.column("arrival_s"), b.column("arrival_s")) and a.has_column("input_tokens")
+    for bad, field in (({"arrival_s": [0.0, 1.0], "input_tokens": [5, 0], "output_tokens": [1, 1]}, "input_tokens"),
+                       ({"arrival_s": [0.0, np.inf], "input_tokens": [5, 6], "output_tokens": [1, 1]}, "arrival_s"),
+                       ({"arrival_s": [0.0, 1.0], "input_tokens": [5, 6.5], "output_tokens": [1, 1]}, "input_tokens"),
+                       ({"request_id": [3, 3], "arrival_s": [0.0, 1.0], "input_tokens": [5, 6],
+                         "output_tokens": [1, 1]}, "request_id")):
+        errors = []
+        for table in (bad, pd.DataFrame(bad)):
+            with pytest.raises(InputError) as exc:
+                canonical_trace(table, source="t.csv")
+            errors.append(str(exc.value))
+        assert errors[0] == errors[1] and field in errors[0]
+
+
+def test_plain_azure_csvs_read_without_pandas_give_the_pandas_reading(tmp_path):
+    """The Azure reader's plain path and its pandas path (which also reads everything else) give the same trace; a
+    file the plain path does not take (quoted fields, another stamp style, a bad count) goes to pandas, which names
+    the bad value."""
+    from frontier_calib.errors import InputError
+    from frontier_calib.traces import azure
+
+    rows = ["2023-11-16 18:15:46.6805900,374,44", "2023-11-16 18:15:50.9951690,396,109",
+            "2023-11-17 00:00:01,12,1", "2023-11-16 23:59:59.999999999,7,2", "2023-11-16 18:15:46.6805900,5,5"]
+    path = tmp_path / "a.csv"
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(rows) + "\n")
+    plain, slow = azure._read_plain(path), azure._read_with_pandas(path)
+    assert plain is not None
+    assert np.array_equal(plain[0] - plain[0].min(), slow[0]) and all(map(np.array_equal, plain[1:], slow[1:]))
+    stamps = pd.to_datetime(pd.Series([r.split(",")[0] for r in rows]), format="ISO8601")
+    assert np.array_equal(azure._seconds_since_first(plain[0]), (stamps - stamps.min()).dt.total_seconds())
+    quoted = tmp_path / "q.csv"
+    quoted.write_text('TIMESTAMP,ContextTokens,GeneratedTokens\n"2023-11-16T18:15:46.68",374,44\n')
+    assert azure._read_plain(quoted) is None
+    assert azure.read_azure(quoted).num_requests == 1
+    shifted = tmp_path / "s.csv"   # one line with four fields, one with two: same field count, misaligned
+    shifted.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44,9\n2023-11-16 18:15:47,3\n")
+    assert azure._read_plain(shifted) is None
+    bad = tmp_path / "b.csv"
+    bad.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44\n2023-11-16 18:15:47,0,3\n")
+    assert azure._read_plain(bad) is None
+    with pytest.raises(InputError, match="ContextTokens"):
+        azure.read_azure(bad)
+
+
+def test_a_replay_result_builds_its_table_once_from_its_columns(llama_replicas):
+    from frontier_calib.sim import simulate, summary_from_requests
+    from frontier_calib.traces import synthetic_trace
+
+    trace = synthetic_trace(40, input_len=300, output_len=20, seed=0)
+    res = simulate(trace, llama_replicas[0], seed=0)
+    assert type(res.__dict__["_requests"]) is dict
+    frame = res.requests
+    assert res.requests is frame and list(frame.columns)[:3] == ["request_id", "replica", "status"]
+    assert summary_from_requests(frame, res.itls) == res.summary   # the DataFrame path agrees with the columns one

@@ -10,7 +10,7 @@ values and one fp32 scale per 128, as SGLang's NSA indexer cache stores them), n
 
 from __future__ import annotations
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .base import AttentionKind, kv_dtype_groups, register, table_format
 from .mla import PROJECTIONS, latent_bytes

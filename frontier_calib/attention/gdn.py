@@ -26,10 +26,9 @@ l2norm.py``) runs ``l2norm_fwd_kernel2`` by default, the row count a runtime arg
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..hardware import get_gpu
-from ..opmodel.features import LAUNCH_FLOOR_MS
 from .base import AttentionKind, register
 
 #: kernels one GDN layer launches per call that its tables do not time (module docstring): prefill (eager) the
@@ -63,6 +62,8 @@ def untimed_ms(ctx, phase: str, sizes, kv) -> np.ndarray:
     ``LAUNCH_FLOOR_MS``) plus its HBM traffic (bf16): the split reads and writes the projections' outputs
     (q, k, v, z per token and b, a per value head), the gated norm reads the output and z and writes the output,
     the gating reads a, b and writes the decay and beta (fp32)."""
+    from ..opmodel.features import LAUNCH_FLOOR_MS   # here: the replay of cached tables does not import opmodel
+
     la, tp = ctx.worker.model.linear_attention, ctx.worker.tp
     kd, vd, nv = la.key_dim // tp, la.value_dim // tp, max(1, la.num_v_heads // tp)
     per_token = 2 * (2 * kd + 2 * vd + 2 * nv) * 2 + 3 * vd * 2

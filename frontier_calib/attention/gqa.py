@@ -6,7 +6,7 @@ token: 2 x KV heads per GPU x head_dim x bytes per layer (KV heads replicated wh
 
 from __future__ import annotations
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .base import AttentionKind, kv_dtype_groups, register, table_format
 

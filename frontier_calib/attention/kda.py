@@ -14,7 +14,7 @@ paths"; :data:`frontier_calib.attention.gdn.PREFILL_RECOMPILES`).
 
 from __future__ import annotations
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .base import AttentionKind, register
 from .gdn import PREFILL_RECOMPILES, linear_heads, state_bytes   # same table shape, state and l2norm as GDN

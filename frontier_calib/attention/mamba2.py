@@ -24,10 +24,9 @@ state per GPU), where that engine has GDN tables; else the roofline alone stands
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..hardware import get_gpu
-from ..opmodel.features import featurize
 from .base import AttentionKind, register
 
 #: kernels the SSD scan launches per layer and call: prefill (chunk cumsum, chunk state, state passing, BMM of
@@ -92,6 +91,8 @@ def gdn_prefill_efficiency(ctx, q_len) -> np.ndarray:
     heads = max(1, round((mb.num_heads // tp) * mb.head_dim * mb.state_size / GDN_HEAD_DIM ** 2))
     df = pd.DataFrame({"batch_size": 1, "q_len": np.atleast_1d(q_len), "num_k_heads": heads, "num_v_heads": heads,
                        "head_k_dim": GDN_HEAD_DIM, "head_v_dim": GDN_HEAD_DIM, "conv_kernel": mb.conv_kernel})
+    from ..opmodel.features import featurize   # here: the replay of cached tables does not import opmodel
+
     _, roof = featurize("gdn_prefill", df, get_gpu(ctx.worker.gpu))
     return np.maximum(models.predict("gdn_prefill", df) / np.asarray(roof), 1.0)
 

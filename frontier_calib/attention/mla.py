@@ -8,7 +8,7 @@ again among the token ops; kernel-scope rows time the attention alone. Caches th
 
 from __future__ import annotations
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .base import AttentionKind, kv_dtype_groups, register, table_format
 

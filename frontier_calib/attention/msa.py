@@ -11,7 +11,7 @@ as GQA does; the indexer's per-block keys (one ``index_head_dim`` vector per blo
 
 from __future__ import annotations
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .base import AttentionKind, kv_dtype_groups, register, table_format
 from .gqa import GQA

@@ -25,7 +25,7 @@ pairs 32-64-head rows with their 8-head folds.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 #: decode and prefill rows are matched on these columns besides the folded ones
 _KEEP = ("kv_len", "head_dim", "window", "dtype", "kv_dtype", "kernel")

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..attention import (QueryContext, attention_layers, get_kind, prefill_recompiles, state_bytes_per_sequence,
                          table_format)
@@ -43,6 +43,8 @@ from .deepep_rdma import ll_floor_ms
 from .overlap import comm_sm_share, layer_overlap_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
 from .worker import WorkerSpec, tp_nodes
+
+_log2, _exp2 = np.log2, np.exp2   # NumPy's own (not math's): decode_time_one returns what decode_times does
 
 _fmt = table_format   # the kernel-table format of a dtype (fp16 -> bf16)
 
@@ -193,6 +195,7 @@ class IterationCostModel:
                                                    self._kv_grid_max) for z in tables["prefill_batch_ms"]]
         self._mixed_terms: dict = {}       # (tokens, sequences) of a step with prefill -> (ms, graphed)
         self._decode_rows = self._decode_ms.tolist()   # Python floats for the scalar path (same values)
+        self._decode_finite = bool(np.isfinite(self._decode_ms).all())   # decode_time_one's formula needs it
         self._decode_terms: dict = {}      # batch size -> (token + LM-head ms, graphed)
         self._decode_rows_table = None     # decode_stretches: a _DecodeRows (False: unusable)
         self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
@@ -238,8 +241,7 @@ class IterationCostModel:
         qs = prefill_q if type(prefill_q) is list else (   # read only: a list is used as it is
             prefill_q.tolist() if hasattr(prefill_q, "tolist") else list(prefill_q))
         if not qs:  # decode-only: identical to decode_times (the fast-forward contract)
-            return float(self.decode_times(int(num_decode), np.array([decode_kv_sum], dtype=float))[0]) \
-                if num_decode else 0.0
+            return self.decode_time_one(num_decode, decode_kv_sum) if num_decode else 0.0
         kvs = prefill_kv if type(prefill_kv) is list else (
             prefill_kv.tolist() if hasattr(prefill_kv, "tolist") else list(prefill_kv))
         n_tok = sum(qs) + int(num_decode)
@@ -319,6 +321,35 @@ class IterationCostModel:
             gpu /= 1e3
         else:
             gpu = (base + self._decode_attention_ms(n, np.asarray(decode_kv_sums, dtype=float))) / 1e3
+        return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
+                            overheads=self.overheads, overlap=self.engine_time.overlap)
+
+    def decode_time_one(self, num_decode: int, decode_kv_sum) -> float:
+        """``decode_times(num_decode, [decode_kv_sum])[0]`` without arrays, bit for bit: the same operations on
+        Python floats, NumPy's own ``log2`` / ``exp2`` for the transcendental steps and ``np.interp``'s formula
+        (``slope * (x - xp[j]) + fp[j]``, ``fp[j]`` on a grid point). A replay prices a third of its decode
+        stretches one step at a time (an arrival or completion is due after the step), where the arrays cost
+        more than the arithmetic (``tests/test_speed_paths.py`` checks the equality)."""
+        n = int(num_decode)
+        if not 0 < n <= self.max_seqs or not self._decode_finite:
+            return float(self.decode_times(n, np.array([decode_kv_sum], dtype=float))[0])
+        terms = self._decode_terms.get(n)
+        if terms is None:
+            run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
+            terms = self._decode_terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), graphed)
+        base, graphed = terms
+        x = float(decode_kv_sum) / n
+        x = self._kv_grid_max if x > self._kv_grid_max else (x if x > 1.0 else 1.0)
+        x = float(_log2(x))
+        g, row = self._log_kv_list, self._decode_rows[n - 1]
+        j = bisect.bisect_right(g, x) - 1   # np.interp: the last grid point <= x
+        if j < 0:   # below the grid (a grid not starting at 1): np.interp's left value
+            v = row[0]
+        elif j == len(g) - 1 or g[j] == x:
+            v = row[j]
+        else:
+            v = (row[j + 1] - row[j]) / (g[j + 1] - g[j]) * (x - g[j]) + row[j]
+        gpu = (float(_exp2(v)) + base) / 1e3
         return step_seconds(gpu, graphed=graphed, kernels=self.kernels, sequences=n, tokens=n, has_prefill=False,
                             overheads=self.overheads, overlap=self.engine_time.overlap)
 

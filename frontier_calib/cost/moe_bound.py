@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 #: the ``kernel`` label of TensorRT-LLM's min-latency CUTLASS MoE rows in the imported tables
 LOW_LATENCY_KERNEL = "moe_torch_flow_min_latency"

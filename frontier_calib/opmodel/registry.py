@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..cache_folder import cache_dir, touch
 from ..errors import CoverageError, FrontierError
@@ -29,10 +29,6 @@ from ..profiles import store
 from ..profiles.first_use import ensure_tables
 from ..profiles.schema import FAMILIES
 from ..profiles.schema import family as get_family
-from .dataset import frame_checksum, training_rows
-from .evaluate import evaluate_group
-from .model import OperatorModel
-from .screen import glitch_mask, unmeasured_reason
 
 
 def _model_name(family: str, group: str) -> str:
@@ -109,6 +105,8 @@ class ModelSet:
         idx = json.loads(idx_path.read_text())
         ms = cls(idx["gpu"], idx["engine"], kernels=idx.get("kernels", {}),
                  profile_checksum=idx.get("profile_checksum", ""))
+        from .model import OperatorModel   # here: finding cached tables (cost/cache.py) needs no model code
+
         for e in idx["models"]:
             ms.models[(e["family"], e["group"])] = OperatorModel.load(directory, e["name"])
         ms.not_fitted = {(e["family"], e["group"]): e["reason"] for e in idx.get("not_fitted", [])}
@@ -140,6 +138,8 @@ def load_profiles(gpu: str, engine: str, root=None, families=None) -> dict[str, 
 def profiles_checksum(tables: dict[str, pd.DataFrame]) -> str:
     import hashlib
 
+    from .dataset import frame_checksum
+
     h = hashlib.sha256()
     for fam in sorted(tables):
         h.update(fam.encode())
@@ -160,6 +160,10 @@ def fit_all(gpu: str, engine: str, *, root=None, families=None, seed: int = 0, w
             extrapolation: bool = True, progress: bool = False, model_params: dict | None = None,
             tables: dict | None = None) -> FitReport:
     """Fit one model per (family, dtype group) and measure held-out accuracy against the baselines."""
+    from .dataset import training_rows
+    from .evaluate import evaluate_group   # fitting code: imported by the fits only (see frontier_calib/lazy.py)
+    from .screen import glitch_mask, unmeasured_reason
+
     t0 = time.perf_counter()
     tables = tables if tables is not None else load_profiles(gpu, engine, root, families)
     ms = ModelSet(gpu, engine, profile_checksum=profiles_checksum(tables))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..dtypes import DTYPE_BYTES, normalize_dtype
 from ..errors import InputError

@@ -21,7 +21,7 @@ import hashlib
 import os
 from pathlib import Path
 
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import CoverageError, InputError
 from .schema import FAMILIES, validate_table

@@ -26,25 +26,29 @@ REQUIRED_COLUMNS = ("request_id", "arrival_s", "input_tokens", "output_tokens")
 
 
 def _table_from_trace(trace) -> RequestTable:
-    df = getattr(trace, "requests", None)
-    if df is None:
-        raise FrontierError("simulate: the trace has no 'requests' table")
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if getattr(trace, "column", None) is not None and getattr(trace, "has_column", None) is not None:
+        has, column = trace.has_column, trace.column   # a Trace: its columns, without building its DataFrame
+    else:
+        df = getattr(trace, "requests", None)
+        if df is None:
+            raise FrontierError("simulate: the trace has no 'requests' table")
+        has, column = (lambda name: name in df.columns), (lambda name: df[name].to_numpy())
+    missing = [c for c in REQUIRED_COLUMNS if not has(c)]
     if missing:
         raise FrontierError(f"simulate: trace requests lack column(s) {missing}")
-    arrival = df["arrival_s"].to_numpy(dtype=np.float64)
+    arrival = column("arrival_s").astype(np.float64, copy=False)
     if len(arrival) and not np.all(np.isfinite(arrival)):
         bad = int(np.flatnonzero(~np.isfinite(arrival))[0])
         raise FrontierError(f"simulate: trace row {bad}: arrival_s is not a finite number")
     hash_ids = None
     hbs = getattr(trace, "hash_block_size", None)
-    if "hash_ids" in df.columns:
+    if has("hash_ids"):
         if not hbs or int(hbs) < 1:
             raise FrontierError("simulate: the trace has hash_ids but no positive hash_block_size")
-        hash_ids = df["hash_ids"].tolist()
+        hash_ids = column("hash_ids").tolist()
         hbs = int(hbs)
-    return RequestTable(df["request_id"].to_numpy(), arrival, df["input_tokens"].to_numpy(),
-                        df["output_tokens"].to_numpy(), hash_ids, hbs)
+    return RequestTable(column("request_id"), arrival, column("input_tokens"), column("output_tokens"), hash_ids,
+                        hbs)
 
 
 class _Replay:
@@ -204,7 +208,7 @@ class _Replay:
             return
         cols = self.transfers.request_columns()
         for name, values in cols.items():
-            result.requests[name] = values
+            result.add_column(name, values)
         pd_stats = self.transfers.stats(makespan, cols)
         pools["decode"]["queue_s"] = pd_stats.pop("decode_queue_s")
         result.stats["links"] = pd_stats.pop("links")

@@ -10,10 +10,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 PERCENTILES = (90, 99)
 METRICS = ("ttft", "tpot", "itl", "e2el")
+
+
+def valid_itls(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """The flat float32 array of the gaps of the requests with ``valid[i]`` (``itl`` and ``offsets`` as in
+    :func:`itl_stats`, which returns the same array): what a summary needs, without the per-request statistics."""
+    lens = np.diff(offsets)
+    use = valid & (lens > 0)
+    if not use.any():
+        return np.zeros(0, dtype=np.float32)
+    vals = itl if use[lens > 0].all() else itl[np.repeat(use, lens)]
+    return np.ascontiguousarray(vals, dtype=np.float32)
 
 
 def itl_stats(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray):
@@ -29,8 +39,7 @@ def itl_stats(itl: np.ndarray, offsets: np.ndarray, valid: np.ndarray):
     out = [np.full(n, np.nan) for _ in range(4)]
     if not use.any():
         return (*out, np.zeros(0, dtype=np.float32))
-    vals = itl if use[lens > 0].all() else itl[np.repeat(use, lens)]
-    vals = np.ascontiguousarray(vals, dtype=np.float32)
+    vals = valid_itls(itl, offsets, valid)
     seg_lens = lens[use]
     starts = np.zeros(len(seg_lens), dtype=np.int64)
     np.cumsum(seg_lens[:-1], out=starts[1:])
@@ -115,10 +124,11 @@ def _describe(prefix: str, values_s: np.ndarray) -> dict:
     return d
 
 
-def summary_from_requests(df: pd.DataFrame, itls=None, *, duration: float | None = None) -> dict:
+def summary_from_requests(df, itls=None, *, duration: float | None = None) -> dict:
     """vLLM ``bench serve`` summary of a per-request table (simulated or measured).
 
-    ``df`` needs ``input_tokens``, ``output_tokens``, ``ttft_s`` and ``e2e_s`` (seconds); optional ``status``
+    ``df`` (a DataFrame, or a dict of equal-length column arrays) needs ``input_tokens``, ``output_tokens``,
+    ``ttft_s`` and ``e2e_s`` (seconds); optional ``status``
     (rows other than 'ok' count as failed), ``tpot_s`` (else derived), and ``arrival_s`` / ``completion_s`` for the
     duration (first arrival to last completion, seconds) unless ``duration`` is given. ``itls``: all inter-token
     latencies in seconds (a flat array, or one sequence per request); without them the ITL keys are NaN.
@@ -126,20 +136,29 @@ def summary_from_requests(df: pd.DataFrame, itls=None, *, duration: float | None
     output_throughput, total_token_throughput, and mean_/median_/std_/p90_/p99_ of ttft_ms, tpot_ms, itl_ms,
     e2el_ms (milliseconds). Empty metrics are NaN (vLLM writes 0).
     """
-    if "status" in df.columns:
-        ok = df[df["status"] == "ok"]
+    if isinstance(df, dict):
+        names, column = set(df), (lambda name: np.asarray(df[name]))
+        keep = np.asarray(df["status"]) == "ok" if "status" in names else None
     else:
-        ok = df
-    completed = int(len(ok))
-    failed = int(len(df) - completed)
+        names, column = set(df.columns), (lambda name: df[name].to_numpy())
+        keep = (df["status"] == "ok").to_numpy(dtype=bool, na_value=False) if "status" in names else None
+    n_rows = len(column("input_tokens"))
+
+    def ok(name: str, dtype=None) -> np.ndarray:
+        values = column(name) if dtype is None else column(name).astype(dtype, copy=False)
+        return values if keep is None else values[keep]
+
+    completed = n_rows if keep is None else int(np.count_nonzero(keep))
+    failed = int(n_rows - completed)
     if duration is None:
-        if completed and "arrival_s" in df.columns and "completion_s" in df.columns:
-            duration = float(np.nanmax(ok["completion_s"].to_numpy(dtype=np.float64))
-                             - np.nanmin(df["arrival_s"].to_numpy(dtype=np.float64)))
+        if completed and "arrival_s" in names and "completion_s" in names:
+            duration = float(np.nanmax(ok("completion_s", np.float64))
+                             - np.nanmin(column("arrival_s").astype(np.float64, copy=False)))
         else:
             duration = math.nan
-    n_in = int(ok["input_tokens"].sum()) if completed else 0
-    n_out = int(ok["output_tokens"].sum()) if completed else 0
+    # the sums skip missing values, as pandas' Series.sum does
+    n_in = int(np.nansum(ok("input_tokens"))) if completed else 0
+    n_out = int(np.nansum(ok("output_tokens"))) if completed else 0
     rate = (lambda x: x / duration) if duration and duration > 0 else (lambda x: math.nan)
     summary = {
         "completed": completed, "failed": failed, "duration": duration,
@@ -147,12 +166,12 @@ def summary_from_requests(df: pd.DataFrame, itls=None, *, duration: float | None
         "request_throughput": rate(completed), "output_throughput": rate(n_out),
         "total_token_throughput": rate(n_in + n_out),
     }
-    ttft = ok["ttft_s"].to_numpy(dtype=np.float64)
-    e2e = ok["e2e_s"].to_numpy(dtype=np.float64)
-    if "tpot_s" in ok.columns:
-        tpot = ok["tpot_s"].to_numpy(dtype=np.float64)
+    ttft = ok("ttft_s", np.float64)
+    e2e = ok("e2e_s", np.float64)
+    if "tpot_s" in names:
+        tpot = ok("tpot_s", np.float64)
     else:
-        out = ok["output_tokens"].to_numpy(dtype=np.float64)
+        out = ok("output_tokens", np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             tpot = np.where(out > 1, (e2e - ttft) / (out - 1), np.nan)
     if itls is None:

@@ -127,6 +127,10 @@ class Replica:
         self.schedules_ahead = spec.schedules_ahead
         self.held: list = []    # schedules_ahead: (row, time) that arrived while the step in progress ran
         self._released = False  # the plan in the making let held requests in after it was fixed: one step only
+        #: the cost model's scalar decode_times(n, [kv])[0], when its class has one (IterationCostModel.decode_time_one;
+        #: looked up on the class: a wrapper that hands unknown attributes to the model it wraps, such as
+        #: SpeculativeCost, prices decode steps its own way and must not get the wrapped model's)
+        self._decode_one = spec.cost.decode_time_one if hasattr(type(spec.cost), "decode_time_one") else None
 
     @property
     def busy(self) -> bool:
@@ -242,6 +246,13 @@ class Replica:
         """Durations (s) of ``k`` decode steps of ``n`` sequences, the first attending ``kv1`` tokens, after
         ``done`` steps of the stretch (speculative decoding: only the sub-steps that start a verify step take
         time)."""
+        if k == 1 and self._decode_one is not None:   # one step: priced without arrays, the same value
+            self.cost_calls += 1
+            d = self._decode_one(n, kv1)
+            if self.spec_steps is None:
+                self._dt_guess = d
+                return [d]
+            return self._speculative_durations(np.array([d]), done, 1)
         ar = self._arange
         if k > len(ar):
             ar = self._arange = np.arange(max(k, 2 * len(ar)), dtype=np.int64)
@@ -249,13 +260,17 @@ class Replica:
         d = self.cost.decode_times(n, kv)
         self.cost_calls += 1
         if self.spec_steps is not None:
-            d = np.asarray(d) * self.spec_steps.step_flags(self.sched.s + done, k)
-            if d.any():
-                self._dt_guess = float(d.sum()) / k * 0.5   # mean sub-step time, halved: sizes stretches only
+            return self._speculative_durations(d, done, k)
         d = d.tolist() if hasattr(d, "tolist") else list(d)
-        if self.spec_steps is None:
-            self._dt_guess = d[-1]
+        self._dt_guess = d[-1]
         return d
+
+    def _speculative_durations(self, d, done: int, k: int) -> list:
+        """Speculative decoding: only the sub-steps that start a verify step take time."""
+        d = np.asarray(d) * self.spec_steps.step_flags(self.sched.s + done, k)
+        if d.any():
+            self._dt_guess = float(d.sum()) / k * 0.5   # mean sub-step time, halved: sizes stretches only
+        return d.tolist()
 
     def sync(self, t: float, later: int = 0) -> bool:
         """Bring a stretch in progress up to time ``t``: allocate the KV blocks of the step running at ``t`` (and

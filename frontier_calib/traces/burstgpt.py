@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import InputError
 from .parsing import PathLike, csv_rows, float_values, int_values, read_csv, require_columns

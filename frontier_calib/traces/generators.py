@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .arrivals import ArrivalProcess, constant, gamma, poisson
 from .lengths import LengthDistribution, as_lengths, empirical, fixed, lognormal, uniform
@@ -32,11 +32,11 @@ def synthetic_trace(num_requests: int, *, arrival: ArrivalProcess | None = None,
     n = whole("num_requests", num_requests)
     arrival_seed, input_seed, output_seed = np.random.SeedSequence(whole("seed", seed, 0)).spawn(3)
     input_dist, output_dist = as_lengths(input_len), as_lengths(output_len)
-    frame = pd.DataFrame({
+    frame = {   # plain columns: the trace builds its DataFrame only when read (Trace.from_columns)
         "arrival_s": arrival.sample(n, arrival_seed) if arrival is not None else np.zeros(n),
         "input_tokens": input_dist.sample(n, input_seed),
         "output_tokens": output_dist.sample(n, output_seed),
-    })
+    }
     source = (f"synthetic: {n} requests, arrival={arrival!r}, input_tokens={input_dist!r}, "
               f"output_tokens={output_dist!r}, seed={seed}")
     return canonical_trace(frame, source=source)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import InputError
 from .parsing import PathLike, float_values, int_values

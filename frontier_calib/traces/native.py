@@ -17,9 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from ..lazy import pandas as pd
 
 from ..errors import FrontierError, InputError
 from ..io import atomic_path
@@ -30,8 +28,11 @@ from .schema import COLUMNS, MEASURED_FLOAT_COLUMNS, REQUIRED_COLUMNS, Trace, ca
 
 LIST_COLUMNS = ("hash_ids", "measured_itls_s")
 WRITE_SUFFIXES = (".csv", ".jsonl", ".parquet")
-#: pandas >= 3 parses CSV floats exactly by default (and deprecates the option); pandas 2 needs asking
-_EXACT_FLOATS = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
+def _exact_floats() -> dict:
+    """pandas >= 3 parses CSV floats exactly by default (and deprecates the option); pandas 2 needs asking."""
+    return {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
 
 
 def read_native(path: PathLike, *, hash_block_size: int | None = None) -> Trace:
@@ -67,6 +68,9 @@ def write_trace(trace: Trace, path: PathLike) -> Path:
     df = trace.requests[[c for c in COLUMNS if c in trace.requests.columns]]
     with atomic_path(dest) as tmp:
         if dest.suffix.lower() == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
             table = pa.Table.from_pandas(df, preserve_index=False)
             if has_meta:
                 extra = {NATIVE_META_KEY.encode(): json.dumps(meta).encode()}
@@ -88,7 +92,7 @@ def _read_csv(path: PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:
     if head.startswith(NATIVE_CSV_META_PREFIX):
         meta, skip = _parse_meta(head[len(NATIVE_CSV_META_PREFIX):], path, 1), 1
     text_columns = {name: "string" for name in ("session_id", *LIST_COLUMNS)}
-    frame = read_csv(path, skiprows=skip, dtype=text_columns, keep_default_na=False, na_values=[""], **_EXACT_FLOATS)
+    frame = read_csv(path, skiprows=skip, dtype=text_columns, keep_default_na=False, na_values=[""], **_exact_floats())
     return frame, csv_rows(frame, skip), meta
 
 
@@ -104,6 +108,9 @@ def _read_jsonl(path: PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:
 
 
 def _read_parquet(path: PathLike) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:

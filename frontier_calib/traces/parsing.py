@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import InputError
 

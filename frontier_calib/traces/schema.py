@@ -28,7 +28,7 @@ from itertools import chain
 from numbers import Integral
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import FrontierError, InputError
 
@@ -42,11 +42,36 @@ MEASURED_FLOAT_COLUMNS: tuple[str, ...] = ("measured_ttft_s", "measured_e2e_s", 
 SESSION_DTYPE = "string"  #: pandas StringDtype; missing sessions are pd.NA
 
 
+class _RequestsTable:
+    """:attr:`Trace.requests`: the DataFrame, built on first read when the trace holds plain columns
+    (:meth:`Trace.from_columns`; pandas is then imported only if someone reads the table, see
+    :mod:`frontier_calib.lazy`), which then replaces the columns. Assigning a DataFrame replaces them too."""
+
+    def __get__(self, trace, owner=None):
+        if trace is None:
+            return None   # the dataclass field's default (a trace built from columns passes none)
+        frame = trace.__dict__.get("_frame")
+        if frame is None and trace.__dict__.get("_columns") is not None:
+            # from now on the DataFrame is the trace (one copy of the truth, whatever a caller then does to it)
+            frame = trace.__dict__["_frame"] = pd.DataFrame(trace.__dict__["_columns"])
+            trace.__dict__["_columns"] = None
+        return frame
+
+    def __set__(self, trace, frame) -> None:
+        trace.__dict__["_frame"] = frame
+        trace.__dict__["_columns"] = None
+
+
 @dataclass
 class Trace:
-    """A request trace: the canonical table plus what the table alone cannot say."""
+    """A request trace: the canonical table plus what the table alone cannot say.
 
-    requests: pd.DataFrame
+    ``requests`` is the table (a DataFrame, columns above). A trace with only the required columns may instead
+    hold them as NumPy arrays (:meth:`from_columns`, made by :func:`canonical_trace` from a dict of columns): the
+    DataFrame is then built the first time ``requests`` is read, and :meth:`column`, :attr:`num_requests`,
+    :meth:`head`, :meth:`with_arrivals` and a replay never build it."""
+
+    requests: pd.DataFrame = _RequestsTable()
     #: prompt tokens covered by one entry of ``hash_ids`` (Mooncake: 512); None without prefix info
     hash_block_size: int | None = None
     #: closed loop: N clients, each sends its next request (in row order) as soon as its previous one
@@ -58,14 +83,35 @@ class Trace:
     #: API server's front-end path; e.g. vLLM request-metric logs)
     timed_from: str = "client"
 
+    @classmethod
+    def from_columns(cls, columns: dict, **fields) -> Trace:
+        """A trace holding ``columns`` ({name: 1-D NumPy array}, :data:`REQUIRED_COLUMNS` in that order, canonical
+        dtypes) without building a DataFrame; ``fields``: the other dataclass fields. Not validated: use
+        :func:`canonical_trace` on a dict of columns for that."""
+        trace = cls(None, **fields)
+        trace.__dict__["_columns"] = dict(columns)
+        return trace
+
+    def column(self, name: str) -> np.ndarray:
+        """One column as a NumPy array (read only: it may be the trace's own storage)."""
+        columns = self.__dict__.get("_columns")
+        if columns is not None:
+            return columns[name]
+        return self.requests[name].to_numpy()
+
+    def has_column(self, name: str) -> bool:
+        columns = self.__dict__.get("_columns")
+        return name in columns if columns is not None else name in self.requests.columns
+
     @property
     def num_requests(self) -> int:
-        return len(self.requests)
+        columns = self.__dict__.get("_columns")
+        return len(columns["request_id"]) if columns is not None else len(self.requests)
 
     @property
     def duration_s(self) -> float:
         """Seconds from the first to the last arrival."""
-        return float(self.requests["arrival_s"].iloc[-1])
+        return float(self.column("arrival_s")[-1])
 
     def head(self, n: int) -> Trace:
         """The first ``n`` requests in arrival order (all of them if there are fewer)."""
@@ -73,8 +119,16 @@ class Trace:
             raise FrontierError(f"head(n) needs a whole number n >= 1, got {n!r}")
         if n >= self.num_requests:
             return self
-        return replace(self, requests=self.requests.iloc[:n].reset_index(drop=True),
-                       source=f"{self.source} [first {n} requests]")
+        source = f"{self.source} [first {n} requests]"
+        columns = self.__dict__.get("_columns")
+        if columns is not None:
+            return replace(self, requests=None, source=source)._with_columns(
+                {name: values[:n] for name, values in columns.items()})
+        return replace(self, requests=self.requests.iloc[:n].reset_index(drop=True), source=source)
+
+    def _with_columns(self, columns: dict) -> Trace:
+        self.__dict__["_columns"] = columns
+        return self
 
     def with_arrivals(self, arrival_s: np.ndarray | list[float]) -> Trace:
         """The same requests with new arrival times (seconds), one per row in the current order.
@@ -84,21 +138,30 @@ class Trace:
         arrival_s = np.asarray(arrival_s, dtype=np.float64)
         if arrival_s.shape != (self.num_requests,):
             raise FrontierError(f"with_arrivals needs {self.num_requests} arrival times, got shape {arrival_s.shape}")
-        frame = self.requests.assign(arrival_s=arrival_s)
-        out = canonical_trace(frame, hash_block_size=self.hash_block_size, concurrency=self.concurrency,
+        columns = self.__dict__.get("_columns")
+        if columns is not None:
+            table = {**columns, "arrival_s": arrival_s}
+        else:
+            table = self.requests.assign(arrival_s=arrival_s)
+        out = canonical_trace(table, hash_block_size=self.hash_block_size, concurrency=self.concurrency,
                               source=self.source)
         out.timed_from = self.timed_from
         return out
 
 
-def canonical_trace(frame: pd.DataFrame, *, hash_block_size: int | None = None, concurrency: int | None = None,
+def canonical_trace(frame, *, hash_block_size: int | None = None, concurrency: int | None = None,
                     source: str = "") -> Trace:
     """Build a validated :class:`Trace` from a frame with at least arrival_s, input_tokens, output_tokens.
 
     Missing ``request_id`` becomes the row position (0-based). Rows are sorted stably by ``arrival_s``,
     times are shifted so the first arrival is 0, the index becomes 0..n-1, dtypes are made canonical
     and canonical columns come first.
+
+    ``frame`` may also be a dict of 1-D arrays holding only required columns (``request_id`` optional): the same
+    steps on NumPy arrays, and a trace that builds its DataFrame only when it is read (:meth:`Trace.from_columns`).
     """
+    if isinstance(frame, dict):
+        return _canonical_columns(frame, hash_block_size=hash_block_size, concurrency=concurrency, source=source)
     df = frame.copy()
     if "request_id" not in df.columns:
         df.insert(0, "request_id", np.arange(len(df), dtype=np.int64))
@@ -114,6 +177,45 @@ def canonical_trace(frame: pd.DataFrame, *, hash_block_size: int | None = None, 
     trace = Trace(df[ordered], hash_block_size=hash_block_size, concurrency=concurrency, source=source)
     validate_trace(trace)
     return trace
+
+
+def _canonical_columns(columns: dict, *, hash_block_size, concurrency, source: str) -> Trace:
+    """:func:`canonical_trace` of a dict of required columns, on NumPy arrays (the same casts, stable sort and
+    shift as the DataFrame path)."""
+    extra = set(columns) - set(REQUIRED_COLUMNS)
+    if extra:
+        return canonical_trace(pd.DataFrame(columns), hash_block_size=hash_block_size, concurrency=concurrency,
+                               source=source)
+    for name in REQUIRED_COLUMNS[1:]:
+        if name not in columns:
+            raise InputError(f"missing column; a trace needs {', '.join(REQUIRED_COLUMNS)}", path=source or None,
+                             field=name)
+    arrays = {name: np.asarray(values) for name, values in columns.items()}
+    n = len(arrays["arrival_s"])
+    if any(a.ndim != 1 or len(a) != n for a in arrays.values()):
+        raise InputError("columns must be 1-D and of equal length", path=source or None)
+    if "request_id" not in arrays:
+        arrays["request_id"] = np.arange(n, dtype=np.int64)
+    for name in REQUIRED_COLUMNS:
+        arrays[name] = _cast_array(arrays[name], np.float64 if name == "arrival_s" else np.int64, name, source)
+    order = np.argsort(arrays["arrival_s"], kind="stable")
+    out = {name: arrays[name][order] for name in REQUIRED_COLUMNS}
+    if n:
+        out["arrival_s"] = out["arrival_s"] - out["arrival_s"][0]
+    trace = Trace.from_columns(out, hash_block_size=hash_block_size, concurrency=concurrency, source=source)
+    validate_trace(trace)
+    return trace
+
+
+def _cast_array(values: np.ndarray, dtype, name: str, source: str) -> np.ndarray:
+    """One column of :func:`_canonical_columns` in its canonical dtype (the checks of :func:`_cast`)."""
+    if dtype is np.int64 and values.dtype.kind == "f":
+        if not (np.isfinite(values).all() and np.array_equal(values, np.floor(values))):
+            raise InputError("values must be finite whole numbers", path=source or None, field=name)
+    if values.dtype.kind not in "iuf":
+        raise InputError(f"cannot convert to {dtype.__name__}: not numbers ({values.dtype})", path=source or None,
+                         field=name)
+    return values.astype(dtype)
 
 
 def _cast(df: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -136,56 +238,73 @@ def _cast(df: pd.DataFrame, source: str) -> pd.DataFrame:
 def validate_trace(trace: Trace) -> None:
     """Raise :class:`InputError` (naming the column and request) if ``trace`` breaks the contract above."""
     where = trace.source or None
-    df = trace.requests
+    columns = trace.__dict__.get("_columns")
+    df = trace.requests if columns is None else None
 
     def fail(message: str, field: str | None = None, position: int | None = None) -> None:
         if position is not None:
-            message = f"request_id {df['request_id'].iloc[position]} (position {position}): {message}"
+            message = f"request_id {trace.column('request_id')[position]} (position {position}): {message}"
         raise InputError(message, path=where, field=field)
 
-    if not isinstance(df, pd.DataFrame):
-        fail(f"requests must be a pandas DataFrame, got {type(df).__name__}")
-    for name in REQUIRED_COLUMNS:
-        if name not in df.columns:
-            fail("missing column", name)
-    if len(df) == 0:
+    if columns is not None:
+        names = list(columns)
+        if names != list(REQUIRED_COLUMNS):
+            fail(f"a trace made of columns holds {', '.join(REQUIRED_COLUMNS)} in that order, got {names}")
+        dtypes = {name: columns[name].dtype for name in names}
+    else:
+        if not isinstance(df, pd.DataFrame):
+            fail(f"requests must be a pandas DataFrame, got {type(df).__name__}")
+        names = list(df.columns)
+        for name in REQUIRED_COLUMNS:
+            if name not in names:
+                fail("missing column", name)
+        if len(df) and not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
+            fail("the index must be 0..n-1 (call reset_index(drop=True))")
+        dtypes = df.dtypes.to_dict()
+    if trace.num_requests == 0:
         fail("the trace has no requests")
-    if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1):
-        fail("the index must be 0..n-1 (call reset_index(drop=True))")
     for name in INT_COLUMNS:
-        if df[name].dtype != np.int64:
-            fail(f"dtype must be int64, got {df[name].dtype}", name)
-    for name in ("arrival_s", *[c for c in MEASURED_FLOAT_COLUMNS if c in df.columns]):
-        if df[name].dtype != np.float64:
-            fail(f"dtype must be float64, got {df[name].dtype}", name)
-    if "session_id" in df.columns and df["session_id"].dtype != SESSION_DTYPE:
-        fail(f"dtype must be {SESSION_DTYPE}, got {df['session_id'].dtype}", "session_id")
+        if dtypes[name] != np.int64:
+            fail(f"dtype must be int64, got {dtypes[name]}", name)
+    for name in ("arrival_s", *[c for c in MEASURED_FLOAT_COLUMNS if c in names]):
+        if dtypes[name] != np.float64:
+            fail(f"dtype must be float64, got {dtypes[name]}", name)
+    if "session_id" in names and dtypes["session_id"] != SESSION_DTYPE:
+        fail(f"dtype must be {SESSION_DTYPE}, got {dtypes['session_id']}", "session_id")
 
-    dup = df["request_id"].duplicated()
-    if dup.any():
-        fail("duplicate request_id", "request_id", int(np.flatnonzero(dup)[0]))
-    arrival = df["arrival_s"].to_numpy()
+    dup = _first_duplicate(trace.column("request_id"))
+    if dup is not None:
+        fail("duplicate request_id", "request_id", dup)
+    arrival = trace.column("arrival_s")
     _first(~np.isfinite(arrival), fail, "arrival time is not finite", "arrival_s")
     if arrival[0] != 0.0:
         fail(f"the first arrival must be at 0 s, got {arrival[0]}", "arrival_s")
     _first(np.diff(arrival, prepend=0.0) < 0, fail, "arrival times must be non-decreasing (sort the rows)",
            "arrival_s")
     for name in ("input_tokens", "output_tokens"):
-        _first(df[name].to_numpy() < 1, fail, "must be at least 1 token", name)
+        _first(trace.column(name) < 1, fail, "must be at least 1 token", name)
     for name in MEASURED_FLOAT_COLUMNS:
-        if name in df.columns:
-            _first(df[name].to_numpy() < 0, fail, "a measured time cannot be negative", name)
+        if name in names:
+            _first(trace.column(name) < 0, fail, "a measured time cannot be negative", name)
 
     if trace.concurrency is not None and (not isinstance(trace.concurrency, Integral) or trace.concurrency < 1):
         fail(f"concurrency must be a whole number >= 1 or None, got {trace.concurrency!r}")
-    if "hash_ids" in df.columns:
+    if "hash_ids" in names:
         _validate_hash_ids(df, trace.hash_block_size, fail)
     elif trace.hash_block_size is not None:
         fail("hash_block_size is set but there is no hash_ids column", "hash_ids")
-    if "measured_itls_s" in df.columns:
+    if "measured_itls_s" in names:
         pos = _first_bad_itls(df["measured_itls_s"].tolist())
         if pos is not None:
             fail("must be a list of finite non-negative floats (seconds) or None", "measured_itls_s", pos)
+
+
+def _first_duplicate(ids: np.ndarray) -> int | None:
+    """Position of the first value that already occurred earlier (pandas' ``duplicated().idxmax()``), or None."""
+    order = np.argsort(ids, kind="stable")
+    ordered = ids[order]
+    repeat = ordered[1:] == ordered[:-1]
+    return int(order[1:][repeat].min()) if repeat.any() else None
 
 
 def _validate_hash_ids(df: pd.DataFrame, block: int | None, fail) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from .schema import MEASURED_FLOAT_COLUMNS, Trace
 

@@ -23,7 +23,7 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import FrontierError, InputError
 from .arrivals import gamma

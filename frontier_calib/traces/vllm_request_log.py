@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
+from ..lazy import pandas as pd
 
 from ..errors import InputError
 from .parsing import PathLike, jsonl_objects

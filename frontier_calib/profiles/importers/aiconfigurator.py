@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pandas as pd
+from ...lazy import pandas as pd
 
 from ...dtypes import DTYPE_BYTES, normalize_dtype
 from ...engines import ENGINES as ENGINE_RECORDS
