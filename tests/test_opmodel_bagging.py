@@ -4,7 +4,10 @@ tables sit at their measurement noise (mla_decode, msa_decode; docs/validation-r
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from frontier_calib.opmodel.dataset import random_split, training_rows
@@ -30,8 +33,10 @@ def test_median_absolute_error_by_hand():
 def test_the_bagged_families_take_the_setting_and_no_other_family_does():
     for fam in BAGGED:
         m = OperatorModel(fam, GPU)
-        assert (m.num_parallel_tree, m.colsample_bynode, m.eval_metric, m.refit) == (4, 0.8, "median_ae", True)
-        assert m.subsample == 0.7 and m.early_stopping_rounds == 100
+        assert (m.num_parallel_tree, m.colsample_bynode, m.refit, m.early_stopping_rounds) == (4, 0.8, True, 100)
+    msa, mla = OperatorModel("msa_decode", GPU), OperatorModel("mla_decode", GPU)
+    assert (msa.eval_metric, msa.subsample, msa.learning_rate) == ("median_ae", 0.7, 0.1)
+    assert (mla.eval_metric, mla.subsample, mla.learning_rate) == ("rmse", 0.9, 0.1)
     for fam in ("gemm", "attention_decode", "moe", "dsa_decode", "msa_prefill", "mla_prefill"):
         m = OperatorModel(fam, GPU)
         assert (m.num_parallel_tree, m.colsample_bynode) == (1, 1.0)
@@ -61,18 +66,35 @@ def test_a_bagged_fit_is_deterministic_per_seed_and_round_trips_exactly(gemm_row
     assert np.array_equal(loaded.predict(query.iloc[:50]), pa[:50])
 
 
-def test_median_early_stopping_keeps_fitting_the_quiet_rows_of_a_noisy_table(gemm_rows):
-    """A third of the rows timed with 10 % jitter (the flat, launch-bound corner of a decode table): their squared
-    error stops the boosting as soon as it starts fitting that jitter, while the quiet rows still gain; the median
-    absolute error, the report's own score, does not stop there. Scored on held-out quiet rows."""
-    rng = np.random.default_rng(0)
-    noisy = gemm_rows.copy()
-    jitter = rng.random(len(noisy)) < 1 / 3
-    noisy.loc[jitter, "latency_ms"] *= np.exp(rng.normal(0.0, 0.10, int(jitter.sum())))
-    train, test = random_split(len(noisy), 0)
-    held = gemm_rows.iloc[test][~jitter[test]]
-    fits = {m: OperatorModel("gemm", GPU, n_estimators=600, learning_rate=0.1, eval_metric=m, refit=True,
-                             early_stopping_rounds=40).fit(noisy.iloc[train]) for m in ("rmse", "median_ae")}
-    err = {m: np.median(np.abs(f.predict(held) / held["latency_ms"].to_numpy() - 1)) for m, f in fits.items()}
-    assert fits["median_ae"].best_iteration_ > fits["rmse"].best_iteration_, {m: f.best_iteration_ for m, f in fits.items()}
-    assert err["median_ae"] < err["rmse"], err
+def flat_corner_table(seed: int) -> pd.DataFrame:
+    """An MSA decode module table as B200 TensorRT-LLM's reads: flat at ~0.12 ms up to short contexts and small
+    batches, then linear in the cached keys; the flat corner timed with 4.5 % jitter, the rest with 0.3 %. ``true_ms``
+    is the latency without the jitter."""
+    b, kv, h = 2 ** np.arange(0, 11), 2 ** np.arange(1, 18), [1, 2, 4, 8, 16]
+    g = pd.DataFrame(list(itertools.product(b, kv, h, ["bf16", "fp8_block", "nvfp4"])),
+                     columns=["batch_size", "kv_len", "num_heads", "dtype"])
+    g = g.assign(num_kv_heads=1, head_dim=128, hidden_size=6144, index_n_heads=4, index_head_dim=128, block_size=128,
+                 index_topk=2048, kv_dtype="bf16")
+    true = 0.12 + 0.002 * g["batch_size"] ** 0.8 + 4.4e-7 * g["batch_size"] * g["kv_len"] * (
+        1 + 0.02 * np.log2(g["num_heads"]))
+    flat = (g["batch_size"] <= 32) & (g["kv_len"] <= 256)
+    rng = np.random.default_rng(seed)
+    jitter = np.where(flat, rng.normal(0.0, 0.045, len(g)), rng.normal(0.0, 0.003, len(g)))
+    return g.assign(latency_ms=true * np.exp(jitter), true_ms=true)
+
+
+def test_median_early_stopping_keeps_fitting_past_the_jittery_corner():
+    """The jittery corner's squared error stops the boosting after ~60 rounds while the rest still gains; the median
+    |error| (the report's own score) stops later, and the held-out error is lower (split seeds 0-3, no bagging)."""
+    iters, err = {"rmse": [], "median_ae": []}, {"rmse": [], "median_ae": []}
+    for seed in range(4):
+        df = flat_corner_table(seed)
+        train, test = random_split(len(df), seed)
+        held = df.iloc[test]
+        for metric in iters:
+            m = OperatorModel("msa_decode", "b200_sxm", seed=seed, eval_metric=metric, num_parallel_tree=1,
+                              colsample_bynode=1.0, subsample=0.9).fit(df.iloc[train].drop(columns="true_ms"))
+            iters[metric].append(m.best_iteration_)
+            err[metric].append(np.median(np.abs(m.predict(held) / held["true_ms"].to_numpy() - 1)))
+    assert all(a > b for a, b in zip(iters["median_ae"], iters["rmse"])), iters
+    assert np.mean(err["median_ae"]) < np.mean(err["rmse"]), err
