@@ -98,3 +98,39 @@ def test_trtllm_context_chunks_are_block_multiples_and_gne_reserves_full_length(
         s.enqueue(1, 0.0)
         plan = s.schedule(0.0)
         assert [r for r, _ in plan.chunks] == ([0, 1] if admitted else [0])
+
+
+def test_trtllm_without_chunking_a_prompt_waits_until_it_fits_next_to_the_generation_tokens():
+    """TensorRT-LLM's docs walk-through ("Tuning Max Batch Size and Max Num Tokens"): max_num_tokens 12, three
+    5-token prompts. Step 1 takes two prompts (10 tokens; the third does not fit the 2 left and waits, whole).
+    Step 2: two generation tokens + the third prompt (2 + 5 = 7 <= 12) go together. With chunked prefill the third
+    prompt would have started in step 1 instead (a 2-token chunk with block_size 1)."""
+    kw = dict(policy="trtllm", max_num_tokens=12, max_batch_size=4, block_size=1, max_model_len=64)
+    s, _ = _sched([5, 5, 5], [4, 4, 4], enable_chunked_prefill=False, **kw)
+    for r in range(3):
+        s.enqueue(r, 0.0)
+    plan = s.schedule(0.0)
+    assert plan.chunks == [(0, 5), (1, 5)] and list(s.waiting) == [2]
+    _step(s, plan, 0.1)
+    plan = s.schedule(0.1)
+    assert plan.num_decode == 2 and plan.chunks == [(2, 5)]
+    s, _ = _sched([5, 5, 5], [4, 4, 4], enable_chunked_prefill=True, **kw)
+    for r in range(3):
+        s.enqueue(r, 0.0)
+    assert s.schedule(0.0).chunks == [(0, 5), (1, 5), (2, 2)]
+
+
+def test_trtllm_without_chunking_rejects_only_a_prompt_over_the_step_budget():
+    """TensorRT-LLM needs each prompt, not max_model_len, to fit max_num_tokens (LLM._check_arguments rejects a
+    longer prompt when it arrives); vLLM refuses the configuration instead."""
+    import pytest
+
+    from frontier_calib.errors import FrontierError
+
+    s, _ = _sched([100, 101], [500, 5], policy="trtllm", max_num_tokens=100, max_batch_size=4,
+                  enable_chunked_prefill=False, max_model_len=1024)
+    assert s.reject_reason(0) is None                       # 100-token prompt, 600 tokens in all: runs
+    assert s.reject_reason(1) == "prompt_over_step_budget"  # 101-token prompt never fits 100
+    with pytest.raises(FrontierError, match="max_model_len"):
+        SchedulerConfig(policy="vllm", max_num_batched_tokens=100, max_num_seqs=4, enable_chunked_prefill=False,
+                        max_model_len=1024)

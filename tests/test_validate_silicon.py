@@ -686,3 +686,38 @@ def test_inferencex_launch_flags_reach_a_valid_deployment():
     apply_recipes({"system": "h200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "concurrency": 32},
                   d, attention_dp=8)
     assert d["scheduler"]["max_num_seqs"] == 1024
+
+
+def test_trtllm_step_tokens_of_the_launch_scripts():
+    """max_num_tokens as the harnesses compute it (hand-computed): aiconfigurator's generator bs + isl + 1500;
+    InferenceX dsr1_fp8_h200_trt*.sh ((MTP + 1) x batch + isl + 64, rounded up to 64)."""
+    from frontier_calib.validate.harness import StepTokens
+
+    assert StepTokens(per_request=1, added=1500).value(8, 1024) == 2532
+    mtp = StepTokens(per_request=None, added=64, multiple=64)
+    assert mtp.value(4, 1024, draft_tokens=3) == 1152          # 4*4 + 1024 + 64 = 1104 -> 1152
+    assert mtp.value(64, 8192, draft_tokens=0) == 8320         # 64 + 8192 + 64 = 8320 (a multiple of 64)
+    assert StepTokens(per_request=0, osl=True).value(16, 8192, 1024) == 9216   # --max_num_tokens $MAX_MODEL_LEN
+    assert StepTokens(per_request=None, added=64, multiple=64, at_least=8192).value(4, 1024) == 8192
+
+
+def test_trtllm_rows_replay_without_chunked_prefill_and_their_harness_budget():
+    """An aiconfigurator gap-analysis TensorRT-LLM row runs what the generator writes (no chunked prefill,
+    max_num_tokens = bs + isl + 1500, max_batch_size = bs); a row of no known harness keeps TensorRT-LLM's
+    default (no chunked prefill, the replay's 8192-token budget)."""
+    from frontier_calib.validate.harness import apply_recipes
+    from frontier_calib.validate.silicon import _scheduler
+
+    sched = _scheduler("trtllm", 8, 16384)
+    assert sched["enable_chunked_prefill"] is False and sched["max_num_tokens"] == 8192
+    assert _scheduler("vllm", 8, 16384)["enable_chunked_prefill"] is True
+    row = {"system": "h100_sxm", "backend": "trtllm", "model_path": "Qwen/Qwen3-32B", "isl": 1024, "osl": 128,
+           "concurrency": 8, "silicon_data_source": "source_file=/x/aic-auto-gap-analysis/data/h100_sxm/trtllm/"
+                                                   "1.0.0rc3/Qwen_Qwen3-32B.csv; silicon_concurrency=8"}
+    d = {"scheduler": dict(sched)}
+    notes = apply_recipes(row, d, attention_dp=1)
+    assert d["scheduler"]["max_num_tokens"] == 8 + 1024 + 1500 and d["scheduler"]["max_batch_size"] == 8
+    assert d["scheduler"]["enable_chunked_prefill"] is False and any("aiconfigurator" in n for n in notes)
+    d = {"scheduler": dict(sched)}
+    assert apply_recipes({**row, "silicon_data_source": "db-dump/2026-04-27"}, d, attention_dp=1) == []
+    assert d["scheduler"]["max_num_tokens"] == 8192

@@ -105,7 +105,7 @@ class SchedulerConfig:
         if rule.chunk_multiple_of_block and self.enable_chunked_prefill and self.step_token_budget < self.block_size:
             raise FrontierError(f"scheduler: {self.policy} context chunks are multiples of block_size; "
                                 "max_num_tokens must be >= block_size")
-        if (rule.step_budget_binds and not self.enable_chunked_prefill
+        if (rule.step_budget_binds and not self.enable_chunked_prefill and not rule.prompt_must_fit_step_budget
                 and self.step_token_budget < self.max_model_len):
             raise FrontierError(
                 f"scheduler: without chunked prefill the step token budget ({self.step_token_budget}) must be >= "

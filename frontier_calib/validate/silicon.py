@@ -397,6 +397,8 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
         s["max_num_tokens"] = max(s["max_num_tokens"], cap)
     s["max_model_len"] = max_model_len
     s["enable_prefix_caching"] = False  # synthetic random prompts share no prefix
+    # the engine's default (TensorRT-LLM: no chunked prefill, engines/trtllm.py); harness recipes may override
+    s["enable_chunked_prefill"] = get_engine(engine).chunked_prefill_default
     return s
 
 
@@ -544,7 +546,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
                 base["engine_options"] = {"overlap": False}
             # options the row's harness ran that its columns do not record (validate/harness.py)
-            scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency)
+            scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency, per_rank)
             scn.deployment = base
         else:
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:
