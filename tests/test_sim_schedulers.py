@@ -134,3 +134,34 @@ def test_trtllm_without_chunking_rejects_only_a_prompt_over_the_step_budget():
     with pytest.raises(FrontierError, match="max_model_len"):
         SchedulerConfig(policy="vllm", max_num_batched_tokens=100, max_num_seqs=4, enable_chunked_prefill=False,
                         max_model_len=1024)
+
+
+def test_trtllm_batch_waiting_holds_a_context_for_timeout_iters_steps():
+    """TensorRT-LLM's batch waiting (PyExecutor._waiting_requests), hand-computed: max_num_tokens 100, ratio 0.9
+    (90 tokens), timeout 3 steps. Request 0 decodes; request 1 (20-token prompt) arrives: 20 + 1 generation token
+    = 21 < 90, so the next 3 steps decode only (count 1, 2, 3), and the 4th takes the prompt (count 3 >= 3).
+    Without batch waiting the prompt goes in the first step."""
+    kw = dict(policy="trtllm", max_num_tokens=100, max_batch_size=4, enable_chunked_prefill=False,
+              max_model_len=256)
+    for iters, first in ((3, 4), (0, 1)):
+        s, _ = _sched([10, 20], [50, 50], batch_wait_timeout_iters=iters, batch_wait_max_tokens_ratio=0.9, **kw)
+        s.enqueue(0, 0.0)
+        _step(s, s.schedule(0.0), 0.01)                 # request 0 prefills alone (no generation request yet)
+        s.enqueue(1, 0.01)
+        steps, t = 0, 0.01
+        while True:
+            plan = s.schedule(t)
+            steps += 1
+            assert plan.num_decode == 1
+            if plan.chunks:
+                assert plan.chunks == [(1, 20)]
+                break
+            t += 0.01
+            _step(s, plan, t)
+        assert steps == first
+    # the token threshold releases at once: a 95-token prompt + 1 generation token >= 90
+    s, _ = _sched([10, 95], [50, 50], batch_wait_timeout_iters=3, batch_wait_max_tokens_ratio=0.9, **kw)
+    s.enqueue(0, 0.0)
+    _step(s, s.schedule(0.0), 0.01)
+    s.enqueue(1, 0.01)
+    assert s.schedule(0.01).chunks == [(1, 95)]

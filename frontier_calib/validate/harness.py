@@ -121,6 +121,34 @@ at the commits named, and copies in public forks that carry other versions of th
   ``kimik2.5_int4_b200.sh`` (2b7b694, 7bfd76a): ``0.97``; ``kimik2.5_fp4_b200.sh`` (04107b3, 7a83b90):
   ``--max-num-seqs $CONC``, as ``kimik2.5_fp4_b300.sh`` (6377d35, fork whn09). A running cap equal to the clients also sets vLLM's default CUDA-graph sizes (up to
   ``min(2 x max_num_seqs, 512)`` tokens), so mixed steps above twice the client count run eager.
+
+**TensorRT-LLM's step token budget as the launch scripts set it (session 11).** TensorRT-LLM runs without chunked
+prefill unless told otherwise (``engines/trtllm.py``): a prompt then waits, whole, until it fits the
+``max_num_tokens`` left next to the step's generation tokens, so the budget decides how many prompts share a step.
+Where the script behind a series computes the budget from the load, :class:`StepTokens` does the same:
+
+* ``aic-auto-gap-analysis`` rows (aiconfigurator's own accuracy runs, served by the configs its generator writes:
+  ``python3 -m dynamo.frontend`` + ``dynamo.trtllm``, ``trtllm/run.sh.j2``): the generator's agg worker has
+  ``max_num_tokens = bs + isl + 1500`` and ``max_batch_size = bs`` (``generator/backends/trtllm.py``;
+  ``rule_plugin/benchmark/trtllm.rule`` has the same formula), ``enable_chunked_prefill`` false (every
+  ``extra_engine_args*.yaml.j2`` template's default); ``bs`` is the row's ``batch_size`` (= its clients per worker).
+* InferenceX DeepSeek-R1 / V3 FP8 on H200: ``MAX_NUM_TOKENS=$(( (CONC+ISL+64+63)/64*64 ))``
+  (``dsr1_fp8_h200_trt_slurm.sh``), ``((MTP+1)*MAX_BATCH_SIZE+ISL+64+63)/64*64`` with MTP
+  (``dsr1_fp8_h200_trt_mtp.sh``; ``MAX_BATCH_SIZE`` = CONC, CONC/TP with DP attention). One later version of the
+  non-MTP script (1fc5d73) floors it at 8,192; the floor-less form is kept (the MTP script and the slurm script
+  agree on it). On B200 (``dsr1_fp8_b200_trt.sh``) the same formula, at least 8,192.
+* InferenceX Llama-3.1-70B on H200: ``--max_num_tokens $MAX_MODEL_LEN`` (``70b_fp8_h200_trt_slurm.sh``), with
+  ``max-model-len`` = isl + osl in the sweep workflows (``8k1k-sweep.yml``: 9,216). The same script turns on
+  TensorRT-LLM's **batch waiting** for 1,024/1,024 below TP8 (``batch_wait_max_tokens_ratio: 0.9``,
+  ``batch_wait_timeout_iters: 20``, "will improve the performance"): a step with generation requests holds its
+  context requests until they and the generation tokens reach 0.9 x ``max_num_tokens`` or 20 steps have held them
+  (``sim/schedulers/trtllm.py``). At 4 clients one new 1,024-token prompt never reaches 0.9 x 2,048, so it waits
+  the 20 steps: the measured TTFT of those rows exceeds the replay's by about 20 decode steps (TP1 562 vs 199 ms at
+  20 ms a step, TP2 340 vs 128 at 12 ms, TP4 230 vs 101 at 8 ms), where the TP8 and 1,024/8,192 rows, without
+  batch waiting, fit.
+* InferenceX gpt-oss: ``--max_num_tokens 20000`` (the launch-flag recipes below).
+
+Rows of no known harness keep TensorRT-LLM's defaults: no chunked prefill, the replay's 8,192-token budget.
 """
 
 from __future__ import annotations
@@ -184,6 +212,9 @@ class HarnessRecipe:
     step_tokens: StepTokens | None = None
     #: a substring of ``silicon_data_source`` the rows carry (None: any source)
     source_contains: str | None = None
+    #: TensorRT-LLM batch waiting the script turns on for one load: (isl, osl, TP below which, timeout_iters,
+    #: max_tokens_ratio); None: off (the engine's default)
+    batch_wait: tuple | None = None
     source: str = ""
 
     def matches(self, row: dict) -> bool:
@@ -246,6 +277,12 @@ class HarnessRecipe:
                 deployment["scheduler"]["max_batch_size"] = int(per_rank)
                 what += f", max_batch_size {int(per_rank)}"
             notes.append(f"{self.name}: {what}, no chunked prefill (validate/harness.py)")
+        if self.batch_wait is not None and attention_dp == 1:
+            w_isl, w_osl, tp_below, iters, ratio = self.batch_wait
+            if isl == w_isl and osl == w_osl and tp is not None and tp < tp_below:
+                deployment["scheduler"].update(batch_wait_timeout_iters=iters, batch_wait_max_tokens_ratio=ratio)
+                notes.append(f"{self.name}: batch waiting, timeout_iters {iters}, max_tokens_ratio {ratio} "
+                             f"(validate/harness.py)")
         if self.overlap is not None:
             deployment.setdefault("engine_options", {})["overlap"] = self.overlap
             notes.append(f"{self.name}: CPU/GPU overlap {'on' if self.overlap else 'off'} (validate/harness.py)")
@@ -292,6 +329,9 @@ _IX = "InferenceX benchmarks/single_node/"
 _DSR1_H200_TOKENS = StepTokens(per_request=None, added=64, multiple=64)
 #: dsr1_fp8_b200_trt.sh: the same, at least 8192
 _DSR1_B200_TOKENS = StepTokens(per_request=None, added=64, multiple=64, at_least=8192)
+#: 70b_fp8_h200_trt_slurm.sh: ``batch_wait_max_tokens_ratio: 0.9``, ``batch_wait_timeout_iters: 20`` when ISL and OSL
+#: are 1024 and TP < 8: (isl, osl, TP below, timeout_iters, max_tokens_ratio)
+_LLAMA70B_BATCH_WAIT = (1024, 1024, 8, 20, 0.9)
 #: aiconfigurator's generator, agg workers: ``max_num_tokens = bs + isl + 1500``, ``max_batch_size = bs``
 _AIC_AGG_TOKENS = StepTokens(per_request=1, added=1500, max_batch_size=True)
 
@@ -311,7 +351,7 @@ RECIPES: list[HarnessRecipe] = [
                   source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh, dsr1_fp8_h200_trt_slurm.sh"),
     HarnessRecipe(name="InferenceX llama-70b-fp8-h200-trt", gpu="h200_sxm", engine="trtllm",
                   model_contains="llama-3.1-70b", source_contains="source_file=2026-",
-                  step_tokens=StepTokens(per_request=0, osl=True),
+                  step_tokens=StepTokens(per_request=0, osl=True), batch_wait=_LLAMA70B_BATCH_WAIT,
                   source="InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (--max_num_tokens $MAX_MODEL_LEN); "
                          ".github/workflows/*-sweep.yml (max-model-len = isl + osl)"),
     # aiconfigurator's own gap-analysis runs serve the configs its generator writes (module docstring)
