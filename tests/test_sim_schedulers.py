@@ -165,3 +165,22 @@ def test_trtllm_batch_waiting_holds_a_context_for_timeout_iters_steps():
     _step(s, s.schedule(0.0), 0.01)
     s.enqueue(1, 0.01)
     assert s.schedule(0.01).chunks == [(1, 95)]
+
+
+def test_trtllm_batch_waiting_in_the_replay_waits_timeout_iters_decode_steps():
+    """The same rule through the event loop (decode-only steps are fast-forwarded there): one client decodes,
+    a second request arrives; with timeout 5 and a token threshold it never reaches, its first token comes 5 decode
+    steps (plus its own prefill step) after it arrives, not a whole decode stretch later."""
+    from frontier_calib.sim import LinearCost, ReplicaSpec, simulate
+    from frontier_calib.sim.testing import make_trace
+
+    cost = LinearCost(step_s=0.01, token_s=0.0, prefill_attn_s=0.0, decode_kv_s=0.0)   # every step 10 ms
+    tr = make_trace([0.0, 0.105], [16, 16], [200, 5])
+    ttft = {}
+    for iters in (0, 5):
+        cfg = SchedulerConfig(policy="trtllm", max_num_tokens=100, max_batch_size=4, enable_chunked_prefill=False,
+                              max_model_len=512, block_size=16, num_kv_blocks=100, batch_wait_timeout_iters=iters,
+                              batch_wait_max_tokens_ratio=0.9 if iters else 0.0)
+        res = simulate(tr, [ReplicaSpec(cfg, cost, schedules_ahead=False)])
+        ttft[iters] = float(res.requests["ttft_s"].to_numpy()[1])
+    assert abs((ttft[5] - ttft[0]) - 5 * 0.01) < 1e-9

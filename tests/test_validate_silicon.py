@@ -725,7 +725,7 @@ def test_trtllm_rows_replay_without_chunked_prefill_and_their_harness_budget():
 
 def test_inferencex_llama70b_h200_trt_batch_waiting_only_at_1k1k_below_tp8():
     """70b_fp8_h200_trt_slurm.sh turns batch waiting on (ratio 0.9, 20 iterations) for ISL = OSL = 1024 and TP < 8
-    only, and passes --max_num_tokens $MAX_MODEL_LEN (isl + osl)."""
+    only; its --max_num_tokens $MAX_MODEL_LEN is at least isl + osl (the same value is max_seq_len), floored at 8192."""
     import pytest
 
     from frontier_calib.errors import FrontierError
@@ -735,11 +735,11 @@ def test_inferencex_llama70b_h200_trt_batch_waiting_only_at_1k1k_below_tp8():
 
     row = {"system": "h200_sxm", "backend": "trtllm", "model_path": "meta-llama/Llama-3.1-70B", "isl": 1024,
            "osl": 1024, "concurrency": 4, "silicon_data_source": "source_file=2026-04-06.csv; model=Llama-3.1-70B"}
-    for tp, isl, osl, on in ((2, 1024, 1024, True), (8, 1024, 1024, False), (2, 1024, 8192, False)):
+    for tp, isl, osl, on in ((2, 1024, 1024, True), (8, 1024, 1024, False), (2, 8192, 1024, False)):
         d = {"scheduler": _scheduler("trtllm", 4, 16384), "parallel": {"tp": tp}}
         apply_recipes({**row, "isl": isl, "osl": osl}, d, attention_dp=1)
         s = d["scheduler"]
-        assert s["max_num_tokens"] == isl + osl
+        assert s["max_num_tokens"] == max(8192, isl + osl)
         assert (s.get("batch_wait_timeout_iters"), s.get("batch_wait_max_tokens_ratio")) == ((20, 0.9) if on
                                                                                             else (None, None))
         SchedulerConfig(policy="trtllm", **s)   # a valid TensorRT-LLM configuration

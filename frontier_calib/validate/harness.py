@@ -137,8 +137,12 @@ Where the script behind a series computes the budget from the load, :class:`Step
   (``dsr1_fp8_h200_trt_mtp.sh``; ``MAX_BATCH_SIZE`` = CONC, CONC/TP with DP attention). One later version of the
   non-MTP script (1fc5d73) floors it at 8,192; the floor-less form is kept (the MTP script and the slurm script
   agree on it). On B200 (``dsr1_fp8_b200_trt.sh``) the same formula, at least 8,192.
-* InferenceX Llama-3.1-70B on H200: ``--max_num_tokens $MAX_MODEL_LEN`` (``70b_fp8_h200_trt_slurm.sh``), with
-  ``max-model-len`` = isl + osl in the sweep workflows (``8k1k-sweep.yml``: 9,216). The same script turns on
+* InferenceX Llama-3.1-70B on H200: ``--max_seq_len $MAX_MODEL_LEN --max_num_tokens $MAX_MODEL_LEN``
+  (``70b_fp8_h200_trt_slurm.sh``): one value, so the budget holds at least isl + osl (every request must fit
+  ``max_seq_len``). The versions of the sweep read do not pin it (isl + osl, + 200, + 256; other InferenceX TRT
+  scripts floor it at 8,192); isl + osl = 2,048 at 1,024/1,024 would starve the batch-waiting rows below (one or
+  two prompts per 21 steps: TTFT of seconds to minutes against the 0.2-1.9 s measured), so the replay takes
+  ``max(isl + osl, 8192)``. The same script turns on
   TensorRT-LLM's **batch waiting** for 1,024/1,024 below TP8 (``batch_wait_max_tokens_ratio: 0.9``,
   ``batch_wait_timeout_iters: 20``, "will improve the performance"): a step with generation requests holds its
   context requests until they and the generation tokens reach 0.9 x ``max_num_tokens`` or 20 steps have held them
@@ -351,9 +355,10 @@ RECIPES: list[HarnessRecipe] = [
                   source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh, dsr1_fp8_h200_trt_slurm.sh"),
     HarnessRecipe(name="InferenceX llama-70b-fp8-h200-trt", gpu="h200_sxm", engine="trtllm",
                   model_contains="llama-3.1-70b", source_contains="source_file=2026-",
-                  step_tokens=StepTokens(per_request=0, osl=True), batch_wait=_LLAMA70B_BATCH_WAIT,
-                  source="InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (--max_num_tokens $MAX_MODEL_LEN); "
-                         ".github/workflows/*-sweep.yml (max-model-len = isl + osl)"),
+                  step_tokens=StepTokens(per_request=0, osl=True, at_least=8192), batch_wait=_LLAMA70B_BATCH_WAIT,
+                  source="InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (--max_seq_len and --max_num_tokens "
+                         "$MAX_MODEL_LEN; batch_wait_max_tokens_ratio 0.9, "
+                         "batch_wait_timeout_iters 20 at 1k/1k below TP8)"),
     # aiconfigurator's own gap-analysis runs serve the configs its generator writes (module docstring)
     HarnessRecipe(name="aiconfigurator generator (aic-auto-gap-analysis)", gpu=None, engine="trtllm",
                   model_contains="", source_contains="aic-auto-gap-analysis", step_tokens=_AIC_AGG_TOKENS,

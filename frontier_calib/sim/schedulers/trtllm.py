@@ -74,7 +74,8 @@ class TRTLLMScheduler(Scheduler):
             self._admit_waiting(now, plan, left)
         if not plan.chunks and not plan.num_decode:
             return None
-        plan.steady = not plan.chunks and not preempted
+        # a step whose contexts batch waiting held is one step: the next one counts the wait again
+        plan.steady = not plan.chunks and not preempted and not (hold and not self.hold_context)
         return plan
 
     def _batch_wait(self, chunks, left: int, budget: int) -> bool:
