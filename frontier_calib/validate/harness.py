@@ -136,7 +136,8 @@ Where the script behind a series computes the budget from the load, :class:`Step
   (``dsr1_fp8_h200_trt_slurm.sh``), ``((MTP+1)*MAX_BATCH_SIZE+ISL+64+63)/64*64`` with MTP
   (``dsr1_fp8_h200_trt_mtp.sh``; ``MAX_BATCH_SIZE`` = CONC, CONC/TP with DP attention). One later version of the
   non-MTP script (1fc5d73) floors it at 8,192; the floor-less form is kept (the MTP script and the slurm script
-  agree on it). On B200 (``dsr1_fp8_b200_trt.sh``) the same formula, at least 8,192.
+  agree on it). On B200 the same formulas: at least 8,192 without MTP (``dsr1_fp8_b200_trt.sh``), no floor with
+  it (``dsr1_fp8_b200_trt_mtp.sh``).
 * InferenceX Llama-3.1-70B on H200: ``--max_seq_len $MAX_MODEL_LEN --max_num_tokens $MAX_MODEL_LEN``
   (``70b_fp8_h200_trt_slurm.sh``): one value, so the budget holds at least isl + osl (every request must fit
   ``max_seq_len``). The versions of the sweep read do not pin it (isl + osl, + 200, + 256; other InferenceX TRT
@@ -350,6 +351,10 @@ RECIPES: list[HarnessRecipe] = [
     # the H200 scripts (benchmarks/dsr1_fp8_h200_trt.sh and its -mtp twin) add the same attention_dp_config block
     # when DP_ATTENTION is true; both H200 series (the db-dump DeepSeek-V3 rows and the DeepSeek-R1 source files)
     # are those configs' search spaces
+    # the MTP scripts compute max_num_tokens without the non-MTP script's 8192 floor (after the recipe above)
+    HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (max_num_tokens)", gpu="b200_sxm", engine="trtllm",
+                  model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", step_tokens=_DSR1_H200_TOKENS,
+                  source=_IX.replace("single_node/", "") + "dsr1_fp8_b200_trt_mtp.sh (MAX_NUM_TOKENS)"),
     HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt*", gpu="h200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), step_tokens=_DSR1_H200_TOKENS,
                   source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh, dsr1_fp8_h200_trt_slurm.sh"),
