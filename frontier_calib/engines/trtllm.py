@@ -19,6 +19,13 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   and Max Num Tokens" walk-through: two 5-token prompts leave 2 of 12 tokens and the next prompt waits). The
   LLM API rejects a prompt longer than ``max_num_tokens`` when it arrives (``_check_arguments``, block reuse
   off) rather than refusing to start when ``max_seq_len`` is longer (``prompt_must_fit_step_budget``).
+* Batch waiting is off by default (``batch_wait_timeout_iters`` 0, ``batch_wait_max_tokens_ratio`` 0.0;
+  ``PyExecutor.enable_batch_waiting`` when either is > 0): without attention DP, a step that has generation requests
+  holds its context requests until they (whole prompts) and the generation tokens reach ``ratio x max_num_tokens``
+  or they have been held ``timeout_iters`` steps (``PyExecutor._waiting_requests``; the scheduler keys of the same
+  names, ``sim/schedulers/trtllm.py``).
+* The first token is answered at once: ``_handle_responses`` responds at ``py_decoding_iter == 1`` whatever
+  ``stream_interval`` is (later tokens every ``stream_interval`` iterations).
 """
 
 from __future__ import annotations
