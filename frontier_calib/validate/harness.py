@@ -143,7 +143,7 @@ Where the script behind a series computes the budget from the load, :class:`Step
   ``max_seq_len``). The versions of the sweep read do not pin it (isl + osl, + 200, + 256; other InferenceX TRT
   scripts floor it at 8,192); isl + osl = 2,048 at 1,024/1,024 would starve the batch-waiting rows below (one or
   two prompts per 21 steps: TTFT of seconds to minutes against the 0.2-1.9 s measured), so the replay takes
-  ``max(isl + osl, 8192)``. The same script turns on
+  ``max(isl + osl, 8192)``. On B200 (``70b_fp8_b200_trt_slurm.sh``) ``--max_num_tokens 16384``. Both scripts turn on
   TensorRT-LLM's **batch waiting** for 1,024/1,024 below TP8 (``batch_wait_max_tokens_ratio: 0.9``,
   ``batch_wait_timeout_iters: 20``, "will improve the performance"): a step with generation requests holds its
   context requests until they and the generation tokens reach 0.9 x ``max_num_tokens`` or 20 steps have held them
@@ -364,6 +364,11 @@ RECIPES: list[HarnessRecipe] = [
                   source="InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (--max_seq_len and --max_num_tokens "
                          "$MAX_MODEL_LEN; batch_wait_max_tokens_ratio 0.9, "
                          "batch_wait_timeout_iters 20 at 1k/1k below TP8)"),
+    HarnessRecipe(name="InferenceX llama-70b-b200-trt", gpu="b200_sxm", engine="trtllm",
+                  model_contains="llama-3.1-70b", source_contains="source_file=2026-",
+                  step_tokens=StepTokens(per_request=0, at_least=16384), batch_wait=_LLAMA70B_BATCH_WAIT,
+                  source="InferenceX benchmarks/70b_fp8_b200_trt_slurm.sh (--max_num_tokens 16384; "
+                         "batch_wait_max_tokens_ratio 0.9, batch_wait_timeout_iters 20 at 1k/1k below TP8)"),
     # aiconfigurator's own gap-analysis runs serve the configs its generator writes (module docstring)
     HarnessRecipe(name="aiconfigurator generator (aic-auto-gap-analysis)", gpu=None, engine="trtllm",
                   model_contains="", source_contains="aic-auto-gap-analysis", step_tokens=_AIC_AGG_TOKENS,
