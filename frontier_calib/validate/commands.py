@@ -165,7 +165,7 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, reque
               help="Deployment YAML.")
 @click.option("--trace", "-t", "trace_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trace with measured per-request timings (vLLM --save-detailed JSON, or measured_* columns).")
+              help="Trace with measured per-request timings (vLLM --save-detailed JSON, inference-perf per_request_lifecycle_metrics.json, or measured_* columns).")
 @click.option("--format", "fmt", default=None, help="Trace format (default: detected).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-trace"),
               show_default=True)
