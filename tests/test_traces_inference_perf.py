@@ -49,7 +49,7 @@ def test_reader_timings_and_arrivals(tmp_path):
     np.testing.assert_allclose(df["measured_ttft_s"], 0.05)
     np.testing.assert_allclose(df["measured_tpot_s"], 0.01)
     np.testing.assert_allclose(df["measured_e2e_s"], 0.05 + 0.01 * (df["output_tokens"] - 1) + 0.002)
-    assert [len(v) for v in df["measured_itls_s"]] == list(df["output_tokens"] - 1)
+    assert df["measured_itls_s"].isna().all()   # chunk times are not inter-token latencies (module docstring)
     # a one-line array is detected too
     assert detect_format(_write(tmp_path, _records(), name="one_line.json", indent=None)) == "inference_perf"
 
