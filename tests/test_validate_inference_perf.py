@@ -86,3 +86,39 @@ def test_bad_folders_and_reports(tmp_path):
     (bad / "stage_3_lifecycle_metrics.json").write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         read_stage(bad / "stage_3_lifecycle_metrics.json")
+
+
+def _per_request_run(tmp_path, counts=(10, 20), rates=(2.0, 4.0)):
+    """A run folder with per-request records and a stage report per stage (stages one after the other)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    recs, t = [], 1000.0
+    for k, (n, rate) in enumerate(zip(counts, rates)):
+        for i in range(n):
+            start = t + i / rate
+            times = [start + 0.03 + 0.008 * j for j in range(40)]
+            body = {"prompt": "system prompt shared by all. " * 20 + f"question {k}-{i} " * 5}
+            recs.append({"start_time": start, "end_time": times[-1], "request": json.dumps(body),
+                         "info": {"input_tokens": 160, "output_tokens": 40, "output_token_times": times},
+                         "error": None})
+        t += n / rate + 5.0   # a pause between stages
+        st = json.loads((FIX / "results" / "stage_0_lifecycle_metrics.json").read_text())
+        st["load_summary"].update(count=n, requested_rate=rate, send_duration=n / rate)
+        (run / f"stage_{k}_lifecycle_metrics.json").write_text(json.dumps(st))
+    (run / "per_request_lifecycle_metrics.json").write_text(json.dumps(recs))
+    return run
+
+
+def test_per_request_records_are_replayed_and_split_by_stage(tmp_path, frontier_cache):
+    run = _per_request_run(tmp_path)
+    res = compare_stages(LLAMA, run, seed=0)
+    df = res["stages"]
+    assert df["requests"].tolist() == [10, 20] and (df["replayed_ok"] == df["requests"]).all()
+    assert "recorded requests" in res["summary"]["requests_from"]
+    assert np.isfinite(df["mean_ttft_error"]).all()
+    # the stage reports must count the file's requests
+    st = json.loads((run / "stage_1_lifecycle_metrics.json").read_text())
+    st["load_summary"]["count"] = 21
+    (run / "stage_1_lifecycle_metrics.json").write_text(json.dumps(st))
+    with pytest.raises(InputError, match="stage reports count 31"):
+        compare_stages(LLAMA, run, seed=0)

@@ -11,9 +11,10 @@ with ``report: {request_lifecycle: {per_stage: true}}`` it writes ``stage_<N>_li
 * ``successes.throughput``: ``output_tokens_per_sec``, ``requests_per_sec``;
 * ``successes.prompt_len`` / ``output_len``: the distributions of the request lengths (tokens).
 
-When the run also has ``per_request_lifecycle_metrics.json``, replay that instead, request by request
-(``validate trace``; :mod:`frontier_calib.traces.inference_perf`). Without it this command rebuilds each stage as a
-trace: ``round(rate x duration)`` requests at the stage's rate (evenly spaced for ``constant`` load, exponential
+When the run also wrote ``per_request_lifecycle_metrics.json`` (beside the stage reports), its recorded
+requests are replayed as one run (send times, lengths, shared prompt prefixes: :mod:`frontier_calib.traces.
+inference_perf`) and each request counts for the stage it was sent in. Without it this command rebuilds each stage
+as a trace: ``round(rate x duration)`` requests at the stage's rate (evenly spaced for ``constant`` load, exponential
 gaps for ``poisson``: the ``load.type`` of the ``config.yaml`` beside the reports or in their parent folder;
 constant when there is none), prompt and output lengths drawn from the stage's own reported percentiles
 (:class:`~frontier_calib.traces.lengths.QuantileLengths`, seeded; prompt and output drawn independently, since the
@@ -178,43 +179,95 @@ def _stats_ms(values_s) -> dict:
             "p90": float(np.percentile(v, 90)) * 1e3, "p99": float(np.percentile(v, 99)) * 1e3}
 
 
+PER_REQUEST_FILE = "per_request_lifecycle_metrics.json"
+
+
+def per_request_file(stage_path: Path) -> Path | None:
+    """``per_request_lifecycle_metrics.json`` beside the stage reports, if the run wrote one."""
+    p = stage_path.parent / PER_REQUEST_FILE
+    return p if p.is_file() else None
+
+
+def stage_of_requests(per_request: Path, counts: list[int], arrival_s: np.ndarray) -> np.ndarray:
+    """The stage (0-based position in ``counts``) of each replayed request: stages run one after the other, so
+    stage ``k`` holds the ``counts[k]`` requests sent after the earlier stages' (every record of the file, failed
+    ones included, ordered by ``start_time``); ``arrival_s`` is relative to the file's first ``start_time``."""
+    records = json.loads(per_request.read_text(encoding="utf-8"))
+    starts = np.sort(np.array([float(r.get("start_time")) for r in records
+                               if isinstance(r, dict) and isinstance(r.get("start_time"), (int, float))]))
+    if len(starts) != sum(counts):
+        raise InputError(f"{len(starts)} requests in the file but the stage reports count {sum(counts)} "
+                         f"({counts})", path=str(per_request),
+                         fix="keep the per-request file and the stage reports of one run together")
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    bounds = starts[first] - starts[0]   # each stage's first send, relative to the run's first
+    return np.searchsorted(bounds, np.asarray(arrival_s, dtype=float), side="right") - 1
+
+
+def _stage_row(idx: int, st: dict, done, requests: int) -> dict:
+    """One stage's measured and predicted statistics (``done``: the replayed requests of that stage, ok)."""
+    pred = {"ttft": _stats_ms(done["ttft_s"]), "tpot": _stats_ms(done["tpot_s"]),
+            "ntpot": _stats_ms(done["e2e_s"] / done["output_tokens"]), "e2el": _stats_ms(done["e2e_s"])}
+    row = {"stage": idx, "rate": st["rate"], "duration_s": st["duration"], "requests": requests,
+           "replayed_ok": int(len(done)), "measured_failures": st["failures"]}
+    for name in COMPARED + ("tpot",):
+        meas = st["latency"].get(name, {})
+        for s in STATS:
+            m = meas.get(s, math.nan) * 1e3 if s in meas else math.nan
+            p = pred[name][s]
+            row[f"{s}_{name}_ms_measured"] = m
+            row[f"{s}_{name}_ms_predicted"] = p
+            row[f"{s}_{name}_error"] = p / m - 1 if m and math.isfinite(m) else math.nan
+    m_tp = st["output_tokens_per_sec"]
+    span = float(done["completion_s"].max() - done["arrival_s"].min()) if len(done) else math.nan
+    p_tp = float(done["output_tokens"].sum()) / span if span and math.isfinite(span) else math.nan
+    row.update({"output_tok_s_measured": m_tp if m_tp is not None else math.nan, "output_tok_s_predicted": p_tp})
+    row["output_tok_s_error"] = p_tp / m_tp - 1 if m_tp else math.nan
+    return row
+
+
 def compare_stages(deployment_path, folder: Path, *, seed: int = 0, progress: bool = False) -> dict:
-    """Replay every stage of the report folder and compare; returns {'stages': frame, 'summary': dict}."""
+    """Replay the run of the report folder and compare per stage; returns {'stages': frame, 'summary': dict}.
+
+    With ``per_request_lifecycle_metrics.json`` beside the stage reports, the recorded requests are replayed as
+    one run (their send times, lengths and shared prefixes; stages follow each other, so each request's stage is
+    its place in the send order, :func:`stage_of_requests`); otherwise every stage is rebuilt from its report
+    (:func:`stage_trace`) and replayed from an empty engine."""
     from ..deployment import build_replicas, load_deployment, simulate_deployment
+    from ..traces import load_trace
 
     t0 = time.perf_counter()
     folder = Path(folder)
     files = stage_files(folder)
+    stages_in = [(idx, read_stage(path)) for idx, path in files]
     config, config_path = read_config(files[0][1].parent)
     dep = load_deployment(deployment_path) if isinstance(deployment_path, (str, Path)) else deployment_path
     replicas, _ = build_replicas(dep, progress=progress)
     rows = []
-    for idx, path in files:
-        st = read_stage(path)
-        trace = stage_trace(st, config, seed=seed, stage_index=idx)
-        res = simulate_deployment(dep, trace, replicas, seed=seed, progress=False)
-        sim = res.requests
-        done = sim[sim["status"] == "ok"]
-        pred = {"ttft": _stats_ms(done["ttft_s"]), "tpot": _stats_ms(done["tpot_s"]),
-                "ntpot": _stats_ms(done["e2e_s"] / done["output_tokens"]), "e2el": _stats_ms(done["e2e_s"])}
-        row = {"stage": idx, "rate": st["rate"], "duration_s": st["duration"], "requests": trace.num_requests,
-               "replayed_ok": int(len(done)), "measured_failures": st["failures"]}
-        for name in COMPARED + ("tpot",):
-            meas = st["latency"].get(name, {})
-            for s in STATS:
-                m = meas.get(s, math.nan) * 1e3 if s in meas else math.nan
-                p = pred[name][s]
-                row[f"{s}_{name}_ms_measured"] = m
-                row[f"{s}_{name}_ms_predicted"] = p
-                row[f"{s}_{name}_error"] = p / m - 1 if m and math.isfinite(m) else math.nan
-        m_tp = st["output_tokens_per_sec"]
-        span = float(done["completion_s"].max() - trace.requests["arrival_s"].min()) if len(done) else math.nan
-        p_tp = float(done["output_tokens"].sum()) / span if span and math.isfinite(span) else math.nan
-        row.update({"output_tok_s_measured": m_tp if m_tp is not None else math.nan, "output_tok_s_predicted": p_tp})
-        row["output_tok_s_error"] = p_tp / m_tp - 1 if m_tp else math.nan
-        rows.append(row)
+    per_request = per_request_file(files[0][1])
+    if per_request is not None:
+        counts = []
+        for idx, st in stages_in:
+            if st["count"] is None:
+                raise InputError("missing load_summary.count (needed to split the per-request file by stage)",
+                                 path=st["path"], field="load_summary.count")
+            counts.append(int(st["count"]))
+        trace = load_trace(per_request, "inference_perf")
+        res = simulate_deployment(dep, trace, replicas, seed=seed, progress=progress)
+        sim = res.requests.set_index("request_id").loc[trace.requests["request_id"]].reset_index()
+        stage = stage_of_requests(per_request, counts, trace.requests["arrival_s"].to_numpy())
+        for k, (idx, st) in enumerate(stages_in):
+            part = sim[stage == k]
+            rows.append(_stage_row(idx, st, part[part["status"] == "ok"], int(len(part))))
+        how = f"recorded requests ({per_request.name}: {trace.source.split('; ', 1)[-1]})"
+    else:
+        for idx, st in stages_in:
+            trace = stage_trace(st, config, seed=seed, stage_index=idx)
+            sim = simulate_deployment(dep, trace, replicas, seed=seed, progress=False).requests
+            rows.append(_stage_row(idx, st, sim[sim["status"] == "ok"], trace.num_requests))
+        how = "each stage rebuilt from its report (rate, duration, length percentiles or the shared-prefix config)"
     stages = pd.DataFrame(rows)
-    summary = {"deployment": str(deployment_path), "folder": str(folder),
+    summary = {"deployment": str(deployment_path), "folder": str(folder), "requests_from": how,
                "config": str(config_path) if config_path else None,
                "load_type": str((config.get("load") or {}).get("type", "constant")),
                "data_type": str((config.get("data") or {}).get("type", "from the reports' length percentiles")),
@@ -243,8 +296,8 @@ def stage_markdown(result: dict) -> str:
     L = ["# inference-perf stages: replay vs measured", "",
          f"Deployment `{s['deployment']}` ({s['model']} on {s['gpu']}, {s['engine']}); reports `{s['folder']}`; "
          f"load `{s['load_type']}`, data `{s['data_type']}`; config `{s['config']}`; seed {s['seed']}.", "",
-         "Each stage is rebuilt from its report (rate, duration, length percentiles) and replayed from an empty "
-         "engine; errors are predicted / measured - 1 (frontier_calib/validate/inference_perf.py).", "",
+         f"Requests: {s['requests_from']}. Errors are predicted / measured - 1 against each stage's report "
+         "(frontier_calib/validate/inference_perf.py).", "",
          "| stage | rate (req/s) | requests | TTFT mean (meas / pred ms, err) | TTFT p90 | NTPOT mean | E2E mean "
          "| output tok/s |", "|---|---|---|---|---|---|---|---|"]
 
