@@ -106,3 +106,20 @@ def test_not_an_array_or_all_failed(tmp_path):
     p.write_text('{"start_time": 1}')
     with pytest.raises(InputError, match="JSON array"):
         load_trace(p, format="inference_perf")
+
+
+def test_nested_info_layout_prefers_the_servers_counts(tmp_path):
+    """Later inference-perf versions nest the counts (request_metrics / response_metrics) and add the server's
+    usage and a stage_id; the server's token counts win over the client's re-tokenization."""
+    rec = _record(5.0, 100, 20, SYSTEM[0] + "q")
+    info = rec.pop("info")
+    rec["stage_id"] = 2
+    rec["info"] = {"request_metrics": {"text": {"input_tokens": 99}},
+                   "response_metrics": {"output_tokens": 19, "output_token_times": info["output_token_times"],
+                                        "server_usage": {"prompt_tokens": 101, "completion_tokens": 20}}}
+    t = load_trace(_write(tmp_path, [rec, _record(6.0, 80, 10, SYSTEM[1] + "r")]))
+    assert t.requests["input_tokens"].tolist() == [101, 80]
+    assert t.requests["output_tokens"].tolist() == [20, 10]
+    from frontier_calib.traces.inference_perf import record_starts_and_stages
+    starts, stages = record_starts_and_stages(tmp_path / "per_request_lifecycle_metrics.json")
+    assert starts.tolist() == [5.0, 6.0] and stages.tolist() == [2, -1]

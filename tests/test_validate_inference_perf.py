@@ -122,3 +122,15 @@ def test_per_request_records_are_replayed_and_split_by_stage(tmp_path, frontier_
     (run / "stage_1_lifecycle_metrics.json").write_text(json.dumps(st))
     with pytest.raises(InputError, match="stage reports count 31"):
         compare_stages(LLAMA, run, seed=0)
+
+
+def test_recorded_stage_ids_win_over_counts(tmp_path, frontier_cache):
+    run = _per_request_run(tmp_path)
+    recs = json.loads((run / "per_request_lifecycle_metrics.json").read_text())
+    for i, r in enumerate(recs):
+        r["stage_id"] = 0 if i < 10 else 1
+    (run / "per_request_lifecycle_metrics.json").write_text(json.dumps(recs))
+    st = json.loads((run / "stage_1_lifecycle_metrics.json").read_text())
+    st["load_summary"]["count"] = 99   # the counts no longer matter
+    (run / "stage_1_lifecycle_metrics.json").write_text(json.dumps(st))
+    assert compare_stages(LLAMA, run, seed=0)["stages"]["requests"].tolist() == [10, 20]

@@ -8,6 +8,9 @@ request (``inference_perf/reportgen/base.py``)::
       "info": {"input_tokens": 192, "output_tokens": 64, "output_token_times": [1731.25, 1731.26, ...]},
       "error": null}, ...]
 
+Later versions nest the counts (``info.request_metrics.text.input_tokens``; ``info.response_metrics`` with
+``output_tokens``, ``output_token_times``, ``chunk_times`` and the server's ``usage``) and add ``stage_id``; both
+layouts are read, and the server's ``usage`` token counts win where present (the client re-tokenizes the text).
 ``start_time`` / ``end_time`` and ``output_token_times`` are the client's clock (seconds); the requests were sent
 open loop at their ``start_time``, so arrivals are recorded, not reconstructed: ``arrival_s`` = ``start_time`` -
 the earliest ``start_time``. Measured timings (ground truth for ``validate trace``), from the client as the
@@ -70,7 +73,7 @@ def read_inference_perf(path: PathLike, *, hash_block_size: int = HASH_BLOCK_SIZ
         rows.append((pos - 1,) + parsed)
     if not rows:
         raise InputError(f"all {len(records)} requests failed; nothing to replay", field="error", **kw)
-    ids, start, end, n_in, n_out, times, prompts = (list(col) for col in zip(*rows))
+    ids, start, end, n_in, n_out, times, prompts, _stages = (list(col) for col in zip(*rows))
     start = np.asarray(start, dtype=float)
     first = np.array([t[0] for t in times])
     last = np.array([t[-1] for t in times])
@@ -98,6 +101,17 @@ def read_inference_perf(path: PathLike, *, hash_block_size: int = HASH_BLOCK_SIZ
         warnings.warn(f"{path}: {note}", stacklevel=2)
         source += f"; {note}"
     return canonical_trace(frame, hash_block_size=block, source=source)
+
+
+def record_starts_and_stages(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Every record's ``start_time`` (s; NaN where missing) and ``stage_id`` (-1 where the file's version does not
+    write one), in the file's order, failed records included (the position is the trace's ``request_id``)."""
+    records = _load(path)
+    starts = np.array([float(r["start_time"]) if isinstance(r, dict) and isinstance(r.get("start_time"), (int, float))
+                       and not isinstance(r.get("start_time"), bool) else math.nan for r in records])
+    stages = np.array([int(r["stage_id"]) if isinstance(r, dict) and isinstance(r.get("stage_id"), int)
+                       and not isinstance(r.get("stage_id"), bool) else -1 for r in records], dtype=np.int64)
+    return starts, stages
 
 
 def _load(path: PathLike) -> list:
@@ -132,23 +146,49 @@ def _count(value, pos: int, field: str, kw: dict, minimum: int) -> int:
     return int(v)
 
 
+def _first(*candidates):
+    """The first (field name, value) whose value is not None."""
+    for name, value in candidates:
+        if value is not None:
+            return name, value
+    return candidates[-1]
+
+
 def _record(rec: dict, pos: int, kw: dict):
-    """(start, end, input tokens, output tokens, output-token times, prompt) of one record; None if it failed."""
+    """(start, end, input tokens, output tokens, output-token times, prompt, stage) of one record; None if it
+    failed. Reads both layouts of ``info``: the flat one (``input_tokens``, ``output_tokens``,
+    ``output_token_times``) and the later nested one (``request_metrics.text.input_tokens``, ``response_metrics``
+    with ``output_tokens``, ``output_token_times`` / ``chunk_times`` and the server's ``usage``, whose token counts
+    win: they are the server's own, not a client-side re-tokenization)."""
     info = rec.get("info")
     if rec.get("error") or not isinstance(info, dict):
         return None
-    times = info.get("output_token_times")
-    if not isinstance(times, list) or not times or not info.get("output_tokens"):
+    resp = info.get("response_metrics") if isinstance(info.get("response_metrics"), dict) else {}
+    usage = resp.get("server_usage") if isinstance(resp.get("server_usage"), dict) else {}
+    text = (info.get("request_metrics") or {}).get("text") if isinstance(info.get("request_metrics"), dict) else None
+    text = text if isinstance(text, dict) else {}
+    t_field, times = _first(("info.output_token_times", info.get("output_token_times") or None),
+                            ("info.response_metrics.output_token_times", resp.get("output_token_times") or None),
+                            ("info.response_metrics.chunk_times", resp.get("chunk_times") or None))
+    o_field, n_out = _first(("info.response_metrics.server_usage.completion_tokens", usage.get("completion_tokens")),
+                            ("info.response_metrics.output_tokens", resp.get("output_tokens")),
+                            ("info.output_tokens", info.get("output_tokens")))
+    if not isinstance(times, list) or not times or not n_out:
         return None
+    i_field, n_in = _first(("info.response_metrics.server_usage.prompt_tokens", usage.get("prompt_tokens")),
+                           ("info.input_tokens", info.get("input_tokens")),
+                           ("info.request_metrics.text.input_tokens", text.get("input_tokens")))
     start = _number(rec.get("start_time"), pos, "start_time", kw)
     end = _number(rec.get("end_time"), pos, "end_time", kw)
-    times = [_number(t, pos, "info.output_token_times", kw) for t in times]
+    times = [_number(t, pos, t_field, kw) for t in times]
     if not start <= times[0] or any(b < a for a, b in zip(times, times[1:])) or end < times[0]:
-        raise InputError("timestamps out of order (start_time <= output_token_times, ascending, <= end_time)",
-                         row=pos, **kw)
-    n_in = _count(info.get("input_tokens"), pos, "info.input_tokens", kw, 1)
-    n_out = _count(info.get("output_tokens"), pos, "info.output_tokens", kw, 1)
-    return start, end, n_in, n_out, np.asarray(times), _prompt(rec.get("request"))
+        raise InputError(f"timestamps out of order (start_time <= {t_field.split('.')[-1]}, ascending, <= "
+                         "end_time)", row=pos, **kw)
+    n_in = _count(n_in, pos, i_field, kw, 1)
+    n_out = _count(n_out, pos, o_field, kw, 1)
+    stage = rec.get("stage_id")
+    stage = int(stage) if isinstance(stage, int) and not isinstance(stage, bool) else -1
+    return start, end, n_in, n_out, np.asarray(times), _prompt(rec.get("request", rec.get("request_data"))), stage
 
 
 def _prompt(request):

@@ -13,7 +13,8 @@ with ``report: {request_lifecycle: {per_stage: true}}`` it writes ``stage_<N>_li
 
 When the run also wrote ``per_request_lifecycle_metrics.json`` (beside the stage reports), its recorded
 requests are replayed as one run (send times, lengths, shared prompt prefixes: :mod:`frontier_calib.traces.
-inference_perf`) and each request counts for the stage it was sent in. Without it this command rebuilds each stage
+inference_perf`) and each request counts for the stage it was sent in (its ``stage_id`` where the records carry
+one, else its place in the send order against the reports' ``load_summary.count``). Without it this command rebuilds each stage
 as a trace: ``round(rate x duration)`` requests at the stage's rate (evenly spaced for ``constant`` load, exponential
 gaps for ``poisson``: the ``load.type`` of the ``config.yaml`` beside the reports or in their parent folder;
 constant when there is none), prompt and output lengths drawn from the stage's own reported percentiles
@@ -188,20 +189,31 @@ def per_request_file(stage_path: Path) -> Path | None:
     return p if p.is_file() else None
 
 
-def stage_of_requests(per_request: Path, counts: list[int], arrival_s: np.ndarray) -> np.ndarray:
-    """The stage (0-based position in ``counts``) of each replayed request: stages run one after the other, so
-    stage ``k`` holds the ``counts[k]`` requests sent after the earlier stages' (every record of the file, failed
-    ones included, ordered by ``start_time``); ``arrival_s`` is relative to the file's first ``start_time``."""
-    records = json.loads(per_request.read_text(encoding="utf-8"))
-    starts = np.sort(np.array([float(r.get("start_time")) for r in records
-                               if isinstance(r, dict) and isinstance(r.get("start_time"), (int, float))]))
+def stage_of_requests(per_request: Path, stage_ids: list[int], counts: list[int],
+                      request_id: np.ndarray) -> np.ndarray:
+    """The position in ``stage_ids`` of each replayed request's stage. Records that say their ``stage_id``
+    (inference-perf's later reports) are taken at their word; otherwise stages run one after the other, so stage
+    ``k`` holds the ``counts[k]`` requests sent after the earlier stages' (every record, failed ones included,
+    ordered by ``start_time``). ``request_id``: the replayed requests' positions in the file."""
+    from ..traces.inference_perf import record_starts_and_stages
+
+    starts, recorded = record_starts_and_stages(per_request)
+    request_id = np.asarray(request_id, dtype=np.int64)
+    if (recorded >= 0).all():
+        where = {s: k for k, s in enumerate(stage_ids)}
+        return np.array([where.get(int(recorded[i]), -1) for i in request_id], dtype=np.int64)
+    if min(counts) < 0:
+        raise InputError("a stage report has no load_summary.count and the records carry no stage_id",
+                         path=str(per_request), field="load_summary.count",
+                         fix="keep the stage reports inference-perf wrote for this run beside the file")
     if len(starts) != sum(counts):
         raise InputError(f"{len(starts)} requests in the file but the stage reports count {sum(counts)} "
                          f"({counts})", path=str(per_request),
                          fix="keep the per-request file and the stage reports of one run together")
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    bounds = starts[first] - starts[0]   # each stage's first send, relative to the run's first
-    return np.searchsorted(bounds, np.asarray(arrival_s, dtype=float), side="right") - 1
+    order = np.argsort(starts, kind="stable")
+    stage_of_record = np.empty(len(starts), dtype=np.int64)
+    stage_of_record[order] = np.repeat(np.arange(len(counts)), counts)
+    return stage_of_record[request_id]
 
 
 def _stage_row(idx: int, st: dict, done, requests: int) -> dict:
@@ -246,16 +258,11 @@ def compare_stages(deployment_path, folder: Path, *, seed: int = 0, progress: bo
     rows = []
     per_request = per_request_file(files[0][1])
     if per_request is not None:
-        counts = []
-        for idx, st in stages_in:
-            if st["count"] is None:
-                raise InputError("missing load_summary.count (needed to split the per-request file by stage)",
-                                 path=st["path"], field="load_summary.count")
-            counts.append(int(st["count"]))
+        counts = [int(st["count"]) if st["count"] is not None else -1 for _, st in stages_in]
         trace = load_trace(per_request, "inference_perf")
         res = simulate_deployment(dep, trace, replicas, seed=seed, progress=progress)
-        sim = res.requests.set_index("request_id").loc[trace.requests["request_id"]].reset_index()
-        stage = stage_of_requests(per_request, counts, trace.requests["arrival_s"].to_numpy())
+        sim = res.requests
+        stage = stage_of_requests(per_request, [idx for idx, _ in stages_in], counts, sim["request_id"].to_numpy())
         for k, (idx, st) in enumerate(stages_in):
             part = sim[stage == k]
             rows.append(_stage_row(idx, st, part[part["status"] == "ok"], int(len(part))))
