@@ -116,10 +116,29 @@ def test_nested_info_layout_prefers_the_servers_counts(tmp_path):
     rec["stage_id"] = 2
     rec["info"] = {"request_metrics": {"text": {"input_tokens": 99}},
                    "response_metrics": {"output_tokens": 19, "output_token_times": info["output_token_times"],
-                                        "server_usage": {"prompt_tokens": 101, "completion_tokens": 20}}}
+                                        "server_usage": {"prompt_tokens": 101, "completion_tokens": 20,
+                                                         "prompt_tokens_details": {"cached_tokens": 64}}}}
     t = load_trace(_write(tmp_path, [rec, _record(6.0, 80, 10, SYSTEM[1] + "r")]))
     assert t.requests["input_tokens"].tolist() == [101, 80]
     assert t.requests["output_tokens"].tolist() == [20, 10]
+    cached = t.requests["measured_cached_tokens"].tolist()
+    assert cached[0] == 64 and np.isnan(cached[1])
     from frontier_calib.traces.inference_perf import record_starts_and_stages
     starts, stages = record_starts_and_stages(tmp_path / "per_request_lifecycle_metrics.json")
     assert starts.tolist() == [5.0, 6.0] and stages.tolist() == [2, -1]
+
+
+def test_validate_trace_compares_the_prefix_cache_hits(tmp_path, frontier_cache):
+    from pathlib import Path
+
+    from frontier_calib.validate.trace import compare_trace
+
+    recs = _records()
+    for r in recs:   # the server says half of every prompt came from its cache
+        r["info"]["response_metrics"] = {"server_usage": {"prompt_tokens_details": {
+            "cached_tokens": r["info"]["input_tokens"] // 2}}}
+    dep = Path(__file__).parent.parent / "deployments" / "llama2-7b-h100-vllm.yaml"
+    res = compare_trace(dep, _write(tmp_path, recs))
+    row = res["aggregate"].set_index("metric").loc["prefix_cache_hit_share"]
+    assert 0.45 < row["measured"] < 0.55 and 0.0 <= row["predicted"] <= 1.0
+    assert np.isnan(res["aggregate"].set_index("metric").loc["mean_itl_ms", "measured"])

@@ -20,6 +20,8 @@ benchmark reports them:
 * ``measured_e2e_s`` = ``end_time`` - ``start_time``;
 * ``measured_tpot_s`` = (last - first output-token time) / (``output_tokens`` - 1) (NaN for one-token outputs).
 
+``measured_cached_tokens`` is the server's ``usage.prompt_tokens_details.cached_tokens`` where the records carry
+it (later versions): the prompt tokens its prefix cache served, a check on the prefixes read off the text.
 ``measured_itls_s`` is left empty (None): inference-perf stamps every token of a streamed chunk with the chunk's
 arrival, so the gaps between ``output_token_times`` are not inter-token latencies (on the public kubecon-na-2025
 vLLM H100 runs the median gap is 31-41 us and half the gaps lie inside one chunk, against a ~7 ms decode step).
@@ -73,7 +75,7 @@ def read_inference_perf(path: PathLike, *, hash_block_size: int = HASH_BLOCK_SIZ
         rows.append((pos - 1,) + parsed)
     if not rows:
         raise InputError(f"all {len(records)} requests failed; nothing to replay", field="error", **kw)
-    ids, start, end, n_in, n_out, times, prompts, _stages = (list(col) for col in zip(*rows))
+    ids, start, end, n_in, n_out, times, prompts, _stages, cached = (list(col) for col in zip(*rows))
     start = np.asarray(start, dtype=float)
     first = np.array([t[0] for t in times])
     last = np.array([t[-1] for t in times])
@@ -90,6 +92,8 @@ def read_inference_perf(path: PathLike, *, hash_block_size: int = HASH_BLOCK_SIZ
         "measured_tpot_s": tpot,
         "measured_itls_s": [None] * len(ids),
     })
+    if np.isfinite(cached).any():   # the server's usage.prompt_tokens_details.cached_tokens: measured cache hits
+        frame["measured_cached_tokens"] = np.asarray(cached, dtype=float)
     hash_ids, prefix_note = prefix_hash_ids(prompts, frame["input_tokens"].to_numpy(), int(hash_block_size))
     block = None
     if hash_ids is not None:
@@ -155,7 +159,8 @@ def _first(*candidates):
 
 
 def _record(rec: dict, pos: int, kw: dict):
-    """(start, end, input tokens, output tokens, output-token times, prompt, stage) of one record; None if it
+    """(start, end, input tokens, output tokens, output-token times, prompt, stage, cached prompt tokens the
+    server reported, NaN if none) of one record; None if it
     failed. Reads both layouts of ``info``: the flat one (``input_tokens``, ``output_tokens``,
     ``output_token_times``) and the later nested one (``request_metrics.text.input_tokens``, ``response_metrics``
     with ``output_tokens``, ``output_token_times`` / ``chunk_times`` and the server's ``usage``, whose token counts
@@ -188,7 +193,12 @@ def _record(rec: dict, pos: int, kw: dict):
     n_out = _count(n_out, pos, o_field, kw, 1)
     stage = rec.get("stage_id")
     stage = int(stage) if isinstance(stage, int) and not isinstance(stage, bool) else -1
-    return start, end, n_in, n_out, np.asarray(times), _prompt(rec.get("request", rec.get("request_data"))), stage
+    details = usage.get("prompt_tokens_details") if isinstance(usage.get("prompt_tokens_details"), dict) else {}
+    cached = details.get("cached_tokens")
+    cached = min(float(cached), n_in) if isinstance(cached, (int, float)) and not isinstance(cached, bool) \
+        and cached >= 0 else math.nan
+    return (start, end, n_in, n_out, np.asarray(times), _prompt(rec.get("request", rec.get("request_data"))), stage,
+            cached)
 
 
 def _prompt(request):

@@ -180,7 +180,10 @@ def trace_cmd(deployment, trace_path, fmt, out, overwrite, seed):
     result = compare_trace(deployment, trace_path, fmt=fmt, seed=seed, progress=False)
     summary = write_trace_report(result, out)
     agg = summary["aggregate"]
-    for key in ("mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms", "output_throughput"):
+    for key in ("mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms", "output_throughput",
+                "prefix_cache_hit_share"):
+        if key not in agg:
+            continue
         a = agg[key]
         click.echo(f"{key:<22} measured {a['measured']:10.2f}  predicted {a['predicted']:10.2f}  "
                    f"({pct(a['error'], signed=True)})")

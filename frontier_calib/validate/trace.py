@@ -124,6 +124,14 @@ def compare_trace(deployment_path, trace_path: Path, *, fmt: str | None = None, 
         p_val = float(p_val) if p_val is not None else math.nan
         rows.append({"metric": name, "measured": m_val, "predicted": p_val,
                      "error": p_val / m_val - 1 if m_val and math.isfinite(m_val) else math.nan})
+    if "measured_cached_tokens" in df.columns and np.isfinite(df["measured_cached_tokens"].to_numpy(float)).any():
+        have_c = np.isfinite(df["measured_cached_tokens"].to_numpy(float)) & ok.to_numpy()
+        ids = df["request_id"][have_c]
+        n_in = float(df["input_tokens"][have_c].sum())
+        m_val = float(df["measured_cached_tokens"][have_c].sum()) / n_in if n_in else math.nan
+        p_val = float(sim.loc[ids, "cached_tokens"].sum()) / n_in if n_in else math.nan
+        rows.append({"metric": "prefix_cache_hit_share", "measured": m_val, "predicted": p_val,
+                     "error": p_val / m_val - 1 if m_val and math.isfinite(m_val) else math.nan})
     agg = pd.DataFrame(rows)
     summary = {
         "deployment": str(deployment_path), "trace": str(trace_path), "trace_source": trace.source,
