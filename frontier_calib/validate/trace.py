@@ -97,9 +97,9 @@ def compare_trace(deployment_path, trace_path: Path, *, fmt: str | None = None, 
         per[f"pred_{m}_ms"] = sim.loc[df["request_id"], f"{m}_s"].to_numpy() * 1e3
         per[f"{m}_ratio"] = per[f"pred_{m}_ms"] / per[f"measured_{m}_ms"]
     per["pred_status"] = sim.loc[df["request_id"], "status"].to_numpy()
-    meas_itl = np.concatenate([np.asarray(x, dtype=float) for x in df["measured_itls_s"]
-                               if isinstance(x, (list, np.ndarray))]) if "measured_itls_s" in df.columns else \
-        np.zeros(0)
+    itl_lists = [np.asarray(x, dtype=float) for x in df["measured_itls_s"]
+                 if isinstance(x, (list, np.ndarray))] if "measured_itls_s" in df.columns else []
+    meas_itl = np.concatenate(itl_lists) if itl_lists else np.zeros(0)   # none measured: ITL rows read NaN
     pred_itl = np.asarray(res.itls if res.itls is not None else [], dtype=float)
     ok = per["pred_status"] == "ok"
     meas = {"ttft": df["measured_ttft_s"], "tpot": df.get("measured_tpot_s", pd.Series(dtype=float)),
