@@ -41,7 +41,9 @@ def _row(version):
 def test_silicon_rows_replay_their_versions_default():
     old = S.scenario_for_row(_row("0.12.0")).deployment
     new = S.scenario_for_row(_row("0.18.0")).deployment
-    assert old["engine_options"] == {"overlap": False} and "engine_options" not in new   # new: the engine's
+    # the release rides along (engine_options.version, for kinds whose code paths changed between releases)
+    assert old["engine_options"] == {"version": "0.12.0", "overlap": False}
+    assert new["engine_options"] == {"version": "0.18.0"}                                 # overlap: the engine's
     assert "engine_options" not in S.scenario_for_row(_row(float("nan"))).deployment   # unknown: the engine's
     assert deployment_from_dict(old).worker.overlap is False
 
