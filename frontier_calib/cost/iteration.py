@@ -201,7 +201,7 @@ class IterationCostModel:
         self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
-                                       overlap=worker.overlap,
+                                       overlap=worker.overlap, version=worker.engine_version,
                                        recurrent_state=state_bytes_per_sequence(worker.model, tp=worker.tp) > 0)
         self.kernels = kernels_per_step(worker.model, worker.tp)
         # a kernel JIT-compiled again for every new prefill token count (attention kind's prefill_recompiles):
