@@ -95,6 +95,10 @@ class WorkerSpec:
     custom_all_reduce: bool = True   #: TP all-reduces use the engine's custom kernel where profiled (False: NCCL)
     overlap: bool | None = None      #: CPU scheduling overlaps the GPU step; None: the engine's default
     #                                  (cost/engine_time.py: vLLM async scheduling, SGLang/TRT-LLM overlap scheduler)
+    engine_version: str | None = None  #: the engine release the worker runs (``engine_options.version``, e.g.
+    #                                    '0.5.9'); None: the release the kernel tables were profiled on. An attention
+    #                                    kind whose code path changed between releases prices the one this release
+    #                                    runs (``AttentionKind.release_path``, e.g. SGLang's unfused GDN before 0.5.10)
 
     def __post_init__(self):
         get_engine(self.engine)   # a registered engine (frontier_calib/engines/), else the error listing them
