@@ -147,7 +147,7 @@ Where the script behind a series computes the budget from the load, :class:`Step
   TensorRT-LLM's **batch waiting** for 1,024/1,024 below TP8 (``batch_wait_max_tokens_ratio: 0.9``,
   ``batch_wait_timeout_iters: 20``, "will improve the performance"): a step with generation requests holds its
   context requests until they and the generation tokens reach 0.9 x ``max_num_tokens`` or 20 steps have held them
-  (``sim/schedulers/trtllm.py``). At 4 clients one new 1,024-token prompt never reaches 0.9 x 2,048, so it waits
+  (``sim/schedulers/trtllm.py``). At 4 clients one new 1,024-token prompt never reaches 0.9 x the budget, so it waits
   the 20 steps: the measured TTFT of those rows exceeds the replay's by about 20 decode steps (TP1 562 vs 199 ms at
   20 ms a step, TP2 340 vs 128 at 12 ms, TP4 230 vs 101 at 8 ms), where the TP8 and 1,024/8,192 rows, without
   batch waiting, fit.
@@ -354,7 +354,7 @@ RECIPES: list[HarnessRecipe] = [
     # the MTP scripts compute max_num_tokens without the non-MTP script's 8192 floor (after the recipe above)
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (max_num_tokens)", gpu="b200_sxm", engine="trtllm",
                   model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", step_tokens=_DSR1_H200_TOKENS,
-                  source=_IX.replace("single_node/", "") + "dsr1_fp8_b200_trt_mtp.sh (MAX_NUM_TOKENS)"),
+                  source="InferenceX benchmarks/dsr1_fp8_b200_trt_mtp.sh (MAX_NUM_TOKENS)"),
     HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt*", gpu="h200_sxm", engine="trtllm", model_contains="deepseek",
                   adp_balance=(60, 0), step_tokens=_DSR1_H200_TOKENS,
                   source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh, dsr1_fp8_h200_trt_slurm.sh"),
