@@ -745,3 +745,17 @@ def test_inferencex_llama70b_h200_trt_batch_waiting_only_at_1k1k_below_tp8():
         SchedulerConfig(policy="trtllm", **s)   # a valid TensorRT-LLM configuration
     with pytest.raises(FrontierError, match="batch waiting"):
         SchedulerConfig(policy="vllm", batch_wait_timeout_iters=20)
+
+
+def test_calibrate_steps_stay_inside_narrow_bounds():
+    """A finite-difference step from any point inside a parameter's bounds lands inside them one way or the other
+    (with per_seq_s bounded at 20 us, the old 20 us step went out of bounds both ways and every replay failed)."""
+    from frontier_calib.validate.calibrate import BOUNDS, DELTAS, fd_step
+
+    for p, (lo, hi) in BOUNDS.items():
+        d = fd_step(p)
+        assert 0 < d <= DELTAS[p] and d <= (hi - lo) / 4
+        for x in np.linspace(lo, hi, 9):
+            step = d if x + d <= hi else -d
+            assert lo <= x + step <= hi
+    assert BOUNDS["per_seq_s"][1] == pytest.approx(2.0e-5)
