@@ -41,7 +41,9 @@ def _row(version):
 def test_silicon_rows_replay_their_versions_default():
     old = S.scenario_for_row(_row("0.12.0")).deployment
     new = S.scenario_for_row(_row("0.18.0")).deployment
-    assert old["engine_options"] == {"overlap": False} and "engine_options" not in new   # new: the engine's
+    # the release rides along (engine_options.version, for kinds whose code paths changed between releases)
+    assert old["engine_options"] == {"version": "0.12.0", "overlap": False}
+    assert new["engine_options"] == {"version": "0.18.0"}                                 # overlap: the engine's
     assert "engine_options" not in S.scenario_for_row(_row(float("nan"))).deployment   # unknown: the engine's
     assert deployment_from_dict(old).worker.overlap is False
 
@@ -57,3 +59,17 @@ def test_run_folders_replay_their_versions_default(tmp_path):
     d.mkdir()
     (d / "meta.json").write_text(json.dumps(meta))
     assert deployment_for_run(d, "h100_sxm")["engine_options"] == {"overlap": False}
+
+
+def test_a_deployments_version_picks_the_engines_overlap_default():
+    """``engine_options.version`` selects the release's default CPU/GPU overlap (vLLM schedules after each step
+    before 0.14); an explicit ``overlap`` still wins."""
+    from frontier_calib.cost.engine_time import engine_time
+
+    assert engine_time("vllm", version="0.11.0").overlap is False
+    assert engine_time("vllm", version="0.15.1").overlap is True
+    assert engine_time("vllm").overlap is True
+    assert engine_time("vllm", version="0.11.0", overlap=True).overlap is True
+    base = {"model": "Llama-2-7b", "gpu": "h100_sxm", "engine": "vllm"}
+    old = deployment_from_dict({**base, "engine_options": {"version": "0.11.0"}})
+    assert old.worker.engine_version == "0.11.0" and old.worker.overlap is None

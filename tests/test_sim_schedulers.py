@@ -98,3 +98,89 @@ def test_trtllm_context_chunks_are_block_multiples_and_gne_reserves_full_length(
         s.enqueue(1, 0.0)
         plan = s.schedule(0.0)
         assert [r for r, _ in plan.chunks] == ([0, 1] if admitted else [0])
+
+
+def test_trtllm_without_chunking_a_prompt_waits_until_it_fits_next_to_the_generation_tokens():
+    """TensorRT-LLM's docs walk-through ("Tuning Max Batch Size and Max Num Tokens"): max_num_tokens 12, three
+    5-token prompts. Step 1 takes two prompts (10 tokens; the third does not fit the 2 left and waits, whole).
+    Step 2: two generation tokens + the third prompt (2 + 5 = 7 <= 12) go together. With chunked prefill the third
+    prompt would have started in step 1 instead (a 2-token chunk with block_size 1)."""
+    kw = dict(policy="trtllm", max_num_tokens=12, max_batch_size=4, block_size=1, max_model_len=64)
+    s, _ = _sched([5, 5, 5], [4, 4, 4], enable_chunked_prefill=False, **kw)
+    for r in range(3):
+        s.enqueue(r, 0.0)
+    plan = s.schedule(0.0)
+    assert plan.chunks == [(0, 5), (1, 5)] and list(s.waiting) == [2]
+    _step(s, plan, 0.1)
+    plan = s.schedule(0.1)
+    assert plan.num_decode == 2 and plan.chunks == [(2, 5)]
+    s, _ = _sched([5, 5, 5], [4, 4, 4], enable_chunked_prefill=True, **kw)
+    for r in range(3):
+        s.enqueue(r, 0.0)
+    assert s.schedule(0.0).chunks == [(0, 5), (1, 5), (2, 2)]
+
+
+def test_trtllm_without_chunking_rejects_only_a_prompt_over_the_step_budget():
+    """TensorRT-LLM needs each prompt, not max_model_len, to fit max_num_tokens (LLM._check_arguments rejects a
+    longer prompt when it arrives); vLLM refuses the configuration instead."""
+    import pytest
+
+    from frontier_calib.errors import FrontierError
+
+    s, _ = _sched([100, 101], [500, 5], policy="trtllm", max_num_tokens=100, max_batch_size=4,
+                  enable_chunked_prefill=False, max_model_len=1024)
+    assert s.reject_reason(0) is None                       # 100-token prompt, 600 tokens in all: runs
+    assert s.reject_reason(1) == "prompt_over_step_budget"  # 101-token prompt never fits 100
+    with pytest.raises(FrontierError, match="max_model_len"):
+        SchedulerConfig(policy="vllm", max_num_batched_tokens=100, max_num_seqs=4, enable_chunked_prefill=False,
+                        max_model_len=1024)
+
+
+def test_trtllm_batch_waiting_holds_a_context_for_timeout_iters_steps():
+    """TensorRT-LLM's batch waiting (PyExecutor._waiting_requests), hand-computed: max_num_tokens 100, ratio 0.9
+    (90 tokens), timeout 3 steps. Request 0 decodes; request 1 (20-token prompt) arrives: 20 + 1 generation token
+    = 21 < 90, so the next 3 steps decode only (count 1, 2, 3), and the 4th takes the prompt (count 3 >= 3).
+    Without batch waiting the prompt goes in the first step."""
+    kw = dict(policy="trtllm", max_num_tokens=100, max_batch_size=4, enable_chunked_prefill=False,
+              max_model_len=256)
+    for iters, first in ((3, 4), (0, 1)):
+        s, _ = _sched([10, 20], [50, 50], batch_wait_timeout_iters=iters, batch_wait_max_tokens_ratio=0.9, **kw)
+        s.enqueue(0, 0.0)
+        _step(s, s.schedule(0.0), 0.01)                 # request 0 prefills alone (no generation request yet)
+        s.enqueue(1, 0.01)
+        steps, t = 0, 0.01
+        while True:
+            plan = s.schedule(t)
+            steps += 1
+            assert plan.num_decode == 1
+            if plan.chunks:
+                assert plan.chunks == [(1, 20)]
+                break
+            t += 0.01
+            _step(s, plan, t)
+        assert steps == first
+    # the token threshold releases at once: a 95-token prompt + 1 generation token >= 90
+    s, _ = _sched([10, 95], [50, 50], batch_wait_timeout_iters=3, batch_wait_max_tokens_ratio=0.9, **kw)
+    s.enqueue(0, 0.0)
+    _step(s, s.schedule(0.0), 0.01)
+    s.enqueue(1, 0.01)
+    assert s.schedule(0.01).chunks == [(1, 95)]
+
+
+def test_trtllm_batch_waiting_in_the_replay_waits_timeout_iters_decode_steps():
+    """The same rule through the event loop (decode-only steps are fast-forwarded there): one client decodes,
+    a second request arrives; with timeout 5 and a token threshold it never reaches, its first token comes 5 decode
+    steps (plus its own prefill step) after it arrives, not a whole decode stretch later."""
+    from frontier_calib.sim import LinearCost, ReplicaSpec, simulate
+    from frontier_calib.sim.testing import make_trace
+
+    cost = LinearCost(step_s=0.01, token_s=0.0, prefill_attn_s=0.0, decode_kv_s=0.0)   # every step 10 ms
+    tr = make_trace([0.0, 0.105], [16, 16], [200, 5])
+    ttft = {}
+    for iters in (0, 5):
+        cfg = SchedulerConfig(policy="trtllm", max_num_tokens=100, max_batch_size=4, enable_chunked_prefill=False,
+                              max_model_len=512, block_size=16, num_kv_blocks=100, batch_wait_timeout_iters=iters,
+                              batch_wait_max_tokens_ratio=0.9 if iters else 0.0)
+        res = simulate(tr, [ReplicaSpec(cfg, cost, schedules_ahead=False)])
+        ttft[iters] = float(res.requests["ttft_s"].to_numpy()[1])
+    assert abs((ttft[5] - ttft[0]) - 5 * 0.01) < 1e-9

@@ -686,3 +686,76 @@ def test_inferencex_launch_flags_reach_a_valid_deployment():
     apply_recipes({"system": "h200_sxm", "backend": "vllm", "model_path": "moonshotai/Kimi-K2.5", "concurrency": 32},
                   d, attention_dp=8)
     assert d["scheduler"]["max_num_seqs"] == 1024
+
+
+def test_trtllm_step_tokens_of_the_launch_scripts():
+    """max_num_tokens as the harnesses compute it (hand-computed): aiconfigurator's generator bs + isl + 1500;
+    InferenceX dsr1_fp8_h200_trt*.sh ((MTP + 1) x batch + isl + 64, rounded up to 64)."""
+    from frontier_calib.validate.harness import StepTokens
+
+    assert StepTokens(per_request=1, added=1500).value(8, 1024) == 2532
+    mtp = StepTokens(per_request=None, added=64, multiple=64)
+    assert mtp.value(4, 1024, draft_tokens=3) == 1152          # 4*4 + 1024 + 64 = 1104 -> 1152
+    assert mtp.value(64, 8192, draft_tokens=0) == 8320         # 64 + 8192 + 64 = 8320 (a multiple of 64)
+    assert StepTokens(per_request=0, osl=True).value(16, 8192, 1024) == 9216   # --max_num_tokens $MAX_MODEL_LEN
+    assert StepTokens(per_request=None, added=64, multiple=64, at_least=8192).value(4, 1024) == 8192
+
+
+def test_trtllm_rows_replay_without_chunked_prefill_and_their_harness_budget():
+    """An aiconfigurator gap-analysis TensorRT-LLM row runs what the generator writes (no chunked prefill,
+    max_num_tokens = bs + isl + 1500, max_batch_size = bs); a row of no known harness keeps TensorRT-LLM's
+    default (no chunked prefill, the replay's 8192-token budget)."""
+    from frontier_calib.validate.harness import apply_recipes
+    from frontier_calib.validate.silicon import _scheduler
+
+    sched = _scheduler("trtllm", 8, 16384)
+    assert sched["enable_chunked_prefill"] is False and sched["max_num_tokens"] == 8192
+    assert _scheduler("vllm", 8, 16384)["enable_chunked_prefill"] is True
+    row = {"system": "h100_sxm", "backend": "trtllm", "model_path": "Qwen/Qwen3-32B", "isl": 1024, "osl": 128,
+           "concurrency": 8, "silicon_data_source": "source_file=/x/aic-auto-gap-analysis/data/h100_sxm/trtllm/"
+                                                   "1.0.0rc3/Qwen_Qwen3-32B.csv; silicon_concurrency=8"}
+    d = {"scheduler": dict(sched)}
+    notes = apply_recipes(row, d, attention_dp=1)
+    assert d["scheduler"]["max_num_tokens"] == 8 + 1024 + 1500 and d["scheduler"]["max_batch_size"] == 8
+    assert d["scheduler"]["enable_chunked_prefill"] is False and any("aiconfigurator" in n for n in notes)
+    d = {"scheduler": dict(sched)}
+    assert apply_recipes({**row, "silicon_data_source": "db-dump/2026-04-27"}, d, attention_dp=1) == []
+    assert d["scheduler"]["max_num_tokens"] == 8192
+
+
+def test_inferencex_llama70b_h200_trt_batch_waiting_only_at_1k1k_below_tp8():
+    """70b_fp8_h200_trt_slurm.sh turns batch waiting on (ratio 0.9, 20 iterations) for ISL = OSL = 1024 and TP < 8
+    only; its --max_num_tokens $MAX_MODEL_LEN is at least isl + osl (the same value is max_seq_len), floored at 8192."""
+    import pytest
+
+    from frontier_calib.errors import FrontierError
+    from frontier_calib.sim import SchedulerConfig
+    from frontier_calib.validate.harness import apply_recipes
+    from frontier_calib.validate.silicon import _scheduler
+
+    row = {"system": "h200_sxm", "backend": "trtllm", "model_path": "meta-llama/Llama-3.1-70B", "isl": 1024,
+           "osl": 1024, "concurrency": 4, "silicon_data_source": "source_file=2026-04-06.csv; model=Llama-3.1-70B"}
+    for tp, isl, osl, on in ((2, 1024, 1024, True), (8, 1024, 1024, False), (2, 8192, 1024, False)):
+        d = {"scheduler": _scheduler("trtllm", 4, 16384), "parallel": {"tp": tp}}
+        apply_recipes({**row, "isl": isl, "osl": osl}, d, attention_dp=1)
+        s = d["scheduler"]
+        assert s["max_num_tokens"] == max(8192, isl + osl)
+        assert (s.get("batch_wait_timeout_iters"), s.get("batch_wait_max_tokens_ratio")) == ((20, 0.9) if on
+                                                                                            else (None, None))
+        SchedulerConfig(policy="trtllm", **s)   # a valid TensorRT-LLM configuration
+    with pytest.raises(FrontierError, match="batch waiting"):
+        SchedulerConfig(policy="vllm", batch_wait_timeout_iters=20)
+
+
+def test_calibrate_steps_stay_inside_narrow_bounds():
+    """A finite-difference step from any point inside a parameter's bounds lands inside them one way or the other
+    (with per_seq_s bounded at 20 us, the old 20 us step went out of bounds both ways and every replay failed)."""
+    from frontier_calib.validate.calibrate import BOUNDS, DELTAS, fd_step
+
+    for p, (lo, hi) in BOUNDS.items():
+        d = fd_step(p)
+        assert 0 < d <= DELTAS[p] and d <= (hi - lo) / 4
+        for x in np.linspace(lo, hi, 9):
+            step = d if x + d <= hi else -d
+            assert lo <= x + step <= hi
+    assert BOUNDS["per_seq_s"][1] == pytest.approx(2.0e-5)

@@ -52,7 +52,9 @@ class AttentionKind:
     decode_query: Callable                   #: (ctx, batch_size, kv_len) -> (family, DataFrame)
     kv_bytes_per_token: Callable             #: (model, kv_dtype_bytes, tp) -> bytes one cached token takes per layer
     state_bytes_per_sequence: Callable = lambda model, tp: 0.0  #: (model, tp) -> recurrent-state bytes per layer
-    gemms: Callable | None = None            #: (model, tp) -> projection GemmShapes; None: model.attention_gemms
+    gemms: Callable | None = None            #: (model, tp) -> projection GemmShapes; None: model.attention_gemms. A
+    #                                          kind whose ``release_path`` can be non-empty also takes the path:
+    #                                          (model, tp, path)
     module_gemms: Callable = lambda ctx: frozenset()  #: (ctx) -> names of GEMMs the kind's tables already time
     windows: Callable = lambda model, layers: [(0, layers)]  #: (model, layers) -> [(window tokens, layers)]
     groups: Callable = lambda worker: {}     #: (worker) -> {family: dtype groups queried} (families split by dtype)
@@ -65,9 +67,17 @@ class AttentionKind:
     #: engine record's ``jit_compile_s`` the first time the server runs that count (the cost model keeps the
     #: counts seen, :meth:`frontier_calib.cost.iteration.IterationCostModel.iteration_time`)
     prefill_recompiles: tuple = ()
+    #: (worker) -> the code path of this kind that the worker's engine release runs (``WorkerSpec.engine_version``):
+    #: '' for the one the kind's tables, GEMM list and ``untimed_ms`` describe (the release the tables were profiled
+    #: on, and a worker that names no release), else a name the kind's ``gemms`` and ``untimed_ms`` read. The cost
+    #: tables' cache key holds the path, not the release number
+    release_path: Callable = lambda worker: ""
 
-    def projection_gemms(self, model, tp: int) -> list:
-        return self.gemms(model, tp) if self.gemms is not None else model.attention_gemms(tp, self.name)
+    def projection_gemms(self, model, tp: int, path: str = "") -> list:
+        """The projection GEMMs of one layer on one GPU for the release path ``path`` (:attr:`release_path`)."""
+        if self.gemms is None:
+            return model.attention_gemms(tp, self.name)
+        return self.gemms(model, tp, path) if path else self.gemms(model, tp)
 
 
 KINDS: dict[str, AttentionKind] = {}

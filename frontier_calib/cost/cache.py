@@ -87,10 +87,20 @@ def _table_code() -> bytes:
     return b"".join(p.read_bytes() for p in files)
 
 
+def worker_fields(worker: WorkerSpec) -> dict:
+    """The worker's fields as the cost tables see them: its engine release replaced by the code paths of its
+    attention kinds (``AttentionKind.release_path``), the only way the release enters the tables, so that workers
+    of releases whose paths agree (every release, for models without such a kind) share their tables."""
+    w = asdict(worker)
+    w.pop("engine_version")
+    w["release_paths"] = tuple(kind.release_path(worker) for kind, _ in attention.model_kinds(worker.model))
+    return w
+
+
 def _key(worker: WorkerSpec, limits: tuple, root, models_sig: str) -> str:
     h = hashlib.sha256(TABLES_VERSION.encode())
     h.update(models_sig.encode())
-    w = asdict(worker)
+    w = worker_fields(worker)
     for k in ("overheads", "cuda_graph", "overlap"):  # applied at lookup time, not baked into the tables
         w.pop(k)
     h.update(repr(sorted(w.items(), key=lambda kv: kv[0])).encode())

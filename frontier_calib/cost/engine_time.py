@@ -44,7 +44,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from ..engines import get_engine
+from ..engines import default_overlap, get_engine
 
 
 @dataclass(frozen=True)
@@ -115,14 +115,15 @@ def kernels_per_step(model, tp: int) -> int:
 
 
 def engine_time(engine: str, *, max_num_seqs: int = 256, cuda_graph: bool = True,
-                overlap: bool | None = None, recurrent_state: bool = False) -> EngineTime:
+                overlap: bool | None = None, recurrent_state: bool = False, version: str | None = None) -> EngineTime:
     """The :class:`EngineTime` of ``engine`` (a registered engine, ``frontier_calib/engines/``) for a replica that
     runs at most ``max_num_seqs`` sequences. ``cuda_graph=False`` models eager mode (``--enforce-eager``,
-    ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap; ``recurrent_state``:
-    the model's layers keep a recurrent state per sequence (the engine's default overlap may differ for them:
-    ``EngineRecord.overlap_recurrent_state``)."""
+    ``--disable-cuda-graph``); ``overlap`` overrides the engine's default CPU/GPU overlap, which is that of the
+    engine's ``version`` when given (``EngineRecord.overlap_since``: vLLM before 0.14 schedules after each step);
+    ``recurrent_state``: the model's layers keep a recurrent state per sequence (the engine's default overlap may
+    differ for them: ``EngineRecord.overlap_recurrent_state``)."""
     rec = get_engine(engine)
     sizes = tuple(rec.capture_sizes(max_num_seqs)) if cuda_graph else ()
     if overlap is None:
-        overlap = rec.overlap and (rec.overlap_recurrent_state or not recurrent_state)
+        overlap = default_overlap(engine, version) and (rec.overlap_recurrent_state or not recurrent_state)
     return EngineTime(rec.name, sizes, rec.graph_mixed, rec.graph_pad, bool(overlap), rec.time_source)

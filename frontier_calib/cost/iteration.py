@@ -201,7 +201,7 @@ class IterationCostModel:
         self._decode_floor: dict = {}      # decode_stretches with overlap: batch size -> step time floor (s)
         self.overheads = worker.overheads
         self.engine_time = engine_time(worker.engine, max_num_seqs=self.max_seqs, cuda_graph=worker.cuda_graph,
-                                       overlap=worker.overlap,
+                                       overlap=worker.overlap, version=worker.engine_version,
                                        recurrent_state=state_bytes_per_sequence(worker.model, tp=worker.tp) > 0)
         self.kernels = kernels_per_step(worker.model, worker.tp)
         # a kernel JIT-compiled again for every new prefill token count (attention kind's prefill_recompiles):
@@ -620,12 +620,13 @@ class IterationCostModel:
         """(milliseconds, its FFN/MoE share) of one layer's token-proportional ops for ``n`` tokens per rank:
         projections outside the kind's own tables, the FFN GEMMs (router, shared experts, dense MLP), the routed
         experts as ``moe_ms(n)`` prices them, the TP all-reduces when ``allreduce`` (ms of one) is given, and
-        the elementwise passes."""
+        the elementwise passes. The projections are those of the code path the worker's engine release runs
+        (``AttentionKind.release_path``)."""
         w, m = self.worker, self.worker.model
         timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
         per_layer = np.zeros(len(n))
         ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
-        for g in (kind.projection_gemms(m, w.tp) if kind else ()):
+        for g in (kind.projection_gemms(m, w.tp, kind.release_path(w)) if kind else ()):   # the release's GEMMs
             if g.name not in timed:
                 per_layer += self._gemm_ms(g, n, w.dtype)
         for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):

@@ -108,6 +108,13 @@ class EngineRecord:
     for a new specialization (a compile-time constant that takes a new value); which kernels do so is a fact of
     the attention kind (``AttentionKind.prefill_recompiles``, e.g. SGLang's gated-DeltaNet prefill). 0: none.
 
+    Chunked prefill: ``chunked_prefill_default``: the engine chunks prompts unless told not to (its default
+    ``enable_chunked_prefill``; the silicon replay takes it, ``validate/silicon.py``); ``prompt_must_fit_step_budget``:
+    without chunked prefill the engine needs only each *prompt* to fit the step token budget and rejects a longer
+    one when it arrives (TensorRT-LLM), instead of refusing to start when ``max_model_len`` exceeds the budget
+    (vLLM: :meth:`~frontier_calib.sim.config.SchedulerConfig.validate`); a prompt that fits waits until it fits
+    next to the step's other tokens (the scheduler's head-of-line rule).
+
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
     """
@@ -136,6 +143,8 @@ class EngineRecord:
     overlap_since: str | None = None   #: first version whose default overlaps CPU scheduling (None: every version)
     mxfp4_moe_on_fp4: str = "mxfp4"    #: the MoE format MXFP4 experts (gpt-oss) run in on FP4 tensor cores
     jit_compile_s: float = 0.0         #: engine-loop seconds of one Triton JIT compile on the serving host
+    chunked_prefill_default: bool = True       #: the engine's default ``enable_chunked_prefill``
+    prompt_must_fit_step_budget: bool = False  #: no chunking: reject a prompt over the budget (not max_model_len)
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):
@@ -185,8 +194,8 @@ class EngineRecord:
     def token_budget(self, cfg) -> int:
         """The most tokens one iteration can carry under ``cfg`` (the cost tables are built up to it)."""
         vals = [cfg.max_num_batched_tokens, cfg.max_num_seqs]
-        if not cfg.enable_chunked_prefill:  # a whole prompt (up to max_model_len) can be one chunk
-            vals += [cfg.max_model_len]
+        if not cfg.enable_chunked_prefill and not self.prompt_must_fit_step_budget:
+            vals += [cfg.max_model_len]   # a whole prompt (up to max_model_len) can be one chunk
         vals += [getattr(cfg, f) or 0 for f in self.budget_fields]
         return int(max(vals))
 

@@ -20,6 +20,10 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   steady load: 48 compile bursts in 30 s, "the longest ~110 ms"; fixed by PR #31558, merged 2026-07-17, which
   measures mean TTFT 131 -> 79 ms on H200). ``jit_compile_s`` = 0.1 s, the order of both figures; which layers
   pay it: ``AttentionKind.prefill_recompiles`` (``frontier_calib/attention/gdn.py``, ``kda.py``).
+* Code paths by release: before 0.5.10 SGLang runs Qwen3.5's gated-DeltaNet layer unfused (four input-projection
+  GEMMs; in decode contiguous q/k/v copies and two gating kernels around the recurrent update: PRs #20074, #20627,
+  #21019). The fact and its sources live with the attention kind (``frontier_calib/attention/gdn.py``,
+  ``FUSED_SINCE``); a deployment names its release with ``engine_options.version``.
 * CPU overheads: SGLang keeps less of the step in Python than vLLM V1 (lower ``step_s`` / ``per_seq_s``).
 * Decode steps have no token budget; ``mem_fraction_static`` is a share of the whole GPU.
 """

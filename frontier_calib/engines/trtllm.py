@@ -9,6 +9,23 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
 * The overlap scheduler is on by default.
 * Memory: ``KvCacheConfig.free_gpu_memory_fraction`` (default 0.9) is "90% of free GPU memory for KV cache"
   (TensorRT-LLM docs, "How to Change KV Cache Behavior"): a share of what the weights leave free.
+* Chunked prefill is **off** by default (``BaseLlmArgs.enable_chunked_prefill = False``,
+  ``tensorrt_llm/llmapi/llm_args.py``). Without it the micro-batch scheduler
+  (``cpp/tensorrt_llm/batch_manager/microBatchScheduler.cpp``, ``MicroBatchScheduler::operator()``) walks the
+  requests the capacity scheduler admitted, generation requests first (one token each, plus draft tokens), then
+  context requests in arrival order, and takes a context only if its **whole prompt** fits the ``max_num_tokens``
+  left in the step; the first one that does not fit ends the step's list (``break``: later contexts wait behind
+  it), so a prompt waits until it fits next to the running generation tokens (the docs' "Tuning Max Batch Size
+  and Max Num Tokens" walk-through: two 5-token prompts leave 2 of 12 tokens and the next prompt waits). The
+  LLM API rejects a prompt longer than ``max_num_tokens`` when it arrives (``_check_arguments``, block reuse
+  off) rather than refusing to start when ``max_seq_len`` is longer (``prompt_must_fit_step_budget``).
+* Batch waiting is off by default (``batch_wait_timeout_iters`` 0, ``batch_wait_max_tokens_ratio`` 0.0;
+  ``PyExecutor.enable_batch_waiting`` when either is > 0): without attention DP, a step that has generation requests
+  holds its context requests until they (whole prompts) and the generation tokens reach ``ratio x max_num_tokens``
+  or they have been held ``timeout_iters`` steps (``PyExecutor._waiting_requests``; the scheduler keys of the same
+  names, ``sim/schedulers/trtllm.py``).
+* The first token is answered at once: ``_handle_responses`` responds at ``py_decoding_iter == 1`` whatever
+  ``stream_interval`` is (later tokens every ``stream_interval`` iterations).
 """
 
 from __future__ import annotations
@@ -60,5 +77,7 @@ TRTLLM = register_engine(EngineRecord(
     chunk_multiple_of_block=True,
     budget_fields=("max_num_tokens",),
     kv_fraction_of_free=True,
+    chunked_prefill_default=False,       # BaseLlmArgs.enable_chunked_prefill (module docstring)
+    prompt_must_fit_step_budget=True,    # microBatchScheduler.cpp; LLM._check_arguments
     public_tables=True,
     source="tensorrt_llm/_torch/pyexecutor/scheduler.py, tensorrt_llm/llmapi/llm_args.py"))

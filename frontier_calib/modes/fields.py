@@ -13,7 +13,7 @@ from ..cost.memory import plan_memory
 from ..cost.node_link import parse_node_link
 from ..cost.worker import Overheads, WorkerSpec, tp_nodes
 from ..dtypes import normalize_dtype
-from ..engines import engine_names, get_engine
+from ..engines import engine_names, engine_version, get_engine
 from ..errors import FrontierError, InputError
 from ..hardware import get_gpu
 from ..model_spec import ModelSpec, load_model
@@ -283,15 +283,17 @@ def parse_overheads(sec: dict, engine: str, gpu: str, src: str, base_dir: Path |
         raise InputError(str(exc), path=src, field=_f(where, "overheads")) from None
 
 
-ENGINE_OPTION_KEYS = {"cuda_graph", "overlap", "custom_all_reduce"}
+ENGINE_OPTION_KEYS = {"cuda_graph", "overlap", "custom_all_reduce", "version"}
 
 
 def parse_engine_options(sec: dict, src: str, where: str = "") -> dict:
     """``engine_options``: ``cuda_graph`` (false = the engine runs eager: --enforce-eager, --disable-cuda-graph),
     ``overlap`` (CPU scheduling overlapped with the GPU step: vLLM --async-scheduling, SGLang/TRT-LLM overlap
-    scheduler; default: the engine's, cost/engine_time.py) and ``custom_all_reduce`` (false = tensor-parallel
+    scheduler; default: the engine's, cost/engine_time.py), ``custom_all_reduce`` (false = tensor-parallel
     all-reduces run NCCL's kernel instead of the engine's custom one: vLLM --disable-custom-all-reduce, SGLang
-    --disable-custom-all-reduce)."""
+    --disable-custom-all-reduce) and ``version`` (the engine release, e.g. ``"0.5.9"``: kinds whose code paths
+    changed between releases price the one it runs, ``WorkerSpec.engine_version``; default: the release the
+    kernel tables were profiled on)."""
     opts = parse_section(sec, "engine_options", ENGINE_OPTION_KEYS, src, _f(where, "engine_options"))
     out = {}
     for key in ("cuda_graph", "overlap", "custom_all_reduce"):
@@ -300,6 +302,12 @@ def parse_engine_options(sec: dict, src: str, where: str = "") -> dict:
                 raise InputError(f"must be true or false, got {opts[key]!r}", path=src,
                                  field=_f(where, f"engine_options.{key}"))
             out[key] = opts[key]
+    if "version" in opts:
+        v = opts["version"]
+        if isinstance(v, bool) or not isinstance(v, str) or engine_version(v) is None:
+            raise InputError(f"must be a release number in quotes, such as \"0.5.9\", got {v!r}", path=src,
+                             field=_f(where, "engine_options.version"), fix='write it as a string: version: "0.5.9"')
+        out["engine_version"] = v.strip()
     return out
 
 

@@ -34,7 +34,11 @@ class SchedulerConfig:
     ``attention_dp_timeout_iters`` and ``attention_dp_batching_wait_iters`` (its ``attention_dp_config:
     {enable_balance, timeout_iters, batching_wait_iters}``, defaults False / 50 / 10 as in ``AttentionDpConfig``,
     ``tensorrt_llm/llmapi/llm_args.py``): attention-DP ranks hold their new context requests until every rank has
-    one, or for at most ``timeout_iters`` iterations (``sim/lockstep.py``).
+    one, or for at most ``timeout_iters`` iterations (``sim/lockstep.py``). ``batch_wait_timeout_iters`` and
+    ``batch_wait_max_tokens_ratio`` (TensorRT-LLM's names, defaults 0 / 0.0: off; on when either is > 0, without
+    attention DP): a step that has generation requests holds its context requests until they and the generation
+    tokens reach ``ratio x max_num_tokens`` or ``timeout_iters`` steps have held them (``PyExecutor._waiting_requests``,
+    ``sim/schedulers/trtllm.py``).
     """
 
     policy: str = DEFAULT_ENGINE
@@ -59,6 +63,8 @@ class SchedulerConfig:
     attention_dp_balance: bool = False
     attention_dp_timeout_iters: int = 50
     attention_dp_batching_wait_iters: int = 10
+    batch_wait_timeout_iters: int = 0
+    batch_wait_max_tokens_ratio: float = 0.0
 
     def __post_init__(self):
         self.validate()
@@ -91,10 +97,17 @@ class SchedulerConfig:
         if self.attention_dp_balance and self.policy != "trtllm":
             raise FrontierError(f"scheduler.attention_dp_balance is TensorRT-LLM's attention_dp_config; the "
                                 f"{self.policy} policy has no such option (remove it or use policy trtllm)")
-        for name in ("attention_dp_timeout_iters", "attention_dp_batching_wait_iters"):
+        ratio = self.batch_wait_max_tokens_ratio
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0.0 <= ratio <= 1.0:
+            raise FrontierError(f"scheduler.batch_wait_max_tokens_ratio must be a number in [0, 1], got {ratio!r}")
+        for name in ("attention_dp_timeout_iters", "attention_dp_batching_wait_iters", "batch_wait_timeout_iters"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise FrontierError(f"scheduler.{name} must be an integer >= 0, got {value!r}")
+        if self.batch_waiting and self.policy != "trtllm":
+            raise FrontierError(f"scheduler.batch_wait_timeout_iters / batch_wait_max_tokens_ratio are TensorRT-LLM's "
+                                f"batch waiting; the {self.policy} policy has no such option (remove them or use "
+                                "policy trtllm)")
         # Every running request decodes in every step (vllm, trtllm): the step budget must hold one token per
         # request. SGLang decode steps have no token budget (its record: step_budget_binds=False).
         if rule.step_budget_binds and self.step_token_budget < self.max_running:
@@ -105,11 +118,16 @@ class SchedulerConfig:
         if rule.chunk_multiple_of_block and self.enable_chunked_prefill and self.step_token_budget < self.block_size:
             raise FrontierError(f"scheduler: {self.policy} context chunks are multiples of block_size; "
                                 "max_num_tokens must be >= block_size")
-        if (rule.step_budget_binds and not self.enable_chunked_prefill
+        if (rule.step_budget_binds and not self.enable_chunked_prefill and not rule.prompt_must_fit_step_budget
                 and self.step_token_budget < self.max_model_len):
             raise FrontierError(
                 f"scheduler: without chunked prefill the step token budget ({self.step_token_budget}) must be >= "
                 f"max_model_len ({self.max_model_len}), otherwise long prompts can never be scheduled")
+
+    @property
+    def batch_waiting(self) -> bool:
+        """TensorRT-LLM's batch waiting is on (``enable_batch_waiting``: timeout_iters > 0 or ratio > 0)."""
+        return self.batch_wait_timeout_iters > 0 or self.batch_wait_max_tokens_ratio > 0
 
     @property
     def max_running(self) -> int:

@@ -68,6 +68,8 @@ class LockstepGroup:
         self.batched_calls = 0   # decode_stretches calls of the stretch being planned (see _durations)
         self.cursor = 0          # the member being finished at a common step end (the replay loop sets it)
         self.speculative = any(rep.spec_steps is not None for rep in members)
+        for rep in members:   # attention-DP ranks: TensorRT-LLM's batch waiting does not apply (schedulers/trtllm.py)
+            rep.sched.attention_dp = True
         # ranks whose batch did not change keep their plan across common step ends (not with a timeline: it
         # records one event per plan)
         self.defer = fast_forward and not self.speculative and all(rep.timeline is None for rep in members)

@@ -9,7 +9,8 @@ from typing import Literal
 from ..errors import InputError
 from .parsing import PathLike
 
-FORMATS: tuple[str, ...] = ("native", "mooncake", "azure", "burstgpt", "vllm_bench", "vllm_request_log")
+FORMATS: tuple[str, ...] = ("native", "mooncake", "azure", "burstgpt", "vllm_bench", "vllm_request_log",
+                            "inference_perf")
 #: key of the metadata record that native JSONL files may start with (see native.py)
 NATIVE_META_KEY = "frontier_calib"
 #: prefix of the metadata comment line that native CSV files may start with (see native.py)
@@ -33,7 +34,7 @@ def first_line(path: PathLike) -> str:
 
 
 def sniff_container(path: PathLike) -> Container:
-    """'parquet' (PAR1 magic), 'json' (first character '{') or 'csv' (anything else)."""
+    """'parquet' (PAR1 magic), 'json' (first character '{' or '[') or 'csv' (anything else)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -41,7 +42,7 @@ def sniff_container(path: PathLike) -> Container:
         raise InputError("file not found", path=str(path)) from None
     if head == b"PAR1":
         return "parquet"
-    return "json" if first_line(path).lstrip().startswith("{") else "csv"
+    return "json" if first_line(path).lstrip()[:1] in ("{", "[") else "csv"
 
 
 def detect_format(path: PathLike) -> str:
@@ -64,6 +65,10 @@ def detect_format(path: PathLike) -> str:
 
 
 def _json_format(line: str, path: PathLike) -> str | None:
+    if line.lstrip().startswith("["):   # a JSON array of records: inference-perf's per-request report
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(1 << 16)
+        return "inference_perf" if '"output_token_times"' in head or '"start_time"' in head else None
     if line.strip() == "{":  # a pretty-printed JSON document: only vLLM bench results look like this
         return "vllm_bench"
     try:

@@ -96,6 +96,28 @@ class EmpiricalLengths(LengthDistribution):
         return rng.choice(self.values, size=n, replace=True)
 
 
+@dataclass(frozen=True)
+class QuantileLengths(LengthDistribution):
+    """Drawn by inverse CDF from a benchmark's reported percentiles (linear between them), e.g. inference-perf's
+    ``prompt_len`` {min, p10, median, p90, max}: ``probs`` ascending in [0, 1] from 0 to 1, ``tokens`` the
+    length at each."""
+
+    probs: tuple
+    tokens: tuple
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        p, t = np.asarray(self.probs, dtype=float), np.asarray(self.tokens, dtype=float)
+        if p.ndim != 1 or p.size < 2 or p.size != t.size or p[0] != 0.0 or p[-1] != 1.0 or np.any(np.diff(p) <= 0):
+            raise FrontierError("quantile lengths need increasing probabilities from 0 to 1, one length each")
+        if not np.all(np.isfinite(t)) or t.min() < 1 or np.any(np.diff(t) < 0):
+            raise FrontierError("quantile lengths need non-decreasing finite lengths >= 1")
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        u = rng.random(n)
+        return np.maximum(1, np.rint(np.interp(u, self.probs, self.tokens))).astype(np.int64)
+
+
 def fixed(value: int) -> FixedLengths:
     """Always ``value`` tokens."""
     return FixedLengths(value)

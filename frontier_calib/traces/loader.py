@@ -11,6 +11,7 @@ from ..errors import FrontierError, InputError
 from .azure import read_azure
 from .burstgpt import read_burstgpt
 from .detect import FORMATS, detect_format
+from .inference_perf import read_inference_perf
 from .mooncake import read_mooncake
 from .native import read_native
 from .params import positive, whole
@@ -25,6 +26,7 @@ READERS: dict[str, Callable[..., Trace]] = {
     "burstgpt": read_burstgpt,
     "vllm_bench": read_vllm_bench,
     "vllm_request_log": read_vllm_request_log,
+    "inference_perf": read_inference_perf,
 }
 
 
@@ -32,11 +34,11 @@ def load_trace(path: str | os.PathLike, format: str | None = None, *, limit: int
                time_scale: float | None = None, **options) -> Trace:
     """Read a trace file into the canonical table.
 
-    format: one of native, mooncake, azure, burstgpt, vllm_bench; None detects it from the content.
+    format: one of :data:`~.detect.FORMATS`; None detects it from the content.
     limit: keep only the first ``limit`` requests in arrival order.
     time_scale: multiply every arrival time (hence every inter-arrival gap) by this factor;
         2.0 halves the request rate.
-    options: reader-specific keywords: ``hash_block_size`` (native, mooncake; tokens per hash id),
+    options: reader-specific keywords: ``hash_block_size`` (native, mooncake, inference_perf; tokens per hash id),
         ``seed`` (vllm_bench; for reconstructed open-loop arrivals).
     """
     if not os.path.isfile(path):

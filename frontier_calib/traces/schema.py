@@ -17,6 +17,8 @@ Columns of :attr:`Trace.requests`, in this order (optional ones only when known)
 ``measured_e2e_s``  float64   optional measured end-to-end latency
 ``measured_tpot_s`` float64   optional measured (e2e - ttft) / (output_tokens - 1); NaN for 1-token outputs
 ``measured_itls_s`` object    optional list[float] of measured inter-token latencies (None = not measured)
+``measured_cached_tokens``  float64   optional prompt tokens the server reported served from its prefix cache
+                              (NaN = not reported)
 ==================  ========  =========================================================================
 """
 
@@ -34,11 +36,12 @@ from ..errors import FrontierError, InputError
 
 COLUMNS: tuple[str, ...] = (
     "request_id", "arrival_s", "input_tokens", "output_tokens", "session_id", "hash_ids",
-    "measured_ttft_s", "measured_e2e_s", "measured_tpot_s", "measured_itls_s",
+    "measured_ttft_s", "measured_e2e_s", "measured_tpot_s", "measured_itls_s", "measured_cached_tokens",
 )
 REQUIRED_COLUMNS: tuple[str, ...] = COLUMNS[:4]
 INT_COLUMNS: tuple[str, ...] = ("request_id", "input_tokens", "output_tokens")
-MEASURED_FLOAT_COLUMNS: tuple[str, ...] = ("measured_ttft_s", "measured_e2e_s", "measured_tpot_s")
+MEASURED_FLOAT_COLUMNS: tuple[str, ...] = ("measured_ttft_s", "measured_e2e_s", "measured_tpot_s",
+                                           "measured_cached_tokens")
 SESSION_DTYPE = "string"  #: pandas StringDtype; missing sessions are pd.NA
 
 
@@ -285,7 +288,7 @@ def validate_trace(trace: Trace) -> None:
         _first(trace.column(name) < 1, fail, "must be at least 1 token", name)
     for name in MEASURED_FLOAT_COLUMNS:
         if name in names:
-            _first(trace.column(name) < 0, fail, "a measured time cannot be negative", name)
+            _first(trace.column(name) < 0, fail, "a measured value cannot be negative", name)
 
     if trace.concurrency is not None and (not isinstance(trace.concurrency, Integral) or trace.concurrency < 1):
         fail(f"concurrency must be a whole number >= 1 or None, got {trace.concurrency!r}")

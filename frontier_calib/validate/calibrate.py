@@ -49,6 +49,13 @@ PARAMS = ("step_s", "per_seq_s", "frontend_s")
 #: finite-difference steps (seconds) of each constant; its search bounds are its physical bounds
 DELTAS = {"step_s": 1.0e-3, "per_seq_s": 2.0e-5, "frontend_s": 5.0e-3}
 BOUNDS = {p: OVERHEAD_BOUNDS[p] for p in PARAMS}
+
+
+def fd_step(param: str) -> float:
+    """The finite-difference step of ``param``: :data:`DELTAS`, at most a quarter of its bounds' width (so a step
+    from any point inside the bounds lands inside them one way or the other)."""
+    lo, hi = BOUNDS[param]
+    return min(DELTAS[param], (hi - lo) / 4)
 CAP = math.log(3.0)
 
 
@@ -240,7 +247,7 @@ class _Fitter:
         params = self.params
         k_all = len(params)
         # one finite-difference step per constant, backwards where a forward step would leave its bounds
-        steps = [DELTAS[p] if theta[k] + DELTAS[p] <= BOUNDS[p][1] else -DELTAS[p] for k, p in enumerate(params)]
+        steps = [fd_step(p) if theta[k] + fd_step(p) <= BOUNDS[p][1] else -fd_step(p) for k, p in enumerate(params)]
         points = [(theta, phi)] + [(theta + np.eye(k_all)[k] * steps[k], phi) for k in range(k_all)]
         P = self.replay(points, desc)
         for (th, ph), Pk in zip(points, P):
@@ -256,7 +263,7 @@ class _Fitter:
             pred = np.maximum(base + J @ (th - th0), 1e-6)
             return float(_loss_terms(pred[:, 0], pred[:, 1], mt, mp).mean())
 
-        new, _ = nelder_mead(surrogate, th0, np.array([DELTAS[p] for p in params]), [BOUNDS[p] for p in params])
+        new, _ = nelder_mead(surrogate, th0, np.array([fd_step(p) for p in params]), [BOUNDS[p] for p in params])
         return new
 
 

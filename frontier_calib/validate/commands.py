@@ -165,7 +165,7 @@ def silicon_cmd(csv_path, gpus, engines, mode, model, limit, sample, jobs, reque
               help="Deployment YAML.")
 @click.option("--trace", "-t", "trace_path", required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Trace with measured per-request timings (vLLM --save-detailed JSON, or measured_* columns).")
+              help="Trace with measured per-request timings (vLLM --save-detailed JSON, inference-perf per_request_lifecycle_metrics.json, or measured_* columns).")
 @click.option("--format", "fmt", default=None, help="Trace format (default: detected).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-trace"),
               show_default=True)
@@ -180,10 +180,39 @@ def trace_cmd(deployment, trace_path, fmt, out, overwrite, seed):
     result = compare_trace(deployment, trace_path, fmt=fmt, seed=seed, progress=False)
     summary = write_trace_report(result, out)
     agg = summary["aggregate"]
-    for key in ("mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms", "output_throughput"):
+    for key in ("mean_ttft_ms", "p99_ttft_ms", "mean_tpot_ms", "mean_itl_ms", "mean_e2el_ms", "output_throughput",
+                "prefix_cache_hit_share"):
+        if key not in agg:
+            continue
         a = agg[key]
         click.echo(f"{key:<22} measured {a['measured']:10.2f}  predicted {a['predicted']:10.2f}  "
                    f"({pct(a['error'], signed=True)})")
+    click.echo(f"report -> {out}/report.md")
+
+
+@validate.command("inference-perf")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--deployment", "-d", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Deployment YAML of the served model.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("out/validate-inference-perf"),
+              show_default=True)
+@overwrite_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the rebuilt stage requests.")
+def inference_perf_cmd(folder, deployment, out, overwrite, seed):
+    """Replay each stage of an inference-perf report folder (stage_<N>_lifecycle_metrics.json, config.yaml) and
+    compare TTFT, NTPOT (latency per output token), E2E and throughput per stage. With per_request_lifecycle_metrics.json, prefer
+    `validate trace -t` on that file (request by request)."""
+    from .inference_perf import compare_stages, write_stage_report
+    from .metrics import pct
+
+    check_output_dir(out, overwrite=overwrite)
+    result = compare_stages(deployment, folder, seed=seed)
+    summary = write_stage_report(result, out)
+    for _, r in result["stages"].iterrows():
+        click.echo(f"stage {int(r['stage'])} at {r['rate']:.2f} req/s: TTFT mean {pct(r['mean_ttft_error'], signed=True)}, "
+                   f"NTPOT mean {pct(r['mean_ntpot_error'], signed=True)}, E2E mean {pct(r['mean_e2el_error'], signed=True)}")
+    click.echo(f"over {summary['stages']} stages: mean TTFT MAPE {pct(summary['mean_ttft_mape'])}, "
+               f"mean NTPOT MAPE {pct(summary['mean_ntpot_mape'])}, mean E2E MAPE {pct(summary['mean_e2el_mape'])}")
     click.echo(f"report -> {out}/report.md")
 
 

@@ -121,11 +121,65 @@ at the commits named, and copies in public forks that carry other versions of th
   ``kimik2.5_int4_b200.sh`` (2b7b694, 7bfd76a): ``0.97``; ``kimik2.5_fp4_b200.sh`` (04107b3, 7a83b90):
   ``--max-num-seqs $CONC``, as ``kimik2.5_fp4_b300.sh`` (6377d35, fork whn09). A running cap equal to the clients also sets vLLM's default CUDA-graph sizes (up to
   ``min(2 x max_num_seqs, 512)`` tokens), so mixed steps above twice the client count run eager.
+
+**TensorRT-LLM's step token budget as the launch scripts set it (session 11).** TensorRT-LLM runs without chunked
+prefill unless told otherwise (``engines/trtllm.py``): a prompt then waits, whole, until it fits the
+``max_num_tokens`` left next to the step's generation tokens, so the budget decides how many prompts share a step.
+Where the script behind a series computes the budget from the load, :class:`StepTokens` does the same:
+
+* ``aic-auto-gap-analysis`` rows (aiconfigurator's own accuracy runs, served by the configs its generator writes:
+  ``python3 -m dynamo.frontend`` + ``dynamo.trtllm``, ``trtllm/run.sh.j2``): the generator's agg worker has
+  ``max_num_tokens = bs + isl + 1500`` and ``max_batch_size = bs`` (``generator/backends/trtllm.py``;
+  ``rule_plugin/benchmark/trtllm.rule`` has the same formula), ``enable_chunked_prefill`` false (every
+  ``extra_engine_args*.yaml.j2`` template's default); ``bs`` is the row's ``batch_size`` (= its clients per worker).
+* InferenceX DeepSeek-R1 / V3 FP8 on H200: ``MAX_NUM_TOKENS=$(( (CONC+ISL+64+63)/64*64 ))``
+  (``dsr1_fp8_h200_trt_slurm.sh``), ``((MTP+1)*MAX_BATCH_SIZE+ISL+64+63)/64*64`` with MTP
+  (``dsr1_fp8_h200_trt_mtp.sh``; ``MAX_BATCH_SIZE`` = CONC, CONC/TP with DP attention). One later version of the
+  non-MTP script (1fc5d73) floors it at 8,192; the floor-less form is kept (the MTP script and the slurm script
+  agree on it). On B200 the same formulas: at least 8,192 without MTP (``dsr1_fp8_b200_trt.sh``), no floor with
+  it (``dsr1_fp8_b200_trt_mtp.sh``).
+* InferenceX Llama-3.1-70B on H200: ``--max_seq_len $MAX_MODEL_LEN --max_num_tokens $MAX_MODEL_LEN``
+  (``70b_fp8_h200_trt_slurm.sh``): one value, so the budget holds at least isl + osl (every request must fit
+  ``max_seq_len``). The versions of the sweep read do not pin it (isl + osl, + 200, + 256; other InferenceX TRT
+  scripts floor it at 8,192); isl + osl = 2,048 at 1,024/1,024 would starve the batch-waiting rows below (one or
+  two prompts per 21 steps: TTFT of seconds to minutes against the 0.2-1.9 s measured), so the replay takes
+  ``max(isl + osl, 8192)``. On B200 (``70b_fp8_b200_trt_slurm.sh``) ``--max_num_tokens 16384``. Both scripts turn on
+  TensorRT-LLM's **batch waiting** for 1,024/1,024 below TP8 (``batch_wait_max_tokens_ratio: 0.9``,
+  ``batch_wait_timeout_iters: 20``, "will improve the performance"): a step with generation requests holds its
+  context requests until they and the generation tokens reach 0.9 x ``max_num_tokens`` or 20 steps have held them
+  (``sim/schedulers/trtllm.py``). At 4 clients one new 1,024-token prompt never reaches 0.9 x the budget, so it waits
+  the 20 steps: the measured TTFT of those rows exceeds the replay's by about 20 decode steps (TP1 562 vs 199 ms at
+  20 ms a step, TP2 340 vs 128 at 12 ms, TP4 230 vs 101 at 8 ms), where the TP8 and 1,024/8,192 rows, without
+  batch waiting, fit.
+* InferenceX gpt-oss: ``--max_num_tokens 20000`` (the launch-flag recipes below).
+
+Rows of no known harness keep TensorRT-LLM's defaults: no chunked prefill, the replay's 8,192-token budget.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepTokens:
+    """TensorRT-LLM's ``max_num_tokens`` as a launch script computes it from the benchmark's load:
+    ``max(at_least, ceil((per_request x batch + isl + added [+ osl]) / multiple) x multiple)`` tokens, where
+    ``batch`` is the script's ``max_batch_size`` (the clients per attention-DP rank) and ``per_request`` the tokens
+    one running request puts in a step (None: 1 + the MTP draft tokens of the deployment)."""
+
+    per_request: int | None = 1
+    added: int = 0
+    multiple: int = 1
+    at_least: int = 0
+    osl: bool = False          #: add the row's osl (``--max_num_tokens $MAX_MODEL_LEN``, MAX_MODEL_LEN = isl + osl)
+    max_batch_size: bool = False   #: the script also passes ``max_batch_size`` = batch
+
+    def value(self, batch: int, isl: int, osl: int = 0, draft_tokens: int = 0) -> int:
+        per = (1 + int(draft_tokens)) if self.per_request is None else int(self.per_request)
+        n = per * int(batch) + int(isl) + int(self.added) + (int(osl) if self.osl else 0)
+        m = max(1, int(self.multiple))
+        return max(int(self.at_least), -(-n // m) * m)
 
 
 @dataclass(frozen=True)
@@ -139,9 +193,9 @@ class HarnessRecipe:
     cap equal to the client count (``max_num_seqs_is_concurrency``) and the CPU/GPU overlap (``overlap``)."""
 
     name: str
-    gpu: str                                  #: ``system`` of the rows
+    gpu: str | None                           #: ``system`` of the rows; None: any GPU
     engine: str                               #: ``backend`` of the rows
-    model_contains: str                       #: a lower-case substring of ``model_path``
+    model_contains: str                       #: a lower-case substring of ``model_path`` ("" : any model)
     backend_version: str | None = None        #: the image tag (``backend_version``) that identifies it; None: any
     precision: str | None = None              #: the ``precision`` column; None: any
     mtp: bool = False
@@ -159,10 +213,19 @@ class HarnessRecipe:
     overlap: bool | None = None
     #: the step token budget as a multiple of the row's prompt length (``--max-num-batched-tokens $((ISL * k))``)
     batched_tokens_per_isl: int | None = None
+    #: TensorRT-LLM ``max_num_tokens`` from the load (:class:`StepTokens`); None: the replay's default
+    step_tokens: StepTokens | None = None
+    #: a substring of ``silicon_data_source`` the rows carry (None: any source)
+    source_contains: str | None = None
+    #: TensorRT-LLM batch waiting the script turns on for one load: (isl, osl, TP below which, timeout_iters,
+    #: max_tokens_ratio); None: off (the engine's default)
+    batch_wait: tuple | None = None
     source: str = ""
 
     def matches(self, row: dict) -> bool:
-        return (str(row.get("system", "")).strip() == self.gpu
+        return ((self.gpu is None or str(row.get("system", "")).strip() == self.gpu)
+                and (self.source_contains is None
+                     or self.source_contains in str(row.get("silicon_data_source", "")))
                 and str(row.get("backend", "")).strip().lower() == self.engine
                 and (self.backend_version is None
                      or str(row.get("backend_version", "")).strip() == self.backend_version)
@@ -170,10 +233,11 @@ class HarnessRecipe:
                 and self.model_contains in str(row.get("model_path", "")).lower())
 
     def apply(self, deployment: dict, attention_dp: int, concurrency: int | None = None,
-              isl: int | None = None) -> list:
+              isl: int | None = None, osl: int | None = None, per_rank: int | None = None) -> list:
         """Add this recipe's options to an agg row's ``deployment`` (its ``scheduler`` section already built) for
-        a worker of ``attention_dp`` ranks at ``concurrency`` clients sending ``isl``-token prompts; returns the
-        notes to record (empty when nothing applied)."""
+        a worker of ``attention_dp`` ranks at ``concurrency`` clients (``per_rank`` of them per attention-DP rank
+        and replica) sending ``isl``-token prompts for ``osl`` output tokens; returns the notes to record (empty
+        when nothing applied)."""
         notes = []
         if self.mtp:
             k = 1 if attention_dp > 1 else 3
@@ -207,6 +271,23 @@ class HarnessRecipe:
             deployment["scheduler"]["max_num_batched_tokens"] = budget
             notes.append(f"{self.name}: max_num_batched_tokens {budget} ({self.batched_tokens_per_isl} x isl; "
                          f"validate/harness.py)")
+        if self.step_tokens is not None and isl and per_rank:
+            draft = int(deployment.get("speculative", {}).get("num_draft_tokens", 0) or 0)
+            n = self.step_tokens.value(per_rank, isl, osl or 0, draft)
+            deployment["scheduler"]["max_num_tokens"] = n
+            deployment["scheduler"]["max_num_batched_tokens"] = n
+            deployment["scheduler"]["enable_chunked_prefill"] = False
+            what = f"max_num_tokens {n}"
+            if self.step_tokens.max_batch_size:
+                deployment["scheduler"]["max_batch_size"] = int(per_rank)
+                what += f", max_batch_size {int(per_rank)}"
+            notes.append(f"{self.name}: {what}, no chunked prefill (validate/harness.py)")
+        if self.batch_wait is not None and attention_dp == 1:
+            w_isl, w_osl, tp_below, iters, ratio = self.batch_wait
+            if isl == w_isl and osl == w_osl and tp is not None and tp < tp_below:
+                deployment["scheduler"].update(batch_wait_timeout_iters=iters, batch_wait_max_tokens_ratio=ratio)
+                notes.append(f"{self.name}: batch waiting, timeout_iters {iters}, max_tokens_ratio {ratio} "
+                             f"(validate/harness.py)")
         if self.overlap is not None:
             deployment.setdefault("engine_options", {})["overlap"] = self.overlap
             notes.append(f"{self.name}: CPU/GPU overlap {'on' if self.overlap else 'off'} (validate/harness.py)")
@@ -248,6 +329,17 @@ def _every_tp(value) -> dict:
 
 _IX = "InferenceX benchmarks/single_node/"
 
+#: ``MAX_NUM_TOKENS=$(( (CONC+ISL+64+63)/64*64 ))`` (dsr1_fp8_h200_trt_slurm.sh); the MTP script
+#: (dsr1_fp8_h200_trt_mtp.sh) counts ``MTP+1`` tokens per request: ``((MTP+1)*MAX_BATCH_SIZE+ISL+64+63)/64*64``
+_DSR1_H200_TOKENS = StepTokens(per_request=None, added=64, multiple=64)
+#: dsr1_fp8_b200_trt.sh: the same, at least 8192
+_DSR1_B200_TOKENS = StepTokens(per_request=None, added=64, multiple=64, at_least=8192)
+#: 70b_fp8_h200_trt_slurm.sh: ``batch_wait_max_tokens_ratio: 0.9``, ``batch_wait_timeout_iters: 20`` when ISL and OSL
+#: are 1024 and TP < 8: (isl, osl, TP below, timeout_iters, max_tokens_ratio)
+_LLAMA70B_BATCH_WAIT = (1024, 1024, 8, 20, 0.9)
+#: aiconfigurator's generator, agg workers: ``max_num_tokens = bs + isl + 1500``, ``max_batch_size = bs``
+_AIC_AGG_TOKENS = StepTokens(per_request=1, added=1500, max_batch_size=True)
+
 RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (image 1.2.0rc6.post3)", gpu="b200_sxm", engine="trtllm",
                   model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", mtp=True, source=_INFERENCEX),
@@ -255,12 +347,34 @@ RECIPES: list[HarnessRecipe] = [
                   engine="trtllm", model_contains="deepseek-r1", backend_version="1.1.0rc2.post2", mtp=True,
                   source=_INFERENCEX_H200),
     HarnessRecipe(name="InferenceX dsr1-*-b200-trt*", gpu="b200_sxm", engine="trtllm", model_contains="deepseek",
-                  adp_balance=(60, 0), source=_INFERENCEX),
+                  adp_balance=(60, 0), step_tokens=_DSR1_B200_TOKENS, source=_INFERENCEX),
     # the H200 scripts (benchmarks/dsr1_fp8_h200_trt.sh and its -mtp twin) add the same attention_dp_config block
     # when DP_ATTENTION is true; both H200 series (the db-dump DeepSeek-V3 rows and the DeepSeek-R1 source files)
     # are those configs' search spaces
+    # the MTP scripts compute max_num_tokens without the non-MTP script's 8192 floor (after the recipe above)
+    HarnessRecipe(name="InferenceX dsr1-*-b200-trt-mtp (max_num_tokens)", gpu="b200_sxm", engine="trtllm",
+                  model_contains="deepseek-r1", backend_version="1.2.0rc6.post3", step_tokens=_DSR1_H200_TOKENS,
+                  source="InferenceX benchmarks/dsr1_fp8_b200_trt_mtp.sh (MAX_NUM_TOKENS)"),
     HarnessRecipe(name="InferenceX dsr1-fp8-h200-trt*", gpu="h200_sxm", engine="trtllm", model_contains="deepseek",
-                  adp_balance=(60, 0), source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh"),
+                  adp_balance=(60, 0), step_tokens=_DSR1_H200_TOKENS,
+                  source=_INFERENCEX_H200 + "; benchmarks/dsr1_fp8_h200_trt.sh, dsr1_fp8_h200_trt_slurm.sh"),
+    HarnessRecipe(name="InferenceX llama-70b-fp8-h200-trt", gpu="h200_sxm", engine="trtllm",
+                  model_contains="llama-3.1-70b", source_contains="source_file=2026-",
+                  step_tokens=StepTokens(per_request=0, osl=True, at_least=8192), batch_wait=_LLAMA70B_BATCH_WAIT,
+                  source="InferenceX benchmarks/70b_fp8_h200_trt_slurm.sh (--max_seq_len and --max_num_tokens "
+                         "$MAX_MODEL_LEN; batch_wait_max_tokens_ratio 0.9, "
+                         "batch_wait_timeout_iters 20 at 1k/1k below TP8)"),
+    HarnessRecipe(name="InferenceX llama-70b-b200-trt", gpu="b200_sxm", engine="trtllm",
+                  model_contains="llama-3.1-70b", source_contains="source_file=2026-",
+                  step_tokens=StepTokens(per_request=0, at_least=16384), batch_wait=_LLAMA70B_BATCH_WAIT,
+                  source="InferenceX benchmarks/70b_fp8_b200_trt_slurm.sh (--max_num_tokens 16384; "
+                         "batch_wait_max_tokens_ratio 0.9, batch_wait_timeout_iters 20 at 1k/1k below TP8)"),
+    # aiconfigurator's own gap-analysis runs serve the configs its generator writes (module docstring)
+    HarnessRecipe(name="aiconfigurator generator (aic-auto-gap-analysis)", gpu=None, engine="trtllm",
+                  model_contains="", source_contains="aic-auto-gap-analysis", step_tokens=_AIC_AGG_TOKENS,
+                  source="ai-dynamo/aiconfigurator src/aiconfigurator/generator/backends/trtllm.py (agg "
+                         "max_num_tokens = bs + isl + 1500), generator/templates/trtllm/extra_engine_args*.yaml.j2 "
+                         "(enable_chunked_prefill false, max_batch_size bs), rule_plugin/benchmark/trtllm.rule"),
     HarnessRecipe(name="InferenceX dsr1-fp8-h200-sglang", gpu="h200_sxm", engine="sglang", model_contains="deepseek",
                   precision="fp8", kv_dtype="bf16",
                   source="InferenceX benchmarks/single_node/dsr1_fp8_h200.sh (no --kv-cache-dtype: SGLang's auto, bf16)"),
@@ -369,13 +483,18 @@ def _int_or_none(value) -> int | None:
         return None
 
 
-def apply_recipes(row: dict, deployment: dict, attention_dp: int, concurrency: int | None = None) -> list:
+def apply_recipes(row: dict, deployment: dict, attention_dp: int, concurrency: int | None = None,
+                  per_rank: int | None = None) -> list:
     """Apply every harness recipe that produced ``row`` (a silicon CSV row as a dict) to its agg ``deployment``
-    at ``concurrency`` clients (default: the row's ``concurrency`` column); returns the notes."""
+    at ``concurrency`` clients (default: the row's ``concurrency`` column), ``per_rank`` of them per attention-DP
+    rank and replica (default: concurrency / attention_dp, rounded up); returns the notes."""
     if concurrency is None:
         concurrency = _int_or_none(row.get("concurrency"))
+    if per_rank is None and concurrency:
+        per_rank = -(-int(concurrency) // max(1, int(attention_dp)))
     notes = []
     for recipe in RECIPES:
         if recipe.matches(row):
-            notes += recipe.apply(deployment, attention_dp, concurrency, _int_or_none(row.get("isl")))
+            notes += recipe.apply(deployment, attention_dp, concurrency, _int_or_none(row.get("isl")),
+                                  _int_or_none(row.get("osl")), per_rank)
     return notes

@@ -94,13 +94,12 @@ def _pools(dep) -> list:
 
 def _shape_key(dep) -> tuple:
     """What the cost tables depend on (each worker without its overheads, and the table limits)."""
-    from dataclasses import asdict
-
+    from ..cost.cache import worker_fields
     from ..engines import token_budget
 
     key = []
     for worker, s in _pools(dep):
-        w = asdict(worker)
+        w = worker_fields(worker)
         w.pop("overheads")
         key.append((repr(sorted(w.items(), key=lambda kv: kv[0])), token_budget(s),
                     max(s.max_num_seqs, s.max_batch_size or 0), s.max_model_len))

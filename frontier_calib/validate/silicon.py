@@ -39,7 +39,7 @@ from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
 from .harness import apply_recipes, prompt_length_ratio
 from ..dtypes import normalize_dtype
-from ..engines import default_overlap, get_engine
+from ..engines import default_overlap, engine_version, get_engine
 from ..errors import CoverageError, FrontierError, InputError
 from ..hardware import get_gpu
 
@@ -397,6 +397,8 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
         s["max_num_tokens"] = max(s["max_num_tokens"], cap)
     s["max_model_len"] = max_model_len
     s["enable_prefix_caching"] = False  # synthetic random prompts share no prefix
+    # the engine's default (TensorRT-LLM: no chunked prefill, engines/trtllm.py); harness recipes may override
+    s["enable_chunked_prefill"] = get_engine(engine).chunked_prefill_default
     return s
 
 
@@ -518,6 +520,9 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     base = {"model": model.name, "gpu": gpu, "engine": engine, **dtypes, "name": rid,
             "routing": "power_law_1.01", "router": "least_outstanding"}
     base["calibration"] = "none"   # the overheads are the caller's (a calibration read once), not the shipped file
+    release = str(row.get("backend_version", "")).strip()
+    if engine_version(release) is not None:   # the release the row ran: kinds price its code paths (gdn.py)
+        base["engine_options"] = {"version": release}
     ov = calibration_for(overheads, engine, gpu)
     if ov is not None:
         base["overheads"] = dict(ov)
@@ -542,9 +547,9 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             per_rank = -(-scn.concurrency // (par["attention_dp"] * replicas))
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
             if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
-                base["engine_options"] = {"overlap": False}
+                base.setdefault("engine_options", {})["overlap"] = False
             # options the row's harness ran that its columns do not record (validate/harness.py)
-            scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency)
+            scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency, per_rank)
             scn.deployment = base
         else:
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:

@@ -97,9 +97,9 @@ def compare_trace(deployment_path, trace_path: Path, *, fmt: str | None = None, 
         per[f"pred_{m}_ms"] = sim.loc[df["request_id"], f"{m}_s"].to_numpy() * 1e3
         per[f"{m}_ratio"] = per[f"pred_{m}_ms"] / per[f"measured_{m}_ms"]
     per["pred_status"] = sim.loc[df["request_id"], "status"].to_numpy()
-    meas_itl = np.concatenate([np.asarray(x, dtype=float) for x in df["measured_itls_s"]
-                               if isinstance(x, (list, np.ndarray))]) if "measured_itls_s" in df.columns else \
-        np.zeros(0)
+    itl_lists = [np.asarray(x, dtype=float) for x in df["measured_itls_s"]
+                 if isinstance(x, (list, np.ndarray))] if "measured_itls_s" in df.columns else []
+    meas_itl = np.concatenate(itl_lists) if itl_lists else np.zeros(0)   # none measured: ITL rows read NaN
     pred_itl = np.asarray(res.itls if res.itls is not None else [], dtype=float)
     ok = per["pred_status"] == "ok"
     meas = {"ttft": df["measured_ttft_s"], "tpot": df.get("measured_tpot_s", pd.Series(dtype=float)),
@@ -123,6 +123,14 @@ def compare_trace(deployment_path, trace_path: Path, *, fmt: str | None = None, 
             ("duration_s", dur, sim_dur)):
         p_val = float(p_val) if p_val is not None else math.nan
         rows.append({"metric": name, "measured": m_val, "predicted": p_val,
+                     "error": p_val / m_val - 1 if m_val and math.isfinite(m_val) else math.nan})
+    if "measured_cached_tokens" in df.columns and np.isfinite(df["measured_cached_tokens"].to_numpy(float)).any():
+        have_c = np.isfinite(df["measured_cached_tokens"].to_numpy(float)) & ok.to_numpy()
+        ids = df["request_id"][have_c]
+        n_in = float(df["input_tokens"][have_c].sum())
+        m_val = float(df["measured_cached_tokens"][have_c].sum()) / n_in if n_in else math.nan
+        p_val = float(sim.loc[ids, "cached_tokens"].sum()) / n_in if n_in else math.nan
+        rows.append({"metric": "prefix_cache_hit_share", "measured": m_val, "predicted": p_val,
                      "error": p_val / m_val - 1 if m_val and math.isfinite(m_val) else math.nan})
     agg = pd.DataFrame(rows)
     summary = {

@@ -24,6 +24,7 @@ from array import array
 
 import numpy as np
 
+from ...engines import get_engine
 from ..config import SchedulerConfig
 from ..decode_batch import DecodeBatch
 from ..kv_cache import NO_HIT, KVCacheManager
@@ -204,6 +205,10 @@ class Scheduler:
             return "no_output_tokens"
         if R.n_in[r] + R.n_out[r] > self.cfg.max_model_len:
             return "max_model_len"
+        cfg = self.cfg
+        if (not cfg.enable_chunked_prefill and R.n_in[r] > cfg.step_token_budget
+                and get_engine(cfg.policy).prompt_must_fit_step_budget):
+            return "prompt_over_step_budget"   # TensorRT-LLM without chunked prefill (engines/trtllm.py)
         if self.max_blocks(r) > self.cache.num_blocks:
             return "kv_capacity"
         return None

@@ -14,6 +14,14 @@ chunk unit of context chunking). KV block reuse (prefix caching) works as in vLL
 With attention DP and ``attention_dp_balance`` the ranks' lockstep group may hold new context requests for a step
 (``hold_context``, set by :class:`~frontier_calib.sim.lockstep.LockstepGroup`): the step schedules the generation
 requests and context chunks already started, and admits nothing from the waiting queue.
+
+Batch waiting (``batch_wait_timeout_iters`` / ``batch_wait_max_tokens_ratio``, off by default; not with attention
+DP): ``PyExecutor._schedule`` passes a step that has both context and generation requests through
+``PyExecutor._waiting_requests``, which drops the step's context requests unless the tokens scheduled (each context
+request's whole prompt, ``len(get_tokens(0))``, plus one token per generation request; TensorRT-LLM adds its draft
+tokens, which the replay does not count) reach
+``batch_wait_max_tokens_ratio x max_num_tokens`` or the context requests have been held ``batch_wait_timeout_iters``
+steps in a row (the count restarts when they go). A held step decodes only.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ class TRTLLMScheduler(Scheduler):
     policy = "trtllm"
     register_on_alloc = True
     requeue_front = True
+    batch_wait_iters = 0     # steps the context requests have been held in a row (batch waiting)
+    attention_dp = False     # a rank of an attention-DP worker (set by its lockstep group): no batch waiting
 
     def schedule(self, now: float):
         cfg, R, cache, bs = self.cfg, self.reqs, self.cache, self.bs
@@ -50,16 +60,49 @@ class TRTLLMScheduler(Scheduler):
                 break
             self.preempt(self.running[-1], now)   # pause the most recently admitted request
             preempted = True
+        hold = self.hold_context
+        if cfg.batch_waiting and not self.attention_dp and self.decode.n and (chunks or self.waiting):
+            hold = hold or self._batch_wait(chunks, left, budget)
+            if hold and chunks:     # the held step decodes only: context chunks already planned wait too
+                left += sum(q for _, q, _ in chunks)
+                chunks = []
         plan = self.decode_plan(now)
         for r, q, nb in chunks:
             self.add_chunk(plan, r, q)
             self.alloc_chunk(r, q, nb)
-        if not self.hold_context and (not preempted or not (plan.chunks or plan.num_decode)):
+        if not hold and (not preempted or not (plan.chunks or plan.num_decode)):
             self._admit_waiting(now, plan, left)
         if not plan.chunks and not plan.num_decode:
             return None
-        plan.steady = not plan.chunks and not preempted
+        # a step whose contexts batch waiting held is one step: the next one counts the wait again
+        plan.steady = not plan.chunks and not preempted and not (hold and not self.hold_context)
         return plan
+
+    def _batch_wait(self, chunks, left: int, budget: int) -> bool:
+        """TensorRT-LLM's batch waiting for this step (class docstring): True to hold its context requests. The
+        context requests the step would take are the chunks already planned and the waiting prompts that fit the
+        ``left`` tokens in arrival order (whole prompts without chunked prefill); their whole prompts count."""
+        cfg, R = self.cfg, self.reqs
+        tokens = sum(R.n_in[r] for r, _, _ in chunks)
+        room, n_run = left, len(self.running)
+        for r in self.waiting:
+            if n_run >= self.max_running or room <= 0:
+                break
+            q = R.n_in[r] + R.gen[r]
+            if q > room and not cfg.enable_chunked_prefill:
+                break
+            tokens += R.n_in[r]
+            room -= q
+            n_run += 1
+        if not tokens:
+            return False
+        gen = self.decode.n      # one token per generation request (draft tokens: not counted here)
+        waited = self.batch_wait_iters
+        if waited >= cfg.batch_wait_timeout_iters or tokens + gen >= cfg.batch_wait_max_tokens_ratio * budget:
+            self.batch_wait_iters = 0
+            return False
+        self.batch_wait_iters = waited + 1
+        return True
 
     def _future_blocks(self) -> int:
         """Blocks the active requests will still allocate before they finish."""
