@@ -92,7 +92,9 @@ class OperatorModel:
     Parameters are plain attributes set in ``__init__`` (nothing hidden): an argument left at None
     takes the family's value from :data:`FAMILY_PARAMS`, else :data:`DEFAULT_PARAMS`. ``n_estimators``
     is the cap on boosting rounds, ``early_stopping_rounds`` stops on a seeded ``validation_fraction``
-    of the training rows by ``eval_metric`` (XGBoost's name: 'rmse', 'mae'), ``objective`` is XGBoost's loss on
+    of the training rows by ``eval_metric`` (XGBoost's name: 'rmse', 'mae', or one of :data:`EVAL_METRICS`:
+    'median_ae'), ``num_parallel_tree`` trees are averaged per round, each on a ``subsample`` of the rows and a
+    ``colsample_bynode`` share of the features per split (bagging; seeded), ``objective`` is XGBoost's loss on
     log2(latency / roofline). ``refit``: once early
     stopping has chosen the number of rounds, fit again on every training row (the validation rows included) with
     that many rounds, as a dense measurement grid leaves no row to spare.
