@@ -53,7 +53,7 @@ import numpy as np
 from ..lazy import pandas as pd
 
 from ..errors import InputError
-from .parsing import PathLike
+from .parsing import PathLike, json_document
 from .schema import Trace, canonical_trace
 
 #: prompt tokens per prefix hash (vLLM's default KV block size)
@@ -119,16 +119,7 @@ def record_starts_and_stages(path: PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load(path: PathLike) -> list:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise InputError("file not found", path=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})", path=str(path),
-                         row=exc.lineno) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from None
+    doc = json_document(path)
     if not isinstance(doc, list):
         raise InputError("an inference-perf per-request file is a JSON array of request records",
                          path=str(path), fix="point at per_request_lifecycle_metrics.json")

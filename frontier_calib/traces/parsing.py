@@ -40,6 +40,21 @@ def jsonl_objects(path: PathLike):
         raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from None
 
 
+def json_document(path: PathLike):
+    """The JSON document in ``path``; a missing file, invalid JSON or non-UTF-8 text is an :class:`InputError`
+    naming the file (and, for invalid JSON, the line and column)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        raise InputError("file not found", path=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})", path=str(path),
+                         row=exc.lineno) from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from None
+
+
 def read_csv(path: PathLike, **options) -> pd.DataFrame:
     """``pandas.read_csv`` with unreadable files reported as :class:`InputError`."""
     try:

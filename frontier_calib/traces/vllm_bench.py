@@ -18,7 +18,6 @@ Error rows are 1-based positions in the per-request lists.
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 
@@ -27,7 +26,7 @@ from ..lazy import pandas as pd
 
 from ..errors import FrontierError, InputError
 from .arrivals import gamma
-from .parsing import PathLike, float_list, float_values, int_values
+from .parsing import PathLike, float_list, float_values, int_values, json_document
 from .schema import Trace, canonical_trace
 
 PER_REQUEST = ("input_lens", "output_lens", "ttfts", "itls")
@@ -76,14 +75,7 @@ def read_vllm_bench(path: PathLike, *, seed: int = 0) -> Trace:
 
 
 def _load(path: PathLike) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})", path=str(path),
-                         row=exc.lineno) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from exc
+    doc = json_document(path)
     if not isinstance(doc, dict):
         raise InputError("a vLLM bench result is a JSON object", path=str(path))
     return doc

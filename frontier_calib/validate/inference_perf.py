@@ -28,7 +28,6 @@ include the server's front end, and so do the predictions.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -40,7 +39,8 @@ import pandas as pd
 from ..errors import InputError
 from ..io import staged_output, write_json, write_table, write_text
 from ..plotting import figure, save_png
-from .metrics import pct
+from ..traces.parsing import json_document
+from .metrics import LATENCY_STATS, latency_stats_ms, pct
 
 #: report percentile keys -> probability
 _QUANTILE_KEYS = {"min": 0.0, "p0.1": 0.001, "p1": 0.01, "p5": 0.05, "p10": 0.10, "p25": 0.25, "median": 0.5,
@@ -53,7 +53,7 @@ LATENCIES = (("time_to_first_token", "ttft"), ("normalized_time_per_output_token
 #: kubecon-na-2025 vLLM H100 runs is 31-41 us, half its gaps are within one chunk), so it reads about half the
 #: decode step; ``ntpot`` (request latency / output tokens, per request) is defined by whole requests
 COMPARED = ("ttft", "ntpot", "e2el")
-STATS = ("mean", "median", "p90", "p99")
+STATS = LATENCY_STATS
 _STAGE_FILE = re.compile(r"^stage_(\d+)_lifecycle_metrics\.json$")
 
 
@@ -100,12 +100,7 @@ def _num(doc, path: Path, *keys, required: bool = True):
 
 def read_stage(path: Path) -> dict:
     """One stage report: rate, duration, count, the latency distributions (s), throughputs and length quantiles."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc.msg})", path=str(path), row=exc.lineno) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not a UTF-8 text file ({exc.reason})", path=str(path)) from None
+    doc = json_document(path)
     if not isinstance(doc, dict):
         raise InputError("a stage report is a JSON object", path=str(path))
     rate = _num(doc, path, "load_summary", "requested_rate", required=False)
@@ -171,15 +166,6 @@ def stage_trace(stage: dict, config: dict, *, seed: int = 0, stage_index: int = 
                            seed=int(np.random.SeedSequence(seed_seq).generate_state(1)[0]))
 
 
-def _stats_ms(values_s) -> dict:
-    v = np.asarray(values_s, dtype=float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return {s: math.nan for s in STATS}
-    return {"mean": float(v.mean()) * 1e3, "median": float(np.median(v)) * 1e3,
-            "p90": float(np.percentile(v, 90)) * 1e3, "p99": float(np.percentile(v, 99)) * 1e3}
-
-
 PER_REQUEST_FILE = "per_request_lifecycle_metrics.json"
 
 
@@ -218,8 +204,8 @@ def stage_of_requests(per_request: Path, stage_ids: list[int], counts: list[int]
 
 def _stage_row(idx: int, st: dict, done, requests: int) -> dict:
     """One stage's measured and predicted statistics (``done``: the replayed requests of that stage, ok)."""
-    pred = {"ttft": _stats_ms(done["ttft_s"]), "tpot": _stats_ms(done["tpot_s"]),
-            "ntpot": _stats_ms(done["e2e_s"] / done["output_tokens"]), "e2el": _stats_ms(done["e2e_s"])}
+    pred = {"ttft": latency_stats_ms(done["ttft_s"]), "tpot": latency_stats_ms(done["tpot_s"]),
+            "ntpot": latency_stats_ms(done["e2e_s"] / done["output_tokens"]), "e2el": latency_stats_ms(done["e2e_s"])}
     row = {"stage": idx, "rate": st["rate"], "duration_s": st["duration"], "requests": requests,
            "replayed_ok": int(len(done)), "measured_failures": st["failures"]}
     for name in COMPARED + ("tpot",):

@@ -20,6 +20,20 @@ METRICS = ("ttft", "tpot")
 GROUP_COLUMNS = ("system", "backend", "mode")
 
 
+#: the statistics of a latency sample that the per-request reports compare
+LATENCY_STATS = ("mean", "median", "p90", "p99")
+
+
+def latency_stats_ms(values_s) -> dict:
+    """Mean, median, P90 and P99 (milliseconds) of the finite values of ``values_s`` (seconds); NaN when none."""
+    v = np.asarray(values_s, dtype=float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return {s: math.nan for s in LATENCY_STATS}
+    return {"mean": float(v.mean()) * 1e3, "median": float(np.median(v)) * 1e3,
+            "p90": float(np.percentile(v, 90)) * 1e3, "p99": float(np.percentile(v, 99)) * 1e3}
+
+
 def error_stats(pred, meas) -> dict:
     """MAPE, median APE, P90 APE, signed bias and counts of one metric (fractions, not percent)."""
     p = np.asarray(pred, dtype=float)

@@ -25,21 +25,12 @@ import pandas as pd
 
 from ..errors import InputError
 from ..io import write_json, write_table, write_text
-from .metrics import error_stats, pct
+from .metrics import LATENCY_STATS, error_stats, latency_stats_ms, pct
 from ..io import staged_output
 from ..plotting import figure, save_png
 
-STATS = ("mean", "median", "p90", "p99")
+STATS = LATENCY_STATS
 METRICS = ("ttft", "tpot", "itl", "e2el")
-
-
-def _stats(values_s) -> dict:
-    v = np.asarray(values_s, dtype=float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return {s: math.nan for s in STATS}
-    return {"mean": float(v.mean()) * 1e3, "median": float(np.median(v)) * 1e3,
-            "p90": float(np.percentile(v, 90)) * 1e3, "p99": float(np.percentile(v, 99)) * 1e3}
 
 
 def measured_duration(path: Path, trace) -> tuple[float, str]:
@@ -109,7 +100,7 @@ def compare_trace(deployment_path, trace_path: Path, *, fmt: str | None = None, 
             "e2el": sim.loc[df["request_id"][ok.to_numpy()], "e2e_s"]}
     rows = []
     for m in METRICS:
-        ms, ps = _stats(meas[m]), _stats(pred[m])
+        ms, ps = latency_stats_ms(meas[m]), latency_stats_ms(pred[m])
         for s in STATS:
             rows.append({"metric": f"{s}_{m}_ms", "measured": ms[s], "predicted": ps[s],
                          "error": ps[s] / ms[s] - 1 if ms[s] and math.isfinite(ms[s]) else math.nan})
