@@ -154,6 +154,41 @@ Where the script behind a series computes the budget from the load, :class:`Step
 * InferenceX gpt-oss: ``--max_num_tokens 20000`` (the launch-flag recipes below).
 
 Rows of no known harness keep TensorRT-LLM's defaults: no chunked prefill, the replay's 8,192-token budget.
+
+**InferenceX GB200 multinode series (issue 13).** The GB200 rows of ``source_file=2026-04-06.csv`` labelled ``agg``
+(DeepSeek-R1; 35 TensorRT-LLM NVFP4 rows with ``tp_size`` 12-64, 20 SGLang FP8 rows with ``tp_size`` 72, all
+attention DP 1, ``moe_tp`` = ``tp``, EP 1) are InferenceX's multinode disaggregated runs (dynamo + TensorRT-LLM /
+SGLang on a GB200 NVL72), and their ``tp_size`` is the run's total GPU count:
+
+* 33 of the 35 TensorRT-LLM ``tp_size`` values (12, 20, 24, 28, 36, 40, 48, 52) cannot split 128 attention heads,
+  and the two that can (32 and 64) measure 5.8 s and 1.4 s TTFT at 8,192/1,024 with 2,150 and 538 clients, which one
+  TP32/TP64 worker without chunked prefill would take minutes to serve (804 s and 181 s replayed so).
+* InferenceX's ``benchmarks/dsr1_fp4_gb200_dynamo-trt_slurm.sh`` (ishandhanani/InferenceMAX 09b9ae5) starts
+  ``PREFILL_NUM_WORKERS`` one-tray (4-GPU) prefill workers and ``DECODE_NUM_WORKERS`` x ceil(``DECODE_TP`` / 4)
+  trays of decode workers, and its results are ``results_concurrency_<c>_gpus_<g>.json``: one GPU count per run.
+* ``dsr1-fp4-gb200-dynamo-trt`` of ``.github/configs/nvidia-master.yaml`` (image
+  ``ai-dynamo/tensorrtllm-runtime:0.5.1-rc0.pre3``, the ``backend_version`` of the file's disagg rows of the same
+  runs; the version read is ishandhanani/InferenceMAX 2cc19a3, identical at 0e3c359) lists per client list prefill
+  {workers, tp 4, ep 4, dp-attn} and decode {workers, tp = ep, dp-attn} with ``DECODE_MTP_SIZE``: its GPU counts
+  are the rows' ``tp_size`` values (1,024/1,024: 12, 20, 24, 36; 8,192/1,024: 28, 32, 40, 48, 52, 64), e.g.
+  8,192/1,024 at 2,150 clients: 6 prefill trays + 1 DEP8 decode worker with MTP 1 = 32 GPUs; at 538 clients: 8
+  trays + DEP32 with MTP 3 = 64.
+* The file also carries most of the same runs as ``disagg`` rows (ids ``..._tp4_ep4_...``, image
+  ``0.5.1-rc0.pre3``) with per-worker parallelism but no worker counts; e.g. 1,024/1,024 at 1,075 clients measures
+  1,939 ms / 20.6 ms there and 1,928 ms / 20.3 ms as the ``tp20`` agg row, whose recipe entry is 1 tray + DEP16.
+
+:data:`GB200_DYNAMO_TRT_FP4` transcribes that recipe, :data:`MULTINODE_SERIES` matches the series, and
+``validate silicon`` replays a row as the ``mode: pd`` deployment of the one entry that ran its clients on its GPU
+count (with the entry's ``PREFILL_MAX_BATCH_SIZE`` / ``PREFILL_MAX_NUM_TOKENS``, ``DECODE_MAX_BATCH_SIZE``,
+``DECODE_GPU_MEM_FRACTION`` and MTP, its accept lengths :data:`TRTLLM_R1_MTP_ACCEPT`), reported as a disagg row
+(the group it belongs to). 20 of the 35 rows have one entry. Four have two with the same layout, MTP and not
+(1,024/1,024 at 4, 8, 16 clients on 36 GPUs, 1,075 on 20), and 11 have none in the version read (1,024/1,024 at 128,
+144, 256, 564 clients on 36 GPUs; 8,192/1,024 at 3-102 on 28: other versions of the config, whose TEP lists differ,
+ran them): those are skipped with the reason, as are the 20 SGLang rows (``dsr1-fp8-gb200-dynamo-sglang``: its
+"tp, ep, and dp-attn do nothing because they are hardcoded in" an external ``gb200-fp8.sh``, and its client lists
+cover 3 of the 11 1,024/1,024 loads). The decode pool keeps the replay's step budget (``DECODE_MAX_NUM_TOKENS`` is
+``DECODE_MAX_BATCH_SIZE`` x (1 + MTP) in every entry, never the binding limit); the prefill pool's memory fraction
+and any attention-DP balance of those launch scripts are not in the config and keep the defaults.
 """
 
 from __future__ import annotations
@@ -570,7 +605,8 @@ class MultinodeRecipe:
             length = TRTLLM_R1_MTP_ACCEPT[self.mtp]
             deployment["decode"]["speculative"] = {"method": "mtp", "num_draft_tokens": self.mtp,
                                                    "acceptance": {"accept_length": length}}
-            notes.append(f"{series}: MTP with {self.mtp} draft token(s), {length} tokens per step (validate/harness.py)")
+            notes.append(f"{series}: MTP with {self.mtp} draft token(s), {length} tokens per step "
+                         "(validate/harness.py)")
         return notes
 
 
