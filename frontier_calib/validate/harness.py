@@ -168,11 +168,11 @@ SGLang on a GB200 NVL72), and their ``tp_size`` is the run's total GPU count:
   trays of decode workers, and its results are ``results_concurrency_<c>_gpus_<g>.json``: one GPU count per run.
 * ``dsr1-fp4-gb200-dynamo-trt`` of ``.github/configs/nvidia-master.yaml`` (image
   ``ai-dynamo/tensorrtllm-runtime:0.5.1-rc0.pre3``, the ``backend_version`` of the file's disagg rows of the same
-  runs; the version read is ishandhanani/InferenceMAX 2cc19a3, identical at 0e3c359) lists per client list prefill
-  {workers, tp 4, ep 4, dp-attn} and decode {workers, tp = ep, dp-attn} with ``DECODE_MTP_SIZE``: its GPU counts
-  are the rows' ``tp_size`` values (1,024/1,024: 12, 20, 24, 36; 8,192/1,024: 28, 32, 40, 48, 52, 64), e.g.
-  8,192/1,024 at 2,150 clients: 6 prefill trays + 1 DEP8 decode worker with MTP 1 = 32 GPUs; at 538 clients: 8
-  trays + DEP32 with MTP 3 = 64.
+  runs; read at ishandhanani/InferenceMAX 2cc19a3, the same entries at 0e3c359 and InferenceMAX/InferenceMAX
+  525079a) lists per client list prefill {workers, tp 4, ep 4, dp-attn} and decode {workers, tp = ep, dp-attn}
+  with ``DECODE_MTP_SIZE``: its GPU counts are the rows' ``tp_size`` values (1,024/1,024: 12, 20, 24, 36;
+  8,192/1,024: 28, 32, 40, 48, 52, 64), e.g. 8,192/1,024 at 2,150 clients: 6 prefill trays + 1 DEP8 decode worker
+  with MTP 1 = 32 GPUs; at 538 clients: 8 trays + DEP32 with MTP 3 = 64.
 * The file also carries most of the same runs as ``disagg`` rows (ids ``..._tp4_ep4_...``, image
   ``0.5.1-rc0.pre3``) with per-worker parallelism but no worker counts; e.g. 1,024/1,024 at 1,075 clients measures
   1,939 ms / 20.6 ms there and 1,928 ms / 20.3 ms as the ``tp20`` agg row, whose recipe entry is 1 tray + DEP16.
@@ -182,13 +182,13 @@ SGLang on a GB200 NVL72), and their ``tp_size`` is the run's total GPU count:
 count (with the entry's ``PREFILL_MAX_BATCH_SIZE`` / ``PREFILL_MAX_NUM_TOKENS``, ``DECODE_MAX_BATCH_SIZE``,
 ``DECODE_GPU_MEM_FRACTION`` and MTP, its accept lengths :data:`TRTLLM_R1_MTP_ACCEPT`), reported as a disagg row
 (the group it belongs to). 20 of the 35 rows have one entry. Four have two with the same layout, MTP and not
-(1,024/1,024 at 4, 8, 16 clients on 36 GPUs, 1,075 on 20), and 11 have none in the version read (1,024/1,024 at 128,
-144, 256, 564 clients on 36 GPUs; 8,192/1,024 at 3-102 on 28: other versions of the config, whose TEP lists differ,
-ran them): those are skipped with the reason, as are the 20 SGLang rows (``dsr1-fp8-gb200-dynamo-sglang``: its
-"tp, ep, and dp-attn do nothing because they are hardcoded in" an external ``gb200-fp8.sh``, and its client lists
-cover 3 of the 11 1,024/1,024 loads). The decode pool keeps the replay's step budget (``DECODE_MAX_NUM_TOKENS`` is
-``DECODE_MAX_BATCH_SIZE`` x (1 + MTP) in every entry, never the binding limit); the prefill pool's memory fraction
-and any attention-DP balance of those launch scripts are not in the config and keep the defaults.
+(1,024/1,024 at 4, 8, 16 clients on 36 GPUs, 1,075 on 20), and 11 have none (1,024/1,024 at 128, 144, 256, 564
+clients on 36 GPUs; 8,192/1,024 at 3-102 on 28: in none of the three versions read): those are skipped with the
+reason, as are the 20 SGLang rows (``dsr1-fp8-gb200-dynamo-sglang``: its "tp, ep, and dp-attn do nothing because
+they are hardcoded in" an external ``gb200-fp8.sh``, and its client lists at 2cc19a3 cover 3 of the 11 1,024/1,024
+loads). The decode pool keeps the replay's step budget (``DECODE_MAX_NUM_TOKENS`` is at least
+``DECODE_MAX_BATCH_SIZE`` x (1 + MTP) in every entry, so it never binds); the prefill pool's memory fraction and
+any attention-DP balance of those launch scripts are not in the config and keep the defaults.
 """
 
 from __future__ import annotations
@@ -625,9 +625,9 @@ _P8K = dict(batch=1, tokens=8448)    # ... at 8,192/1,024
 
 #: ``dsr1-fp4-gb200-dynamo-trt`` (image ``ai-dynamo/tensorrtllm-runtime:0.5.1-rc0.pre3``) of InferenceX's
 #: ``.github/configs/nvidia-master.yaml`` as stored at ishandhanani/InferenceMAX 2cc19a3 (the same entries at
-#: 0e3c359), in file order: prefill {num-worker, tp, ep, dp-attn, PREFILL_MAX_BATCH_SIZE, PREFILL_MAX_NUM_TOKENS},
-#: decode {num-worker, tp, ep, dp-attn, DECODE_MAX_BATCH_SIZE, DECODE_MAX_NUM_TOKENS, DECODE_GPU_MEM_FRACTION},
-#: DECODE_MTP_SIZE
+#: 0e3c359 and InferenceMAX/InferenceMAX 525079a), in file order: prefill {num-worker, tp, ep, dp-attn,
+#: PREFILL_MAX_BATCH_SIZE, PREFILL_MAX_NUM_TOKENS}, decode {num-worker, tp, ep, dp-attn, DECODE_MAX_BATCH_SIZE,
+#: DECODE_MAX_NUM_TOKENS, DECODE_GPU_MEM_FRACTION}, DECODE_MTP_SIZE
 GB200_DYNAMO_TRT_FP4 = (
     # 1,024/1,024, MTP
     MultinodeRecipe(1024, 1024, (1, 2, 4, 8, 16, 36), _p(1, 4, False, **_P1K), _d(4, 8, False, 32, 128, 0.9), 3),
