@@ -103,6 +103,9 @@ at the commits named, and copies in public forks that carry other versions of th
   mamba ``no_buffer`` strategy *with* the radix cache), so ``engine_options.overlap`` is on.
 * ``qwen3.5_fp8_b200.sh`` (01fa35c, 3e2ebc0, fork fzyzcjy): ``--disable-radix-cache`` in every version read, so
   the overlap is on there too (its other flags: the receive-interval paragraph above).
+* ``qwen3.5_fp8_b300.sh``, ``qwen3.5_bf16_b300.sh`` and ``qwen3.5_fp4_b300.sh`` (5632483, session 12): each passes
+  ``--disable-radix-cache`` (the FP4 one next to ``--mamba-scheduler-strategy no_buffer``, which turns the overlap
+  off only *with* the radix cache), so the B300 Qwen3.5 rows of every precision keep the overlap too.
 * ``glm5_fp8_h200.sh`` (0c82808, d695059): ``--mem-fraction-static 0.85`` (the only flag both versions share; the
   later one runs DP attention and EAGLE, which the rows' columns do not show).
 * ``gptoss_fp4_b200_trt.sh`` / ``gptoss_fp4_h200_trt.sh`` (``single_node/`` at 34bc7c4 / 187f575, ``benchmarks/``
@@ -457,6 +460,10 @@ RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX qwen3.5-fp8-b200-sglang (radix cache off)", gpu="b200_sxm", engine="sglang",
                   model_contains="qwen3.5", precision="fp8", overlap=True,
                   source=_IX + "qwen3.5_fp8_b200.sh (--disable-radix-cache: SGLang keeps its overlap scheduler)"),
+    HarnessRecipe(name="InferenceX qwen3.5-b300-sglang (radix cache off)", gpu="b300_sxm", engine="sglang",
+                  model_contains="qwen3.5", overlap=True,
+                  source=_IX + "qwen3.5_fp8_b300.sh, qwen3.5_bf16_b300.sh, qwen3.5_fp4_b300.sh at 5632483 "
+                         "(--disable-radix-cache: SGLang keeps its overlap scheduler)"),
     HarnessRecipe(name="InferenceX gptoss-fp4-b200-trt", gpu="b200_sxm", engine="trtllm", model_contains="gpt-oss",
                   kv_dtype="fp8", memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
                   source=_IX + "gptoss_fp4_b200_trt.sh and benchmarks/gptoss_fp4_b200_trt.sh (kv_cache_config "
