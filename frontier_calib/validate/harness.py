@@ -602,9 +602,8 @@ class MultinodeRecipe:
         for side, pool in (("prefill", self.prefill), ("decode", self.decode)):
             sched = deployment[side]["scheduler"]
             sched.update(max_batch_size=pool.max_batch_size, max_num_seqs=pool.max_batch_size)
-            if side == "prefill":   # the decode pool keeps a budget that holds every arriving prompt's KV
-                sched.update(max_num_tokens=pool.max_num_tokens, max_num_batched_tokens=pool.max_num_tokens,
-                             enable_chunked_prefill=False)
+            if side == "prefill":   # the decode pool keeps the replay's budget (module docstring)
+                sched.update(max_num_tokens=pool.max_num_tokens, max_num_batched_tokens=pool.max_num_tokens)
             if pool.memory_fraction is not None:
                 sched["gpu_memory_utilization"] = pool.memory_fraction
         notes = [f"{series}: {self.describe()} (validate/harness.py)"]
