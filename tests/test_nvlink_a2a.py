@@ -59,27 +59,47 @@ def test_ep_sizes_between_and_beyond_the_measured_ones():
 QWEN = "Qwen/Qwen3-30B-A3B"   # 48 MoE layers, hidden 2048, 128 experts, top-8
 
 
+class _NCCL:
+    categories_ = {"op": ["all_gather", "reduce_scatter", "all_reduce"], "implementation": ["nccl"]}
+
+
 class _Tables(StubModels):
-    """Every family 0.01 ms, DeepEP's all-to-all 1 ms a phase: a use of the DeepEP tables shows at once."""
+    """Every family 0.01 ms, DeepEP's all-to-all 1 ms a phase: a use of the DeepEP tables shows at once; NCCL
+    all-gather and reduce-scatter measured (0.01 ms each)."""
     def __init__(self):
         super().__init__(lambda fam, df: np.full(len(df), 1.0 if fam == "moe_a2a" else 0.01))
+        self.models = {("collective", "nccl"): _NCCL()}
+
+    def groups(self, family):
+        return ["nccl"] if family == "collective" else []
 
     def has(self, family, group=None):
         return family != "moe_deepep"
 
 
-def _cm(gpu, engine, ep=8, **kw):
-    w = WorkerSpec(model=load_model(QWEN), gpu=gpu, engine=engine, tp=1, attention_dp=ep, ep=ep, moe_tp=1,
+GPT_OSS = "openai/gpt-oss-120b"   # 128 experts, top-4
+
+
+def _cm(gpu, engine, ep=8, model=QWEN, **kw):
+    w = WorkerSpec(model=load_model(model), gpu=gpu, engine=engine, tp=1, attention_dp=ep, ep=ep, moe_tp=1,
                    routing="balanced", **kw)
     return stub_cost(w, _Tables(), max_tokens=64, max_seqs=8)
 
 
 def test_trtllm_inside_one_nvlink5_domain_prices_the_one_sided_kernels():
     n = np.array([1, 64])
-    m = load_model(QWEN)
-    for gpu, ep in (("gb200", 32), ("b200_sxm", 8)):
-        got = _cm(gpu, "trtllm", ep=ep)._a2a_ms(n)
+    for gpu, ep, model in (("gb200", 32, QWEN), ("gb300", 16, QWEN), ("b200_sxm", 8, GPT_OSS)):
+        m = load_model(model)
+        got = _cm(gpu, "trtllm", ep=ep, model=model)._a2a_ms(n)
         assert got == pytest.approx(one_sided_ms(n, ep, m.expert_hidden_size, m.topk, "bf16"))
+
+
+def test_trtllm_with_ep_not_above_top_k_all_gathers_instead():
+    """TensorRT-LLM enables all-to-all only when moe_ep_size > top_k (select_alltoall_method_type); at EP 8 with
+    top-8 routing the layer all-gathers and reduce-scatters: neither the one-sided kernels nor DeepEP's tables."""
+    cm = _cm("b200_sxm", "trtllm", ep=8)          # Qwen3-30B-A3B: top-8
+    assert not cm._nvlink_one_sided() and not cm._deepep_a2a()
+    assert cm._a2a_ms(np.array([8]))[0] == pytest.approx(0.02)   # NCCL all-gather + reduce-scatter
 
 
 def test_other_engines_hopper_and_explicit_backends_keep_the_deepep_tables():

@@ -27,7 +27,11 @@ kernels and barriers), above 64 the EP-64 ones.
 
 The measurements are GB200's NVLink 5 (900 GB/s per direction); the cost model applies them where the GPU's
 NVLink is at least that fast (:data:`MEASURED_NVLINK_BANDWIDTH`; B200, B300, GB200, GB300) and the expert-parallel
-group fits one NVLink domain. The blog's post-quant figure was taken on B200.
+group fits one NVLink domain. The blog's post-quant figure was taken on B200. TensorRT-LLM enables all-to-all
+only when the EP size exceeds the top-k (``select_alltoall_method_type`` in its fused-MoE modules: ``moe_ep_size <=
+top_k`` -> not enabled; a token reaches at most top-k ranks, so all-to-all saves bytes only above it); at or below,
+the layer all-gathers and reduce-scatters the tokens (NCCL tables, :class:`~frontier_calib.cost.iteration.
+IterationCostModel`).
 """
 
 from __future__ import annotations
