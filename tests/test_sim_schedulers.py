@@ -84,7 +84,8 @@ def test_sglang_reserves_future_decode_tokens():
 
 
 def test_trtllm_context_chunks_are_block_multiples_and_gne_reserves_full_length():
-    s, _ = _sched([20, 1000], [10, 10], policy="trtllm", max_num_tokens=100, max_batch_size=8)
+    s, _ = _sched([20, 1000], [10, 10], policy="trtllm", max_num_tokens=100, max_batch_size=8,
+                  enable_chunked_prefill=True)   # on by choice: TensorRT-LLM's default is off
     s.enqueue(0, 0.0)
     _step(s, s.schedule(0.0), 0.1)
     s.enqueue(1, 0.1)

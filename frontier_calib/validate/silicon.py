@@ -397,8 +397,8 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
         s["max_num_tokens"] = max(s["max_num_tokens"], cap)
     s["max_model_len"] = max_model_len
     s["enable_prefix_caching"] = False  # synthetic random prompts share no prefix
-    # the engine's default (TensorRT-LLM: no chunked prefill, engines/trtllm.py); harness recipes may override
-    s["enable_chunked_prefill"] = get_engine(engine).chunked_prefill_default
+    # enable_chunked_prefill left out: the engine's default (SchedulerConfig; TensorRT-LLM does not chunk,
+    # engines/trtllm.py); harness recipes may set it
     return s
 
 
