@@ -365,6 +365,25 @@ def _dsa_sparse_terms(df, gpu, tokens, kv):
             "log_kv_over_topk": _log(kv / topk)}
 
 
+def dsa_sparse_prefill_ms(df, gpu, tokens, kv) -> np.ndarray:
+    """Milliseconds of the sparse-MLA stage of a DSA prefill as the kernel runs it, at the bf16 tensor-core peak
+    (the latent cache is read, or dequantised, into bf16 tiles): every query token attends its ``index_topk`` key
+    slots (the top-k index buffer is a fixed size) in blocks of :data:`DSA_HEAD_BLOCK` query heads (FlashMLA's
+    sparse prefill kernel takes the heads in multiples of 64, so its callers pad them: LMDeploy's
+    ``flash_mla_prefill``, "flash_mla_sparse_fwd requires query heads to be multiple of 64"). Linear in the query
+    tokens; 0 where the context fits the top-k (``kv <= index_topk``: SGLang on Hopper attends densely there, its
+    ``SGLANG_NSA_PREFILL_DENSE_ATTN_KV_LEN_THRESHOLD`` defaulting to ``index_topk``; what other engines' kernels
+    do with the unused slots is left to the fit). Part of the prefill roofline, so that the fitted ratio stays flat
+    between the tables' prompt lengths (4,096 and 8,192 tokens: the SGLang H200 GLM-5 module measures 2.63 and
+    5.16 ms per call, linear in the tokens, and without this term a fit put 7,767 tokens at 3.35 ms;
+    docs/validation.md, "Session 12: GLM-5 TPOT")."""
+    h, lat, kvl = _num(df, "num_heads"), _num(df, "kv_lora_rank") + _num(df, "qk_rope_head_dim"), \
+        _num(df, "kv_lora_rank")
+    topk = _num(df, "index_topk")
+    flops = tokens * np.ceil(h / DSA_HEAD_BLOCK) * DSA_HEAD_BLOCK * topk * 2 * (lat + kvl)
+    return np.where(kv > topk, flops / gpu.flops("bf16") * 1e3, 0.0)
+
+
 #: the TensorRT-LLM indexer top-k decode kernel (``invokeIndexerTopKDecode``, cpp/tensorrt_llm/kernels/indexerTopK.cu,
 #: the 1.x releases the public tables were measured with): one thread block of this many threads per row (query
 #: token) runs a radix select over the row's logits and ranks the candidates left in the threshold bin, at most
@@ -465,7 +484,7 @@ def dsa_prefill(df: pd.DataFrame, gpu: GPUSpec):
     peak = _peak(df["dtype"], gpu)
     t_c, t_m, _ = _roofline(flops, nbytes, peak, gpu.hbm_bandwidth)
     # the module's kernels run one after another (projections, indexer, top-k, attention): a sum, not a max
-    roof = t_c + t_m + DSA_PREFILL_FLOOR_MS
+    roof = t_c + t_m + DSA_PREFILL_FLOOR_MS + dsa_sparse_prefill_ms(df, gpu, b * q, kv)
     x = {"log_batch": _log(b), "log_q": _log(q), "log_kv": _log(kv), "log_selected": _log(selected),
          "log_scored": _log(scored), "sparse": (kv > topk).astype(float), "heads": h, "log_tokens": _log(b * q),
          "log_t_attention": _log(attn_flops / peak * 1e3), "log_t_indexer": _log(index_flops / peak * 1e3),
