@@ -94,3 +94,13 @@ def test_msa_decode_roofline_reads_one_index_key_per_cached_token():
     # past index_topk the selected keys stop growing; the index keys (8.6 GB here: 1.1 ms) keep the roofline growing
     assert 256 * 131072 * 128 * 2 / 7.7e12 * 1e3 == pytest.approx(1.116, abs=1e-3)
     assert roof[0] > 1.1
+
+
+def test_mla_decode_keeps_the_plain_roofline_where_trtllm_gen_does_not_run():
+    h100 = get_gpu("h100_sxm")
+    assert not h100.has_trtllm_gen_kernels and B200.has_trtllm_gen_kernels
+    x, roof = featurize("mla_decode", _mla_row(4, 4, 65536, "bf16", "fp8"), h100)
+    flops = 4 * 4 * 65536 * 2 * 1088                      # the heads themselves, at the BF16 rate
+    t_c, t_m = flops / h100.flops("bf16") * 1e3, 4 * 65536 * 576 / h100.hbm_bandwidth * 1e3
+    assert roof[0] == pytest.approx(max(t_c, t_m) + LAUNCH_FLOOR_MS, rel=1e-12)
+    assert "low_latency_kernel" not in x

@@ -240,8 +240,28 @@ def mla_generation_kernel(b, h, kv, sm_count) -> dict:
 
 
 def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
-    """MLA decode (kernel or module scope). The attention's FLOPs count the query heads as the generation kernel
-    tiles them (:func:`mla_generation_kernel`: 1-8 heads cost a tile of 8, 9-16 a tile of 16) and run at the KV
+    """MLA decode (kernel or module scope): every FLOP at the weights' rate, the latent rows read once. On the GPUs
+    that run TensorRT-LLM's trtllm-gen kernels (``GPUSpec.has_trtllm_gen_kernels``), :func:`mla_decode_trtllm_gen`."""
+    if gpu.has_trtllm_gen_kernels:
+        return mla_decode_trtllm_gen(df, gpu)
+    b, kv, h = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "num_heads")
+    kvb, wb = _bytes(df["kv_dtype"]), _bytes(df["dtype"])
+    p_flops, p_bytes, is_mod = _mla_projection_cost(b, h, df["scope"].to_numpy(), wb)
+    flops = b * h * kv * 2 * (MLA_LATENT + MLA_KV_LORA) + p_flops
+    nbytes = b * kv * MLA_LATENT * kvb + p_bytes
+    t_c, t_m, roof = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
+    x = {
+        "log_batch": _log(b), "log_kv": _log(kv), "log_kv_tokens": _log(b * kv), "heads": h, "module": is_mod,
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
+        "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
+    }
+    return x, roof
+
+
+def mla_decode_trtllm_gen(df: pd.DataFrame, gpu: GPUSpec):
+    """MLA decode on data-centre Blackwell (kernel or module scope). The attention's FLOPs count the query heads as
+    the generation kernel tiles them (:func:`mla_generation_kernel`: 1-8 heads cost a tile of 8, 9-16 a tile of 16)
+    and run at the KV
     cache format's tensor-core rate: with an FP8 KV cache the kernels take FP8 queries (the E4M3-query kernels of
     fmhaKernels.h; the B200 TensorRT-LLM kernel table times 128 heads, batch 128, 131,072 keys at 1.70 ms, under the
     2.08 ms its BF16 FLOPs would need); the projections run at the weights' rate. The kernel's launch is exposed as
