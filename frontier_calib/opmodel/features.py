@@ -505,9 +505,10 @@ def msa_prefill(df: pd.DataFrame, gpu: GPUSpec):
 def msa_decode(df: pd.DataFrame, gpu: GPUSpec):
     """MSA decode module. Besides the selected keys' K and V and the projections' weights, the roofline reads one
     ``index_head_dim`` index key per cached token (in the KV cache's format), which the block indexer scores every
-    step: the B200 TensorRT-LLM table's long-context time grows by 0.045 ns per cached token per sequence whatever
-    the KV heads (2 or 4: batch 256 x 131,072 tokens, 1.52-1.62 ms), 73 % of HBM bandwidth for those 256 bytes, where
-    the selected keys alone (index_topk per sequence) would stay flat past index_topk."""
+    step: with 2 or 4 KV heads, the B200 TensorRT-LLM table at batch 256 grows by 0.037-0.038 ns per cached token
+    and sequence from 65,536 to 131,072 tokens (256 bytes at 88-91 % of HBM bandwidth), where the selected keys alone
+    (index_topk per sequence) would stay flat past index_topk. A reading of the measured scaling: no public source of
+    the module's indexer was found (docs/validation-results/fit-b200-trtllm-session12.md)."""
     b, kv, topk = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "index_topk")
     h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b)
     kvb = _bytes(df["kv_dtype"])
