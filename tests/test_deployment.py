@@ -168,6 +168,22 @@ def test_minimal_deployment_takes_engine_and_model_defaults(tmp_path):
     assert dep.gpus_per_node == 8 and dep.nodes is None
 
 
+@pytest.mark.parametrize("engine,chunked", [("vllm", True), ("sglang", True), ("trtllm", False)])
+def test_chunked_prefill_defaults_to_the_engines_own(tmp_path, engine, chunked):
+    """A deployment that does not say enable_chunked_prefill gets its engine's default (engines/*.py:
+    chunked_prefill_default; TensorRT-LLM's BaseLlmArgs.enable_chunked_prefill is False); saying it wins, and a
+    value that is not true/false is refused naming the field."""
+    raw = {"model": "Llama-2-7b", "gpu": "h100_sxm", "engine": engine,
+           "scheduler": {"max_num_batched_tokens": 8192, "max_model_len": 4096}}
+    assert load_deployment(_write(tmp_path, raw)).scheduler.enable_chunked_prefill is chunked
+    raw["scheduler"]["enable_chunked_prefill"] = not chunked
+    assert load_deployment(_write(tmp_path, raw)).scheduler.enable_chunked_prefill is (not chunked)
+    assert SchedulerConfig(policy=engine).enable_chunked_prefill is chunked
+    raw["scheduler"]["enable_chunked_prefill"] = "yes"
+    with pytest.raises(InputError, match="enable_chunked_prefill"):
+        load_deployment(_write(tmp_path, raw))
+
+
 @pytest.mark.parametrize("tp,gpus_per_node", [(16, 8), (4, 2), (2, 1)])
 def test_tp_across_whole_nodes_is_accepted(tp, gpus_per_node):
     # costed as a hierarchical NCCL all-reduce (tests/test_cost_model.py); the worker carries the node size

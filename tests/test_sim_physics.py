@@ -15,8 +15,9 @@ POLICIES = list(engine_names())   # every registered engine (frontier_calib/engi
 
 
 def _cfg(policy, **kw):
+    # chunked prefill on for every policy (TensorRT-LLM's own default is off): the tests compare like with like
     base = dict(policy=policy, max_num_batched_tokens=512, max_num_seqs=64, max_model_len=4096, block_size=16,
-                num_kv_blocks=4000)
+                num_kv_blocks=4000, enable_chunked_prefill=True)
     base.update(kw)
     return SchedulerConfig(**base)
 

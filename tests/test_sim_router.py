@@ -63,8 +63,11 @@ def test_heterogeneous_replicas_route_around_what_cannot_fit():
 @pytest.mark.parametrize("policy", ["vllm", "sglang", "trtllm"])
 def test_prefill_decode_roles(policy):
     trace = poisson_trace(60, 10.0, 600, 40, seed=5)
-    cfg = SchedulerConfig(policy=policy, max_num_batched_tokens=512, max_num_seqs=32, num_kv_blocks=400)
-    tight = SchedulerConfig(policy=policy, max_num_batched_tokens=512, max_num_seqs=32, num_kv_blocks=120)
+    # 600-token prompts over a 512-token step: chunked prefill on for every policy (TensorRT-LLM's default is off)
+    cfg = SchedulerConfig(policy=policy, max_num_batched_tokens=512, max_num_seqs=32, num_kv_blocks=400,
+                          enable_chunked_prefill=True)
+    tight = SchedulerConfig(policy=policy, max_num_batched_tokens=512, max_num_seqs=32, num_kv_blocks=120,
+                            enable_chunked_prefill=True)
     specs = [ReplicaSpec(cfg, LinearCost(), role="prefill", name="p0"),
              ReplicaSpec(tight, LinearCost(), role="decode", name="d0")]
     res = simulate(trace, specs, check=True)

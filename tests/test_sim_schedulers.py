@@ -84,7 +84,8 @@ def test_sglang_reserves_future_decode_tokens():
 
 
 def test_trtllm_context_chunks_are_block_multiples_and_gne_reserves_full_length():
-    s, _ = _sched([20, 1000], [10, 10], policy="trtllm", max_num_tokens=100, max_batch_size=8)
+    s, _ = _sched([20, 1000], [10, 10], policy="trtllm", max_num_tokens=100, max_batch_size=8,
+                  enable_chunked_prefill=True)   # on by choice: TensorRT-LLM's default is off
     s.enqueue(0, 0.0)
     _step(s, s.schedule(0.0), 0.1)
     s.enqueue(1, 0.1)
@@ -184,3 +185,16 @@ def test_trtllm_batch_waiting_in_the_replay_waits_timeout_iters_decode_steps():
         res = simulate(tr, [ReplicaSpec(cfg, cost, schedules_ahead=False)])
         ttft[iters] = float(res.requests["ttft_s"].to_numpy()[1])
     assert abs((ttft[5] - ttft[0]) - 5 * 0.01) < 1e-9
+
+
+def test_trtllm_without_chunking_rejects_long_prompts_except_on_a_pd_decode_worker():
+    """TensorRT-LLM without chunked prefill rejects a prompt over max_num_tokens (LLM._check_arguments), but not a
+    generation-only request: a PD decode worker never runs the prompt as a context step."""
+    n = 1
+    table = RequestTable(np.arange(n), np.zeros(n), [1000], [10])
+    cfg = SchedulerConfig(policy="trtllm", max_num_tokens=256, max_num_batched_tokens=256, max_batch_size=8,
+                          block_size=16, num_kv_blocks=1000)
+    assert cfg.enable_chunked_prefill is False                       # the engine's default
+    assert make_scheduler(cfg, table).reject_reason(0) == "prompt_over_step_budget"
+    assert make_scheduler(cfg, table, role="prefill").reject_reason(0) == "prompt_over_step_budget"
+    assert make_scheduler(cfg, table, role="decode").reject_reason(0) is None

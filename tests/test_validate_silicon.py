@@ -583,6 +583,10 @@ _LAUNCH_FLAG_CASES = [
     ("qwen3.5-fp8-b200-sglang (radix cache off)",
      {"system": "b200_sxm", "backend": "sglang", "model_path": "Qwen/Qwen3.5-397B-A17B", "precision": "fp8"}, 4,
      {"engine_options.overlap": True}, [{"precision": "bf16"}, {"system": "b300_sxm"}, {"backend": "vllm"}]),
+    ("qwen3.5-b300-sglang (radix cache off)",
+     {"system": "b300_sxm", "backend": "sglang", "model_path": "Qwen/Qwen3.5-397B-A17B", "precision": "bf16"}, 8,
+     {"engine_options.overlap": True}, [{"system": "b200_sxm"}, {"backend": "vllm"},
+                                         {"model_path": "deepseek-ai/DeepSeek-R1"}]),
     ("glm5-fp8-h200-sglang (memory)",
      {"system": "h200_sxm", "backend": "sglang", "model_path": "zhipuai/GLM-5", "precision": "fp8"}, 8,
      {"scheduler.gpu_memory_utilization": 0.85}, [{"system": "b200_sxm"}, {"model_path": "Qwen/Qwen3.5-397B-A17B"}]),
@@ -708,16 +712,20 @@ def test_trtllm_rows_replay_without_chunked_prefill_and_their_harness_budget():
     from frontier_calib.validate.harness import apply_recipes
     from frontier_calib.validate.silicon import _scheduler
 
+    from frontier_calib.sim.config import SchedulerConfig
+
     sched = _scheduler("trtllm", 8, 16384)
-    assert sched["enable_chunked_prefill"] is False and sched["max_num_tokens"] == 8192
-    assert _scheduler("vllm", 8, 16384)["enable_chunked_prefill"] is True
+    assert "enable_chunked_prefill" not in sched and sched["max_num_tokens"] == 8192   # the engine's default
+    assert SchedulerConfig(policy="trtllm", **sched).enable_chunked_prefill is False
+    assert SchedulerConfig(policy="vllm", **_scheduler("vllm", 8, 16384)).enable_chunked_prefill is True
     row = {"system": "h100_sxm", "backend": "trtllm", "model_path": "Qwen/Qwen3-32B", "isl": 1024, "osl": 128,
            "concurrency": 8, "silicon_data_source": "source_file=/x/aic-auto-gap-analysis/data/h100_sxm/trtllm/"
                                                    "1.0.0rc3/Qwen_Qwen3-32B.csv; silicon_concurrency=8"}
     d = {"scheduler": dict(sched)}
     notes = apply_recipes(row, d, attention_dp=1)
     assert d["scheduler"]["max_num_tokens"] == 8 + 1024 + 1500 and d["scheduler"]["max_batch_size"] == 8
-    assert d["scheduler"]["enable_chunked_prefill"] is False and any("aiconfigurator" in n for n in notes)
+    assert SchedulerConfig(policy="trtllm", **d["scheduler"]).enable_chunked_prefill is False
+    assert any("aiconfigurator" in n for n in notes)
     d = {"scheduler": dict(sched)}
     assert apply_recipes({**row, "silicon_data_source": "db-dump/2026-04-27"}, d, attention_dp=1) == []
     assert d["scheduler"]["max_num_tokens"] == 8192

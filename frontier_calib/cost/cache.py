@@ -79,11 +79,12 @@ def _models_signature(worker: WorkerSpec, root) -> str | None:
 @functools.lru_cache(maxsize=1)
 def _table_code() -> bytes:
     """The code that decides what the tables hold, read once per process (it cannot change under a running
-    one): every module of the cost model and of the attention kinds, the model and GPU facts. A change to any of
-    them keys new tables, so a cache never serves tables that another version of the code built."""
+    one): every module of the cost model, of the attention kinds and of the engine records (their facts, e.g.
+    ``nvlink_a2a``, decide what a table holds), the model and GPU facts. A change to any of them keys new tables, so
+    a cache never serves tables that another version of the code built."""
     pkg = Path(__file__).parents[1]
     files = [*sorted((pkg / "cost").glob("*.py")), *sorted((pkg / "attention").glob("*.py")),
-             pkg / "model_spec.py", pkg / "hardware.py", pkg / "dtypes.py"]
+             *sorted((pkg / "engines").glob("*.py")), pkg / "model_spec.py", pkg / "hardware.py", pkg / "dtypes.py"]
     return b"".join(p.read_bytes() for p in files)
 
 

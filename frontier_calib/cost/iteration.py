@@ -42,6 +42,7 @@ from .moe_routing import moe_query, tbo_ms
 from .deepep_rdma import ll_floor_ms
 from .overlap import comm_sm_share, layer_overlap_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
+from .nvlink_a2a import MEASURED_NVLINK_BANDWIDTH, one_sided_ms
 from .worker import WorkerSpec, tp_nodes
 
 _log2, _exp2 = np.log2, np.exp2   # NumPy's own (not math's): decode_time_one returns what decode_times does
@@ -737,15 +738,38 @@ class IterationCostModel:
 
     def _deepep_a2a(self) -> bool:
         """Whether dispatch/combine run DeepEP's all-to-all (``moe_a2a`` tables), not NCCL's all-gather /
-        reduce-scatter (no tables, or a deployment link inside one node)."""
+        reduce-scatter (no tables, or a deployment link inside one node) nor the engine's own NVLink kernels
+        (:meth:`_nvlink_one_sided`)."""
         w = self.worker
+        if self._engine_nvlink_ep():
+            return False
         return bool(self.models.has("moe_a2a") and not (w.node_link is not None and w.moe_gpus <= self.gpus_per_node))
+
+    def _engine_nvlink_ep(self) -> bool:
+        """Whether the engine's own NVLink communication carries the EP dispatch/combine (:mod:`.nvlink_a2a`): its
+        record says so (TensorRT-LLM), the EP group fits one NVLink domain of GPUs whose NVLink is at least as
+        fast as the measured GB200's, no deployment link replaces NVLink, and the worker leaves the backend to the
+        engine. Then :meth:`_nvlink_one_sided` tells the all-to-all from the all-gather/reduce-scatter."""
+        w = self.worker
+        return bool(get_engine(w.engine).nvlink_a2a == "nvlink_one_sided" and w.a2a_backend == "auto"
+                    and w.node_link is None and self.spec.nvlink_bandwidth >= MEASURED_NVLINK_BANDWIDTH
+                    and w.moe_gpus <= self.spec.nvlink_domain)
+
+    def _nvlink_one_sided(self) -> bool:
+        """Whether dispatch/combine run the engine's NVLinkOneSided all-to-all: inside its NVLink domain
+        (:meth:`_engine_nvlink_ep`) TensorRT-LLM enables all-to-all only when the EP size exceeds the top-k
+        (``select_alltoall_method_type``: ``moe_ep_size <= top_k`` -> not enabled, the layer all-gathers and
+        reduce-scatters instead; a token reaches at most top-k ranks, so all-to-all only saves bytes above it)."""
+        w = self.worker
+        return self._engine_nvlink_ep() and w.ep > w.model.topk
 
     def _a2a_ms(self, n: np.ndarray, backend=None) -> np.ndarray:
         """Milliseconds of one MoE layer's dispatch + combine for ``n`` tokens per rank (``backend``: the DeepEP
         mode per entry, default :meth:`_a2a_backend` of ``n``)."""
         w, m = self.worker, self.worker.model
-        if not self._deepep_a2a():
+        if self._nvlink_one_sided():
+            return one_sided_ms(n, w.ep, m.expert_hidden_size, m.topk, _fmt(w.moe_dtype))
+        if not self._deepep_a2a():   # also TensorRT-LLM in its NVLink domain with EP <= top-k
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
         backend = self._a2a_backend(n) if backend is None else np.asarray(backend)

@@ -24,6 +24,8 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   holds its context requests until they (whole prompts) and the generation tokens reach ``ratio x max_num_tokens``
   or they have been held ``timeout_iters`` steps (``PyExecutor._waiting_requests``; the scheduler keys of the same
   names, ``sim/schedulers/trtllm.py``).
+* Expert-parallel dispatch/combine inside one NVLink domain runs TensorRT-LLM's own NVLinkOneSided all-to-all,
+  "the default communication strategy within a single NVLink domain" (tech blog 18; ``cost/nvlink_a2a.py``).
 * The first token is answered at once: ``_handle_responses`` responds at ``py_decoding_iter == 1`` whatever
   ``stream_interval`` is (later tokens every ``stream_interval`` iterations).
 """
@@ -79,5 +81,6 @@ TRTLLM = register_engine(EngineRecord(
     kv_fraction_of_free=True,
     chunked_prefill_default=False,       # BaseLlmArgs.enable_chunked_prefill (module docstring)
     prompt_must_fit_step_budget=True,    # microBatchScheduler.cpp; LLM._check_arguments
+    nvlink_a2a="nvlink_one_sided",       # tech blog 18: the default inside one NVLink domain (cost/nvlink_a2a.py)
     public_tables=True,
     source="tensorrt_llm/_torch/pyexecutor/scheduler.py, tensorrt_llm/llmapi/llm_args.py"))

@@ -20,7 +20,8 @@ class SchedulerConfig:
     Common (vLLM names): ``max_num_batched_tokens`` is the token budget of one step, ``max_num_seqs`` caps the
     running requests, ``max_model_len`` caps input + output tokens of a request, ``num_kv_blocks`` blocks of
     ``block_size`` tokens form the KV cache. ``long_prefill_token_threshold`` (0 = off) caps one request's
-    prefill chunk per step.
+    prefill chunk per step. ``enable_chunked_prefill`` (None = the engine's own default, its record's
+    ``chunked_prefill_default``: vLLM and SGLang chunk, TensorRT-LLM does not) splits long prompts over steps.
 
     SGLang extras: ``chunked_prefill_size`` (prefill tokens per step; None = ``max_num_batched_tokens``),
     ``max_prefill_tokens`` (tokens of a prefill batch), ``schedule_conservativeness`` (scales the reserved
@@ -48,7 +49,7 @@ class SchedulerConfig:
     enable_prefix_caching: bool = True
     block_size: int = 16
     num_kv_blocks: int = 10_000
-    enable_chunked_prefill: bool = True
+    enable_chunked_prefill: bool | None = None
     long_prefill_token_threshold: int = 0
     # sglang
     chunked_prefill_size: int | None = None
@@ -67,6 +68,9 @@ class SchedulerConfig:
     batch_wait_max_tokens_ratio: float = 0.0
 
     def __post_init__(self):
+        if self.enable_chunked_prefill is None and self.policy in engine_names():
+            # the engine's own default (vLLM and SGLang chunk, TensorRT-LLM does not: its engine record)
+            self.enable_chunked_prefill = get_engine(self.policy).chunked_prefill_default
         self.validate()
 
     def validate(self) -> None:
@@ -79,6 +83,9 @@ class SchedulerConfig:
             value = getattr(self, name)
             if not isinstance(value, (int,)) or isinstance(value, bool) or value < 1:
                 raise FrontierError(f"scheduler.{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.enable_chunked_prefill, bool):
+            raise FrontierError(f"scheduler.enable_chunked_prefill must be true or false, got "
+                                f"{self.enable_chunked_prefill!r}")
         if self.long_prefill_token_threshold < 0:
             raise FrontierError("scheduler.long_prefill_token_threshold must be >= 0 (0 disables it)")
         if self.schedule_conservativeness <= 0:

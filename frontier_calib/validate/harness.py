@@ -103,6 +103,9 @@ at the commits named, and copies in public forks that carry other versions of th
   mamba ``no_buffer`` strategy *with* the radix cache), so ``engine_options.overlap`` is on.
 * ``qwen3.5_fp8_b200.sh`` (01fa35c, 3e2ebc0, fork fzyzcjy): ``--disable-radix-cache`` in every version read, so
   the overlap is on there too (its other flags: the receive-interval paragraph above).
+* ``qwen3.5_fp8_b300.sh``, ``qwen3.5_bf16_b300.sh`` and ``qwen3.5_fp4_b300.sh`` (5632483, session 12): each passes
+  ``--disable-radix-cache`` (the FP4 one next to ``--mamba-scheduler-strategy no_buffer``, which turns the overlap
+  off only *with* the radix cache), so the B300 Qwen3.5 rows of every precision keep the overlap too.
 * ``glm5_fp8_h200.sh`` (0c82808, d695059): ``--mem-fraction-static 0.85`` (the only flag both versions share; the
   later one runs DP attention and EAGLE, which the rows' columns do not show).
 * ``gptoss_fp4_b200_trt.sh`` / ``gptoss_fp4_h200_trt.sh`` (``single_node/`` at 34bc7c4 / 187f575, ``benchmarks/``
@@ -154,6 +157,41 @@ Where the script behind a series computes the budget from the load, :class:`Step
 * InferenceX gpt-oss: ``--max_num_tokens 20000`` (the launch-flag recipes below).
 
 Rows of no known harness keep TensorRT-LLM's defaults: no chunked prefill, the replay's 8,192-token budget.
+
+**InferenceX GB200 multinode series (issue 13).** The GB200 rows of ``source_file=2026-04-06.csv`` labelled ``agg``
+(DeepSeek-R1; 35 TensorRT-LLM NVFP4 rows with ``tp_size`` 12-64, 20 SGLang FP8 rows with ``tp_size`` 72, all
+attention DP 1, ``moe_tp`` = ``tp``, EP 1) are InferenceX's multinode disaggregated runs (dynamo + TensorRT-LLM /
+SGLang on a GB200 NVL72), and their ``tp_size`` is the run's total GPU count:
+
+* 33 of the 35 TensorRT-LLM ``tp_size`` values (12, 20, 24, 28, 36, 40, 48, 52) cannot split 128 attention heads,
+  and the two that can (32 and 64) measure 5.8 s and 1.4 s TTFT at 8,192/1,024 with 2,150 and 538 clients, which one
+  TP32/TP64 worker without chunked prefill would take minutes to serve (804 s and 181 s replayed so).
+* InferenceX's ``benchmarks/dsr1_fp4_gb200_dynamo-trt_slurm.sh`` (ishandhanani/InferenceMAX 09b9ae5) starts
+  ``PREFILL_NUM_WORKERS`` one-tray (4-GPU) prefill workers and ``DECODE_NUM_WORKERS`` x ceil(``DECODE_TP`` / 4)
+  trays of decode workers, and its results are ``results_concurrency_<c>_gpus_<g>.json``: one GPU count per run.
+* ``dsr1-fp4-gb200-dynamo-trt`` of ``.github/configs/nvidia-master.yaml`` (image
+  ``ai-dynamo/tensorrtllm-runtime:0.5.1-rc0.pre3``, the ``backend_version`` of the file's disagg rows of the same
+  runs; read at ishandhanani/InferenceMAX 2cc19a3, the same entries at 0e3c359 and InferenceMAX/InferenceMAX
+  525079a) lists per client list prefill {workers, tp 4, ep 4, dp-attn} and decode {workers, tp = ep, dp-attn}
+  with ``DECODE_MTP_SIZE``: its GPU counts are the rows' ``tp_size`` values (1,024/1,024: 12, 20, 24, 36;
+  8,192/1,024: 28, 32, 40, 48, 52, 64), e.g. 8,192/1,024 at 2,150 clients: 6 prefill trays + 1 DEP8 decode worker
+  with MTP 1 = 32 GPUs; at 538 clients: 8 trays + DEP32 with MTP 3 = 64.
+* The file also carries most of the same runs as ``disagg`` rows (ids ``..._tp4_ep4_...``, image
+  ``0.5.1-rc0.pre3``) with per-worker parallelism but no worker counts; e.g. 1,024/1,024 at 1,075 clients measures
+  1,939 ms / 20.6 ms there and 1,928 ms / 20.3 ms as the ``tp20`` agg row, whose recipe entry is 1 tray + DEP16.
+
+:data:`GB200_DYNAMO_TRT_FP4` transcribes that recipe, :data:`MULTINODE_SERIES` matches the series, and
+``validate silicon`` replays a row as the ``mode: pd`` deployment of the one entry that ran its clients on its GPU
+count (with the entry's ``PREFILL_MAX_BATCH_SIZE`` / ``PREFILL_MAX_NUM_TOKENS``, ``DECODE_MAX_BATCH_SIZE``,
+``DECODE_GPU_MEM_FRACTION`` and MTP, its accept lengths :data:`TRTLLM_R1_MTP_ACCEPT`), reported as a disagg row
+(the group it belongs to). 20 of the 35 rows have one entry. Four have two with the same layout, MTP and not
+(1,024/1,024 at 4, 8, 16 clients on 36 GPUs, 1,075 on 20), and 11 have none (1,024/1,024 at 128, 144, 256, 564
+clients on 36 GPUs; 8,192/1,024 at 3-102 on 28: in none of the three versions read): those are skipped with the
+reason, as are the 20 SGLang rows (``dsr1-fp8-gb200-dynamo-sglang``: its "tp, ep, and dp-attn do nothing because
+they are hardcoded in" an external ``gb200-fp8.sh``, and its client lists at 2cc19a3 cover 3 of the 11 1,024/1,024
+loads). The decode pool keeps the replay's step budget (``DECODE_MAX_NUM_TOKENS`` is at least
+``DECODE_MAX_BATCH_SIZE`` x (1 + MTP) in every entry, so it never binds); the prefill pool's memory fraction and
+any attention-DP balance of those launch scripts are not in the config and keep the defaults.
 """
 
 from __future__ import annotations
@@ -302,9 +340,9 @@ class HarnessRecipe:
 
 
 #: mean tokens per verify step of DeepSeek-R1 MTP in TensorRT-LLM on 8 x B200, by MTP layers (strict acceptance;
-#: TensorRT-LLM tech blog 1, "Autoregressive MTP Layers"); used for H200 too: the accept length is the model's and
-#: the text's, not the GPU's
-TRTLLM_R1_MTP_ACCEPT = {1: 1.92, 3: 2.82}
+#: TensorRT-LLM tech blog 1, "Autoregressive MTP Layers": 1.92 / 2.58 / 2.82 with 1 / 2 / 3 layers); used for H200
+#: and GB200 too: the accept length is the model's and the text's, not the GPU's
+TRTLLM_R1_MTP_ACCEPT = {1: 1.92, 2: 2.58, 3: 2.82}
 
 _INFERENCEX = "InferenceX .github/configs/nvidia-master.yaml; benchmarks/single_node/dsr1_fp{8,4}_b200_trt{,_mtp}.sh"
 
@@ -422,6 +460,10 @@ RECIPES: list[HarnessRecipe] = [
     HarnessRecipe(name="InferenceX qwen3.5-fp8-b200-sglang (radix cache off)", gpu="b200_sxm", engine="sglang",
                   model_contains="qwen3.5", precision="fp8", overlap=True,
                   source=_IX + "qwen3.5_fp8_b200.sh (--disable-radix-cache: SGLang keeps its overlap scheduler)"),
+    HarnessRecipe(name="InferenceX qwen3.5-b300-sglang (radix cache off)", gpu="b300_sxm", engine="sglang",
+                  model_contains="qwen3.5", overlap=True,
+                  source=_IX + "qwen3.5_fp8_b300.sh, qwen3.5_bf16_b300.sh, qwen3.5_fp4_b300.sh at 5632483 "
+                         "(--disable-radix-cache: SGLang keeps its overlap scheduler)"),
     HarnessRecipe(name="InferenceX gptoss-fp4-b200-trt", gpu="b200_sxm", engine="trtllm", model_contains="gpt-oss",
                   kv_dtype="fp8", memory_fraction=_every_tp(0.85), scheduler=_every_tp({"max_num_tokens": 20000}),
                   source=_IX + "gptoss_fp4_b200_trt.sh and benchmarks/gptoss_fp4_b200_trt.sh (kv_cache_config "
@@ -498,3 +540,194 @@ def apply_recipes(row: dict, deployment: dict, attention_dp: int, concurrency: i
             notes += recipe.apply(deployment, attention_dp, concurrency, _int_or_none(row.get("isl")),
                                   _int_or_none(row.get("osl")), per_rank)
     return notes
+
+
+# ---------------------------------------------------------------------------------------------- multinode series
+@dataclass(frozen=True)
+class PDPool:
+    """One side (prefill or decode) of a multinode disaggregated recipe: ``workers`` workers of ``tp`` GPUs each
+    (the recipe's ``tp``: the GPUs of one worker), experts split over ``ep`` of them, attention data-parallel over
+    all ``tp`` GPUs when ``dp_attn`` (the ``dep`` layouts) else tensor-parallel (``tep``); the engine's
+    ``max_batch_size`` (requests per rank) and ``max_num_tokens`` (tokens per step per rank), and the decode
+    side's ``free_gpu_memory_fraction`` (None: the replay's default)."""
+
+    workers: int
+    tp: int
+    ep: int
+    dp_attn: bool
+    max_batch_size: int
+    max_num_tokens: int
+    memory_fraction: float | None = None
+
+    @property
+    def gpus(self) -> int:
+        return self.workers * self.tp
+
+    def columns(self, side: str) -> dict:
+        """The ``<side>_*`` columns of a disagg silicon row for this pool (TensorRT-LLM's convention: ``tp_size`` x
+        ``attention_dp_size`` GPUs per worker, MoE on ``moe_tp_size`` x ``moe_ep_size`` of them)."""
+        tp, dp = (1, self.tp) if self.dp_attn else (self.tp, 1)
+        return {f"{side}_num_workers": self.workers, f"{side}_tp_size": tp, f"{side}_pp_size": 1,
+                f"{side}_attention_dp_size": dp, f"{side}_moe_ep_size": self.ep,
+                f"{side}_moe_tp_size": self.tp // self.ep, f"{side}_batch_size": self.max_batch_size}
+
+    def describe(self) -> str:
+        return f"{self.workers} x {'DEP' if self.dp_attn else 'TEP'}{self.tp}"
+
+
+@dataclass(frozen=True)
+class MultinodeRecipe:
+    """One ``search-space`` entry of an InferenceX multinode disaggregated config: at ``isl``/``osl``, each client
+    count of ``concurrency`` ran ``prefill`` + ``decode`` workers, with ``mtp`` MTP layers on the decode workers
+    (0: none)."""
+
+    isl: int
+    osl: int
+    concurrency: tuple
+    prefill: PDPool
+    decode: PDPool
+    mtp: int = 0
+
+    @property
+    def gpus(self) -> int:
+        return self.prefill.gpus + self.decode.gpus
+
+    def describe(self) -> str:
+        return (f"{self.prefill.describe()} prefill + {self.decode.describe()} decode"
+                + (f", MTP {self.mtp}" if self.mtp else ", no MTP"))
+
+    def apply(self, deployment: dict, series: str) -> list:
+        """Set the recipe's engine limits and MTP on a ``mode: pd`` ``deployment`` (its pools' ``scheduler``
+        sections already built); returns the notes."""
+        for side, pool in (("prefill", self.prefill), ("decode", self.decode)):
+            sched = deployment[side]["scheduler"]
+            sched.update(max_batch_size=pool.max_batch_size, max_num_seqs=pool.max_batch_size)
+            if side == "prefill":   # the decode pool keeps the replay's budget (module docstring)
+                sched.update(max_num_tokens=pool.max_num_tokens, max_num_batched_tokens=pool.max_num_tokens)
+            if pool.memory_fraction is not None:
+                sched["gpu_memory_utilization"] = pool.memory_fraction
+        notes = [f"{series}: {self.describe()} (validate/harness.py)"]
+        if self.mtp:
+            length = TRTLLM_R1_MTP_ACCEPT[self.mtp]
+            deployment["decode"]["speculative"] = {"method": "mtp", "num_draft_tokens": self.mtp,
+                                                   "acceptance": {"accept_length": length}}
+            notes.append(f"{series}: MTP with {self.mtp} draft token(s), {length} tokens per step "
+                         "(validate/harness.py)")
+        return notes
+
+
+def _p(workers, tp, dp_attn, batch, tokens):
+    """A prefill pool of the GB200 recipes (every prefill worker is one 4-GPU tray: tp 4, ep 4)."""
+    return PDPool(workers, tp, 4, dp_attn, batch, tokens)
+
+
+def _d(workers, tp, dp_attn, batch, tokens, fraction):
+    """A decode pool of the GB200 recipes (ep = tp)."""
+    return PDPool(workers, tp, tp, dp_attn, batch, tokens, fraction)
+
+
+_P1K = dict(batch=4, tokens=4608)    # PREFILL_MAX_BATCH_SIZE / PREFILL_MAX_NUM_TOKENS at 1,024/1,024
+_P8K = dict(batch=1, tokens=8448)    # ... at 8,192/1,024
+
+#: ``dsr1-fp4-gb200-dynamo-trt`` (image ``ai-dynamo/tensorrtllm-runtime:0.5.1-rc0.pre3``) of InferenceX's
+#: ``.github/configs/nvidia-master.yaml`` as stored at ishandhanani/InferenceMAX 2cc19a3 (the same entries at
+#: 0e3c359 and InferenceMAX/InferenceMAX 525079a), in file order: prefill {num-worker, tp, ep, dp-attn,
+#: PREFILL_MAX_BATCH_SIZE, PREFILL_MAX_NUM_TOKENS}, decode {num-worker, tp, ep, dp-attn, DECODE_MAX_BATCH_SIZE,
+#: DECODE_MAX_NUM_TOKENS, DECODE_GPU_MEM_FRACTION}, DECODE_MTP_SIZE
+GB200_DYNAMO_TRT_FP4 = (
+    # 1,024/1,024, MTP
+    MultinodeRecipe(1024, 1024, (1, 2, 4, 8, 16, 36), _p(1, 4, False, **_P1K), _d(4, 8, False, 32, 128, 0.9), 3),
+    MultinodeRecipe(1024, 1024, (512, 1075), _p(1, 4, True, **_P1K), _d(1, 16, True, 64, 256, 0.7), 3),
+    MultinodeRecipe(1024, 1024, (2150,), _p(2, 4, True, **_P1K), _d(1, 16, True, 128, 256, 0.7), 1),
+    MultinodeRecipe(1024, 1024, (512,), _p(1, 4, True, **_P1K), _d(1, 32, True, 16, 64, 0.6), 3),
+    MultinodeRecipe(1024, 1024, (2252,), _p(1, 4, True, **_P1K), _d(1, 8, True, 256, 512, 0.8), 1),
+    # 1,024/1,024, no MTP
+    MultinodeRecipe(1024, 1024, (1, 2, 4, 8, 16, 32, 64, 141), _p(1, 4, False, **_P1K),
+                    _d(4, 8, False, 128, 128, 0.9)),
+    MultinodeRecipe(1024, 1024, (1075,), _p(1, 4, True, **_P1K), _d(1, 32, True, 32, 32, 0.7)),
+    MultinodeRecipe(1024, 1024, (1075,), _p(1, 4, True, **_P1K), _d(1, 16, True, 64, 64, 0.75)),
+    MultinodeRecipe(1024, 1024, (2048, 4300), _p(2, 4, True, **_P1K), _d(1, 16, True, 256, 256, 0.75)),
+    MultinodeRecipe(1024, 1024, (4300,), _p(1, 4, True, **_P1K), _d(1, 8, True, 512, 512, 0.8)),
+    # 8,192/1,024, MTP
+    MultinodeRecipe(8192, 1024, (1, 2, 4, 8, 18), _p(1, 4, False, **_P8K), _d(3, 8, False, 16, 64, 0.9), 3),
+    MultinodeRecipe(8192, 1024, (128, 269), _p(5, 4, True, **_P8K), _d(1, 32, True, 8, 32, 0.7), 3),
+    MultinodeRecipe(8192, 1024, (538,), _p(8, 4, True, **_P8K), _d(1, 32, True, 16, 64, 0.7), 3),
+    MultinodeRecipe(8192, 1024, (1075,), _p(8, 4, True, **_P8K), _d(1, 16, True, 64, 256, 0.75), 2),
+    MultinodeRecipe(8192, 1024, (2150,), _p(6, 4, True, **_P8K), _d(1, 8, True, 256, 512, 0.8), 1),
+    # 8,192/1,024, no MTP
+    MultinodeRecipe(8192, 1024, (1, 2, 4, 8, 16, 34), _p(1, 4, False, **_P8K), _d(3, 8, False, 32, 32, 0.9)),
+    MultinodeRecipe(8192, 1024, (256, 538), _p(4, 4, True, **_P8K), _d(1, 32, True, 16, 16, 0.7)),
+    MultinodeRecipe(8192, 1024, (1075,), _p(6, 4, True, **_P8K), _d(1, 16, True, 64, 64, 0.75)),
+    MultinodeRecipe(8192, 1024, (2150,), _p(8, 4, True, **_P8K), _d(1, 16, True, 128, 128, 0.75)),
+    MultinodeRecipe(8192, 1024, (2150,), _p(5, 4, True, **_P8K), _d(1, 8, True, 256, 256, 0.8)),
+)
+
+
+@dataclass(frozen=True)
+class MultinodeSeries:
+    """A series of agg-labelled rows that are multinode disaggregated runs whose ``tp_size`` is the run's total
+    GPU count (module docstring, "InferenceX GB200 multinode series"). Matched on the rows' own columns
+    (:meth:`matches`); :meth:`layouts` gives the recipe entries that ran a row's load on its GPU count. A row is
+    replayed only when exactly one entry matches; the others are skipped with :meth:`skip_reason`."""
+
+    name: str
+    gpu: str                      #: ``system``
+    engine: str                   #: ``backend``
+    source_contains: str          #: a substring of ``silicon_data_source``
+    model_contains: str           #: a lower-case substring of ``model_path``
+    precision: str                #: the ``precision`` column
+    recipes: tuple = ()           #: :class:`MultinodeRecipe` entries (empty: the layouts are not public)
+    source: str = ""
+
+    def matches(self, row: dict) -> bool:
+        return (str(row.get("mode", "")).strip().lower() == "agg"
+                and str(row.get("system", "")).strip() == self.gpu
+                and str(row.get("backend", "")).strip().lower() == self.engine
+                and self.source_contains in str(row.get("silicon_data_source", ""))
+                and self.model_contains in str(row.get("model_path", "")).lower()
+                and str(row.get("precision", "")).strip().lower() == self.precision)
+
+    def layouts(self, row: dict, concurrency: int | None = None) -> list:
+        """The recipe entries at the row's isl/osl and ``concurrency`` clients (default: its ``concurrency``
+        column) whose GPU count is the row's ``tp_size``."""
+        isl, osl = _int_or_none(row.get("isl")), _int_or_none(row.get("osl"))
+        conc = _int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
+        gpus = _int_or_none(row.get("tp_size"))
+        return [r for r in self.recipes
+                if r.isl == isl and r.osl == osl and conc in r.concurrency and r.gpus == gpus]
+
+    def skip_reason(self, row: dict, found: list, concurrency: int | None = None) -> str:
+        """Why a row of the series is not replayed: no recipe entry, or several, ran its load on its GPUs."""
+        conc = _int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
+        gpus = _int_or_none(row.get("tp_size"))
+        head = (f"layout not in the data: {self.name} rows are multinode disaggregated runs whose tp_size ({gpus}) "
+                f"is the run's total GPU count")
+        if not self.recipes:
+            return f"{head}; their per-worker layouts are not in the public recipe (validate/harness.py)"
+        if not found:
+            return (f"{head}; no entry of the recipe read runs {conc} clients on {gpus} GPUs at "
+                    f"{row.get('isl')}/{row.get('osl')} (validate/harness.py)")
+        return (f"{head}; {len(found)} entries of the recipe run {conc} clients on {gpus} GPUs ("
+                + "; ".join(r.describe() for r in found) + "), the row does not say which (validate/harness.py)")
+
+
+_IX_GB200 = ("InferenceX .github/configs/nvidia-master.yaml dsr1-fp4-gb200-dynamo-trt (ishandhanani/InferenceMAX "
+             "2cc19a3); benchmarks/dsr1_fp4_gb200_dynamo-trt_slurm.sh (09b9ae5: results_concurrency_<c>_gpus_<g>.json)")
+
+#: the agg-labelled multinode series of the public CSV (module docstring, "InferenceX GB200 multinode series")
+MULTINODE_SERIES = (
+    MultinodeSeries(name="the 2026-04-06 GB200 TensorRT-LLM series (InferenceX dsr1-fp4-gb200-dynamo-trt)",
+                    gpu="gb200", engine="trtllm", source_contains="source_file=2026-04-06.csv",
+                    model_contains="deepseek-r1", precision="fp4", recipes=GB200_DYNAMO_TRT_FP4, source=_IX_GB200),
+    MultinodeSeries(name="the 2026-04-06 GB200 SGLang series (InferenceX dsr1-fp8-gb200-dynamo-sglang)",
+                    gpu="gb200", engine="sglang", source_contains="source_file=2026-04-06.csv",
+                    model_contains="deepseek-r1", precision="fp8",
+                    source="InferenceX .github/configs/nvidia-master.yaml dsr1-fp8-gb200-dynamo-sglang (ishandhanani/"
+                           "InferenceMAX 2cc19a3: 'tp, ep, and dp-attn do nothing because they are hardcoded in' "
+                           "an external gb200-fp8.sh)"),
+)
+
+
+def multinode_series(row: dict) -> MultinodeSeries | None:
+    """The :data:`MULTINODE_SERIES` entry a silicon row (a dict) belongs to, None for every other row."""
+    return next((s for s in MULTINODE_SERIES if s.matches(row)), None)

@@ -338,6 +338,8 @@ def rows_frame(df: pd.DataFrame, scenarios: list[Scenario], results: list[dict])
     res = pd.DataFrame(results, columns=list(RESULT_COLUMNS))
     dep_cols = pd.DataFrame([_scenario_columns(s) for s in scenarios])
     out = pd.concat([base, dep_cols, res], axis=1)
+    if len(scenarios) and "mode" in out.columns:   # a scenario may replay an agg-labelled row as disagg (silicon.py)
+        out["mode"] = [s.mode for s in scenarios]
     out["ttft_ratio"] = out["pred_ttft_ms"] / out["silicon_ttft_ms"]
     out["tpot_ratio"] = out["pred_tpot_ms"] / out["silicon_tpot_ms"]
     out["ttft_ape"] = (out["ttft_ratio"] - 1).abs()

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
-from .harness import apply_recipes, prompt_length_ratio
+from .harness import apply_recipes, multinode_series, prompt_length_ratio
 from ..dtypes import normalize_dtype
 from ..engines import default_overlap, engine_version, get_engine
 from ..errors import CoverageError, FrontierError, InputError
@@ -397,8 +397,8 @@ def _scheduler(engine: str, per_rank: int, max_model_len: int) -> dict:
         s["max_num_tokens"] = max(s["max_num_tokens"], cap)
     s["max_model_len"] = max_model_len
     s["enable_prefix_caching"] = False  # synthetic random prompts share no prefix
-    # the engine's default (TensorRT-LLM: no chunked prefill, engines/trtllm.py); harness recipes may override
-    s["enable_chunked_prefill"] = get_engine(engine).chunked_prefill_default
+    # enable_chunked_prefill left out: the engine's default (SchedulerConfig; TensorRT-LLM does not chunk,
+    # engines/trtllm.py); harness recipes may set it
     return s
 
 
@@ -526,6 +526,9 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     ov = calibration_for(overheads, engine, gpu)
     if ov is not None:
         base["overheads"] = dict(ov)
+    series = multinode_series(row)
+    if series is not None:   # an agg-labelled multinode disaggregated run (validate/harness.py)
+        return _multinode_scenario(scn, series, row, model, base, engine, max_len)
     try:
         if mode == "agg":
             par = _parallel(row, model)
@@ -560,6 +563,31 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     except FrontierError as exc:
         return _skip(scn, str(exc))
     return scn
+
+
+def _multinode_scenario(scn: Scenario, series, row: dict, model, base: dict, engine: str,
+                        max_len: int) -> Scenario:
+    """The scenario of a row of a multinode series (:class:`~frontier_calib.validate.harness.MultinodeSeries`):
+    the ``mode: pd`` deployment of the one recipe entry that ran its load on its GPU count, reported as a disagg
+    row (``scn.mode``), or a skip when none or several do."""
+    found = series.layouts(row, scn.concurrency)
+    if len(found) != 1:
+        return _skip(scn, series.skip_reason(row, found, scn.concurrency))
+    recipe = found[0]
+    layout = {**row, **recipe.prefill.columns("prefill"), **recipe.decode.columns("decode")}
+    try:
+        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency)
+    except FrontierError as exc:
+        return _skip(scn, str(exc))
+    scn.mode = "disagg"
+    scn.notes.append(MULTINODE_NOTE.format(gpus=recipe.gpus))
+    scn.notes += recipe.apply(scn.deployment, series.name)
+    return scn
+
+
+#: the note of a row of a multinode series replayed as the disaggregated run it was (:func:`_multinode_scenario`)
+MULTINODE_NOTE = ("agg label, tp_size {gpus}: a multinode disaggregated run's GPU count; replayed as its recipe's "
+                  "prefill/decode workers and reported as disagg (docs/validation.md)")
 
 
 #: the note of an agg row replayed as several replicas (:func:`agg_replicas`)

@@ -206,9 +206,11 @@ class Scheduler:
         if R.n_in[r] + R.n_out[r] > self.cfg.max_model_len:
             return "max_model_len"
         cfg = self.cfg
-        if (not cfg.enable_chunked_prefill and R.n_in[r] > cfg.step_token_budget
+        # TensorRT-LLM without chunked prefill (engines/trtllm.py); not on a decode worker of a PD deployment, whose
+        # requests never run a context step (LLM._check_arguments exempts generation-only requests)
+        if (not cfg.enable_chunked_prefill and R.n_in[r] > cfg.step_token_budget and self.role != "decode"
                 and get_engine(cfg.policy).prompt_must_fit_step_budget):
-            return "prompt_over_step_budget"   # TensorRT-LLM without chunked prefill (engines/trtllm.py)
+            return "prompt_over_step_budget"
         if self.max_blocks(r) > self.cache.num_blocks:
             return "kv_capacity"
         return None
