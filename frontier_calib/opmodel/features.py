@@ -261,10 +261,9 @@ def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
 def mla_decode_trtllm_gen(df: pd.DataFrame, gpu: GPUSpec):
     """MLA decode on data-centre Blackwell (kernel or module scope). The attention's FLOPs count the query heads as
     the generation kernel tiles them (:func:`mla_generation_kernel`: 1-8 heads cost a tile of 8, 9-16 a tile of 16)
-    and run at the KV
-    cache format's tensor-core rate: with an FP8 KV cache the kernels take FP8 queries (the E4M3-query kernels of
-    fmhaKernels.h; the B200 TensorRT-LLM kernel table times 128 heads, batch 128, 131,072 keys at 1.70 ms, under the
-    2.08 ms its BF16 FLOPs would need); the projections run at the weights' rate. The kernel's launch is exposed as
+    and run at the KV cache format's tensor-core rate: with an FP8 KV cache the kernels take FP8 queries (the
+    E4M3-query kernels of fmhaKernels.h; the B200 TensorRT-LLM kernel table times 128 heads, batch 128, 131,072 keys
+    at 1.70 ms, under the 2.08 ms its BF16 FLOPs would need); the projections run at the weights' rate. The kernel's launch is exposed as
     features (low-latency kernel or not, head tiles, key splits, CTAs, and the latent rows read once per head tile)."""
     b, kv, h = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "num_heads")
     kvb, wb = _bytes(df["kv_dtype"]), _bytes(df["dtype"])
