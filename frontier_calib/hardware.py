@@ -39,6 +39,7 @@ class GPUSpec:
     l2_bytes: float = 50e6
     intra_node_link: str = "nvlink"   #: 'nvlink' or 'pcie' (no NVLink: collectives cross PCIe)
     gpus_per_tray: int | None = None  #: GPUs per physical host/tray when smaller than the node (NVL72: 4)
+    sm_arch: int = 0                  #: CUDA compute capability x 10 where a kernel choice depends on it (100: sm_100)
 
     def __post_init__(self):
         if self.intra_node_link not in INTRA_NODE_LINKS:
@@ -53,6 +54,12 @@ class GPUSpec:
     def has_fp4(self) -> bool:
         """FP4 tensor cores (Blackwell): NVFP4/MXFP4 GEMMs run natively, not as weight-only kernels."""
         return "fp4" in self.peak_flops
+
+    @property
+    def has_trtllm_gen_kernels(self) -> bool:
+        """Data-centre Blackwell (sm_100 / sm_103): TensorRT-LLM's trtllm-gen attention kernels run here
+        (``isSMCompatible`` in cpp/tensorrt_llm/kernels/trtllmGenKernels/fmha/fmhaKernels.h)."""
+        return self.sm_arch in (100, 103)
 
     def check_dtype(self, dtype: str) -> str:
         """The canonical ``dtype``, or a one-line error when it needs FP4 tensor cores this GPU lacks."""
@@ -123,7 +130,7 @@ GPUS: dict[str, GPUSpec] = {
         "b200_sxm", "NVIDIA B200", sm_count=148, memory_bytes=180 * _GiB,
         hbm_bandwidth=7.7e12,
         peak_flops={"bf16": 2250e12, "fp8": 4500e12, "int8": 4500e12, "fp4": 9000e12},
-        nvlink_bandwidth=900e9, network_bandwidth=50e9, l2_bytes=126e6),
+        nvlink_bandwidth=900e9, network_bandwidth=50e9, l2_bytes=126e6, sm_arch=100),
     # B300 (HGX B300, Blackwell Ultra, sm_103): aic b300_sxm.yaml (Blackwell Ultra datasheet): 275,040 MiB
     # HBM3e (nvidia-smi) at 7.75 TB/s, 2.25 PF bf16, 4.5 PF fp8, 14 PF fp4 dense; int8 cut to 153.5 TOPS.
     # Same NVLink 5 as B200; one 800 Gb/s ConnectX-8 per GPU. SMs/L2 as B200 (the Blackwell Ultra blog's
@@ -132,7 +139,7 @@ GPUS: dict[str, GPUSpec] = {
         "b300_sxm", "NVIDIA B300 SXM6 AC", sm_count=148, memory_bytes=275040 * 2**20,
         hbm_bandwidth=7.75e12,
         peak_flops={"bf16": 2250e12, "fp8": 4500e12, "int8": 153.5e12, "fp4": 14000e12},
-        nvlink_bandwidth=900e9, network_bandwidth=100e9, l2_bytes=126e6),
+        nvlink_bandwidth=900e9, network_bandwidth=100e9, l2_bytes=126e6, sm_arch=103),
     # GB200 NVL72: 72 Blackwell GPUs in one NVLink domain (18 compute trays x 4 GPUs, 9 NVLink switch trays),
     # 1.8 TB/s NVLink 5 per GPU to every other GPU of the rack. aic gb200.yaml: 189,471 MiB HBM3e (nvidia-smi)
     # at 8 TB/s, 2.5 PF bf16, 5 PF fp8/int8, 10 PF fp4 dense. One 400 Gb/s ConnectX-7 per GPU between racks
@@ -142,7 +149,7 @@ GPUS: dict[str, GPUSpec] = {
         hbm_bandwidth=8.0e12,
         peak_flops={"bf16": 2500e12, "fp8": 5000e12, "int8": 5000e12, "fp4": 10000e12},
         gpus_per_node=72, gpus_per_tray=4, nvlink_bandwidth=900e9, network_bandwidth=50e9,
-        l2_bytes=126e6),
+        l2_bytes=126e6, sm_arch=100),
     # GB300 NVL72 (Blackwell Ultra): same rack topology as GB200 NVL72. aic gb300.yaml: 284,208 MiB HBM3e
     # (nvidia-smi) at 8 TB/s, 2.5 PF bf16, 5 PF fp8, 15 PF fp4 dense, int8 165 TOPS; one 800 Gb/s
     # ConnectX-8 per GPU between racks.
@@ -151,7 +158,7 @@ GPUS: dict[str, GPUSpec] = {
         hbm_bandwidth=8.0e12,
         peak_flops={"bf16": 2500e12, "fp8": 5000e12, "int8": 165e12, "fp4": 15000e12},
         gpus_per_node=72, gpus_per_tray=4, nvlink_bandwidth=900e9, network_bandwidth=100e9,
-        l2_bytes=126e6),
+        l2_bytes=126e6, sm_arch=103),
     # RTX PRO 6000 Blackwell Server Edition (GB202, sm_120): no NVLink; 8 cards per server talk over PCIe
     # Gen5 x16 (64 GB/s per direction). aic rtx_pro_6000_server.yaml: 97,887 MiB GDDR7 (nvidia-smi) at
     # 1.792 TB/s; dense tensor peaks scaled to the observed 2430 MHz: 467.8 TF bf16, 935.6 TF fp8/int8,

@@ -81,7 +81,9 @@ def flat_corner_table(seed: int) -> pd.DataFrame:
 
 def test_median_early_stopping_keeps_fitting_past_the_jittery_corner():
     """The jittery corner's squared error stops the boosting after ~60 rounds while the rest still gains; the median
-    |error| (the report's own score) stops later, and the held-out error is lower (split seeds 0-3, no bagging)."""
+    |error| (the report's own score) stops no earlier on any of split seeds 0-3 and later on most (with the session-12
+    roofline, which reads one index key per cached token, seed 2 stops both at round 64), and the held-out error is
+    lower (no bagging)."""
     iters, err = {"rmse": [], "median_ae": []}, {"rmse": [], "median_ae": []}
     for seed in range(4):
         df = flat_corner_table(seed)
@@ -92,5 +94,6 @@ def test_median_early_stopping_keeps_fitting_past_the_jittery_corner():
                               colsample_bynode=1.0, subsample=0.9).fit(df.iloc[train].drop(columns="true_ms"))
             iters[metric].append(m.best_iteration_)
             err[metric].append(np.median(np.abs(m.predict(held) / held["true_ms"].to_numpy() - 1)))
-    assert all(a > b for a, b in zip(iters["median_ae"], iters["rmse"])), iters
+    assert all(a >= b for a, b in zip(iters["median_ae"], iters["rmse"])), iters
+    assert sum(a > b for a, b in zip(iters["median_ae"], iters["rmse"])) >= 3, iters
     assert np.mean(err["median_ae"]) < np.mean(err["rmse"]), err

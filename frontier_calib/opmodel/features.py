@@ -207,7 +207,43 @@ def mla_prefill(df: pd.DataFrame, gpu: GPUSpec):
     return x, roof
 
 
+#: TensorRT-LLM's MLA generation kernels on Blackwell (trtllm-gen; ``TllmGenFmhaKernel`` in
+#: cpp/tensorrt_llm/kernels/trtllmGenKernels/fmha/fmhaKernels.h, ``hashFromRunnerParams`` and ``computeNumCtas``). MLA
+#: has one KV head, so every query head of the GPU shares it. The *low-latency* kernel (MMA operands swapped: the KV
+#: tokens fill the tile's long side) runs when heads <= 32 or when batch x ceil(heads / 16) x 2 <= SMs (one query
+#: token); it takes the heads in tiles of 8 (heads <= 8) or 16, one CTA per (sequence, head tile), and splits the
+#: keys over min(ceil(kv / 128), SMs // CTAs) CTAs (``multiCtasKvMode``); a grid that still fills at most half (a
+#: quarter) of the SMs splits the 512 value columns over 2 (4) CTAs (``headDimPerCtaV`` 256 or 128). Otherwise the
+#: *high-throughput* kernel takes 64 heads per CTA, without key splitting (persistent scheduler).
+MLA_GEN_LOW_LATENCY_MAX_HEADS = 32
+MLA_GEN_TILE_HEADS = (8, 16, 64)     #: low-latency tiles (heads <= 8, else), high-throughput tile
+MLA_GEN_TILE_KV = 128                #: keys per CTA step (``tileSizeKv``)
+
+
+def mla_generation_kernel(b, h, kv, sm_count) -> dict:
+    """The trtllm-gen MLA generation kernel's launch for decode rows (one query token per sequence): ``low_latency``
+    (1/0), ``head_tile`` (query heads per CTA), ``head_tiles`` (CTAs per sequence over the heads), ``kv_splits`` (CTAs
+    per sequence over the keys) and ``ctas`` (the grid, value-column splits included). See
+    :data:`MLA_GEN_LOW_LATENCY_MAX_HEADS`; batch-1 rows use the same thresholds here (the source halves the
+    value-split threshold for them)."""
+    b, h, kv = (np.asarray(v, dtype=float) for v in (b, h, kv))
+    small, mid, wide = MLA_GEN_TILE_HEADS
+    low = (h <= MLA_GEN_LOW_LATENCY_MAX_HEADS) | (b * np.ceil(h / mid) * 2 <= sm_count)
+    tile = np.where(low, np.where(h <= small, small, mid), wide)
+    tiles = np.ceil(h / tile)
+    splits = np.where(low, np.minimum(np.ceil(kv / MLA_GEN_TILE_KV), np.maximum(1, np.floor(sm_count / (b * tiles)))),
+                      1.0)
+    ctas = b * tiles * splits
+    value_split = np.where(low & (ctas * 2 <= sm_count), np.where(ctas * 4 <= sm_count, 4.0, 2.0), 1.0)
+    return {"low_latency": low.astype(float), "head_tile": tile, "head_tiles": tiles, "kv_splits": splits,
+            "ctas": ctas * value_split}
+
+
 def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
+    """MLA decode (kernel or module scope): every FLOP at the weights' rate, the latent rows read once. On the GPUs
+    that run TensorRT-LLM's trtllm-gen kernels (``GPUSpec.has_trtllm_gen_kernels``), :func:`mla_decode_trtllm_gen`."""
+    if gpu.has_trtllm_gen_kernels:
+        return mla_decode_trtllm_gen(df, gpu)
     b, kv, h = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "num_heads")
     kvb, wb = _bytes(df["kv_dtype"]), _bytes(df["dtype"])
     p_flops, p_bytes, is_mod = _mla_projection_cost(b, h, df["scope"].to_numpy(), wb)
@@ -218,6 +254,34 @@ def mla_decode(df: pd.DataFrame, gpu: GPUSpec):
         "log_batch": _log(b), "log_kv": _log(kv), "log_kv_tokens": _log(b * kv), "heads": h, "module": is_mod,
         "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
         "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
+    }
+    return x, roof
+
+
+def mla_decode_trtllm_gen(df: pd.DataFrame, gpu: GPUSpec):
+    """MLA decode on data-centre Blackwell (kernel or module scope). The attention's FLOPs count the query heads as
+    the generation kernel tiles them (:func:`mla_generation_kernel`: 1-8 heads cost a tile of 8, 9-16 a tile of 16)
+    and run at the KV cache format's tensor-core rate: with an FP8 KV cache the kernels take FP8 queries (the
+    E4M3-query kernels of fmhaKernels.h; the B200 TensorRT-LLM kernel table times 128 heads, batch 128, 131,072 keys
+    at 1.70 ms, under the 2.08 ms its BF16 FLOPs would need); the projections run at the weights' rate. The kernel's launch is exposed as
+    features (low-latency kernel or not, head tiles, key splits, CTAs, and the latent rows read once per head tile)."""
+    b, kv, h = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "num_heads")
+    kvb, wb = _bytes(df["kv_dtype"]), _bytes(df["dtype"])
+    p_flops, p_bytes, is_mod = _mla_projection_cost(b, h, df["scope"].to_numpy(), wb)
+    launch = mla_generation_kernel(b, h, kv, gpu.sm_count)
+    attn_flops = b * launch["head_tiles"] * launch["head_tile"] * kv * 2 * (MLA_LATENT + MLA_KV_LORA)
+    t_c = attn_flops / _peak(df["kv_dtype"], gpu) * 1e3 + p_flops / _peak(df["dtype"], gpu) * 1e3
+    kv_bytes = b * kv * MLA_LATENT * kvb
+    t_m = (kv_bytes + p_bytes) / gpu.hbm_bandwidth * 1e3
+    roof = np.maximum(t_c, t_m) + LAUNCH_FLOOR_MS
+    x = {
+        "log_batch": _log(b), "log_kv": _log(kv), "log_kv_tokens": _log(b * kv), "heads": h, "module": is_mod,
+        "log_t_compute": _log(t_c), "log_t_memory": _log(t_m), "kv_bytes": kvb, "weight_bytes": wb,
+        "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
+        "low_latency_kernel": launch["low_latency"], "head_tiles": launch["head_tiles"],
+        "log_kv_splits": _log(launch["kv_splits"]), "log_ctas": _log(launch["ctas"]),
+        "cta_wave_eff": _wave_eff(launch["ctas"], gpu.sm_count), "log_cta_kv": _log(kv / launch["kv_splits"]),
+        "log_t_kv_per_tile": _log(kv_bytes * launch["head_tiles"] / gpu.hbm_bandwidth * 1e3),
     }
     return x, roof
 
@@ -457,12 +521,18 @@ def msa_prefill(df: pd.DataFrame, gpu: GPUSpec):
 
 
 def msa_decode(df: pd.DataFrame, gpu: GPUSpec):
+    """MSA decode module. Besides the selected keys' K and V and the projections' weights, the roofline reads one
+    ``index_head_dim`` index key per cached token (in the KV cache's format), which the block indexer scores every
+    step: with 2 or 4 KV heads, the B200 TensorRT-LLM table at batch 256 grows by 0.037-0.038 ns per cached token
+    and sequence from 65,536 to 131,072 tokens (256 bytes at 88-91 % of HBM bandwidth), where the selected keys alone
+    (index_topk per sequence) would stay flat past index_topk. A reading of the measured scaling: no public source of
+    the module's indexer was found (docs/validation-results/fit-b200-trtllm-session12.md)."""
     b, kv, topk = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "index_topk")
     h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b)
     kvb = _bytes(df["kv_dtype"])
     sel = np.minimum(kv, topk)
     flops = b * h * sel * 4 * d + b * kv / _num(df, "block_size") * idx * 2 + p_flops
-    nbytes = b * sel * 2 * kvh * d * kvb + p_bytes
+    nbytes = b * sel * 2 * kvh * d * kvb + b * kv * _num(df, "index_head_dim") * kvb + p_bytes
     t_c, t_m, _ = _roofline(flops, nbytes, _peak(df["dtype"], gpu), gpu.hbm_bandwidth)
     roof = t_c + t_m + LAUNCH_FLOOR_MS * 8
     x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
