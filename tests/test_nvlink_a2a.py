@@ -102,10 +102,14 @@ def test_trtllm_with_ep_not_above_top_k_all_gathers_instead():
     assert cm._a2a_ms(np.array([8]))[0] == pytest.approx(0.02)   # NCCL all-gather + reduce-scatter
 
 
-def test_other_engines_hopper_and_explicit_backends_keep_the_deepep_tables():
+def test_hopper_trtllm_all_gathers_other_engines_and_explicit_backends_keep_deepep():
+    """TensorRT-LLM never picks DeepEP by default (select_alltoall_method_type needs TRTLLM_CAN_USE_DEEP_EP):
+    on Hopper, without its NVLink-5 kernels, it all-gathers and reduce-scatters; SGLang runs DeepEP, and a pool
+    that names a DeepEP mode keeps it."""
     n = np.array([8])
     assert _cm("gb200", "sglang", ep=32)._a2a_ms(n)[0] == pytest.approx(2.0)     # SGLang: DeepEP
-    assert _cm("h200_sxm", "trtllm", ep=8)._a2a_ms(n)[0] == pytest.approx(2.0)   # NVLink 4: not measured
+    hopper = _cm("h200_sxm", "trtllm", ep=8, model=GPT_OSS)                     # EP 8 > top-4, NVLink 4
+    assert not hopper._nvlink_one_sided() and hopper._a2a_ms(n)[0] == pytest.approx(0.02)
     pinned = _cm("gb200", "trtllm", ep=32)
     pinned = stub_cost(dataclasses.replace(pinned.worker, a2a_backend="deepep_ll"), _Tables(), max_tokens=64,
                        max_seqs=8)
@@ -113,5 +117,6 @@ def test_other_engines_hopper_and_explicit_backends_keep_the_deepep_tables():
 
 
 def test_an_ep_group_wider_than_the_nvlink_domain_is_not_one_sided():
-    """16 B200s span two 8-GPU boards: the kernels need one NVLink domain, so the DeepEP tables stay."""
-    assert _cm("b200_sxm", "trtllm", ep=16)._a2a_ms(np.array([8]))[0] > 1.0
+    """16 B200s span two 8-GPU boards: the kernels need one NVLink domain, so TensorRT-LLM all-gathers."""
+    cm = _cm("b200_sxm", "trtllm", ep=16)
+    assert not cm._nvlink_one_sided() and cm._a2a_ms(np.array([8]))[0] == pytest.approx(0.02)

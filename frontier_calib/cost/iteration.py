@@ -741,9 +741,18 @@ class IterationCostModel:
         reduce-scatter (no tables, or a deployment link inside one node) nor the engine's own NVLink kernels
         (:meth:`_nvlink_one_sided`)."""
         w = self.worker
-        if self._engine_nvlink_ep():
+        if self._engine_picks_ep_comm():
             return False
         return bool(self.models.has("moe_a2a") and not (w.node_link is not None and w.moe_gpus <= self.gpus_per_node))
+
+    def _engine_picks_ep_comm(self) -> bool:
+        """Whether the engine's own rule picks the EP dispatch/combine (TensorRT-LLM, ``EngineRecord.nvlink_a2a``):
+        the worker leaves the backend to the engine and no deployment link replaces NVLink. TensorRT-LLM's
+        ``select_alltoall_method_type`` never picks DeepEP by default (only with ``TRTLLM_CAN_USE_DEEP_EP``): its
+        NVLink all-to-all where it can (:meth:`_nvlink_one_sided`), all-gather + reduce-scatter otherwise."""
+        w = self.worker
+        return bool(get_engine(w.engine).nvlink_a2a == "nvlink_one_sided" and w.a2a_backend == "auto"
+                    and w.node_link is None)
 
     def _engine_nvlink_ep(self) -> bool:
         """Whether the engine's own NVLink communication carries the EP dispatch/combine (:mod:`.nvlink_a2a`): its

@@ -31,7 +31,8 @@ group fits one NVLink domain. The blog's post-quant figure was taken on B200. Te
 only when the EP size exceeds the top-k (``select_alltoall_method_type`` in its fused-MoE modules: ``moe_ep_size <=
 top_k`` -> not enabled; a token reaches at most top-k ranks, so all-to-all saves bytes only above it); at or below,
 the layer all-gathers and reduce-scatters the tokens (NCCL tables, :class:`~frontier_calib.cost.iteration.
-IterationCostModel`).
+IterationCostModel`), as it does on Hopper and across NVLink domains: DeepEP only runs when the operator sets
+``TRTLLM_CAN_USE_DEEP_EP``.
 """
 
 from __future__ import annotations

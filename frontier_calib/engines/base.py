@@ -115,9 +115,10 @@ class EngineRecord:
     (vLLM: :meth:`~frontier_calib.sim.config.SchedulerConfig.validate`); a prompt that fits waits until it fits
     next to the step's other tokens (the scheduler's head-of-line rule).
 
-    ``nvlink_a2a``: the engine's own expert-parallel dispatch/combine kernels where the EP group lies inside one
-    NVLink domain of NVLink-5 GPUs (``"nvlink_one_sided"``: TensorRT-LLM's NVLinkOneSided all-to-all,
-    :mod:`frontier_calib.cost.nvlink_a2a`); None: the ``moe_a2a`` (DeepEP) tables or all-gather/reduce-scatter.
+    ``nvlink_a2a``: the engine picks its own expert-parallel dispatch/combine (``"nvlink_one_sided"``:
+    TensorRT-LLM's NVLinkOneSided all-to-all where the EP group lies inside one NVLink domain of NVLink-5 GPUs and
+    exceeds the top-k, :mod:`frontier_calib.cost.nvlink_a2a`; all-gather + reduce-scatter everywhere else, never
+    DeepEP by default); None: the ``moe_a2a`` (DeepEP) tables where they exist, else all-gather/reduce-scatter.
 
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
@@ -149,7 +150,7 @@ class EngineRecord:
     jit_compile_s: float = 0.0         #: engine-loop seconds of one Triton JIT compile on the serving host
     chunked_prefill_default: bool = True       #: the engine's default ``enable_chunked_prefill``
     prompt_must_fit_step_budget: bool = False  #: no chunking: reject a prompt over the budget (not max_model_len)
-    nvlink_a2a: str | None = None   #: EP dispatch/combine kernels inside one NVLink domain (None: DeepEP tables)
+    nvlink_a2a: str | None = None   #: the engine picks its EP dispatch/combine (None: DeepEP tables or NCCL)
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):
