@@ -754,23 +754,15 @@ class IterationCostModel:
         return bool(get_engine(w.engine).nvlink_a2a == "nvlink_one_sided" and w.a2a_backend == "auto"
                     and w.node_link is None)
 
-    def _engine_nvlink_ep(self) -> bool:
-        """Whether the engine's own NVLink communication carries the EP dispatch/combine (:mod:`.nvlink_a2a`): its
-        record says so (TensorRT-LLM), the EP group fits one NVLink domain of GPUs whose NVLink is at least as
-        fast as the measured GB200's, no deployment link replaces NVLink, and the worker leaves the backend to the
-        engine. Then :meth:`_nvlink_one_sided` tells the all-to-all from the all-gather/reduce-scatter."""
-        w = self.worker
-        return bool(get_engine(w.engine).nvlink_a2a == "nvlink_one_sided" and w.a2a_backend == "auto"
-                    and w.node_link is None and self.spec.nvlink_bandwidth >= MEASURED_NVLINK_BANDWIDTH
-                    and w.moe_gpus <= self.spec.nvlink_domain)
-
     def _nvlink_one_sided(self) -> bool:
-        """Whether dispatch/combine run the engine's NVLinkOneSided all-to-all: inside its NVLink domain
-        (:meth:`_engine_nvlink_ep`) TensorRT-LLM enables all-to-all only when the EP size exceeds the top-k
-        (``select_alltoall_method_type``: ``moe_ep_size <= top_k`` -> not enabled, the layer all-gathers and
-        reduce-scatters instead; a token reaches at most top-k ranks, so all-to-all only saves bytes above it)."""
+        """Whether dispatch/combine run the engine's NVLinkOneSided all-to-all (:mod:`.nvlink_a2a`): the engine
+        picks (:meth:`_engine_picks_ep_comm`), the EP group fits one NVLink domain of GPUs whose NVLink is at least
+        as fast as the measured GB200's, and the EP size exceeds the top-k (``select_alltoall_method_type``:
+        ``moe_ep_size <= top_k`` -> not enabled, the layer all-gathers and reduce-scatters instead; a token reaches
+        at most top-k ranks, so all-to-all only saves bytes above it)."""
         w = self.worker
-        return self._engine_nvlink_ep() and w.ep > w.model.topk
+        return bool(self._engine_picks_ep_comm() and self.spec.nvlink_bandwidth >= MEASURED_NVLINK_BANDWIDTH
+                    and w.moe_gpus <= self.spec.nvlink_domain and w.ep > w.model.topk)
 
     def _a2a_ms(self, n: np.ndarray, backend=None) -> np.ndarray:
         """Milliseconds of one MoE layer's dispatch + combine for ``n`` tokens per rank (``backend``: the DeepEP
@@ -778,7 +770,7 @@ class IterationCostModel:
         w, m = self.worker, self.worker.model
         if self._nvlink_one_sided():
             return one_sided_ms(n, w.ep, m.expert_hidden_size, m.topk, _fmt(w.moe_dtype))
-        if not self._deepep_a2a():   # also TensorRT-LLM in its NVLink domain with EP <= top-k
+        if not self._deepep_a2a():   # also TensorRT-LLM wherever its NVLink all-to-all does not run
             return self._allgather_reducescatter_ms(n)
         nodes = max(1, math.ceil(w.moe_gpus / self.gpus_per_node))
         backend = self._a2a_backend(n) if backend is None else np.asarray(backend)
