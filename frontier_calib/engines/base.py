@@ -120,6 +120,11 @@ class EngineRecord:
     exceeds the top-k, :mod:`frontier_calib.cost.nvlink_a2a`; all-gather + reduce-scatter everywhere else, never
     DeepEP by default); None: the ``moe_a2a`` (DeepEP) tables where they exist, else all-gather/reduce-scatter.
 
+    ``shared_experts_aux_stream``: the Hugging Face architectures whose shared experts the engine runs on a second
+    CUDA stream beside the router and routed experts in the steps that replay a captured CUDA graph, so that such
+    an MoE layer takes the longer of the two paths instead of their sum (eager steps run them one after the other;
+    priced by :class:`~frontier_calib.cost.iteration.IterationCostModel`'s table of CUDA-graph steps); () for none.
+
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
     """
@@ -151,6 +156,8 @@ class EngineRecord:
     chunked_prefill_default: bool = True       #: the engine's default ``enable_chunked_prefill``
     prompt_must_fit_step_budget: bool = False  #: no chunking: reject a prompt over the budget (not max_model_len)
     nvlink_a2a: str | None = None   #: the engine picks its EP dispatch/combine (None: DeepEP tables or NCCL)
+    #: architectures whose shared experts run on a second CUDA stream beside the routed ones in CUDA-graph steps
+    shared_experts_aux_stream: tuple[str, ...] = ()
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):
@@ -175,6 +182,7 @@ class EngineRecord:
                                 f"got {self.scheduler!r}")
         object.__setattr__(self, "overheads", MappingProxyType({k: float(v) for k, v in self.overheads.items()}))
         object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "shared_experts_aux_stream", tuple(self.shared_experts_aux_stream))
 
     def scheduler_class(self) -> type:
         """The scheduler class (imported on first use when given as ``"package.module:Class"``)."""

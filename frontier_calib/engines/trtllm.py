@@ -26,6 +26,13 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   names, ``sim/schedulers/trtllm.py``).
 * Expert-parallel dispatch/combine inside one NVLink domain runs TensorRT-LLM's own NVLinkOneSided all-to-all,
   "the default communication strategy within a single NVLink domain" (tech blog 18; ``cost/nvlink_a2a.py``).
+* Shared experts beside the routed ones (DeepSeek-V3/R1, Kimi-K2, DeepSeek-V3.2: ``DeepseekV3ForCausalLM`` and
+  ``DeepseekV32ForCausalLM``, one class in ``tensorrt_llm/_torch/models/modeling_deepseekv3.py``):
+  ``Deepseekv3MoE.forward`` runs ``_compute_routed_output`` (router GEMM + fused MoE, its dispatch/combine included)
+  and ``_compute_shared_output`` through ``maybe_execute_in_parallel`` on the ``MoeShared`` auxiliary stream, and
+  adds the two before the layer's all-reduce. ``modules/multi_stream_utils.py``: "Multi-stream is only enabled when
+  cuda graph is turned on"; the CUDA-graph runner captures under ``with_multi_stream(True)``, eager steps run the two
+  one after the other (``shared_experts_aux_stream``).
 * The first token is answered at once: ``_handle_responses`` responds at ``py_decoding_iter == 1`` whatever
   ``stream_interval`` is (later tokens every ``stream_interval`` iterations).
 """
@@ -82,5 +89,6 @@ TRTLLM = register_engine(EngineRecord(
     chunked_prefill_default=False,       # BaseLlmArgs.enable_chunked_prefill (module docstring)
     prompt_must_fit_step_budget=True,    # microBatchScheduler.cpp; LLM._check_arguments
     nvlink_a2a="nvlink_one_sided",       # tech blog 18: the default inside one NVLink domain (cost/nvlink_a2a.py)
+    shared_experts_aux_stream=("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM"),   # Deepseekv3MoE (docstring)
     public_tables=True,
     source="tensorrt_llm/_torch/pyexecutor/scheduler.py, tensorrt_llm/llmapi/llm_args.py"))
