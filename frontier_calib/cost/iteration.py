@@ -925,15 +925,34 @@ class IterationCostModel:
         return ms
 
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
-        """Norms, residual adds, activation, rotary: memory-bound passes over the activations. A gated shared
-        expert (``ModelSpec.shared_expert_gate``) adds its gate's GEMV (hidden x 1: reads the activations) and the
-        sigmoid scaling of the shared expert's output: two small kernels more."""
+        """Norms, residual adds, activation, rotary: memory-bound passes over the activations, four small kernels
+        (the two residual add + RMSNorm of a layer, each reading the activations and the residual and writing both:
+        four passes; the activation; rotary). A gated shared expert (``ModelSpec.shared_expert_gate``) adds its
+        gate's GEMV (hidden x 1: reads the activations) and the sigmoid scaling of the shared expert's output: two
+        small kernels more. A norm the engine runs inside the TP all-reduce (:meth:`_norms_in_allreduce`) has no
+        kernel and no pass of its own."""
         w, m = self.worker, self.worker.model
         inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
                  else 0 if moe_layer is None else m.intermediate_size / w.tp)
         gated = bool(moe_layer and m.shared_expert_gate and m.num_shared_experts)
-        nbytes = n * (m.hidden_size * 2 * (8 + 3 * gated) + inter * 2 * 3)
-        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 + 2 * gated)  # small kernels, 2 us launch each
+        fused = self._norms_in_allreduce(n, moe_layer)
+        nbytes = n * (m.hidden_size * 2 * (8 - 4 * fused + 3 * gated) + inter * 2 * 3)
+        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 - fused + 2 * gated)  # small kernels, 2 us each
+
+    def _norms_in_allreduce(self, n: np.ndarray, moe_layer) -> np.ndarray:
+        """How many of a layer's two residual add + RMSNorm run inside its TP all-reduces, per entry of ``n`` (tokens
+        per rank): those the engine fuses for this architecture (``EngineRecord.allreduce_norm_fusion``, TensorRT-LLM's
+        ``DeepseekV3DecoderLayer``: both in an MoE layer; in a dense layer the next layer's norm, and with NVFP4 the
+        post-attention one too), with tensor parallelism inside one node and no attention DP, while the all-reduce's
+        message (n x hidden x 2 bytes) fits the fused kernels' workspace (``allreduce_fusion_max_bytes``); 0 else."""
+        w, m = self.worker, self.worker.model
+        rec = get_engine(w.engine)
+        n = np.asarray(n)
+        if (moe_layer is None or m.architecture not in rec.allreduce_norm_fusion or w.tp <= 1 or w.attention_dp > 1
+                or w.tp > self.gpus_per_node or w.node_link is not None):
+            return np.zeros(len(n), dtype=int)
+        per_layer = 2 if moe_layer or normalize_dtype(w.dtype, where="dtype") == "nvfp4" else 1
+        return np.where(n * m.hidden_size * 2 <= rec.allreduce_fusion_max_bytes, per_layer, 0)
 
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch
