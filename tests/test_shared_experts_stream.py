@@ -122,3 +122,42 @@ def test_breakdown_of_a_graphed_decode_step_counts_the_graphed_token_ops():
     bd = cm.breakdown(EMPTY, EMPTY, 4, 4000)
     assert bd.token_ops_ms == pytest.approx(cm.tables["token_graph_ms"][4])
     assert bd.overhead_ms >= -1e-9
+
+
+# ------------------------------------------------------------------ residual add + RMSNorm inside the all-reduce
+
+def test_trtllm_deepseek_norms_run_inside_the_tp_allreduce():
+    """DeepseekV3DecoderLayer (TP, no attention DP): both residual add + RMSNorm of an MoE layer and the next-layer
+    norm of a dense one run in the all-reduce kernel (RESIDUAL_RMS_NORM): no kernel (2 us) and no four passes over
+    the activations of their own, while the message fits the 64 MiB workspace of the fused kernels."""
+    from frontier_calib.hardware import get_gpu
+
+    m = load_model("DeepSeek-R1")
+    bw = get_gpu("b200_sxm").hbm_bandwidth
+    per_norm = lambda n: 0.002 + n * 4 * m.hidden_size * 2 / bw * 1e3   # noqa: E731 - ms of one norm kernel
+    fused_norms = 2 * m.num_moe_layers + 1 * m.num_dense_layers          # bf16: a dense layer fuses one
+    fused, plain = _cost(), _cost(engine="sglang")
+    for n in (1, 64):
+        gap = plain.token_op_parts(n)["elementwise"] - fused.token_op_parts(n)["elementwise"]
+        assert gap == pytest.approx(fused_norms * per_norm(n), rel=1e-9)
+    # the workspace: 64 MiB / (7168 x 2 bytes) = 4681 tokens; one more and the norms run on their own again
+    rec = get_engine("trtllm")
+    top = rec.allreduce_fusion_max_bytes // (m.hidden_size * 2)
+    assert top == 4681
+    big = stub_cost(fused.worker, _NoDeepEP(_fn), max_tokens=top + 1, max_seqs=16, max_model_len=4096)
+    ref = stub_cost(plain.worker, _NoDeepEP(_fn), max_tokens=top + 1, max_seqs=16, max_model_len=4096)
+    assert big.token_op_parts(top)["elementwise"] < ref.token_op_parts(top)["elementwise"]
+    assert big.token_op_parts(top + 1)["elementwise"] == pytest.approx(ref.token_op_parts(top + 1)["elementwise"])
+
+
+def test_no_norm_fusion_with_attention_dp_or_without_tp(monkeypatch):
+    def elementwise(**layout):
+        return _cost(**layout).token_op_parts(1)["elementwise"]
+
+    dep = dict(gpu="gb200", tp=1, attention_dp=16, ep=16, moe_tp=1)
+    fused = [elementwise(**dep), elementwise(tp=1, moe_tp=1), elementwise()]
+    rec = get_engine("trtllm")
+    monkeypatch.setitem(engines_base.ENGINES, "trtllm", dataclasses.replace(rec, allreduce_norm_fusion=()))
+    plain = [elementwise(**dep), elementwise(tp=1, moe_tp=1), elementwise()]
+    assert fused[:2] == pytest.approx(plain[:2], rel=1e-12)   # attention DP, or one GPU: nothing to fuse into
+    assert fused[2] < plain[2]                                # TP8: the norms ride in the all-reduces
