@@ -3,7 +3,8 @@
 A lightning indexer scores every cached token for each query; MLA then attends to the ``index_topk`` best ones
 only, so attention cost grows with the selected tokens, not the context (the indexer's scan still grows with
 it). The public ``dsa_prefill`` / ``dsa_decode`` tables time the whole module (MLA and indexer projections,
-indexer, top-k, sparse MLA), so those GEMMs are not counted again among the token ops. Caches, per token and
+indexer, top-k, sparse MLA; SGLang's without the q/kv down-projection, below), so those GEMMs are not counted
+again among the token ops. Caches, per token and
 layer, the MLA latent (kv_lora_rank + qk_rope_head_dim, KV format) plus the indexer key (index_head_dim fp8
 values and one fp32 scale per 128, as SGLang's NSA indexer cache stores them), not sharded by tensor parallelism.
 
@@ -17,7 +18,9 @@ the ``sparse_attention/sglang/0.5.14`` tables) hands the module a ``dummy_qkv_la
 ``torch.randn`` of that width instead (its WideEP MLA counterpart: ai-dynamo/aiconfigurator PR #476, "the AIC
 collector correctly excludes it (uses dummy func)", which adds the GEMM beside the WideEP MLA tables). So on the
 engines of :data:`LATENT_UNTIMED` the GEMM is priced from the GEMM tables with the token ops (GLM-5 at TP8,
-6,144 -> 2,624 in FP8: ~12 us per layer and step at 4-64 tokens on H200); on the others it stays in the table.
+6,144 -> 2,624 in FP8: 11.6 / 13.6 us per layer at 4 / 64 tokens on H200, from the fitted GEMM model); vLLM's and
+TensorRT-LLM's attention modules run the projection inside the forward their tables time, so there it stays in
+the table.
 """
 
 from __future__ import annotations
