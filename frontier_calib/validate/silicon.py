@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
+from .dynamo import engine_release
 from .harness import apply_recipes, multinode_series, prompt_length_ratio
 from ..dtypes import normalize_dtype
 from ..engines import default_overlap, engine_version, get_engine
@@ -520,13 +521,14 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     base = {"model": model.name, "gpu": gpu, "engine": engine, **dtypes, "name": rid,
             "routing": "power_law_1.01", "router": "least_outstanding"}
     base["calibration"] = "none"   # the overheads are the caller's (a calibration read once), not the shipped file
-    release = str(row.get("backend_version", "")).strip()
-    if engine_version(release) is not None:   # the release the row ran: kinds price its code paths (gdn.py)
+    series = multinode_series(row)
+    # the release the row ran (a disaggregated TensorRT-LLM row records its Dynamo image's tag: validate/dynamo.py)
+    release = engine_release(engine, row.get("backend_version"), through_dynamo=mode != "agg" or series is not None)
+    if engine_version(release) is not None:   # kinds price its code paths (gdn.py), overlap follows its default
         base["engine_options"] = {"version": release}
     ov = calibration_for(overheads, engine, gpu)
     if ov is not None:
         base["overheads"] = dict(ov)
-    series = multinode_series(row)
     if series is not None:   # an agg-labelled multinode disaggregated run (validate/harness.py)
         return _multinode_scenario(scn, series, row, model, base, engine, max_len)
     try:
@@ -549,7 +551,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
                 scn.notes.append(REPLICAS_NOTE.format(n=scn.concurrency, k=replicas))
             per_rank = -(-scn.concurrency // (par["attention_dp"] * replicas))
             base.update(parallel=par, scheduler=_scheduler(engine, per_rank, max_len))
-            if not default_overlap(engine, row.get("backend_version")):   # e.g. vLLM < 0.14: no async scheduling
+            if not default_overlap(engine, release):   # e.g. vLLM < 0.14: no async scheduling
                 base.setdefault("engine_options", {})["overlap"] = False
             # options the row's harness ran that its columns do not record (validate/harness.py)
             scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency, per_rank)
