@@ -118,6 +118,8 @@ PREFILL_LIMITS = (
          "gb300-fp8/1k8k/stp/ctx1_gen2_dep16_batch128_eplb0_mtp0_4096.yaml"),
     _trt("gb300", "fp8", 8192, 2, 16384,
          _IXT + "gb300-fp8/8k1k/disagg/stp/ctx6_gen1_dep32_batch16_eplb0_mtp0_512.yaml"),
+    _trt("h200_sxm", "fp8", 1024, 8, 8192,
+         _IXT + "h200-fp8/1k1k/disagg/stp/c64_ctx1_gen9_tep8_batch256_eplb0_mtp0.yaml"),
     # SGLang (dynamo-sglang)
     _sgl("gb200", "fp8", 1024, 131072, 16384, 30000, _IX + "sglang/gb200-fp8/1k1k/disagg/stp/max-tpt.yaml "
          "(--chunked-prefill-size 131072, --max-running-requests 30000, --max-prefill-tokens not set: 16384)"),
