@@ -74,6 +74,14 @@ def test_unlisted_inferencex_family_keeps_the_engine_defaults():
     assert any(n == S.PREFILL_DEFAULTS_NOTE for n in s.notes)
 
 
+def test_the_recipes_are_deepseeks():
+    """The transcribed recipes are DeepSeek-R1's (dsr1/): a Kimi-K2.5 row of the same GPU/engine/format keeps the
+    engine's defaults."""
+    kimi = {**ROW, "id": "kimik2_5_b200_trtllm_fp4_disagg", "model_path": "moonshotai/Kimi-K2.5"}
+    assert prefill_limits(kimi) is None
+    assert prefill_limits(ROW) is not None
+
+
 def test_image_specific_entries_win():
     """GB200 on the 0.5.1-rc0.pre3 image ran nvidia-master.yaml's PREFILL_MAX_BATCH_SIZE 4 / 4608 tokens at 1k."""
     row = {**ROW, "system": "gb200", "backend_version": "0.5.1-rc0.pre3"}

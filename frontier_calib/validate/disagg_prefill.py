@@ -36,8 +36,8 @@ _IXT = _IX + "trtllm/"
 @dataclass(frozen=True)
 class PrefillLimits:
     """The scheduler keys (``scheduler``) of the prefill workers of one InferenceX recipe family: rows of ``gpu`` /
-    ``engine`` / ``precision`` with ``isl``-token prompts (and of the image ``backend_version`` when given), read
-    from ``source``. The keys named in ``per_dp`` are the worker's totals, which the engine splits over its
+    ``engine`` / ``precision`` with ``isl``-token prompts, a ``model_path`` containing ``model_contains`` (the
+    recipes are DeepSeek-R1's: ``dsr1/``) and, when given, the image ``backend_version``; read from ``source``. The keys named in ``per_dp`` are the worker's totals, which the engine splits over its
     attention-DP ranks (SGLang); the others are per rank already (TensorRT-LLM). ``overlap``: the CPU/GPU overlap
     scheduler of the prefill workers (None: the engine's default)."""
 
@@ -50,6 +50,7 @@ class PrefillLimits:
     backend_version: str | None = None
     per_dp: tuple = ()
     overlap: bool | None = None
+    model_contains: str = "deepseek"
 
     @property
     def family(self) -> str:
@@ -70,7 +71,7 @@ class PrefillLimits:
         except (TypeError, ValueError):
             return False
         return (col("system") == self.gpu and col("backend") == self.engine and col("precision") == self.precision
-                and isl == self.isl
+                and isl == self.isl and self.model_contains in col("model_path")
                 and (self.backend_version is None or col("backend_version") == self.backend_version))
 
 
