@@ -510,12 +510,16 @@ _INFERENCEX_SOURCES = ("source_file=2026-", "db-dump/", "source_file=qwen3.5-397
                        "source_file=kimi-k2.5-gap-analysis.csv")
 
 
+def is_inferencex(row: dict) -> bool:
+    """Whether a silicon row (a dict) comes from the InferenceX harness (``silicon_data_source``, module docstring)."""
+    return str(row.get("silicon_data_source", "")).strip().startswith(_INFERENCEX_SOURCES)
+
+
 def prompt_length_ratio(row: dict) -> float | None:
     """The random-range ratio of the prompt lengths of the harness behind ``row`` (a silicon CSV row as a dict):
     :data:`INFERENCEX_RANGE_RATIO` for the InferenceX series, None where the harness sends fixed lengths or is not
     known (the replay keeps ``isl``)."""
-    src = str(row.get("silicon_data_source", "")).strip()
-    return INFERENCEX_RANGE_RATIO if src.startswith(_INFERENCEX_SOURCES) else None
+    return INFERENCEX_RANGE_RATIO if is_inferencex(row) else None
 
 
 def _int_or_none(value) -> int | None:

@@ -37,8 +37,9 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
+from .disagg_prefill import prefill_limits
 from .dynamo import engine_release
-from .harness import apply_recipes, multinode_series, prompt_length_ratio
+from .harness import apply_recipes, is_inferencex, multinode_series, prompt_length_ratio
 from ..dtypes import normalize_dtype
 from ..engines import default_overlap, engine_version, get_engine
 from ..errors import CoverageError, FrontierError, InputError
@@ -561,7 +562,7 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
                 if not assume_pd_layout:
                     return _skip(scn, PD_LAYOUT_MISSING)
                 scn.notes.append(PD_LAYOUT_ASSUMED)
-            scn.deployment = _pd_deployment(row, model, base, engine, max_len, scn.concurrency)
+            scn.deployment = _pd_deployment(row, model, base, engine, max_len, scn.concurrency, scn.notes)
     except FrontierError as exc:
         return _skip(scn, str(exc))
     return scn
@@ -578,7 +579,8 @@ def _multinode_scenario(scn: Scenario, series, row: dict, model, base: dict, eng
     recipe = found[0]
     layout = {**row, **recipe.prefill.columns("prefill"), **recipe.decode.columns("decode")}
     try:
-        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency)
+        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency, scn.notes,
+                                        recipe_families=False)
     except FrontierError as exc:
         return _skip(scn, str(exc))
     scn.mode = "disagg"
@@ -623,31 +625,58 @@ PD_LAYOUT_MISSING = "disagg row without prefill/decode worker counts (--assume-p
 PD_LAYOUT_ASSUMED = "worker counts not in the row: assumed 1 prefill + 1 decode worker"
 
 
-def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, concurrency: int) -> dict:
+def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, concurrency: int,
+                   notes: list | None = None, recipe_families: bool = True) -> dict:
     """The ``mode: pd`` deployment (frontier_calib/modes/pd.py) of a disagg row: ``prefill_num_workers`` prefill
     workers and ``decode_num_workers`` decode workers (1 each when the row does not say: noted as
-    :data:`PD_LAYOUT_ASSUMED`) with the row's parallelism. The prefill workers take
-    ``prefill_batch_size`` requests at a time (what the benchmark configured); the decode workers' running cap is at
-    least ``decode_batch_size`` per attention-DP rank. The KV link is the GPU's default (NVLink inside one node,
-    else RDMA), and the first token counts when the decode worker produces it (the client streams from there)."""
+    :data:`PD_LAYOUT_ASSUMED`) with the row's parallelism. The decode workers' running cap is at least
+    ``decode_batch_size`` per attention-DP rank. The prefill workers run the limits of their InferenceX recipe
+    family (:func:`~frontier_calib.validate.disagg_prefill.prefill_limits`) or, for an InferenceX row of a family
+    not listed there, the engine's defaults: the rows' ``prefill_batch_size`` (1 in every row) is AIConfigurator's
+    static context batch, not a limit those engines ran (validate/disagg_prefill.py). Rows of other harnesses take
+    ``prefill_batch_size`` requests at a time per rank, as before. The KV link is the GPU's default (NVLink inside
+    one node, else RDMA), and the first token counts when the decode worker produces it (the client streams from
+    there). ``notes``: a list the notes of the choices are appended to; ``recipe_families`` False: the row's
+    ``prefill_batch_size`` is the engine's limit (a multinode series whose recipe entry gives it, harness.py)."""
+    notes = [] if notes is None else notes
     pools = {}
     for side in ("prefill", "decode"):
         par = _parallel(row, model, f"{side}_")
         workers = _int(row.get(f"{side}_num_workers")) or 1
         batch = _int(row.get(f"{side}_batch_size")) or 1
+        pool = {"workers": workers, "parallel": par}
         if side == "prefill":
             sched = _scheduler(engine, 1, max_len)
-            sched["max_num_seqs"] = batch
-            if engine == "trtllm":
-                sched["max_batch_size"] = batch
+            inferencex = recipe_families and is_inferencex(row)
+            limits = prefill_limits(row) if inferencex else None
+            if limits is not None:
+                sched.update(limits.scheduler_for(par["attention_dp"]))
+                if limits.overlap is not None:
+                    pool["engine_options"] = {"overlap": limits.overlap}
+                notes.append(PREFILL_RECIPE_NOTE.format(limits=limits.scheduler_for(par["attention_dp"]),
+                                                        family=limits.family))
+            elif inferencex:
+                notes.append(PREFILL_DEFAULTS_NOTE)
+            else:
+                sched["max_num_seqs"] = batch
+                if engine == "trtllm":
+                    sched["max_batch_size"] = batch
         else:
             per_rank = max(batch, -(-concurrency // (workers * par["attention_dp"])))
             sched = _scheduler(engine, per_rank, max_len)
-        pools[side] = {"workers": workers, "parallel": par, "scheduler": sched}
+        pools[side] = {**pool, "scheduler": sched}
     dep = {k: v for k, v in base.items() if k not in ("parallel", "scheduler", "router")}
     dep.update(mode="pd", prefill=pools["prefill"], decode=pools["decode"],
                router={"prefill": "least_outstanding", "decode": "least_outstanding"}, ttft="decode")
     return dep
+
+
+#: the note of a disagg row whose prefill workers run their recipe's limits (:func:`_pd_deployment`)
+PREFILL_RECIPE_NOTE = ("prefill workers per rank {limits}: the InferenceX {family} disaggregated recipes "
+                       "(validate/disagg_prefill.py)")
+#: ... and of an InferenceX disagg row of a recipe family not transcribed
+PREFILL_DEFAULTS_NOTE = ("prefill workers: the engine's default limits (prefill_batch_size 1 is AIConfigurator's "
+                         "static context batch; recipe family not transcribed, validate/disagg_prefill.py)")
 
 
 # ---------------------------------------------------------------------------------------------- replay
