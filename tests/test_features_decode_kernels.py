@@ -1,5 +1,5 @@
 """The decode rooflines of mla_decode (trtllm-gen's MLA generation kernel launch, FP8-KV attention at the FP8 rate)
-and msa_decode (one index key read per cached token; the one-KV-head flag), each against a hand-computed case
+and msa_decode (one index key read per cached token), each against a hand-computed case
 (docs/validation-results/fit-b200-trtllm-session12.md)."""
 
 from __future__ import annotations
@@ -94,21 +94,6 @@ def test_msa_decode_roofline_reads_one_index_key_per_cached_token():
     # past index_topk the selected keys stop growing; the index keys (8.6 GB here: 1.1 ms) keep the roofline growing
     assert 256 * 131072 * 128 * 2 / 7.7e12 * 1e3 == pytest.approx(1.116, abs=1e-3)
     assert roof[0] > 1.1
-
-
-def test_msa_decode_flags_one_kv_head_and_keeps_batch_apart_from_heads():
-    # 16 heads / 1 KV head at batch 64 and 64 heads / 4 KV heads at batch 16 (the collector's 16:1 GQA ratio)
-    row = pd.DataFrame({"batch_size": [64, 16], "kv_len": [1024, 1024], "num_heads": [16, 64],
-                        "num_kv_heads": [1, 4], "head_dim": [128, 128], "hidden_size": [6144, 6144],
-                        "index_n_heads": [4, 4], "index_head_dim": [128, 128], "block_size": [128, 128],
-                        "index_topk": [2048, 2048], "dtype": ["bf16", "bf16"], "kv_dtype": ["bf16", "bf16"]})
-    x, _ = featurize("msa_decode", row, B200)
-    assert x["one_kv_head"].tolist() == [1.0, 0.0]
-    # the projections' FLOPs (2 x batch x weights per token) would give these two rows log2 values 0.15 apart:
-    # 16 heads: 6144 x 18 x 128 + 16 x 128 x 6144 + 6144 x 644 = 30.7 M weights; 64 heads: 110.8 M
-    per_tok = {h: 6144 * (h + 2 * k) * 128 + h * 128 * 6144 + 6144 * (4 * 128 + 128 + 4) for h, k in ((16, 1), (64, 4))}
-    assert abs(np.log2(64 * per_tok[16]) - np.log2(16 * per_tok[64])) < 0.15
-    assert "log_proj_flops" not in x
 
 
 def test_mla_decode_keeps_the_plain_roofline_where_trtllm_gen_does_not_run():

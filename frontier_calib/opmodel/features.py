@@ -526,17 +526,7 @@ def msa_decode(df: pd.DataFrame, gpu: GPUSpec):
     step: with 2 or 4 KV heads, the B200 TensorRT-LLM table at batch 256 grows by 0.037-0.038 ns per cached token
     and sequence from 65,536 to 131,072 tokens (256 bytes at 88-91 % of HBM bandwidth), where the selected keys alone
     (index_topk per sequence) would stay flat past index_topk. A reading of the measured scaling: no public source of
-    the module's indexer was found (docs/validation-results/fit-b200-trtllm-session12.md).
-
-    ``one_kv_head`` (1/0) marks the rows with a single KV head. TensorRT-LLM's module tables keep the checkpoint's
-    16:1 GQA ratio with at least one KV head (aiconfigurator's ``collect_msa_module.py``), so 1-16 query heads share
-    one KV head, and those rows run about ten times slower at long contexts: 14.48-14.52 ms for 1-16 heads against
-    1.52 and 1.61 ms for 2 and 4 KV heads (B200, fp8_block, batch 256, 131,072 tokens). Without the flag, a tree's
-    split on ``kv_heads`` (``< 4``) puts an unseen 2-KV-head layout with the one-KV-head rows. No feature multiplies
-    the batch by a per-head quantity alone: such a product (the projections' FLOPs, log2 of 2 x batch x weights per
-    token) gives 16 heads at batch b nearly the value of 32 heads at b / 2, 64 at b / 4 or one head at 4b (within 0.15),
-    and a held-out head count falls into their bins instead of the 8-head rows' at batch b
-    (docs/validation-results/fit-b200-trtllm-session12.md, session 13)."""
+    the module's indexer was found (docs/validation-results/fit-b200-trtllm-session12.md)."""
     b, kv, topk = _num(df, "batch_size"), _num(df, "kv_len"), _num(df, "index_topk")
     h, kvh, d, idx, p_flops, p_bytes, wb = _msa_terms(df, b)
     kvb = _bytes(df["kv_dtype"])
@@ -547,8 +537,8 @@ def msa_decode(df: pd.DataFrame, gpu: GPUSpec):
     roof = t_c + t_m + LAUNCH_FLOOR_MS * 8
     x = {"log_batch": _log(b), "log_kv": _log(kv), "log_selected": _log(sel), "log_kv_tokens": _log(b * kv),
          "heads": h, "kv_heads": kvh, "log_t_compute": _log(t_c), "log_t_memory": _log(t_m),
-         "kv_bytes": kvb, "weight_bytes": wb, "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count),
-         "one_kv_head": (kvh == 1).astype(float)}
+         "log_proj_flops": _log(p_flops), "kv_bytes": kvb, "weight_bytes": wb,
+         "wave_eff": _wave_eff(b * np.ceil(h / 64), gpu.sm_count)}
     return x, roof
 
 
