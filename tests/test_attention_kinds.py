@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from frontier_calib import attention
+from frontier_calib.attention import dsa
 from frontier_calib.attention import AttentionKind, kv_bytes_per_token, register, state_bytes_per_sequence
 from frontier_calib.cost.cache import needed_families, needed_groups
 from frontier_calib.cost.memory import plan_memory
@@ -222,6 +223,26 @@ def test_dsa_module_gemms_are_not_counted_twice():
     heads = 64 // 8
     assert heads * (192 + 256) not in gemm_n        # kv_b_proj lives in the DSA module table
     assert 32 * 128 not in gemm_n                   # indexer_wq_b too
+
+
+def _gemm_shapes(engine: str) -> set:
+    w = WorkerSpec(model=load_model("zhipuai/GLM-5"), gpu="h200_sxm", engine=engine, tp=8, ep=8)
+    models = StubModels()
+    _cost(w, models)
+    return {(int(df["n"].iloc[0]), int(df["k"].iloc[0])) for fam, df in models.calls if fam == "gemm"}
+
+
+def test_sglang_dsa_prices_the_fused_latent_projection_its_module_tables_lack():
+    """SGLang's DSA module tables time the attention with a random q/kv latent handed in (AIConfigurator's
+    collector), so the one fused q_a + kv_a GEMM (6,144 -> 2,048 + 512 + 64 for GLM-5) is priced beside them; the
+    other engines' module tables run it, so there it is not priced again. q_a and kv_a never run as two GEMMs."""
+    fused = (2048 + 512 + 64, 6144)
+    sglang, vllm = _gemm_shapes("sglang"), _gemm_shapes("vllm")
+    assert fused in sglang
+    assert fused not in vllm and (2048, 6144) not in vllm
+    assert (2048, 6144) not in sglang and (512 + 64, 6144) not in sglang and (576, 6144) not in vllm
+    assert sglang - {fused} == vllm   # nothing else differs
+    assert "sglang" in dsa.LATENT_UNTIMED
 
 
 def test_dsa_decode_cost_follows_the_selected_tokens_not_the_context():

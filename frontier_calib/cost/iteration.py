@@ -180,6 +180,9 @@ class IterationCostModel:
             tables = self._build_tables(kv_grid_points, q_grid_points)
         self.tables = tables
         self._token_ms = tables["token_ms"]
+        #: the token-proportional ops of a step that replays a CUDA graph (:meth:`_shared_experts_beside`); tables
+        #: built without it (another worker's) price graphed steps like eager ones
+        self._token_graph_ms = tables.get("token_graph_ms", tables["token_ms"])
         self._lm_head_ms = tables["lm_head_ms"]
         self._kv_grid = tables["kv_grid"]
         self._decode_ms = tables["decode_ms"]            # [b, kv_grid], log2 ms
@@ -214,7 +217,9 @@ class IterationCostModel:
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
         n = np.arange(1, self.max_tokens + 1)
         # every table is made non-decreasing in each of its axes (see _monotone)
-        t = {"token_ms": np.concatenate([[0.0], _monotone(self._token_ops_ms(n), 0)]),
+        token = self._token_ops_ms(n)
+        t = {"token_ms": np.concatenate([[0.0], _monotone(token, 0)]),
+             "token_graph_ms": np.concatenate([[0.0], _monotone(token - self._last_graph_saving_ms, 0)]),
              "ffn_ms": np.concatenate([[0.0], _monotone(self._last_ffn_ms, 0)]),
              "lm_head_ms": np.concatenate([[0.0], _monotone(self._lm_head_ms_of(n), 0)])}
         self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
@@ -251,7 +256,8 @@ class IterationCostModel:
         terms = self._mixed_terms.get(key)
         if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per (tokens, sequences)
             run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, True)
-            terms = self._mixed_terms[key] = (self._token_lookup(run_tok) + self._lm_head_lookup(n_seq), graphed)
+            terms = self._mixed_terms[key] = (self._token_lookup(run_tok, graphed) + self._lm_head_lookup(n_seq),
+                                              graphed)
         ms, graphed = terms
         ms += self._prefill_step_ms(qs, kvs)
         if num_decode:
@@ -309,7 +315,7 @@ class IterationCostModel:
         terms = self._decode_terms.get(n)
         if terms is None:   # token-proportional + LM-head ms and whether a graph runs: fixed per batch size
             run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
-            terms = self._decode_terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), graphed)
+            terms = self._decode_terms[n] = (self._token_lookup(run_tok, graphed) + self._lm_head_lookup(n), graphed)
         base, graphed = terms
         if 0 < n <= self.max_seqs:   # _decode_attention_ms in place, on a fresh array (same operations)
             gpu = np.true_divide(decode_kv_sums, n, dtype=float)
@@ -337,7 +343,7 @@ class IterationCostModel:
         terms = self._decode_terms.get(n)
         if terms is None:
             run_tok, graphed = self.engine_time.padded_tokens(n, n, False)
-            terms = self._decode_terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), graphed)
+            terms = self._decode_terms[n] = (self._token_lookup(run_tok, graphed) + self._lm_head_lookup(n), graphed)
         base, graphed = terms
         x = float(decode_kv_sum) / n
         x = self._kv_grid_max if x > self._kv_grid_max else (x if x > 1.0 else 1.0)
@@ -426,7 +432,7 @@ class IterationCostModel:
             t = terms.get(n)
             if t is None:
                 run_tok, g = self.engine_time.padded_tokens(n, n, False)
-                t = terms[n] = (self._token_lookup(run_tok) + self._lm_head_lookup(n), g)
+                t = terms[n] = (self._token_lookup(run_tok, g) + self._lm_head_lookup(n), g)
             floor = 0.0
             if overlap:
                 floor = self._decode_floor.get(n)
@@ -474,7 +480,9 @@ class IterationCostModel:
         n_tok, n_seq = int(q.sum()) + num_decode, len(q) + num_decode
         pre = self.prefill_step_attention_ms(q, prefill_kv) if len(q) else 0.0
         dec = float(self._decode_attention_ms(num_decode, np.array([decode_kv_sum], float))[0]) if num_decode else 0.0
-        tok, head = self._token_lookup(n_tok), self._lm_head_lookup(n_seq)
+        run_tok, graphed = self.engine_time.padded_tokens(n_tok, n_seq, len(q) > 0)
+        # the kernels the step runs unpadded; a graphed step's padding shows in overhead_ms
+        tok, head = self._token_lookup(n_tok, graphed), self._lm_head_lookup(n_seq)
         total = self._step_time(q, np.asarray(prefill_kv, dtype=np.int64), num_decode, decode_kv_sum) * 1e3
         return CostBreakdown(tok, head, pre, dec, total - (tok + head + pre + dec))
 
@@ -487,6 +495,22 @@ class IterationCostModel:
         """The FFN/MoE share of :meth:`token_ms` (what an AF deployment runs on its FFN pool), milliseconds."""
         t = self.tables["ffn_ms"]
         return float(t[n]) if n < len(t) else float(t[-1]) * n / (len(t) - 1)
+
+    def token_op_parts(self, n: int) -> dict:
+        """Milliseconds of each token-proportional op over all layers for ``n`` tokens per rank, by op name: the
+        GEMMs outside the attention kinds' own tables (``q_a_proj``, ``router``, ``shared_expert_gate_up``, ...),
+        ``routed_experts`` (with their EP dispatch/combine), ``all_reduce`` (the layers' TP all-reduces),
+        ``elementwise``, ``embedding_all_reduce``, ``pp_hand_off`` (``overlapped_moe_layer`` for MoE layers under
+        two-micro-batch overlap). They sum to what an eager step runs (:meth:`token_ms` before its tables are made
+        monotone); ``graph_saving`` is what a step that replays a CUDA graph saves on top
+        (:meth:`_shared_experts_beside`). Needs the fitted models (not precomputed tables)."""
+        if self.models is None:
+            raise ValueError("token_op_parts needs the fitted models, not precomputed tables")
+        totals: dict = {}
+        self._token_ops_ms(np.array([int(n)]), totals)
+        out = {name: float(ms[0]) for name, ms in totals.items()}
+        out["graph_saving"] = float(self._last_graph_saving_ms[0])
+        return out
 
     def lm_head_ms(self, n: int) -> float:
         """Milliseconds of the vocab projection for ``n`` sampling sequences."""
@@ -506,13 +530,19 @@ class IterationCostModel:
         return self._decode_attention_ms(int(b), np.asarray(kv_sums, float))
 
     # ------------------------------------------------------------------ lookups
-    def _token_lookup(self, n: int) -> float:
+    def _token_lookup(self, n: int, graphed: bool = False) -> float:
+        """Milliseconds of the token-proportional ops for ``n`` tokens, in a step that replays a CUDA graph
+        (``graphed``: the engine's multi-stream overlaps, :meth:`_shared_experts_beside`) or runs eager."""
+        table = self._token_graph_ms if graphed else self._token_ms
         if n <= self.max_tokens:
-            return float(self._token_ms[n])
+            return float(table[n])
         # beyond the precomputed budget (rare): evaluate directly, or scale the last entry per token
         if self.models is not None:
-            return max(float(self._token_ops_ms(np.array([n]))[0]), float(self._token_ms[-1]))
-        return float(self._token_ms[-1] * n / self.max_tokens)
+            ms = self._token_ops_ms(np.array([n]))
+            if graphed:
+                ms = ms - self._last_graph_saving_ms
+            return max(float(ms[0]), float(table[-1]))
+        return float(table[-1] * n / self.max_tokens)
 
     def _lm_head_lookup(self, n: int) -> float:
         if n <= self.max_tokens:
@@ -589,12 +619,15 @@ class IterationCostModel:
         df = pd.DataFrame({"dtype": _fmt(dtype), "m": m_tokens * g.count, "n": g.n, "k": g.k})
         return self.models.predict("gemm", df)
 
-    def _token_ops_ms(self, n: np.ndarray) -> np.ndarray:
-        """Milliseconds of every token-proportional op of all layers for n tokens per rank."""
+    def _token_ops_ms(self, n: np.ndarray, totals: dict | None = None) -> np.ndarray:
+        """Milliseconds of every token-proportional op of all layers for n tokens per rank. ``totals``: a dict that
+        receives each op's milliseconds over all layers (:meth:`token_op_parts`)."""
         w, m = self.worker, self.worker.model
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
         ffn_total = np.zeros(len(n))
+        saving = np.zeros(len(n))   # what CUDA-graph steps save by running the shared experts beside the routed ones
+        beside = self._shared_experts_beside()
         overlapped = self._overlapped()
         for moe_layer, kind_name, layers in m.layer_groups():
             # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
@@ -604,52 +637,84 @@ class IterationCostModel:
                 per_layer, ffn = self._overlapped_layer_ms(n, kind, moe_layer)
                 per_layer = per_layer + allreduce * ((kind is not None) + 1)
                 ffn = ffn + allreduce
+                parts = {"overlapped_moe_layer": per_layer}
             else:
-                per_layer, ffn = self._layer_compute_ms(n, kind, moe_layer, self._moe_ms, allreduce)
+                parts = {}
+                per_layer, ffn = self._layer_compute_ms(n, kind, moe_layer, self._moe_ms, allreduce, parts)
+                if moe_layer and beside:   # the layer lasts the longer path, not the sum: the shorter one is saved
+                    saving += layers * np.minimum(*self._moe_paths(parts))
             total += layers * per_layer
             ffn_total += layers * ffn
+            for name, ms in (parts.items() if totals is not None else ()):
+                totals[name] = totals.get(name, 0.0) + layers * ms
         # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
         # activations (vLLM/SGLang VocabParallelEmbedding, TensorRT-LLM's Embedding with tensor parallelism)
-        total += self._tp_allreduce_ms(n)
+        embedding = self._tp_allreduce_ms(n)
+        total += embedding
+        hand_off = np.zeros(len(n))
         if w.pp > 1:
             act = n * m.hidden_size * 2
-            total += (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
+            hand_off = (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
+            total += hand_off
+        if totals is not None:
+            totals.update(embedding_all_reduce=embedding, pp_hand_off=hand_off)
         self._last_ffn_ms = ffn_total   # read by _build_tables (the AF split, cost/af.py)
+        self._last_graph_saving_ms = saving   # read by _build_tables and _token_lookup (CUDA-graph steps)
         return total
 
-    def _layer_compute_ms(self, n: np.ndarray, kind, moe_layer, moe_ms, allreduce=None) -> tuple:
+    def _layer_compute_ms(self, n: np.ndarray, kind, moe_layer, moe_ms, allreduce=None, parts=None) -> tuple:
         """(milliseconds, its FFN/MoE share) of one layer's token-proportional ops for ``n`` tokens per rank:
         projections outside the kind's own tables, the FFN GEMMs (router, shared experts, dense MLP), the routed
         experts as ``moe_ms(n)`` prices them, the TP all-reduces when ``allreduce`` (ms of one) is given, and
         the elementwise passes. The projections are those of the code path the worker's engine release runs
-        (``AttentionKind.release_path``)."""
+        (``AttentionKind.release_path``). ``parts``: a dict that receives each of those ops' milliseconds under
+        its name (the GEMMs' names, ``routed_experts``, ``all_reduce``, ``elementwise``)."""
         w, m = self.worker, self.worker.model
         timed = kind.module_gemms(QueryContext(w, 0, self.models)) if kind else ()  # in the kind's tables
-        per_layer = np.zeros(len(n))
-        ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
+        ops = {}
         for g in (kind.projection_gemms(m, w.tp, kind.release_path(w)) if kind else ()):   # the release's GEMMs
             if g.name not in timed:
-                per_layer += self._gemm_ms(g, n, w.dtype)
+                ops[g.name] = self._gemm_ms(g, n, w.dtype)
+        ffn = np.zeros(len(n))   # the FFN/MoE share (what an AF deployment runs on its FFN pool)
         for g in m.ffn_gemms(w.tp, moe_layer=moe_layer):
-            g_ms = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
-            per_layer += g_ms
-            ffn += g_ms
+            ops[g.name] = self._gemm_ms(g, n, "bf16" if g.name == "router" else w.dtype)
+            ffn += ops[g.name]
         if moe_layer:
-            moe = moe_ms(n)
-            per_layer += moe
-            ffn += moe
+            ops["routed_experts"] = moe_ms(n)
+            ffn += ops["routed_experts"]
         if allreduce is not None:
-            per_layer += allreduce * ((kind is not None) + (moe_layer is not None))
+            ops["all_reduce"] = allreduce * ((kind is not None) + (moe_layer is not None))
             if moe_layer is not None:
                 ffn += allreduce
-        per_layer += self._elementwise_ms(n, moe_layer)
-        return per_layer, ffn
+        ops["elementwise"] = self._elementwise_ms(n, moe_layer)
+        if parts is not None:
+            parts.update(ops)
+        return sum(ops.values(), np.zeros(len(n))), ffn
+
+    @staticmethod
+    def _moe_paths(parts: dict) -> tuple:
+        """(routed, shared) milliseconds of an MoE layer from its ``parts`` (:meth:`_layer_compute_ms`): the router
+        GEMM and the routed experts (their dispatch and combine included), and the shared experts' GEMMs."""
+        zero = np.zeros_like(parts["elementwise"])
+        routed = parts.get("router", zero) + parts.get("routed_experts", zero)
+        shared = sum((v for k, v in parts.items() if k.startswith("shared_expert")), zero)
+        return routed, shared
 
     def _overlapped(self) -> bool:
         """Whether MoE layers run two micro-batches whose all-to-all overlaps compute (``tbo`` where the
         all-to-all is modelled: ``ep > 1`` with attention DP)."""
         w = self.worker
         return bool(w.tbo and w.ep > 1 and w.attention_dp > 1)
+
+    def _shared_experts_beside(self) -> bool:
+        """Whether the engine runs this model's shared experts on a second CUDA stream beside the router and the
+        routed experts in steps that replay a CUDA graph (``EngineRecord.shared_experts_aux_stream``, e.g.
+        TensorRT-LLM's ``Deepseekv3MoE``): such a step's MoE layer lasts the longer of the two paths (the graphed
+        token table, ``token_graph_ms``); eager steps run them one after the other. Not with two-micro-batch
+        overlap (whose layer time :meth:`_overlapped_layer_ms` prices)."""
+        w, m = self.worker, self.worker.model
+        return bool(m.num_shared_experts and m.architecture in get_engine(w.engine).shared_experts_aux_stream
+                    and not self._overlapped())
 
     def _overlapped_layer_ms(self, n: np.ndarray, kind, moe_layer) -> tuple:
         """(milliseconds, FFN share) of one MoE layer under two-micro-batch overlap (:mod:`.overlap`): each
@@ -860,15 +925,34 @@ class IterationCostModel:
         return ms
 
     def _elementwise_ms(self, n: np.ndarray, moe_layer: bool) -> np.ndarray:
-        """Norms, residual adds, activation, rotary: memory-bound passes over the activations. A gated shared
-        expert (``ModelSpec.shared_expert_gate``) adds its gate's GEMV (hidden x 1: reads the activations) and the
-        sigmoid scaling of the shared expert's output: two small kernels more."""
+        """Norms, residual adds, activation, rotary: memory-bound passes over the activations, four small kernels
+        (the two residual add + RMSNorm of a layer, each reading the activations and the residual and writing both:
+        four passes; the activation; rotary). A gated shared expert (``ModelSpec.shared_expert_gate``) adds its
+        gate's GEMV (hidden x 1: reads the activations) and the sigmoid scaling of the shared expert's output: two
+        small kernels more. A norm the engine runs inside the TP all-reduce (:meth:`_norms_in_allreduce`) has no
+        kernel and no pass of its own."""
         w, m = self.worker, self.worker.model
         inter = (m.moe_intermediate_size * m.topk / max(w.ep, 1) if moe_layer
                  else 0 if moe_layer is None else m.intermediate_size / w.tp)
         gated = bool(moe_layer and m.shared_expert_gate and m.num_shared_experts)
-        nbytes = n * (m.hidden_size * 2 * (8 + 3 * gated) + inter * 2 * 3)
-        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 + 2 * gated)  # small kernels, 2 us launch each
+        fused = self._norms_in_allreduce(n, moe_layer)
+        nbytes = n * (m.hidden_size * 2 * (8 - 4 * fused + 3 * gated) + inter * 2 * 3)
+        return nbytes / self.spec.hbm_bandwidth * 1e3 + 0.002 * (4 - fused + 2 * gated)  # small kernels, 2 us each
+
+    def _norms_in_allreduce(self, n: np.ndarray, moe_layer) -> np.ndarray:
+        """How many of a layer's two residual add + RMSNorm run inside its TP all-reduces, per entry of ``n`` (tokens
+        per rank): those the engine fuses for this architecture (``EngineRecord.allreduce_norm_fusion``, TensorRT-LLM's
+        ``DeepseekV3DecoderLayer``: both in an MoE layer; in a dense layer the next layer's norm, and with NVFP4 the
+        post-attention one too), with tensor parallelism inside one node and no attention DP, while the all-reduce's
+        message (n x hidden x 2 bytes) fits the fused kernels' workspace (``allreduce_fusion_max_bytes``); 0 else."""
+        w, m = self.worker, self.worker.model
+        rec = get_engine(w.engine)
+        n = np.asarray(n)
+        if (moe_layer is None or m.architecture not in rec.allreduce_norm_fusion or w.tp <= 1 or w.attention_dp > 1
+                or w.tp > self.gpus_per_node or w.node_link is not None):
+            return np.zeros(len(n), dtype=int)
+        per_layer = 2 if moe_layer or normalize_dtype(w.dtype, where="dtype") == "nvfp4" else 1
+        return np.where(n * m.hidden_size * 2 <= rec.allreduce_fusion_max_bytes, per_layer, 0)
 
     def _decode_row(self, b: int) -> np.ndarray:
         if self.models is not None:  # never below the largest tabulated batch

@@ -120,6 +120,17 @@ class EngineRecord:
     exceeds the top-k, :mod:`frontier_calib.cost.nvlink_a2a`; all-gather + reduce-scatter everywhere else, never
     DeepEP by default); None: the ``moe_a2a`` (DeepEP) tables where they exist, else all-gather/reduce-scatter.
 
+    ``shared_experts_aux_stream``: the Hugging Face architectures whose shared experts the engine runs on a second
+    CUDA stream beside the router and routed experts in the steps that replay a captured CUDA graph, so that such
+    an MoE layer takes the longer of the two paths instead of their sum (eager steps run them one after the other;
+    priced by :class:`~frontier_calib.cost.iteration.IterationCostModel`'s table of CUDA-graph steps); () for none.
+
+    ``allreduce_norm_fusion``: the architectures whose layers, under tensor parallelism without attention DP, fuse
+    each residual add + RMSNorm into the TP all-reduce before it (one kernel, no pass of its own over the
+    activations) when the all-reduce's message is at most ``allreduce_fusion_max_bytes`` (the fused kernels'
+    workspace); which of a layer's two norms fuse is the architecture's (:meth:`~frontier_calib.cost.iteration.
+    IterationCostModel._elementwise_ms`). () for none.
+
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
     """
@@ -151,6 +162,11 @@ class EngineRecord:
     chunked_prefill_default: bool = True       #: the engine's default ``enable_chunked_prefill``
     prompt_must_fit_step_budget: bool = False  #: no chunking: reject a prompt over the budget (not max_model_len)
     nvlink_a2a: str | None = None   #: the engine picks its EP dispatch/combine (None: DeepEP tables or NCCL)
+    #: architectures whose shared experts run on a second CUDA stream beside the routed ones in CUDA-graph steps
+    shared_experts_aux_stream: tuple[str, ...] = ()
+    #: architectures whose residual add + RMSNorm run inside the TP all-reduce (messages up to the next field, bytes)
+    allreduce_norm_fusion: tuple[str, ...] = ()
+    allreduce_fusion_max_bytes: int = 0
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):
@@ -175,6 +191,8 @@ class EngineRecord:
                                 f"got {self.scheduler!r}")
         object.__setattr__(self, "overheads", MappingProxyType({k: float(v) for k, v in self.overheads.items()}))
         object.__setattr__(self, "aliases", tuple(self.aliases))
+        object.__setattr__(self, "shared_experts_aux_stream", tuple(self.shared_experts_aux_stream))
+        object.__setattr__(self, "allreduce_norm_fusion", tuple(self.allreduce_norm_fusion))
 
     def scheduler_class(self) -> type:
         """The scheduler class (imported on first use when given as ``"package.module:Class"``)."""

@@ -26,6 +26,21 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   names, ``sim/schedulers/trtllm.py``).
 * Expert-parallel dispatch/combine inside one NVLink domain runs TensorRT-LLM's own NVLinkOneSided all-to-all,
   "the default communication strategy within a single NVLink domain" (tech blog 18; ``cost/nvlink_a2a.py``).
+* Shared experts beside the routed ones (DeepSeek-V3/R1, Kimi-K2, DeepSeek-V3.2: ``DeepseekV3ForCausalLM`` and
+  ``DeepseekV32ForCausalLM``, one class in ``tensorrt_llm/_torch/models/modeling_deepseekv3.py``):
+  ``Deepseekv3MoE.forward`` runs ``_compute_routed_output`` (router GEMM + fused MoE, its dispatch/combine included)
+  and ``_compute_shared_output`` through ``maybe_execute_in_parallel`` on the ``MoeShared`` auxiliary stream, and
+  adds the two before the layer's all-reduce. ``modules/multi_stream_utils.py``: "Multi-stream is only enabled when
+  cuda graph is turned on"; the CUDA-graph runner captures under ``with_multi_stream(True)``, eager steps run the two
+  one after the other (``shared_experts_aux_stream``).
+* All-reduce + residual + RMSNorm fusion (the same DeepSeek-V3 class): ``DeepseekV3DecoderLayer`` sets
+  ``PRE_MOE_FUSION`` / ``POST_MOE_FUSION`` (on by default, ``TRTLLM_DEEPSEEK_EAGER_FUSION_DISABLED`` unset; off with
+  attention DP) so that both all-reduces of an MoE layer run ``AllReduceFusionOp.RESIDUAL_RMS_NORM``: the
+  post-attention norm and the next layer's input norm, each with its residual add, happen inside the all-reduce
+  kernel. A dense layer fuses the next layer's norm (``POST_MLP_FUSION``) and, with NVFP4, its post-attention norm
+  too (``PRE_MLP_FUSION``, ``RESIDUAL_RMS_NORM_QUANT_NVFP4``). The fused kernels work in a workspace of 64 MiB
+  (``cpp/tensorrt_llm/common/customAllReduceUtils.h`` ``getMaxRequiredWorkspaceSize``); a larger message falls back
+  to NCCL and a norm kernel of its own.
 * The first token is answered at once: ``_handle_responses`` responds at ``py_decoding_iter == 1`` whatever
   ``stream_interval`` is (later tokens every ``stream_interval`` iterations).
 """
@@ -57,6 +72,15 @@ TRTLLM_OVERHEADS = {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7
                     "launch_s": 5.0e-6, "out_token_s": 1.5e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6}
 
 
+#: the Hugging Face architectures of ``tensorrt_llm/_torch/models/modeling_deepseekv3.py``'s one model class
+#: (DeepSeek-V3/R1, Kimi-K2, DeepSeek-V3.2)
+DEEPSEEK_V3_CLASS = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM")
+
+#: bytes of the fused all-reduce kernels' workspace (``customAllReduceUtils.h``: 64 MiB unless
+#: ``TRTLLM_ALLREDUCE_FUSION_WORKSPACE_SIZE`` says otherwise)
+ALLREDUCE_FUSION_WORKSPACE_BYTES = 64 * 1024 * 1024
+
+
 def _capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
     return trtllm_capture_sizes(CUDA_GRAPH_MAX_BATCH_SIZE)
 
@@ -82,5 +106,8 @@ TRTLLM = register_engine(EngineRecord(
     chunked_prefill_default=False,       # BaseLlmArgs.enable_chunked_prefill (module docstring)
     prompt_must_fit_step_budget=True,    # microBatchScheduler.cpp; LLM._check_arguments
     nvlink_a2a="nvlink_one_sided",       # tech blog 18: the default inside one NVLink domain (cost/nvlink_a2a.py)
+    shared_experts_aux_stream=DEEPSEEK_V3_CLASS,   # Deepseekv3MoE (module docstring)
+    allreduce_norm_fusion=DEEPSEEK_V3_CLASS,       # DeepseekV3DecoderLayer's fusion_config (module docstring)
+    allreduce_fusion_max_bytes=ALLREDUCE_FUSION_WORKSPACE_BYTES,
     public_tables=True,
     source="tensorrt_llm/_torch/pyexecutor/scheduler.py, tensorrt_llm/llmapi/llm_args.py"))

@@ -10,6 +10,16 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   largest size the step runs eager.
 * Async scheduling (CPU of step n+1 overlapped with step n) is on by default since v0.14 (PR #27614 / #31998).
 * CPU overheads: vLLM V1 reports ~1-2 ms of scheduler + input preparation per step at hundreds of sequences.
+* Front end (``frontend_s`` 10 ms + ``frontend_per_token_s`` 1 µs per prompt token): what a streaming client
+  measures beyond vLLM's own TTFT histogram (``vllm:time_to_first_token_seconds``, which starts when the engine
+  client receives the parsed, tokenized request and ends when the output processor sees the first token): HTTP in,
+  request validation, tokenization, and the first chunk's way back (detokenize, SSE, HTTP). vLLM PR #54628
+  (``vllm bench serve`` against a live ``vllm serve`` on one host, 512-token prompts, 8 concurrent requests, each
+  run bracketed by scrapes of that histogram) measures client minus server TTFT at 8.4 and 12.0 ms on
+  ``/v1/completions``, 12.2 and 11.0 ms on ``/v1/chat/completions`` and 10.5 ms on ``/v1/responses``; the
+  kubernetes-sigs/inference-perf kubecon-na-2025 demo (vLLM 0.11, H100, through a Kubernetes Service) 16.6 ms
+  (32.1 ms client, 15.5 ms histogram; docs/validation.md). 10 ms + 0.5 ms for 512 tokens is the same-host figure;
+  a deployment whose clients sit behind a load balancer or another network hop says ``overheads: {frontend_s: ...}``.
 * vLLM refuses to start when one ``max_model_len`` request cannot fit in the KV cache.
 """
 
@@ -28,7 +38,7 @@ def vllm_capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
 #: engine time outside kernels (seconds) before calibration; meaning of each field:
 #: :class:`frontier_calib.cost.worker.Overheads`
 VLLM_OVERHEADS = {"step_s": 0.0010, "per_seq_s": 1.0e-5, "per_token_s": 2.0e-7, "prefill_step_s": 0.0,
-                  "launch_s": 5.0e-6, "out_token_s": 2.0e-5, "frontend_s": 0.004, "frontend_per_token_s": 1.0e-6}
+                  "launch_s": 5.0e-6, "out_token_s": 2.0e-5, "frontend_s": 0.010, "frontend_per_token_s": 1.0e-6}
 
 VLLM = register_engine(EngineRecord(
     name="vllm",
