@@ -650,11 +650,11 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
             inferencex = recipe_families and is_inferencex(row)
             limits = prefill_limits(row) if inferencex else None
             if limits is not None:
-                sched.update(limits.scheduler_for(par["attention_dp"]))
+                per_rank_limits = limits.scheduler_for(par["attention_dp"])
+                sched.update(per_rank_limits)
                 if limits.overlap is not None:
                     pool["engine_options"] = {"overlap": limits.overlap}
-                notes.append(PREFILL_RECIPE_NOTE.format(limits=limits.scheduler_for(par["attention_dp"]),
-                                                        family=limits.family))
+                notes.append(PREFILL_RECIPE_NOTE.format(limits=per_rank_limits, family=limits.family))
             elif inferencex:
                 notes.append(PREFILL_DEFAULTS_NOTE)
             else:
