@@ -38,6 +38,7 @@ from . import moe_bound
 from .hbm_floor import floored_decode_ms, streaming_rate
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
+from .moe_gate import routing_kernels, routing_topk_ms
 from .moe_routing import moe_query, tbo_ms
 from .deepep_rdma import ll_floor_ms
 from .overlap import comm_sm_share, layer_overlap_ms
@@ -683,6 +684,9 @@ class IterationCostModel:
         if moe_layer:
             ops["routed_experts"] = moe_ms(n)
             ffn += ops["routed_experts"]
+            if routing_kernels(w):   # top-k kernels beyond the one the moe tables time (cost/moe_gate.py)
+                ops["routing_topk"] = routing_topk_ms(w, n)
+                ffn += ops["routing_topk"]
         if allreduce is not None:
             ops["all_reduce"] = allreduce * ((kind is not None) + (moe_layer is not None))
             if moe_layer is not None:
@@ -695,13 +699,14 @@ class IterationCostModel:
     @staticmethod
     def _moe_paths(parts: dict, whole_gpu: bool = False) -> tuple:
         """(routed, shared) milliseconds of an MoE layer from its ``parts`` (:meth:`_layer_compute_ms`): the router
-        GEMM and the routed experts (their dispatch and combine included), and the shared experts' GEMMs. With
-        ``whole_gpu`` (:meth:`_gemms_hold_every_sm`) the routed path is the router GEMM alone: the routed experts'
-        GEMMs hold every SM, so the shared experts' kernels cannot run beside them (what the aux stream can still
-        overlap is the router GEMM; the routed experts' routing and permutation kernels are inside their table value
-        and not credited)."""
+        GEMM (with the routing top-k kernels where they are priced apart) and the routed experts (their dispatch and
+        combine included), and the shared experts' GEMMs. With ``whole_gpu`` (:meth:`_gemms_hold_every_sm`) the routed
+        path is the router GEMM and top-k alone: the routed experts' GEMMs hold every SM, so the shared experts'
+        kernels cannot run beside them (the routed experts' own routing and permutation kernels are inside their table
+        value and not credited)."""
         zero = np.zeros_like(parts["elementwise"])
-        routed = parts.get("router", zero) + (zero if whole_gpu else parts.get("routed_experts", zero))
+        routed = (parts.get("router", zero) + parts.get("routing_topk", zero)
+                  + (zero if whole_gpu else parts.get("routed_experts", zero)))
         shared = sum((v for k, v in parts.items() if k.startswith("shared_expert")), zero)
         return routed, shared
 
