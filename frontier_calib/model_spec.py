@@ -213,6 +213,9 @@ class ModelSpec:
     topk: int = 0                    #: routed experts per token
     moe_intermediate_size: int = 0   #: intermediate size of one routed expert
     num_shared_experts: int = 0      #: shared experts, each of moe_intermediate_size (DeepSeek)
+    expert_groups: int = 0           #: groups of the grouped (DeepSeek ``noaux_tc``) top-k routing, the config's
+    #                                  ``n_group``: a token picks ``topk_group`` groups, then its experts in them;
+    #                                  0 = the router picks its experts among all of them (no grouped routing)
     first_dense_layers: int = 0      #: dense layers in an MoE model (DeepSeek first_k_dense_replace,
     #                                  Qwen3-MoE mlp_only_layers count)
     mla: MLASpec | None = None
@@ -750,7 +753,10 @@ def spec_from_config(cfg: dict, *, name: str, path: str = "<config>") -> ModelSp
             kw.update(num_experts=n_exp, topk=req("num_experts_per_tok"),
                       moe_intermediate_size=req("moe_intermediate_size"),
                       num_shared_experts=opt("n_shared_experts", 0),
-                      first_dense_layers=opt("first_k_dense_replace", 0))
+                      first_dense_layers=opt("first_k_dense_replace", 0), expert_groups=opt("n_group", 0))
+            if kw["expert_groups"] and n_exp % kw["expert_groups"]:
+                raise InputError(f"{kw['expert_groups']} expert groups do not divide {n_exp} routed experts",
+                                 path=path, field="n_group")
         if arch in _DSA:
             from_cfg = {k: req(k) for k in ("index_n_heads", "index_head_dim", "index_topk")}
             kw["sparse_indexer"] = SparseIndexerSpec(**from_cfg)

@@ -119,3 +119,19 @@ def test_rows_frame_reports_the_series_row_as_disagg():
     out = rows_frame(df, [scn], [res])
     assert out.loc[0, "mode"] == "disagg"
     assert out.loc[0, "parallel"].startswith("P 6x(tp=1 pp=1 attention_dp=4 ep=4 moe_tp=1) / D 1x(")
+
+
+def test_mode_selection_follows_the_replayed_mode():
+    """``--mode disagg`` selects the series rows (they replay as disagg), ``--mode agg`` leaves them out; the same
+    columns from another file stay agg."""
+    from frontier_calib.validate.commands import _select, effective_modes
+
+    other = {**ROW, "id": "other", "silicon_data_source": "source_file=2026-03-25.csv"}
+    disagg = {**ROW, "id": "pd", "mode": "disagg"}
+    df = pd.DataFrame([ROW, other, disagg])
+    assert effective_modes(df).tolist() == ["disagg", "agg", "disagg"]
+    sel, text = _select(df, None, None, "disagg", None, None)
+    assert sel["id"].tolist() == [ROW["id"], "pd"] and text == "mode disagg"
+    sel, _ = _select(df, None, None, "agg", None, None)
+    assert sel["id"].tolist() == ["other"]
+    assert effective_modes(df.iloc[:0]).tolist() == []

@@ -38,6 +38,7 @@ from . import moe_bound
 from .hbm_floor import floored_decode_ms, streaming_rate
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
+from .moe_gate import routing_kernels, routing_topk_ms
 from .moe_routing import moe_query, tbo_ms
 from .deepep_rdma import ll_floor_ms
 from .overlap import comm_sm_share, layer_overlap_ms
@@ -682,6 +683,9 @@ class IterationCostModel:
         if moe_layer:
             ops["routed_experts"] = moe_ms(n)
             ffn += ops["routed_experts"]
+            if routing_kernels(w):   # top-k kernels beyond the one the moe tables time (cost/moe_gate.py)
+                ops["routing_topk"] = routing_topk_ms(w, n)
+                ffn += ops["routing_topk"]
         if allreduce is not None:
             ops["all_reduce"] = allreduce * ((kind is not None) + (moe_layer is not None))
             if moe_layer is not None:
@@ -696,7 +700,7 @@ class IterationCostModel:
         """(routed, shared) milliseconds of an MoE layer from its ``parts`` (:meth:`_layer_compute_ms`): the router
         GEMM and the routed experts (their dispatch and combine included), and the shared experts' GEMMs."""
         zero = np.zeros_like(parts["elementwise"])
-        routed = parts.get("router", zero) + parts.get("routed_experts", zero)
+        routed = parts.get("router", zero) + parts.get("routing_topk", zero) + parts.get("routed_experts", zero)
         shared = sum((v for k, v in parts.items() if k.startswith("shared_expert")), zero)
         return routed, shared
 

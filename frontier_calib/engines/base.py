@@ -131,6 +131,11 @@ class EngineRecord:
     workspace); which of a layer's two norms fuse is the architecture's (:meth:`~frontier_calib.cost.iteration.
     IterationCostModel._elementwise_ms`). () for none.
 
+    ``routing_kernels``: the engine's MoE routing, as a function ``(model, worker, gpu) -> int`` of the kernels one
+    MoE layer's top-k selection launches beyond the one fused top-k kernel the ``moe`` tables time (0: one fused
+    kernel; SGLang's fallback for grouped routing its fused gate does not cover, ``engines/sglang.py``); priced by
+    :mod:`frontier_calib.cost.moe_gate`. None: always one fused kernel.
+
     ``aliases``: other spellings accepted for ``name``; ``public_tables``: aiconfigurator-core ships kernel tables
     for this engine under its name (imported on first use; False: profile its tables, ``docs/profiling.md``).
     """
@@ -167,6 +172,8 @@ class EngineRecord:
     #: architectures whose residual add + RMSNorm run inside the TP all-reduce (messages up to the next field, bytes)
     allreduce_norm_fusion: tuple[str, ...] = ()
     allreduce_fusion_max_bytes: int = 0
+    #: (model, worker, gpu) -> top-k kernels an MoE layer's routing launches beyond one fused kernel (None: none)
+    routing_kernels: Callable | None = None
     source: str = field(default="", compare=False)   #: engine code / docs the record's facts come from
 
     def __post_init__(self):
@@ -184,6 +191,8 @@ class EngineRecord:
         if not 0.0 <= float(self.jit_compile_s) <= 10.0:
             raise FrontierError(f"engine {self.name}: jit_compile_s must be seconds in [0, 10], "
                                 f"got {self.jit_compile_s!r}")
+        if self.routing_kernels is not None and not callable(self.routing_kernels):
+            raise FrontierError(f"engine {self.name}: routing_kernels must be a function (model, worker, gpu) -> int")
         if not callable(self.capture_sizes):
             raise FrontierError(f"engine {self.name}: capture_sizes must be a function of max_num_seqs")
         if not (isinstance(self.scheduler, type) or (isinstance(self.scheduler, str) and ":" in self.scheduler)):

@@ -26,6 +26,21 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   ``FUSED_SINCE``); a deployment names its release with ``engine_options.version``.
 * CPU overheads: SGLang keeps less of the step in Python than vLLM V1 (lower ``step_s`` / ``per_seq_s``).
 * Decode steps have no token budget; ``mem_fraction_static`` is a share of the whole GPU.
+* MoE routing (:func:`sglang_routing_kernels`): the grouped top-k of DeepSeek-style (``noaux_tc``) routers runs
+  sgl-kernel's one fused ``moe_fused_gate`` only where the experts per group fit its ``MAX_VPT`` (32, and a
+  power-of-two expert count: ``biased_grouped_topk_gpu`` in ``python/sglang/srt/layers/moe/topk.py``; DeepSeek-V3's
+  256 experts in 8 groups: 32), or Kimi-K2's 384 experts in one group (``kimi_k2_moe_fused_gate``, PR #13287,
+  2025-11-14). Other grouped routers fall back to the ``@torch.compile``'d ``biased_grouped_topk_impl``: sigmoid and
+  bias, a top-2 per group and their sum, the group top-k, the group mask and its fill, the expert top-k, the gather
+  and renormalisation; sgl-project/sglang PR #13049 counts "8 kernels" for it on MiniMax-M2's router (256 experts,
+  one group, top-8, sigmoid + correction bias, GLM-5's shape) against 1 for a fused kernel, and PR #22488
+  (2026-04-10) states that GLM-5 (256 experts, ``n_group`` 1) still took it then. Later releases fuse one-group
+  routing in some configurations (a Kimi-style gate for 256 experts, PR #26303; a JIT ``grouped_topk`` for
+  ``num_expert_group == 1`` only without a fused shared expert): not modelled, every release pays the fallback.
+  On data-centre Blackwell with FP8/FP4 experts the MoE runs FlashInfer's trtllm-gen kernels
+  (``--moe-runner-backend flashinfer_trtllm``: InferenceX ``glm5_fp8_b200.sh``; ``ServerArgs`` selects it on sm_100
+  for ``DeepseekV3ForCausalLM`` with FP8/FP4 weights and no all-to-all backend), whose ``TopK`` returns its input
+  untouched (``TopKOutputFormat.BYPASSED``) and routes inside the MoE kernel: no top-k kernels there.
 """
 
 from __future__ import annotations
@@ -52,6 +67,35 @@ def _capture_sizes(max_num_seqs: int) -> tuple[int, ...]:
     return sglang_capture_sizes(CUDA_GRAPH_MAX_BS)
 
 
+#: experts per group up to which sgl-kernel's ``moe_fused_gate`` runs (its ``MAX_VPT``; module docstring)
+FUSED_GATE_MAX_GROUP_EXPERTS = 32
+#: one-group expert counts with a fused gate of their own (Kimi-K2's 384: ``kimi_k2_moe_fused_gate``)
+ONE_GROUP_FUSED_EXPERTS = (384,)
+#: kernels of the compiled ``biased_grouped_topk_impl`` fallback (sgl-project/sglang PR #13049: "8 kernels")
+FALLBACK_GATE_KERNELS = 8
+
+
+def sglang_routing_kernels(model, worker, gpu) -> int:
+    """Top-k kernels one MoE layer's routing launches beyond the one fused kernel (module docstring): the
+    fallback's ``FALLBACK_GATE_KERNELS - 1`` for a grouped router (``ModelSpec.expert_groups``) whose experts per
+    group exceed ``FUSED_GATE_MAX_GROUP_EXPERTS`` (or whose expert count is not a power of two), unless a fused
+    one-group gate covers it or the MoE runs trtllm-gen kernels that route inside (data-centre Blackwell, FP8/FP4
+    experts); 0 otherwise. Follows from the model's config, not its name."""
+    from ..dtypes import COMPUTE_DTYPE, normalize_dtype
+
+    experts, groups = int(model.num_experts), int(model.expert_groups)
+    if not experts or not groups:
+        return 0
+    per_group = experts // groups
+    if per_group <= FUSED_GATE_MAX_GROUP_EXPERTS and (experts & (experts - 1)) == 0:
+        return 0   # moe_fused_gate
+    if groups == 1 and experts in ONE_GROUP_FUSED_EXPERTS:
+        return 0
+    if gpu.has_trtllm_gen_kernels and COMPUTE_DTYPE[normalize_dtype(worker.moe_dtype)] in ("fp8", "fp4"):
+        return 0   # flashinfer_trtllm: routing inside the MoE kernel
+    return FALLBACK_GATE_KERNELS - 1
+
+
 SGLANG = register_engine(EngineRecord(
     name="sglang",
     description="SGLang: prefill batches (chunked_prefill_size, max_prefill_tokens) then decode batches, radix cache",
@@ -71,5 +115,6 @@ SGLANG = register_engine(EngineRecord(
     step_budget_binds=False,
     budget_fields=("chunked_prefill_size", "max_prefill_tokens"),
     public_tables=True,
+    routing_kernels=sglang_routing_kernels,   # grouped top-k past moe_fused_gate: the compiled fallback
     window_kv_ratio=0.8,   # server_args swa_full_tokens_ratio: the SWA pool holds 0.8 x the full pool's tokens
     source="python/sglang/srt/managers/schedule_policy.py, python/sglang/srt/server_args.py"))

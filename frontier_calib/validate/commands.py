@@ -19,6 +19,21 @@ def _command_line() -> str:
     return "frontier-calib " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def effective_modes(df):
+    """Each row's mode as the replay runs it: its ``mode`` column, except the agg-labelled rows of a multinode
+    disaggregated series (``validate/harness.py``, :func:`~frontier_calib.validate.harness.multinode_series`),
+    which replay, and are reported, as ``disagg``."""
+    import pandas as pd
+
+    from .harness import multinode_series
+
+    modes = df["mode"].astype(str).str.strip().str.lower()
+    if len(df) == 0:
+        return modes
+    multinode = [multinode_series(r) is not None for r in df.to_dict("records")]
+    return modes.where(~pd.Series(multinode, index=df.index), "disagg")
+
+
 def _select(df, gpus, engines, mode, model, limit, sample=None):
     sel = []
     if gpus:
@@ -28,7 +43,7 @@ def _select(df, gpus, engines, mode, model, limit, sample=None):
         df = df[df["backend"].isin(engines)]
         sel.append("engine " + "/".join(engines))
     if mode:
-        df = df[df["mode"] == mode]
+        df = df[effective_modes(df) == mode]
         sel.append(f"mode {mode}")
     if model:
         df = df[df["model_path"].astype(str).str.contains(model, case=False, regex=False)]
@@ -77,7 +92,7 @@ _common = [
     click.option("--engine", "engines", multiple=True, type=KnownName("engine", engine_names()),
                  help="Engine(s) to keep (repeat; default all)."),
     click.option("--mode", type=click.Choice(["agg", "disagg"]), default=None,
-                 help="Aggregated or disaggregated rows only (default both)."),
+                 help="Aggregated or disaggregated rows only, as they replay (agg-labelled multinode disagg series count as disagg; default both)."),
     click.option("--model", default=None, help="Keep rows whose model_path contains this (case-insensitive)."),
     click.option("--limit", type=int, default=None, help="Only the first N selected rows."),
     click.option("--sample", type=click.IntRange(min=1), default=None,
