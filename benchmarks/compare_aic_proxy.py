@@ -56,16 +56,23 @@ AIC_DECODE_LATENCY_CORRECTION = 1.08
 #: of concurrent prefills, applied in ``DisaggInferenceSession._get_disagg_summary_df``
 AIC_TTFT_QUEUE_CORRECTION = 1.8
 
+#: ``parallel`` keys of a row's layout that are not GPU counts (docs/deployments.md)
+NOT_LAYOUT = ("ep_dispatch", "tbo", "comm_sms")
+
 _WORKER = re.compile(r"^\s*([PD])\s+(\d+)x\((.*)\)\s*$")
 
 
 def parse_layout(text: str) -> dict:
-    """One worker's layout from ``tp=1 pp=1 attention_dp=4 ep=4 moe_tp=1`` (missing MoE sizes: 1).
+    """One worker's layout from ``tp=1 pp=1 attention_dp=4 ep=4 moe_tp=1`` (missing MoE sizes: 1). Keys of the
+    ``parallel`` mapping that are not GPU counts (:data:`NOT_LAYOUT`, e.g. ``ep_dispatch=allgather``) are skipped:
+    the proxy prices the layout as AIConfigurator models it.
 
     Returns ints under tp, pp, attention_dp, ep, moe_tp; ValueError names the bad token."""
     out = {"tp": 1, "pp": 1, "attention_dp": 1, "ep": 1, "moe_tp": 1}
     for kv in str(text).split():
         key, sep, value = kv.partition("=")
+        if sep and key in NOT_LAYOUT:
+            continue
         if not sep or key not in out or not value.isdigit() or int(value) < 1:
             raise ValueError(f"layout token {kv!r} in {text!r} (expected tp=, pp=, attention_dp=, ep=, moe_tp= "
                              "with positive integers)")

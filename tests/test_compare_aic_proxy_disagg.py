@@ -24,6 +24,13 @@ def test_parse_pd_layout_reads_both_worker_groups():
     assert dn == 2 and d == {"tp": 8, "pp": 1, "attention_dp": 1, "ep": 8, "moe_tp": 1}
 
 
+def test_parse_pd_layout_skips_keys_that_are_not_gpu_counts():
+    """A decode pool with parallel.ep_dispatch (validate/disagg_decode.py) is still the layout AIConfigurator prices."""
+    (_, _), (dn, d) = C.parse_pd_layout("P 3x(tp=1 pp=1 attention_dp=8 ep=1 moe_tp=8) / "
+                                        "D 1x(tp=1 pp=1 attention_dp=8 ep=8 moe_tp=1 ep_dispatch=allgather)")
+    assert dn == 1 and d == {"tp": 1, "pp": 1, "attention_dp": 8, "ep": 8, "moe_tp": 1}
+
+
 def test_parse_pd_layout_dense_model_defaults_moe_sizes_to_one():
     (pn, p), (dn, d) = C.parse_pd_layout("P 5x(tp=1 pp=1 attention_dp=1) / D 11x(tp=2 pp=1 attention_dp=1)")
     assert (pn, dn) == (5, 11)

@@ -44,7 +44,7 @@ from .deepep_rdma import ll_floor_ms
 from .overlap import comm_sm_share, layer_overlap_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
 from .nvlink_a2a import MEASURED_NVLINK_BANDWIDTH, one_sided_ms
-from .worker import WorkerSpec, tp_nodes
+from .worker import ALLGATHER, WorkerSpec, tp_nodes
 
 _log2, _exp2 = np.log2, np.exp2   # NumPy's own (not math's): decode_time_one returns what decode_times does
 
@@ -804,7 +804,7 @@ class IterationCostModel:
         hold DeepSeek-V3's shape only; other models keep the ``moe`` tables)."""
         w, m = self.worker, self.worker.model
         key = ("moe_deepep", _fmt(w.moe_dtype))
-        if not (w.ep > 1 and w.attention_dp > 1 and self.models.has(*key)):
+        if not (w.ep > 1 and w.attention_dp > 1 and w.a2a_backend != ALLGATHER and self.models.has(*key)):
             return False
         ranges = self.models.models[key].ranges_
         return all(ranges[c][0] <= v <= ranges[c][1] for c, v in (
@@ -821,10 +821,10 @@ class IterationCostModel:
 
     def _deepep_a2a(self) -> bool:
         """Whether dispatch/combine run DeepEP's all-to-all (``moe_a2a`` tables), not NCCL's all-gather /
-        reduce-scatter (no tables, or a deployment link inside one node) nor the engine's own NVLink kernels
-        (:meth:`_nvlink_one_sided`)."""
+        reduce-scatter (the worker's ``a2a_backend`` is ``'allgather'``, no tables, or a deployment link inside one
+        node) nor the engine's own NVLink kernels (:meth:`_nvlink_one_sided`)."""
         w = self.worker
-        if self._engine_picks_ep_comm():
+        if self._engine_picks_ep_comm() or w.a2a_backend == ALLGATHER:
             return False
         return bool(self.models.has("moe_a2a") and not (w.node_link is not None and w.moe_gpus <= self.gpus_per_node))
 

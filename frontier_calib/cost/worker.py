@@ -64,6 +64,19 @@ class Overheads:
         return cls(**base)
 
 
+#: ``WorkerSpec.a2a_backend`` of an EP worker with attention DP that runs no all-to-all kernels: before each MoE
+#: layer the ranks all-gather their tokens' hidden states (every rank then routes and runs its own experts on the
+#: tokens of all ranks) and after it reduce-scatter the expert outputs. SGLang does this wherever it is launched
+#: without an all-to-all backend (``--moe-a2a-backend`` default ``none``): ``LayerScatterModes._compute_mlp_mode``
+#: (``python/sglang/srt/layers/communicator.py``) puts a sparse layer in ``ScatterMode.FULL`` unless
+#: ``get_moe_a2a_backend()`` is not ``none``, and a decode step's gather pads every rank to the largest rank's
+#: tokens and runs ``all_gather_into_tensor`` / ``reduce_scatter_tensor`` (``DpPaddingMode.MAX_LEN``, the mode of
+#: CUDA-graph steps, ``python/sglang/srt/layers/dp_attention.py``). vLLM's ``allgather_reducescatter`` backend is
+#: the same exchange. Cost: ``IterationCostModel._allgather_reducescatter_ms`` plus the ``moe`` tables at the
+#: gathered token count.
+ALLGATHER = "allgather"
+
+
 @dataclass(frozen=True)
 class WorkerSpec:
     """One model instance on ``gpus`` GPUs.
@@ -86,7 +99,10 @@ class WorkerSpec:
     attention_dp: int = 1
     moe_tp: int = 1
     routing: str = "power_law_1.01"  #: expert load: 'balanced', 'power_law_<alpha>' or 'histogram'
-    a2a_backend: str = "auto"        #: 'auto' (low-latency for small batches), 'deepep_normal', 'deepep_ll'
+    a2a_backend: str = "auto"        #: 'auto' (low-latency for small batches), 'deepep_normal', 'deepep_ll', or
+    #                                  'allgather' (no all-to-all kernels: the attention-DP ranks' tokens are
+    #                                  all-gathered before the experts and reduce-scattered after them, SGLang's
+    #                                  ``--moe-a2a-backend none``; deployment key ``parallel.ep_dispatch``)
     expert_histogram: tuple = ()     #: per-expert load when routing == 'histogram' (see cost/moe_routing.py)
     tbo: bool = False                #: two-micro-batch overlap of EP dispatch/combine with the layer's compute
     comm_sms: int | None = None      #: SMs the all-to-all's normal kernels hold under tbo; None: DeepEP's

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..cost.memory import plan_memory
 from ..cost.node_link import parse_node_link
-from ..cost.worker import Overheads, WorkerSpec, tp_nodes
+from ..cost.worker import ALLGATHER, Overheads, WorkerSpec, tp_nodes
 from ..dtypes import normalize_dtype
 from ..engines import engine_names, engine_version, get_engine
 from ..errors import FrontierError, InputError
@@ -20,7 +20,9 @@ from ..model_spec import ModelSpec, load_model
 from ..sim.config import SchedulerConfig
 from ..sim.links import LINK_KINDS
 
-PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo", "comm_sms"}
+PARALLEL_KEYS = {"tp", "pp", "ep", "attention_dp", "moe_tp", "tbo", "comm_sms", "ep_dispatch"}
+#: ``parallel.ep_dispatch`` values: the engine's own choice, or all-gather + reduce-scatter (cost/worker.py)
+EP_DISPATCH = ("auto", ALLGATHER)
 CLUSTER_KEYS = {"gpus_per_node", "nvlink_domain", "nodes", "link"}
 ROUTERS = ("round_robin", "least_outstanding", "prefix_affinity")
 
@@ -174,7 +176,8 @@ def _parse_dtypes(sec: dict, model: ModelSpec, src: str, where: str, base: dict 
 def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, where: str = "",
                    sm_count: int | None = None) -> dict:
     """tp, pp, ep, attention_dp, moe_tp, tbo and comm_sms of the ``parallel`` mapping inside ``sec`` (validated;
-    ``sm_count``: the GPU's SMs, the bound of ``comm_sms``)."""
+    ``sm_count``: the GPU's SMs, the bound of ``comm_sms``), and ``a2a_backend`` ``'allgather'`` where its
+    ``ep_dispatch`` says so (:data:`~frontier_calib.cost.worker.ALLGATHER`)."""
     pw = _f(where, "parallel")
     par = parse_section(sec, "parallel", PARALLEL_KEYS, src, pw)
     tp, pp = parse_int(par, "tp", 1, src, pw), parse_int(par, "pp", 1, src, pw)
@@ -211,7 +214,21 @@ def parse_parallel(sec: dict, model: ModelSpec, gpus_per_node: int, src: str, wh
         if not tbo:
             raise InputError("comm_sms prices the SMs the all-to-all takes from the compute it overlaps: it needs "
                              "tbo: true", path=src, field=f"{pw}.comm_sms", fix="add tbo: true or remove comm_sms")
-    return {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp, "tbo": tbo, "comm_sms": comm_sms}
+    out = {"tp": tp, "pp": pp, "ep": ep, "attention_dp": dp, "moe_tp": moe_tp, "tbo": tbo, "comm_sms": comm_sms}
+    dispatch = par.get("ep_dispatch", "auto")
+    if dispatch not in EP_DISPATCH:
+        raise InputError(f"must be one of {', '.join(EP_DISPATCH)}, got {dispatch!r}", path=src,
+                         field=f"{pw}.ep_dispatch", fix="ep_dispatch: allgather (SGLang without --moe-a2a-backend)")
+    if dispatch == ALLGATHER:
+        if ep < 2 or dp < 2:
+            raise InputError("ep_dispatch prices how attention-DP ranks exchange tokens for the experts: it needs "
+                             "ep > 1 and attention_dp > 1", path=src, field=f"{pw}.ep_dispatch",
+                             fix="remove ep_dispatch")
+        if tbo:
+            raise InputError("tbo overlaps an all-to-all with compute; ep_dispatch: allgather runs none", path=src,
+                             field=f"{pw}.ep_dispatch", fix="remove tbo or ep_dispatch")
+        out["a2a_backend"] = ALLGATHER   # WorkerSpec.a2a_backend (only when set: a PD pool's own rule otherwise)
+    return out
 
 
 def parse_routing(sec: dict, default, src: str, where: str = "", model: ModelSpec | None = None,

@@ -159,7 +159,9 @@ def pool_a2a_backend(engine: str, role: str) -> str:
     (``DeepEPMode.resolve`` in ``sglang/srt/layers/moe/utils.py``), so a prefill pool always runs the normal
     kernels and a decode pool the low-latency ones, whatever its tokens per rank (an MTP verify step of 88
     sequences x 2 tokens is still a decode batch).
-    Other engines: ``auto`` (by tokens per rank, cost/iteration.py)."""
+    Other engines: ``auto`` (by tokens per rank, cost/iteration.py). A pool whose ``parallel.ep_dispatch`` is
+    ``allgather`` (a server launched without ``--moe-a2a-backend deepep``) runs no all-to-all kernels instead
+    (:data:`~frontier_calib.cost.worker.ALLGATHER`)."""
     if engine != "sglang":
         return "auto"
     return "deepep_normal" if role == "prefill" else "deepep_ll"
@@ -174,6 +176,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     engine = parse_engine(sec, shared["engine"], src, role)
     dtypes = parse_dtypes(sec, model, src, role, base=shared["dtypes"], spec=spec)
     par = parse_parallel(sec, model, gpus_per_node, src, role, sm_count=spec.sm_count)
+    a2a_backend = par.pop("a2a_backend", None) or pool_a2a_backend(engine, role)   # parallel.ep_dispatch wins
     routing = parse_routing(sec, shared["routing"], src, role, model=model, base_dir=base_dir)
     if engine == shared["engine"] and "overheads" not in sec and "calibration" not in sec:
         overheads = shared["overheads"]
@@ -185,7 +188,7 @@ def _pool(raw: dict, role: str, model: ModelSpec, spec: GPUSpec, shared: dict, g
     worker = WorkerSpec(model=model, gpu=spec.name, engine=engine, dtype=dtypes["dtype"],
                         moe_dtype=dtypes["moe_dtype"], kv_dtype=dtypes["kv_dtype"], **routing_fields(routing),
                         overheads=overheads, gpus_per_node=gpus_per_node, node_link=parse_cluster_link(raw, src),
-                        a2a_backend=pool_a2a_backend(engine, role), **options, **par)
+                        a2a_backend=a2a_backend, **options, **par)
     sched, memory, util = parse_scheduler(sec, worker, src, role)
     if role == "prefill" and sec.get("speculative") is not None:
         raise InputError("speculative decoding runs on the decode pool", path=src, field="prefill.speculative",

@@ -37,6 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
+from .disagg_decode import decode_dispatch
 from .disagg_prefill import prefill_limits
 from .dynamo import engine_release
 from .harness import apply_recipes, is_inferencex, multinode_series, prompt_length_ratio
@@ -636,8 +637,10 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
     static context batch, not a limit those engines ran (validate/disagg_prefill.py). Rows of other harnesses take
     ``prefill_batch_size`` requests at a time per rank, as before. The KV link is the GPU's default (NVLink inside
     one node, else RDMA), and the first token counts when the decode worker produces it (the client streams from
-    there). ``notes``: a list the notes of the choices are appended to; ``recipe_families`` False: the row's
-    ``prefill_batch_size`` is the engine's limit (a multinode series whose recipe entry gives it, harness.py)."""
+    there). Decode workers with EP and attention DP of an InferenceX recipe family that runs no all-to-all backend
+    all-gather instead (:func:`~frontier_calib.validate.disagg_decode.decode_dispatch`). ``notes``: a list the
+    notes of the choices are appended to; ``recipe_families`` False: the row's ``prefill_batch_size`` is the
+    engine's limit (a multinode series whose recipe entry gives it, harness.py)."""
     notes = [] if notes is None else notes
     pools = {}
     for side in ("prefill", "decode"):
@@ -664,6 +667,10 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
         else:
             per_rank = max(batch, -(-concurrency // (workers * par["attention_dp"])))
             sched = _scheduler(engine, per_rank, max_len)
+            dispatch = decode_dispatch(row) if recipe_families and is_inferencex(row) else None
+            if dispatch is not None and par["ep"] > 1 and par["attention_dp"] > 1:
+                pool["parallel"] = {**par, "ep_dispatch": dispatch.ep_dispatch}
+                notes.append(DECODE_DISPATCH_NOTE.format(dispatch=dispatch.ep_dispatch, family=dispatch.family))
         pools[side] = {**pool, "scheduler": sched}
     dep = {k: v for k, v in base.items() if k not in ("parallel", "scheduler", "router")}
     dep.update(mode="pd", prefill=pools["prefill"], decode=pools["decode"],
@@ -674,6 +681,9 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
 #: the note of a disagg row whose prefill workers run their recipe's limits (:func:`_pd_deployment`)
 PREFILL_RECIPE_NOTE = ("prefill workers per rank {limits}: the InferenceX {family} disaggregated recipes "
                        "(validate/disagg_prefill.py)")
+#: the note of a disagg row whose decode workers with attention DP run their recipe's EP dispatch
+DECODE_DISPATCH_NOTE = ("decode workers ep_dispatch {dispatch}: the InferenceX {family} disaggregated recipes run "
+                        "no --moe-a2a-backend (validate/disagg_decode.py)")
 #: ... and of an InferenceX disagg row of a recipe family not transcribed
 PREFILL_DEFAULTS_NOTE = ("prefill workers: the engine's default limits (prefill_batch_size 1 is AIConfigurator's "
                          "static context batch; recipe family not transcribed, validate/disagg_prefill.py)")
