@@ -5,7 +5,8 @@ each, every sequence ``--kv`` tokens of context), prints:
 
 * **ours**: :meth:`~frontier_calib.cost.iteration.IterationCostModel.token_op_parts` (each token-proportional op over
   all layers, eager), ``graph_saving`` (what a step that replays a CUDA graph saves: shared experts beside the
-  routed ones, ``EngineRecord.shared_experts_aux_stream``), the LM head, decode attention (the attention kind's
+  routed ones, ``EngineRecord.shared_experts_aux_stream``; beside the router GEMM only where the GEMMs hold every SM,
+  ``EngineRecord.whole_gpu_gemms``, e.g. ``--gpu h200_sxm --quant fp8``), the LM head, decode attention (the attention kind's
   tables: for MLA's module-scope tables the projections too), and the step's kernel time as the replay prices it
   (``breakdown``: graphed where the engine captures that batch size);
 * **AIConfigurator**: ``aiconfigurator_core``'s generation op list for the same layout and formats, every op (the

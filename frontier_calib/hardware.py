@@ -39,7 +39,8 @@ class GPUSpec:
     l2_bytes: float = 50e6
     intra_node_link: str = "nvlink"   #: 'nvlink' or 'pcie' (no NVLink: collectives cross PCIe)
     gpus_per_tray: int | None = None  #: GPUs per physical host/tray when smaller than the node (NVL72: 4)
-    sm_arch: int = 0                  #: CUDA compute capability x 10 where a kernel choice depends on it (100: sm_100)
+    sm_arch: int = 0                  #: CUDA compute capability x 10 where a kernel choice depends on it (90: Hopper
+                                      #: sm_90, 100: sm_100)
 
     def __post_init__(self):
         if self.intra_node_link not in INTRA_NODE_LINKS:
@@ -112,17 +113,17 @@ GPUS: dict[str, GPUSpec] = {
     "h100_sxm": GPUSpec(
         "h100_sxm", "NVIDIA H100 80GB HBM3", sm_count=132, memory_bytes=80 * _GiB,
         hbm_bandwidth=3.35e12, peak_flops={"bf16": 989e12, "fp8": 1979e12, "int8": 1979e12},
-        nvlink_bandwidth=450e9, network_bandwidth=50e9),
+        nvlink_bandwidth=450e9, network_bandwidth=50e9, sm_arch=90),
     # H800 SXM5: the H100 SXM5 die and memory (132 SMs, 80 GB HBM3 at 3.35 TB/s, same tensor peaks) with
     # NVLink cut to 400 GB/s total (H800 datasheet), i.e. 200 GB/s per direction (H100: 900 / 450).
     "h800_sxm": GPUSpec(
         "h800_sxm", "NVIDIA H800", sm_count=132, memory_bytes=80 * _GiB,
         hbm_bandwidth=3.35e12, peak_flops={"bf16": 989e12, "fp8": 1979e12, "int8": 1979e12},
-        nvlink_bandwidth=200e9, network_bandwidth=50e9),
+        nvlink_bandwidth=200e9, network_bandwidth=50e9, sm_arch=90),
     "h200_sxm": GPUSpec(
         "h200_sxm", "NVIDIA H200", sm_count=132, memory_bytes=141 * _GiB,
         hbm_bandwidth=4.8e12, peak_flops={"bf16": 989e12, "fp8": 1979e12, "int8": 1979e12},
-        nvlink_bandwidth=450e9, network_bandwidth=50e9),
+        nvlink_bandwidth=450e9, network_bandwidth=50e9, sm_arch=90),
     # B200 (HGX/DGX B200): aic b200_sxm.yaml (NVIDIA Blackwell datasheet): 180 GiB HBM3e at 7.7 TB/s (HGX
     # B200: 62 TB/s over 8 GPUs), 2.25 PF bf16, 4.5 PF fp8/int8, 9 PF fp4 dense; NVLink 5 1.8 TB/s total.
     # 148 SMs (of the die pair's 160), 126 MB L2 (CUDA deviceQuery). DGX B200: one 400 Gb/s ConnectX-7 per GPU.

@@ -161,3 +161,64 @@ def test_no_norm_fusion_with_attention_dp_or_without_tp(monkeypatch):
     plain = [elementwise(**dep), elementwise(tp=1, moe_tp=1), elementwise()]
     assert fused[:2] == pytest.approx(plain[:2], rel=1e-12)   # attention DP, or one GPU: nothing to fuse into
     assert fused[2] < plain[2]                                # TP8: the norms ride in the all-reduces
+
+
+# ------------------------------------------------------------------ Hopper: FP8 block-scale GEMMs hold every SM
+
+def _fp8_block(gpu, **layout):
+    """DeepSeek-R1's block-scaled FP8 checkpoint on ``gpu`` (TP8 attention, EP8 experts unless ``layout`` says)."""
+    m = load_model("DeepSeek-R1")
+    layout = {"tp": 8, "ep": 8, "moe_tp": 1, **layout}
+    w = WorkerSpec(model=m, gpu=gpu, engine="trtllm", dtype="fp8", moe_dtype="fp8_block", kv_dtype="fp8", **layout)
+    return stub_cost(w, _NoDeepEP(_fn), max_seqs=16, max_model_len=4096)
+
+
+def test_trtllm_record_names_hopper_fp8_block_gemms_as_whole_gpu():
+    from frontier_calib.hardware import get_gpu
+
+    assert (90, "fp8_block") in get_engine("trtllm").whole_gpu_gemms
+    assert get_engine("sglang").whole_gpu_gemms == () == get_engine("vllm").whole_gpu_gemms
+    assert {get_gpu(g).sm_arch for g in ("h100_sxm", "h800_sxm", "h200_sxm")} == {90}
+    assert {get_gpu(g).sm_arch for g in ("b200_sxm", "gb200", "b300_sxm", "gb300")} <= {100, 103}
+
+
+def test_hopper_fp8_block_shared_experts_overlap_only_the_router(monkeypatch):
+    """On sm_90 with FP8 block scales every GEMM of both paths launches one CTA per SM: the graphed step saves the
+    router GEMM (what the shared experts can run beside), not the shared experts' whole time."""
+    hop = _fp8_block("h200_sxm").token_op_parts(4)
+    router, shared = hop["router"], hop["shared_expert_gate_up"] + hop["shared_expert_down"]
+    assert router < shared < router + hop["routed_experts"]
+    assert hop["graph_saving"] == pytest.approx(router)
+    # TP8 experts (moe_tp 8) run the same kernels: the same rule
+    tp = _fp8_block("h200_sxm", ep=1, moe_tp=8).token_op_parts(4)
+    assert tp["graph_saving"] == pytest.approx(tp["router"])
+    # Blackwell (sm_100) keeps the full overlap, and so do Hopper experts in other formats
+    bw = _fp8_block("b200_sxm").token_op_parts(4)
+    assert bw["graph_saving"] == pytest.approx(bw["shared_expert_gate_up"] + bw["shared_expert_down"])
+    h_bf16 = _cost(gpu="h200_sxm").token_op_parts(4)
+    assert h_bf16["graph_saving"] == pytest.approx(h_bf16["shared_expert_gate_up"] + h_bf16["shared_expert_down"])
+    # without the record's pair the Hopper step would save the shared experts' whole time again
+    rec = get_engine("trtllm")
+    monkeypatch.setitem(engines_base.ENGINES, "trtllm", dataclasses.replace(rec, whole_gpu_gemms=()))
+    plain = _fp8_block("h200_sxm").token_op_parts(4)
+    assert plain["graph_saving"] == pytest.approx(shared)
+
+
+def test_hopper_fp8_block_graphed_decode_step_is_longer_by_the_lost_overlap(monkeypatch):
+    whole = _fp8_block("h200_sxm")
+    rec = get_engine("trtllm")
+    monkeypatch.setitem(engines_base.ENGINES, "trtllm", dataclasses.replace(rec, whole_gpu_gemms=()))
+    beside = _fp8_block("h200_sxm")
+    parts = whole.token_op_parts(4)
+    lost = parts["shared_expert_gate_up"] + parts["shared_expert_down"] - parts["router"]
+    t_whole, t_beside = whole.decode_times(4, np.array([4e3]))[0], beside.decode_times(4, np.array([4e3]))[0]
+    assert (t_whole - t_beside) * 1e3 == pytest.approx(lost, rel=1e-6)
+
+
+def test_whole_gpu_gemms_must_be_pairs():
+    from frontier_calib.errors import FrontierError
+
+    rec = get_engine("trtllm")
+    for bad in ((90,), ("90", "fp8_block"), (90, ""), "sm90", (0, "fp8_block")):
+        with pytest.raises(FrontierError, match="whole_gpu_gemms"):
+            dataclasses.replace(rec, whole_gpu_gemms=(bad,))

@@ -629,6 +629,7 @@ class IterationCostModel:
         ffn_total = np.zeros(len(n))
         saving = np.zeros(len(n))   # what CUDA-graph steps save by running the shared experts beside the routed ones
         beside = self._shared_experts_beside()
+        whole_gpu = self._gemms_hold_every_sm()
         overlapped = self._overlapped()
         for moe_layer, kind_name, layers in m.layer_groups():
             # blocks models (Nemotron-H): a block holds a mixer (kind) or an MLP/MoE (moe_layer not None), not both
@@ -643,7 +644,7 @@ class IterationCostModel:
                 parts = {}
                 per_layer, ffn = self._layer_compute_ms(n, kind, moe_layer, self._moe_ms, allreduce, parts)
                 if moe_layer and beside:   # the layer lasts the longer path, not the sum: the shorter one is saved
-                    saving += layers * np.minimum(*self._moe_paths(parts))
+                    saving += layers * np.minimum(*self._moe_paths(parts, whole_gpu))
             total += layers * per_layer
             ffn_total += layers * ffn
             for name, ms in (parts.items() if totals is not None else ()):
@@ -696,13 +697,26 @@ class IterationCostModel:
         return sum(ops.values(), np.zeros(len(n))), ffn
 
     @staticmethod
-    def _moe_paths(parts: dict) -> tuple:
+    def _moe_paths(parts: dict, whole_gpu: bool = False) -> tuple:
         """(routed, shared) milliseconds of an MoE layer from its ``parts`` (:meth:`_layer_compute_ms`): the router
-        GEMM and the routed experts (their dispatch and combine included), and the shared experts' GEMMs."""
+        GEMM (with the routing top-k kernels where they are priced apart) and the routed experts (their dispatch and
+        combine included), and the shared experts' GEMMs. With ``whole_gpu`` (:meth:`_gemms_hold_every_sm`) the routed
+        path is the router GEMM and top-k alone: the routed experts' GEMMs hold every SM, so the shared experts'
+        kernels cannot run beside them (the routed experts' own routing and permutation kernels are inside their table
+        value and not credited)."""
         zero = np.zeros_like(parts["elementwise"])
-        routed = parts.get("router", zero) + parts.get("routing_topk", zero) + parts.get("routed_experts", zero)
+        routed = (parts.get("router", zero) + parts.get("routing_topk", zero)
+                  + (zero if whole_gpu else parts.get("routed_experts", zero)))
         shared = sum((v for k, v in parts.items() if k.startswith("shared_expert")), zero)
         return routed, shared
+
+    def _gemms_hold_every_sm(self) -> bool:
+        """Whether the engine runs this worker's GEMMs (routed and shared experts) as kernels that each hold every SM
+        (``EngineRecord.whole_gpu_gemms``: the GPU's ``sm_arch`` with the experts' format, e.g. TensorRT-LLM's
+        DeepGEMM-derived FP8 block-scale kernels on Hopper, one persistent CTA per SM)."""
+        w = self.worker
+        fmt = normalize_dtype(w.moe_dtype, where="moe dtype")
+        return (self.spec.sm_arch, fmt) in get_engine(w.engine).whole_gpu_gemms
 
     def _overlapped(self) -> bool:
         """Whether MoE layers run two micro-batches whose all-to-all overlaps compute (``tbo`` where the

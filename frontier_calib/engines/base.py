@@ -125,6 +125,12 @@ class EngineRecord:
     an MoE layer takes the longer of the two paths instead of their sum (eager steps run them one after the other;
     priced by :class:`~frontier_calib.cost.iteration.IterationCostModel`'s table of CUDA-graph steps); () for none.
 
+    ``whole_gpu_gemms``: the (GPU ``sm_arch``, expert format) pairs on which the engine runs a checkpoint's GEMMs, the
+    routed experts' grouped GEMMs and the shared experts' alike, as kernels that launch one CTA per SM holding the SM's
+    shared memory (persistent, whole-GPU kernels). Two such kernels cannot be resident at once, so on these pairs the
+    ``shared_experts_aux_stream`` overlap is limited to what the routed path runs besides its grouped GEMMs: the
+    router GEMM (:meth:`~frontier_calib.cost.iteration.IterationCostModel._moe_paths`). () for none.
+
     ``allreduce_norm_fusion``: the architectures whose layers, under tensor parallelism without attention DP, fuse
     each residual add + RMSNorm into the TP all-reduce before it (one kernel, no pass of its own over the
     activations) when the all-reduce's message is at most ``allreduce_fusion_max_bytes`` (the fused kernels'
@@ -169,6 +175,8 @@ class EngineRecord:
     nvlink_a2a: str | None = None   #: the engine picks its EP dispatch/combine (None: DeepEP tables or NCCL)
     #: architectures whose shared experts run on a second CUDA stream beside the routed ones in CUDA-graph steps
     shared_experts_aux_stream: tuple[str, ...] = ()
+    #: (GPU sm_arch, expert format) pairs whose GEMMs each hold every SM (the aux stream overlaps the router GEMM only)
+    whole_gpu_gemms: tuple[tuple[int, str], ...] = ()
     #: architectures whose residual add + RMSNorm run inside the TP all-reduce (messages up to the next field, bytes)
     allreduce_norm_fusion: tuple[str, ...] = ()
     allreduce_fusion_max_bytes: int = 0
@@ -201,6 +209,12 @@ class EngineRecord:
         object.__setattr__(self, "overheads", MappingProxyType({k: float(v) for k, v in self.overheads.items()}))
         object.__setattr__(self, "aliases", tuple(self.aliases))
         object.__setattr__(self, "shared_experts_aux_stream", tuple(self.shared_experts_aux_stream))
+        pairs = tuple(tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in self.whole_gpu_gemms)
+        if not all(len(p) == 2 and isinstance(p[0], int) and not isinstance(p[0], bool) and p[0] > 0
+                   and isinstance(p[1], str) and p[1] for p in pairs):
+            raise FrontierError(f"engine {self.name}: whole_gpu_gemms must be (sm_arch, expert format) pairs such as "
+                                f"(90, 'fp8_block'), got {self.whole_gpu_gemms!r}")
+        object.__setattr__(self, "whole_gpu_gemms", pairs)
         object.__setattr__(self, "allreduce_norm_fusion", tuple(self.allreduce_norm_fusion))
 
     def scheduler_class(self) -> type:

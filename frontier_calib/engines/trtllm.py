@@ -33,6 +33,16 @@ Sources of the defaults (read from the engine's code and docs, 2025-2026):
   adds the two before the layer's all-reduce. ``modules/multi_stream_utils.py``: "Multi-stream is only enabled when
   cuda graph is turned on"; the CUDA-graph runner captures under ``with_multi_stream(True)``, eager steps run the two
   one after the other (``shared_experts_aux_stream``).
+* On Hopper a block-scaled FP8 checkpoint's GEMMs each hold the whole GPU (``whole_gpu_gemms``). The CUTLASS MoE
+  backend runs the routed experts' FP8 block-scale grouped GEMMs on SM90 (``fused_moe_cutlass.py``: "fp8 block scales
+  (SM90 Hopper only)") through ``cpp/tensorrt_llm/kernels/cutlass_kernels/fp8_blockscale_gemm/
+  fp8_blockscale_gemm_kernel.cuh`` (``fp8_grouped_gemm_run``), and the shared experts' ``Linear`` layers on SM90 call
+  ``fp8_block_scaling_gemm`` (``modules/linear.py``, ``FP8BlockScalesLinearMethod.apply``), whose ``fp8_gemm_run``
+  dispatches to the same DeepGEMM-derived kernels; ``cpp/include/tensorrt_llm/deep_gemm/fp8_gemm.cuh`` launches every
+  one of them with ``gridDim = num_sms`` (one persistent CTA per SM) and the shared memory of the most pipeline stages
+  that fit the SM's ``sm90_capacity`` (232,448 bytes, "Always pick the longest one"). Two such kernels cannot be
+  resident at once, so the ``MoeShared`` stream overlaps the shared experts only with the router GEMM
+  (``dsv3_router_gemm_op``), not with the routed experts' GEMMs.
 * All-reduce + residual + RMSNorm fusion (the same DeepSeek-V3 class): ``DeepseekV3DecoderLayer`` sets
   ``PRE_MOE_FUSION`` / ``POST_MOE_FUSION`` (on by default, ``TRTLLM_DEEPSEEK_EAGER_FUSION_DISABLED`` unset; off with
   attention DP) so that both all-reduces of an MoE layer run ``AllReduceFusionOp.RESIDUAL_RMS_NORM``: the
@@ -76,6 +86,10 @@ TRTLLM_OVERHEADS = {"step_s": 0.0008, "per_seq_s": 8.0e-6, "per_token_s": 2.0e-7
 #: (DeepSeek-V3/R1, Kimi-K2, DeepSeek-V3.2)
 DEEPSEEK_V3_CLASS = ("DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM")
 
+#: (sm_arch, expert format): on Hopper (sm_90) the GEMMs of a block-scaled FP8 checkpoint run DeepGEMM-derived kernels
+#: that launch one CTA per SM with the SM's shared memory (module docstring)
+HOPPER_FP8_BLOCK_GEMMS = ((90, "fp8_block"),)
+
 #: bytes of the fused all-reduce kernels' workspace (``customAllReduceUtils.h``: 64 MiB unless
 #: ``TRTLLM_ALLREDUCE_FUSION_WORKSPACE_SIZE`` says otherwise)
 ALLREDUCE_FUSION_WORKSPACE_BYTES = 64 * 1024 * 1024
@@ -107,6 +121,7 @@ TRTLLM = register_engine(EngineRecord(
     prompt_must_fit_step_budget=True,    # microBatchScheduler.cpp; LLM._check_arguments
     nvlink_a2a="nvlink_one_sided",       # tech blog 18: the default inside one NVLink domain (cost/nvlink_a2a.py)
     shared_experts_aux_stream=DEEPSEEK_V3_CLASS,   # Deepseekv3MoE (module docstring)
+    whole_gpu_gemms=HOPPER_FP8_BLOCK_GEMMS,        # SM90 FP8 block-scale GEMMs hold every SM (module docstring)
     allreduce_norm_fusion=DEEPSEEK_V3_CLASS,       # DeepseekV3DecoderLayer's fusion_config (module docstring)
     allreduce_fusion_max_bytes=ALLREDUCE_FUSION_WORKSPACE_BYTES,
     public_tables=True,
