@@ -26,9 +26,9 @@ with ``expert-parallel-size 8``, ``moe-runner-backend: flashinfer_trtllm`` and n
 
 The GB200 and GB300 decoders with attention DP all run DeepEP: every decode section read sets ``moe-a2a-backend:
 deepep`` and ``deepep-mode: low_latency`` (the fp8 prefill sections ``deepep-mode: normal``; the fp4 1k1k DEP4
-prefill sections none, which this module leaves to the prefill pool's default), so
-those families keep the PD pool's default (``ep_dispatch`` :data:`DEEPEP`, which sets nothing). Files read (same
-InferenceX folder; ``20e0744``, ``792d8aa``, ``9e58409``):
+prefill sections none, which this module leaves to the prefill pool's default), so those families keep the PD
+pool's default (``ep_dispatch`` :data:`DEEPEP`, which sets nothing). Files read (same InferenceX folder; commits
+``20e0744``, ``792d8aa``, ``9e58409``):
 
 * GB200 fp8 1k1k: ``gb200-fp8/1k1k/disagg/stp/ultra-tpt.yaml`` (DEP8), ``max-tpt.yaml`` (DEP32),
   ``mid-curve.yaml`` (DEP48); GB200 fp4 1k1k: ``gb200-fp4/1k1k/disagg/stp/mid-curve.yaml`` (DEP32),
@@ -62,7 +62,8 @@ _LL = " (decode: moe-a2a-backend deepep, deepep-mode low_latency)"
 @dataclass(frozen=True)
 class DecodeDispatch:
     """The EP dispatch (``parallel.ep_dispatch``: :data:`~frontier_calib.cost.worker.ALLGATHER`, or :data:`DEEPEP`
-    where the recipes launch DeepEP) of the decode workers with attention DP of one InferenceX recipe family: rows of ``gpu`` / ``engine`` / ``precision`` with ``isl``-token prompts and a ``model_path`` containing
+    where the recipes launch DeepEP) of the decode workers with attention DP of one InferenceX recipe family: rows
+    of ``gpu`` / ``engine`` / ``precision`` with ``isl``-token prompts and a ``model_path`` containing
     ``model_contains``; read from ``source``."""
 
     gpu: str
