@@ -159,6 +159,11 @@ def pool_a2a_backend(engine: str, role: str) -> str:
     (``DeepEPMode.resolve`` in ``sglang/srt/layers/moe/utils.py``), so a prefill pool always runs the normal
     kernels and a decode pool the low-latency ones, whatever its tokens per rank (an MTP verify step of 88
     sequences x 2 tokens is still a decode batch).
+    DeepEP itself (SGLang's ``--moe-a2a-backend`` defaults to ``none``) is what the public GB200 / GB300 DeepSeek-R1
+    recipes launch with attention DP: every InferenceX srt-slurm decode section of those GPUs sets
+    ``moe-a2a-backend: deepep``, ``deepep-mode: low_latency``, and their fp8 prefill sections ``deepep-mode: normal``
+    (files in validate/disagg_decode.py; the fp4 1k1k DEP4 prefill sections set no all-to-all backend). The B200
+    DEP8 decode recipes set none either: ``allgather`` below.
     Other engines: ``auto`` (by tokens per rank, cost/iteration.py). A pool whose ``parallel.ep_dispatch`` is
     ``allgather`` (a server launched without ``--moe-a2a-backend deepep``) runs no all-to-all kernels instead
     (:data:`~frontier_calib.cost.worker.ALLGATHER`)."""

@@ -37,7 +37,7 @@ import pandas as pd
 
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
-from .disagg_decode import decode_dispatch
+from .disagg_decode import DEEPEP, decode_dispatch
 from .disagg_prefill import prefill_limits
 from .dynamo import engine_release
 from .harness import apply_recipes, is_inferencex, multinode_series, prompt_length_ratio
@@ -638,7 +638,8 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
     ``prefill_batch_size`` requests at a time per rank, as before. The KV link is the GPU's default (NVLink inside
     one node, else RDMA), and the first token counts when the decode worker produces it (the client streams from
     there). Decode workers with EP and attention DP of an InferenceX recipe family that runs no all-to-all backend
-    all-gather instead (:func:`~frontier_calib.validate.disagg_decode.decode_dispatch`). ``notes``: a list the
+    all-gather instead (:func:`~frontier_calib.validate.disagg_decode.decode_dispatch`; a family whose recipes
+    run DeepEP is noted and keeps the pool's default). ``notes``: a list the
     notes of the choices are appended to; ``recipe_families`` False: the row's ``prefill_batch_size`` is the
     engine's limit (a multinode series whose recipe entry gives it, harness.py)."""
     notes = [] if notes is None else notes
@@ -669,8 +670,11 @@ def _pd_deployment(row: dict, model, base: dict, engine: str, max_len: int, conc
             sched = _scheduler(engine, per_rank, max_len)
             dispatch = decode_dispatch(row) if recipe_families and is_inferencex(row) else None
             if dispatch is not None and par["ep"] > 1 and par["attention_dp"] > 1:
-                pool["parallel"] = {**par, "ep_dispatch": dispatch.ep_dispatch}
-                notes.append(DECODE_DISPATCH_NOTE.format(dispatch=dispatch.ep_dispatch, family=dispatch.family))
+                if dispatch.ep_dispatch == DEEPEP:   # the PD pool's default already: the deployment stays as it is
+                    notes.append(DECODE_DEEPEP_NOTE.format(family=dispatch.family))
+                else:
+                    pool["parallel"] = {**par, "ep_dispatch": dispatch.ep_dispatch}
+                    notes.append(DECODE_DISPATCH_NOTE.format(dispatch=dispatch.ep_dispatch, family=dispatch.family))
         pools[side] = {**pool, "scheduler": sched}
     dep = {k: v for k, v in base.items() if k not in ("parallel", "scheduler", "router")}
     dep.update(mode="pd", prefill=pools["prefill"], decode=pools["decode"],
@@ -684,6 +688,9 @@ PREFILL_RECIPE_NOTE = ("prefill workers per rank {limits}: the InferenceX {famil
 #: the note of a disagg row whose decode workers with attention DP run their recipe's EP dispatch
 DECODE_DISPATCH_NOTE = ("decode workers ep_dispatch {dispatch}: the InferenceX {family} disaggregated recipes run "
                         "no --moe-a2a-backend (validate/disagg_decode.py)")
+#: ... and of one whose recipe family runs DeepEP's low-latency all-to-all (the PD pool's default for SGLang)
+DECODE_DEEPEP_NOTE = ("decode workers DeepEP low-latency all-to-all: the InferenceX {family} disaggregated recipes "
+                      "run --moe-a2a-backend deepep --deepep-mode low_latency (validate/disagg_decode.py)")
 #: ... and of an InferenceX disagg row of a recipe family not transcribed
 PREFILL_DEFAULTS_NOTE = ("prefill workers: the engine's default limits (prefill_batch_size 1 is AIConfigurator's "
                          "static context batch; recipe family not transcribed, validate/disagg_prefill.py)")
