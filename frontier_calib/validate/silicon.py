@@ -38,6 +38,7 @@ import pandas as pd
 from ..cost.calibration import calibration_for
 from .budget import BUDGET_COLUMNS, row_budget
 from .disagg_decode import DEEPEP, decode_dispatch
+from .disagg_layouts import disagg_series
 from .disagg_prefill import prefill_limits
 from .dynamo import engine_release
 from .harness import apply_recipes, is_inferencex, multinode_series, prompt_length_ratio
@@ -559,6 +560,9 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
             scn.notes += apply_recipes(row, base, par["attention_dp"], scn.concurrency, per_rank)
             scn.deployment = base
         else:
+            pd_series = disagg_series(row)
+            if pd_series is not None:   # worker counts from the series' public recipe (validate/disagg_layouts.py)
+                return _recipe_pd_scenario(scn, pd_series, row, model, base, engine, max_len)
             if _int(row.get("prefill_num_workers")) is None or _int(row.get("decode_num_workers")) is None:
                 if not assume_pd_layout:
                     return _skip(scn, PD_LAYOUT_MISSING)
@@ -587,6 +591,24 @@ def _multinode_scenario(scn: Scenario, series, row: dict, model, base: dict, eng
     scn.mode = "disagg"
     scn.notes.append(MULTINODE_NOTE.format(gpus=recipe.gpus))
     scn.notes += recipe.apply(scn.deployment, series.name)
+    return scn
+
+
+def _recipe_pd_scenario(scn: Scenario, series, row: dict, model, base: dict, engine: str,
+                        max_len: int) -> Scenario:
+    """The scenario of a disagg row without worker counts whose series' recipe sweep is public
+    (:class:`~frontier_calib.validate.disagg_layouts.DisaggSeries`): the ``mode: pd`` deployment of the one entry
+    that ran its load with its per-worker GPU counts, or a skip when none, several or an MTP one do."""
+    recipe, reason = series.recipe(row, scn.concurrency)
+    if recipe is None:
+        return _skip(scn, reason)
+    layout = {**row, **recipe.prefill.columns("prefill"), **recipe.decode.columns("decode")}
+    try:
+        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency, scn.notes,
+                                        recipe_families=False)
+    except FrontierError as exc:
+        return _skip(scn, str(exc))
+    scn.notes += series.apply(scn.deployment, recipe)
     return scn
 
 
