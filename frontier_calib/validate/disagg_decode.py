@@ -49,6 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..cost.worker import ALLGATHER
+from .harness import row_matches
 
 _IX = "SemiAnalysisAI/InferenceX benchmarks/multi_node/srt-slurm-recipes/dsr1/sglang/"
 _NV = "NVIDIA/srt-slurm recipes/"
@@ -80,14 +81,8 @@ class DecodeDispatch:
         return f"{self.gpu} {self.engine} {self.precision} isl {self.isl}"
 
     def matches(self, row: dict) -> bool:
-        def col(name):
-            return str(row.get(name, "")).strip().lower()
-        try:
-            isl = int(float(row.get("isl")))
-        except (TypeError, ValueError):
-            return False
-        return (col("system") == self.gpu and col("backend") == self.engine and col("precision") == self.precision
-                and isl == self.isl and self.model_contains in col("model_path"))
+        return row_matches(row, gpu=self.gpu, engine=self.engine, precision=self.precision, isl=self.isl,
+                           model_contains=self.model_contains)
 
 
 #: the decode EP dispatch per InferenceX recipe family (module docstring)

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .harness import MultinodeRecipe, PDPool
+from .harness import MultinodeRecipe, PDPool, row_matches
 
 
 def _int_or_none(value) -> int | None:
@@ -146,12 +146,8 @@ class DisaggSeries:
     source: str = ""
 
     def matches(self, row: dict) -> bool:
-        return (str(row.get("mode", "")).strip().lower() == "disagg"
-                and str(row.get("system", "")).strip() == self.gpu
-                and str(row.get("backend", "")).strip().lower() == self.engine
-                and self.source_contains in str(row.get("silicon_data_source", ""))
-                and self.model_contains in str(row.get("model_path", "")).lower()
-                and str(row.get("precision", "")).strip().lower() == self.precision
+        return (row_matches(row, mode="disagg", gpu=self.gpu, engine=self.engine, precision=self.precision,
+                            model_contains=self.model_contains, source_contains=self.source_contains)
                 and _missing(row.get("prefill_num_workers")) and _missing(row.get("decode_num_workers")))
 
     @staticmethod

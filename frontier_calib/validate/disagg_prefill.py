@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .harness import row_matches
+
 _IX = "SemiAnalysisAI/InferenceX benchmarks/multi_node/srt-slurm-recipes/dsr1/"
 _NV = "NVIDIA/srt-slurm recipes/trtllm/"
 _IXT = _IX + "trtllm/"
@@ -64,15 +66,8 @@ class PrefillLimits:
         return {k: (max(1, int(v) // dp) if k in self.per_dp else v) for k, v in self.scheduler.items()}
 
     def matches(self, row: dict) -> bool:
-        def col(name):
-            return str(row.get(name, "")).strip().lower()
-        try:
-            isl = int(float(row.get("isl")))
-        except (TypeError, ValueError):
-            return False
-        return (col("system") == self.gpu and col("backend") == self.engine and col("precision") == self.precision
-                and isl == self.isl and self.model_contains in col("model_path")
-                and (self.backend_version is None or col("backend_version") == self.backend_version))
+        return row_matches(row, gpu=self.gpu, engine=self.engine, precision=self.precision, isl=self.isl,
+                           model_contains=self.model_contains, backend_version=self.backend_version)
 
 
 def _trt(gpu: str, precision: str, isl: int, batch: int, tokens: int, source: str, version=None) -> PrefillLimits:

@@ -510,6 +510,28 @@ _INFERENCEX_SOURCES = ("source_file=2026-", "db-dump/", "source_file=qwen3.5-397
                        "source_file=kimi-k2.5-gap-analysis.csv")
 
 
+def row_matches(row: dict, *, gpu: str, engine: str, precision: str, model_contains: str, mode: str | None = None,
+                isl: int | None = None, source_contains: str | None = None,
+                backend_version: str | None = None) -> bool:
+    """Whether a silicon row (a dict) belongs to a recipe family: its ``system``, ``backend`` and ``precision``
+    (case-insensitive), a lower-case substring of its ``model_path``, and where given its ``mode``, prompt length
+    ``isl``, a substring of ``silicon_data_source`` and its ``backend_version``. The one matcher of the recipe
+    tables (:class:`MultinodeSeries`, ``disagg_prefill``, ``disagg_decode``, ``disagg_layouts``)."""
+    def col(name):
+        return str(row.get(name, "")).strip().lower()
+    if isl is not None:
+        try:
+            if int(float(row.get("isl"))) != isl:
+                return False
+        except (TypeError, ValueError):
+            return False
+    return (col("system") == gpu and col("backend") == engine and col("precision") == precision
+            and model_contains in col("model_path")
+            and (mode is None or col("mode") == mode)
+            and (source_contains is None or source_contains in str(row.get("silicon_data_source", "")))
+            and (backend_version is None or col("backend_version") == backend_version))
+
+
 def is_inferencex(row: dict) -> bool:
     """Whether a silicon row (a dict) comes from the InferenceX harness (``silicon_data_source``, module docstring)."""
     return str(row.get("silicon_data_source", "")).strip().startswith(_INFERENCEX_SOURCES)
@@ -684,12 +706,8 @@ class MultinodeSeries:
     source: str = ""
 
     def matches(self, row: dict) -> bool:
-        return (str(row.get("mode", "")).strip().lower() == "agg"
-                and str(row.get("system", "")).strip() == self.gpu
-                and str(row.get("backend", "")).strip().lower() == self.engine
-                and self.source_contains in str(row.get("silicon_data_source", ""))
-                and self.model_contains in str(row.get("model_path", "")).lower()
-                and str(row.get("precision", "")).strip().lower() == self.precision)
+        return row_matches(row, mode="agg", gpu=self.gpu, engine=self.engine, precision=self.precision,
+                           model_contains=self.model_contains, source_contains=self.source_contains)
 
     def layouts(self, row: dict, concurrency: int | None = None) -> list:
         """The recipe entries at the row's isl/osl and ``concurrency`` clients (default: its ``concurrency``

@@ -573,6 +573,19 @@ def scenario_for_row(row: dict, *, overheads: dict | None = None, protocol: Prot
     return scn
 
 
+def _recipe_deployment(scn: Scenario, row: dict, recipe, model, base: dict, engine: str, max_len: int) -> str:
+    """Set ``scn.deployment`` to the ``mode: pd`` deployment of a recipe entry's prefill and decode pools (a
+    :class:`~frontier_calib.validate.harness.MultinodeRecipe`) on the row's load; the reason it cannot be built
+    ('' when it is)."""
+    layout = {**row, **recipe.prefill.columns("prefill"), **recipe.decode.columns("decode")}
+    try:
+        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency, scn.notes,
+                                        recipe_families=False)
+    except FrontierError as exc:
+        return str(exc)
+    return ""
+
+
 def _multinode_scenario(scn: Scenario, series, row: dict, model, base: dict, engine: str,
                         max_len: int) -> Scenario:
     """The scenario of a row of a multinode series (:class:`~frontier_calib.validate.harness.MultinodeSeries`):
@@ -582,12 +595,9 @@ def _multinode_scenario(scn: Scenario, series, row: dict, model, base: dict, eng
     if len(found) != 1:
         return _skip(scn, series.skip_reason(row, found, scn.concurrency))
     recipe = found[0]
-    layout = {**row, **recipe.prefill.columns("prefill"), **recipe.decode.columns("decode")}
-    try:
-        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency, scn.notes,
-                                        recipe_families=False)
-    except FrontierError as exc:
-        return _skip(scn, str(exc))
+    reason = _recipe_deployment(scn, row, recipe, model, base, engine, max_len)
+    if reason:
+        return _skip(scn, reason)
     scn.mode = "disagg"
     scn.notes.append(MULTINODE_NOTE.format(gpus=recipe.gpus))
     scn.notes += recipe.apply(scn.deployment, series.name)
@@ -602,12 +612,9 @@ def _recipe_pd_scenario(scn: Scenario, series, row: dict, model, base: dict, eng
     recipe, reason = series.recipe(row, scn.concurrency)
     if recipe is None:
         return _skip(scn, reason)
-    layout = {**row, **recipe.prefill.columns("prefill"), **recipe.decode.columns("decode")}
-    try:
-        scn.deployment = _pd_deployment(layout, model, base, engine, max_len, scn.concurrency, scn.notes,
-                                        recipe_families=False)
-    except FrontierError as exc:
-        return _skip(scn, str(exc))
+    reason = _recipe_deployment(scn, row, recipe, model, base, engine, max_len)
+    if reason:
+        return _skip(scn, reason)
     scn.notes += series.apply(scn.deployment, recipe)
     return scn
 
