@@ -39,7 +39,7 @@ from .hbm_floor import floored_decode_ms, streaming_rate
 from .kv_format import WIDER_FORMAT, bounded_decode_ms
 from .lookup import BilinearLog2
 from .moe_gate import routing_kernels, routing_topk_ms
-from .moe_routing import balanced_equivalent_tokens, moe_query, tbo_ms
+from .moe_routing import moe_query, tbo_ms
 from .deepep_rdma import ll_floor_ms
 from .overlap import comm_sm_share, layer_overlap_ms
 from .node_link import ring_allgather_ms, ring_allreduce_ms  # noqa: F401 (ring_allreduce_ms: public here too)
@@ -779,12 +779,7 @@ class IterationCostModel:
             backend = self._a2a_backend(n) if backend is None else backend
             df.insert(1, "phase", np.where(backend == "deepep_ll", "decode", "prefill"))
             return self.models.predict("moe_deepep", df)
-        ms = self.models.predict("moe", df)
-        if dist.startswith("power_law_"):   # the synthetic draw's busiest rank reads too few experts (moe_routing)
-            floor = df.assign(distribution="balanced", num_tokens=balanced_equivalent_tokens(
-                m.num_experts, m.topk, w.ep, tokens))
-            ms = np.maximum(ms, self.models.predict("moe", floor))
-        return self._moe_bounds(ms, df)
+        return self._moe_bounds(self.models.predict("moe", df), df)
 
     def _moe_bounds(self, ms: np.ndarray, df: pd.DataFrame) -> np.ndarray:
         """The ``moe`` prediction capped by the dense path (priced by the GEMM model of the experts' format when it

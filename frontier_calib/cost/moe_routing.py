@@ -16,26 +16,6 @@ Routing
   under balanced routing of that many tokens. With ep = 1 (experts not split over ranks) a histogram has no
   effect (the grouped GEMM's sensitivity to per-expert skew inside one GPU is not modelled).
 
-Busiest-rank floor for the synthetic power-law rows
----------------------------------------------------
-The ``power_law_<alpha>`` rows of the ``moe`` tables come from aiconfigurator's collectors
-(``collector/trtllm/collect_moe.py`` -> ``collector/helper.py: power_law_logits_v3`` /
-``_generate_power_law_distribution``): per-expert token counts drawn from a power law, normalised to
-``tokens x topk`` picks, assigned to tokens by a column-major fill (the most loaded experts first, every token
-taking them), and the busiest EP group swapped into rank 0, the rank that is timed. At decode batch sizes
-(``tokens x topk`` at most the expert count) the draw puts most picks on a handful of experts that every token
-of the batch shares, so the timed rank reads the weights of fewer experts than any batch of independent
-requests touches (H200 TensorRT-LLM ``fp8_block``, DeepSeek-V3 shape, EP 8: 0.092 / 0.182 / 0.301 ms at
-4 / 16 / 64 tokens, the balanced rows' cost of 5-6 / 14 / 25 experts per rank). :func:`busiest_rank_experts` is
-the expected number of distinct experts on the busiest of ``ep`` ranks when each token picks its ``topk``
-experts independently (the router's top-k of i.i.d. scores; seeded Monte Carlo): 6.6 / 16.7 / 30.3 experts
-there. The balanced rows time a rank that holds ``n·topk/ep`` picks on as many distinct experts (tokens
-spread with stride ``E/topk``, ``collector/helper.py: balanced_logits``), so ``balanced_equivalent_tokens``
-gives the balanced token count whose rank reads that many experts, and the cost model takes the larger of the
-power-law row and that balanced row (``IterationCostModel._moe_compute_ms``): a rank that reads D experts' weights
-costs at least what the table measures for reading D experts once each. At larger batches every local expert is
-active in both and the power-law row (more picks on the busiest experts) is the larger.
-
 Two-batch overlap (TBO), experts only
 -------------------------------------
 The cost tables price a ``tbo`` worker's MoE layers with :mod:`.overlap` (the all-to-all under the whole layer's
@@ -57,7 +37,6 @@ token threshold), hence the outer ``min`` with the unsplit time C(n) + X(n).
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 
@@ -139,54 +118,6 @@ def moe_query(routing: str, histogram, ep: int, tokens: np.ndarray) -> tuple[str
     if abs(factor - 1.0) < 1e-12:
         return "balanced", tokens
     return "balanced", np.maximum(np.rint(np.asarray(tokens, dtype=float) * factor), 1).astype(np.int64)
-
-
-_FLOOR_GRID = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512,
-               768, 1024)
-
-
-@functools.lru_cache(maxsize=64)
-def _busiest_rank_curve(num_experts: int, topk: int, ep: int, seed: int = 0, trials: int = 64) -> tuple:
-    """(token grid, expected distinct experts on the busiest rank) for :func:`busiest_rank_experts`."""
-    rng = np.random.default_rng(seed)
-    local = num_experts // ep
-    grid, values = [], []
-    for n in _FLOOR_GRID:
-        best = np.zeros(trials)
-        for t in range(trials):
-            picks = np.argpartition(rng.random((n, num_experts)), topk - 1, axis=1)[:, :topk]
-            hit = np.zeros(num_experts, dtype=bool)
-            hit[picks.ravel()] = True
-            best[t] = hit.reshape(ep, local).sum(axis=1).max()
-        grid.append(n)
-        values.append(float(best.mean()))
-        if values[-1] >= local - 0.01:
-            break
-    return tuple(grid), tuple(values)
-
-
-def busiest_rank_experts(num_experts: int, topk: int, ep: int, tokens) -> np.ndarray:
-    """Expected distinct experts (count) held by the busiest of ``ep`` ranks (contiguous placement of
-    ``num_experts/ep`` experts per rank) when each of ``tokens`` tokens picks ``topk`` distinct experts
-    independently and uniformly (seeded Monte Carlo, interpolated in the token count; at most
-    ``num_experts/ep``)."""
-    ep = max(int(ep), 1)
-    if num_experts <= 0 or topk <= 0 or num_experts % ep or topk > num_experts:
-        raise FrontierError(f"busiest_rank_experts: {num_experts} experts, top-{topk}, ep={ep} is not a valid "
-                            "expert layout")
-    grid, values = _busiest_rank_curve(int(num_experts), int(topk), ep)
-    local = num_experts // ep
-    n = np.asarray(tokens, dtype=float)
-    out = np.interp(n, grid, values, right=float(local))
-    return np.minimum(out, local)
-
-
-def balanced_equivalent_tokens(num_experts: int, topk: int, ep: int, tokens) -> np.ndarray:
-    """Token count of the balanced ``moe`` rows whose timed rank reads as many distinct experts as the busiest
-    rank of a batch of ``tokens`` independently routed tokens (:func:`busiest_rank_experts` ``x ep / topk``,
-    rounded, at least 1)."""
-    d = busiest_rank_experts(num_experts, topk, ep, tokens)
-    return np.maximum(np.rint(d * max(int(ep), 1) / topk), 1).astype(np.int64)
 
 
 def tbo_ms(compute_half, comm_half, compute_full, comm_full) -> np.ndarray:
