@@ -222,3 +222,21 @@ def test_whole_gpu_gemms_must_be_pairs():
     for bad in ((90,), ("90", "fp8_block"), (90, ""), "sm90", (0, "fp8_block")):
         with pytest.raises(FrontierError, match="whole_gpu_gemms"):
             dataclasses.replace(rec, whole_gpu_gemms=(bad,))
+
+
+def test_token_ops_past_the_tables_are_priced_directly():
+    """Past the token tables (32 tokens here) the token ops are evaluated on the fitted models: an eager step runs all
+    of them (what ``token_op_parts`` lists), a step that replays a CUDA graph saves ``graph_saving`` off them, whatever
+    count was evaluated just before (no state is left between two evaluations)."""
+    w = WorkerSpec(model=load_model("DeepSeek-R1"), gpu="b200_sxm", engine="trtllm", dtype="bf16", moe_dtype="bf16",
+                   kv_dtype="bf16", tp=8, moe_tp=8)
+    cm = stub_cost(w, _NoDeepEP(_fn), max_tokens=32, max_seqs=32, max_model_len=4096)
+    n = 40
+    parts = cm.token_op_parts(n)
+    eager = sum(v for k, v in parts.items() if k != "graph_saving")
+    assert parts["graph_saving"] > 0
+    assert eager > cm.tables["token_ms"][-1]   # the direct evaluation, not the last entry
+    cm.token_op_parts(1)   # another count evaluated in between
+    assert cm.token_ms(n) == pytest.approx(eager, rel=1e-12)
+    assert cm._token_lookup(n, graphed=True) == pytest.approx(eager - parts["graph_saving"], rel=1e-12)
+    assert cm.token_ms(n) == pytest.approx(eager, rel=1e-12)   # and the graphed lookup left the eager one alone

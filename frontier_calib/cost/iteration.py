@@ -116,6 +116,20 @@ def hierarchical_allreduce_ms(nbytes, nodes: int, gpus_per_node: int, spec: GPUS
     return intra_ms("reduce_scatter", nbytes, g) + inter + intra_ms("all_gather", nbytes, g)
 
 
+@dataclass(frozen=True)
+class TokenOps:
+    """The token-proportional ops of all layers (:meth:`IterationCostModel._token_ops`), in milliseconds, one array
+    entry per token count asked for: ``total_ms``, every op as an eager step runs them; ``ffn_ms``, its FFN/MoE share
+    (what an AF deployment runs on its FFN pool, cost/af.py); ``graph_saving_ms``, what a step that replays a CUDA
+    graph saves off ``total_ms`` (:meth:`IterationCostModel._shared_experts_beside`); ``parts``, op name -> that op
+    over all layers (:meth:`IterationCostModel.token_op_parts`)."""
+
+    total_ms: np.ndarray
+    ffn_ms: np.ndarray
+    graph_saving_ms: np.ndarray
+    parts: dict
+
+
 @dataclass
 class CostBreakdown:
     """Milliseconds per component for one batch (what `breakdown()` returns)."""
@@ -218,10 +232,10 @@ class IterationCostModel:
     def _build_tables(self, kv_grid_points: int, q_grid_points: int) -> dict:
         n = np.arange(1, self.max_tokens + 1)
         # every table is made non-decreasing in each of its axes (see _monotone)
-        token = self._token_ops_ms(n)
-        t = {"token_ms": np.concatenate([[0.0], _monotone(token, 0)]),
-             "token_graph_ms": np.concatenate([[0.0], _monotone(token - self._last_graph_saving_ms, 0)]),
-             "ffn_ms": np.concatenate([[0.0], _monotone(self._last_ffn_ms, 0)]),
+        ops = self._token_ops(n)
+        t = {"token_ms": np.concatenate([[0.0], _monotone(ops.total_ms, 0)]),
+             "token_graph_ms": np.concatenate([[0.0], _monotone(ops.total_ms - ops.graph_saving_ms, 0)]),
+             "ffn_ms": np.concatenate([[0.0], _monotone(ops.ffn_ms, 0)]),
              "lm_head_ms": np.concatenate([[0.0], _monotone(self._lm_head_ms_of(n), 0)])}
         self._kv_grid = t["kv_grid"] = _log_grid(1, self.max_model_len, kv_grid_points)
         t["decode_ms"] = _monotone(_monotone(self._decode_grid_ms(np.arange(1, self.max_seqs + 1)), 0), 1)
@@ -507,10 +521,9 @@ class IterationCostModel:
         (:meth:`_shared_experts_beside`). Needs the fitted models (not precomputed tables)."""
         if self.models is None:
             raise ValueError("token_op_parts needs the fitted models, not precomputed tables")
-        totals: dict = {}
-        self._token_ops_ms(np.array([int(n)]), totals)
-        out = {name: float(ms[0]) for name, ms in totals.items()}
-        out["graph_saving"] = float(self._last_graph_saving_ms[0])
+        ops = self._token_ops(np.array([int(n)]))
+        out = {name: float(ms[0]) for name, ms in ops.parts.items()}
+        out["graph_saving"] = float(ops.graph_saving_ms[0])
         return out
 
     def lm_head_ms(self, n: int) -> float:
@@ -539,9 +552,8 @@ class IterationCostModel:
             return float(table[n])
         # beyond the precomputed budget (rare): evaluate directly, or scale the last entry per token
         if self.models is not None:
-            ms = self._token_ops_ms(np.array([n]))
-            if graphed:
-                ms = ms - self._last_graph_saving_ms
+            ops = self._token_ops(np.array([n]))
+            ms = ops.total_ms - ops.graph_saving_ms if graphed else ops.total_ms
             return max(float(ms[0]), float(table[-1]))
         return float(table[-1] * n / self.max_tokens)
 
@@ -620,12 +632,14 @@ class IterationCostModel:
         df = pd.DataFrame({"dtype": _fmt(dtype), "m": m_tokens * g.count, "n": g.n, "k": g.k})
         return self.models.predict("gemm", df)
 
-    def _token_ops_ms(self, n: np.ndarray, totals: dict | None = None) -> np.ndarray:
-        """Milliseconds of every token-proportional op of all layers for n tokens per rank. ``totals``: a dict that
-        receives each op's milliseconds over all layers (:meth:`token_op_parts`)."""
+    def _token_ops(self, n: np.ndarray) -> TokenOps:
+        """Milliseconds of every token-proportional op of all layers for ``n`` tokens per rank (an array of token
+        counts), with their FFN/MoE share, what a CUDA-graph step saves and each op's milliseconds
+        (:class:`TokenOps`)."""
         w, m = self.worker, self.worker.model
         n = np.asarray(n, dtype=np.int64)
         total = np.zeros(len(n))
+        totals: dict = {}   # op name -> ms over all layers
         ffn_total = np.zeros(len(n))
         saving = np.zeros(len(n))   # what CUDA-graph steps save by running the shared experts beside the routed ones
         beside = self._shared_experts_beside()
@@ -647,7 +661,7 @@ class IterationCostModel:
                     saving += layers * np.minimum(*self._moe_paths(parts, whole_gpu))
             total += layers * per_layer
             ffn_total += layers * ffn
-            for name, ms in (parts.items() if totals is not None else ()):
+            for name, ms in parts.items():
                 totals[name] = totals.get(name, 0.0) + layers * ms
         # the vocab-parallel input embedding: each GPU looks up its vocabulary shard, then one all-reduce of the
         # activations (vLLM/SGLang VocabParallelEmbedding, TensorRT-LLM's Embedding with tensor parallelism)
@@ -658,11 +672,8 @@ class IterationCostModel:
             act = n * m.hidden_size * 2
             hand_off = (w.pp - 1) * (self.spec.nvlink_latency_s + act / self.spec.nvlink_bandwidth) * 1e3
             total += hand_off
-        if totals is not None:
-            totals.update(embedding_all_reduce=embedding, pp_hand_off=hand_off)
-        self._last_ffn_ms = ffn_total   # read by _build_tables (the AF split, cost/af.py)
-        self._last_graph_saving_ms = saving   # read by _build_tables and _token_lookup (CUDA-graph steps)
-        return total
+        totals.update(embedding_all_reduce=embedding, pp_hand_off=hand_off)
+        return TokenOps(total, ffn_total, saving, totals)
 
     def _layer_compute_ms(self, n: np.ndarray, kind, moe_layer, moe_ms, allreduce=None, parts=None) -> tuple:
         """(milliseconds, its FFN/MoE share) of one layer's token-proportional ops for ``n`` tokens per rank:
