@@ -54,18 +54,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .harness import MultinodeRecipe, PDPool, row_matches
-
-
-def _int_or_none(value) -> int | None:
-    try:
-        return int(float(value))
-    except (TypeError, ValueError):
-        return None
+from .harness import MultinodeRecipe, PDPool, int_or_none, row_matches
 
 
 def _missing(value) -> bool:
-    return _int_or_none(value) is None
+    return int_or_none(value) is None
 
 
 #: prefill limits of the GLM-5 GB200 recipes per isl: (max_batch_size, max_num_tokens) per attention-DP rank
@@ -153,24 +146,24 @@ class DisaggSeries:
     @staticmethod
     def _worker_gpus(row: dict, side: str) -> int | None:
         """GPUs per ``side`` worker as the row states them: tp x attention DP x pp."""
-        tp = _int_or_none(row.get(f"{side}_tp_size"))
+        tp = int_or_none(row.get(f"{side}_tp_size"))
         if tp is None:
             return None
-        return tp * (_int_or_none(row.get(f"{side}_attention_dp_size")) or 1) * (
-            _int_or_none(row.get(f"{side}_pp_size")) or 1)
+        return tp * (int_or_none(row.get(f"{side}_attention_dp_size")) or 1) * (
+            int_or_none(row.get(f"{side}_pp_size")) or 1)
 
     def layouts(self, row: dict, concurrency: int | None = None) -> list:
         """The entries at the row's isl/osl and ``concurrency`` clients (default: its ``concurrency`` column)
         whose prefill and decode workers have the row's GPUs per worker."""
-        isl, osl = _int_or_none(row.get("isl")), _int_or_none(row.get("osl"))
-        conc = _int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
+        isl, osl = int_or_none(row.get("isl")), int_or_none(row.get("osl"))
+        conc = int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
         pg, dg = self._worker_gpus(row, "prefill"), self._worker_gpus(row, "decode")
         return [r for r in self.recipes if r.isl == isl and r.osl == osl and conc in r.concurrency
                 and r.prefill.tp == pg and r.decode.tp == dg]
 
     def skip_reason(self, row: dict, found: list, concurrency: int | None = None) -> str:
         """Why a row of the series is not replayed: no entry, several, or an MTP one (no GLM-5 accept length)."""
-        conc = _int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
+        conc = int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
         dg = self._worker_gpus(row, "decode")
         head = (f"disagg row without prefill/decode worker counts ({self.name}, "
                 f"{row.get('isl')}/{row.get('osl')}, {conc} clients, {dg}-GPU decode workers)")

@@ -519,12 +519,8 @@ def row_matches(row: dict, *, gpu: str, engine: str, precision: str, model_conta
     tables (:class:`MultinodeSeries`, ``disagg_prefill``, ``disagg_decode``, ``disagg_layouts``)."""
     def col(name):
         return str(row.get(name, "")).strip().lower()
-    if isl is not None:
-        try:
-            if int(float(row.get("isl"))) != isl:
-                return False
-        except (TypeError, ValueError):
-            return False
+    if isl is not None and int_or_none(row.get("isl")) != isl:
+        return False
     return (col("system") == gpu and col("backend") == engine and col("precision") == precision
             and model_contains in col("model_path")
             and (mode is None or col("mode") == mode)
@@ -544,7 +540,8 @@ def prompt_length_ratio(row: dict) -> float | None:
     return INFERENCEX_RANGE_RATIO if is_inferencex(row) else None
 
 
-def _int_or_none(value) -> int | None:
+def int_or_none(value) -> int | None:
+    """A silicon CSV cell as an int (``'8192'``, ``8192.0``), None when it is empty, NaN or not a number."""
     try:
         return int(float(value))
     except (TypeError, ValueError):
@@ -557,14 +554,14 @@ def apply_recipes(row: dict, deployment: dict, attention_dp: int, concurrency: i
     at ``concurrency`` clients (default: the row's ``concurrency`` column), ``per_rank`` of them per attention-DP
     rank and replica (default: concurrency / attention_dp, rounded up); returns the notes."""
     if concurrency is None:
-        concurrency = _int_or_none(row.get("concurrency"))
+        concurrency = int_or_none(row.get("concurrency"))
     if per_rank is None and concurrency:
         per_rank = -(-int(concurrency) // max(1, int(attention_dp)))
     notes = []
     for recipe in RECIPES:
         if recipe.matches(row):
-            notes += recipe.apply(deployment, attention_dp, concurrency, _int_or_none(row.get("isl")),
-                                  _int_or_none(row.get("osl")), per_rank)
+            notes += recipe.apply(deployment, attention_dp, concurrency, int_or_none(row.get("isl")),
+                                  int_or_none(row.get("osl")), per_rank)
     return notes
 
 
@@ -712,16 +709,16 @@ class MultinodeSeries:
     def layouts(self, row: dict, concurrency: int | None = None) -> list:
         """The recipe entries at the row's isl/osl and ``concurrency`` clients (default: its ``concurrency``
         column) whose GPU count is the row's ``tp_size``."""
-        isl, osl = _int_or_none(row.get("isl")), _int_or_none(row.get("osl"))
-        conc = _int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
-        gpus = _int_or_none(row.get("tp_size"))
+        isl, osl = int_or_none(row.get("isl")), int_or_none(row.get("osl"))
+        conc = int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
+        gpus = int_or_none(row.get("tp_size"))
         return [r for r in self.recipes
                 if r.isl == isl and r.osl == osl and conc in r.concurrency and r.gpus == gpus]
 
     def skip_reason(self, row: dict, found: list, concurrency: int | None = None) -> str:
         """Why a row of the series is not replayed: no recipe entry, or several, ran its load on its GPUs."""
-        conc = _int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
-        gpus = _int_or_none(row.get("tp_size"))
+        conc = int_or_none(row.get("concurrency")) if concurrency is None else int(concurrency)
+        gpus = int_or_none(row.get("tp_size"))
         head = (f"layout not in the data: {self.name} rows are multinode disaggregated runs whose tp_size ({gpus}) "
                 f"is the run's total GPU count")
         if not self.recipes:
